@@ -1,0 +1,18 @@
+/**
+ * The base of every error Slipway raises on purpose. Each failure has its own subclass with a
+ * stable `code`; the HTTP layer maps codes to status and body in one place, so nothing below it
+ * knows about HTTP.
+ */
+export abstract class SlipwayError extends Error {
+  abstract readonly code: string;
+
+  constructor(message: string) {
+    super(message);
+    this.name = new.target.name;
+  }
+}
+
+/** Text or JSON that does not describe valid resources (bad syntax, negative values, ...). */
+export class InvalidResources extends SlipwayError {
+  readonly code = 'INVALID_RESOURCES';
+}
