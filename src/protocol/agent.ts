@@ -1,0 +1,52 @@
+import type { AgentID, Attribute, FrameworkID, FrameworkInfo, KillPolicy, Resource, TaskID, TaskInfo, TaskStatus } from './mesos.ts';
+import type { TaskState } from '../core/task-state.ts';
+
+/**
+ * Slipway's agent protocol: what an agent and the master say over the agent's one long-lived
+ * stream. Mesos has no public agent-to-master API; these messages carry the same information as
+ * Mesos's internal ones (RegisterSlaveMessage, RunTaskMessage, StatusUpdateMessage, ...).
+ *
+ * Lifecycle of an agent, as the master sees it:
+ *
+ *   (none) ──REGISTER──► ACTIVE ──stream lost / heartbeats missed past the grace──► UNREACHABLE
+ *                          ▲  │                                                        │
+ *                          │  └──────────── removed by the operator ───► GONE          │
+ *                          └──────────────── REREGISTER (same id) ◄──────────────────────┘
+ *
+ * Status updates: the agent checkpoints each update, sends it, and resends it with backoff until
+ * the framework's ACKNOWLEDGE comes back through the master. Per task, only the oldest
+ * unacknowledged update is in flight, so frameworks see a task's updates in order. An update
+ * carries the task's latest state too, so the master knows the present even while the framework
+ * is still being told the past.
+ */
+
+/** A task as the agent reports it when it (re)registers. */
+export interface AgentTask {
+  framework_id: FrameworkID;
+  task: TaskInfo;
+  state: TaskState;
+}
+
+export type AgentToMaster =
+  | {
+      type: 'REGISTER';
+      /** Present on reregistration: the id the agent had, kept in its work dir. */
+      agent_id?: AgentID;
+      hostname: string;
+      resources: Resource[];
+      attributes: Attribute[];
+      /** The tasks the agent still runs (reregistration after an agent or master restart). */
+      tasks: AgentTask[];
+      /** Frameworks of those tasks, so a master that lost its state can learn them again. */
+      frameworks: FrameworkInfo[];
+    }
+  | { type: 'HEARTBEAT' }
+  | { type: 'STATUS_UPDATE'; framework_id: FrameworkID; status: TaskStatus & { uuid: string }; latest_state: TaskState };
+
+export type MasterToAgent =
+  | { type: 'REGISTERED'; agent_id: AgentID }
+  | { type: 'LAUNCH'; framework: FrameworkInfo & { id: FrameworkID }; task: TaskInfo }
+  | { type: 'KILL'; framework_id: FrameworkID; task_id: TaskID; kill_policy?: KillPolicy }
+  | { type: 'ACKNOWLEDGE'; framework_id: FrameworkID; task_id: TaskID; uuid: string }
+  | { type: 'SHUTDOWN_FRAMEWORK'; framework_id: FrameworkID }
+  | { type: 'HEARTBEAT' };
