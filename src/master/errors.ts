@@ -1,0 +1,26 @@
+import { SlipwayError } from '../core/errors.ts';
+
+/** A call for a framework that has no subscribed stream (never subscribed, or disconnected). HTTP 403. */
+export class FrameworkNotSubscribed extends SlipwayError {
+  readonly code = 'FRAMEWORK_NOT_SUBSCRIBED';
+}
+
+/** A SUBSCRIBE with the id of a framework that was torn down or timed out. HTTP 403. */
+export class FrameworkRemoved extends SlipwayError {
+  readonly code = 'FRAMEWORK_REMOVED';
+}
+
+/** A call whose content the master cannot act on (bad role names, ...). HTTP 400. */
+export class InvalidRequest extends SlipwayError {
+  readonly code = 'INVALID_REQUEST';
+}
+
+/** An agent that tries to register with the id of an agent removed by the operator. HTTP 403. */
+export class AgentGone extends SlipwayError {
+  readonly code = 'AGENT_GONE';
+}
+
+/** A message from or about an agent the master does not know. HTTP 404. */
+export class AgentNotFound extends SlipwayError {
+  readonly code = 'AGENT_NOT_FOUND';
+}

@@ -1,0 +1,611 @@
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { ManualClock } from '../core/clock.ts';
+import { Resources } from '../core/resources.ts';
+import type { MasterToAgent } from '../protocol/agent.ts';
+import type { Offer, TaskInfo, TaskStatus } from '../protocol/mesos.ts';
+import type { Event, FrameworkCall } from '../protocol/scheduler.ts';
+import { SimCluster } from '../sim/sim-cluster.ts';
+import { FrameworkNotSubscribed, FrameworkRemoved } from './errors.ts';
+import { Master } from './master.ts';
+
+/**
+ * The master driven directly: a recording framework connection and recording agent connections
+ * on a ManualClock, so every event can be checked. Scale and fairness run on the simulator.
+ */
+class Harness {
+  readonly clock = new ManualClock();
+  readonly master = new Master({ clock: this.clock, masterId: 'm' });
+  readonly agentInbox = new Map<string, MasterToAgent[]>();
+
+  constructor() {
+    this.master.start();
+  }
+
+  addAgent(resources: string, hostname = `host-${this.agentInbox.size}`): string {
+    const inbox: MasterToAgent[] = [];
+    const id = this.master.registerAgent(
+      { type: 'REGISTER', hostname, resources: Resources.parse(resources).toJSON(), attributes: [], tasks: [], frameworks: [] },
+      { send: (m) => inbox.push(m), close: () => undefined },
+    );
+    this.agentInbox.set(id, inbox);
+    return id;
+  }
+
+  subscribe(name: string, opts: { roles?: string[]; partitionAware?: boolean; failoverTimeout?: number; id?: string } = {}): Fw {
+    const fw = new Fw(this);
+    fw.id = this.master.subscribe(
+      {
+        type: 'SUBSCRIBE',
+        subscribe: {
+          framework_info: {
+            name,
+            roles: opts.roles ?? ['*'],
+            ...(opts.failoverTimeout !== undefined ? { failover_timeout: opts.failoverTimeout } : {}),
+            ...(opts.id !== undefined ? { id: { value: opts.id } } : {}),
+            capabilities: [{ type: 'MULTI_ROLE' }, ...(opts.partitionAware ? [{ type: 'PARTITION_AWARE' as const }] : [])],
+          },
+        },
+      },
+      fw.conn,
+    );
+    return fw;
+  }
+
+  /** Runs what is due now (the coalesced allocation after freed resources). */
+  tick(ms = 0): void {
+    this.clock.advance(ms);
+  }
+
+  /** Sends a status update as agent `agentId` would. */
+  update(agentId: string, frameworkId: string, taskId: string, state: TaskStatus['state'], uuid: string): void {
+    this.master.agentMessage(agentId, {
+      type: 'STATUS_UPDATE',
+      framework_id: { value: frameworkId },
+      status: { task_id: { value: taskId }, state, uuid, source: 'SOURCE_EXECUTOR', agent_id: { value: agentId } },
+      latest_state: state,
+    });
+  }
+}
+
+/** A call without its framework_id, which Fw adds (distributes over the union). */
+type CallBody = FrameworkCall extends infer C ? (C extends FrameworkCall ? Omit<C, 'framework_id'> : never) : never;
+
+class Fw {
+  id = '';
+  events: Event[] = [];
+  closed = false;
+  readonly conn = { send: (e: Event) => void this.events.push(e), close: () => void (this.closed = true) };
+
+  constructor(private readonly h: Harness) {}
+
+  offers(): Offer[] {
+    return this.events.flatMap((e) => (e.type === 'OFFERS' ? e.offers.offers : []));
+  }
+
+  updates(): TaskStatus[] {
+    return this.events.flatMap((e) => (e.type === 'UPDATE' ? [e.update.status] : []));
+  }
+
+  take(): Event[] {
+    const out = this.events;
+    this.events = [];
+    return out;
+  }
+
+  call(c: CallBody): void {
+    this.h.master.call({ ...c, framework_id: { value: this.id } } as FrameworkCall);
+  }
+
+  launch(offer: Offer, tasks: Partial<TaskInfo>[], refuseSeconds?: number): void {
+    this.call({
+      type: 'ACCEPT',
+      accept: {
+        offer_ids: [offer.id],
+        operations: [{ type: 'LAUNCH', launch: { task_infos: tasks.map((t, i) => task(offer, `t${i}`, t)) } }],
+        ...(refuseSeconds !== undefined ? { filters: { refuse_seconds: refuseSeconds } } : {}),
+      },
+    });
+  }
+}
+
+function task(offer: Offer, id: string, over: Partial<TaskInfo> = {}): TaskInfo {
+  return {
+    name: id,
+    task_id: { value: id },
+    agent_id: offer.agent_id,
+    resources: Resources.scalars({ cpus: 1, mem: 128 }).toJSON(),
+    command: { value: 'sleep 10' },
+    ...over,
+  };
+}
+
+function offered(offers: Offer[]): Resources {
+  return offers.reduce((r, o) => r.add(Resources.fromJSON(o.resources)), Resources.EMPTY);
+}
+
+describe('Master', () => {
+  describe('offers', () => {
+    it('offers a new agent to a subscribed framework with its resources, role and attributes', () => {
+      const h = new Harness();
+      const fw = h.subscribe('a');
+      h.addAgent('cpus:4;mem:1024;ports:[31000-31009]');
+      h.tick();
+      const [subscribed, ...rest] = fw.events;
+      assert.equal(subscribed?.type, 'SUBSCRIBED');
+      assert.equal(rest.length, 1);
+      const offer = fw.offers()[0]!;
+      assert.equal(offer.framework_id.value, fw.id);
+      assert.equal(offer.hostname, 'host-0');
+      assert.deepEqual(offer.allocation_info, { role: '*' });
+      assert.ok(offered([offer]).equals(Resources.parse('cpus:4;mem:1024;ports:[31000-31009]')));
+    });
+
+    it('sends HEARTBEAT events every heartbeat interval', () => {
+      const h = new Harness();
+      const fw = h.subscribe('a');
+      fw.take();
+      h.tick(14_999);
+      assert.equal(fw.events.filter((e) => e.type === 'HEARTBEAT').length, 0);
+      h.tick(1);
+      h.tick(15_000);
+      assert.equal(fw.events.filter((e) => e.type === 'HEARTBEAT').length, 2);
+    });
+
+    it('offers what an ACCEPT leaves unused to the other frameworks at once', () => {
+      const h = new Harness();
+      const a = h.subscribe('a');
+      const agent = h.addAgent('cpus:4;mem:4096');
+      h.tick();
+      const b = h.subscribe('b');
+      h.tick();
+      assert.equal(b.offers().length, 0, 'the whole agent is offered to a');
+      a.launch(a.offers()[0]!, [{}]);
+      h.tick();
+      const leftover = b.offers();
+      assert.equal(leftover.length, 1);
+      assert.ok(offered(leftover).equals(Resources.parse('cpus:3;mem:3968')));
+      assert.equal(leftover[0]!.agent_id.value, agent);
+      assert.equal(a.offers().length, 1, 'a gets no new offer: the unused part is filtered for it for 5 s');
+    });
+
+    it('never makes two offers that overlap', () => {
+      const c = new SimCluster({ seed: 7 });
+      for (let i = 0; i < 20; i++) c.addAgent('cpus:4;mem:8192;ports:[31000-31099]');
+      for (let i = 0; i < 3; i++) c.addFramework({ name: `f${i}`, tasks: Infinity, taskCpus: 0.5, taskMem: 300, taskDurationMs: 700 + 100 * i });
+      for (let step = 0; step < 50; step++) {
+        c.advance(200);
+        for (const id of c.master.agentIds()) {
+          const view = c.master.agentView(id)!;
+          // Free + offered + used must be exactly the agent's total, never more.
+          const used = c.frameworks.reduce((r, f) => {
+            const fv = c.master.frameworkView(f.frameworkId!)!;
+            return fv.tasks.filter((t) => t.agentId === id && !t.freed).reduce((x, t) => x.add(t.resources), r);
+          }, Resources.EMPTY);
+          assert.ok(view.total.contains(used), 'tasks fit the agent');
+          assert.ok(view.total.subtract(used).contains(view.free!), 'free is what tasks do not use');
+        }
+      }
+    });
+
+    it('does not offer less than 0.01 cpus or 32 mem', () => {
+      const h = new Harness();
+      const fw = h.subscribe('a');
+      h.addAgent('cpus:0.005;mem:16;disk:100');
+      h.addAgent('cpus:0.01;mem:0');
+      h.addAgent('mem:32');
+      h.tick();
+      assert.deepEqual(fw.offers().map((o) => o.hostname).sort(), ['host-1', 'host-2']);
+    });
+  });
+
+  describe('filters, SUPPRESS and REVIVE', () => {
+    it("returns a declined offer's resources to the same framework only after refuse_seconds", () => {
+      const h = new Harness();
+      const fw = h.subscribe('a');
+      h.addAgent('cpus:2;mem:1024');
+      h.tick();
+      const offers = fw.offers();
+      assert.equal(offers.length, 1);
+      fw.take();
+      fw.call({ type: 'DECLINE', decline: { offer_ids: [offers[0]!.id], filters: { refuse_seconds: 10 } } });
+      h.tick(9_999);
+      assert.equal(fw.offers().length, 0, 'filtered for 10 s, though batch allocations ran');
+      h.tick(1_001); // filter expired at 10 s; the next batch allocation (every 1 s) offers again
+      assert.equal(fw.offers().length, 1);
+    });
+
+    it('uses a 5 s filter when DECLINE gives none', () => {
+      const h = new Harness();
+      const fw = h.subscribe('a');
+      h.addAgent('cpus:2;mem:1024');
+      h.tick();
+      fw.call({ type: 'DECLINE', decline: { offer_ids: [fw.offers()[0]!.id] } });
+      fw.take();
+      h.tick(4_999);
+      assert.equal(fw.offers().length, 0);
+      h.tick(1_001);
+      assert.equal(fw.offers().length, 1);
+    });
+
+    it('offers declined resources to another framework at once', () => {
+      const h = new Harness();
+      const a = h.subscribe('a');
+      h.addAgent('cpus:2;mem:1024');
+      h.tick();
+      const b = h.subscribe('b');
+      h.tick();
+      a.call({ type: 'DECLINE', decline: { offer_ids: [a.offers()[0]!.id], filters: { refuse_seconds: 100 } } });
+      h.tick();
+      assert.equal(b.offers().length, 1);
+    });
+
+    it('gives a suppressed framework no offers, and REVIVE brings them back and clears filters', () => {
+      const h = new Harness();
+      const fw = h.subscribe('a');
+      fw.call({ type: 'SUPPRESS' });
+      h.addAgent('cpus:2;mem:1024');
+      h.tick(10_000);
+      assert.equal(fw.offers().length, 0);
+      fw.call({ type: 'REVIVE' });
+      h.tick();
+      const first = fw.offers();
+      assert.equal(first.length, 1);
+      fw.call({ type: 'DECLINE', decline: { offer_ids: [first[0]!.id], filters: { refuse_seconds: 3600 } } });
+      fw.take();
+      h.tick(2_000);
+      assert.equal(fw.offers().length, 0);
+      fw.call({ type: 'REVIVE' });
+      h.tick();
+      assert.equal(fw.offers().length, 1, 'REVIVE cleared the one-hour filter');
+    });
+  });
+
+  describe('weighted DRF', () => {
+    it('ends with dominant shares of 0.25, 0.25 and 0.5 for weights 1, 1 and 2 on a saturated cluster', () => {
+      const c = new SimCluster({ seed: 3 });
+      for (let i = 0; i < 100; i++) c.addAgent('cpus:8;mem:32768');
+      const weights = [1, 1, 2];
+      weights.forEach((w, i) => c.master.setWeight(`r${i}`, w));
+      // Infinite demand; tasks end after a while, so freed resources keep being re-allocated.
+      weights.forEach((_, i) => c.addFramework({ name: `f${i}`, roles: [`r${i}`], tasks: Infinity, taskCpus: 1, taskMem: 1024, taskDurationMs: 4_000 + 300 * i }));
+      c.advance(120_000);
+      const shares = weights.map((_, i) => c.master.allocator.roleShare(`r${i}`));
+      const expected = [0.25, 0.25, 0.5];
+      shares.forEach((s, i) => assert.ok(Math.abs(s - expected[i]!) <= 0.02, `role r${i} share ${s}, expected ${expected[i]}`));
+      assert.ok(shares.reduce((a, b) => a + b) > 0.95, 'the cluster is saturated');
+    });
+
+    it('follows a weight changed at runtime', () => {
+      const c = new SimCluster({ seed: 5 });
+      for (let i = 0; i < 100; i++) c.addAgent('cpus:8;mem:32768');
+      c.addFramework({ name: 'a', roles: ['a'], tasks: Infinity, taskCpus: 1, taskMem: 1024, taskDurationMs: 3_000 });
+      c.addFramework({ name: 'b', roles: ['b'], tasks: Infinity, taskCpus: 1, taskMem: 1024, taskDurationMs: 3_100 });
+      c.advance(60_000);
+      assert.ok(Math.abs(c.master.allocator.roleShare('a') - 0.5) <= 0.02);
+      c.master.setWeight('a', 3);
+      c.advance(60_000);
+      assert.ok(Math.abs(c.master.allocator.roleShare('a') - 0.75) <= 0.02, `share of a: ${c.master.allocator.roleShare('a')}`);
+    });
+
+    it('applies DRF among the frameworks of one role', () => {
+      const c = new SimCluster({ seed: 9 });
+      for (let i = 0; i < 50; i++) c.addAgent('cpus:8;mem:32768');
+      c.addFramework({ name: 'x', roles: ['web'], tasks: Infinity, taskCpus: 1, taskMem: 512, taskDurationMs: 3_000 });
+      c.addFramework({ name: 'y', roles: ['web'], tasks: Infinity, taskCpus: 1, taskMem: 512, taskDurationMs: 3_000 });
+      c.advance(60_000);
+      const [x, y] = c.frameworks.map((f) => c.master.allocator.frameworkShare(f.frameworkId!, 'web'));
+      assert.ok(Math.abs(x! - y!) <= 0.03, `x ${x} y ${y}`);
+    });
+
+    it('keeps a role within its quota limit', () => {
+      const c = new SimCluster({ seed: 2 });
+      for (let i = 0; i < 10; i++) c.addAgent('cpus:8;mem:32768');
+      c.master.setQuota('capped', { cpus: 10 });
+      c.addFramework({ name: 'capped', roles: ['capped'], tasks: Infinity, taskCpus: 1, taskMem: 128 });
+      c.addFramework({ name: 'free', roles: ['free'], tasks: Infinity, taskCpus: 1, taskMem: 128 });
+      c.advance(30_000);
+      const capped = c.master.roles().find((r) => r.name === 'capped')!;
+      assert.ok((capped.allocated['cpus'] ?? 0) <= 10, `capped role holds ${capped.allocated['cpus']} cpus`);
+      assert.equal(c.frameworks[0]!.running, 10);
+      assert.equal(c.frameworks[1]!.running, 70);
+    });
+
+    it('offers statically reserved resources only to their role', () => {
+      const h = new Harness();
+      const other = h.subscribe('other', { roles: ['web'] });
+      h.addAgent('cpus:2;mem:1024;cpus(ci):4;mem(ci):2048');
+      h.tick();
+      assert.ok(offered(other.offers()).equals(Resources.parse('cpus:2;mem:1024')));
+      const ci = h.subscribe('ci', { roles: ['ci'] });
+      h.tick();
+      assert.ok(offered(ci.offers()).equals(Resources.parse('cpus(ci):4;mem(ci):2048')));
+      assert.equal(ci.offers()[0]!.resources[0]!.reservations?.[0]?.role, 'ci');
+    });
+  });
+
+  describe('ACCEPT', () => {
+    it('launches tasks on the agent and reports a task that fails the checks as TASK_ERROR', () => {
+      const h = new Harness();
+      const fw = h.subscribe('a');
+      const agent = h.addAgent('cpus:2;mem:1024');
+      h.tick();
+      const offer = fw.offers()[0]!;
+      fw.call({
+        type: 'ACCEPT',
+        accept: {
+          offer_ids: [offer.id],
+          operations: [
+            {
+              type: 'LAUNCH',
+              launch: {
+                task_infos: [
+                  task(offer, 'ok'),
+                  task(offer, 'ok'), // duplicate id
+                  task(offer, 'big', { resources: Resources.scalars({ cpus: 5, mem: 10 }).toJSON() }),
+                  task(offer, 'nocmd', { command: undefined }),
+                  task(offer, 'elsewhere', { agent_id: { value: 'nope' } }),
+                  task(offer, 'ok2'),
+                  task(offer, 'toomuch'), // only 0 cpus left after ok and ok2
+                ],
+              },
+            },
+          ],
+        },
+      });
+      const byTask = new Map(fw.updates().map((u) => [u.task_id.value, u]));
+      const launched = h.agentInbox.get(agent)!.filter((m) => m.type === 'LAUNCH').map((m) => (m.type === 'LAUNCH' ? m.task.task_id.value : ''));
+      assert.deepEqual(launched, ['ok', 'ok2']);
+      for (const [id, pattern] of [
+        ['big', /not in the offers/],
+        ['nocmd', /needs a command or a container/],
+        ['elsewhere', /names agent nope/],
+        ['toomuch', /not in the offers/],
+      ] as const) {
+        const u = byTask.get(id);
+        assert.equal(u?.state, 'TASK_ERROR', id);
+        assert.equal(u?.reason, 'REASON_TASK_INVALID');
+        assert.match(u?.message ?? '', pattern, id);
+      }
+      const ok = fw.updates().filter((u) => u.task_id.value === 'ok');
+      assert.equal(ok.length, 1, 'the valid task gets no update; its duplicate gets one');
+      assert.match(ok[0]?.message ?? '', /already used/);
+      assert.equal(h.master.task(fw.id, 'ok')?.state, 'TASK_STAGING');
+    });
+
+    it('drops the tasks of an unknown or used offer: TASK_DROPPED if partition-aware, else TASK_LOST', () => {
+      for (const partitionAware of [true, false]) {
+        const h = new Harness();
+        const fw = h.subscribe('a', { partitionAware });
+        h.addAgent('cpus:2;mem:1024');
+        h.tick();
+        const offer = fw.offers()[0]!;
+        fw.launch(offer, [{}]);
+        fw.launch(offer, [{ task_id: { value: 'again' } }]);
+        const u = fw.updates().at(-1)!;
+        assert.equal(u.state, partitionAware ? 'TASK_DROPPED' : 'TASK_LOST');
+        assert.equal(u.reason, 'REASON_INVALID_OFFERS');
+        assert.equal(u.uuid, undefined, 'master-made updates need no ack');
+      }
+    });
+
+    it('refuses offers of two agents in one ACCEPT with TASK_ERROR and gives both back', () => {
+      const h = new Harness();
+      const fw = h.subscribe('a');
+      h.addAgent('cpus:2;mem:1024');
+      h.addAgent('cpus:2;mem:1024');
+      h.tick();
+      const [o1, o2] = fw.offers();
+      fw.call({ type: 'ACCEPT', accept: { offer_ids: [o1!.id, o2!.id], operations: [{ type: 'LAUNCH', launch: { task_infos: [task(o1!, 'x')] } }], filters: { refuse_seconds: 0 } } });
+      assert.equal(fw.updates()[0]?.state, 'TASK_ERROR');
+      assert.match(fw.updates()[0]?.message ?? '', /more than one agent/);
+      fw.take();
+      h.tick();
+      assert.equal(fw.offers().length, 2, 'both offers came back');
+    });
+  });
+
+  describe('task lifecycle', () => {
+    it('forwards status updates, frees resources on a terminal state and forgets the task once acknowledged', () => {
+      const h = new Harness();
+      const fw = h.subscribe('a');
+      const agent = h.addAgent('cpus:1;mem:128');
+      h.tick();
+      fw.launch(fw.offers()[0]!, [{}]);
+      fw.take();
+      h.update(agent, fw.id, 't0', 'TASK_RUNNING', 'u1');
+      assert.equal(fw.updates()[0]?.state, 'TASK_RUNNING');
+      assert.equal(fw.updates()[0]?.uuid, 'u1');
+      fw.call({ type: 'ACKNOWLEDGE', acknowledge: { agent_id: { value: agent }, task_id: { value: 't0' }, uuid: 'u1' } });
+      assert.deepEqual(h.agentInbox.get(agent)!.at(-1), { type: 'ACKNOWLEDGE', framework_id: { value: fw.id }, task_id: { value: 't0' }, uuid: 'u1' });
+      fw.call({ type: 'KILL', kill: { task_id: { value: 't0' } } });
+      assert.equal(h.agentInbox.get(agent)!.at(-1)?.type, 'KILL');
+      h.update(agent, fw.id, 't0', 'TASK_KILLED', 'u2');
+      h.tick();
+      assert.equal(fw.offers().length, 1, 'the killed task freed its resources');
+      assert.equal(h.master.task(fw.id, 't0')?.state, 'TASK_KILLED', 'kept until acknowledged');
+      // A resent update (no ack yet) reaches the framework again: at least once.
+      h.update(agent, fw.id, 't0', 'TASK_KILLED', 'u2');
+      assert.equal(fw.updates().filter((u) => u.uuid === 'u2').length, 2);
+      fw.call({ type: 'ACKNOWLEDGE', acknowledge: { agent_id: { value: agent }, task_id: { value: 't0' }, uuid: 'u2' } });
+      assert.equal(h.master.task(fw.id, 't0'), undefined);
+      assert.equal(h.master.frameworkView(fw.id)!.completed[0]?.state, 'TASK_KILLED');
+    });
+
+    it('delivers every update in order per task, resending until acknowledged', () => {
+      const c = new SimCluster();
+      const agent = c.addAgent('cpus:4;mem:4096', { retryMs: 1_000 });
+      const fw = c.addFramework({ name: 'a', tasks: 2, taskCpus: 1, taskMem: 128, taskDurationMs: 5_000 });
+      fw.record = true;
+      // The framework's acknowledgements are lost for a while: its calls are dropped.
+      const call = c.master.call.bind(c.master);
+      let dropAcks = true;
+      c.master.call = (x) => (dropAcks && x.type === 'ACKNOWLEDGE' ? undefined : call(x));
+      c.advance(3_500);
+      const startingSeen = fw.events.filter((e) => e.type === 'UPDATE' && e.update.status.state === 'TASK_STARTING').length;
+      assert.ok(startingSeen >= 4, `STARTING resent while unacknowledged (seen ${startingSeen} times for 2 tasks)`);
+      assert.equal(fw.events.filter((e) => e.type === 'UPDATE' && e.update.status.state === 'TASK_RUNNING').length, 0, 'RUNNING waits for the ack of STARTING');
+      dropAcks = false;
+      c.advance(20_000);
+      for (const id of ['a-0', 'a-1']) {
+        const states = fw.events.flatMap((e) => (e.type === 'UPDATE' && e.update.status.task_id.value === id ? [e.update.status.state] : []));
+        const firsts = states.filter((s, i) => s !== states[i - 1]);
+        assert.deepEqual(firsts, ['TASK_STARTING', 'TASK_RUNNING', 'TASK_FINISHED'], `updates of ${id} in order`);
+      }
+      assert.equal(agent.runningTasks(), 0);
+      assert.equal(c.master.frameworkView(fw.frameworkId!)!.tasks.length, 0);
+    });
+
+    it('answers explicit and implicit reconciliation', () => {
+      const h = new Harness();
+      const fw = h.subscribe('a', { partitionAware: true });
+      const agent = h.addAgent('cpus:2;mem:1024');
+      h.tick();
+      fw.launch(fw.offers()[0]!, [{}]);
+      h.update(agent, fw.id, 't0', 'TASK_RUNNING', 'u1');
+      fw.take();
+      fw.call({ type: 'RECONCILE', reconcile: { tasks: [] } });
+      assert.deepEqual(fw.updates().map((u) => [u.task_id.value, u.state, u.reason, u.uuid]), [['t0', 'TASK_RUNNING', 'REASON_RECONCILIATION', undefined]]);
+      fw.take();
+      fw.call({
+        type: 'RECONCILE',
+        reconcile: {
+          tasks: [
+            { task_id: { value: 't0' } },
+            { task_id: { value: 'gone' }, agent_id: { value: agent } },
+            { task_id: { value: 'nowhere' } },
+            { task_id: { value: 'far' }, agent_id: { value: 'unknown-agent' } },
+          ],
+        },
+      });
+      assert.deepEqual(fw.updates().map((u) => [u.task_id.value, u.state]), [
+        ['t0', 'TASK_RUNNING'],
+        ['gone', 'TASK_GONE'],
+        ['nowhere', 'TASK_UNKNOWN'],
+        ['far', 'TASK_UNKNOWN'],
+      ]);
+      const plain = h.subscribe('b');
+      plain.call({ type: 'RECONCILE', reconcile: { tasks: [{ task_id: { value: 'x' } }] } });
+      assert.equal(plain.updates()[0]?.state, 'TASK_LOST', 'frameworks that are not partition-aware hear TASK_LOST');
+    });
+  });
+
+  describe('agents', () => {
+    it('rescinds the offers of an unreachable agent and reports its tasks UNREACHABLE or LOST', () => {
+      const h = new Harness();
+      const aware = h.subscribe('aware', { partitionAware: true });
+      const agent = h.addAgent('cpus:4;mem:4096');
+      h.tick();
+      aware.launch(aware.offers()[0]!, [{}]);
+      h.tick();
+      const plain = h.subscribe('plain');
+      h.tick();
+      const plainOffer = plain.offers()[0]!;
+      plain.launch(plainOffer, [{ task_id: { value: 'p0' } }], 0);
+      h.tick();
+      const outstanding = [...aware.offers(), ...plain.offers()].filter((o) => o.id.value !== plainOffer.id.value && o.id.value !== aware.offers()[0]!.id.value);
+      assert.ok(outstanding.length >= 1, 'some offer is outstanding');
+      aware.take();
+      plain.take();
+      h.master.markAgentUnreachable(agent);
+      const rescinded = [...aware.events, ...plain.events].flatMap((e) => (e.type === 'RESCIND' ? [e.rescind.offer_id.value] : []));
+      assert.deepEqual(rescinded.sort(), outstanding.map((o) => o.id.value).sort());
+      assert.deepEqual(aware.updates().map((u) => [u.task_id.value, u.state]), [['t0', 'TASK_UNREACHABLE']]);
+      assert.deepEqual(plain.updates().map((u) => [u.task_id.value, u.state]), [['p0', 'TASK_LOST']]);
+      assert.equal(h.master.offerCount(), 0);
+    });
+
+    it('brings back the tasks of an agent that reregisters and kills those reported lost', () => {
+      const c = new SimCluster();
+      const a1 = c.addAgent('cpus:2;mem:2048');
+      const aware = c.addFramework({ name: 'aware', tasks: 1, taskCpus: 1, taskMem: 128, partitionAware: true });
+      const plain = c.addFramework({ name: 'plain', tasks: 1, taskCpus: 1, taskMem: 128 });
+      aware.record = plain.record = true;
+      c.advance(1_000);
+      assert.equal(a1.runningTasks(), 2);
+      a1.disconnect();
+      c.master.markAgentUnreachable(a1.agentId!);
+      c.settle();
+      a1.register();
+      c.advance(1_000);
+      const last = (fw: typeof aware) => fw.events.filter((e) => e.type === 'UPDATE').map((e) => (e.type === 'UPDATE' ? e.update.status.state : '')).slice(-1)[0];
+      assert.equal(last(aware), 'TASK_RUNNING', 'the partition-aware task is running again');
+      assert.equal(c.master.task(aware.frameworkId!, 'aware-0')?.state, 'TASK_RUNNING');
+      assert.equal(a1.taskState('plain-0'), undefined, 'the task reported lost was killed and forgotten');
+      assert.equal(c.master.task(plain.frameworkId!, 'plain-0'), undefined);
+    });
+
+    it('reports the tasks of a removed agent TASK_GONE_BY_OPERATOR and refuses its id afterwards', () => {
+      const h = new Harness();
+      const fw = h.subscribe('a', { partitionAware: true });
+      const agent = h.addAgent('cpus:2;mem:1024');
+      h.tick();
+      fw.launch(fw.offers()[0]!, [{}]);
+      fw.take();
+      h.master.removeAgent(agent);
+      assert.equal(fw.updates()[0]?.state, 'TASK_GONE_BY_OPERATOR');
+      assert.throws(() => h.master.registerAgent({ type: 'REGISTER', agent_id: { value: agent }, hostname: 'x', resources: [], attributes: [], tasks: [], frameworks: [] }, { send: () => undefined, close: () => undefined }), /removed/);
+      fw.call({ type: 'RECONCILE', reconcile: { tasks: [{ task_id: { value: 'z' }, agent_id: { value: agent } }] } });
+      assert.equal(fw.updates().at(-1)?.state, 'TASK_GONE_BY_OPERATOR');
+    });
+  });
+
+  describe('frameworks', () => {
+    it('keeps the tasks of a framework that resubscribes within its failover timeout', () => {
+      const h = new Harness();
+      const fw = h.subscribe('a', { failoverTimeout: 60 });
+      const agent = h.addAgent('cpus:2;mem:1024');
+      h.tick();
+      fw.launch(fw.offers()[0]!, [{}]);
+      h.master.disconnect(fw.id, fw.conn);
+      h.tick(59_000);
+      const again = h.subscribe('a', { failoverTimeout: 60, id: fw.id });
+      assert.equal(again.id, fw.id);
+      h.tick(120_000);
+      assert.equal(h.master.task(fw.id, 't0')?.state, 'TASK_STAGING');
+      assert.equal(h.agentInbox.get(agent)!.filter((m) => m.type === 'SHUTDOWN_FRAMEWORK').length, 0);
+    });
+
+    it('kills the tasks of a framework whose failover timeout expires and refuses its id', () => {
+      const h = new Harness();
+      const fw = h.subscribe('a', { failoverTimeout: 60 });
+      const agent = h.addAgent('cpus:2;mem:1024');
+      h.tick();
+      fw.launch(fw.offers()[0]!, [{}]);
+      h.master.disconnect(fw.id, fw.conn);
+      h.tick(60_000);
+      assert.deepEqual(h.agentInbox.get(agent)!.at(-1), { type: 'SHUTDOWN_FRAMEWORK', framework_id: { value: fw.id } });
+      assert.equal(h.master.frameworkView(fw.id), undefined);
+      assert.throws(() => h.subscribe('a', { id: fw.id }), FrameworkRemoved);
+      const other = h.subscribe('b');
+      h.tick();
+      assert.ok(offered(other.offers()).equals(Resources.parse('cpus:2;mem:1024')), 'its resources are free again');
+    });
+
+    it('fails over to a new stream: the old one gets ERROR and is closed', () => {
+      const h = new Harness();
+      const first = h.subscribe('a', { failoverTimeout: 60 });
+      const second = h.subscribe('a', { failoverTimeout: 60, id: first.id });
+      assert.equal(first.events.at(-1)?.type, 'ERROR');
+      assert.ok(first.closed);
+      assert.equal(second.events[0]?.type, 'SUBSCRIBED');
+    });
+
+    it('tears a framework down: its tasks are killed, its stream ends and it cannot call again', () => {
+      const h = new Harness();
+      const fw = h.subscribe('a');
+      const agent = h.addAgent('cpus:2;mem:1024');
+      h.tick();
+      fw.launch(fw.offers()[0]!, [{}]);
+      fw.call({ type: 'TEARDOWN' });
+      assert.ok(fw.closed);
+      assert.equal(h.agentInbox.get(agent)!.at(-1)?.type, 'SHUTDOWN_FRAMEWORK');
+      assert.throws(() => fw.call({ type: 'REVIVE' }), FrameworkNotSubscribed);
+    });
+
+    it('refuses calls of a framework that is not subscribed', () => {
+      const h = new Harness();
+      assert.throws(() => h.master.call({ type: 'REVIVE', framework_id: { value: 'nobody' } }), FrameworkNotSubscribed);
+    });
+  });
+});

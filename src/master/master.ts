@@ -1,0 +1,950 @@
+import { randomUUID } from 'node:crypto';
+import type { Clock, Timer } from '../core/clock.ts';
+import { InvalidResources } from '../core/errors.ts';
+import { Resources } from '../core/resources.ts';
+import { isTerminal, type TaskState, type TaskStatusReason } from '../core/task-state.ts';
+import type { AgentToMaster, MasterToAgent } from '../protocol/agent.ts';
+import type { Attribute, FrameworkInfo, KillPolicy, Offer, TaskInfo, TaskStatus } from '../protocol/mesos.ts';
+import type { AcceptCall, Event, FrameworkCall, SubscribeCall } from '../protocol/scheduler.ts';
+import { Allocator, type Allocation, type RoleInfo } from './allocator.ts';
+import { AgentGone, AgentNotFound, FrameworkNotSubscribed, FrameworkRemoved, InvalidRequest } from './errors.ts';
+
+/**
+ * The master: agents, frameworks, offers and tasks, and the rules between them (Mesos's master).
+ * Pure logic: no sockets, no files. Transports hand it calls and agent messages and give it a
+ * connection to answer on; time comes from the injected Clock. The allocator decides who is
+ * offered what; the master turns its plan into offers and keeps the books.
+ *
+ * Framework lifecycle:
+ *
+ *   SUBSCRIBE ──► CONNECTED ──stream drops──► DISCONNECTED ──failover_timeout──► REMOVED
+ *                   ▲  │ ▲                        │                               ▲
+ *                   │  │ └──── SUBSCRIBE (same id) ┘                               │
+ *                   │  └──────────────────── TEARDOWN ─────────────────────────────┘
+ *                   └── SUBSCRIBE (same id) from a new stream: failover, the old stream gets ERROR
+ *
+ * A removed framework's tasks are killed and its id can never subscribe again.
+ */
+
+export interface FrameworkConnection {
+  send(event: Event): void;
+  /** Ends the stream (after an ERROR event, a failover or a teardown). */
+  close(): void;
+}
+
+export interface AgentConnection {
+  send(message: MasterToAgent): void;
+  close(): void;
+}
+
+export interface MasterOptions {
+  clock: Clock;
+  /** Prefix of every id the master makes. Random when not given. */
+  masterId?: string;
+  hostname?: string;
+  port?: number;
+  version?: string;
+  /** Batch allocation period (Mesos `--allocation_interval`). Default 1000 ms. */
+  allocationIntervalMs?: number;
+  /** Heartbeats to frameworks. Default 15 s. */
+  heartbeatIntervalSeconds?: number;
+  /** Filter of a DECLINE or of the unused part of an ACCEPT without `filters`. Default 5 s. */
+  defaultRefuseSeconds?: number;
+  /** Terminal tasks kept per framework for the state endpoints. Default 1000. */
+  maxCompletedTasksPerFramework?: number;
+  /** Seed of the allocator's random choices. */
+  seed?: number;
+  minAllocatable?: Record<string, number>[];
+  /** Told after every allocation pass (duration in ms, offers made): for metrics and benchmarks. */
+  onAllocation?: (durationMs: number, offers: number) => void;
+}
+
+export interface Task {
+  readonly id: string;
+  readonly frameworkId: string;
+  readonly agentId: string;
+  readonly role: string;
+  readonly resources: Resources;
+  readonly info: TaskInfo;
+  state: TaskState;
+  /** The latest status the master knows, as sent to the framework. */
+  status: TaskStatus | undefined;
+  /** Set once the task's resources went back to the allocator. */
+  freed: boolean;
+  /** A kill asked while the agent was unreachable, to send when it comes back. */
+  killPending: boolean;
+}
+
+/** An outstanding offer: the allocator's Allocation, given an id (the same object, to spare one per offer). */
+interface OfferRecord extends Allocation {
+  id: string;
+}
+
+interface FrameworkRecord {
+  readonly id: string;
+  readonly idObj: { value: string };
+  info: FrameworkInfo & { id: { value: string } };
+  roles: string[];
+  partitionAware: boolean;
+  conn: FrameworkConnection | undefined;
+  tasks: Map<string, Task>;
+  offers: Set<OfferRecord>;
+  completed: Task[];
+  registeredAt: number;
+  disconnectedAt: number | undefined;
+  failoverTimer: Timer | undefined;
+}
+
+type AgentState = 'ACTIVE' | 'UNREACHABLE';
+
+interface AgentRecord {
+  readonly id: string;
+  readonly idObj: { value: string };
+  hostname: string;
+  attributes: Attribute[];
+  total: Resources;
+  state: AgentState;
+  conn: AgentConnection | undefined;
+  tasks: Set<Task>;
+  offers: Set<OfferRecord>;
+  registeredAt: number;
+  unreachableAt: number | undefined;
+  lastHeartbeatAt: number;
+}
+
+const ROLE_PATTERN = /^[a-zA-Z0-9_][a-zA-Z0-9_.\-/]*$/;
+
+export class Master {
+  readonly id: string;
+  private readonly clock: Clock;
+  private readonly options: Required<Omit<MasterOptions, 'onAllocation' | 'minAllocatable' | 'seed' | 'masterId' | 'clock'>>;
+  private readonly onAllocation: MasterOptions['onAllocation'];
+  readonly allocator: Allocator;
+
+  private readonly frameworks = new Map<string, FrameworkRecord>();
+  private readonly removedFrameworks = new Set<string>();
+  private readonly agents = new Map<string, AgentRecord>();
+  private readonly goneAgents = new Set<string>();
+  private readonly offers = new Map<string, OfferRecord>();
+  /**
+   * Parsed task resources by the identity of their JSON array. In-process frameworks launch many
+   * tasks with one shared array; calls are immutable once made, so one parse serves them all.
+   */
+  private readonly parsedResources = new WeakMap<object, Resources>();
+  private nextFramework = 0;
+  private nextAgent = 0;
+  private nextOffer = 0;
+
+  /** Agents with freed resources waiting for the next "soon" allocation; `all` for every agent. */
+  private dirty = new Set<string>();
+  private dirtyAll = false;
+  private soonTimer: Timer | undefined;
+  private batchTimer: Timer | undefined;
+  private heartbeatTimer: Timer | undefined;
+  private running = false;
+
+  constructor(options: MasterOptions) {
+    this.clock = options.clock;
+    this.id = options.masterId ?? randomUUID();
+    this.options = {
+      hostname: options.hostname ?? 'localhost',
+      port: options.port ?? 5050,
+      version: options.version ?? '0.1.0',
+      allocationIntervalMs: options.allocationIntervalMs ?? 1000,
+      heartbeatIntervalSeconds: options.heartbeatIntervalSeconds ?? 15,
+      defaultRefuseSeconds: options.defaultRefuseSeconds ?? 5,
+      maxCompletedTasksPerFramework: options.maxCompletedTasksPerFramework ?? 1000,
+    };
+    this.onAllocation = options.onAllocation;
+    this.allocator = new Allocator({
+      ...(options.seed !== undefined ? { seed: options.seed } : {}),
+      ...(options.minAllocatable !== undefined ? { minAllocatable: options.minAllocatable } : {}),
+    });
+  }
+
+  /** Starts the periodic work: batch allocation and heartbeats. */
+  start(): void {
+    if (this.running) return;
+    this.running = true;
+    const batch = () => {
+      this.dirtyAll = true;
+      this.runAllocation();
+      this.batchTimer = this.clock.setTimer(this.options.allocationIntervalMs, batch);
+    };
+    this.batchTimer = this.clock.setTimer(this.options.allocationIntervalMs, batch);
+    const beat = () => {
+      for (const fw of this.frameworks.values()) fw.conn?.send({ type: 'HEARTBEAT' });
+      this.heartbeatTimer = this.clock.setTimer(this.options.heartbeatIntervalSeconds * 1000, beat);
+    };
+    this.heartbeatTimer = this.clock.setTimer(this.options.heartbeatIntervalSeconds * 1000, beat);
+  }
+
+  /** Stops the timers. Connections stay as they are. */
+  stop(): void {
+    this.running = false;
+    for (const t of [this.batchTimer, this.heartbeatTimer, this.soonTimer]) t?.cancel();
+    this.soonTimer = undefined;
+    for (const fw of this.frameworks.values()) fw.failoverTimer?.cancel();
+  }
+
+  // =============================================================================================
+  // Scheduler API
+
+  /**
+   * SUBSCRIBE: registers a new framework, or resubscribes a known one (same `framework_info.id`),
+   * which keeps its tasks. Sends SUBSCRIBED on `conn` and returns the framework id.
+   */
+  subscribe(call: SubscribeCall, conn: FrameworkConnection): string {
+    const info = call.subscribe.framework_info;
+    const roles = rolesOf(info);
+    const partitionAware = (info.capabilities ?? []).some((c) => c.type === 'PARTITION_AWARE');
+    const suppressed = call.subscribe.suppressed_roles ?? [];
+    for (const r of suppressed) if (!roles.includes(r)) throw new InvalidRequest(`suppressed role '${r}' is not one of the framework's roles`);
+    const now = this.clock.now();
+    const requested = info.id?.value;
+    if (requested !== undefined && this.removedFrameworks.has(requested)) {
+      throw new FrameworkRemoved(`framework ${requested} has been removed and cannot subscribe again`);
+    }
+    let fw = requested === undefined ? undefined : this.frameworks.get(requested);
+    if (fw !== undefined) {
+      // Failover or reconnection: the old stream (if any) is replaced, offers are made anew.
+      if (fw.conn !== undefined && fw.conn !== conn) {
+        fw.conn.send({ type: 'ERROR', error: { message: 'Framework failed over' } });
+        fw.conn.close();
+      }
+      fw.failoverTimer?.cancel();
+      fw.failoverTimer = undefined;
+      this.recoverOffers(fw, false);
+      fw.info = { ...info, id: fw.idObj };
+      fw.partitionAware = partitionAware;
+      if (!sameRoles(fw.roles, roles)) {
+        fw.roles = roles;
+        this.allocator.setFrameworkRoles(fw.id, roles);
+      }
+      fw.conn = conn;
+      fw.disconnectedAt = undefined;
+      this.allocator.setFrameworkActive(fw.id, true);
+      this.allocator.revive(fw.id);
+      if (suppressed.length > 0) this.allocator.suppress(fw.id, suppressed);
+    } else {
+      const id = requested ?? `${this.id}-${String(this.nextFramework++).padStart(4, '0')}`;
+      fw = {
+        id,
+        idObj: { value: id },
+        info: { ...info, id: { value: id } },
+        roles,
+        partitionAware,
+        conn,
+        tasks: new Map(),
+        offers: new Set(),
+        completed: [],
+        registeredAt: now,
+        disconnectedAt: undefined,
+        failoverTimer: undefined,
+      };
+      this.frameworks.set(id, fw);
+      this.allocator.addFramework(id, roles, suppressed);
+    }
+    conn.send({
+      type: 'SUBSCRIBED',
+      subscribed: {
+        framework_id: fw.idObj,
+        heartbeat_interval_seconds: this.options.heartbeatIntervalSeconds,
+        master_info: { id: this.id, hostname: this.options.hostname, port: this.options.port, version: this.options.version },
+      },
+    });
+    this.allocateSoon();
+    return fw.id;
+  }
+
+  /** Any call but SUBSCRIBE, from the framework's subscribed stream. */
+  call(call: FrameworkCall): void {
+    const fw = this.frameworks.get(call.framework_id.value);
+    if (fw === undefined || fw.conn === undefined) {
+      throw new FrameworkNotSubscribed(`framework ${call.framework_id.value} is not subscribed`);
+    }
+    switch (call.type) {
+      case 'TEARDOWN':
+        this.removeFramework(fw, 'Framework torn down');
+        return;
+      case 'ACCEPT':
+        this.accept(fw, call);
+        return;
+      case 'DECLINE':
+        for (const offerId of call.decline.offer_ids) {
+          const offer = this.offers.get(offerId.value);
+          if (offer === undefined || offer.frameworkId !== fw.id) continue; // Mesos ignores unknown offers here.
+          this.removeOffer(offer);
+          this.allocator.recover(fw.id, offer.agentId, offer.role, offer.resources, this.clock.now(), call.decline.filters?.refuse_seconds ?? this.options.defaultRefuseSeconds);
+          this.allocateSoon(offer.agentId);
+        }
+        return;
+      case 'REVIVE':
+        this.checkRoles(fw, call.revive?.roles);
+        this.allocator.revive(fw.id, call.revive?.roles);
+        this.allocateSoon();
+        return;
+      case 'SUPPRESS':
+        this.checkRoles(fw, call.suppress?.roles);
+        this.allocator.suppress(fw.id, call.suppress?.roles);
+        return;
+      case 'KILL':
+        this.kill(fw, call.kill.task_id.value, call.kill.agent_id?.value, call.kill.kill_policy);
+        return;
+      case 'ACKNOWLEDGE':
+        this.acknowledge(fw, call.acknowledge.agent_id.value, call.acknowledge.task_id.value, call.acknowledge.uuid);
+        return;
+      case 'RECONCILE':
+        this.reconcile(fw, call.reconcile.tasks ?? []);
+        return;
+    }
+  }
+
+  /**
+   * The framework's stream dropped. The framework keeps its tasks for `failover_timeout` seconds
+   * (Mesos's default 0: removed at once), gets no offers meanwhile, and its offers go back.
+   */
+  disconnect(frameworkId: string, conn: FrameworkConnection): void {
+    const fw = this.frameworks.get(frameworkId);
+    if (fw === undefined || fw.conn !== conn) return;
+    fw.conn = undefined;
+    fw.disconnectedAt = this.clock.now();
+    this.allocator.setFrameworkActive(fw.id, false);
+    this.recoverOffers(fw, false);
+    this.startFailoverTimer(fw);
+  }
+
+  // =============================================================================================
+  // Agents
+
+  /**
+   * REGISTER from an agent: a new agent, or one that comes back (with `agent_id`) after a restart,
+   * a partition or a master failover. Reconciles the tasks it reports with those the master knows.
+   */
+  registerAgent(message: Extract<AgentToMaster, { type: 'REGISTER' }>, conn: AgentConnection): string {
+    let total: Resources;
+    try {
+      total = Resources.fromJSON(message.resources);
+    } catch (e) {
+      if (e instanceof InvalidResources) throw new InvalidRequest(`agent resources: ${e.message}`);
+      throw e;
+    }
+    const now = this.clock.now();
+    const requested = message.agent_id?.value;
+    if (requested !== undefined && this.goneAgents.has(requested)) throw new AgentGone(`agent ${requested} was removed and cannot register again`);
+    let agent = requested === undefined ? undefined : this.agents.get(requested);
+    const wasUnreachable = agent?.state === 'UNREACHABLE';
+    if (agent !== undefined) {
+      if (agent.conn !== undefined && agent.conn !== conn) agent.conn.close();
+      if (agent.state === 'ACTIVE') {
+        // Reregistering while still active (a quick restart): start its books afresh.
+        this.rescindOffers(agent);
+        for (const task of agent.tasks) this.freeTask(task);
+        this.allocator.removeAgent(agent.id);
+      }
+      agent.conn = conn;
+      agent.hostname = message.hostname;
+      agent.attributes = message.attributes;
+      agent.total = total;
+      agent.state = 'ACTIVE';
+      agent.unreachableAt = undefined;
+      agent.lastHeartbeatAt = now;
+    } else {
+      const id = requested ?? `${this.id}-S${this.nextAgent++}`;
+      agent = {
+        id,
+        idObj: { value: id },
+        hostname: message.hostname,
+        attributes: message.attributes,
+        total,
+        state: 'ACTIVE',
+        conn,
+        tasks: new Set(),
+        offers: new Set(),
+        registeredAt: now,
+        unreachableAt: undefined,
+        lastHeartbeatAt: now,
+      };
+      this.agents.set(id, agent);
+    }
+    this.allocator.addAgent(agent.id, total);
+    this.reconcileAgentTasks(agent, message, wasUnreachable);
+    conn.send({ type: 'REGISTERED', agent_id: agent.idObj });
+    this.allocateSoon(agent.id);
+    return agent.id;
+  }
+
+  /** A message on an agent's stream after REGISTER. */
+  agentMessage(agentId: string, message: AgentToMaster): void {
+    const agent = this.agents.get(agentId);
+    if (agent === undefined || agent.state !== 'ACTIVE') throw new AgentNotFound(`agent ${agentId} is not registered`);
+    switch (message.type) {
+      case 'HEARTBEAT':
+        agent.lastHeartbeatAt = this.clock.now();
+        return;
+      case 'STATUS_UPDATE':
+        this.statusUpdate(agent, message.framework_id.value, message.status, message.latest_state);
+        return;
+      case 'REGISTER':
+        throw new InvalidRequest('REGISTER is only valid as the first message of a stream');
+    }
+  }
+
+  /**
+   * The agent is unreachable (its stream is gone past the grace period, or it missed its
+   * heartbeats). Its offers are rescinded; its tasks are reported TASK_UNREACHABLE to
+   * partition-aware frameworks (they may come back) and TASK_LOST to the others (they are gone).
+   */
+  markAgentUnreachable(agentId: string): void {
+    const agent = this.agents.get(agentId);
+    if (agent === undefined || agent.state !== 'ACTIVE') return;
+    agent.state = 'UNREACHABLE';
+    agent.unreachableAt = this.clock.now();
+    agent.conn?.close();
+    agent.conn = undefined;
+    this.rescindOffers(agent);
+    const message = `Agent ${agent.id} (${agent.hostname}) is unreachable`;
+    for (const task of [...agent.tasks]) {
+      const fw = this.frameworks.get(task.frameworkId);
+      this.freeTask(task);
+      if (fw?.partitionAware) {
+        task.state = 'TASK_UNREACHABLE';
+        this.sendMasterUpdate(fw, task, 'TASK_UNREACHABLE', 'REASON_AGENT_REMOVED', message);
+      } else {
+        this.endTask(task, 'TASK_LOST', 'REASON_AGENT_REMOVED', message);
+      }
+    }
+    this.allocator.removeAgent(agent.id);
+  }
+
+  /**
+   * The operator removes an agent for good: its tasks are TASK_GONE_BY_OPERATOR (TASK_LOST to
+   * frameworks that are not partition-aware) and it may never register again.
+   */
+  removeAgent(agentId: string): void {
+    const agent = this.agents.get(agentId);
+    if (agent === undefined) throw new AgentNotFound(`agent ${agentId} is not known`);
+    if (agent.state === 'ACTIVE') this.rescindOffers(agent);
+    const message = `Agent ${agent.id} (${agent.hostname}) was removed by the operator`;
+    for (const task of [...agent.tasks]) {
+      const fw = this.frameworks.get(task.frameworkId);
+      this.freeTask(task);
+      this.endTask(task, fw?.partitionAware ? 'TASK_GONE_BY_OPERATOR' : 'TASK_LOST', 'REASON_AGENT_REMOVED_BY_OPERATOR', message);
+    }
+    if (agent.state === 'ACTIVE') this.allocator.removeAgent(agent.id);
+    agent.conn?.close();
+    this.agents.delete(agent.id);
+    this.goneAgents.add(agent.id);
+  }
+
+  // =============================================================================================
+  // Operator
+
+  setWeight(role: string, weight: number): void {
+    if (!ROLE_PATTERN.test(role)) throw new InvalidRequest(`'${role}' is not a valid role`);
+    if (!(weight > 0) || !Number.isFinite(weight)) throw new InvalidRequest(`weight of role '${role}' must be a positive number, got ${weight}`);
+    this.allocator.setWeight(role, weight);
+  }
+
+  /** Sets a role's quota limit on scalars, e.g. `{cpus: 4, mem: 8192}`; `{}` removes it. */
+  setQuota(role: string, limits: Record<string, number>): void {
+    if (!ROLE_PATTERN.test(role)) throw new InvalidRequest(`'${role}' is not a valid role`);
+    for (const [name, v] of Object.entries(limits)) {
+      if (!(v >= 0) || !Number.isFinite(v)) throw new InvalidRequest(`quota of '${name}' for role '${role}' must be a number >= 0`);
+    }
+    this.allocator.setQuota(role, limits);
+    this.allocateSoon();
+  }
+
+  roles(): RoleInfo[] {
+    return this.allocator.roleInfos();
+  }
+
+  /** Runs an allocation pass now over every agent (tests; the batch timer does it otherwise). */
+  allocateNow(): void {
+    this.dirtyAll = true;
+    this.runAllocation();
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Read-only views, for the operator API and tests. They copy; callers may keep them.
+
+  frameworkIds(): string[] {
+    return [...this.frameworks.keys()];
+  }
+
+  frameworkView(id: string):
+    | { id: string; info: FrameworkInfo; roles: string[]; connected: boolean; tasks: Task[]; completed: Task[]; offers: number; registeredAt: number }
+    | undefined {
+    const fw = this.frameworks.get(id);
+    if (fw === undefined) return undefined;
+    return { id, info: fw.info, roles: [...fw.roles], connected: fw.conn !== undefined, tasks: [...fw.tasks.values()], completed: [...fw.completed], offers: fw.offers.size, registeredAt: fw.registeredAt };
+  }
+
+  agentIds(): string[] {
+    return [...this.agents.keys()];
+  }
+
+  agentView(id: string):
+    | { id: string; hostname: string; attributes: Attribute[]; total: Resources; free: Resources | undefined; state: AgentState; tasks: number; offers: number; registeredAt: number; lastHeartbeatAt: number }
+    | undefined {
+    const a = this.agents.get(id);
+    if (a === undefined) return undefined;
+    return {
+      id,
+      hostname: a.hostname,
+      attributes: a.attributes,
+      total: a.total,
+      free: this.allocator.free(id),
+      state: a.state,
+      tasks: a.tasks.size,
+      offers: a.offers.size,
+      registeredAt: a.registeredAt,
+      lastHeartbeatAt: a.lastHeartbeatAt,
+    };
+  }
+
+  task(frameworkId: string, taskId: string): Task | undefined {
+    return this.frameworks.get(frameworkId)?.tasks.get(taskId);
+  }
+
+  offerCount(): number {
+    return this.offers.size;
+  }
+
+  // =============================================================================================
+  // Calls
+
+  private accept(fw: FrameworkRecord, call: AcceptCall): void {
+    const now = this.clock.now();
+    const tasks = call.accept.operations.flatMap((op) => op.launch.task_infos);
+    const offers: OfferRecord[] = [];
+    const invalid: string[] = [];
+    for (const offerId of call.accept.offer_ids) {
+      const offer = this.offers.get(offerId.value);
+      if (offer === undefined || offer.frameworkId !== fw.id) invalid.push(offerId.value);
+      else if (!offers.includes(offer)) offers.push(offer);
+    }
+    const refuse = call.accept.filters?.refuse_seconds ?? this.options.defaultRefuseSeconds;
+    for (const o of offers) this.removeOffer(o);
+    const giveBack = () => {
+      for (const o of offers) {
+        this.allocator.recover(fw.id, o.agentId, o.role, o.resources, now, refuse);
+        this.allocateSoon(o.agentId);
+      }
+    };
+    if (invalid.length > 0) {
+      giveBack();
+      const message = `Offer ${invalid.join(', ')} is no longer valid (unknown, rescinded or used)`;
+      for (const t of tasks) this.sendMasterUpdate(fw, t, fw.partitionAware ? 'TASK_DROPPED' : 'TASK_LOST', 'REASON_INVALID_OFFERS', message);
+      return;
+    }
+    const first = offers[0]!;
+    const spread = offers.find((o) => o.agentId !== first.agentId || o.role !== first.role);
+    if (spread !== undefined) {
+      giveBack();
+      const why =
+        spread.agentId !== first.agentId
+          ? `the offers are on more than one agent (${first.agentId}, ${spread.agentId}); all offers of an ACCEPT must be of one agent`
+          : `the offers are for more than one role (${first.role}, ${spread.role})`;
+      for (const t of tasks) this.sendMasterUpdate(fw, t, 'TASK_ERROR', 'REASON_TASK_INVALID', why);
+      return;
+    }
+    const agent = this.agents.get(first.agentId)!;
+    let pool = Resources.EMPTY;
+    for (const o of offers) pool = pool.add(o.resources);
+    const seen = new Set<string>();
+    for (const info of tasks) {
+      const problem = this.validateTask(fw, agent, info, seen);
+      if (typeof problem === 'string') {
+        this.sendMasterUpdate(fw, info, 'TASK_ERROR', 'REASON_TASK_INVALID', problem);
+        continue;
+      }
+      if (!pool.contains(problem)) {
+        this.sendMasterUpdate(fw, info, 'TASK_ERROR', 'REASON_TASK_INVALID', `task ${info.task_id.value} uses resources that are not in the offers: it needs ${problem.toString()}, the offers have ${pool.toString() || 'nothing'} left`);
+        continue;
+      }
+      seen.add(info.task_id.value);
+      pool = pool.subtract(problem);
+      const task: Task = { id: info.task_id.value, frameworkId: fw.id, agentId: agent.id, role: first.role, resources: problem, info, state: 'TASK_STAGING', status: undefined, freed: false, killPending: false };
+      fw.tasks.set(task.id, task);
+      agent.tasks.add(task);
+      agent.conn?.send({ type: 'LAUNCH', framework: fw.info, task: info });
+    }
+    if (!pool.isEmpty()) {
+      this.allocator.recover(fw.id, agent.id, first.role, pool, now, refuse);
+      this.allocateSoon(agent.id);
+    }
+  }
+
+  /** The task's resources, or why it cannot be launched (TASK_ERROR's message). */
+  private validateTask(fw: FrameworkRecord, agent: AgentRecord, info: TaskInfo, seen: Set<string>): Resources | string {
+    const id = info.task_id.value;
+    if (fw.tasks.has(id) || seen.has(id)) return `task id '${id}' is already used by a task of this framework`;
+    if (info.agent_id.value !== agent.id) return `task ${id} names agent ${info.agent_id.value}, but the offers are of agent ${agent.id}`;
+    if (info.executor !== undefined) return `task ${id}: custom executors are not supported; give a command or a container`;
+    if (info.command === undefined && info.container === undefined) return `task ${id} needs a command or a container`;
+    if (info.command !== undefined && info.command.shell !== false && (info.command.value ?? '') === '' && info.container === undefined) {
+      return `task ${id}: command.value is empty`;
+    }
+    if (info.container?.type === 'DOCKER' && info.container.docker === undefined) return `task ${id}: a DOCKER container needs container.docker.image`;
+    let resources: Resources;
+    try {
+      resources = this.parsedResources.get(info.resources) ?? Resources.fromJSON(info.resources);
+      this.parsedResources.set(info.resources, resources);
+    } catch (e) {
+      if (e instanceof InvalidResources) return `task ${id}: ${e.message}`;
+      throw e;
+    }
+    if (resources.scalarMillis('cpus') <= 0 && resources.scalarMillis('mem') <= 0) return `task ${id} needs some cpus or mem`;
+    return resources;
+  }
+
+  private kill(fw: FrameworkRecord, taskId: string, agentId: string | undefined, killPolicy: KillPolicy | undefined): void {
+    const task = fw.tasks.get(taskId);
+    if (task === undefined) {
+      this.sendUnknownTaskStatus(fw, taskId, agentId);
+      return;
+    }
+    if (isTerminal(task.state)) return; // Already over; its terminal update is on its way.
+    const agent = this.agents.get(task.agentId);
+    if (agent === undefined || agent.state !== 'ACTIVE' || agent.conn === undefined) {
+      task.killPending = true; // Sent when the agent comes back.
+      return;
+    }
+    const policy = killPolicy ?? task.info.kill_policy;
+    agent.conn.send({ type: 'KILL', framework_id: fw.idObj, task_id: task.info.task_id, ...(policy !== undefined ? { kill_policy: policy } : {}) });
+  }
+
+  private acknowledge(fw: FrameworkRecord, agentId: string, taskId: string, uuid: string): void {
+    const agent = this.agents.get(agentId);
+    agent?.conn?.send({ type: 'ACKNOWLEDGE', framework_id: fw.idObj, task_id: { value: taskId }, uuid });
+    const task = fw.tasks.get(taskId);
+    if (task !== undefined && task.status?.uuid === uuid && isTerminal(task.status.state)) this.completeTask(task);
+  }
+
+  /** Explicit reconciliation for the listed tasks, implicit (every known task) for none. */
+  private reconcile(fw: FrameworkRecord, tasks: { task_id: { value: string }; agent_id?: { value: string } | undefined }[]): void {
+    if (tasks.length === 0) {
+      for (const task of fw.tasks.values()) this.sendMasterUpdate(fw, task, task.state, 'REASON_RECONCILIATION', undefined);
+      return;
+    }
+    for (const t of tasks) {
+      const task = fw.tasks.get(t.task_id.value);
+      if (task !== undefined) this.sendMasterUpdate(fw, task, task.state, 'REASON_RECONCILIATION', undefined);
+      else this.sendUnknownTaskStatus(fw, t.task_id.value, t.agent_id?.value);
+    }
+  }
+
+  /** The state of a task the master does not know, by what it knows of the agent (docs/high-availability-framework-guide.md). */
+  private sendUnknownTaskStatus(fw: FrameworkRecord, taskId: string, agentId: string | undefined): void {
+    let state: TaskState;
+    if (!fw.partitionAware) state = 'TASK_LOST';
+    else if (agentId === undefined) state = 'TASK_UNKNOWN';
+    else if (this.goneAgents.has(agentId)) state = 'TASK_GONE_BY_OPERATOR';
+    else {
+      const agent = this.agents.get(agentId);
+      state = agent === undefined ? 'TASK_UNKNOWN' : agent.state === 'UNREACHABLE' ? 'TASK_UNREACHABLE' : 'TASK_GONE';
+    }
+    const status: TaskStatus = {
+      task_id: { value: taskId },
+      state,
+      source: 'SOURCE_MASTER',
+      reason: 'REASON_RECONCILIATION',
+      message: 'Reconciliation: task is unknown to the master',
+      timestamp: this.clock.now() / 1000,
+      ...(agentId !== undefined ? { agent_id: { value: agentId } } : {}),
+    };
+    fw.conn?.send({ type: 'UPDATE', update: { status } });
+  }
+
+  // =============================================================================================
+  // Status updates
+
+  private statusUpdate(agent: AgentRecord, frameworkId: string, status: TaskStatus & { uuid: string }, latest: TaskState): void {
+    const fw = this.frameworks.get(frameworkId);
+    if (fw === undefined) {
+      // A framework the master removed: its tasks must go.
+      if (this.removedFrameworks.has(frameworkId)) agent.conn?.send({ type: 'SHUTDOWN_FRAMEWORK', framework_id: { value: frameworkId } });
+      return;
+    }
+    const full: TaskStatus = status.agent_id === undefined ? { ...status, agent_id: agent.idObj } : status;
+    const task = fw.tasks.get(status.task_id.value);
+    if (task !== undefined && task.agentId === agent.id) {
+      task.state = latest;
+      task.status = full;
+      if (isTerminal(latest)) this.freeTask(task);
+    }
+    // At-least-once: the agent resends until the framework's ACKNOWLEDGE comes back, so an update
+    // to a disconnected framework is simply not delivered now.
+    fw.conn?.send({ type: 'UPDATE', update: { status: full } });
+  }
+
+  /** An update the master makes itself: no uuid, so it needs no acknowledgement. */
+  private sendMasterUpdate(fw: FrameworkRecord, task: Task | TaskInfo, state: TaskState, reason: TaskStatusReason, message: string | undefined): void {
+    const info = 'info' in task ? task.info : task;
+    const status: TaskStatus = {
+      task_id: info.task_id,
+      state,
+      source: 'SOURCE_MASTER',
+      reason,
+      agent_id: info.agent_id,
+      timestamp: this.clock.now() / 1000,
+      ...(message !== undefined ? { message } : {}),
+    };
+    if ('info' in task) {
+      const healthy = task.status?.healthy;
+      if (healthy !== undefined && reason === 'REASON_RECONCILIATION') status.healthy = healthy;
+      if (reason !== 'REASON_RECONCILIATION') task.status = status;
+    }
+    fw.conn?.send({ type: 'UPDATE', update: { status } });
+  }
+
+  // =============================================================================================
+  // Books
+
+  /** Gives a task's resources back to the allocator (once). */
+  private freeTask(task: Task): void {
+    if (task.freed) return;
+    task.freed = true;
+    this.allocator.recover(task.frameworkId, task.agentId, task.role, task.resources, this.clock.now());
+    this.allocateSoon(task.agentId);
+  }
+
+  /** Ends a task with a master-made terminal update and moves it to the completed tasks. */
+  private endTask(task: Task, state: TaskState, reason: TaskStatusReason, message: string): void {
+    const fw = this.frameworks.get(task.frameworkId);
+    task.state = state;
+    if (fw !== undefined) this.sendMasterUpdate(fw, task, state, reason, message);
+    this.completeTask(task);
+  }
+
+  /** Removes a task whose end the framework knows (acknowledged, or reported by the master). */
+  private completeTask(task: Task): void {
+    this.freeTask(task);
+    const fw = this.frameworks.get(task.frameworkId);
+    this.agents.get(task.agentId)?.tasks.delete(task);
+    if (fw === undefined) return;
+    fw.tasks.delete(task.id);
+    fw.completed.push(task);
+    if (fw.completed.length > this.options.maxCompletedTasksPerFramework) fw.completed.shift();
+  }
+
+  /**
+   * Matches the tasks an agent reports on (re)registration with the master's books. `afterPartition`:
+   * the agent was unreachable, so frameworks that are not partition-aware were told its tasks were
+   * LOST; those tasks must not run on and are killed. Otherwise (a master that lost its state) the
+   * reported tasks are adopted.
+   */
+  private reconcileAgentTasks(agent: AgentRecord, message: Extract<AgentToMaster, { type: 'REGISTER' }>, afterPartition: boolean): void {
+    const reported = new Set<string>();
+    const now = this.clock.now();
+    for (const t of message.tasks) {
+      const fwId = t.framework_id.value;
+      const key = `${fwId}\u0000${t.task.task_id.value}`;
+      reported.add(key);
+      let fw = this.frameworks.get(fwId);
+      if (fw === undefined) {
+        if (this.removedFrameworks.has(fwId)) {
+          agent.conn?.send({ type: 'SHUTDOWN_FRAMEWORK', framework_id: { value: fwId } });
+          continue;
+        }
+        // A master that lost its state learns the framework from its agents; it has until its
+        // failover timeout to subscribe again.
+        const info = message.frameworks.find((f) => f.id?.value === fwId) ?? { name: fwId, id: { value: fwId } };
+        fw = this.addRecoveredFramework(fwId, info, now);
+      }
+      let task = fw.tasks.get(t.task.task_id.value);
+      if (task === undefined) {
+        if (isTerminal(t.state)) continue;
+        if (afterPartition && !fw.partitionAware) {
+          agent.conn?.send({ type: 'KILL', framework_id: fw.idObj, task_id: t.task.task_id });
+          continue;
+        }
+        let resources: Resources;
+        try {
+          resources = Resources.fromJSON(t.task.resources);
+        } catch {
+          continue;
+        }
+        task = { id: t.task.task_id.value, frameworkId: fwId, agentId: agent.id, role: roleOfTask(t.task, fw.roles), resources, info: t.task, state: t.state, status: undefined, freed: false, killPending: false };
+        fw.tasks.set(task.id, task);
+      }
+      agent.tasks.add(task);
+      const wasUnreachable = task.state === 'TASK_UNREACHABLE';
+      task.state = t.state;
+      if (!isTerminal(t.state)) {
+        task.freed = false;
+        this.allocator.claim(fwId, agent.id, task.role, task.resources);
+      }
+      if (wasUnreachable) this.sendMasterUpdate(fw, task, t.state, 'REASON_AGENT_REREGISTERED', `Agent ${agent.id} reregistered`);
+      if (task.killPending) {
+        task.killPending = false;
+        agent.conn?.send({ type: 'KILL', framework_id: fw.idObj, task_id: task.info.task_id });
+      }
+    }
+    // Tasks the master placed on this agent that the agent does not have are gone.
+    for (const task of [...agent.tasks]) {
+      if (reported.has(`${task.frameworkId}\u0000${task.id}`)) continue;
+      const fw = this.frameworks.get(task.frameworkId);
+      if (task.state === 'TASK_STAGING') continue; // Launched after the agent's report was made.
+      task.freed = true; // Its resources were not claimed on the re-added agent.
+      this.endTask(task, fw?.partitionAware ? 'TASK_GONE' : 'TASK_LOST', 'REASON_AGENT_RESTARTED', `Task is not on agent ${agent.id} any more`);
+    }
+  }
+
+  private addRecoveredFramework(id: string, info: FrameworkInfo, now: number): FrameworkRecord {
+    const roles = rolesOf(info);
+    const fw: FrameworkRecord = {
+      id,
+      idObj: { value: id },
+      info: { ...info, id: { value: id } },
+      roles,
+      partitionAware: (info.capabilities ?? []).some((c) => c.type === 'PARTITION_AWARE'),
+      conn: undefined,
+      tasks: new Map(),
+      offers: new Set(),
+      completed: [],
+      registeredAt: now,
+      disconnectedAt: now,
+      failoverTimer: undefined,
+    };
+    this.frameworks.set(id, fw);
+    this.allocator.addFramework(id, roles);
+    this.allocator.setFrameworkActive(id, false);
+    this.startFailoverTimer(fw);
+    return fw;
+  }
+
+  private startFailoverTimer(fw: FrameworkRecord): void {
+    fw.failoverTimer?.cancel();
+    const seconds = fw.info.failover_timeout ?? 0;
+    fw.failoverTimer = this.clock.setTimer(seconds * 1000, () => {
+      fw.failoverTimer = undefined;
+      if (fw.conn === undefined && this.frameworks.get(fw.id) === fw) this.removeFramework(fw, 'Framework failover timeout');
+    });
+  }
+
+  /** TEARDOWN or failover timeout: the framework's offers go back, its tasks are killed, its id is retired. */
+  private removeFramework(fw: FrameworkRecord, why: string): void {
+    fw.failoverTimer?.cancel();
+    this.recoverOffers(fw, false);
+    const agents = new Set<AgentRecord>();
+    for (const task of [...fw.tasks.values()]) {
+      const agent = this.agents.get(task.agentId);
+      if (agent !== undefined) agents.add(agent);
+      this.freeTask(task);
+      task.state = 'TASK_KILLED';
+      this.agents.get(task.agentId)?.tasks.delete(task);
+      fw.tasks.delete(task.id);
+    }
+    for (const agent of agents) agent.conn?.send({ type: 'SHUTDOWN_FRAMEWORK', framework_id: fw.idObj });
+    this.allocator.removeFramework(fw.id);
+    this.frameworks.delete(fw.id);
+    this.removedFrameworks.add(fw.id);
+    if (fw.conn !== undefined) {
+      fw.conn.send({ type: 'ERROR', error: { message: why } });
+      fw.conn.close();
+      fw.conn = undefined;
+    }
+  }
+
+  // =============================================================================================
+  // Offers
+
+  private removeOffer(offer: OfferRecord): void {
+    this.offers.delete(offer.id);
+    this.frameworks.get(offer.frameworkId)?.offers.delete(offer);
+    this.agents.get(offer.agentId)?.offers.delete(offer);
+  }
+
+  /** Takes back every offer of a framework (failover, disconnection, removal), optionally telling it. */
+  private recoverOffers(fw: FrameworkRecord, rescind: boolean): void {
+    const now = this.clock.now();
+    for (const offer of [...fw.offers]) {
+      this.removeOffer(offer);
+      this.allocator.recover(fw.id, offer.agentId, offer.role, offer.resources, now);
+      if (rescind) fw.conn?.send({ type: 'RESCIND', rescind: { offer_id: { value: offer.id } } });
+      this.allocateSoon(offer.agentId);
+    }
+  }
+
+  /** Takes back every offer on an agent and sends RESCIND to the frameworks that held them. */
+  private rescindOffers(agent: AgentRecord): void {
+    const now = this.clock.now();
+    for (const offer of [...agent.offers]) {
+      this.removeOffer(offer);
+      this.allocator.recover(offer.frameworkId, agent.id, offer.role, offer.resources, now);
+      this.frameworks.get(offer.frameworkId)?.conn?.send({ type: 'RESCIND', rescind: { offer_id: { value: offer.id } } });
+    }
+  }
+
+  /** Asks for an allocation as soon as the current work is done (coalesced). */
+  private allocateSoon(agentId?: string): void {
+    if (agentId === undefined) this.dirtyAll = true;
+    else if (!this.dirtyAll) this.dirty.add(agentId);
+    if (this.soonTimer === undefined) {
+      this.soonTimer = this.clock.setTimer(0, () => {
+        this.soonTimer = undefined;
+        this.runAllocation();
+      });
+    }
+  }
+
+  private runAllocation(): void {
+    if (!this.dirtyAll && this.dirty.size === 0) return;
+    const started = performance.now();
+    const agentIds = this.dirtyAll ? undefined : this.dirty;
+    const allocations = this.allocator.allocate(this.clock.now(), agentIds);
+    this.dirtyAll = false;
+    this.dirty = new Set();
+    const byFramework = new Map<FrameworkRecord, Offer[]>();
+    let lastFw: FrameworkRecord | undefined;
+    let list: Offer[] = [];
+    for (const a of allocations) {
+      const fw = lastFw !== undefined && lastFw.id === a.frameworkId ? lastFw : this.frameworks.get(a.frameworkId)!;
+      if (fw !== lastFw) {
+        lastFw = fw;
+        list = byFramework.get(fw) ?? [];
+        byFramework.set(fw, list);
+      }
+      const agent = this.agents.get(a.agentId)!;
+      const offer = a as OfferRecord;
+      offer.id = `${this.id}-O${this.nextOffer++}`;
+      this.offers.set(offer.id, offer);
+      fw.offers.add(offer);
+      agent.offers.add(offer);
+      list.push({
+        id: { value: offer.id },
+        framework_id: fw.idObj,
+        agent_id: agent.idObj,
+        hostname: agent.hostname,
+        resources: a.resources.toJSON(a.role),
+        attributes: agent.attributes,
+        allocation_info: { role: a.role },
+      });
+    }
+    for (const [fw, offers] of byFramework) fw.conn?.send({ type: 'OFFERS', offers: { offers } });
+    this.onAllocation?.(performance.now() - started, allocations.length);
+  }
+
+  private checkRoles(fw: FrameworkRecord, roles: readonly string[] | undefined): void {
+    for (const r of roles ?? []) if (!fw.roles.includes(r)) throw new InvalidRequest(`role '${r}' is not one of the framework's roles (${fw.roles.join(', ')})`);
+  }
+}
+
+function rolesOf(info: FrameworkInfo): string[] {
+  const roles = info.roles !== undefined && info.roles.length > 0 ? info.roles : [info.role ?? '*'];
+  for (const r of roles) if (r !== '*' && !ROLE_PATTERN.test(r)) throw new InvalidRequest(`'${r}' is not a valid role`);
+  if (new Set(roles).size !== roles.length) throw new InvalidRequest('framework_info.roles has duplicates');
+  return [...roles];
+}
+
+function sameRoles(a: readonly string[], b: readonly string[]): boolean {
+  return a.length === b.length && a.every((r) => b.includes(r));
+}
+
+/** The role a reported task's resources were allocated to (its `allocation_info`, else the framework's first role). */
+function roleOfTask(info: TaskInfo, roles: readonly string[]): string {
+  return info.resources.find((r) => r.allocation_info !== undefined)?.allocation_info?.role ?? roles[0] ?? '*';
+}
