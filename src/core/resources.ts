@@ -49,6 +49,9 @@ export class Resources {
   /** Shared empty value; Resources are immutable so one instance serves everyone. */
   static readonly EMPTY = new Resources([]);
 
+  /** The last `toJSON(role)` result: offers of identical agents share one interned value. */
+  private jsonCache: { role: string | undefined; json: ResourceJSON[] } | undefined;
+
   private constructor(private readonly entries: readonly Entry[]) {}
 
   // ---------------------------------------------------------------------------------------------
@@ -297,8 +300,13 @@ export class Resources {
     return changed ? new Resources(out) : this;
   }
 
-  /** Mesos v1 `Resource` JSON. `allocationRole` adds `allocation_info` (as on offered resources). */
+  /**
+   * Mesos v1 `Resource` JSON. `allocationRole` adds `allocation_info` (as on offered resources).
+   * The result is cached and may be shared by several callers: treat it as read-only.
+   */
   toJSON(allocationRole?: string): ResourceJSON[] {
+    const cached = this.jsonCache;
+    if (cached !== undefined && cached.role === allocationRole) return cached.json;
     // A plain loop: offers are built from this on every allocation pass, for every agent.
     const out: ResourceJSON[] = new Array<ResourceJSON>(this.entries.length);
     for (let i = 0; i < this.entries.length; i++) {
@@ -313,6 +321,7 @@ export class Resources {
       if (allocationRole !== undefined) r.allocation_info = { role: allocationRole };
       out[i] = r;
     }
+    this.jsonCache = { role: allocationRole, json: out };
     return out;
   }
 

@@ -106,7 +106,8 @@ interface AgentRecord {
   state: AgentState;
   conn: AgentConnection | undefined;
   tasks: Set<Task>;
-  offers: Set<OfferRecord>;
+  /** Outstanding offers on the agent: an array, as there are few (and a Set per agent costs more). */
+  offers: OfferRecord[];
   registeredAt: number;
   unreachableAt: number | undefined;
   lastHeartbeatAt: number;
@@ -131,6 +132,11 @@ export class Master {
    * tasks with one shared array; calls are immutable once made, so one parse serves them all.
    */
   private readonly parsedResources = new WeakMap<object, Resources>();
+  /**
+   * Agents' totals by their text form. Machines of a cluster are mostly alike; sharing one value
+   * saves memory per agent, and the offers of a fresh agent reuse its cached JSON.
+   */
+  private readonly internedTotals = new Map<string, Resources>();
   private nextFramework = 0;
   private nextAgent = 0;
   private nextOffer = 0;
@@ -324,7 +330,7 @@ export class Master {
   registerAgent(message: Extract<AgentToMaster, { type: 'REGISTER' }>, conn: AgentConnection): string {
     let total: Resources;
     try {
-      total = Resources.fromJSON(message.resources);
+      total = this.intern(Resources.fromJSON(message.resources));
     } catch (e) {
       if (e instanceof InvalidResources) throw new InvalidRequest(`agent resources: ${e.message}`);
       throw e;
@@ -360,7 +366,7 @@ export class Master {
         state: 'ACTIVE',
         conn,
         tasks: new Set(),
-        offers: new Set(),
+        offers: [],
         registeredAt: now,
         unreachableAt: undefined,
         lastHeartbeatAt: now,
@@ -498,7 +504,7 @@ export class Master {
       free: this.allocator.free(id),
       state: a.state,
       tasks: a.tasks.size,
-      offers: a.offers.size,
+      offers: a.offers.length,
       registeredAt: a.registeredAt,
       lastHeartbeatAt: a.lastHeartbeatAt,
     };
@@ -855,7 +861,11 @@ export class Master {
   private removeOffer(offer: OfferRecord): void {
     this.offers.delete(offer.id);
     this.frameworks.get(offer.frameworkId)?.offers.delete(offer);
-    this.agents.get(offer.agentId)?.offers.delete(offer);
+    const onAgent = this.agents.get(offer.agentId)?.offers;
+    if (onAgent !== undefined) {
+      const i = onAgent.indexOf(offer);
+      if (i >= 0) onAgent.splice(i, 1);
+    }
   }
 
   /** Takes back every offer of a framework (failover, disconnection, removal), optionally telling it. */
@@ -913,7 +923,7 @@ export class Master {
       offer.id = `${this.id}-O${this.nextOffer++}`;
       this.offers.set(offer.id, offer);
       fw.offers.add(offer);
-      agent.offers.add(offer);
+      agent.offers.push(offer);
       list.push({
         id: { value: offer.id },
         framework_id: fw.idObj,
@@ -926,6 +936,14 @@ export class Master {
     }
     for (const [fw, offers] of byFramework) fw.conn?.send({ type: 'OFFERS', offers: { offers } });
     this.onAllocation?.(performance.now() - started, allocations.length);
+  }
+
+  private intern(r: Resources): Resources {
+    const key = r.toString();
+    const known = this.internedTotals.get(key);
+    if (known !== undefined) return known;
+    if (this.internedTotals.size < 10_000) this.internedTotals.set(key, r);
+    return r;
   }
 
   private checkRoles(fw: FrameworkRecord, roles: readonly string[] | undefined): void {

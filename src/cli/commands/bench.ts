@@ -1,3 +1,5 @@
+import { spawn } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 import type { Command } from 'commander';
 import { positiveInt, positiveNumber } from '../options.ts';
 
@@ -14,14 +16,15 @@ export function registerBench(program: Command): void {
     .option('--task-mem <n>', 'mem (MB) per task', positiveNumber('--task-mem'), 128)
     .option('--seed <n>', 'seed of the allocator', positiveInt('--seed'))
     .option('--json', 'print one JSON object on stdout instead of text')
-    .action(async (opts: { agents: number; frameworks: number; tasks: number; taskCpus: number; taskMem: number; seed?: number; json?: boolean }) => {
-      const { runSchedulerBench, formatSchedulerBench } = await import('../../../bench/scheduler.ts');
-      const progress = opts.json ? undefined : (line: string) => process.stderr.write(line + '\n');
-      if (!opts.json) process.stderr.write(`placing ${opts.tasks} tasks on ${opts.agents} simulated agents...\n`);
-      const result = runSchedulerBench(
-        { agents: opts.agents, frameworks: opts.frameworks, tasks: opts.tasks, taskCpus: opts.taskCpus, taskMem: opts.taskMem, ...(opts.seed !== undefined ? { seed: opts.seed } : {}) },
-        progress,
-      );
-      process.stdout.write(opts.json ? JSON.stringify(result) + '\n' : formatSchedulerBench(result) + '\n');
+    .option('--semi-space <mb>', "V8's young generation size (MB) for the benchmark process; 0 for Node's default", (v) => Number(v), 32)
+    .action(async (opts: { agents: number; frameworks: number; tasks: number; taskCpus: number; taskMem: number; seed?: number; json?: boolean; semiSpace: number }) => {
+      const options = { agents: opts.agents, frameworks: opts.frameworks, tasks: opts.tasks, taskCpus: opts.taskCpus, taskMem: opts.taskMem, ...(opts.seed !== undefined ? { seed: opts.seed } : {}) };
+      // A process of its own: a fresh heap per run, and the young-generation size the master is
+      // meant to run with (the allocation pass makes many short-lived objects).
+      const entry = fileURLToPath(new URL('../../../bench/scheduler-main.ts', import.meta.url));
+      const flags = opts.semiSpace > 0 ? [`--max-semi-space-size=${opts.semiSpace}`] : [];
+      const child = spawn(process.execPath, [...flags, '--import', 'tsx', entry, JSON.stringify(options), opts.json ? 'json' : 'text'], { stdio: 'inherit' });
+      const code = await new Promise<number>((resolve) => child.on('exit', (c) => resolve(c ?? 1)));
+      process.exitCode = code;
     });
 }
