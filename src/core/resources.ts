@@ -52,7 +52,14 @@ export class Resources {
   /** The last `toJSON(role)` result: offers of identical agents share one interned value. */
   private jsonCache: { role: string | undefined; json: ResourceJSON[] } | undefined;
 
-  private constructor(private readonly entries: readonly Entry[]) {}
+  /** Whether any entry is reserved; when none is, every role's view is this value itself. */
+  private readonly anyReserved: boolean;
+
+  private constructor(private readonly entries: readonly Entry[]) {
+    let reserved = false;
+    for (const e of entries) if (e.role !== UNRESERVED) reserved = true;
+    this.anyReserved = reserved;
+  }
 
   // ---------------------------------------------------------------------------------------------
   // Construction
@@ -227,6 +234,7 @@ export class Resources {
 
   /** What a framework in `role` may be offered: the unreserved resources plus those reserved for it. */
   allocatableTo(role: string): Resources {
+    if (!this.anyReserved) return this;
     return this.filter((e) => e.role === UNRESERVED || e.role === role);
   }
 

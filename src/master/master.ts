@@ -137,6 +137,7 @@ export class Master {
    * saves memory per agent, and the offers of a fresh agent reuse its cached JSON.
    */
   private readonly internedTotals = new Map<string, Resources>();
+  private readonly allocationInfos = new Map<string, { role: string }>();
   private nextFramework = 0;
   private nextAgent = 0;
   private nextOffer = 0;
@@ -793,7 +794,14 @@ export class Master {
     for (const task of [...agent.tasks]) {
       if (reported.has(`${task.frameworkId}\u0000${task.id}`)) continue;
       const fw = this.frameworks.get(task.frameworkId);
-      if (task.state === 'TASK_STAGING') continue; // Launched after the agent's report was made.
+      if (task.state === 'TASK_STAGING') {
+        // Launched after the agent made its report: keep it, and its resources, as they were.
+        if (task.freed) {
+          task.freed = false;
+          this.allocator.claim(task.frameworkId, agent.id, task.role, task.resources);
+        }
+        continue;
+      }
       task.freed = true; // Its resources were not claimed on the re-added agent.
       this.endTask(task, fw?.partitionAware ? 'TASK_GONE' : 'TASK_LOST', 'REASON_AGENT_RESTARTED', `Task is not on agent ${agent.id} any more`);
     }
@@ -931,11 +939,21 @@ export class Master {
         hostname: agent.hostname,
         resources: a.resources.toJSON(a.role),
         attributes: agent.attributes,
-        allocation_info: { role: a.role },
+        allocation_info: this.allocationInfo(a.role),
       });
     }
     for (const [fw, offers] of byFramework) fw.conn?.send({ type: 'OFFERS', offers: { offers } });
     this.onAllocation?.(performance.now() - started, allocations.length);
+  }
+
+  /** One shared `{role}` per role for offers' allocation_info (events are read-only). */
+  private allocationInfo(role: string): { role: string } {
+    let info = this.allocationInfos.get(role);
+    if (info === undefined) {
+      info = Object.freeze({ role });
+      this.allocationInfos.set(role, info);
+    }
+    return info;
   }
 
   private intern(r: Resources): Resources {
