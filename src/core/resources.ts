@@ -49,8 +49,8 @@ export class Resources {
   /** Shared empty value; Resources are immutable so one instance serves everyone. */
   static readonly EMPTY = new Resources([]);
 
-  /** The last `toJSON(role)` result: offers of identical agents share one interned value. */
-  private jsonCache: { role: string | undefined; json: ResourceJSON[] } | undefined;
+  /** `toJSON(role)` results by role: offers of identical agents share one interned value. */
+  private jsonCache: Map<string | undefined, ResourceJSON[]> | undefined;
 
   /** Whether any entry is reserved; when none is, every role's view is this value itself. */
   private readonly anyReserved: boolean;
@@ -313,8 +313,8 @@ export class Resources {
    * The result is cached and may be shared by several callers: treat it as read-only.
    */
   toJSON(allocationRole?: string): ResourceJSON[] {
-    const cached = this.jsonCache;
-    if (cached !== undefined && cached.role === allocationRole) return cached.json;
+    const cached = this.jsonCache?.get(allocationRole);
+    if (cached !== undefined) return cached;
     // A plain loop: offers are built from this on every allocation pass, for every agent.
     const out: ResourceJSON[] = new Array<ResourceJSON>(this.entries.length);
     for (let i = 0; i < this.entries.length; i++) {
@@ -329,7 +329,9 @@ export class Resources {
       if (allocationRole !== undefined) r.allocation_info = { role: allocationRole };
       out[i] = r;
     }
-    this.jsonCache = { role: allocationRole, json: out };
+    // A few roles at most per value; the cap keeps a value offered to many roles from growing.
+    if (this.jsonCache === undefined) this.jsonCache = new Map();
+    if (this.jsonCache.size < 8) this.jsonCache.set(allocationRole, out);
     return out;
   }
 
