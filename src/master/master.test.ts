@@ -456,6 +456,19 @@ describe('Master', () => {
       assert.equal(c.master.frameworkView(fw.frameworkId!)!.tasks.length, 0);
     });
 
+    it('kills a task through its agent: TASK_KILLING then TASK_KILLED for frameworks that ask for it', () => {
+      const c = new SimCluster();
+      c.addAgent('cpus:2;mem:1024');
+      const fw = c.addFramework({ name: 'k', tasks: 1, taskCpus: 1, taskMem: 128, taskKillingState: true });
+      fw.record = true;
+      c.advance(100);
+      c.master.call({ type: 'KILL', framework_id: { value: fw.frameworkId! }, kill: { task_id: { value: 'k-0' } } });
+      c.advance(100);
+      const states = fw.events.flatMap((e) => (e.type === 'UPDATE' ? [e.update.status.state] : []));
+      assert.deepEqual(states, ['TASK_STARTING', 'TASK_RUNNING', 'TASK_KILLING', 'TASK_KILLED']);
+      assert.equal(c.master.task(fw.frameworkId!, 'k-0'), undefined, 'acknowledged and forgotten');
+    });
+
     it('answers explicit and implicit reconciliation', () => {
       const h = new Harness();
       const fw = h.subscribe('a', { partitionAware: true });
@@ -510,6 +523,7 @@ describe('Master', () => {
       h.master.markAgentUnreachable(agent);
       const rescinded = [...aware.events, ...plain.events].flatMap((e) => (e.type === 'RESCIND' ? [e.rescind.offer_id.value] : []));
       assert.deepEqual(rescinded.sort(), outstanding.map((o) => o.id.value).sort());
+      for (const fw of [aware, plain]) assert.deepEqual(fw.events.find((e) => e.type === 'FAILURE'), { type: 'FAILURE', failure: { agent_id: { value: agent } } });
       assert.deepEqual(aware.updates().map((u) => [u.task_id.value, u.state]), [['t0', 'TASK_UNREACHABLE']]);
       assert.deepEqual(plain.updates().map((u) => [u.task_id.value, u.state]), [['p0', 'TASK_LOST']]);
       assert.equal(h.master.offerCount(), 0);

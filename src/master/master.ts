@@ -410,6 +410,7 @@ export class Master {
     agent.conn?.close();
     agent.conn = undefined;
     this.rescindOffers(agent);
+    this.sendAgentFailure(agent);
     const message = `Agent ${agent.id} (${agent.hostname}) is unreachable`;
     for (const task of [...agent.tasks]) {
       const fw = this.frameworks.get(task.frameworkId);
@@ -431,7 +432,10 @@ export class Master {
   removeAgent(agentId: string): void {
     const agent = this.agents.get(agentId);
     if (agent === undefined) throw new AgentNotFound(`agent ${agentId} is not known`);
-    if (agent.state === 'ACTIVE') this.rescindOffers(agent);
+    if (agent.state === 'ACTIVE') {
+      this.rescindOffers(agent);
+      this.sendAgentFailure(agent);
+    }
     const message = `Agent ${agent.id} (${agent.hostname}) was removed by the operator`;
     for (const task of [...agent.tasks]) {
       const fw = this.frameworks.get(task.frameworkId);
@@ -885,6 +889,11 @@ export class Master {
       if (rescind) fw.conn?.send({ type: 'RESCIND', rescind: { offer_id: { value: offer.id } } });
       this.allocateSoon(offer.agentId);
     }
+  }
+
+  /** FAILURE with the agent's id to every connected framework, as Mesos tells schedulers of a lost agent. */
+  private sendAgentFailure(agent: AgentRecord): void {
+    for (const fw of this.frameworks.values()) fw.conn?.send({ type: 'FAILURE', failure: { agent_id: agent.idObj } });
   }
 
   /** Takes back every offer on an agent and sends RESCIND to the frameworks that held them. */

@@ -138,7 +138,10 @@ export class SimAgent {
           this.transition(ghost, 'TASK_LOST', 'Task is not known to the agent');
           return;
         }
-        if (!isTerminal(t.state)) this.transition(t, 'TASK_KILLED', 'Killed by the framework');
+        if (isTerminal(t.state)) return;
+        // TASK_KILLING first, for frameworks that asked for it (Mesos's TASK_KILLING_STATE).
+        if ((t.framework.capabilities ?? []).some((c) => c.type === 'TASK_KILLING_STATE')) this.transition(t, 'TASK_KILLING', undefined);
+        this.transition(t, 'TASK_KILLED', 'Killed by the framework');
         return;
       }
       case 'ACKNOWLEDGE': {

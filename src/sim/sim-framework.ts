@@ -22,6 +22,8 @@ export interface SimFrameworkOptions {
   /** Run time of each task on the simulated agent; undefined: until killed. */
   taskDurationMs?: number;
   partitionAware?: boolean;
+  /** Asks for TASK_KILLING before TASK_KILLED (Mesos's TASK_KILLING_STATE capability). */
+  taskKillingState?: boolean;
   failoverTimeoutSeconds?: number;
   /** Filter for declined offers while it still has tasks to launch. */
   refuseSeconds?: number;
@@ -71,7 +73,11 @@ export class SimFramework {
           name: o.name,
           roles: o.roles ?? ['*'],
           failover_timeout: o.failoverTimeoutSeconds ?? 0,
-          capabilities: [{ type: 'MULTI_ROLE' }, ...(o.partitionAware ? [{ type: 'PARTITION_AWARE' as const }] : [])],
+          capabilities: [
+            { type: 'MULTI_ROLE' },
+            ...(o.partitionAware ? [{ type: 'PARTITION_AWARE' as const }] : []),
+            ...(o.taskKillingState ? [{ type: 'TASK_KILLING_STATE' as const }] : []),
+          ],
           ...(this.frameworkId !== undefined ? { id: { value: this.frameworkId } } : {}),
         },
       },
