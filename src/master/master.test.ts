@@ -15,7 +15,8 @@ import { Master } from './master.ts';
  */
 class Harness {
   readonly clock = new ManualClock();
-  readonly master = new Master({ clock: this.clock, masterId: 'm' });
+  // Agents of this harness do not heartbeat; tests of liveness use their own master.
+  readonly master = new Master({ clock: this.clock, masterId: 'm', agentHeartbeatIntervalMs: 3_600_000 });
   readonly agentInbox = new Map<string, MasterToAgent[]>();
 
   constructor() {
@@ -547,6 +548,43 @@ describe('Master', () => {
       assert.equal(c.master.task(aware.frameworkId!, 'aware-0')?.state, 'TASK_RUNNING');
       assert.equal(a1.taskState('plain-0'), undefined, 'the task reported lost was killed and forgotten');
       assert.equal(c.master.task(plain.frameworkId!, 'plain-0'), undefined);
+    });
+
+    it('marks an agent unreachable when its stream drops and it is not back within the grace period', () => {
+      const clock = new ManualClock();
+      const master = new Master({ clock, masterId: 'm', agentReconnectGraceMs: 5_000, agentHeartbeatIntervalMs: 1_000_000 });
+      master.start();
+      const conn = { send: () => undefined, close: () => undefined };
+      const register = (c = conn, id?: string) =>
+        master.registerAgent({ type: 'REGISTER', hostname: 'h', resources: Resources.parse('cpus:1;mem:64').toJSON(), attributes: [], tasks: [], frameworks: [], ...(id !== undefined ? { agent_id: { value: id } } : {}) }, c);
+      const id = register();
+      master.agentDisconnected(id, conn);
+      clock.advance(4_000);
+      const again = { send: () => undefined, close: () => undefined };
+      register(again, id);
+      clock.advance(10_000);
+      assert.equal(master.agentView(id)?.state, 'ACTIVE', 'back within the grace period');
+      master.agentDisconnected(id, again);
+      clock.advance(4_999);
+      assert.equal(master.agentView(id)?.state, 'ACTIVE');
+      clock.advance(1);
+      assert.equal(master.agentView(id)?.state, 'UNREACHABLE');
+    });
+
+    it('marks an agent unreachable after three missed heartbeats', () => {
+      const clock = new ManualClock();
+      const master = new Master({ clock, masterId: 'm', agentHeartbeatIntervalMs: 5_000 });
+      master.start();
+      const id = master.registerAgent({ type: 'REGISTER', hostname: 'h', resources: Resources.parse('cpus:1;mem:64').toJSON(), attributes: [], tasks: [], frameworks: [] }, { send: () => undefined, close: () => undefined });
+      for (let i = 0; i < 10; i++) {
+        clock.advance(5_000);
+        master.agentMessage(id, { type: 'HEARTBEAT' });
+      }
+      assert.equal(master.agentView(id)?.state, 'ACTIVE', 'heartbeating agents stay');
+      clock.advance(15_000);
+      assert.equal(master.agentView(id)?.state, 'ACTIVE', 'three intervals without a heartbeat are not yet past');
+      clock.advance(5_000);
+      assert.equal(master.agentView(id)?.state, 'UNREACHABLE');
     });
 
     it('reports the tasks of a removed agent TASK_GONE_BY_OPERATOR and refuses its id afterwards', () => {

@@ -8,6 +8,7 @@ import type { Attribute, FrameworkInfo, KillPolicy, Offer, TaskInfo, TaskStatus 
 import type { AcceptCall, Event, FrameworkCall, SubscribeCall } from '../protocol/scheduler.ts';
 import { Allocator, type Allocation, type RoleInfo } from './allocator.ts';
 import { AgentGone, AgentNotFound, FrameworkNotSubscribed, FrameworkRemoved, InvalidRequest } from './errors.ts';
+import type { MasterChange, StoredState } from './master-store.ts';
 
 /**
  * The master: agents, frameworks, offers and tasks, and the rules between them (Mesos's master).
@@ -57,6 +58,14 @@ export interface MasterOptions {
   minAllocatable?: Record<string, number>[];
   /** Told after every allocation pass (duration in ms, offers made): for metrics and benchmarks. */
   onAllocation?: (durationMs: number, offers: number) => void;
+  /** Keep a journal of changes for a store (`drainChanges`). Off: nothing is kept. */
+  journal?: boolean;
+  /** An agent whose stream dropped is marked unreachable unless it is back within this. Default 5 s. */
+  agentReconnectGraceMs?: number;
+  /** Agents heartbeat this often; 3 missed in a row make the agent unreachable. Default 5 s. */
+  agentHeartbeatIntervalMs?: number;
+  /** After a master restart, agents known from the store have this long to reregister. Default 60 s. */
+  agentReregisterTimeoutMs?: number;
 }
 
 export interface Task {
@@ -95,7 +104,8 @@ interface FrameworkRecord {
   failoverTimer: Timer | undefined;
 }
 
-type AgentState = 'ACTIVE' | 'UNREACHABLE';
+/** RECOVERED: known from the store after a master restart, not yet reregistered. */
+type AgentState = 'ACTIVE' | 'UNREACHABLE' | 'RECOVERED';
 
 interface AgentRecord {
   readonly id: string;
@@ -111,6 +121,10 @@ interface AgentRecord {
   registeredAt: number;
   unreachableAt: number | undefined;
   lastHeartbeatAt: number;
+  /** Where the agent serves sandbox files. */
+  url: string | undefined;
+  /** Runs out the grace period of a dropped stream, or the reregistration timeout after recovery. */
+  graceTimer: Timer | undefined;
 }
 
 const ROLE_PATTERN = /^[a-zA-Z0-9_][a-zA-Z0-9_.\-/]*$/;
@@ -118,8 +132,9 @@ const ROLE_PATTERN = /^[a-zA-Z0-9_][a-zA-Z0-9_.\-/]*$/;
 export class Master {
   readonly id: string;
   private readonly clock: Clock;
-  private readonly options: Required<Omit<MasterOptions, 'onAllocation' | 'minAllocatable' | 'seed' | 'masterId' | 'clock'>>;
+  private readonly options: Required<Omit<MasterOptions, 'onAllocation' | 'minAllocatable' | 'seed' | 'masterId' | 'clock' | 'journal'>>;
   private readonly onAllocation: MasterOptions['onAllocation'];
+  private readonly journal: MasterChange[] | undefined;
   readonly allocator: Allocator;
 
   private readonly frameworks = new Map<string, FrameworkRecord>();
@@ -148,6 +163,7 @@ export class Master {
   private soonTimer: Timer | undefined;
   private batchTimer: Timer | undefined;
   private heartbeatTimer: Timer | undefined;
+  private livenessTimer: Timer | undefined;
   private running = false;
 
   constructor(options: MasterOptions) {
@@ -161,8 +177,12 @@ export class Master {
       heartbeatIntervalSeconds: options.heartbeatIntervalSeconds ?? 15,
       defaultRefuseSeconds: options.defaultRefuseSeconds ?? 5,
       maxCompletedTasksPerFramework: options.maxCompletedTasksPerFramework ?? 1000,
+      agentReconnectGraceMs: options.agentReconnectGraceMs ?? 5000,
+      agentHeartbeatIntervalMs: options.agentHeartbeatIntervalMs ?? 5000,
+      agentReregisterTimeoutMs: options.agentReregisterTimeoutMs ?? 60_000,
     };
     this.onAllocation = options.onAllocation;
+    this.journal = options.journal === true ? [] : undefined;
     this.allocator = new Allocator({
       ...(options.seed !== undefined ? { seed: options.seed } : {}),
       ...(options.minAllocatable !== undefined ? { minAllocatable: options.minAllocatable } : {}),
@@ -184,14 +204,109 @@ export class Master {
       this.heartbeatTimer = this.clock.setTimer(this.options.heartbeatIntervalSeconds * 1000, beat);
     };
     this.heartbeatTimer = this.clock.setTimer(this.options.heartbeatIntervalSeconds * 1000, beat);
+    // Agents that stopped heartbeating (a hung process, a half-open connection) are unreachable
+    // after three missed intervals; a dropped stream is handled at once by `agentDisconnected`.
+    const liveness = () => {
+      const limit = this.clock.now() - 3 * this.options.agentHeartbeatIntervalMs;
+      for (const agent of [...this.agents.values()]) {
+        if (agent.state === 'ACTIVE' && agent.lastHeartbeatAt < limit) this.markAgentUnreachable(agent.id);
+      }
+      this.livenessTimer = this.clock.setTimer(this.options.agentHeartbeatIntervalMs, liveness);
+    };
+    this.livenessTimer = this.clock.setTimer(this.options.agentHeartbeatIntervalMs, liveness);
   }
 
   /** Stops the timers. Connections stay as they are. */
   stop(): void {
     this.running = false;
-    for (const t of [this.batchTimer, this.heartbeatTimer, this.soonTimer]) t?.cancel();
+    for (const t of [this.batchTimer, this.heartbeatTimer, this.soonTimer, this.livenessTimer]) t?.cancel();
     this.soonTimer = undefined;
     for (const fw of this.frameworks.values()) fw.failoverTimer?.cancel();
+    for (const agent of this.agents.values()) agent.graceTimer?.cancel();
+  }
+
+  /** The changes made since the last call, oldest first, for the store (empty without `journal`). */
+  drainChanges(): MasterChange[] {
+    if (this.journal === undefined || this.journal.length === 0) return [];
+    return this.journal.splice(0, this.journal.length);
+  }
+
+  /**
+   * Loads what a store kept, before `start` and before any connection: frameworks come back
+   * disconnected (they have their failover timeout to subscribe again), agents come back
+   * RECOVERED (they have `agentReregisterTimeoutMs` to reregister, else they are unreachable) and
+   * tasks come back with their last state, so reconciliation answers while agents return.
+   */
+  recover(state: StoredState): void {
+    const now = this.clock.now();
+    for (const id of state.removedFrameworks) this.removedFrameworks.add(id);
+    for (const id of state.removedAgents) this.goneAgents.add(id);
+    for (const [role, weight] of Object.entries(state.weights)) this.allocator.setWeight(role, weight);
+    for (const [role, limits] of Object.entries(state.quotas)) this.allocator.setQuota(role, limits);
+    for (const f of state.frameworks) {
+      if (!this.frameworks.has(f.id)) this.addRecoveredFramework(f.id, f.info, f.registeredAt);
+    }
+    for (const a of state.agents) {
+      let total: Resources;
+      try {
+        total = this.intern(Resources.fromJSON(a.resources));
+      } catch {
+        continue;
+      }
+      const agent: AgentRecord = {
+        id: a.id,
+        idObj: { value: a.id },
+        hostname: a.hostname,
+        attributes: a.attributes,
+        total,
+        state: 'RECOVERED',
+        conn: undefined,
+        tasks: new Set(),
+        offers: [],
+        registeredAt: a.registeredAt,
+        unreachableAt: undefined,
+        lastHeartbeatAt: now,
+        url: a.url,
+        graceTimer: undefined,
+      };
+      this.agents.set(a.id, agent);
+      agent.graceTimer = this.clock.setTimer(this.options.agentReregisterTimeoutMs, () => {
+        agent.graceTimer = undefined;
+        if (agent.state === 'RECOVERED') this.markAgentUnreachable(agent.id);
+      });
+    }
+    for (const t of state.tasks) {
+      const fw = this.frameworks.get(t.frameworkId);
+      const agent = this.agents.get(t.agentId);
+      if (fw === undefined || agent === undefined) continue;
+      let resources: Resources;
+      try {
+        resources = Resources.fromJSON(t.info.resources);
+      } catch {
+        continue;
+      }
+      const role = roleOfTask(t.info, fw.roles);
+      const task: Task = { id: t.taskId, frameworkId: fw.id, agentId: agent.id, role, resources, info: t.info, state: t.state, status: t.status, freed: true, killPending: false };
+      fw.tasks.set(task.id, task);
+      agent.tasks.add(task);
+    }
+  }
+
+  /**
+   * An agent's stream dropped. Unless it comes back within the grace period it is unreachable
+   * (its offers rescinded, its tasks reported). Offers on it are rescinded at once: they could
+   * not be launched anyway.
+   */
+  agentDisconnected(agentId: string, conn: AgentConnection): void {
+    const agent = this.agents.get(agentId);
+    if (agent === undefined || agent.conn !== conn || agent.state !== 'ACTIVE') return;
+    agent.conn = undefined;
+    this.rescindOffers(agent);
+    agent.graceTimer?.cancel();
+    agent.graceTimer = this.clock.setTimer(this.options.agentReconnectGraceMs, () => {
+      agent.graceTimer = undefined;
+      if (agent.conn === undefined && agent.state === 'ACTIVE') this.markAgentUnreachable(agent.id);
+    });
   }
 
   // =============================================================================================
@@ -252,6 +367,7 @@ export class Master {
       this.frameworks.set(id, fw);
       this.allocator.addFramework(id, roles, suppressed);
     }
+    this.record({ type: 'FRAMEWORK_SAVED', framework: { id: fw.id, info: fw.info, registeredAt: fw.registeredAt } });
     conn.send({
       type: 'SUBSCRIBED',
       subscribed: {
@@ -342,6 +458,8 @@ export class Master {
     let agent = requested === undefined ? undefined : this.agents.get(requested);
     const wasUnreachable = agent?.state === 'UNREACHABLE';
     if (agent !== undefined) {
+      agent.graceTimer?.cancel();
+      agent.graceTimer = undefined;
       if (agent.conn !== undefined && agent.conn !== conn) agent.conn.close();
       if (agent.state === 'ACTIVE') {
         // Reregistering while still active (a quick restart): start its books afresh.
@@ -356,6 +474,7 @@ export class Master {
       agent.state = 'ACTIVE';
       agent.unreachableAt = undefined;
       agent.lastHeartbeatAt = now;
+      agent.url = message.url;
     } else {
       const id = requested ?? `${this.id}-S${this.nextAgent++}`;
       agent = {
@@ -371,12 +490,15 @@ export class Master {
         registeredAt: now,
         unreachableAt: undefined,
         lastHeartbeatAt: now,
+        url: message.url,
+        graceTimer: undefined,
       };
       this.agents.set(id, agent);
     }
+    this.record({ type: 'AGENT_SAVED', agent: { id: agent.id, hostname: agent.hostname, resources: message.resources, attributes: agent.attributes, registeredAt: agent.registeredAt, ...(agent.url !== undefined ? { url: agent.url } : {}) } });
     this.allocator.addAgent(agent.id, total);
     this.reconcileAgentTasks(agent, message, wasUnreachable);
-    conn.send({ type: 'REGISTERED', agent_id: agent.idObj });
+    conn.send({ type: 'REGISTERED', agent_id: agent.idObj, heartbeat_interval_seconds: this.options.agentHeartbeatIntervalMs / 1000 });
     this.allocateSoon(agent.id);
     return agent.id;
   }
@@ -404,7 +526,10 @@ export class Master {
    */
   markAgentUnreachable(agentId: string): void {
     const agent = this.agents.get(agentId);
-    if (agent === undefined || agent.state !== 'ACTIVE') return;
+    if (agent === undefined || agent.state === 'UNREACHABLE') return;
+    const wasActive = agent.state === 'ACTIVE';
+    agent.graceTimer?.cancel();
+    agent.graceTimer = undefined;
     agent.state = 'UNREACHABLE';
     agent.unreachableAt = this.clock.now();
     agent.conn?.close();
@@ -421,8 +546,9 @@ export class Master {
       } else {
         this.endTask(task, 'TASK_LOST', 'REASON_AGENT_REMOVED', message);
       }
+      this.saveTask(task);
     }
-    this.allocator.removeAgent(agent.id);
+    if (wasActive) this.allocator.removeAgent(agent.id);
   }
 
   /**
@@ -443,9 +569,11 @@ export class Master {
       this.endTask(task, fw?.partitionAware ? 'TASK_GONE_BY_OPERATOR' : 'TASK_LOST', 'REASON_AGENT_REMOVED_BY_OPERATOR', message);
     }
     if (agent.state === 'ACTIVE') this.allocator.removeAgent(agent.id);
+    agent.graceTimer?.cancel();
     agent.conn?.close();
     this.agents.delete(agent.id);
     this.goneAgents.add(agent.id);
+    this.record({ type: 'AGENT_REMOVED', id: agent.id, removedAt: this.clock.now() });
   }
 
   // =============================================================================================
@@ -455,6 +583,7 @@ export class Master {
     if (!ROLE_PATTERN.test(role)) throw new InvalidRequest(`'${role}' is not a valid role`);
     if (!(weight > 0) || !Number.isFinite(weight)) throw new InvalidRequest(`weight of role '${role}' must be a positive number, got ${weight}`);
     this.allocator.setWeight(role, weight);
+    this.record({ type: 'WEIGHT_SET', role, weight });
   }
 
   /** Sets a role's quota limit on scalars, e.g. `{cpus: 4, mem: 8192}`; `{}` removes it. */
@@ -464,6 +593,7 @@ export class Master {
       if (!(v >= 0) || !Number.isFinite(v)) throw new InvalidRequest(`quota of '${name}' for role '${role}' must be a number >= 0`);
     }
     this.allocator.setQuota(role, limits);
+    this.record({ type: 'QUOTA_SET', role, limits });
     this.allocateSoon();
   }
 
@@ -580,6 +710,7 @@ export class Master {
       const task: Task = { id: info.task_id.value, frameworkId: fw.id, agentId: agent.id, role: first.role, resources: problem, info, state: 'TASK_STAGING', status: undefined, freed: false, killPending: false };
       fw.tasks.set(task.id, task);
       agent.tasks.add(task);
+      this.saveTask(task);
       agent.conn?.send({ type: 'LAUNCH', framework: fw.info, task: info });
     }
     if (!pool.isEmpty()) {
@@ -682,8 +813,10 @@ export class Master {
     const full: TaskStatus = status.agent_id === undefined ? { ...status, agent_id: agent.idObj } : status;
     const task = fw.tasks.get(status.task_id.value);
     if (task !== undefined && task.agentId === agent.id) {
+      const changed = task.state !== latest || task.status?.healthy !== full.healthy;
       task.state = latest;
       task.status = full;
+      if (changed) this.saveTask(task);
       if (isTerminal(latest)) this.freeTask(task);
     }
     // At-least-once: the agent resends until the framework's ACKNOWLEDGE comes back, so an update
@@ -737,6 +870,7 @@ export class Master {
     this.agents.get(task.agentId)?.tasks.delete(task);
     if (fw === undefined) return;
     fw.tasks.delete(task.id);
+    this.record({ type: 'TASK_REMOVED', frameworkId: fw.id, taskId: task.id });
     fw.completed.push(task);
     if (fw.completed.length > this.options.maxCompletedTasksPerFramework) fw.completed.shift();
   }
@@ -780,10 +914,14 @@ export class Master {
         }
         task = { id: t.task.task_id.value, frameworkId: fwId, agentId: agent.id, role: roleOfTask(t.task, fw.roles), resources, info: t.task, state: t.state, status: undefined, freed: false, killPending: false };
         fw.tasks.set(task.id, task);
+        this.saveTask(task);
       }
       agent.tasks.add(task);
       const wasUnreachable = task.state === 'TASK_UNREACHABLE';
-      task.state = t.state;
+      if (task.state !== t.state) {
+        task.state = t.state;
+        this.saveTask(task);
+      }
       if (!isTerminal(t.state)) {
         task.freed = false;
         this.allocator.claim(fwId, agent.id, task.role, task.resources);
@@ -831,6 +969,7 @@ export class Master {
     this.allocator.addFramework(id, roles);
     this.allocator.setFrameworkActive(id, false);
     this.startFailoverTimer(fw);
+    this.record({ type: 'FRAMEWORK_SAVED', framework: { id, info: fw.info, registeredAt: now } });
     return fw;
   }
 
@@ -860,6 +999,7 @@ export class Master {
     this.allocator.removeFramework(fw.id);
     this.frameworks.delete(fw.id);
     this.removedFrameworks.add(fw.id);
+    this.record({ type: 'FRAMEWORK_REMOVED', id: fw.id, removedAt: this.clock.now() });
     if (fw.conn !== undefined) {
       fw.conn.send({ type: 'ERROR', error: { message: why } });
       fw.conn.close();
@@ -889,6 +1029,15 @@ export class Master {
       if (rescind) fw.conn?.send({ type: 'RESCIND', rescind: { offer_id: { value: offer.id } } });
       this.allocateSoon(offer.agentId);
     }
+  }
+
+  private record(change: MasterChange): void {
+    this.journal?.push(change);
+  }
+
+  private saveTask(task: Task): void {
+    if (this.journal === undefined || !this.frameworks.get(task.frameworkId)?.tasks.has(task.id)) return;
+    this.journal.push({ type: 'TASK_SAVED', task: { frameworkId: task.frameworkId, taskId: task.id, agentId: task.agentId, info: task.info, state: task.state, ...(task.status !== undefined ? { status: task.status } : {}) } });
   }
 
   /** FAILURE with the agent's id to every connected framework, as Mesos tells schedulers of a lost agent. */

@@ -33,6 +33,8 @@ export type AgentToMaster =
       /** Present on reregistration: the id the agent had, kept in its work dir. */
       agent_id?: AgentID;
       hostname: string;
+      /** Where the agent serves sandbox files (http://host:port); the master proxies /files to it. */
+      url?: string;
       resources: Resource[];
       attributes: Attribute[];
       /** The tasks the agent still runs (reregistration after an agent or master restart). */
@@ -44,7 +46,7 @@ export type AgentToMaster =
   | { type: 'STATUS_UPDATE'; framework_id: FrameworkID; status: TaskStatus & { uuid: string }; latest_state: TaskState };
 
 export type MasterToAgent =
-  | { type: 'REGISTERED'; agent_id: AgentID }
+  | { type: 'REGISTERED'; agent_id: AgentID; heartbeat_interval_seconds: number }
   | { type: 'LAUNCH'; framework: FrameworkInfo & { id: FrameworkID }; task: TaskInfo }
   | { type: 'KILL'; framework_id: FrameworkID; task_id: TaskID; kill_policy?: KillPolicy }
   | { type: 'ACKNOWLEDGE'; framework_id: FrameworkID; task_id: TaskID; uuid: string }

@@ -46,6 +46,7 @@ export class SimAgent {
   private readonly tasks = new Map<string, SimTask>();
   private inbox: MasterToAgent[] = [];
   private retryTimer: Timer | undefined;
+  private heartbeatTimer: Timer | undefined;
   private retryMs: number;
   private readonly baseRetryMs: number;
   /** False while partitioned: nothing goes out, nothing comes in. */
@@ -123,6 +124,7 @@ export class SimAgent {
       case 'REGISTERED':
         this.agentId = m.agent_id.value;
         this.agentIdObj = m.agent_id;
+        this.heartbeat(m.heartbeat_interval_seconds * 1000);
         // A new master (or a reconnection) must hear about updates still in flight.
         for (const t of this.tasks.values()) if (t.pending.length > 0) this.sendHead(t);
         return;
@@ -179,6 +181,17 @@ export class SimAgent {
         this.wake(this);
       });
     }
+  }
+
+  /** Heartbeats while connected, as the agent protocol asks. One timer per agent. */
+  private heartbeat(intervalMs: number): void {
+    this.heartbeatTimer?.cancel();
+    const beat = () => {
+      if (!this.connected) return;
+      this.outbox(this, { type: 'HEARTBEAT' });
+      this.heartbeatTimer = this.options.clock.setTimer(intervalMs, beat);
+    };
+    this.heartbeatTimer = this.options.clock.setTimer(intervalMs, beat);
   }
 
   /** Records a new state and queues its update; sends it if nothing else of the task is in flight. */
