@@ -1,0 +1,89 @@
+import { afterEach, beforeEach, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { sql } from 'kysely';
+import type { Kysely, Migration } from 'kysely';
+import type { Database } from './database.ts';
+import { MIGRATIONS, migrateToLatest, openSqlite } from './database.ts';
+import { StoreMigrationFailed } from './errors.ts';
+
+/** SQLite specifics that the dialect-neutral conformance suite does not see: pragmas, migrations. */
+describe('SQLite database', () => {
+  let dir: string;
+  let db: Kysely<Database>;
+
+  beforeEach(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'slipway-db-'));
+    db = openSqlite(join(dir, 'test.db'));
+  });
+  afterEach(async () => {
+    await db.destroy();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  async function pragma(name: string): Promise<unknown> {
+    const { rows } = await sql<Record<string, unknown>>`${sql.raw(`pragma ${name}`)}`.execute(db);
+    return Object.values(rows[0] ?? {})[0];
+  }
+
+  async function tables(): Promise<string[]> {
+    const { rows } = await sql<{ name: string }>`
+      select name from sqlite_master where type = 'table' and name not like 'kysely_%' order by name
+    `.execute(db);
+    return rows.map((r) => r.name);
+  }
+
+  it('opens the file in WAL mode with synchronous NORMAL, foreign keys on and a busy timeout', async () => {
+    assert.equal(await pragma('journal_mode'), 'wal');
+    assert.equal(await pragma('synchronous'), 1); // NORMAL
+    assert.equal(await pragma('foreign_keys'), 1);
+    assert.ok(Number(await pragma('busy_timeout')) >= 1000);
+  });
+
+  it('creates the master tables, and a second run changes nothing', async () => {
+    await migrateToLatest(db);
+    assert.deepEqual(await tables(), ['agents', 'frameworks', 'quotas', 'tasks', 'weights']);
+    await db.insertInto('weights').values({ role: 'web', weight: 2 }).execute();
+    await migrateToLatest(db);
+    assert.deepEqual(await db.selectFrom('weights').selectAll().execute(), [{ role: 'web', weight: 2 }]);
+  });
+
+  it('rolls back the whole run and names the migration when one fails', async () => {
+    const broken: Migration = {
+      async up(m: Kysely<unknown>) {
+        await m.schema.createTable('half_done').addColumn('id', 'text').execute();
+        await sql`insert into no_such_table values (1)`.execute(m);
+      },
+    };
+    const failure = await migrateToLatest(db, { ...MIGRATIONS, '0002-broken': broken }).then(
+      () => assert.fail('the broken migration was applied'),
+      (err: unknown) => err,
+    );
+    assert.ok(failure instanceof StoreMigrationFailed);
+    assert.equal(failure.code, 'STORE_MIGRATION_FAILED');
+    assert.match(failure.message, /0002-broken failed/);
+    assert.match(failure.message, /no such table: no_such_table/);
+    // 0001 ran in the same transaction as the broken 0002, so it is gone too: no half schema.
+    assert.deepEqual(await tables(), []);
+
+    await migrateToLatest(db);
+    assert.deepEqual(await tables(), ['agents', 'frameworks', 'quotas', 'tasks', 'weights']);
+  });
+
+  it('refuses a database that a newer Slipway migrated further', async () => {
+    const future: Migration = {
+      async up(m: Kysely<unknown>) {
+        await m.schema.createTable('from_the_future').addColumn('id', 'text').execute();
+      },
+    };
+    await migrateToLatest(db, { ...MIGRATIONS, '0099-future': future });
+    await assert.rejects(migrateToLatest(db), (err: unknown) => {
+      assert.ok(err instanceof StoreMigrationFailed);
+      assert.match(err.message, /newer version/);
+      assert.match(err.message, /0099-future/);
+      return true;
+    });
+  });
+});

@@ -1,0 +1,35 @@
+import { SlipwayError } from '../core/errors.ts';
+
+/**
+ * The errors a store raises on purpose. Each keeps the driver's error as `cause`, and says in its
+ * message what failed in words an operator can act on (which migration, which change of a batch).
+ */
+
+/** A migration could not be applied, or the database was written by a newer Slipway. */
+export class StoreMigrationFailed extends SlipwayError {
+  readonly code = 'STORE_MIGRATION_FAILED';
+
+  constructor(message: string, cause: unknown) {
+    super(message);
+    this.cause = cause;
+  }
+}
+
+/**
+ * A batch could not be written. The store guarantees that nothing of the batch was applied (the
+ * transaction was rolled back), so the caller may write the same changes again, ahead of newer
+ * ones. A change the database rejects (see the message) will fail again on every retry.
+ */
+export class StoreWriteFailed extends SlipwayError {
+  readonly code = 'STORE_WRITE_FAILED';
+
+  constructor(message: string, cause: unknown) {
+    super(message);
+    this.cause = cause;
+  }
+}
+
+/** `load` or `write` after `close`. */
+export class StoreClosed extends SlipwayError {
+  readonly code = 'STORE_CLOSED';
+}

@@ -1,0 +1,319 @@
+import { mkdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { Kysely, Transaction } from 'kysely';
+import type {
+  MasterChange,
+  MasterStore,
+  StoredAgent,
+  StoredFramework,
+  StoredState,
+  StoredTask,
+} from '../master/master-store.ts';
+import type { Attribute, FrameworkInfo, Resource, TaskInfo, TaskStatus } from '../protocol/mesos.ts';
+import type { TaskState } from '../core/task-state.ts';
+import type { Database } from './database.ts';
+import { migrateToLatest, openSqlite } from './database.ts';
+import { StoreClosed, StoreWriteFailed } from './errors.ts';
+
+/** The database file inside a data dir. */
+export const DATABASE_FILE = 'slipway.db';
+
+/**
+ * The master's store over SQLite (the embedded default): `<dataDir>/slipway.db`, WAL mode.
+ *
+ * Contract (beyond `MasterStore`'s):
+ * - Calls run one at a time in call order, `load` included: a `load` sees every `write` called
+ *   before it, and batches commit in the order they were handed in even if the caller does not
+ *   await them. A failed `write` does not hold up the ones queued behind it.
+ * - A failed `write` rejects with `StoreWriteFailed`, naming the change that failed; nothing of
+ *   its batch is applied.
+ * - Removal is for good: FRAMEWORK_REMOVED / AGENT_REMOVED retire the id even if it was never
+ *   saved, and a later *_SAVED of a retired id updates its row but does not bring it back.
+ * - `close` waits for queued calls, then closes the file; later calls reject with `StoreClosed`.
+ *
+ * The SQL is portable (upserts by `ON CONFLICT ... DO UPDATE`, no SQLite-only clause), so that a
+ * PostgreSQL store can run the same statements over the same migrations.
+ */
+export class SqliteMasterStore implements MasterStore {
+  private readonly db: Kysely<Database>;
+  /** The end of the queue of calls; never rejects, so one failure does not poison the rest. */
+  private tail: Promise<unknown> = Promise.resolve();
+  private closing: Promise<void> | undefined;
+
+  private constructor(db: Kysely<Database>) {
+    this.db = db;
+  }
+
+  /** Opens the store in `dataDir` (created if missing) and migrates its database to the latest. */
+  static async open(dataDir: string): Promise<SqliteMasterStore> {
+    await mkdir(dataDir, { recursive: true });
+    const db = openSqlite(join(dataDir, DATABASE_FILE));
+    try {
+      await migrateToLatest(db);
+    } catch (err) {
+      await db.destroy();
+      throw err;
+    }
+    return new SqliteMasterStore(db);
+  }
+
+  load(): Promise<StoredState> {
+    return this.enqueue('load', () => this.db.transaction().execute((trx) => readState(trx)));
+  }
+
+  write(changes: readonly MasterChange[]): Promise<void> {
+    // Copied now: the caller may reuse its journal array as soon as this returns.
+    const batch = changes.slice();
+    return this.enqueue('write', () => this.writeBatch(batch));
+  }
+
+  close(): Promise<void> {
+    this.closing ??= this.tail.then(() => this.db.destroy());
+    return this.closing;
+  }
+
+  private enqueue<T>(what: string, op: () => Promise<T>): Promise<T> {
+    if (this.closing) return Promise.reject(new StoreClosed(`cannot ${what}: the master store is closed`));
+    const run = this.tail.then(op);
+    this.tail = run.catch(() => undefined);
+    return run;
+  }
+
+  private async writeBatch(changes: readonly MasterChange[]): Promise<void> {
+    if (changes.length === 0) return;
+    // Where the transaction was when it failed, for the error message.
+    let step: number | 'begin' | 'commit' = 'begin';
+    try {
+      await this.db.transaction().execute(async (trx) => {
+        for (let i = 0; i < changes.length; i++) {
+          step = i;
+          await applyChange(trx, changes[i] as MasterChange);
+        }
+        step = 'commit';
+      });
+    } catch (err) {
+      const reason = err instanceof Error ? err.message : String(err);
+      const where =
+        typeof step === 'number'
+          ? `change ${step + 1} of ${changes.length} (${describeChange(changes[step] as MasterChange)}) failed`
+          : `the ${step} of a batch of ${changes.length} changes failed`;
+      throw new StoreWriteFailed(`master store: ${where}; nothing of the batch was written: ${reason}`, err);
+    }
+  }
+}
+
+async function applyChange(trx: Transaction<Database>, change: MasterChange): Promise<void> {
+  switch (change.type) {
+    case 'FRAMEWORK_SAVED': {
+      const { id, info, registeredAt } = change.framework;
+      const row = { info: toJson(info), registered_at: registeredAt };
+      // removed_at is left alone on update: a retired id stays retired.
+      await trx
+        .insertInto('frameworks')
+        .values({ id, ...row, removed_at: null })
+        .onConflict((oc) => oc.column('id').doUpdateSet(row))
+        .execute();
+      return;
+    }
+    case 'FRAMEWORK_REMOVED': {
+      // An upsert, not an UPDATE: retiring an id that was never saved must still retire it.
+      // The placeholder row (`null` info) is never read back as a live framework.
+      await trx
+        .insertInto('frameworks')
+        .values({ id: change.id, info: 'null', registered_at: change.removedAt, removed_at: change.removedAt })
+        .onConflict((oc) => oc.column('id').doUpdateSet({ removed_at: change.removedAt }))
+        .execute();
+      await trx.deleteFrom('tasks').where('framework_id', '=', change.id).execute();
+      return;
+    }
+    case 'AGENT_SAVED': {
+      const a = change.agent;
+      const row = {
+        hostname: a.hostname,
+        url: a.url ?? null,
+        resources: toJson(a.resources),
+        attributes: toJson(a.attributes),
+        registered_at: a.registeredAt,
+      };
+      await trx
+        .insertInto('agents')
+        .values({ id: a.id, ...row, removed_at: null })
+        .onConflict((oc) => oc.column('id').doUpdateSet(row))
+        .execute();
+      return;
+    }
+    case 'AGENT_REMOVED': {
+      // As for frameworks: an upsert, so that an id never saved is refused all the same. The
+      // agent's tasks are the master's business (it sends TASK_REMOVED or TASK_SAVED for them).
+      await trx
+        .insertInto('agents')
+        .values({
+          id: change.id,
+          hostname: '',
+          url: null,
+          resources: '[]',
+          attributes: '[]',
+          registered_at: change.removedAt,
+          removed_at: change.removedAt,
+        })
+        .onConflict((oc) => oc.column('id').doUpdateSet({ removed_at: change.removedAt }))
+        .execute();
+      return;
+    }
+    case 'TASK_SAVED': {
+      const t = change.task;
+      const row = {
+        agent_id: t.agentId,
+        info: toJson(t.info),
+        state: t.state,
+        status: t.status === undefined ? null : toJson(t.status),
+      };
+      await trx
+        .insertInto('tasks')
+        .values({ framework_id: t.frameworkId, task_id: t.taskId, ...row })
+        .onConflict((oc) => oc.columns(['framework_id', 'task_id']).doUpdateSet(row))
+        .execute();
+      return;
+    }
+    case 'TASK_REMOVED':
+      await trx
+        .deleteFrom('tasks')
+        .where('framework_id', '=', change.frameworkId)
+        .where('task_id', '=', change.taskId)
+        .execute();
+      return;
+    case 'WEIGHT_SET':
+      await trx
+        .insertInto('weights')
+        .values({ role: change.role, weight: change.weight })
+        .onConflict((oc) => oc.column('role').doUpdateSet({ weight: change.weight }))
+        .execute();
+      return;
+    case 'QUOTA_SET':
+      if (Object.keys(change.limits).length === 0) {
+        await trx.deleteFrom('quotas').where('role', '=', change.role).execute();
+      } else {
+        const limits = toJson(change.limits);
+        await trx
+          .insertInto('quotas')
+          .values({ role: change.role, limits })
+          .onConflict((oc) => oc.column('role').doUpdateSet({ limits }))
+          .execute();
+      }
+      return;
+    default: {
+      const unknown: never = change;
+      throw new Error(`unknown change type ${JSON.stringify((unknown as { type?: unknown }).type)}`);
+    }
+  }
+}
+
+async function readState(trx: Transaction<Database>): Promise<StoredState> {
+  const state: StoredState = {
+    frameworks: [],
+    removedFrameworks: [],
+    agents: [],
+    removedAgents: [],
+    tasks: [],
+    weights: {},
+    quotas: {},
+  };
+
+  for (const row of await trx.selectFrom('frameworks').selectAll().orderBy('id').execute()) {
+    if (row.removed_at !== null) {
+      state.removedFrameworks.push(row.id);
+      continue;
+    }
+    const framework: StoredFramework = {
+      id: row.id,
+      info: fromJson<FrameworkInfo>(row.info),
+      registeredAt: Number(row.registered_at),
+    };
+    state.frameworks.push(framework);
+  }
+
+  for (const row of await trx.selectFrom('agents').selectAll().orderBy('id').execute()) {
+    if (row.removed_at !== null) {
+      state.removedAgents.push(row.id);
+      continue;
+    }
+    const agent: StoredAgent = {
+      id: row.id,
+      hostname: row.hostname,
+      resources: fromJson<Resource[]>(row.resources),
+      attributes: fromJson<Attribute[]>(row.attributes),
+      registeredAt: Number(row.registered_at),
+    };
+    // Absent rather than `url: undefined`, so the object equals the one that was saved.
+    if (row.url !== null) agent.url = row.url;
+    state.agents.push(agent);
+  }
+
+  const tasks = await trx.selectFrom('tasks').selectAll().orderBy('framework_id').orderBy('task_id').execute();
+  for (const row of tasks) {
+    const task: StoredTask = {
+      frameworkId: row.framework_id,
+      taskId: row.task_id,
+      agentId: row.agent_id,
+      info: fromJson<TaskInfo>(row.info),
+      // Written from a TaskState by `write`; the store reads back only what it wrote.
+      state: row.state as TaskState,
+    };
+    if (row.status !== null) task.status = fromJson<TaskStatus>(row.status);
+    state.tasks.push(task);
+  }
+
+  for (const row of await trx.selectFrom('weights').selectAll().orderBy('role').execute()) {
+    state.weights[row.role] = Number(row.weight);
+  }
+  for (const row of await trx.selectFrom('quotas').selectAll().orderBy('role').execute()) {
+    state.quotas[row.role] = fromJson<Record<string, number>>(row.limits);
+  }
+  return state;
+}
+
+/**
+ * JSON text of a value. Throws on what JSON cannot hold (a BigInt, a cycle) and on `undefined`,
+ * rather than storing something that would not read back as the value that was saved.
+ */
+function toJson(value: unknown): string {
+  const text = JSON.stringify(value) as string | undefined;
+  if (text === undefined) throw new TypeError(`cannot store ${typeof value} as JSON`);
+  return text;
+}
+
+/** Parses a JSON column. Not validated: the store reads back only what `toJson` wrote. */
+function fromJson<T>(text: string): T {
+  return JSON.parse(text) as T;
+}
+
+/**
+ * Names a change in an error message: its type and the key of its row. Never throws, even for a
+ * malformed change (that may be why the write failed).
+ */
+function describeChange(change: MasterChange): string {
+  try {
+    switch (change.type) {
+      case 'FRAMEWORK_SAVED':
+        return `FRAMEWORK_SAVED of framework ${change.framework.id}`;
+      case 'FRAMEWORK_REMOVED':
+        return `FRAMEWORK_REMOVED of framework ${change.id}`;
+      case 'AGENT_SAVED':
+        return `AGENT_SAVED of agent ${change.agent.id}`;
+      case 'AGENT_REMOVED':
+        return `AGENT_REMOVED of agent ${change.id}`;
+      case 'TASK_SAVED':
+        return `TASK_SAVED of task ${change.task.taskId} of framework ${change.task.frameworkId}`;
+      case 'TASK_REMOVED':
+        return `TASK_REMOVED of task ${change.taskId} of framework ${change.frameworkId}`;
+      case 'WEIGHT_SET':
+        return `WEIGHT_SET of role ${change.role}`;
+      case 'QUOTA_SET':
+        return `QUOTA_SET of role ${change.role}`;
+      default:
+        return `a change of unknown type ${JSON.stringify((change as { type?: unknown }).type)}`;
+    }
+  } catch {
+    return 'a malformed change';
+  }
+}
