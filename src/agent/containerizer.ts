@@ -1,4 +1,10 @@
+import { SlipwayError } from '../core/errors.ts';
 import type { CommandInfo, ContainerInfo } from '../protocol/mesos.ts';
+
+/** A containerizer that was asked for but cannot work here (unknown kind, no Docker engine). */
+export class ContainerizerUnavailable extends SlipwayError {
+  readonly code = 'CONTAINERIZER_UNAVAILABLE';
+}
 
 /**
  * The port every containerizer implements (process, docker). The agent owns tasks, states and
