@@ -1,5 +1,6 @@
 import { Command } from 'commander';
 import { registerBench } from './commands/bench.ts';
+import { registerCluster } from './commands/cluster.ts';
 
 /**
  * The `slipway` command line. Each subcommand lives in `commands/`; this file only assembles
@@ -10,6 +11,7 @@ export function buildProgram(): Command {
     .description('One pool of machines for services and CI: cluster manager, services, CI and config center')
     .version('0.1.0')
     .showHelpAfterError();
+  registerCluster(program);
   registerBench(program);
   return program;
 }

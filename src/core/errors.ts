@@ -16,3 +16,8 @@ export abstract class SlipwayError extends Error {
 export class InvalidResources extends SlipwayError {
   readonly code = 'INVALID_RESOURCES';
 }
+
+/** Agent attributes that are not of the form `name:value;...`. */
+export class InvalidAttributes extends SlipwayError {
+  readonly code = 'INVALID_ATTRIBUTES';
+}

@@ -24,3 +24,23 @@ export class AgentGone extends SlipwayError {
 export class AgentNotFound extends SlipwayError {
   readonly code = 'AGENT_NOT_FOUND';
 }
+
+/** A scheduler call other than SUBSCRIBE without the `Mesos-Stream-Id` header. HTTP 400. */
+export class MissingStreamId extends SlipwayError {
+  readonly code = 'MISSING_STREAM_ID';
+}
+
+/** A call whose `Mesos-Stream-Id` is not the framework's current stream. HTTP 403. */
+export class StreamIdMismatch extends SlipwayError {
+  readonly code = 'STREAM_ID_MISMATCH';
+}
+
+/** A task the master does not know (files API). HTTP 404. */
+export class TaskNotFound extends SlipwayError {
+  readonly code = 'TASK_NOT_FOUND';
+}
+
+/** An agent that cannot be reached to serve a request (files API). HTTP 503. */
+export class AgentUnavailable extends SlipwayError {
+  readonly code = 'AGENT_UNAVAILABLE';
+}

@@ -627,13 +627,34 @@ export class Master {
   }
 
   agentView(id: string):
-    | { id: string; hostname: string; attributes: Attribute[]; total: Resources; free: Resources | undefined; state: AgentState; tasks: number; offers: number; registeredAt: number; lastHeartbeatAt: number }
+    | {
+        id: string;
+        hostname: string;
+        url: string | undefined;
+        attributes: Attribute[];
+        total: Resources;
+        free: Resources | undefined;
+        offered: Resources;
+        used: Resources;
+        state: AgentState;
+        tasks: number;
+        offers: number;
+        registeredAt: number;
+        lastHeartbeatAt: number;
+      }
     | undefined {
     const a = this.agents.get(id);
     if (a === undefined) return undefined;
+    let offered = Resources.EMPTY;
+    for (const o of a.offers) offered = offered.add(o.resources);
+    let used = Resources.EMPTY;
+    for (const t of a.tasks) if (!isTerminal(t.state)) used = used.add(t.resources);
     return {
       id,
       hostname: a.hostname,
+      url: a.url,
+      offered,
+      used,
       attributes: a.attributes,
       total: a.total,
       free: this.allocator.free(id),
@@ -644,6 +665,16 @@ export class Master {
       lastHeartbeatAt: a.lastHeartbeatAt,
     };
   }
+
+  /** A task the master knows, or one of the framework's completed tasks. */
+  findTask(frameworkId: string, taskId: string): Task | undefined {
+    const fw = this.frameworks.get(frameworkId);
+    if (fw === undefined) return undefined;
+    return fw.tasks.get(taskId) ?? fw.completed.findLast((t) => t.id === taskId);
+  }
+
+  /** Allocation passes run, and their total and last duration (for /metrics). */
+  readonly allocationStats = { runs: 0, totalMs: 0, lastMs: 0 };
 
   task(frameworkId: string, taskId: string): Task | undefined {
     return this.frameworks.get(frameworkId)?.tasks.get(taskId);
@@ -1101,7 +1132,11 @@ export class Master {
       });
     }
     for (const [fw, offers] of byFramework) fw.conn?.send({ type: 'OFFERS', offers: { offers } });
-    this.onAllocation?.(performance.now() - started, allocations.length);
+    const ms = performance.now() - started;
+    this.allocationStats.runs++;
+    this.allocationStats.totalMs += ms;
+    this.allocationStats.lastMs = ms;
+    this.onAllocation?.(ms, allocations.length);
   }
 
   /** One shared `{role}` per role for offers' allocation_info (events are read-only). */

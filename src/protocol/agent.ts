@@ -51,4 +51,6 @@ export type MasterToAgent =
   | { type: 'KILL'; framework_id: FrameworkID; task_id: TaskID; kill_policy?: KillPolicy }
   | { type: 'ACKNOWLEDGE'; framework_id: FrameworkID; task_id: TaskID; uuid: string }
   | { type: 'SHUTDOWN_FRAMEWORK'; framework_id: FrameworkID }
-  | { type: 'HEARTBEAT' };
+  | { type: 'HEARTBEAT' }
+  /** The master refuses the agent (bad REGISTER, removed id); the stream ends after it. */
+  | { type: 'ERROR'; message: string };

@@ -27,4 +27,20 @@ export function registerBench(program: Command): void {
       const code = await new Promise<number>((resolve) => child.on('exit', (c) => resolve(c ?? 1)));
       process.exitCode = code;
     });
+
+  bench
+    .command('launch')
+    .description('time from ACCEPT to TASK_RUNNING through the HTTP scheduler API and a real agent, against starting the same tasks directly')
+    .option('--tasks <n>', 'tasks to launch', positiveInt('--tasks'), 200)
+    .option('--containerizer <kind>', 'process or docker', 'process')
+    .option('--json', 'print one JSON object on stdout instead of text')
+    .action(async (opts: { tasks: number; containerizer: string; json?: boolean }) => {
+      if (opts.containerizer !== 'process' && opts.containerizer !== 'docker') {
+        program.error(`--containerizer must be process or docker, got '${opts.containerizer}'`);
+      }
+      const { runLaunchBench, formatLaunchBench } = await import('../../../bench/launch.ts');
+      const progress = opts.json ? undefined : (line: string) => process.stderr.write(line + '\n');
+      const result = await runLaunchBench({ tasks: opts.tasks, containerizer: opts.containerizer as 'process' | 'docker' }, progress);
+      process.stdout.write(opts.json ? JSON.stringify(result) + '\n' : formatLaunchBench(result) + '\n');
+    });
 }

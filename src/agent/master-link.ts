@@ -1,0 +1,93 @@
+import WebSocket from 'ws';
+import type { Clock, Timer } from '../core/clock.ts';
+import type { AgentToMaster, MasterToAgent } from '../protocol/agent.ts';
+
+/**
+ * The agent's end of its stream to the master (a WebSocket to `<master>/api/v1/agent`). It
+ * registers on every (re)connection, heartbeats at the interval the master asks for, and
+ * reconnects with backoff (100 ms doubling to 2 s) whenever the stream drops, for as long as the
+ * agent runs: a master restart or a network blip costs one reregistration, nothing else.
+ */
+export interface MasterLinkOptions {
+  masterUrl: string;
+  /** The REGISTER message, built fresh for each connection (it lists the tasks of that moment). */
+  register: () => Extract<AgentToMaster, { type: 'REGISTER' }>;
+  onMessage: (message: MasterToAgent) => void;
+  clock: Clock;
+  log: (line: string) => void;
+}
+
+export class MasterLink {
+  private socket: WebSocket | undefined;
+  private registered = false;
+  private stopped = false;
+  private backoffMs = 100;
+  private heartbeatTimer: Timer | undefined;
+  private reconnectTimer: Timer | undefined;
+
+  constructor(private readonly options: MasterLinkOptions) {}
+
+  start(): void {
+    this.connect();
+  }
+
+  stop(): void {
+    this.stopped = true;
+    this.heartbeatTimer?.cancel();
+    this.reconnectTimer?.cancel();
+    this.socket?.close();
+  }
+
+  isRegistered(): boolean {
+    return this.registered;
+  }
+
+  /** Sends if registered; answers whether it was sent. */
+  send(message: AgentToMaster): boolean {
+    if (!this.registered || this.socket?.readyState !== WebSocket.OPEN) return false;
+    this.socket.send(JSON.stringify(message));
+    return true;
+  }
+
+  startHeartbeats(intervalMs: number): void {
+    this.heartbeatTimer?.cancel();
+    const beat = () => {
+      this.send({ type: 'HEARTBEAT' });
+      this.heartbeatTimer = this.options.clock.setTimer(intervalMs, beat);
+    };
+    this.heartbeatTimer = this.options.clock.setTimer(intervalMs, beat);
+  }
+
+  private connect(): void {
+    if (this.stopped) return;
+    const url = new URL('/api/v1/agent', this.options.masterUrl);
+    url.protocol = url.protocol === 'https:' ? 'wss:' : 'ws:';
+    const socket = new WebSocket(url);
+    this.socket = socket;
+    socket.on('open', () => {
+      this.backoffMs = 100;
+      socket.send(JSON.stringify(this.options.register()));
+    });
+    socket.on('message', (data) => {
+      let message: MasterToAgent;
+      try {
+        message = JSON.parse(data.toString()) as MasterToAgent;
+      } catch {
+        this.options.log('the master sent a message that is not JSON; ignored');
+        return;
+      }
+      if (message.type === 'REGISTERED') this.registered = true;
+      this.options.onMessage(message);
+    });
+    socket.on('error', () => undefined); // 'close' follows; the reconnect happens there.
+    socket.on('close', () => {
+      if (this.socket !== socket) return;
+      this.registered = false;
+      this.heartbeatTimer?.cancel();
+      if (this.stopped) return;
+      const delay = this.backoffMs;
+      this.backoffMs = Math.min(this.backoffMs * 2, 2000);
+      this.reconnectTimer = this.options.clock.setTimer(delay, () => this.connect());
+    });
+  }
+}

@@ -1,0 +1,197 @@
+import { appendFileSync, mkdirSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Clock, Timer } from '../core/clock.ts';
+import type { TaskState } from '../core/task-state.ts';
+import type { TaskStatus } from '../protocol/mesos.ts';
+
+/**
+ * Reliable status updates, as Mesos's agent does them: every update is checkpointed to disk
+ * before it is sent, sent in order per task with only the oldest unacknowledged one in flight,
+ * and resent with backoff (10 s doubling to 10 min, configurable) until the framework's
+ * acknowledgement comes back through the master. A restarted agent reads its streams back and
+ * carries on where it stopped, so no update is lost and none overtakes another.
+ *
+ * On disk, per task: `<dir>/<framework>/<task>/updates.jsonl`, one line per event:
+ * `{"update": TaskStatus, "latest": TaskState}` or `{"ack": uuid}`. A stream whose every update
+ * was acknowledged and whose task ended is deleted.
+ */
+
+export type StatusUpdate = TaskStatus & { uuid: string };
+
+interface Stream {
+  frameworkId: string;
+  taskId: string;
+  pending: { status: StatusUpdate; latest: TaskState }[];
+  /** When the head was last sent (clock ms); 0: not yet. */
+  sentAt: number;
+  ended: boolean;
+}
+
+export interface StatusUpdateManagerOptions {
+  dir: string;
+  clock: Clock;
+  /** Sends one update to the master; answers false when there is no connection (it is resent later). */
+  send: (frameworkId: string, status: StatusUpdate, latest: TaskState) => boolean;
+  /** First resend interval; doubles up to 10 minutes. Default 10 s. */
+  retryMs?: number;
+}
+
+export class StatusUpdateManager {
+  private readonly streams = new Map<string, Stream>();
+  private timer: Timer | undefined;
+  private interval: number;
+  private readonly baseInterval: number;
+
+  constructor(private readonly options: StatusUpdateManagerOptions) {
+    this.baseInterval = options.retryMs ?? 10_000;
+    this.interval = this.baseInterval;
+    mkdirSync(options.dir, { recursive: true });
+  }
+
+  /** Reads the streams a previous agent process left. Call once, before any update. */
+  recover(): void {
+    for (const fw of safeReaddir(this.options.dir)) {
+      for (const task of safeReaddir(join(this.options.dir, fw))) {
+        const file = join(this.options.dir, fw, task, 'updates.jsonl');
+        let text: string;
+        try {
+          text = readFileSync(file, 'utf8');
+        } catch {
+          continue;
+        }
+        const stream: Stream = { frameworkId: decodeURIComponent(fw), taskId: decodeURIComponent(task), pending: [], sentAt: 0, ended: false };
+        for (const line of text.split('\n')) {
+          if (line.trim() === '') continue;
+          let record: { update?: StatusUpdate; latest?: TaskState; ack?: string };
+          try {
+            record = JSON.parse(line) as typeof record;
+          } catch {
+            continue; // A torn last line from a crash mid-write: the update was never sent.
+          }
+          if (record.update !== undefined && record.latest !== undefined) stream.pending.push({ status: record.update, latest: record.latest });
+          else if (record.ack !== undefined && stream.pending[0]?.status.uuid === record.ack) stream.pending.shift();
+        }
+        this.streams.set(key(stream.frameworkId, stream.taskId), stream);
+      }
+    }
+  }
+
+  /** Checkpoints and queues an update; sends it now if nothing of its task is in flight. */
+  update(frameworkId: string, status: StatusUpdate, latest: TaskState, terminal: boolean): void {
+    const k = key(frameworkId, status.task_id.value);
+    let stream = this.streams.get(k);
+    if (stream === undefined) {
+      stream = { frameworkId, taskId: status.task_id.value, pending: [], sentAt: 0, ended: false };
+      this.streams.set(k, stream);
+    }
+    if (terminal) stream.ended = true;
+    this.append(stream, { update: status, latest });
+    stream.pending.push({ status, latest });
+    if (stream.pending.length === 1) this.sendHead(stream);
+  }
+
+  /** The framework acknowledged `uuid`: the next update of the task goes out. Stale acks are ignored. */
+  acknowledge(frameworkId: string, taskId: string, uuid: string): void {
+    const stream = this.streams.get(key(frameworkId, taskId));
+    if (stream === undefined || stream.pending[0]?.status.uuid !== uuid) return;
+    stream.pending.shift();
+    const done = stream.pending.length === 0 && (stream.ended || isTerminalState(stream));
+    if (done) {
+      this.streams.delete(key(frameworkId, taskId));
+      rmSync(this.taskDir(stream), { recursive: true, force: true });
+      return;
+    }
+    this.append(stream, { ack: uuid });
+    if (stream.pending.length > 0) this.sendHead(stream);
+  }
+
+  /** Sends the head of every stream (after a (re)registration with the master). */
+  resendAll(): void {
+    this.interval = this.baseInterval;
+    for (const stream of this.streams.values()) this.sendHead(stream);
+  }
+
+  /** Drops the streams of a framework the master removed. */
+  dropFramework(frameworkId: string): void {
+    for (const [k, stream] of this.streams) {
+      if (stream.frameworkId !== frameworkId) continue;
+      this.streams.delete(k);
+      rmSync(this.taskDir(stream), { recursive: true, force: true });
+    }
+  }
+
+  /** Updates not yet acknowledged for a task (for the REGISTER report and tests). */
+  pending(frameworkId: string, taskId: string): number {
+    return this.streams.get(key(frameworkId, taskId))?.pending.length ?? 0;
+  }
+
+  /** The latest state of every task with a stream: for tasks whose container is gone. */
+  latestStates(): { frameworkId: string; taskId: string; latest: TaskState }[] {
+    const out: { frameworkId: string; taskId: string; latest: TaskState }[] = [];
+    for (const s of this.streams.values()) {
+      const last = s.pending[s.pending.length - 1];
+      if (last !== undefined) out.push({ frameworkId: s.frameworkId, taskId: s.taskId, latest: last.latest });
+    }
+    return out;
+  }
+
+  stop(): void {
+    this.timer?.cancel();
+    this.timer = undefined;
+  }
+
+  private sendHead(stream: Stream): void {
+    const head = stream.pending[0];
+    if (head === undefined) return;
+    stream.sentAt = this.options.clock.now();
+    this.options.send(stream.frameworkId, head.status, stream.pending[stream.pending.length - 1]!.latest);
+    this.arm();
+  }
+
+  /** One timer resends every head unacknowledged for longer than the current interval. */
+  private arm(): void {
+    if (this.timer !== undefined) return;
+    this.timer = this.options.clock.setTimer(this.interval, () => {
+      this.timer = undefined;
+      const now = this.options.clock.now();
+      let waiting = false;
+      for (const stream of this.streams.values()) {
+        if (stream.pending.length === 0) continue;
+        waiting = true;
+        if (now - stream.sentAt >= this.interval) this.sendHead(stream);
+      }
+      this.interval = waiting ? Math.min(this.interval * 2, 600_000) : this.baseInterval;
+      if (waiting) this.arm();
+    });
+  }
+
+  private taskDir(stream: Stream): string {
+    return join(this.options.dir, encodeURIComponent(stream.frameworkId), encodeURIComponent(stream.taskId));
+  }
+
+  private append(stream: Stream, record: unknown): void {
+    const dir = this.taskDir(stream);
+    mkdirSync(dir, { recursive: true });
+    appendFileSync(join(dir, 'updates.jsonl'), JSON.stringify(record) + '\n');
+  }
+}
+
+function key(frameworkId: string, taskId: string): string {
+  return `${frameworkId}\u0000${taskId}`;
+}
+
+function safeReaddir(dir: string): string[] {
+  try {
+    return readdirSync(dir);
+  } catch {
+    return [];
+  }
+}
+
+const TERMINAL = new Set(['TASK_FINISHED', 'TASK_FAILED', 'TASK_KILLED', 'TASK_ERROR', 'TASK_LOST', 'TASK_DROPPED', 'TASK_GONE', 'TASK_GONE_BY_OPERATOR']);
+
+function isTerminalState(stream: Stream): boolean {
+  // After the last ack the stream holds nothing; `ended` covers tasks ended in this process, and a
+  // recovered stream ended when its last checkpointed update was terminal.
+  return stream.ended || TERMINAL.has(stream.pending[stream.pending.length - 1]?.latest ?? '');
+}

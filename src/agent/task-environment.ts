@@ -1,0 +1,29 @@
+import type { TaskInfo } from '../protocol/mesos.ts';
+
+/**
+ * The environment of a task, as Mesos's agents and Marathon set it: PORT0..PORTn and PORTS from
+ * the task's port resources (in the order of its ranges), HOST, MESOS_SANDBOX, MESOS_TASK_ID,
+ * MESOS_AGENT_ID, MESOS_FRAMEWORK_ID, the agent's PATH, then the task's own variables, which win.
+ * In a Docker container the sandbox is mounted at /mnt/mesos/sandbox, as Mesos does.
+ */
+export function taskEnvironment(o: { info: TaskInfo; frameworkId: string; agentId: string; hostname: string; sandbox: string; docker: boolean }): Record<string, string> {
+  const ports: number[] = [];
+  for (const r of o.info.resources) {
+    if (r.name !== 'ports' || r.ranges === undefined) continue;
+    for (const range of r.ranges.range) for (let p = range.begin; p <= range.end && ports.length < 1000; p++) ports.push(p);
+  }
+  const env: Record<string, string> = {
+    PATH: process.env['PATH'] ?? '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin',
+    HOST: o.hostname,
+    MESOS_SANDBOX: o.docker ? '/mnt/mesos/sandbox' : o.sandbox,
+    MESOS_TASK_ID: o.info.task_id.value,
+    MESOS_AGENT_ID: o.agentId,
+    MESOS_FRAMEWORK_ID: o.frameworkId,
+    PORTS: ports.join(','),
+  };
+  if (!o.docker) env['HOME'] = process.env['HOME'] ?? o.sandbox;
+  ports.forEach((p, i) => (env[`PORT${i}`] = String(p)));
+  if (ports.length > 0) env['PORT'] = String(ports[0]);
+  for (const v of o.info.command?.environment?.variables ?? []) env[v.name] = v.value ?? '';
+  return env;
+}

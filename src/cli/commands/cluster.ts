@@ -1,0 +1,106 @@
+import { mkdirSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { InvalidArgumentError, type Command } from 'commander';
+import { startAgentServer } from '../../server/agent-server.ts';
+import { startMasterServer } from '../../server/master-server.ts';
+import { up } from '../../server/up.ts';
+import { positiveInt } from '../options.ts';
+
+/** `slipway up`, `slipway master`, `slipway agent`: the long-running processes. */
+
+function containerizers(value: string): 'auto' | ('process' | 'docker')[] {
+  if (value === 'auto') return 'auto';
+  const list = value.split(',').map((s) => s.trim());
+  for (const c of list) if (c !== 'process' && c !== 'docker') throw new InvalidArgumentError(`unknown containerizer '${c}': use process, docker, a list of them, or auto`);
+  return list as ('process' | 'docker')[];
+}
+
+const log = (line: string) => process.stderr.write(`${new Date().toISOString()} ${line}\n`);
+
+/** Stops on Ctrl-C or SIGTERM: closes servers and connections, then exits 0. */
+function stopOnSignal(close: () => Promise<void>, what: string): void {
+  let stopping = false;
+  const stop = (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    log(`${signal}: stopping ${what}`);
+    close().then(
+      () => process.exit(0),
+      (e: unknown) => {
+        log(`error while stopping: ${(e as Error).message}`);
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGINT', () => stop('SIGINT'));
+  process.on('SIGTERM', () => stop('SIGTERM'));
+}
+
+export function registerCluster(program: Command): void {
+  program
+    .command('up')
+    .description('run a master and one agent on this machine (the embedded single-machine default)')
+    .option('--port <port>', 'port of the master', positiveInt('--port'), 5050)
+    .option('--host <ip>', 'address to bind', '127.0.0.1')
+    .option('--data-dir <dir>', 'where state, sandboxes and logs live', './.slipway')
+    .option('--containerizers <list>', 'process,docker or auto (docker when an engine answers)', containerizers, 'auto' as const)
+    .option('--resources <text>', 'the agent\'s resources, e.g. "cpus:4;mem:8192;ports:[31000-32000]" (default: detected)')
+    .action(async (o: { port: number; host: string; dataDir: string; containerizers: 'auto' | ('process' | 'docker')[]; resources?: string }) => {
+      mkdirSync(o.dataDir, { recursive: true });
+      const running = await up({ host: o.host, port: o.port, dataDir: o.dataDir, containerizers: o.containerizers, log, ...(o.resources !== undefined ? { resources: o.resources } : {}) });
+      process.stdout.write(
+        [
+          `Slipway is up at ${running.master.url}`,
+          `  data dir        ${resolve(o.dataDir)}`,
+          `  agent           ${running.agent.url} (containerizers: ${running.agent.containerizers.join(', ')})`,
+          `  scheduler API   POST ${running.master.url}/api/v1/scheduler`,
+          `  operator API    POST ${running.master.url}/api/v1   state: ${running.master.url}/master/state`,
+          'Press Ctrl-C to stop (running tasks keep running and are recovered by the next `slipway up`).',
+          '',
+        ].join('\n'),
+      );
+      stopOnSignal(() => running.close(), 'master and agent');
+    });
+
+  program
+    .command('master')
+    .description('run a master')
+    .option('--port <port>', 'port', positiveInt('--port'), 5050)
+    .option('--host <ip>', 'address to bind', '127.0.0.1')
+    .option('--data-dir <dir>', 'where the master keeps its state', './.slipway/master')
+    .option('--agent-grace <ms>', 'how long a dropped agent has to come back before its tasks are reported', positiveInt('--agent-grace'), 5000)
+    .option('--heartbeat <seconds>', 'heartbeat interval to frameworks', positiveInt('--heartbeat'), 15)
+    .action(async (o: { port: number; host: string; dataDir: string; agentGrace: number; heartbeat: number }) => {
+      const server = await startMasterServer({ host: o.host, port: o.port, dataDir: o.dataDir, agentReconnectGraceMs: o.agentGrace, heartbeatIntervalSeconds: o.heartbeat, log });
+      process.stdout.write(`master listening at ${server.url}\n`);
+      stopOnSignal(() => server.close(), 'master');
+    });
+
+  program
+    .command('agent')
+    .description('run an agent that offers this machine to a master')
+    .requiredOption('--master <url>', 'the master, e.g. http://127.0.0.1:5050')
+    .requiredOption('--work-dir <dir>', 'sandboxes, checkpoints and the agent id')
+    .option('--resources <text>', 'e.g. "cpus:4;mem:8192;ports:[31000-32000];cpus(ci):2" (default: detected)')
+    .option('--attributes <text>', 'e.g. "rack:a;zone:z1"')
+    .option('--containerizers <list>', 'process,docker or auto', containerizers, 'auto' as const)
+    .option('--hostname <name>', 'the hostname to report (default: this machine\'s)')
+    .option('--ip <ip>', 'address of the agent\'s files server', '127.0.0.1')
+    .option('--port <port>', 'port of the agent\'s files server (default: any free one)', (v) => Number(v))
+    .action(async (o: { master: string; workDir: string; resources?: string; attributes?: string; containerizers: 'auto' | ('process' | 'docker')[]; hostname?: string; ip: string; port?: number }) => {
+      mkdirSync(o.workDir, { recursive: true });
+      const server = await startAgentServer({
+        masterUrl: o.master,
+        workDir: o.workDir,
+        containerizers: o.containerizers,
+        host: o.ip,
+        log,
+        ...(o.resources !== undefined ? { resources: o.resources } : {}),
+        ...(o.attributes !== undefined ? { attributes: o.attributes } : {}),
+        ...(o.hostname !== undefined ? { hostname: o.hostname } : {}),
+        ...(o.port !== undefined ? { port: o.port } : {}),
+      });
+      process.stdout.write(`agent serving files at ${server.url}, containerizers: ${server.containerizers.join(', ')}; master ${o.master}\n`);
+      stopOnSignal(() => server.close(), 'agent');
+    });
+}

@@ -1,0 +1,24 @@
+/**
+ * The one place where error codes meet HTTP: every SlipwayError's `code` maps to a status here,
+ * and every HTTP layer answers with it. A code missing from the table is a bug (500).
+ */
+const STATUS_BY_CODE: Record<string, number> = {
+  INVALID_RESOURCES: 400,
+  INVALID_ATTRIBUTES: 400,
+  INVALID_CALL: 400,
+  INVALID_REQUEST: 400,
+  INVALID_HEALTH_CHECK: 400,
+  MISSING_STREAM_ID: 400,
+  FRAMEWORK_NOT_SUBSCRIBED: 403,
+  FRAMEWORK_REMOVED: 403,
+  STREAM_ID_MISMATCH: 403,
+  AGENT_GONE: 403,
+  AGENT_NOT_FOUND: 404,
+  TASK_NOT_FOUND: 404,
+  FILE_NOT_FOUND: 404,
+  AGENT_UNAVAILABLE: 503,
+};
+
+export function httpStatusOf(code: string): number {
+  return STATUS_BY_CODE[code] ?? 500;
+}

@@ -1,0 +1,55 @@
+import type { FastifyInstance } from 'fastify';
+import type {} from '@fastify/websocket';
+import type { WebSocket } from 'ws';
+import { SlipwayError } from '../../core/errors.ts';
+import type { AgentToMaster } from '../../protocol/agent.ts';
+import { parseAgentMessage } from '../../protocol/parse-agent-message.ts';
+import type { AgentConnection, Master } from '../master.ts';
+
+/**
+ * `GET /api/v1/agent` (WebSocket): an agent's one long-lived stream. The agent's first message is
+ * REGISTER; the master answers REGISTERED, then both sides send JSON messages of
+ * src/protocol/agent.ts. A bad message gets an ERROR message and the stream is closed; when the
+ * stream drops, the master gives the agent its grace period to come back.
+ */
+export function agentRoutes(app: FastifyInstance, master: Master): void {
+  app.get('/api/v1/agent', { websocket: true }, (socket: WebSocket) => {
+    let agentId: string | undefined;
+    const conn: AgentConnection = {
+      send: (message) => {
+        if (socket.readyState === socket.OPEN) socket.send(JSON.stringify(message));
+      },
+      close: () => socket.close(),
+    };
+    const refuse = (message: string) => {
+      conn.send({ type: 'ERROR', message });
+      socket.close(1008, message.slice(0, 120));
+    };
+    socket.on('message', (data) => {
+      let message: AgentToMaster;
+      try {
+        message = parseAgentMessage(JSON.parse(data.toString()));
+      } catch (e) {
+        refuse(`bad message: ${(e as Error).message}`);
+        return;
+      }
+      try {
+        if (agentId === undefined) {
+          if (message.type !== 'REGISTER') {
+            refuse('the first message of an agent stream must be REGISTER');
+            return;
+          }
+          agentId = master.registerAgent(message, conn);
+        } else {
+          master.agentMessage(agentId, message);
+        }
+      } catch (e) {
+        if (e instanceof SlipwayError) refuse(e.message);
+        else throw e;
+      }
+    });
+    socket.on('close', () => {
+      if (agentId !== undefined) master.agentDisconnected(agentId, conn);
+    });
+  });
+}

@@ -1,0 +1,47 @@
+import { Readable } from 'node:stream';
+import type { ReadableStream as WebReadableStream } from 'node:stream/web';
+import type { FastifyInstance } from 'fastify';
+import { AgentUnavailable, InvalidRequest, TaskNotFound } from '../errors.ts';
+import type { Master } from '../master.ts';
+
+/**
+ * Sandbox files through the master, like Mesos's /files API: the master finds the task's agent
+ * and forwards the request to the agent's own /files endpoints, which serve only files inside
+ * that task's sandbox.
+ *
+ *   GET /files/browse?framework_id=F&task_id=T[&path=dir]        list a directory of the sandbox
+ *   GET /files/read?framework_id=F&task_id=T&path=stdout[&offset=N][&length=N]
+ *                                                                 {data, offset}; offset=-1: {"", size}
+ *   GET /files/download?framework_id=F&task_id=T&path=stdout     the whole file
+ *   GET /files/follow?framework_id=F&task_id=T&path=stdout[&offset=N]
+ *                                                                 the file as it grows, until the task ends
+ */
+export function filesRoutes(app: FastifyInstance, master: Master): void {
+  for (const action of ['browse', 'read', 'download', 'follow']) {
+    app.get(`/files/${action}`, async (request, reply) => {
+      const query = request.query as Record<string, string | undefined>;
+      const frameworkId = query['framework_id'];
+      const taskId = query['task_id'];
+      if (!frameworkId || !taskId) throw new InvalidRequest(`/files/${action} needs the query parameters framework_id and task_id`);
+      const task = master.findTask(frameworkId, taskId);
+      if (task === undefined) throw new TaskNotFound(`task ${taskId} of framework ${frameworkId} is not known`);
+      const agent = master.agentView(task.agentId);
+      if (agent?.url === undefined || agent.state !== 'ACTIVE') throw new AgentUnavailable(`agent ${task.agentId} of task ${taskId} is not reachable`);
+      const url = new URL(`/files/${action}`, agent.url);
+      for (const [k, v] of Object.entries(query)) if (v !== undefined) url.searchParams.set(k, v);
+      const abort = new AbortController();
+      request.raw.on('close', () => abort.abort());
+      let response: Response;
+      try {
+        response = await fetch(url, { signal: abort.signal });
+      } catch (e) {
+        throw new AgentUnavailable(`agent ${task.agentId} did not answer: ${(e as Error).message}`);
+      }
+      reply.code(response.status);
+      const type = response.headers.get('content-type');
+      if (type !== null) reply.type(type);
+      if (response.body === null) return reply.send();
+      return reply.send(Readable.fromWeb(response.body as WebReadableStream<Uint8Array>));
+    });
+  }
+}

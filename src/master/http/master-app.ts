@@ -1,0 +1,32 @@
+import Fastify, { type FastifyError, type FastifyInstance } from 'fastify';
+import websocket from '@fastify/websocket';
+import { SlipwayError } from '../../core/errors.ts';
+import { httpStatusOf } from '../../core/http-status.ts';
+import type { Master } from '../master.ts';
+import { agentRoutes } from './agent-routes.ts';
+import { filesRoutes } from './files-routes.ts';
+import { operatorRoutes } from './operator-routes.ts';
+import { schedulerRoutes } from './scheduler-routes.ts';
+
+/**
+ * The master's HTTP server: scheduler API, operator API, agent streams and sandbox files. Errors
+ * answer with the status of their code (src/core/http-status.ts) and the message as plain text,
+ * as Mesos does; a request Fastify itself refuses (malformed JSON, wrong content type) keeps its
+ * 4xx status with Fastify's message. Nothing a client sends can make a 500.
+ */
+export async function buildMasterApp(master: Master, options: { version: string; logger?: boolean }): Promise<FastifyInstance> {
+  const app = Fastify({ logger: options.logger ?? false, bodyLimit: 16 * 1024 * 1024 });
+  await app.register(websocket);
+  app.setErrorHandler((error: FastifyError, request, reply) => {
+    if (error instanceof SlipwayError) return reply.code(httpStatusOf(error.code)).type('text/plain').send(error.message);
+    const status = error.statusCode ?? 500;
+    if (status >= 500) request.log.error(error);
+    return reply.code(status).type('text/plain').send(status >= 500 ? 'internal error' : error.message);
+  });
+  app.setNotFoundHandler((request, reply) => reply.code(404).type('text/plain').send(`no route ${request.method} ${request.url}`));
+  schedulerRoutes(app, master);
+  operatorRoutes(app, master, options.version);
+  agentRoutes(app, master);
+  filesRoutes(app, master);
+  return app;
+}

@@ -1,0 +1,68 @@
+import { randomUUID } from 'node:crypto';
+import type { FastifyInstance } from 'fastify';
+import { parseCall } from '../../protocol/parse-call.ts';
+import type { Event } from '../../protocol/scheduler.ts';
+import { FrameworkNotSubscribed, MissingStreamId, StreamIdMismatch } from '../errors.ts';
+import type { FrameworkConnection, Master } from '../master.ts';
+import { recordio } from '../../protocol/recordio.ts';
+
+/**
+ * `POST /api/v1/scheduler`: Mesos's v1 scheduler HTTP API, JSON flavour (docs/scheduler-http-api.md).
+ *
+ * - SUBSCRIBE answers 200 with a chunked RecordIO stream of events and a `Mesos-Stream-Id`
+ *   header; the stream stays open until the master ends it (ERROR, failover, teardown) or the
+ *   client goes away, which disconnects the framework.
+ * - Every other call must name a subscribed framework (else 403) and carry that framework's
+ *   current `Mesos-Stream-Id` (missing: 400, another one: 403); it answers 202 with no body.
+ * - Malformed JSON or an invalid call: 400 with a message that says what is wrong.
+ */
+export function schedulerRoutes(app: FastifyInstance, master: Master): void {
+  /** framework id -> its current stream id. */
+  const streams = new Map<string, string>();
+
+  app.post('/api/v1/scheduler', async (request, reply) => {
+    const call = parseCall(request.body);
+    if (call.type !== 'SUBSCRIBE') {
+      const frameworkId = call.framework_id.value;
+      const current = streams.get(frameworkId);
+      if (current === undefined) throw new FrameworkNotSubscribed(`framework ${frameworkId} is not subscribed`);
+      const streamId = request.headers['mesos-stream-id'];
+      if (streamId === undefined || streamId === '') throw new MissingStreamId("all non-SUBSCRIBE calls must carry the 'Mesos-Stream-Id' header of the framework's subscription");
+      if (streamId !== current) throw new StreamIdMismatch(`'Mesos-Stream-Id' ${String(streamId)} is not the current stream of framework ${frameworkId}`);
+      master.call(call);
+      return reply.code(202).send();
+    }
+
+    const streamId = randomUUID();
+    const raw = reply.raw;
+    let open = true;
+    const conn: FrameworkConnection = {
+      send(event: Event) {
+        if (open) raw.write(recordio(event));
+      },
+      close() {
+        if (!open) return;
+        open = false;
+        raw.end();
+      },
+    };
+    // Subscribe first: a refused subscription (removed framework, bad roles) is an ordinary
+    // error reply, not a stream. The master sends SUBSCRIBED on `conn` before returning, so the
+    // first chunk must wait until the headers are out: buffer it.
+    const buffered: Event[] = [];
+    const sendLater = conn.send;
+    conn.send = (e) => void buffered.push(e);
+    const frameworkId = master.subscribe(call, conn);
+    streams.set(frameworkId, streamId);
+    reply.hijack();
+    raw.writeHead(200, { 'Content-Type': 'application/json', 'Mesos-Stream-Id': streamId, 'Cache-Control': 'no-cache' });
+    conn.send = sendLater;
+    for (const e of buffered) conn.send(e);
+    raw.on('close', () => {
+      open = false;
+      if (streams.get(frameworkId) === streamId) streams.delete(frameworkId);
+      master.disconnect(frameworkId, conn);
+    });
+    return reply;
+  });
+}

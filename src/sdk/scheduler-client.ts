@@ -1,0 +1,106 @@
+import { RecordIODecoder } from '../protocol/recordio.ts';
+import type { Offer, TaskStatus } from '../protocol/mesos.ts';
+import type { Event, FrameworkCall, SubscribeCall } from '../protocol/scheduler.ts';
+
+/** A call without its framework_id (the client adds it); distributes over the union of calls. */
+export type CallBody = FrameworkCall extends infer C ? (C extends FrameworkCall ? Omit<C, 'framework_id'> & { framework_id?: { value: string } } : never) : never;
+
+/**
+ * A client of the scheduler HTTP API, as a third-party framework speaks it: SUBSCRIBE opens the
+ * RecordIO event stream, later calls carry its Mesos-Stream-Id. Events are kept in arrival order;
+ * `waitFor` and `waitForState` poll them with a deadline (for tools, benchmarks and tests).
+ */
+export class SchedulerClient {
+  readonly events: Event[] = [];
+  frameworkId = '';
+  streamId = '';
+  private abort = new AbortController();
+  closed = false;
+
+  constructor(readonly masterUrl: string) {}
+
+  async subscribe(call: SubscribeCall): Promise<void> {
+    const response = await fetch(new URL('/api/v1/scheduler', this.masterUrl), {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/json', Accept: 'application/json' },
+      body: JSON.stringify(call),
+      signal: this.abort.signal,
+    });
+    if (response.status !== 200) throw new Error(`SUBSCRIBE answered ${response.status}: ${await response.text()}`);
+    this.streamId = response.headers.get('mesos-stream-id') ?? '';
+    const decoder = new RecordIODecoder();
+    const reader = response.body!.getReader();
+    void (async () => {
+      try {
+        for (;;) {
+          const { done, value } = await reader.read();
+          if (done) break;
+          for (const e of decoder.push(Buffer.from(value)) as Event[]) {
+            if (e.type === 'SUBSCRIBED') this.frameworkId = e.subscribed.framework_id.value;
+            this.events.push(e);
+          }
+        }
+      } catch {
+        // aborted
+      } finally {
+        this.closed = true;
+      }
+    })();
+    await this.waitFor(() => this.frameworkId !== '', 'SUBSCRIBED');
+  }
+
+  /** Sends a call; resolves with status and body text. */
+  async call(call: CallBody, headers: Record<string, string> = {}): Promise<{ status: number; text: string }> {
+    const body = { framework_id: { value: this.frameworkId }, ...call };
+    const response = await fetch(new URL('/api/v1/scheduler', this.masterUrl), {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/json', 'Mesos-Stream-Id': this.streamId, ...headers },
+      body: JSON.stringify(body),
+    });
+    return { status: response.status, text: await response.text() };
+  }
+
+  offers(): Offer[] {
+    return this.events.flatMap((e) => (e.type === 'OFFERS' ? e.offers.offers : []));
+  }
+
+  updates(taskId?: string): TaskStatus[] {
+    return this.events.flatMap((e) => (e.type === 'UPDATE' && (taskId === undefined || e.update.status.task_id.value === taskId) ? [e.update.status] : []));
+  }
+
+  /** Acknowledges every update with a uuid that has not been acknowledged yet. */
+  async ackAll(): Promise<void> {
+    for (const u of this.updates()) {
+      if (u.uuid === undefined || this.acked.has(u.uuid)) continue;
+      this.acked.add(u.uuid);
+      await this.call({ type: 'ACKNOWLEDGE', acknowledge: { agent_id: u.agent_id!, task_id: u.task_id, uuid: u.uuid } });
+    }
+  }
+  private readonly acked = new Set<string>();
+
+  async waitFor<T>(fn: () => T | undefined | false, what: string, timeoutMs = 15_000): Promise<T> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const v = fn();
+      if (v !== undefined && v !== false) return v;
+      if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}; last events: ${JSON.stringify(this.events.slice(-5))}`);
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  }
+
+  /** Waits until the task's updates include `state`, acknowledging along the way. */
+  async waitForState(taskId: string, state: string, timeoutMs = 15_000): Promise<TaskStatus> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      await this.ackAll();
+      const u = this.updates(taskId).find((s) => s.state === state);
+      if (u !== undefined) return u;
+      if (Date.now() > deadline) throw new Error(`timed out waiting for ${taskId} to reach ${state}; its updates: ${JSON.stringify(this.updates(taskId).map((s) => [s.state, s.message]))}`);
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  }
+
+  close(): void {
+    this.abort.abort();
+  }
+}

@@ -1,0 +1,78 @@
+import os from 'node:os';
+import { SystemClock } from '../core/clock.ts';
+import { Agent } from '../agent/agent.ts';
+import { ContainerizerUnavailable, type Containerizer } from '../agent/containerizer.ts';
+import { DockerContainerizer } from '../agent/containerizers/docker-containerizer.ts';
+import { ProcessContainerizer } from '../agent/containerizers/process-containerizer.ts';
+import { detectResources, parseAttributes } from '../agent/detect-resources.ts';
+import { buildFilesApp } from '../agent/files-app.ts';
+
+/**
+ * Wires an agent process: its resources (given or detected), its containerizers, its files
+ * server, and the agent daemon. `containerizers: 'auto'` means process, plus docker when an
+ * engine answers.
+ */
+export interface AgentServerOptions {
+  masterUrl: string;
+  workDir: string;
+  resources?: string;
+  attributes?: string;
+  containerizers: 'auto' | ('process' | 'docker')[];
+  hostname?: string;
+  /** Address of the files server; port 0 picks a free one. */
+  host?: string;
+  port?: number;
+  statusRetryMs?: number;
+  log?: (line: string) => void;
+}
+
+export interface AgentServer {
+  agent: Agent;
+  url: string;
+  containerizers: string[];
+  close(): Promise<void>;
+}
+
+export async function startAgentServer(o: AgentServerOptions): Promise<AgentServer> {
+  const wanted = o.containerizers === 'auto' ? ['process', ...((await DockerContainerizer.available()) ? ['docker'] : [])] : o.containerizers;
+  const containerizers: Containerizer[] = [];
+  for (const kind of wanted) {
+    if (kind === 'process') containerizers.push(new ProcessContainerizer());
+    else if (kind === 'docker') {
+      if (!(await DockerContainerizer.available())) throw new ContainerizerUnavailable('the docker containerizer was asked for, but no Docker engine answers at /var/run/docker.sock');
+      containerizers.push(new DockerContainerizer());
+    } else throw new ContainerizerUnavailable(`unknown containerizer '${kind}' (process, docker)`);
+  }
+  const host = o.host ?? '127.0.0.1';
+  const resources = detectResources(o.workDir, o.resources);
+  // The files server needs the agent, and the agent announces the server's URL: listen first on
+  // a known port, then create the agent with that URL.
+  const holder: { agent?: Agent } = {};
+  const files = await buildFilesApp({ sandboxOf: (fw, task) => holder.agent?.sandboxOf(fw, task) });
+  await files.listen({ host, port: o.port ?? 0 });
+  const address = files.server.address();
+  const url = `http://${host}:${typeof address === 'object' && address !== null ? address.port : 0}`;
+  const agent = new Agent({
+    masterUrl: o.masterUrl,
+    workDir: o.workDir,
+    hostname: o.hostname ?? os.hostname(),
+    url,
+    resources,
+    attributes: parseAttributes(o.attributes),
+    containerizers,
+    clock: new SystemClock(),
+    ...(o.statusRetryMs !== undefined ? { statusRetryMs: o.statusRetryMs } : {}),
+    ...(o.log !== undefined ? { log: o.log } : {}),
+  });
+  holder.agent = agent;
+  await agent.start();
+  return {
+    agent,
+    url,
+    containerizers: containerizers.map((c) => c.kind),
+    async close() {
+      await agent.stop();
+      await files.close();
+    },
+  };
+}

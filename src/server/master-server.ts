@@ -1,0 +1,88 @@
+import { SystemClock } from '../core/clock.ts';
+import { buildMasterApp } from '../master/http/master-app.ts';
+import { Master, type MasterOptions } from '../master/master.ts';
+import type { MasterStore } from '../master/master-store.ts';
+import { SqliteMasterStore } from '../store/sqlite-master-store.ts';
+import { VERSION } from './version.ts';
+
+/**
+ * Wires a master process: the store (SQLite in the data dir), the master core recovered from it,
+ * its HTTP server, and the journal flusher that writes the master's changes to the store after
+ * each turn of the event loop (write-behind: the core never waits for the disk).
+ */
+export interface MasterServerOptions {
+  host: string;
+  port: number;
+  dataDir: string;
+  heartbeatIntervalSeconds?: number;
+  agentReconnectGraceMs?: number;
+  agentHeartbeatIntervalMs?: number;
+  agentReregisterTimeoutMs?: number;
+  allocationIntervalMs?: number;
+  log?: (line: string) => void;
+}
+
+export interface MasterServer {
+  url: string;
+  master: Master;
+  close(): Promise<void>;
+}
+
+export async function startMasterServer(o: MasterServerOptions): Promise<MasterServer> {
+  const store: MasterStore = await SqliteMasterStore.open(o.dataDir);
+  const state = await store.load();
+  const clock = new SystemClock();
+  const masterOptions: MasterOptions = {
+    clock,
+    journal: true,
+    hostname: o.host,
+    port: o.port,
+    version: VERSION,
+    ...(o.heartbeatIntervalSeconds !== undefined ? { heartbeatIntervalSeconds: o.heartbeatIntervalSeconds } : {}),
+    ...(o.agentReconnectGraceMs !== undefined ? { agentReconnectGraceMs: o.agentReconnectGraceMs } : {}),
+    ...(o.agentHeartbeatIntervalMs !== undefined ? { agentHeartbeatIntervalMs: o.agentHeartbeatIntervalMs } : {}),
+    ...(o.agentReregisterTimeoutMs !== undefined ? { agentReregisterTimeoutMs: o.agentReregisterTimeoutMs } : {}),
+    ...(o.allocationIntervalMs !== undefined ? { allocationIntervalMs: o.allocationIntervalMs } : {}),
+  };
+  const master = new Master(masterOptions);
+  master.recover(state);
+  master.start();
+
+  // Write-behind: one batch per turn, never two writes at once; a failed write is logged and its
+  // changes are written again with the next batch (rows are upserts, so order is what matters).
+  let writing: Promise<void> | undefined;
+  let retry: ReturnType<typeof master.drainChanges> = [];
+  const flush = async () => {
+    const batch = [...retry, ...master.drainChanges()];
+    retry = [];
+    if (batch.length === 0) return;
+    try {
+      await store.write(batch);
+    } catch (e) {
+      o.log?.(`store write failed, will retry: ${(e as Error).message}`);
+      retry = batch;
+    }
+  };
+  const flusher = setInterval(() => {
+    if (writing !== undefined) return;
+    writing = flush().finally(() => (writing = undefined));
+  }, 20);
+
+  const app = await buildMasterApp(master, { version: VERSION });
+  await app.listen({ host: o.host, port: o.port });
+  const address = app.server.address();
+  const port = typeof address === 'object' && address !== null ? address.port : o.port;
+  const url = `http://${o.host.includes(':') ? `[${o.host}]` : o.host}:${port}`;
+  return {
+    url,
+    master,
+    async close() {
+      clearInterval(flusher);
+      master.stop();
+      await app.close();
+      await writing;
+      await flush();
+      await store.close();
+    },
+  };
+}
