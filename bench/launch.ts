@@ -3,21 +3,24 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Docker from 'dockerode';
-import { up } from '../src/server/up.ts';
+import { createServer } from 'node:net';
+import { fileURLToPath } from 'node:url';
 import type { Offer, TaskInfo } from '../src/protocol/mesos.ts';
 import { SchedulerClient } from '../src/sdk/scheduler-client.ts';
 import { ensureBusyboxImage } from '../test/support/busybox-image.ts';
 
 /**
  * `slipway bench launch`: task launch latency through the real HTTP scheduler API and a real
- * agent (master and agent of `slipway up`, in this process, talking HTTP over 127.0.0.1).
+ * agent: `slipway up` (master and agent) runs as its own process, and this process is the
+ * framework, talking HTTP over 127.0.0.1.
  *
- * A framework subscribes and launches `tasks` tasks, one ACCEPT per task, each as soon as an
- * offer arrives (the unused part of an accepted offer comes back at once). Per task it measures
- * the time from sending its ACCEPT to receiving its TASK_RUNNING; "all running" is the time from
- * the first ACCEPT to the last TASK_RUNNING. The baseline starts the same number of processes
- * (spawn, until each is spawned) or containers (engine API create + start, until each runs)
- * directly, back to back, with the same command.
+ * The framework launches `tasks` tasks, one ACCEPT per task, one at a time: the next ACCEPT goes
+ * out when the previous task is RUNNING and an offer is there (the unused part of an accepted offer
+ * comes back at once). Per task it measures the time from sending its ACCEPT to receiving its
+ * TASK_RUNNING; "all running" is the time from the first ACCEPT to the last TASK_RUNNING. The
+ * baseline starts the same number of processes (spawn, until each is spawned) or containers
+ * (engine API create + start, until each runs) directly, one after the other, with the same
+ * command.
  */
 
 export interface LaunchBenchOptions {
@@ -35,6 +38,8 @@ export interface LaunchBenchResult {
   ratio: number;
 }
 
+const BIN = fileURLToPath(new URL('../bin/slipway.js', import.meta.url));
+
 function percentile(sorted: number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))] ?? 0;
 }
@@ -44,26 +49,42 @@ export async function runLaunchBench(o: LaunchBenchOptions, progress?: (line: st
   const docker = new Docker();
   let image: string | undefined;
   if (o.containerizer === 'docker') image = await ensureBusyboxImage(docker);
-  const cluster = await up({ host: '127.0.0.1', port: 0, dataDir: dir, containerizers: [o.containerizer], resources: `cpus:${o.tasks};mem:${o.tasks * 64};ports:[31000-32000]` });
-  const fw = new SchedulerClient(cluster.master.url);
+  // `slipway up` in a process of its own, as a user runs it; this process is only the framework.
+  const port = await freePort();
+  const url = `http://127.0.0.1:${port}`;
+  const child = spawn(process.execPath, [BIN, 'up', '--port', String(port), '--data-dir', dir, '--containerizers', o.containerizer, '--resources', `cpus:${o.tasks};mem:${o.tasks * 64};ports:[31000-32000]`], { stdio: ['ignore', 'ignore', 'pipe'] });
+  let stderr = '';
+  child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+  const fw = new SchedulerClient(url);
   try {
+    await waitFor(async () => (await fetch(`${url}/health`).then((r) => r.ok, () => false)) || undefined, `slipway up at ${url} (${stderr})`);
     await fw.subscribe({ type: 'SUBSCRIBE', subscribe: { framework_info: { user: 'bench', name: 'launch-bench', roles: ['*'] } } });
     const acceptedAt = new Map<string, number>();
     const runningAt = new Map<string, number>();
     const used = new Set<string>();
+    const offers: Offer[] = [];
     let next = 0;
     let first = 0;
+    let seen = 0;
     const deadline = Date.now() + 10 * 60_000;
     while (runningAt.size < o.tasks) {
       if (Date.now() > deadline) throw new Error(`bench: only ${runningAt.size} of ${o.tasks} tasks running after 10 minutes`);
-      for (const e of fw.updates()) {
-        if (e.state === 'TASK_RUNNING' && !runningAt.has(e.task_id.value)) runningAt.set(e.task_id.value, performance.now());
-        if (e.state === 'TASK_FAILED' || e.state === 'TASK_ERROR') throw new Error(`bench: task ${e.task_id.value} ${e.state}: ${e.message}`);
+      // Only the events that arrived since the last look: the loop must not cost what it measures.
+      for (; seen < fw.events.length; seen++) {
+        const ev = fw.events[seen]!;
+        if (ev.type === 'OFFERS') offers.push(...ev.offers.offers);
+        else if (ev.type === 'RESCIND') used.add(ev.rescind.offer_id.value);
+        else if (ev.type === 'UPDATE') {
+          const e = ev.update.status;
+          if (e.state === 'TASK_RUNNING' && !runningAt.has(e.task_id.value)) runningAt.set(e.task_id.value, performance.now());
+          if (e.state === 'TASK_FAILED' || e.state === 'TASK_ERROR') throw new Error(`bench: task ${e.task_id.value} ${e.state}: ${e.message}`);
+        }
       }
-      void fw.ackAll();
-      const offer: Offer | undefined = next < o.tasks ? fw.offers().find((x) => !used.has(x.id.value)) : undefined;
+      while (offers.length > 0 && used.has(offers[0]!.id.value)) offers.shift();
+      // One launch in flight at a time: the latency of a launch, not of a queue of launches.
+      const offer = next < o.tasks && next === runningAt.size ? offers.shift() : undefined;
       if (offer === undefined) {
-        await new Promise((r) => setImmediate(r));
+        await new Promise((r) => setTimeout(r, 0));
         continue;
       }
       used.add(offer.id.value);
@@ -83,16 +104,18 @@ export async function runLaunchBench(o: LaunchBenchOptions, progress?: (line: st
       if (first === 0) first = t;
       acceptedAt.set(id, t);
       void fw.call({ type: 'ACCEPT', accept: { offer_ids: [offer.id], operations: [{ type: 'LAUNCH', launch: { task_infos: [info] } }], filters: { refuse_seconds: 0 } } });
-      if (next % 50 === 0) progress?.(`  ${next}/${o.tasks} launched, ${runningAt.size} running`);
+      if (next % 50 === 0) progress?.(`  ${next}/${o.tasks} launched`);
     }
     const allRunningSeconds = (Math.max(...runningAt.values()) - first) / 1000;
     const latencies = [...runningAt].map(([id, t]) => t - acceptedAt.get(id)!).sort((a, b) => a - b);
 
     // Stop the tasks before the baseline, so both run on an equally loaded machine.
-    for (const id of runningAt.keys()) await fw.call({ type: 'KILL', kill: { task_id: { value: id } } });
-    const start = performance.now();
-    await fw.waitFor(() => fw.updates().filter((u) => u.state === 'TASK_KILLED').length >= o.tasks || undefined, 'all tasks killed', 120_000).catch(() => undefined);
-    progress?.(`  tasks stopped in ${((performance.now() - start) / 1000).toFixed(1)} s; baseline next`);
+    await fw.call({ type: 'TEARDOWN' });
+    await waitFor(async () => {
+      const state = (await (await fetch(`${url}/master/state`)).json()) as { tasks: unknown[] };
+      return state.tasks.length === 0 || undefined;
+    }, 'the tasks to stop');
+    progress?.('  tasks stopped; baseline next');
 
     const baselineSeconds = o.containerizer === 'docker' ? await dockerBaseline(docker, image!, o.tasks) : await processBaseline(o.tasks, dir);
     return {
@@ -106,9 +129,36 @@ export async function runLaunchBench(o: LaunchBenchOptions, progress?: (line: st
     };
   } finally {
     fw.close();
-    await cluster.close();
+    child.kill('SIGINT');
+    await new Promise((r) => child.once('exit', r));
+    if (image !== undefined) {
+      for (const c of await docker.listContainers({ all: true, filters: { label: ['slipway.task_id'] } })) {
+        if ((c.Names[0] ?? '').includes('launch-bench')) await docker.getContainer(c.Id).remove({ force: true }).catch(() => undefined);
+      }
+    }
     rmSync(dir, { recursive: true, force: true });
   }
+}
+
+async function waitFor<T>(fn: () => Promise<T | undefined>, what: string, timeoutMs = 60_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await fn().catch(() => undefined);
+    if (v !== undefined) return v;
+    if (Date.now() > deadline) throw new Error(`bench: timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      server.close(() => resolve(typeof address === 'object' && address !== null ? address.port : 0));
+    });
+    server.on('error', reject);
+  });
 }
 
 async function processBaseline(n: number, dir: string): Promise<number> {

@@ -149,6 +149,47 @@ describe('a master and three agents as real processes', { timeout: 240_000 }, ()
     await fw.waitForState('counter', 'TASK_FINISHED');
   });
 
+  it('runs health checks on the agent: healthy updates, and a kill after consecutive failures', async () => {
+    await launchOn(fw, 'agent-0', (o) => [
+      task(o, 'web', {
+        command: { value: 'exec python3 -m http.server $PORT0 --bind 127.0.0.1' },
+        health_check: { type: 'HTTP', http: { port: Number(o.resources.find((r) => r.name === 'ports')!.ranges!.range[0]!.begin), path: '/' }, delay_seconds: 0, interval_seconds: 0.2, timeout_seconds: 1, grace_period_seconds: 10 },
+      }),
+    ]);
+    const healthy = await fw.waitFor(() => fw.updates('web').find((u) => u.healthy === true), 'a healthy update of web');
+    assert.equal(healthy.state, 'TASK_RUNNING');
+    assert.equal(healthy.reason, 'REASON_TASK_HEALTH_CHECK_STATUS_UPDATED');
+    await fw.call({ type: 'KILL', kill: { task_id: { value: 'web' } } });
+    await fw.waitForState('web', 'TASK_KILLED');
+
+    await launchOn(fw, 'agent-1', (o) => [
+      task(o, 'sick', { health_check: { type: 'COMMAND', command: { value: 'test -f $MESOS_SANDBOX/never' }, delay_seconds: 0, interval_seconds: 0.1, timeout_seconds: 1, consecutive_failures: 2, grace_period_seconds: 0 } }),
+    ]);
+    const killed = await fw.waitForState('sick', 'TASK_KILLED');
+    assert.match(killed.message ?? '', /Task killed after 2 consecutive health check failures/);
+    assert.ok(fw.updates('sick').some((u) => u.healthy === false), 'the framework heard it was unhealthy first');
+  });
+
+  it('reports a task that died while its agent was down when the agent comes back', async () => {
+    await launchOn(fw, 'agent-1', (o) => [task(o, 'doomed', { command: { value: 'echo $$ > pid; exec sleep 300' } })]);
+    await fw.waitForState('doomed', 'TASK_RUNNING');
+    const pidFile = join(dir, 'agent-1', 'sandboxes', encodeURIComponent(fw.frameworkId), 'doomed', 'pid');
+    const pid = await waitUntil(() => {
+      try {
+        return Number(readFileSync(pidFile, 'utf8').trim()) || undefined;
+      } catch {
+        return undefined;
+      }
+    }, 'the task to write its pid');
+    await agents[1]!.kill9();
+    process.kill(pid, 'SIGKILL');
+    agents[1] = agentProcess(1, dockerImage !== undefined ? 'process,docker' : 'process');
+    agents[1].start();
+    const failed = await fw.waitForState('doomed', 'TASK_FAILED', 20_000);
+    assert.match(failed.message ?? '', /SIGKILL|signal 9|while the agent was down/, failed.message);
+    await activeAgents(masterUrl, 3);
+  });
+
   it('runs a Docker task with host networking and the offer\'s port', { skip: dockerSkip }, async () => {
     await launchOn(fw, 'agent-1', (o) => [
       task(o, 'docker-1', { container: { type: 'DOCKER', docker: { image: dockerImage!, network: 'HOST' } }, command: { value: 'echo "in docker port $PORT0 sandbox $MESOS_SANDBOX"; exec sleep 300' } }),
@@ -216,6 +257,12 @@ describe('a master and three agents as real processes', { timeout: 240_000 }, ()
     await operator(masterUrl, 'UPDATE_WEIGHTS', { update_weights: { weight_infos: [{ role: 'ci', weight: 2.5 }] } });
     const weights = (await operator(masterUrl, 'GET_WEIGHTS')) as { get_weights: { weight_infos: { role: string; weight: number }[] } };
     assert.deepEqual(weights.get_weights.weight_infos.find((w) => w.role === 'ci'), { role: 'ci', weight: 2.5 });
+    const agentsAnswer = (await operator(masterUrl, 'GET_AGENTS')) as { get_agents: { agents: { containerizers: { kind: string; limits: { enforced: boolean; reason?: string } }[] }[] } };
+    for (const a of agentsAnswer.get_agents.agents) {
+      const processInfo = a.containerizers.find((c) => c.kind === 'process');
+      assert.ok(processInfo !== undefined, 'the agent says which containerizers it has');
+      assert.ok(processInfo.limits.enforced || (processInfo.limits.reason ?? '').length > 0, 'and whether limits are enforced, or why not');
+    }
     const version = (await operator(masterUrl, 'GET_VERSION')) as { get_version: { version_info: { version: string } } };
     assert.match(version.get_version.version_info.version, /^\d+\.\d+\.\d+$/);
   });

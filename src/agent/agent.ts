@@ -152,6 +152,7 @@ export class Agent {
       ...(this.agentId !== undefined ? { agent_id: { value: this.agentId } } : {}),
       hostname: this.options.hostname,
       ...(this.options.url !== undefined ? { url: this.options.url } : {}),
+      containerizers: this.containerizerInfo(),
       resources: this.options.resources.toJSON(),
       attributes: this.options.attributes,
       tasks,
@@ -206,8 +207,14 @@ export class Agent {
     const t: AgentTaskRecord = { framework, info, state: 'TASK_STAGING', containerizer, sandbox, ref: undefined, killRequested: false, health: undefined, healthy: undefined, killReason: undefined };
     this.tasks.set(k, t);
     this.checkpoint(t);
-    this.transition(t, 'TASK_STARTING', undefined, undefined);
+    // TASK_STARTING is optional in Mesos's lifecycle: it is sent only when a launch takes a while
+    // (an image pull), so that a fast launch reaches RUNNING without waiting for the framework to
+    // acknowledge STARTING first (updates of a task go out one at a time).
+    const starting = this.options.clock.setTimer(STARTING_AFTER_MS, () => {
+      if (t.state === 'TASK_STAGING') this.transition(t, 'TASK_STARTING', undefined, undefined);
+    });
     if (containerizer === undefined) {
+      starting.cancel();
       this.transition(t, 'TASK_FAILED', `this agent has no ${wantsDocker ? 'docker' : 'process'} containerizer`, 'REASON_CONTAINER_LAUNCH_FAILED');
       return;
     }
@@ -229,12 +236,14 @@ export class Agent {
         ports: env['PORTS'] === undefined || env['PORTS'] === '' ? [] : env['PORTS'].split(',').map(Number),
       });
     } catch (e) {
+      starting.cancel();
       this.transition(t, 'TASK_FAILED', `Failed to launch: ${(e as Error).message}`, 'REASON_CONTAINER_LAUNCH_FAILED');
       return;
     }
-    this.checkpoint(t);
+    starting.cancel();
     if (t.killRequested) {
       // Killed while it was starting: stop it now that there is something to stop.
+      this.checkpoint(t);
       await containerizer.kill(t.ref, this.graceMs(undefined, t));
     } else {
       this.transition(t, 'TASK_RUNNING', undefined, undefined);
@@ -324,6 +333,7 @@ export class Agent {
     const t = this.tasks.get(k);
     if (t === undefined || !isTerminal(t.state) || this.updates.pending(frameworkId, taskId) > 0) return;
     this.tasks.delete(k);
+    this.metaDirs.delete(this.taskMetaDir(frameworkId, taskId));
     rmSync(this.taskMetaDir(frameworkId, taskId), { recursive: true, force: true });
   }
 
@@ -331,9 +341,15 @@ export class Agent {
     return join(this.metaDir, 'tasks', safe(frameworkId), safe(taskId));
   }
 
+  /** Task meta dirs known to exist, so that a checkpoint costs one write and one rename. */
+  private readonly metaDirs = new Set<string>();
+
   private checkpoint(t: AgentTaskRecord): void {
     const dir = this.taskMetaDir(t.framework.id.value, t.info.task_id.value);
-    mkdirSync(dir, { recursive: true });
+    if (!this.metaDirs.has(dir)) {
+      mkdirSync(dir, { recursive: true });
+      this.metaDirs.add(dir);
+    }
     const data = { framework: t.framework, info: t.info, sandbox: t.sandbox, containerizer: t.containerizer?.kind, ref: t.ref, state: t.state, killRequested: t.killRequested };
     writeFileSync(join(dir, 'task.json.tmp'), JSON.stringify(data));
     // Rename is atomic: a crash leaves the old checkpoint or the new one, never half of one.
@@ -396,6 +412,9 @@ export class Agent {
     this.options.log?.(line);
   }
 }
+
+/** A launch that takes longer than this is reported TASK_STARTING while it goes on. */
+const STARTING_AFTER_MS = 100;
 
 function key(frameworkId: string, taskId: string): string {
   return `${frameworkId}\u0000${taskId}`;

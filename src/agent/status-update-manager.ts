@@ -24,6 +24,7 @@ interface Stream {
   pending: { status: StatusUpdate; latest: TaskState }[];
   /** When the head was last sent (clock ms); 0: not yet. */
   sentAt: number;
+  /** The task's last update is terminal: the stream is deleted once everything is acknowledged. */
   ended: boolean;
 }
 
@@ -71,6 +72,7 @@ export class StatusUpdateManager {
           if (record.update !== undefined && record.latest !== undefined) stream.pending.push({ status: record.update, latest: record.latest });
           else if (record.ack !== undefined && stream.pending[0]?.status.uuid === record.ack) stream.pending.shift();
         }
+        stream.ended = TERMINAL.has(stream.pending[stream.pending.length - 1]?.latest ?? '');
         this.streams.set(key(stream.frameworkId, stream.taskId), stream);
       }
     }
@@ -95,9 +97,10 @@ export class StatusUpdateManager {
     const stream = this.streams.get(key(frameworkId, taskId));
     if (stream === undefined || stream.pending[0]?.status.uuid !== uuid) return;
     stream.pending.shift();
-    const done = stream.pending.length === 0 && (stream.ended || isTerminalState(stream));
+    const done = stream.pending.length === 0 && stream.ended;
     if (done) {
       this.streams.delete(key(frameworkId, taskId));
+      this.dirs.delete(this.taskDir(stream));
       rmSync(this.taskDir(stream), { recursive: true, force: true });
       return;
     }
@@ -116,6 +119,7 @@ export class StatusUpdateManager {
     for (const [k, stream] of this.streams) {
       if (stream.frameworkId !== frameworkId) continue;
       this.streams.delete(k);
+      this.dirs.delete(this.taskDir(stream));
       rmSync(this.taskDir(stream), { recursive: true, force: true });
     }
   }
@@ -154,13 +158,16 @@ export class StatusUpdateManager {
     this.timer = this.options.clock.setTimer(this.interval, () => {
       this.timer = undefined;
       const now = this.options.clock.now();
+      const due: Stream[] = [];
       let waiting = false;
       for (const stream of this.streams.values()) {
         if (stream.pending.length === 0) continue;
         waiting = true;
-        if (now - stream.sentAt >= this.interval) this.sendHead(stream);
+        if (now - stream.sentAt >= this.interval) due.push(stream);
       }
+      // Back off before resending, so that the next round waits the doubled interval.
       this.interval = waiting ? Math.min(this.interval * 2, 600_000) : this.baseInterval;
+      for (const stream of due) this.sendHead(stream);
       if (waiting) this.arm();
     });
   }
@@ -169,9 +176,15 @@ export class StatusUpdateManager {
     return join(this.options.dir, encodeURIComponent(stream.frameworkId), encodeURIComponent(stream.taskId));
   }
 
+  /** Stream dirs known to exist: one mkdir per task, not per update. */
+  private readonly dirs = new Set<string>();
+
   private append(stream: Stream, record: unknown): void {
     const dir = this.taskDir(stream);
-    mkdirSync(dir, { recursive: true });
+    if (!this.dirs.has(dir)) {
+      mkdirSync(dir, { recursive: true });
+      this.dirs.add(dir);
+    }
     appendFileSync(join(dir, 'updates.jsonl'), JSON.stringify(record) + '\n');
   }
 }
@@ -189,9 +202,3 @@ function safeReaddir(dir: string): string[] {
 }
 
 const TERMINAL = new Set(['TASK_FINISHED', 'TASK_FAILED', 'TASK_KILLED', 'TASK_ERROR', 'TASK_LOST', 'TASK_DROPPED', 'TASK_GONE', 'TASK_GONE_BY_OPERATOR']);
-
-function isTerminalState(stream: Stream): boolean {
-  // After the last ack the stream holds nothing; `ended` covers tasks ended in this process, and a
-  // recovered stream ended when its last checkpointed update was terminal.
-  return stream.ended || TERMINAL.has(stream.pending[stream.pending.length - 1]?.latest ?? '');
-}

@@ -123,6 +123,7 @@ interface AgentRecord {
   lastHeartbeatAt: number;
   /** Where the agent serves sandbox files. */
   url: string | undefined;
+  containerizers: { kind: string; limits: { enforced: boolean; reason?: string } }[];
   /** Runs out the grace period of a dropped stream, or the reregistration timeout after recovery. */
   graceTimer: Timer | undefined;
 }
@@ -267,6 +268,7 @@ export class Master {
         unreachableAt: undefined,
         lastHeartbeatAt: now,
         url: a.url,
+        containerizers: [],
         graceTimer: undefined,
       };
       this.agents.set(a.id, agent);
@@ -475,6 +477,7 @@ export class Master {
       agent.unreachableAt = undefined;
       agent.lastHeartbeatAt = now;
       agent.url = message.url;
+      agent.containerizers = message.containerizers ?? [];
     } else {
       const id = requested ?? `${this.id}-S${this.nextAgent++}`;
       agent = {
@@ -491,6 +494,7 @@ export class Master {
         unreachableAt: undefined,
         lastHeartbeatAt: now,
         url: message.url,
+        containerizers: message.containerizers ?? [],
         graceTimer: undefined,
       };
       this.agents.set(id, agent);
@@ -631,6 +635,7 @@ export class Master {
         id: string;
         hostname: string;
         url: string | undefined;
+        containerizers: { kind: string; limits: { enforced: boolean; reason?: string } }[];
         attributes: Attribute[];
         total: Resources;
         free: Resources | undefined;
@@ -653,6 +658,7 @@ export class Master {
       id,
       hostname: a.hostname,
       url: a.url,
+      containerizers: a.containerizers,
       offered,
       used,
       attributes: a.attributes,

@@ -35,6 +35,8 @@ export type AgentToMaster =
       hostname: string;
       /** Where the agent serves sandbox files (http://host:port); the master proxies /files to it. */
       url?: string;
+      /** The agent's containerizers and whether they enforce cpu and memory limits (and why not). */
+      containerizers?: { kind: string; limits: { enforced: boolean; reason?: string } }[];
       resources: Resource[];
       attributes: Attribute[];
       /** The tasks the agent still runs (reregistration after an agent or master restart). */

@@ -17,7 +17,11 @@ export class SchedulerClient {
   private abort = new AbortController();
   closed = false;
 
-  constructor(readonly masterUrl: string) {}
+  /** @param autoAcknowledge acknowledge every update with a uuid as it arrives (default). */
+  constructor(
+    readonly masterUrl: string,
+    readonly autoAcknowledge = true,
+  ) {}
 
   async subscribe(call: SubscribeCall): Promise<void> {
     const response = await fetch(new URL('/api/v1/scheduler', this.masterUrl), {
@@ -38,6 +42,12 @@ export class SchedulerClient {
           for (const e of decoder.push(Buffer.from(value)) as Event[]) {
             if (e.type === 'SUBSCRIBED') this.frameworkId = e.subscribed.framework_id.value;
             this.events.push(e);
+            // Like Mesos's scheduler driver: acknowledge every update that asks for it, each time
+            // it arrives (a resent update must be acknowledged again, or the agent keeps resending).
+            const status = e.type === 'UPDATE' ? e.update.status : undefined;
+            if (this.autoAcknowledge && status?.uuid !== undefined && status.agent_id !== undefined) {
+              void this.call({ type: 'ACKNOWLEDGE', acknowledge: { agent_id: status.agent_id, task_id: status.task_id, uuid: status.uuid } }).catch(() => undefined);
+            }
           }
         }
       } catch {
@@ -68,16 +78,6 @@ export class SchedulerClient {
     return this.events.flatMap((e) => (e.type === 'UPDATE' && (taskId === undefined || e.update.status.task_id.value === taskId) ? [e.update.status] : []));
   }
 
-  /** Acknowledges every update with a uuid that has not been acknowledged yet. */
-  async ackAll(): Promise<void> {
-    for (const u of this.updates()) {
-      if (u.uuid === undefined || this.acked.has(u.uuid)) continue;
-      this.acked.add(u.uuid);
-      await this.call({ type: 'ACKNOWLEDGE', acknowledge: { agent_id: u.agent_id!, task_id: u.task_id, uuid: u.uuid } });
-    }
-  }
-  private readonly acked = new Set<string>();
-
   async waitFor<T>(fn: () => T | undefined | false, what: string, timeoutMs = 15_000): Promise<T> {
     const deadline = Date.now() + timeoutMs;
     for (;;) {
@@ -88,11 +88,10 @@ export class SchedulerClient {
     }
   }
 
-  /** Waits until the task's updates include `state`, acknowledging along the way. */
+  /** Waits until the task's updates include `state`. */
   async waitForState(taskId: string, state: string, timeoutMs = 15_000): Promise<TaskStatus> {
     const deadline = Date.now() + timeoutMs;
     for (;;) {
-      await this.ackAll();
       const u = this.updates(taskId).find((s) => s.state === state);
       if (u !== undefined) return u;
       if (Date.now() > deadline) throw new Error(`timed out waiting for ${taskId} to reach ${state}; its updates: ${JSON.stringify(this.updates(taskId).map((s) => [s.state, s.message]))}`);

@@ -228,13 +228,16 @@ export class SimAgent {
     this.retryTimer = this.options.clock.setTimer(this.retryMs, () => {
       this.retryTimer = undefined;
       const now = this.options.clock.now();
+      const due: SimTask[] = [];
       let waiting = false;
       for (const t of this.tasks.values()) {
         if (t.pending.length === 0) continue;
         waiting = true;
-        if (now - t.sentAt >= this.retryMs) this.sendHead(t);
+        if (now - t.sentAt >= this.retryMs) due.push(t);
       }
+      // Back off before resending, so that the next round waits the doubled interval.
       this.retryMs = waiting ? Math.min(this.retryMs * 2, 600_000) : this.baseRetryMs;
+      for (const t of due) this.sendHead(t);
       if (waiting) this.armRetry();
     });
   }

@@ -55,6 +55,7 @@ export function operatorState(master: Master, version: string) {
         active: a.state === 'ACTIVE',
         state: a.state,
         url: a.url,
+        containerizers: a.containerizers,
         registered_time: nanos(a.registeredAt),
         total_resources: a.total.toJSON(),
         allocated_resources: a.used.add(a.offered).toJSON(),
