@@ -452,12 +452,29 @@ function processOnlyCases(get: () => Containerizer): void {
     }
     const memory = set.version === 2 ? await readFile(join(set.memoryDir, 'memory.max'), 'utf8') : await readFile(join(set.memoryDir, 'memory.limit_in_bytes'), 'utf8');
     assert.equal(Number(memory), 48 * MiB);
-    const cpuDir = set.dirs[set.dirs.length - 1]!;
-    const quota = set.version === 2 ? (await readFile(join(cpuDir, 'cpu.max'), 'utf8')).trim() : `${(await readFile(join(cpuDir, 'cpu.cfs_quota_us'), 'utf8')).trim()} ${(await readFile(join(cpuDir, 'cpu.cfs_period_us'), 'utf8')).trim()}`;
-    assert.equal(quota, '25000 100000');
+    // cpu: shares by default (Mesos's default), no CFS quota: 0.25 cpus → 256 shares, or weight 11 on v2.
+    assert.equal((containerizer.info().limits as { cpu?: string }).cpu, 'shares');
+    assert.deepEqual(await cpuLimits(set), { weight: set.version === 2 ? 11 : 256, quota: 'none' });
     await writeFile(join(sandbox, 'go'), '');
     await within('wait()', containerizer.wait(ref));
     for (const dir of set.dirs) assert.equal(existsSync(dir), false, `${dir} is removed`);
+  });
+
+  it('also caps cpu with a CFS quota with cfsQuota: true', async (t) => {
+    const containerizer = new ProcessContainerizer({ pollIntervalMs: 50, cfsQuota: true });
+    const limits = containerizer.info().limits as { enforced: boolean; reason?: string; cpu?: string };
+    if (!limits.enforced) {
+      t.skip(`limits are not enforced here: ${limits.reason ?? ''}`);
+      return;
+    }
+    assert.equal(limits.cpu, 'cfs-quota');
+    const sandbox = await newSandbox();
+    const ref = await containerizer.launch(processDialect.spec(sandbox, { value: 'echo ready; until [ -e go ]; do sleep 0.05; done' }, { cpus: 0.25, memMb: 48 }));
+    await outputContains(sandbox, 'stdout', 'ready');
+    const set = JSON.parse(await readFile(join(sandbox, '.slipway', 'cgroups.json'), 'utf8')) as TaskCgroupSet;
+    assert.deepEqual(await cpuLimits(set), { weight: set.version === 2 ? 11 : 256, quota: '25000 100000' });
+    await writeFile(join(sandbox, 'go'), '');
+    await within('wait()', containerizer.wait(ref));
   });
 
   it('kills what the task left running in its process group when it ends', async () => {
@@ -475,6 +492,18 @@ function processOnlyCases(get: () => Containerizer): void {
       }
     });
   });
+}
+
+/** The task's cpu shares (v1) or weight (v2), and its CFS quota as "<quota> <period>" or 'none'. */
+async function cpuLimits(set: TaskCgroupSet): Promise<{ weight: number; quota: string }> {
+  const cpuDir = set.dirs[set.dirs.length - 1]!;
+  const read = async (file: string) => (await readFile(join(cpuDir, file), 'utf8')).trim();
+  if (set.version === 2) {
+    const max = await read('cpu.max');
+    return { weight: Number(await read('cpu.weight')), quota: max.startsWith('max ') ? 'none' : max };
+  }
+  const quota = await read('cpu.cfs_quota_us');
+  return { weight: Number(await read('cpu.shares')), quota: quota === '-1' ? 'none' : `${quota} ${await read('cpu.cfs_period_us')}` };
 }
 
 function dockerOnlyCases(get: () => Containerizer): void {
@@ -527,14 +556,31 @@ function dockerOnlyCases(get: () => Containerizer): void {
     assert.equal(await readFile(join(rw, 'out.txt'), 'utf8'), 'written\n', 'a relative host_path is relative to the sandbox');
   });
 
-  it('applies the memory and cpu limits and host networking to the container', async () => {
+  it('applies the memory limit, cpu shares (no CFS quota) and host networking to the container', async () => {
     const containerizer = get();
+    assert.equal((containerizer.info().limits as { cpu?: string }).cpu, 'shares');
     const sandbox = await newSandbox();
     const ref = await containerizer.launch(dockerDialect.spec(sandbox, { value: 'sleep 30' }, { memMb: 96, cpus: 0.25 }));
     assert.equal(ref.kind, 'docker');
     if (ref.kind !== 'docker') return;
     const { HostConfig } = await docker.getContainer(ref.containerId).inspect();
-    assert.deepEqual({ memory: HostConfig.Memory, nanoCpus: HostConfig.NanoCpus, network: HostConfig.NetworkMode }, { memory: 96 * MiB, nanoCpus: 250_000_000, network: 'host' });
+    assert.deepEqual(
+      { memory: HostConfig.Memory, cpuShares: HostConfig.CpuShares, nanoCpus: HostConfig.NanoCpus ?? 0, network: HostConfig.NetworkMode },
+      { memory: 96 * MiB, cpuShares: 256, nanoCpus: 0, network: 'host' },
+    );
+    await containerizer.kill(ref, 0);
+    await within('wait()', containerizer.wait(ref));
+  });
+
+  it('also caps cpu with a CFS quota (NanoCpus) with cfsQuota: true', async () => {
+    const containerizer = new DockerContainerizer({ docker, cfsQuota: true });
+    assert.equal((containerizer.info().limits as { cpu?: string }).cpu, 'cfs-quota');
+    const sandbox = await newSandbox();
+    const ref = await containerizer.launch(dockerDialect.spec(sandbox, { value: 'sleep 30' }, { memMb: 96, cpus: 0.25 }));
+    assert.equal(ref.kind, 'docker');
+    if (ref.kind !== 'docker') return;
+    const { HostConfig } = await docker.getContainer(ref.containerId).inspect();
+    assert.deepEqual({ cpuShares: HostConfig.CpuShares, nanoCpus: HostConfig.NanoCpus }, { cpuShares: 256, nanoCpus: 250_000_000 });
     await containerizer.kill(ref, 0);
     await within('wait()', containerizer.wait(ref));
   });

@@ -1,8 +1,8 @@
 import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
-import { readFileSync } from 'node:fs';
-import { mkdir, open, readFile, rm, writeFile } from 'node:fs/promises';
+import { closeSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
@@ -11,7 +11,7 @@ import type { Containerizer, ContainerizerInfo, ContainerExit, ContainerRef, Lau
 import { exitFromSignal, exitFromStatus, unknownExit } from './container-exit.ts';
 import { ContainerLaunchFailed } from './container-launch-failed.ts';
 import { TaskCgroups } from './task-cgroups.ts';
-import type { TaskCgroupSet } from './task-cgroups.ts';
+import type { CpuLimitMode, TaskCgroupSet } from './task-cgroups.ts';
 
 type ProcessRef = Extract<ContainerRef, { kind: 'process' }>;
 
@@ -49,8 +49,17 @@ const WRAPPER = [
 ].join('\n');
 
 export interface ProcessContainerizerOptions {
-  /** Where limits come from; by default `TaskCgroups.detect()` (probes this host once). */
+  /**
+   * Where limits come from; by default `TaskCgroups.detect({ cfsQuota })` (probes this host
+   * once). A given instance carries its own cpu mode, and `cfsQuota` is then not used.
+   */
   cgroups?: TaskCgroups;
+  /**
+   * Also cap cpu with a CFS quota (cpus × 100 ms per 100 ms), as Mesos's `--cgroups_enable_cfs`.
+   * Default false: cpu shares only (a weight under contention), because a small quota throttles
+   * the task's own start-up.
+   */
+  cfsQuota?: boolean;
   /** How often wait() looks at a recovered process (not a child of this agent process). */
   pollIntervalMs?: number;
 }
@@ -75,12 +84,14 @@ export class ProcessContainerizer implements Containerizer {
   readonly #ended = new Map<string, ContainerExit>();
 
   constructor(options: ProcessContainerizerOptions = {}) {
-    this.#cgroups = options.cgroups ?? TaskCgroups.detect();
+    this.#cgroups = options.cgroups ?? TaskCgroups.detect({ cfsQuota: options.cfsQuota ?? false });
     this.#pollIntervalMs = options.pollIntervalMs ?? 150;
   }
 
-  info(): ContainerizerInfo {
-    return { kind: 'process', limits: { ...this.#cgroups.status } };
+  /** `limits.cpu`, when limits are enforced: shares only, or shares and a CFS quota. */
+  info(): ContainerizerInfo & { limits: { cpu?: CpuLimitMode } } {
+    const status = this.#cgroups.status;
+    return { kind: 'process', limits: status.enforced ? { ...status, cpu: this.#cgroups.cpu } : { ...status } };
   }
 
   async launch(spec: LaunchSpec): Promise<ContainerRef> {
@@ -88,17 +99,19 @@ export class ProcessContainerizer implements Containerizer {
       throw new ContainerLaunchFailed(`task ${spec.taskId} asks for a docker container (image ${spec.container.docker?.image ?? 'none'}); the process containerizer runs plain commands`);
     }
     const argv = commandArgv(spec.command);
+    // Synchronous file work on purpose: these are a few small local operations, and every await
+    // on the launch path would hand the event loop to other work and add to the launch latency.
     const meta = join(spec.sandbox, META_DIR);
-    await mkdir(meta, { recursive: true });
-    await rm(join(meta, STATUS_FILE), { force: true });
-    await rm(join(meta, KILL_FILE), { force: true });
+    mkdirSync(meta, { recursive: true });
+    rmSync(join(meta, STATUS_FILE), { force: true });
+    rmSync(join(meta, KILL_FILE), { force: true });
     const cgroups = this.#cgroups.create(cgroupName(spec.taskId), { cpus: spec.cpus, memMb: spec.memMb });
-    await writeFile(join(meta, CGROUPS_FILE), JSON.stringify(cgroups ?? null));
+    writeFileSync(join(meta, CGROUPS_FILE), JSON.stringify(cgroups ?? null));
 
     const env: Record<string, string> = { ...spec.env };
     if (env['PATH'] === undefined && process.env['PATH'] !== undefined) env['PATH'] = process.env['PATH'];
-    const stdout = await open(join(spec.sandbox, 'stdout'), 'a');
-    const stderr = await open(join(spec.sandbox, 'stderr'), 'a');
+    const stdout = openSync(join(spec.sandbox, 'stdout'), 'a');
+    const stderr = openSync(join(spec.sandbox, 'stderr'), 'a');
     let child: ChildProcess;
     try {
       child = spawn('/bin/sh', ['-c', WRAPPER, 'sh', join(meta, STATUS_FILE), ...TaskCgroups.procsFiles(cgroups), '--', ...argv], {
@@ -107,11 +120,11 @@ export class ProcessContainerizer implements Containerizer {
         // Its own session and process group: kill() signals the whole group, and the task does
         // not get the agent's terminal signals.
         detached: true,
-        stdio: ['ignore', stdout.fd, stderr.fd],
+        stdio: ['ignore', stdout, stderr],
       });
     } catch (e) {
-      await stdout.close();
-      await stderr.close();
+      closeSync(stdout);
+      closeSync(stderr);
       await TaskCgroups.remove(cgroups);
       throw new ContainerLaunchFailed(`cannot start the task's process: ${e instanceof Error ? e.message : String(e)}`);
     }
@@ -119,8 +132,8 @@ export class ProcessContainerizer implements Containerizer {
     const spawned = once(child, 'spawn');
     const exited = new Promise<ChildExit>((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
     // The child holds its own copies of the descriptors.
-    await stdout.close();
-    await stderr.close();
+    closeSync(stdout);
+    closeSync(stderr);
     try {
       await spawned;
     } catch (e) {

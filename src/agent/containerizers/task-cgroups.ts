@@ -18,6 +18,12 @@ import { setTimeout as delay } from 'node:timers/promises';
  * them) use. `detect` tries it for real once (creates a probe cgroup, sets limits, moves a
  * short-lived process in) and says what was missing when it cannot.
  *
+ * cpu, as Mesos does by default: CPU shares, a relative weight that only matters when the CPU is
+ * contended (v1 `cpu.shares` = cpus × 1024, at least 2; v2 `cpu.weight`, the same converted). A
+ * hard ceiling by CFS quota (v1 `cpu.cfs_quota_us`, v2 `cpu.max`) is added only with `cfsQuota`
+ * (Mesos's `--cgroups_enable_cfs`): a small quota (cpus 0.01 → 1 ms per 100 ms) throttles the
+ * task's own start-up and makes it slow to launch.
+ *
  * Contracts: nothing here throws. A launch never fails because of cgroups; it runs unlimited and
  * `status` says so.
  */
@@ -42,8 +48,27 @@ export interface CgroupStatus {
   reason?: string;
 }
 
+/** How cpu is limited: by shares only (relative weight under contention), or also by a CFS quota (a ceiling). */
+export type CpuLimitMode = 'shares' | 'cfs-quota';
+
 const PERIOD_US = 100_000;
 const MIN_QUOTA_US = 1_000;
+/** Mesos's CPU_SHARES_PER_CPU and MIN_CPU_SHARES (the kernel's own minimum on v1). */
+const SHARES_PER_CPU = 1024;
+const MIN_SHARES = 2;
+/** cgroup v1 shares range [2, 262144] onto v2 weights [1, 10000] (the conversion runc and systemd use). */
+const MAX_SHARES = 262_144;
+
+/** cgroup v1 `cpu.shares` (and docker's `CpuShares`) for `cpus`: cpus × 1024, at least 2. */
+export function cpuShares(cpus: number): number {
+  return Math.max(MIN_SHARES, Math.round(cpus * SHARES_PER_CPU));
+}
+
+/** cgroup v2 `cpu.weight` for `cpus`: the shares converted with `1 + ((shares - 2) * 9999) / 262142`, in 1..10000. */
+export function cpuWeight(cpus: number): number {
+  const shares = cpuShares(cpus);
+  return Math.min(10_000, Math.max(1, Math.round(1 + ((shares - MIN_SHARES) * 9999) / (MAX_SHARES - MIN_SHARES))));
+}
 
 /** One way to place a task: where its cgroups go and how limits are written. */
 interface Layout {
@@ -57,6 +82,8 @@ export class TaskCgroups {
   private constructor(
     private readonly layout: Layout | undefined,
     readonly status: CgroupStatus,
+    /** How task cgroups limit cpu (when limits are enforced at all). */
+    readonly cpu: CpuLimitMode = 'shares',
   ) {}
 
   /** Limits are not applied; `reason` says why (for info().limits). */
@@ -67,8 +94,10 @@ export class TaskCgroups {
   /**
    * Finds a usable cgroup layout on this host, trying v2 then v1. `parent` is a path relative to
    * the root of each hierarchy (e.g. 'slipway'); by default the agent's own cgroup + '/slipway'.
+   * `cfsQuota` adds a CFS quota (cpus × the period) to the cpu shares every task gets.
    */
-  static detect(options: { parent?: string } = {}): TaskCgroups {
+  static detect(options: { parent?: string; cfsQuota?: boolean } = {}): TaskCgroups {
+    const cpu: CpuLimitMode = options.cfsQuota === true ? 'cfs-quota' : 'shares';
     if (process.platform !== 'linux') return TaskCgroups.disabled(`cgroups are Linux only (platform ${process.platform})`);
     let mounts: Mount[];
     let own: Map<string, string>;
@@ -79,10 +108,10 @@ export class TaskCgroups {
       return TaskCgroups.disabled(`cannot read /proc/self/mountinfo or /proc/self/cgroup: ${errorText(e)}`);
     }
     const reasons: string[] = [];
-    const v2 = detectV2(mounts, own, options.parent, reasons);
-    if (v2 !== undefined) return new TaskCgroups(v2, { enforced: true });
-    const v1 = detectV1(mounts, own, options.parent, reasons);
-    if (v1 !== undefined) return new TaskCgroups(v1, { enforced: true });
+    const v2 = detectV2(mounts, own, options.parent, cpu, reasons);
+    if (v2 !== undefined) return new TaskCgroups(v2, { enforced: true }, cpu);
+    const v1 = detectV1(mounts, own, options.parent, cpu, reasons);
+    if (v1 !== undefined) return new TaskCgroups(v1, { enforced: true }, cpu);
     return TaskCgroups.disabled(reasons.join('; '));
   }
 
@@ -98,7 +127,7 @@ export class TaskCgroups {
     const dirs = memoryDir === cpuDir ? [memoryDir] : [memoryDir, cpuDir];
     try {
       for (const dir of dirs) mkdirSync(dir, { recursive: true });
-      writeLimits(layout.version, memoryDir, cpuDir, limits);
+      writeLimits(layout.version, memoryDir, cpuDir, limits, this.cpu);
       return { version: layout.version, dirs, memoryDir, memMb: limits.memMb };
     } catch {
       for (const dir of dirs) tryRmdir(dir);
@@ -179,7 +208,7 @@ function readOwnCgroups(): Map<string, string> {
   return own;
 }
 
-function detectV2(mounts: Mount[], own: Map<string, string>, parent: string | undefined, reasons: string[]): Layout | undefined {
+function detectV2(mounts: Mount[], own: Map<string, string>, parent: string | undefined, cpuMode: CpuLimitMode, reasons: string[]): Layout | undefined {
   const mount = mounts.find((m) => m.fsType === 'cgroup2');
   if (mount === undefined) {
     reasons.push('cgroup v2: not mounted');
@@ -203,7 +232,7 @@ function detectV2(mounts: Mount[], own: Map<string, string>, parent: string | un
     return undefined;
   }
   const layout: Layout = { version: 2, memoryParent: parentDir, cpuParent: parentDir };
-  const problem = probe(layout);
+  const problem = probe(layout, cpuMode);
   if (problem !== undefined) {
     reasons.push(`cgroup v2: ${problem}`);
     return undefined;
@@ -211,7 +240,7 @@ function detectV2(mounts: Mount[], own: Map<string, string>, parent: string | un
   return layout;
 }
 
-function detectV1(mounts: Mount[], own: Map<string, string>, parent: string | undefined, reasons: string[]): Layout | undefined {
+function detectV1(mounts: Mount[], own: Map<string, string>, parent: string | undefined, cpuMode: CpuLimitMode, reasons: string[]): Layout | undefined {
   const memory = mounts.find((m) => m.fsType === 'cgroup' && m.superOptions.includes('memory'));
   const cpu = mounts.find((m) => m.fsType === 'cgroup' && m.superOptions.includes('cpu'));
   if (memory === undefined || cpu === undefined) {
@@ -221,7 +250,7 @@ function detectV1(mounts: Mount[], own: Map<string, string>, parent: string | un
   const parentIn = (m: Mount, controller: string): string =>
     parent === undefined ? join(m.mountPoint, relativeTo(own.get(controller) ?? '/', m.root), 'slipway') : join(m.mountPoint, parent);
   const layout: Layout = { version: 1, memoryParent: parentIn(memory, 'memory'), cpuParent: parentIn(cpu, 'cpu') };
-  const problem = probe(layout);
+  const problem = probe(layout, cpuMode);
   if (problem !== undefined) {
     reasons.push(`cgroup v1: ${problem}`);
     return undefined;
@@ -229,15 +258,15 @@ function detectV1(mounts: Mount[], own: Map<string, string>, parent: string | un
   return layout;
 }
 
-/** Creates a probe cgroup with limits and moves a short-lived shell into it; says what failed. */
-function probe(layout: Layout): string | undefined {
+/** Creates a probe cgroup with the limits tasks will get and moves a short-lived shell into it; says what failed. */
+function probe(layout: Layout, cpu: CpuLimitMode): string | undefined {
   const name = `probe-${process.pid}-${Date.now()}`;
   const memoryDir = join(layout.memoryParent, name);
   const cpuDir = join(layout.cpuParent, name);
   const dirs = memoryDir === cpuDir ? [memoryDir] : [memoryDir, cpuDir];
   try {
     for (const dir of dirs) mkdirSync(dir, { recursive: true });
-    writeLimits(layout.version, memoryDir, cpuDir, { cpus: 1, memMb: 64 });
+    writeLimits(layout.version, memoryDir, cpuDir, { cpus: 1, memMb: 64 }, cpu);
     const joined = spawnSync('/bin/sh', ['-c', 'for f; do echo $$ > "$f" || exit 1; done', 'sh', ...dirs.map((d) => join(d, 'cgroup.procs'))], { stdio: ['ignore', 'ignore', 'pipe'], timeout: 5_000 });
     if (joined.status !== 0) return `cannot move a process into ${dirs.join(' and ')}: ${joined.stderr.toString().trim() || `status ${joined.status}`}`;
     return undefined;
@@ -248,7 +277,7 @@ function probe(layout: Layout): string | undefined {
   }
 }
 
-function writeLimits(version: 1 | 2, memoryDir: string, cpuDir: string, limits: TaskCgroupLimits): void {
+function writeLimits(version: 1 | 2, memoryDir: string, cpuDir: string, limits: TaskCgroupLimits, cpu: CpuLimitMode): void {
   const bytes = Math.round(limits.memMb * 1024 * 1024);
   const quota = Math.max(MIN_QUOTA_US, Math.round(limits.cpus * PERIOD_US));
   if (version === 2) {
@@ -258,7 +287,10 @@ function writeLimits(version: 1 | 2, memoryDir: string, cpuDir: string, limits: 
       tryWrite(join(memoryDir, 'memory.swap.max'), '0');
       tryWrite(join(memoryDir, 'memory.oom.group'), '1');
     }
-    if (limits.cpus > 0) writeFileSync(join(cpuDir, 'cpu.max'), `${quota} ${PERIOD_US}`);
+    if (limits.cpus > 0) {
+      writeFileSync(join(cpuDir, 'cpu.weight'), String(cpuWeight(limits.cpus)));
+      if (cpu === 'cfs-quota') writeFileSync(join(cpuDir, 'cpu.max'), `${quota} ${PERIOD_US}`);
+    }
     return;
   }
   if (limits.memMb > 0) {
@@ -267,8 +299,11 @@ function writeLimits(version: 1 | 2, memoryDir: string, cpuDir: string, limits: 
     tryWrite(join(memoryDir, 'memory.memsw.limit_in_bytes'), String(bytes));
   }
   if (limits.cpus > 0) {
-    writeFileSync(join(cpuDir, 'cpu.cfs_period_us'), String(PERIOD_US));
-    writeFileSync(join(cpuDir, 'cpu.cfs_quota_us'), String(quota));
+    writeFileSync(join(cpuDir, 'cpu.shares'), String(cpuShares(limits.cpus)));
+    if (cpu === 'cfs-quota') {
+      writeFileSync(join(cpuDir, 'cpu.cfs_period_us'), String(PERIOD_US));
+      writeFileSync(join(cpuDir, 'cpu.cfs_quota_us'), String(quota));
+    }
   }
 }
 

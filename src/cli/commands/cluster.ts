@@ -87,13 +87,15 @@ export function registerCluster(program: Command): void {
     .option('--hostname <name>', 'the hostname to report (default: this machine\'s)')
     .option('--ip <ip>', 'address of the agent\'s files server', '127.0.0.1')
     .option('--port <port>', 'port of the agent\'s files server (default: any free one)', (v) => Number(v))
-    .action(async (o: { master: string; workDir: string; resources?: string; attributes?: string; containerizers: 'auto' | ('process' | 'docker')[]; hostname?: string; ip: string; port?: number }) => {
+    .option('--cgroups-enable-cfs', 'enforce cpu limits with CFS quota, not only shares, as Mesos\'s --cgroups_enable_cfs (small quotas slow task start-up)')
+    .action(async (o: { master: string; workDir: string; resources?: string; attributes?: string; containerizers: 'auto' | ('process' | 'docker')[]; hostname?: string; ip: string; port?: number; cgroupsEnableCfs?: boolean }) => {
       mkdirSync(o.workDir, { recursive: true });
       const server = await startAgentServer({
         masterUrl: o.master,
         workDir: o.workDir,
         containerizers: o.containerizers,
         host: o.ip,
+        cgroupsEnableCfs: o.cgroupsEnableCfs === true,
         log,
         ...(o.resources !== undefined ? { resources: o.resources } : {}),
         ...(o.attributes !== undefined ? { attributes: o.attributes } : {}),
