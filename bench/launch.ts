@@ -115,6 +115,11 @@ export async function runLaunchBench(o: LaunchBenchOptions, progress?: (line: st
       const state = (await (await fetch(`${url}/master/state`)).json()) as { tasks: unknown[] };
       return state.tasks.length === 0 || undefined;
     }, 'the tasks to stop');
+    if (image !== undefined) {
+      // The containers stop and are removed in the background (their grace period): wait until
+      // the engine is idle again, or the baseline would share it with their removal.
+      await waitFor(async () => ((await docker.listContainers({ all: true, filters: { label: [`slipway.framework_id=${fw.frameworkId}`] } })).length === 0 ? true : undefined), 'the containers to be removed', 180_000);
+    }
     progress?.('  tasks stopped; baseline next');
 
     const baselineSeconds = o.containerizer === 'docker' ? await dockerBaseline(docker, image!, o.tasks) : await processBaseline(o.tasks, dir);
@@ -133,7 +138,7 @@ export async function runLaunchBench(o: LaunchBenchOptions, progress?: (line: st
     await new Promise((r) => child.once('exit', r));
     if (image !== undefined) {
       for (const c of await docker.listContainers({ all: true, filters: { label: ['slipway.task_id'] } })) {
-        if ((c.Names[0] ?? '').includes('launch-bench')) await docker.getContainer(c.Id).remove({ force: true }).catch(() => undefined);
+        if (c.Labels['slipway.framework_id'] === fw.frameworkId) await docker.getContainer(c.Id).remove({ force: true }).catch(() => undefined);
       }
     }
     rmSync(dir, { recursive: true, force: true });
