@@ -3,7 +3,22 @@ import type { TaskState } from '../core/task-state.ts';
 
 /**
  * Slipway's agent protocol: what an agent and the master say over the agent's one long-lived
- * stream. Mesos has no public agent-to-master API; these messages carry the same information as
+ * stream, a WebSocket to `GET <master>/api/v1/agent` carrying one JSON message per frame.
+ *
+ * Contract:
+ * - The agent's first message is REGISTER (with its `agent_id` when it has one, and every task it
+ *   still runs); the master answers REGISTERED with the id and the heartbeat interval, or ERROR
+ *   and closes the stream (bad message, an id removed by the operator).
+ * - The agent sends HEARTBEAT every interval (default 5 s). The master marks the agent
+ *   unreachable after 3 intervals without one, or when the stream is gone for longer than the
+ *   grace period (default 5 s) without a new REGISTER. The agent reconnects with backoff
+ *   (100 ms doubling to 2 s) and reregisters for as long as it runs.
+ * - The master sends LAUNCH, KILL, ACKNOWLEDGE (forwarded from the framework) and
+ *   SHUTDOWN_FRAMEWORK; nothing the master sends needs an answer but the status updates that
+ *   follow. Messages that cannot be delivered (no stream) are dropped: the master learns the
+ *   truth from the next REGISTER, the agent from the master's next command.
+ * - Which errors are retried: status updates, always (below); nothing else is.
+ * Mesos has no public agent-to-master API; these messages carry the same information as
  * Mesos's internal ones (RegisterSlaveMessage, RunTaskMessage, StatusUpdateMessage, ...).
  *
  * Lifecycle of an agent, as the master sees it:

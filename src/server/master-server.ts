@@ -48,18 +48,29 @@ export async function startMasterServer(o: MasterServerOptions): Promise<MasterS
   master.recover(state);
   master.start();
 
-  // Write-behind: one batch per turn, never two writes at once; a failed write is logged and its
-  // changes are written again with the next batch (rows are upserts, so order is what matters).
+  // Write-behind: a batch every 20 ms at most, never two writes at once. A failed write applies
+  // nothing (the store's guarantee), so its changes are written again ahead of the next batch
+  // (rows are upserts: order is what matters). A batch the store keeps refusing is a bug, not a
+  // passing fault: after MAX_ATTEMPTS it is dropped, loudly, rather than block every later change.
+  const MAX_ATTEMPTS = 10;
   let writing: Promise<void> | undefined;
   let retry: ReturnType<typeof master.drainChanges> = [];
+  let attempts = 0;
   const flush = async () => {
     const batch = [...retry, ...master.drainChanges()];
     retry = [];
     if (batch.length === 0) return;
     try {
       await store.write(batch);
+      attempts = 0;
     } catch (e) {
-      o.log?.(`store write failed, will retry: ${(e as Error).message}`);
+      attempts++;
+      if (attempts >= MAX_ATTEMPTS) {
+        o.log?.(`store write failed ${attempts} times; dropping ${batch.length} changes: ${(e as Error).message}`);
+        attempts = 0;
+        return;
+      }
+      o.log?.(`store write failed (attempt ${attempts}), will retry: ${(e as Error).message}`);
       retry = batch;
     }
   };

@@ -86,7 +86,7 @@ export function registerCluster(program: Command): void {
     .option('--containerizers <list>', 'process,docker or auto', containerizers, 'auto' as const)
     .option('--hostname <name>', 'the hostname to report (default: this machine\'s)')
     .option('--ip <ip>', 'address of the agent\'s files server', '127.0.0.1')
-    .option('--port <port>', 'port of the agent\'s files server (default: any free one)', (v) => Number(v))
+    .option('--port <port>', 'port of the agent\'s files server (default: any free one)', positiveInt('--port'))
     .option('--cgroups-enable-cfs', 'enforce cpu limits with CFS quota, not only shares, as Mesos\'s --cgroups_enable_cfs (small quotas slow task start-up)')
     .action(async (o: { master: string; workDir: string; resources?: string; attributes?: string; containerizers: 'auto' | ('process' | 'docker')[]; hostname?: string; ip: string; port?: number; cgroupsEnableCfs?: boolean }) => {
       mkdirSync(o.workDir, { recursive: true });
