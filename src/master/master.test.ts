@@ -550,6 +550,24 @@ describe('Master', () => {
       assert.equal(c.master.task(plain.frameworkId!, 'plain-0'), undefined);
     });
 
+    it('drops a launched task that a reregistering agent does not report', () => {
+      const h = new Harness();
+      const fw = h.subscribe('a', { partitionAware: true });
+      const agent = h.addAgent('cpus:2;mem:1024', 'h0');
+      h.tick();
+      fw.launch(fw.offers()[0]!, [{}]);
+      fw.take();
+      // The agent restarts before the LAUNCH reached it: its REGISTER lists no task.
+      h.master.registerAgent(
+        { type: 'REGISTER', agent_id: { value: agent }, hostname: 'h0', resources: Resources.parse('cpus:2;mem:1024').toJSON(), attributes: [], tasks: [], frameworks: [] },
+        { send: () => undefined, close: () => undefined },
+      );
+      assert.deepEqual(fw.updates().map((u) => [u.task_id.value, u.state, u.reason]), [['t0', 'TASK_DROPPED', 'REASON_AGENT_RESTARTED']]);
+      assert.equal(h.master.task(fw.id, 't0'), undefined);
+      h.tick();
+      assert.ok(offered(fw.offers()).equals(Resources.parse('cpus:2;mem:1024')), 'its resources are offered again, whole');
+    });
+
     it('marks an agent unreachable when its stream drops and it is not back within the grace period', () => {
       const clock = new ManualClock();
       const master = new Master({ clock, masterId: 'm', agentReconnectGraceMs: 5_000, agentHeartbeatIntervalMs: 1_000_000 });

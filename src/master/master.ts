@@ -973,16 +973,11 @@ export class Master {
     for (const task of [...agent.tasks]) {
       if (reported.has(`${task.frameworkId}\u0000${task.id}`)) continue;
       const fw = this.frameworks.get(task.frameworkId);
-      if (task.state === 'TASK_STAGING') {
-        // Launched after the agent made its report: keep it, and its resources, as they were.
-        if (task.freed) {
-          task.freed = false;
-          this.allocator.claim(task.frameworkId, agent.id, task.role, task.resources);
-        }
-        continue;
-      }
       task.freed = true; // Its resources were not claimed on the re-added agent.
-      this.endTask(task, fw?.partitionAware ? 'TASK_GONE' : 'TASK_LOST', 'REASON_AGENT_RESTARTED', `Task is not on agent ${agent.id} any more`);
+      // REGISTER opens the agent's new stream, so every LAUNCH it does not report went to the
+      // old stream and was lost with it: a task still STAGING never started (DROPPED).
+      const gone = task.state === 'TASK_STAGING' ? 'TASK_DROPPED' : 'TASK_GONE';
+      this.endTask(task, fw?.partitionAware ? gone : 'TASK_LOST', 'REASON_AGENT_RESTARTED', `Task is not on agent ${agent.id} any more`);
     }
   }
 
