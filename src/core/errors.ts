@@ -21,3 +21,15 @@ export class InvalidResources extends SlipwayError {
 export class InvalidAttributes extends SlipwayError {
   readonly code = 'INVALID_ATTRIBUTES';
 }
+
+/** The master refused a scheduler call; `status` is the HTTP status it answered (or would have). */
+export class SchedulerCallRefused extends SlipwayError {
+  readonly code = 'SCHEDULER_CALL_REFUSED';
+
+  constructor(
+    readonly status: number,
+    message: string,
+  ) {
+    super(message);
+  }
+}

@@ -17,6 +17,7 @@ const STATUS_BY_CODE: Record<string, number> = {
   TASK_NOT_FOUND: 404,
   FILE_NOT_FOUND: 404,
   AGENT_UNAVAILABLE: 503,
+  CONTAINERIZER_UNAVAILABLE: 503,
 };
 
 export function httpStatusOf(code: string): number {

@@ -1,4 +1,5 @@
-import { RecordIODecoder } from '../protocol/recordio.ts';
+import type { SchedulerSubscription } from '../protocol/scheduler-transport.ts';
+import { HttpScheduler } from './http-scheduler.ts';
 import type { Offer, TaskStatus } from '../protocol/mesos.ts';
 import type { Event, FrameworkCall, SubscribeCall } from '../protocol/scheduler.ts';
 
@@ -14,7 +15,7 @@ export class SchedulerClient {
   readonly events: Event[] = [];
   frameworkId = '';
   streamId = '';
-  private abort = new AbortController();
+  private subscription: (SchedulerSubscription & { streamId: string }) | undefined;
   closed = false;
 
   /** @param autoAcknowledge acknowledge every update with a uuid as it arrives (default). */
@@ -24,39 +25,20 @@ export class SchedulerClient {
   ) {}
 
   async subscribe(call: SubscribeCall): Promise<void> {
-    const response = await fetch(new URL('/api/v1/scheduler', this.masterUrl), {
-      method: 'POST',
-      headers: { 'Content-Type': 'application/json', Accept: 'application/json' },
-      body: JSON.stringify(call),
-      signal: this.abort.signal,
-    });
-    if (response.status !== 200) throw new Error(`SUBSCRIBE answered ${response.status}: ${await response.text()}`);
-    this.streamId = response.headers.get('mesos-stream-id') ?? '';
-    const decoder = new RecordIODecoder();
-    const reader = response.body!.getReader();
-    void (async () => {
-      try {
-        for (;;) {
-          const { done, value } = await reader.read();
-          if (done) break;
-          for (const e of decoder.push(Buffer.from(value)) as Event[]) {
-            if (e.type === 'SUBSCRIBED') this.frameworkId = e.subscribed.framework_id.value;
-            this.events.push(e);
-            // Like Mesos's scheduler driver: acknowledge every update that asks for it, each time
-            // it arrives (a resent update must be acknowledged again, or the agent keeps resending).
-            const status = e.type === 'UPDATE' ? e.update.status : undefined;
-            if (this.autoAcknowledge && status?.uuid !== undefined && status.agent_id !== undefined) {
-              void this.call({ type: 'ACKNOWLEDGE', acknowledge: { agent_id: status.agent_id, task_id: status.task_id, uuid: status.uuid } }).catch(() => undefined);
-            }
-          }
+    this.subscription = await new HttpScheduler(this.masterUrl).subscribe(call, {
+      onEvent: (e) => {
+        if (e.type === 'SUBSCRIBED') this.frameworkId = e.subscribed.framework_id.value;
+        this.events.push(e);
+        // Like Mesos's scheduler driver: acknowledge every update that asks for it, each time
+        // it arrives (a resent update must be acknowledged again, or the agent keeps resending).
+        const status = e.type === 'UPDATE' ? e.update.status : undefined;
+        if (this.autoAcknowledge && status?.uuid !== undefined && status.agent_id !== undefined) {
+          void this.call({ type: 'ACKNOWLEDGE', acknowledge: { agent_id: status.agent_id, task_id: status.task_id, uuid: status.uuid } }).catch(() => undefined);
         }
-      } catch {
-        // aborted
-      } finally {
-        this.closed = true;
-      }
-    })();
-    await this.waitFor(() => this.frameworkId !== '', 'SUBSCRIBED');
+      },
+      onClose: () => (this.closed = true),
+    });
+    this.streamId = this.subscription.streamId;
   }
 
   /** Sends a call; resolves with status and body text. */
@@ -100,6 +82,6 @@ export class SchedulerClient {
   }
 
   close(): void {
-    this.abort.abort();
+    this.subscription?.close();
   }
 }

@@ -1,0 +1,73 @@
+import { SchedulerCallRefused } from '../core/errors.ts';
+import { RecordIODecoder } from '../protocol/recordio.ts';
+import type { Event, FrameworkCall, SubscribeCall } from '../protocol/scheduler.ts';
+import type { SchedulerHandlers, SchedulerSubscription, SchedulerTransport } from '../protocol/scheduler-transport.ts';
+
+/**
+ * The scheduler API over HTTP (Mesos v1, JSON): SUBSCRIBE opens a RecordIO event stream; calls are
+ * POSTs that carry the stream's `Mesos-Stream-Id`. Implements the transport contract of
+ * src/protocol/scheduler-transport.ts.
+ */
+export class HttpScheduler implements SchedulerTransport {
+  constructor(readonly masterUrl: string) {}
+
+  async subscribe(call: SubscribeCall, handlers: SchedulerHandlers): Promise<SchedulerSubscription & { streamId: string }> {
+    const abort = new AbortController();
+    const endpoint = new URL('/api/v1/scheduler', this.masterUrl);
+    const response = await fetch(endpoint, {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/json', Accept: 'application/json' },
+      body: JSON.stringify(call),
+      signal: abort.signal,
+    });
+    if (response.status !== 200) throw new SchedulerCallRefused(response.status, await response.text());
+    const streamId = response.headers.get('mesos-stream-id') ?? '';
+    let frameworkId = '';
+    let closed = false;
+    let subscribed!: () => void;
+    let failed!: (e: Error) => void;
+    const ready = new Promise<void>((resolve, reject) => {
+      subscribed = resolve;
+      failed = reject;
+    });
+    const finish = (reason: string) => {
+      if (closed) return;
+      closed = true;
+      failed(new SchedulerCallRefused(503, `the stream ended before SUBSCRIBED: ${reason}`));
+      handlers.onClose(reason);
+    };
+    void (async () => {
+      const decoder = new RecordIODecoder();
+      const reader = response.body!.getReader();
+      let last: Event | undefined;
+      try {
+        for (;;) {
+          const { done, value } = await reader.read();
+          if (done) break;
+          for (const e of decoder.push(Buffer.from(value)) as Event[]) {
+            last = e;
+            if (e.type === 'SUBSCRIBED') frameworkId = e.subscribed.framework_id.value;
+            handlers.onEvent(e);
+            if (e.type === 'SUBSCRIBED') subscribed();
+          }
+        }
+        finish(last?.type === 'ERROR' ? last.error.message : 'the master ended the stream');
+      } catch (e) {
+        finish(abort.signal.aborted ? 'closed by the framework' : `the connection failed: ${(e as Error).message}`);
+      }
+    })();
+    await ready;
+    return {
+      frameworkId,
+      streamId,
+      async call(c: FrameworkCall): Promise<void> {
+        const r = await fetch(endpoint, { method: 'POST', headers: { 'Content-Type': 'application/json', 'Mesos-Stream-Id': streamId }, body: JSON.stringify(c) });
+        const text = await r.text();
+        if (r.status !== 202) throw new SchedulerCallRefused(r.status, text);
+      },
+      close() {
+        abort.abort();
+      },
+    };
+  }
+}
