@@ -14,6 +14,8 @@ export interface Clock {
   setTimer(delayMs: number, fn: () => void): Timer;
 }
 
+const MAX_TIMEOUT_MS = 2 ** 31 - 1;
+
 /** The real clock. Timers do not keep the process alive on their own. */
 export class SystemClock implements Clock {
   now(): number {
@@ -21,8 +23,15 @@ export class SystemClock implements Clock {
   }
 
   setTimer(delayMs: number, fn: () => void): Timer {
-    const t = setTimeout(fn, Math.max(0, delayMs));
-    t.unref();
+    // setTimeout fires after 1 ms for delays over 2^31-1 ms (about 24.8 days): chain shorter ones.
+    let t: ReturnType<typeof setTimeout>;
+    const at = Date.now() + Math.max(0, delayMs);
+    const arm = () => {
+      const left = at - Date.now();
+      t = setTimeout(left > MAX_TIMEOUT_MS ? arm : fn, Math.max(0, Math.min(left, MAX_TIMEOUT_MS)));
+      t.unref();
+    };
+    arm();
     return { cancel: () => clearTimeout(t) };
   }
 }

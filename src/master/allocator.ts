@@ -31,6 +31,8 @@ interface AgentView {
   total: Resources;
   /** Not offered and not used by tasks. */
   free: Resources;
+  /** False while the agent's stream is down: it keeps its books but gets no offers. */
+  active: boolean;
 }
 
 interface Filter {
@@ -112,7 +114,7 @@ export class Allocator {
       free = free.subtract(u.resources);
       this.track(u.frameworkId, u.role, u.resources, +1);
     }
-    this.agents.set(id, { id, total, free });
+    this.agents.set(id, { id, total, free, active: true });
     this.addTotal(total, +1);
   }
 
@@ -126,6 +128,12 @@ export class Allocator {
     this.addTotal(agent.total, -1);
     this.agents.delete(id);
     for (const fw of this.frameworks.values()) fw.filters.delete(id);
+  }
+
+  /** An agent whose stream is down is not offered until it is back (Mesos's deactivateSlave). */
+  setAgentActive(id: string, active: boolean): void {
+    const agent = this.agents.get(id);
+    if (agent !== undefined) agent.active = active;
   }
 
   // ---------------------------------------------------------------------------------------------
@@ -257,7 +265,7 @@ export class Allocator {
     const keys = new Float64Array(order.length);
     for (const agentId of ids) {
       const agent = this.agents.get(agentId);
-      if (agent === undefined || agent.free.isEmpty()) continue;
+      if (agent === undefined || !agent.active || agent.free.isEmpty()) continue;
       this.sortRoles(order, keys);
       for (const role of order) {
         let offerable = agent.free.allocatableTo(role.name);

@@ -27,6 +27,8 @@ export interface StoredAgent {
   resources: Resource[];
   attributes: Attribute[];
   registeredAt: number;
+  /** Set while the agent is unreachable: after a restart it comes back as from a partition. */
+  unreachableAt?: number;
 }
 
 export interface StoredTask {
@@ -36,6 +38,8 @@ export interface StoredTask {
   info: TaskInfo;
   state: TaskState;
   status?: TaskStatus;
+  /** The role its resources were allocated to (multi-role frameworks). */
+  role?: string;
 }
 
 export type MasterChange =

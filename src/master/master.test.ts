@@ -620,6 +620,100 @@ describe('Master', () => {
     });
   });
 
+  describe('input a client controls', () => {
+    it('refuses ids that could escape a path: framework, task and agent ids', () => {
+      const h = new Harness();
+      assert.throws(() => h.subscribe('a', { id: '..' }), /framework_info.id must not be '\.\.'/);
+      const fw = h.subscribe('a');
+      h.addAgent('cpus:2;mem:1024');
+      h.tick();
+      fw.launch(fw.offers()[0]!, [{ task_id: { value: '../x' } }]);
+      assert.equal(fw.updates()[0]?.state, 'TASK_ERROR');
+      assert.match(fw.updates()[0]?.message ?? '', /must not contain "\/"/);
+      assert.throws(
+        () => h.master.registerAgent({ type: 'REGISTER', agent_id: { value: 'a b' }, hostname: 'x', resources: [], attributes: [], tasks: [], frameworks: [] }, { send: () => undefined, close: () => undefined }),
+        /agent_id must not contain " "/,
+      );
+    });
+
+    it('never hands out an id a client already chose', () => {
+      const h = new Harness();
+      const squatter = h.subscribe('squatter', { id: 'm-0000' });
+      const next = h.subscribe('next');
+      assert.notEqual(next.id, squatter.id);
+      assert.equal(h.master.frameworkView(squatter.id)?.info.name, 'squatter');
+    });
+
+    it('makes no offer of an agent whose stream is down, even within its grace period', () => {
+      const clock = new ManualClock();
+      const master = new Master({ clock, masterId: 'm', agentHeartbeatIntervalMs: 3_600_000, agentReconnectGraceMs: 5_000 });
+      master.start();
+      const conn = { send: () => undefined, close: () => undefined };
+      const id = master.registerAgent({ type: 'REGISTER', hostname: 'h', resources: Resources.parse('cpus:1;mem:64').toJSON(), attributes: [], tasks: [], frameworks: [] }, conn);
+      master.agentDisconnected(id, conn);
+      const events: Event[] = [];
+      master.subscribe({ type: 'SUBSCRIBE', subscribe: { framework_info: { name: 'a' } } }, { send: (e) => events.push(e), close: () => undefined });
+      clock.advance(4_000);
+      assert.equal(events.filter((e) => e.type === 'OFFERS').length, 0);
+      master.registerAgent({ type: 'REGISTER', agent_id: { value: id }, hostname: 'h', resources: Resources.parse('cpus:1;mem:64').toJSON(), attributes: [], tasks: [], frameworks: [] }, conn);
+      clock.advance(0);
+      assert.equal(events.filter((e) => e.type === 'OFFERS').length, 1, 'offered again once back');
+    });
+
+    it('kills a reported copy of a task whose id now runs on another agent, and charges it once', () => {
+      const h = new Harness();
+      const fw = h.subscribe('f');
+      const a1 = h.addAgent('cpus:1;mem:1024', 'a1');
+      h.tick();
+      const first = fw.offers()[0]!;
+      fw.launch(first, [{ task_id: { value: 'dup' } }]);
+      h.update(a1, fw.id, 'dup', 'TASK_RUNNING', 'u1');
+      h.master.markAgentUnreachable(a1);
+      assert.equal(fw.updates().at(-1)?.state, 'TASK_LOST');
+      // The framework launches the same id again, on another agent.
+      const a2 = h.addAgent('cpus:1;mem:1024', 'a2');
+      h.tick();
+      const second = fw.offers().find((o) => o.agent_id.value === a2)!;
+      fw.launch(second, [{ task_id: { value: 'dup' } }]);
+      assert.equal(h.master.task(fw.id, 'dup')?.agentId, a2);
+      // The first agent comes back, its old copy still running.
+      const inbox: MasterToAgent[] = [];
+      const info = { ...task(first, 'dup'), task_id: { value: 'dup' } };
+      h.master.registerAgent(
+        { type: 'REGISTER', agent_id: { value: a1 }, hostname: 'a1', resources: Resources.parse('cpus:1;mem:1024').toJSON(), attributes: [], tasks: [{ framework_id: { value: fw.id }, task: info, state: 'TASK_RUNNING' }], frameworks: [] },
+        { send: (m) => inbox.push(m), close: () => undefined },
+      );
+      assert.deepEqual(inbox.filter((m) => m.type === 'KILL').map((m) => (m.type === 'KILL' ? m.task_id.value : '')), ['dup'], 'the stale copy is killed');
+      assert.equal(h.master.task(fw.id, 'dup')?.agentId, a2, 'the live task stays where it is');
+      assert.ok(h.master.agentView(a1)!.used.isEmpty(), 'and nothing is charged on a1');
+    });
+
+    it('does not answer reconciliation of an unknown task while its agent has yet to come back', () => {
+      const clock = new ManualClock();
+      const master = new Master({ clock, masterId: 'm' });
+      master.recover({ frameworks: [], removedFrameworks: [], agents: [{ id: 'm-S9', hostname: 'h', resources: Resources.parse('cpus:1;mem:64').toJSON(), attributes: [], registeredAt: 0 }], removedAgents: [], tasks: [], weights: {}, quotas: {} });
+      master.start();
+      const events: Event[] = [];
+      const id = master.subscribe({ type: 'SUBSCRIBE', subscribe: { framework_info: { name: 'a', capabilities: [{ type: 'PARTITION_AWARE' }] } } }, { send: (e) => events.push(e), close: () => undefined });
+      master.call({ type: 'RECONCILE', framework_id: { value: id }, reconcile: { tasks: [{ task_id: { value: 't' }, agent_id: { value: 'm-S9' } }, { task_id: { value: 'u' } }] } });
+      assert.equal(events.filter((e) => e.type === 'UPDATE').length, 0);
+      clock.advance(60_000); // the agent did not come back in time
+      master.call({ type: 'RECONCILE', framework_id: { value: id }, reconcile: { tasks: [{ task_id: { value: 't' }, agent_id: { value: 'm-S9' } }] } });
+      assert.deepEqual(events.flatMap((e) => (e.type === 'UPDATE' ? [e.update.status.state] : [])), ['TASK_UNREACHABLE']);
+    });
+
+    it('gives frameworks known from the store as long to come back as their agents', () => {
+      const clock = new ManualClock();
+      const master = new Master({ clock, masterId: 'm', agentReregisterTimeoutMs: 30_000 });
+      master.recover({ frameworks: [{ id: 'm-0001', info: { name: 'f' }, registeredAt: 0 }], removedFrameworks: [], agents: [], removedAgents: [], tasks: [], weights: {}, quotas: {} });
+      master.start();
+      clock.advance(29_000);
+      assert.ok(master.frameworkView('m-0001'), 'failover_timeout 0, still kept during the agents\' timeout');
+      clock.advance(1_000);
+      assert.equal(master.frameworkView('m-0001'), undefined);
+    });
+  });
+
   describe('frameworks', () => {
     it('keeps the tasks of a framework that resubscribes within its failover timeout', () => {
       const h = new Harness();

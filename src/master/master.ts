@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Clock, Timer } from '../core/clock.ts';
 import { InvalidResources } from '../core/errors.ts';
+import { invalidIdReason } from '../core/ids.ts';
 import { Resources } from '../core/resources.ts';
 import { isTerminal, type TaskState, type TaskStatusReason } from '../core/task-state.ts';
 import type { AgentToMaster, MasterToAgent } from '../protocol/agent.ts';
@@ -260,18 +261,20 @@ export class Master {
         hostname: a.hostname,
         attributes: a.attributes,
         total,
-        state: 'RECOVERED',
+        // An agent that was unreachable stays so: its return is a return from a partition.
+        state: a.unreachableAt !== undefined ? 'UNREACHABLE' : 'RECOVERED',
         conn: undefined,
         tasks: new Set(),
         offers: [],
         registeredAt: a.registeredAt,
-        unreachableAt: undefined,
+        unreachableAt: a.unreachableAt,
         lastHeartbeatAt: now,
         url: a.url,
         containerizers: [],
         graceTimer: undefined,
       };
       this.agents.set(a.id, agent);
+      if (agent.state === 'UNREACHABLE') continue;
       agent.graceTimer = this.clock.setTimer(this.options.agentReregisterTimeoutMs, () => {
         agent.graceTimer = undefined;
         if (agent.state === 'RECOVERED') this.markAgentUnreachable(agent.id);
@@ -287,7 +290,7 @@ export class Master {
       } catch {
         continue;
       }
-      const role = roleOfTask(t.info, fw.roles);
+      const role = t.role ?? roleOfTask(t.info, fw.roles);
       const task: Task = { id: t.taskId, frameworkId: fw.id, agentId: agent.id, role, resources, info: t.info, state: t.state, status: t.status, freed: true, killPending: false };
       fw.tasks.set(task.id, task);
       agent.tasks.add(task);
@@ -303,8 +306,11 @@ export class Master {
     const agent = this.agents.get(agentId);
     if (agent === undefined || agent.conn !== conn || agent.state !== 'ACTIVE') return;
     agent.conn = undefined;
+    // No offers of it while it is away: a LAUNCH could not reach it.
+    this.allocator.setAgentActive(agent.id, false);
     this.rescindOffers(agent);
     agent.graceTimer?.cancel();
+    if (!this.running) return;
     agent.graceTimer = this.clock.setTimer(this.options.agentReconnectGraceMs, () => {
       agent.graceTimer = undefined;
       if (agent.conn === undefined && agent.state === 'ACTIVE') this.markAgentUnreachable(agent.id);
@@ -326,6 +332,8 @@ export class Master {
     for (const r of suppressed) if (!roles.includes(r)) throw new InvalidRequest(`suppressed role '${r}' is not one of the framework's roles`);
     const now = this.clock.now();
     const requested = info.id?.value;
+    const badId = requested === undefined ? undefined : invalidIdReason(requested);
+    if (badId !== undefined) throw new InvalidRequest(`framework_info.id ${badId}`);
     if (requested !== undefined && this.removedFrameworks.has(requested)) {
       throw new FrameworkRemoved(`framework ${requested} has been removed and cannot subscribe again`);
     }
@@ -351,7 +359,7 @@ export class Master {
       this.allocator.revive(fw.id);
       if (suppressed.length > 0) this.allocator.suppress(fw.id, suppressed);
     } else {
-      const id = requested ?? `${this.id}-${String(this.nextFramework++).padStart(4, '0')}`;
+      const id = requested ?? this.newFrameworkId();
       fw = {
         id,
         idObj: { value: id },
@@ -456,6 +464,8 @@ export class Master {
     }
     const now = this.clock.now();
     const requested = message.agent_id?.value;
+    const badId = requested === undefined ? undefined : invalidIdReason(requested);
+    if (badId !== undefined) throw new InvalidRequest(`agent_id ${badId}`);
     if (requested !== undefined && this.goneAgents.has(requested)) throw new AgentGone(`agent ${requested} was removed and cannot register again`);
     let agent = requested === undefined ? undefined : this.agents.get(requested);
     const wasUnreachable = agent?.state === 'UNREACHABLE';
@@ -479,7 +489,7 @@ export class Master {
       agent.url = message.url;
       agent.containerizers = message.containerizers ?? [];
     } else {
-      const id = requested ?? `${this.id}-S${this.nextAgent++}`;
+      const id = requested ?? this.newAgentId();
       agent = {
         id,
         idObj: { value: id },
@@ -536,6 +546,7 @@ export class Master {
     agent.graceTimer = undefined;
     agent.state = 'UNREACHABLE';
     agent.unreachableAt = this.clock.now();
+    this.record({ type: 'AGENT_SAVED', agent: { id: agent.id, hostname: agent.hostname, resources: agent.total.toJSON(), attributes: agent.attributes, registeredAt: agent.registeredAt, unreachableAt: agent.unreachableAt, ...(agent.url !== undefined ? { url: agent.url } : {}) } });
     agent.conn?.close();
     agent.conn = undefined;
     this.rescindOffers(agent);
@@ -759,6 +770,8 @@ export class Master {
   /** The task's resources, or why it cannot be launched (TASK_ERROR's message). */
   private validateTask(fw: FrameworkRecord, agent: AgentRecord, info: TaskInfo, seen: Set<string>): Resources | string {
     const id = info.task_id.value;
+    const badId = invalidIdReason(id);
+    if (badId !== undefined) return `task id ${JSON.stringify(id.slice(0, 300))} ${badId}`;
     if (fw.tasks.has(id) || seen.has(id)) return `task id '${id}' is already used by a task of this framework`;
     if (info.agent_id.value !== agent.id) return `task ${id} names agent ${info.agent_id.value}, but the offers are of agent ${agent.id}`;
     if (info.executor !== undefined) return `task ${id}: custom executors are not supported; give a command or a container`;
@@ -817,6 +830,9 @@ export class Master {
 
   /** The state of a task the master does not know, by what it knows of the agent (docs/high-availability-framework-guide.md). */
   private sendUnknownTaskStatus(fw: FrameworkRecord, taskId: string, agentId: string | undefined): void {
+    // While agents known from the store have not come back, the master cannot know: Mesos sends
+    // nothing then, and the framework reconciles again later.
+    if (agentId !== undefined ? this.agents.get(agentId)?.state === 'RECOVERED' : this.recovering()) return;
     let state: TaskState;
     if (!fw.partitionAware) state = 'TASK_LOST';
     else if (agentId === undefined) state = 'TASK_UNKNOWN';
@@ -937,6 +953,11 @@ export class Master {
         fw = this.addRecoveredFramework(fwId, info, now);
       }
       let task = fw.tasks.get(t.task.task_id.value);
+      if (task !== undefined && task.agentId !== agent.id) {
+        // The id was reused on another agent while this one was away: this copy must go.
+        if (!isTerminal(t.state)) agent.conn?.send({ type: 'KILL', framework_id: fw.idObj, task_id: t.task.task_id });
+        continue;
+      }
       if (task === undefined) {
         if (isTerminal(t.state)) continue;
         if (afterPartition && !fw.partitionAware) {
@@ -963,7 +984,9 @@ export class Master {
         task.freed = false;
         this.allocator.claim(fwId, agent.id, task.role, task.resources);
       }
-      if (wasUnreachable) this.sendMasterUpdate(fw, task, t.state, 'REASON_AGENT_REREGISTERED', `Agent ${agent.id} reregistered`);
+      // A terminal state is left to the agent's own update stream, which delivers the older
+      // unacknowledged updates first; the master must not overtake them.
+      if (wasUnreachable && !isTerminal(t.state)) this.sendMasterUpdate(fw, task, t.state, 'REASON_AGENT_REREGISTERED', `Agent ${agent.id} reregistered`);
       if (task.killPending) {
         task.killPending = false;
         agent.conn?.send({ type: 'KILL', framework_id: fw.idObj, task_id: task.info.task_id });
@@ -1000,15 +1023,17 @@ export class Master {
     this.frameworks.set(id, fw);
     this.allocator.addFramework(id, roles);
     this.allocator.setFrameworkActive(id, false);
-    this.startFailoverTimer(fw);
+    // Known only from the store or from its agents: after a master restart, a framework gets at
+    // least as long to come back as its agents do.
+    this.startFailoverTimer(fw, this.options.agentReregisterTimeoutMs);
     this.record({ type: 'FRAMEWORK_SAVED', framework: { id, info: fw.info, registeredAt: now } });
     return fw;
   }
 
-  private startFailoverTimer(fw: FrameworkRecord): void {
+  private startFailoverTimer(fw: FrameworkRecord, atLeastMs = 0): void {
     fw.failoverTimer?.cancel();
-    const seconds = fw.info.failover_timeout ?? 0;
-    fw.failoverTimer = this.clock.setTimer(seconds * 1000, () => {
+    const ms = Math.max((fw.info.failover_timeout ?? 0) * 1000, atLeastMs);
+    fw.failoverTimer = this.clock.setTimer(ms, () => {
       fw.failoverTimer = undefined;
       if (fw.conn === undefined && this.frameworks.get(fw.id) === fw) this.removeFramework(fw, 'Framework failover timeout');
     });
@@ -1063,13 +1088,33 @@ export class Master {
     }
   }
 
+  private newFrameworkId(): string {
+    for (;;) {
+      const id = `${this.id}-${String(this.nextFramework++).padStart(4, '0')}`;
+      if (!this.frameworks.has(id) && !this.removedFrameworks.has(id)) return id;
+    }
+  }
+
+  private newAgentId(): string {
+    for (;;) {
+      const id = `${this.id}-S${this.nextAgent++}`;
+      if (!this.agents.has(id) && !this.goneAgents.has(id)) return id;
+    }
+  }
+
+  /** Whether agents known from the store have yet to reregister. */
+  private recovering(): boolean {
+    for (const a of this.agents.values()) if (a.state === 'RECOVERED') return true;
+    return false;
+  }
+
   private record(change: MasterChange): void {
     this.journal?.push(change);
   }
 
   private saveTask(task: Task): void {
     if (this.journal === undefined || !this.frameworks.get(task.frameworkId)?.tasks.has(task.id)) return;
-    this.journal.push({ type: 'TASK_SAVED', task: { frameworkId: task.frameworkId, taskId: task.id, agentId: task.agentId, info: task.info, state: task.state, ...(task.status !== undefined ? { status: task.status } : {}) } });
+    this.journal.push({ type: 'TASK_SAVED', task: { frameworkId: task.frameworkId, taskId: task.id, agentId: task.agentId, info: task.info, state: task.state, role: task.role, ...(task.status !== undefined ? { status: task.status } : {}) } });
   }
 
   /** FAILURE with the agent's id to every connected framework, as Mesos tells schedulers of a lost agent. */
@@ -1091,7 +1136,7 @@ export class Master {
   private allocateSoon(agentId?: string): void {
     if (agentId === undefined) this.dirtyAll = true;
     else if (!this.dirtyAll) this.dirty.add(agentId);
-    if (this.soonTimer === undefined) {
+    if (this.soonTimer === undefined && this.running) {
       this.soonTimer = this.clock.setTimer(0, () => {
         this.soonTimer = undefined;
         this.runAllocation();
@@ -1161,6 +1206,11 @@ export class Master {
   private checkRoles(fw: FrameworkRecord, roles: readonly string[] | undefined): void {
     for (const r of roles ?? []) if (!fw.roles.includes(r)) throw new InvalidRequest(`role '${r}' is not one of the framework's roles (${fw.roles.join(', ')})`);
   }
+}
+
+/** Whether `role` is a role name Slipway accepts (`*` is not one: it means unreserved). */
+export function isValidRole(role: string): boolean {
+  return ROLE_PATTERN.test(role);
 }
 
 function rolesOf(info: FrameworkInfo): string[] {

@@ -17,6 +17,20 @@ export function parseAgentMessage(json: unknown): AgentToMaster {
       if (m['agent_id'] !== undefined && !isId(m['agent_id'])) throw new InvalidCall("REGISTER's 'agent_id' must be {value}");
       for (const key of ['attributes', 'tasks', 'frameworks']) if (m[key] === undefined) m[key] = [];
       for (const key of ['attributes', 'tasks', 'frameworks']) if (!Array.isArray(m[key])) throw new InvalidCall(`REGISTER's '${key}' must be an array`);
+      (m['tasks'] as unknown[]).forEach((t, i) => {
+        const task = t as Record<string, unknown> | null;
+        const info = task?.['task'] as Record<string, unknown> | undefined;
+        if (task === null || typeof task !== 'object' || !isId(task['framework_id']) || typeof task['state'] !== 'string' || typeof info !== 'object' || info === null || !isId(info['task_id']) || !Array.isArray(info['resources'])) {
+          throw new InvalidCall(`REGISTER's tasks[${i}] needs framework_id, state and task {task_id, resources}`);
+        }
+      });
+      (m['frameworks'] as unknown[]).forEach((f, i) => {
+        const fw = f as Record<string, unknown> | null;
+        if (fw === null || typeof fw !== 'object' || typeof fw['name'] !== 'string' || (fw['id'] !== undefined && !isId(fw['id']))) throw new InvalidCall(`REGISTER's frameworks[${i}] needs a string name and an id {value}`);
+      });
+      if (m['url'] !== undefined && (typeof m['url'] !== 'string' || !/^https?:\/\/[^\s]+$/.test(m['url']) || !URL.canParse(m['url']))) {
+        throw new InvalidCall("REGISTER's 'url' must be an http(s) URL");
+      }
       return m as unknown as AgentToMaster;
     case 'HEARTBEAT':
       return { type: 'HEARTBEAT' };

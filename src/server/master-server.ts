@@ -90,9 +90,10 @@ export async function startMasterServer(o: MasterServerOptions): Promise<MasterS
     async close() {
       clearInterval(flusher);
       master.stop();
-      await app.close();
       await writing;
       await flush();
+      await app.close();
+      await flush(); // What the last disconnections changed.
       await store.close();
     },
   };

@@ -3,6 +3,7 @@ import { Kysely, Migrator, SqliteAdapter, SqliteDialect } from 'kysely';
 import type { ColumnType, DialectAdapter, Migration, MigrationProvider } from 'kysely';
 import { StoreMigrationFailed } from './errors.ts';
 import { migration0001Master } from './migrations/0001-master.ts';
+import { migration0002UnreachableAndRole } from './migrations/0002-unreachable-and-role.ts';
 
 /**
  * The tables of Slipway's database, as Kysely sees them, and how to open and migrate it.
@@ -36,6 +37,8 @@ export interface AgentsTable {
   registered_at: Millis;
   /** Set once the operator removes the agent; never cleared (its id is refused for good). */
   removed_at: MillisOrNull;
+  /** Set while the agent is unreachable (migration 0002). */
+  unreachable_at: MillisOrNull;
 }
 
 export interface TasksTable {
@@ -48,6 +51,8 @@ export interface TasksTable {
   state: string;
   /** JSON of the latest `TaskStatus`, if any. */
   status: string | null;
+  /** The role the task's resources were allocated to (migration 0002). */
+  role: string | null;
 }
 
 export interface WeightsTable {
@@ -130,6 +135,7 @@ class TransactionalDdlSqliteDialect extends SqliteDialect {
  */
 export const MIGRATIONS: Readonly<Record<string, Migration>> = {
   '0001-master': migration0001Master,
+  '0002-unreachable-and-role': migration0002UnreachableAndRole,
 };
 
 /**

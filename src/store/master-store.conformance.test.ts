@@ -425,13 +425,15 @@ async function seed(store: MasterStore): Promise<StoredState> {
   const f1 = framework('f1');
   const f2 = framework('f2');
   const a1 = agent('a1', { url: 'http://127.0.0.1:5051' });
-  const t1 = task('f1', 't1', 'a1', 'TASK_RUNNING', status('t1', 'TASK_RUNNING'));
+  const a2 = agent('a2', { unreachableAt: T0 + 5 });
+  const t1 = { ...task('f1', 't1', 'a1', 'TASK_RUNNING', status('t1', 'TASK_RUNNING')), role: 'web' };
   const t2 = task('f2', 't2', 'a1', 'TASK_STAGING');
   await store.write([
     { type: 'FRAMEWORK_SAVED', framework: f1 },
     { type: 'FRAMEWORK_SAVED', framework: f2 },
     { type: 'FRAMEWORK_REMOVED', id: 'f0', removedAt: T0 },
     { type: 'AGENT_SAVED', agent: a1 },
+    { type: 'AGENT_SAVED', agent: a2 },
     { type: 'AGENT_REMOVED', id: 'a0', removedAt: T0 },
     { type: 'TASK_SAVED', task: t1 },
     { type: 'TASK_SAVED', task: t2 },
@@ -441,7 +443,7 @@ async function seed(store: MasterStore): Promise<StoredState> {
   return {
     frameworks: [f1, f2],
     removedFrameworks: ['f0'],
-    agents: [a1],
+    agents: [a1, a2],
     removedAgents: ['a0'],
     tasks: [t1, t2],
     weights: { web: 2 },

@@ -134,6 +134,7 @@ async function applyChange(trx: Transaction<Database>, change: MasterChange): Pr
         resources: toJson(a.resources),
         attributes: toJson(a.attributes),
         registered_at: a.registeredAt,
+        unreachable_at: a.unreachableAt ?? null,
       };
       await trx
         .insertInto('agents')
@@ -167,6 +168,7 @@ async function applyChange(trx: Transaction<Database>, change: MasterChange): Pr
         info: toJson(t.info),
         state: t.state,
         status: t.status === undefined ? null : toJson(t.status),
+        role: t.role ?? null,
       };
       await trx
         .insertInto('tasks')
@@ -246,6 +248,7 @@ async function readState(trx: Transaction<Database>): Promise<StoredState> {
     };
     // Absent rather than `url: undefined`, so the object equals the one that was saved.
     if (row.url !== null) agent.url = row.url;
+    if (row.unreachable_at !== null) agent.unreachableAt = Number(row.unreachable_at);
     state.agents.push(agent);
   }
 
@@ -260,6 +263,7 @@ async function readState(trx: Transaction<Database>): Promise<StoredState> {
       state: row.state as TaskState,
     };
     if (row.status !== null) task.status = fromJson<TaskStatus>(row.status);
+    if (row.role !== null) task.role = row.role;
     state.tasks.push(task);
   }
 

@@ -44,8 +44,9 @@ export function agentRoutes(app: FastifyInstance, master: Master): void {
           master.agentMessage(agentId, message);
         }
       } catch (e) {
-        if (e instanceof SlipwayError) refuse(e.message);
-        else throw e;
+        // Never let a message take the master down: a bug surfaces as a refused stream, logged.
+        if (!(e instanceof SlipwayError)) app.log.error(e);
+        refuse(e instanceof SlipwayError ? e.message : 'internal error while handling the message');
       }
     });
     socket.on('close', () => {

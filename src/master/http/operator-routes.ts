@@ -1,7 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import { TASK_STATES, isTerminal } from '../../core/task-state.ts';
 import { InvalidRequest } from '../errors.ts';
-import type { Master, Task } from '../master.ts';
+import { isValidRole, type Master, type Task } from '../master.ts';
 
 /**
  * The operator API: a subset of Mesos's `POST /api/v1` (docs/operator-http-api.md) in its JSON
@@ -109,9 +109,10 @@ export function operatorRoutes(app: FastifyInstance, master: Master, version: st
         if (!Array.isArray(infos) || infos.length === 0) throw new InvalidRequest("UPDATE_WEIGHTS needs 'update_weights.weight_infos': [{role, weight}, ...]");
         // Check all before changing any, so that a bad entry changes nothing.
         for (const [i, w] of infos.entries()) {
-          const info = w as { role?: unknown; weight?: unknown };
+          const info = (typeof w === 'object' && w !== null ? w : {}) as { role?: unknown; weight?: unknown };
           if (typeof info.role !== 'string' || typeof info.weight !== 'number') throw new InvalidRequest(`update_weights.weight_infos[${i}] needs a string 'role' and a number 'weight'`);
-          if (!(info.weight > 0)) throw new InvalidRequest(`update_weights.weight_infos[${i}].weight must be > 0, got ${info.weight}`);
+          if (!(info.weight > 0) || !Number.isFinite(info.weight)) throw new InvalidRequest(`update_weights.weight_infos[${i}].weight must be > 0, got ${info.weight}`);
+          if (!isValidRole(info.role)) throw new InvalidRequest(`update_weights.weight_infos[${i}].role '${info.role}' is not a valid role`);
         }
         for (const w of infos as { role: string; weight: number }[]) master.setWeight(w.role, w.weight);
         return {};

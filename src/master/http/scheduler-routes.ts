@@ -19,6 +19,11 @@ import { recordio } from '../../protocol/recordio.ts';
 export function schedulerRoutes(app: FastifyInstance, master: Master): void {
   /** framework id -> its current stream id. */
   const streams = new Map<string, string>();
+  /** Open event streams, ended when the server closes (else close() would wait on them forever). */
+  const open = new Set<{ end(): void }>();
+  app.addHook('onClose', async () => {
+    for (const raw of open) raw.end();
+  });
 
   app.post('/api/v1/scheduler', async (request, reply) => {
     const call = parseCall(request.body);
@@ -35,14 +40,14 @@ export function schedulerRoutes(app: FastifyInstance, master: Master): void {
 
     const streamId = randomUUID();
     const raw = reply.raw;
-    let open = true;
+    let isOpen = true;
     const conn: FrameworkConnection = {
       send(event: Event) {
-        if (open) raw.write(recordio(event));
+        if (isOpen) raw.write(recordio(event));
       },
       close() {
-        if (!open) return;
-        open = false;
+        if (!isOpen) return;
+        isOpen = false;
         raw.end();
       },
     };
@@ -58,8 +63,10 @@ export function schedulerRoutes(app: FastifyInstance, master: Master): void {
     raw.writeHead(200, { 'Content-Type': 'application/json', 'Mesos-Stream-Id': streamId, 'Cache-Control': 'no-cache' });
     conn.send = sendLater;
     for (const e of buffered) conn.send(e);
+    open.add(raw);
     raw.on('close', () => {
-      open = false;
+      open.delete(raw);
+      isOpen = false;
       if (streams.get(frameworkId) === streamId) streams.delete(frameworkId);
       master.disconnect(frameworkId, conn);
     });
