@@ -24,6 +24,8 @@ export class MasterLink {
   private backoffMs = 100;
   private heartbeatTimer: Timer | undefined;
   private reconnectTimer: Timer | undefined;
+  private silenceTimer: Timer | undefined;
+  private lastHeard = 0;
 
   constructor(private readonly options: MasterLinkOptions) {}
 
@@ -35,6 +37,7 @@ export class MasterLink {
     this.stopped = true;
     this.heartbeatTimer?.cancel();
     this.reconnectTimer?.cancel();
+    this.silenceTimer?.cancel();
     this.socket?.close();
   }
 
@@ -49,13 +52,28 @@ export class MasterLink {
     return true;
   }
 
+  /**
+   * Heartbeats every `intervalMs`, and watches the master's: three intervals without a word from
+   * it mean a silent partition (TCP may not notice for minutes), so the link is dropped and
+   * reconnected.
+   */
   startHeartbeats(intervalMs: number): void {
     this.heartbeatTimer?.cancel();
+    this.silenceTimer?.cancel();
     const beat = () => {
       this.send({ type: 'HEARTBEAT' });
       this.heartbeatTimer = this.options.clock.setTimer(intervalMs, beat);
     };
     this.heartbeatTimer = this.options.clock.setTimer(intervalMs, beat);
+    const watch = () => {
+      if (this.options.clock.now() - this.lastHeard > 3 * intervalMs) {
+        this.options.log('no word from the master for three heartbeat intervals; reconnecting');
+        this.socket?.terminate();
+        return;
+      }
+      this.silenceTimer = this.options.clock.setTimer(intervalMs, watch);
+    };
+    this.silenceTimer = this.options.clock.setTimer(intervalMs, watch);
   }
 
   private connect(): void {
@@ -69,6 +87,7 @@ export class MasterLink {
       socket.send(JSON.stringify(this.options.register()));
     });
     socket.on('message', (data) => {
+      this.lastHeard = this.options.clock.now();
       let message: MasterToAgent;
       try {
         message = JSON.parse(data.toString()) as MasterToAgent;
@@ -84,6 +103,7 @@ export class MasterLink {
       if (this.socket !== socket) return;
       this.registered = false;
       this.heartbeatTimer?.cancel();
+      this.silenceTimer?.cancel();
       if (this.stopped) return;
       const delay = this.backoffMs;
       this.backoffMs = Math.min(this.backoffMs * 2, 2000);

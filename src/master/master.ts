@@ -131,6 +131,9 @@ interface AgentRecord {
 
 const ROLE_PATTERN = /^[a-zA-Z0-9_][a-zA-Z0-9_.\-/]*$/;
 
+/** One shared empty list for agents that report no containerizers (the simulator's 50,000). */
+const NONE: AgentRecord['containerizers'] = Object.freeze([]) as unknown as AgentRecord['containerizers'];
+
 export class Master {
   readonly id: string;
   private readonly clock: Clock;
@@ -208,10 +211,13 @@ export class Master {
     this.heartbeatTimer = this.clock.setTimer(this.options.heartbeatIntervalSeconds * 1000, beat);
     // Agents that stopped heartbeating (a hung process, a half-open connection) are unreachable
     // after three missed intervals; a dropped stream is handled at once by `agentDisconnected`.
+    // The master heartbeats too, so that an agent behind a silent partition notices and
+    // reconnects instead of talking into a dead connection.
     const liveness = () => {
       const limit = this.clock.now() - 3 * this.options.agentHeartbeatIntervalMs;
       for (const agent of [...this.agents.values()]) {
         if (agent.state === 'ACTIVE' && agent.lastHeartbeatAt < limit) this.markAgentUnreachable(agent.id);
+        else agent.conn?.send({ type: 'HEARTBEAT' });
       }
       this.livenessTimer = this.clock.setTimer(this.options.agentHeartbeatIntervalMs, liveness);
     };
@@ -270,7 +276,7 @@ export class Master {
         unreachableAt: a.unreachableAt,
         lastHeartbeatAt: now,
         url: a.url,
-        containerizers: [],
+        containerizers: NONE,
         graceTimer: undefined,
       };
       this.agents.set(a.id, agent);
@@ -487,7 +493,7 @@ export class Master {
       agent.unreachableAt = undefined;
       agent.lastHeartbeatAt = now;
       agent.url = message.url;
-      agent.containerizers = message.containerizers ?? [];
+      agent.containerizers = message.containerizers ?? NONE;
     } else {
       const id = requested ?? this.newAgentId();
       agent = {
@@ -504,7 +510,7 @@ export class Master {
         unreachableAt: undefined,
         lastHeartbeatAt: now,
         url: message.url,
-        containerizers: message.containerizers ?? [],
+        containerizers: message.containerizers ?? NONE,
         graceTimer: undefined,
       };
       this.agents.set(id, agent);
@@ -1005,7 +1011,12 @@ export class Master {
   }
 
   private addRecoveredFramework(id: string, info: FrameworkInfo, now: number): FrameworkRecord {
-    const roles = rolesOf(info);
+    let roles: string[];
+    try {
+      roles = rolesOf(info);
+    } catch {
+      roles = ['*']; // Roles an agent reports must not make its registration fail, again and again.
+    }
     const fw: FrameworkRecord = {
       id,
       idObj: { value: id },
