@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import Docker from 'dockerode';
 import WebSocket from 'ws';
 import { Resources } from '../src/core/resources.ts';
+import { pathSegment } from '../src/agent/path-segment.ts';
 import type { Offer, TaskInfo } from '../src/protocol/mesos.ts';
 import { ensureBusyboxImage } from './support/busybox-image.ts';
 import { SchedulerClient } from '../src/sdk/scheduler-client.ts';
@@ -173,7 +174,7 @@ describe('a master and three agents as real processes', { timeout: 240_000 }, ()
   it('reports a task that died while its agent was down when the agent comes back', async () => {
     await launchOn(fw, 'agent-1', (o) => [task(o, 'doomed', { command: { value: 'echo $$ > pid; exec sleep 300' } })]);
     await fw.waitForState('doomed', 'TASK_RUNNING');
-    const pidFile = join(dir, 'agent-1', 'sandboxes', encodeURIComponent(fw.frameworkId), 'doomed', 'pid');
+    const pidFile = join(dir, 'agent-1', 'sandboxes', pathSegment(fw.frameworkId), pathSegment('doomed'), 'pid');
     const pid = await waitUntil(() => {
       try {
         return Number(readFileSync(pidFile, 'utf8').trim()) || undefined;
@@ -306,7 +307,7 @@ describe('a master and three agents as real processes', { timeout: 240_000 }, ()
     const tasks = (await operator(masterUrl, 'GET_TASKS')) as { get_tasks: { tasks: { task_id: { value: string }; state: string }[] } };
     assert.deepEqual(tasks.get_tasks.tasks.filter((t) => t.task_id.value === 'survivor').map((t) => t.state), ['TASK_RUNNING']);
     assert.ok(fw.updates('survivor').slice(before).every((u) => u.state === 'TASK_RUNNING'), 'no terminal update for the survivor');
-    assert.equal(readFileSync(join(dir, 'agent-0', 'sandboxes', encodeURIComponent(fw.frameworkId), 'survivor', 'stdout'), 'utf8'), 'started\n', 'it was not started again');
+    assert.equal(readFileSync(join(dir, 'agent-0', 'sandboxes', pathSegment(fw.frameworkId), pathSegment('survivor'), 'stdout'), 'utf8'), 'started\n', 'it was not started again');
   });
 
   it('keeps its state across a kill -9 and restart of the master', async () => {

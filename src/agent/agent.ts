@@ -6,9 +6,10 @@ import { isTerminal, type TaskState, type TaskStatusReason } from '../core/task-
 import { newUuidBase64 } from '../core/uuid.ts';
 import type { AgentTask, MasterToAgent } from '../protocol/agent.ts';
 import type { Attribute, FrameworkID, FrameworkInfo, KillPolicy, TaskInfo } from '../protocol/mesos.ts';
-import type { ContainerExit, ContainerRef, Containerizer, ContainerizerInfo } from './containerizer.ts';
+import type { ContainerExit, ContainerRef, Containerizer, ContainerizerInfo, Recovered } from './containerizer.ts';
 import { HealthChecker } from './health-checker.ts';
 import { MasterLink } from './master-link.ts';
+import { pathSegment } from './path-segment.ts';
 import { StatusUpdateManager } from './status-update-manager.ts';
 import { taskEnvironment } from './task-environment.ts';
 
@@ -25,8 +26,12 @@ import { taskEnvironment } from './task-environment.ts';
  *                 └──launch failed──► FAILED (REASON_CONTAINER_LAUNCH_FAILED)
  *
  * On disk, under the work dir: `agent_id`; `meta/tasks/<fw>/<task>/task.json` (framework, task,
- * container ref) and `meta/updates/...` (the update streams); `sandboxes/<fw>/<task>/` (the
- * task's files, kept after it ends).
+ * container ref, kill asked for) and `meta/updates/...` (the update streams); `sandboxes/<fw>/<task>/`
+ * (the task's files, kept after it ends). Each id is a `pathSegment` there (never the id itself:
+ * ids come over the wire), and the ids are read back from the files, never from the names.
+ *
+ * Nothing a message holds may end the agent process: every launch, kill and watch runs under a
+ * catch that reports what it can (a launch that threw is TASK_FAILED) and logs the rest.
  */
 
 export interface AgentOptions {
@@ -52,12 +57,35 @@ interface AgentTaskRecord {
   state: TaskState;
   containerizer: Containerizer | undefined;
   sandbox: string;
+  /** The directory of its checkpoint (found there by recovery, or `taskMetaDir`). */
+  metaDir: string;
   ref: ContainerRef | undefined;
   killRequested: boolean;
+  /** The grace period of the kill asked for: a restarted agent kills again with it. */
+  killGraceMs: number | undefined;
   health: HealthChecker | undefined;
   healthy: boolean | undefined;
-  /** The message of a kill that health checks asked for. */
+  /** The message of a kill the agent itself decided (health check failures, framework shut down). */
   killReason: string | undefined;
+  /** The reason TASK_KILLED carries for such a kill. */
+  killStatusReason: TaskStatusReason | undefined;
+  /** Its framework was shut down: it sends no more updates and is forgotten once it ended. */
+  frameworkShutDown: boolean;
+}
+
+/** What task.json holds. */
+interface TaskCheckpoint {
+  framework: FrameworkInfo & { id: FrameworkID };
+  info: TaskInfo;
+  sandbox: string;
+  containerizer?: string;
+  ref?: ContainerRef;
+  state: TaskState;
+  killRequested?: boolean;
+  killGraceMs?: number;
+  killReason?: string;
+  killStatusReason?: TaskStatusReason;
+  frameworkShutDown?: boolean;
 }
 
 export class Agent {
@@ -87,16 +115,26 @@ export class Agent {
     this.link = new MasterLink({
       masterUrl: options.masterUrl,
       register: () => this.registerMessage(),
-      onMessage: (m) => this.handle(m),
+      onMessage: (m) => {
+        try {
+          this.handle(m);
+        } catch (e) {
+          this.log(`a ${String(m.type)} message from the master failed: ${errorMessage(e)}`);
+        }
+      },
       clock: options.clock,
       log: (line) => this.log(line),
     });
   }
 
-  /** Recovers what a previous agent process left, then connects to the master. */
+  /**
+   * Recovers what a previous agent process left, kills the containers of this agent that no task
+   * knows (orphans), then connects to the master.
+   */
   async start(): Promise<void> {
     this.updates.recover();
     await this.recoverTasks();
+    await this.killOrphans();
     this.link.start();
   }
 
@@ -115,8 +153,8 @@ export class Agent {
   /** The sandbox of a task of this agent, for the files server. */
   sandboxOf(frameworkId: string, taskId: string): { dir: string; ended: boolean } | undefined {
     const t = this.tasks.get(key(frameworkId, taskId));
-    const dir = join(this.options.workDir, 'sandboxes', safe(frameworkId), safe(taskId));
     if (t !== undefined) return { dir: t.sandbox, ended: isTerminal(t.state) };
+    const dir = this.sandboxDir(frameworkId, taskId);
     try {
       readdirSync(dir);
       return { dir, ended: true };
@@ -172,20 +210,17 @@ export class Agent {
         this.log(`registered with the master as ${this.agentId}`);
         return;
       case 'LAUNCH':
-        void this.launch(m.framework, m.task);
+        this.launch(m.framework, m.task);
         return;
       case 'KILL':
-        void this.kill(m.framework_id.value, m.task_id.value, m.kill_policy, undefined);
+        this.kill(m.framework_id.value, m.task_id.value, m.kill_policy, undefined);
         return;
       case 'ACKNOWLEDGE':
         this.updates.acknowledge(m.framework_id.value, m.task_id.value, m.uuid);
         this.forgetIfDone(m.framework_id.value, m.task_id.value);
         return;
       case 'SHUTDOWN_FRAMEWORK':
-        for (const t of this.tasks.values()) {
-          if (t.framework.id.value === m.framework_id.value && !isTerminal(t.state)) void this.kill(t.framework.id.value, t.info.task_id.value, undefined, 'Framework shut down');
-        }
-        this.updates.dropFramework(m.framework_id.value);
+        this.shutdownFramework(m.framework_id.value);
         return;
       case 'HEARTBEAT':
         return;
@@ -195,78 +230,156 @@ export class Agent {
     }
   }
 
-  private async launch(framework: FrameworkInfo & { id: FrameworkID }, info: TaskInfo): Promise<void> {
+  /** Launches a task; whatever goes wrong is reported TASK_FAILED, never thrown. */
+  private launch(framework: FrameworkInfo & { id: FrameworkID }, info: TaskInfo): void {
+    this.launchTask(framework, info).catch((e: unknown) => this.launchFailed(framework, info, e));
+  }
+
+  private async launchTask(framework: FrameworkInfo & { id: FrameworkID }, info: TaskInfo): Promise<void> {
     const fwId = framework.id.value;
     const taskId = info.task_id.value;
     const k = key(fwId, taskId);
-    if (this.tasks.has(k)) return; // A duplicate LAUNCH (master resent after a failover).
-    const sandbox = join(this.options.workDir, 'sandboxes', safe(fwId), safe(taskId));
-    mkdirSync(sandbox, { recursive: true });
+    const existing = this.tasks.get(k);
+    if (existing !== undefined) {
+      if (!isTerminal(existing.state)) return; // A duplicate LAUNCH (master resent after a failover).
+      // The id is reused for a new task on this agent: the master is done with the old one, so
+      // are its updates not yet acknowledged (sent after the new task's, they would end it).
+      this.log(`task ${taskId} of framework ${fwId} is launched again: its earlier run (${existing.state}) is forgotten`);
+      this.updates.dropTask(fwId, taskId);
+      this.forget(existing);
+    }
+    const sandbox = this.sandboxDir(fwId, taskId);
     const wantsDocker = info.container?.type === 'DOCKER';
     const containerizer = this.options.containerizers.find((c) => c.kind === (wantsDocker ? 'docker' : 'process'));
-    const t: AgentTaskRecord = { framework, info, state: 'TASK_STAGING', containerizer, sandbox, ref: undefined, killRequested: false, health: undefined, healthy: undefined, killReason: undefined };
+    const t: AgentTaskRecord = {
+      framework,
+      info,
+      state: 'TASK_STAGING',
+      containerizer,
+      sandbox,
+      metaDir: this.taskMetaDir(fwId, taskId),
+      ref: undefined,
+      killRequested: false,
+      killGraceMs: undefined,
+      health: undefined,
+      healthy: undefined,
+      killReason: undefined,
+      killStatusReason: undefined,
+      frameworkShutDown: false,
+    };
+    // Known before anything can fail, so that a failure is reported for this task.
     this.tasks.set(k, t);
+    mkdirSync(sandbox, { recursive: true });
     this.checkpoint(t);
     // TASK_STARTING is optional in Mesos's lifecycle: it is sent only when a launch takes a while
     // (an image pull), so that a fast launch reaches RUNNING without waiting for the framework to
     // acknowledge STARTING first (updates of a task go out one at a time).
     const starting = this.options.clock.setTimer(STARTING_AFTER_MS, () => {
-      if (t.state === 'TASK_STAGING') this.transition(t, 'TASK_STARTING', undefined, undefined);
+      try {
+        if (t.state === 'TASK_STAGING') this.transition(t, 'TASK_STARTING', undefined, undefined);
+      } catch (e) {
+        this.log(`task ${taskId}: TASK_STARTING not recorded: ${errorMessage(e)}`);
+      }
     });
-    if (containerizer === undefined) {
-      starting.cancel();
-      this.transition(t, 'TASK_FAILED', `this agent has no ${wantsDocker ? 'docker' : 'process'} containerizer`, 'REASON_CONTAINER_LAUNCH_FAILED');
-      return;
-    }
-    const env = taskEnvironment({ info, frameworkId: fwId, agentId: this.agentId ?? '', hostname: this.options.hostname, sandbox, docker: wantsDocker });
     try {
-      const container = wantsDocker && info.container !== undefined
-        ? { ...info.container, volumes: [...(info.container.volumes ?? []), { host_path: sandbox, container_path: '/mnt/mesos/sandbox', mode: 'RW' as const }] }
-        : info.container;
-      t.ref = await containerizer.launch({
-        frameworkId: fwId,
-        taskId,
-        agentId: this.agentId ?? '',
-        sandbox,
-        command: info.command,
-        container,
-        env,
-        cpus: scalar(info, 'cpus'),
-        memMb: scalar(info, 'mem'),
-        ports: env['PORTS'] === undefined || env['PORTS'] === '' ? [] : env['PORTS'].split(',').map(Number),
-      });
-    } catch (e) {
+      if (containerizer === undefined) {
+        this.transition(t, 'TASK_FAILED', `this agent has no ${wantsDocker ? 'docker' : 'process'} containerizer`, 'REASON_CONTAINER_LAUNCH_FAILED');
+        return;
+      }
+      const env = taskEnvironment({ info, frameworkId: fwId, agentId: this.agentId ?? '', hostname: this.options.hostname, sandbox, docker: wantsDocker });
+      let ref: ContainerRef;
+      try {
+        const container = wantsDocker && info.container !== undefined
+          ? { ...info.container, volumes: [...(info.container.volumes ?? []), { host_path: sandbox, container_path: '/mnt/mesos/sandbox', mode: 'RW' as const }] }
+          : info.container;
+        ref = await containerizer.launch({
+          frameworkId: fwId,
+          taskId,
+          agentId: this.agentId ?? '',
+          sandbox,
+          command: info.command,
+          container,
+          env,
+          cpus: scalar(info, 'cpus'),
+          memMb: scalar(info, 'mem'),
+          ports: env['PORTS'] === undefined || env['PORTS'] === '' ? [] : env['PORTS'].split(',').map(Number),
+        });
+      } catch (e) {
+        starting.cancel();
+        this.transition(t, 'TASK_FAILED', `Failed to launch: ${errorMessage(e)}`, 'REASON_CONTAINER_LAUNCH_FAILED');
+        return;
+      }
       starting.cancel();
-      this.transition(t, 'TASK_FAILED', `Failed to launch: ${(e as Error).message}`, 'REASON_CONTAINER_LAUNCH_FAILED');
-      return;
-    }
-    starting.cancel();
-    if (t.killRequested) {
-      // Killed while it was starting: stop it now that there is something to stop.
+      t.ref = ref;
+      // At once: whatever happens next, a restarted agent finds the container.
       this.checkpoint(t);
-      await containerizer.kill(t.ref, this.graceMs(undefined, t));
-    } else {
-      this.transition(t, 'TASK_RUNNING', undefined, undefined);
-      this.startHealthChecks(t, env);
+      this.watch(t);
+      if (t.killRequested) {
+        // Killed while it was starting: stop it now that there is something to stop.
+        await this.signal(t);
+      } else {
+        this.transition(t, 'TASK_RUNNING', undefined, undefined);
+        this.startHealthChecks(t, env);
+      }
+    } finally {
+      starting.cancel();
     }
-    void this.watch(t);
   }
 
-  private async watch(t: AgentTaskRecord): Promise<void> {
-    if (t.containerizer === undefined || t.ref === undefined) return;
-    const exit = await t.containerizer.wait(t.ref);
-    this.ended(t, exit);
+  /** Something threw while launching: the task is failed (and its container, if any, stopped). */
+  private launchFailed(framework: FrameworkInfo & { id: FrameworkID }, info: TaskInfo, e: unknown): void {
+    const message = `Failed to launch: ${errorMessage(e)}`;
+    try {
+      const taskId = info.task_id.value;
+      const t = this.tasks.get(key(framework.id.value, taskId));
+      if (t !== undefined && t.info !== info) {
+        this.log(`task ${taskId}: ${message}`); // Another launch of the same id owns the record.
+        return;
+      }
+      if (t === undefined) {
+        // It failed before the agent had a record of it: the master still hears of it.
+        this.log(`task ${taskId}: ${message}`);
+        const status = { task_id: { value: taskId }, state: 'TASK_FAILED' as const, source: 'SOURCE_AGENT' as const, message, reason: 'REASON_CONTAINER_LAUNCH_FAILED' as const, uuid: newUuidBase64(), timestamp: this.options.clock.now() / 1000 };
+        this.updates.update(framework.id.value, status, 'TASK_FAILED', true);
+        return;
+      }
+      this.log(`task ${info.task_id.value}: ${message}`);
+      if (isTerminal(t.state)) return;
+      t.health?.stop();
+      if (t.ref !== undefined && t.containerizer !== undefined) {
+        const { ref, containerizer } = t;
+        this.background(containerizer.kill(ref, 0), `stopping the container of task ${info.task_id.value}`);
+      }
+      this.transition(t, 'TASK_FAILED', message, 'REASON_CONTAINER_LAUNCH_FAILED');
+    } catch (e2) {
+      this.log(`${message}; and that could not be reported: ${errorMessage(e2)}`);
+    }
+  }
+
+  /** Waits for the task's container to end, then reports how it ended. */
+  private watch(t: AgentTaskRecord): void {
+    const { containerizer, ref } = t;
+    if (containerizer === undefined || ref === undefined) return;
+    this.background(
+      containerizer.wait(ref).then((exit) => this.ended(t, exit)),
+      `task ${t.info.task_id.value}`,
+    );
   }
 
   private ended(t: AgentTaskRecord, exit: ContainerExit): void {
     t.health?.stop();
     if (isTerminal(t.state) || this.stopped) return;
-    if (t.killRequested) this.transition(t, 'TASK_KILLED', t.killReason ?? exit.message, t.killReason !== undefined ? 'REASON_TASK_HEALTH_CHECK_STATUS_UPDATED' : undefined);
+    if (t.killRequested) this.transition(t, 'TASK_KILLED', t.killReason ?? exit.message, t.killStatusReason);
     else if (exit.exitCode === 0) this.transition(t, 'TASK_FINISHED', exit.message, undefined);
     else this.transition(t, 'TASK_FAILED', exit.message, exit.oomKilled ? 'REASON_CONTAINER_LIMITATION_MEMORY' : 'REASON_COMMAND_EXECUTOR_FAILED');
   }
 
-  private async kill(frameworkId: string, taskId: string, policy: KillPolicy | undefined, reason: string | undefined): Promise<void> {
+  /** Kills a task; never throws (a failure is logged, and reported when the task is known). */
+  private kill(frameworkId: string, taskId: string, policy: KillPolicy | undefined, reason: { message: string; status: TaskStatusReason } | undefined): void {
+    this.killTask(frameworkId, taskId, policy, reason).catch((e: unknown) => this.log(`task ${taskId}: kill failed: ${errorMessage(e)}`));
+  }
+
+  private async killTask(frameworkId: string, taskId: string, policy: KillPolicy | undefined, reason: { message: string; status: TaskStatusReason } | undefined): Promise<void> {
     const t = this.tasks.get(key(frameworkId, taskId));
     if (t === undefined) {
       // Unknown here: the master must hear that it is gone, reliably like any update.
@@ -274,18 +387,60 @@ export class Agent {
       this.updates.update(frameworkId, status, 'TASK_LOST', true);
       return;
     }
-    if (isTerminal(t.state) || t.killRequested) return;
-    t.killRequested = true;
-    if (reason !== undefined) t.killReason = reason;
-    t.health?.stop();
-    if (t.ref === undefined || t.containerizer === undefined) return; // Still launching: launch() kills it.
-    if ((t.framework.capabilities ?? []).some((c) => c.type === 'TASK_KILLING_STATE')) this.transition(t, 'TASK_KILLING', reason, undefined);
-    await t.containerizer.kill(t.ref, this.graceMs(policy, t));
+    if (isTerminal(t.state)) return;
+    if (!t.killRequested) {
+      t.killRequested = true;
+      t.killGraceMs = this.graceMs(policy, t);
+      if (reason !== undefined) {
+        t.killReason = reason.message;
+        t.killStatusReason = reason.status;
+      }
+      t.health?.stop();
+      // Checkpointed before any signal: an agent restarted in between kills it again.
+      if (t.ref !== undefined && (t.framework.capabilities ?? []).some((c) => c.type === 'TASK_KILLING_STATE')) this.transition(t, 'TASK_KILLING', reason?.message, undefined);
+      else this.checkpoint(t);
+    }
+    // Still launching: launch() kills it once there is something to kill. A KILL repeated
+    // after a kill that failed (the engine did not answer) signals again.
+    await this.signal(t);
+  }
+
+  /** Sends the kill to the task's container. A failure is reported: the task may still run. */
+  private async signal(t: AgentTaskRecord): Promise<void> {
+    if (t.ref === undefined || t.containerizer === undefined) return;
+    try {
+      await t.containerizer.kill(t.ref, t.killGraceMs ?? this.graceMs(undefined, t));
+    } catch (e) {
+      this.log(`task ${t.info.task_id.value}: kill failed: ${errorMessage(e)}`);
+      if (!isTerminal(t.state)) this.transition(t, t.state, `Failed to kill the task: ${errorMessage(e)}`, undefined);
+    }
   }
 
   private graceMs(policy: KillPolicy | undefined, t: AgentTaskRecord): number {
     const ns = policy?.grace_period?.nanoseconds ?? t.info.kill_policy?.grace_period?.nanoseconds;
-    return ns === undefined ? (this.options.defaultKillGraceMs ?? 3000) : ns / 1e6;
+    return typeof ns === 'number' && Number.isFinite(ns) && ns >= 0 ? ns / 1e6 : (this.options.defaultKillGraceMs ?? 3000);
+  }
+
+  /**
+   * The master removed the framework: its tasks are killed, its updates dropped (nobody would
+   * acknowledge them), and its tasks forgotten, checkpoints included, once they ended.
+   */
+  private shutdownFramework(frameworkId: string): void {
+    this.updates.dropFramework(frameworkId);
+    for (const t of [...this.tasks.values()]) {
+      if (t.framework.id.value !== frameworkId) continue;
+      try {
+        t.frameworkShutDown = true;
+        if (isTerminal(t.state)) {
+          this.forget(t);
+          continue;
+        }
+        this.checkpoint(t);
+        this.kill(frameworkId, t.info.task_id.value, undefined, { message: 'Framework shut down', status: 'REASON_FRAMEWORK_REMOVED' });
+      } catch (e) {
+        this.log(`task ${t.info.task_id.value}: framework shutdown: ${errorMessage(e)}`);
+      }
+    }
   }
 
   private startHealthChecks(t: AgentTaskRecord, env: Record<string, string>): void {
@@ -299,19 +454,29 @@ export class Agent {
         startedAt: this.options.clock.now(),
         onHealthChanged: (healthy, message) => {
           t.healthy = healthy;
-          if (!isTerminal(t.state) && !t.killRequested) this.transition(t, t.state, message, 'REASON_TASK_HEALTH_CHECK_STATUS_UPDATED');
+          try {
+            if (!isTerminal(t.state) && !t.killRequested) this.transition(t, t.state, message, 'REASON_TASK_HEALTH_CHECK_STATUS_UPDATED');
+          } catch (e) {
+            this.log(`task ${t.info.task_id.value}: health update not recorded: ${errorMessage(e)}`);
+          }
         },
-        onFailureThreshold: (message) => void this.kill(t.framework.id.value, t.info.task_id.value, undefined, message),
+        onFailureThreshold: (message) => this.kill(t.framework.id.value, t.info.task_id.value, undefined, { message, status: 'REASON_TASK_HEALTH_CHECK_STATUS_UPDATED' }),
       });
       t.health.start();
     } catch (e) {
-      this.log(`task ${t.info.task_id.value}: health check not started: ${(e as Error).message}`);
+      this.log(`task ${t.info.task_id.value}: health check not started: ${errorMessage(e)}`);
     }
   }
 
   /** Records a state and sends its update reliably. */
   private transition(t: AgentTaskRecord, state: TaskState, message: string | undefined, reason: TaskStatusReason | undefined): void {
     t.state = state;
+    if (t.frameworkShutDown) {
+      // Nobody would acknowledge an update: none is sent, and the task is forgotten once it ended.
+      if (isTerminal(state)) this.forget(t);
+      else this.checkpoint(t);
+      return;
+    }
     const status = {
       task_id: t.info.task_id,
       state,
@@ -322,69 +487,121 @@ export class Agent {
       ...(reason !== undefined ? { reason } : {}),
       ...(t.healthy !== undefined ? { healthy: t.healthy } : {}),
     };
-    // The task's own checkpoint first: a restarted agent must know the state it reports.
-    this.checkpoint(t);
+    // The update first, then the task's checkpoint: recovery takes a task's state from its update
+    // stream when the stream has one, so a crash between the two writes loses no state; the other
+    // way round, a state checkpointed but never appended would never be reported.
     this.updates.update(t.framework.id.value, status, state, isTerminal(state));
+    this.checkpoint(t);
   }
 
   /** Forgets an ended task once its last update was acknowledged (its sandbox stays). */
   private forgetIfDone(frameworkId: string, taskId: string): void {
-    const k = key(frameworkId, taskId);
-    const t = this.tasks.get(k);
+    const t = this.tasks.get(key(frameworkId, taskId));
     if (t === undefined || !isTerminal(t.state) || this.updates.pending(frameworkId, taskId) > 0) return;
-    this.tasks.delete(k);
-    this.metaDirs.delete(this.taskMetaDir(frameworkId, taskId));
-    rmSync(this.taskMetaDir(frameworkId, taskId), { recursive: true, force: true });
+    this.forget(t);
+  }
+
+  /** Drops a task's record and its checkpoint (its sandbox stays). */
+  private forget(t: AgentTaskRecord): void {
+    t.health?.stop();
+    const k = key(t.framework.id.value, t.info.task_id.value);
+    if (this.tasks.get(k) === t) this.tasks.delete(k);
+    this.metaDirs.delete(t.metaDir);
+    rmSync(t.metaDir, { recursive: true, force: true });
   }
 
   private taskMetaDir(frameworkId: string, taskId: string): string {
-    return join(this.metaDir, 'tasks', safe(frameworkId), safe(taskId));
+    return join(this.metaDir, 'tasks', pathSegment(frameworkId), pathSegment(taskId));
+  }
+
+  private sandboxDir(frameworkId: string, taskId: string): string {
+    return join(this.options.workDir, 'sandboxes', pathSegment(frameworkId), pathSegment(taskId));
   }
 
   /** Task meta dirs known to exist, so that a checkpoint costs one write and one rename. */
   private readonly metaDirs = new Set<string>();
 
   private checkpoint(t: AgentTaskRecord): void {
-    const dir = this.taskMetaDir(t.framework.id.value, t.info.task_id.value);
+    const dir = t.metaDir;
     if (!this.metaDirs.has(dir)) {
       mkdirSync(dir, { recursive: true });
       this.metaDirs.add(dir);
     }
-    const data = { framework: t.framework, info: t.info, sandbox: t.sandbox, containerizer: t.containerizer?.kind, ref: t.ref, state: t.state, killRequested: t.killRequested };
+    const data: TaskCheckpoint = {
+      framework: t.framework,
+      info: t.info,
+      sandbox: t.sandbox,
+      ...(t.containerizer !== undefined ? { containerizer: t.containerizer.kind } : {}),
+      ...(t.ref !== undefined ? { ref: t.ref } : {}),
+      state: t.state,
+      killRequested: t.killRequested,
+      ...(t.killGraceMs !== undefined ? { killGraceMs: t.killGraceMs } : {}),
+      ...(t.killReason !== undefined ? { killReason: t.killReason } : {}),
+      ...(t.killStatusReason !== undefined ? { killStatusReason: t.killStatusReason } : {}),
+      ...(t.frameworkShutDown ? { frameworkShutDown: true } : {}),
+    };
     writeFileSync(join(dir, 'task.json.tmp'), JSON.stringify(data));
     // Rename is atomic: a crash leaves the old checkpoint or the new one, never half of one.
     renameSync(join(dir, 'task.json.tmp'), join(dir, 'task.json'));
   }
 
-  /** Finds the tasks of a previous agent process: still running ones are watched again, ended ones reported. */
+  /**
+   * Finds the tasks of a previous agent process: still running ones are watched again (and
+   * killed again when a kill was asked for), ended ones reported.
+   */
   private async recoverTasks(): Promise<void> {
     const latest = new Map(this.updates.latestStates().map((s) => [key(s.frameworkId, s.taskId), s.latest]));
     const byContainerizer = new Map<Containerizer, AgentTaskRecord[]>();
     for (const fw of safeReaddir(join(this.metaDir, 'tasks'))) {
       for (const task of safeReaddir(join(this.metaDir, 'tasks', fw))) {
-        let data: { framework: FrameworkInfo & { id: FrameworkID }; info: TaskInfo; sandbox: string; containerizer?: string; ref?: ContainerRef; state: TaskState; killRequested?: boolean };
+        const metaDir = join(this.metaDir, 'tasks', fw, task);
+        let data: TaskCheckpoint;
         try {
-          data = JSON.parse(readFileSync(join(this.metaDir, 'tasks', fw, task, 'task.json'), 'utf8')) as typeof data;
-        } catch {
+          data = JSON.parse(readFileSync(join(metaDir, 'task.json'), 'utf8')) as TaskCheckpoint;
+          if (typeof data.framework.id.value !== 'string' || typeof data.info.task_id.value !== 'string') throw new Error('no framework or task id');
+        } catch (e) {
+          this.log(`task checkpoint ${metaDir} skipped: ${errorMessage(e)}`);
+          continue;
+        }
+        const k = key(data.framework.id.value, data.info.task_id.value);
+        if (this.tasks.has(k)) {
+          this.log(`task checkpoint ${metaDir} skipped: another checkpoint has the same task`);
           continue;
         }
         const containerizer = this.options.containerizers.find((c) => c.kind === data.containerizer);
         const t: AgentTaskRecord = {
           framework: data.framework,
           info: data.info,
-          state: latest.get(key(data.framework.id.value, data.info.task_id.value)) ?? data.state,
+          // The update stream is at least as new as the checkpoint (it is written first).
+          state: latest.get(k) ?? data.state,
           containerizer,
           sandbox: data.sandbox,
+          metaDir,
           ref: data.ref,
           killRequested: data.killRequested ?? false,
+          killGraceMs: data.killGraceMs,
           health: undefined,
           healthy: undefined,
-          killReason: undefined,
+          killReason: data.killReason,
+          killStatusReason: data.killStatusReason,
+          frameworkShutDown: data.frameworkShutDown ?? false,
         };
-        this.tasks.set(key(t.framework.id.value, t.info.task_id.value), t);
-        if (isTerminal(t.state)) continue;
-        if (t.ref === undefined || containerizer === undefined) {
-          this.transition(t, 'TASK_FAILED', 'The agent restarted while the task was being launched', 'REASON_AGENT_RESTARTED');
+        // A shutdown checkpointed before its kill was: the kill is asked for all the same.
+        if (t.frameworkShutDown) t.killRequested = true;
+        this.metaDirs.add(metaDir);
+        this.tasks.set(k, t);
+        try {
+          if (isTerminal(t.state)) {
+            if (t.frameworkShutDown) this.forget(t);
+            continue;
+          }
+          if (t.ref === undefined || containerizer === undefined) {
+            if (t.killRequested) this.transition(t, 'TASK_KILLED', t.killReason ?? 'Killed while it was being launched', t.killStatusReason ?? 'REASON_TASK_KILLED_DURING_LAUNCH');
+            else this.transition(t, 'TASK_FAILED', 'The agent restarted while the task was being launched', 'REASON_AGENT_RESTARTED');
+            continue;
+          }
+        } catch (e) {
+          this.log(`task ${t.info.task_id.value}: not recovered: ${errorMessage(e)}`);
           continue;
         }
         const list = byContainerizer.get(containerizer) ?? [];
@@ -393,19 +610,83 @@ export class Agent {
       }
     }
     for (const [containerizer, list] of byContainerizer) {
-      const results = await containerizer.recover(list.map((t) => t.ref!));
+      let results: Recovered[];
+      try {
+        results = await containerizer.recover(list.map((t) => t.ref!));
+      } catch (e) {
+        // wait() finds out how each of them is doing.
+        this.log(`the ${containerizer.kind} containerizer could not recover its containers: ${errorMessage(e)}`);
+        results = list.map(() => ({ running: true }));
+      }
       list.forEach((t, i) => {
-        const r = results[i]!;
-        if (r.running) {
-          this.log(`recovered running task ${t.info.task_id.value}`);
-          const env = taskEnvironment({ info: t.info, frameworkId: t.framework.id.value, agentId: this.agentId ?? '', hostname: this.options.hostname, sandbox: t.sandbox, docker: containerizer.kind === 'docker' });
-          this.startHealthChecks(t, env);
-          void this.watch(t);
-        } else {
-          this.ended(t, r.exit);
+        const r = results[i] ?? { running: true };
+        try {
+          if (!r.running) {
+            this.ended(t, r.exit);
+          } else if (t.killRequested) {
+            // The previous agent process was killing it: this one finishes the job.
+            this.log(`recovered task ${t.info.task_id.value}, which was being killed: killing it again`);
+            this.watch(t);
+            this.background(this.signal(t), `killing task ${t.info.task_id.value}`);
+          } else {
+            this.log(`recovered running task ${t.info.task_id.value}`);
+            const env = taskEnvironment({ info: t.info, frameworkId: t.framework.id.value, agentId: this.agentId ?? '', hostname: this.options.hostname, sandbox: t.sandbox, docker: containerizer.kind === 'docker' });
+            this.startHealthChecks(t, env);
+            this.watch(t);
+          }
+        } catch (e) {
+          this.log(`task ${t.info.task_id.value}: not recovered: ${errorMessage(e)}`);
         }
       });
     }
+  }
+
+  /**
+   * Kills the containers of this agent that no task knows (a launch cut short by a crash, a task
+   * forgotten while its container ran). Only with a known agent id (a new work dir has none),
+   * and before the agent connects: no launch can race the listing. An engine that does not
+   * answer in ORPHANS_TIMEOUT_MS is given up on, and what it answers later is ignored.
+   */
+  private async killOrphans(): Promise<void> {
+    const agentId = this.agentId;
+    if (agentId === undefined) return;
+    let open = true;
+    const sweep = async () => {
+      for (const containerizer of this.options.containerizers) {
+        if (containerizer.orphans === undefined) continue;
+        const known = [...this.tasks.values()].flatMap((t) => (t.ref !== undefined && t.ref.kind === containerizer.kind ? [t.ref] : []));
+        let orphans: ContainerRef[];
+        try {
+          orphans = await containerizer.orphans(agentId, known);
+        } catch (e) {
+          this.log(`the ${containerizer.kind} containerizer could not list orphan containers: ${errorMessage(e)}`);
+          continue;
+        }
+        if (!open) return;
+        for (const ref of orphans) {
+          this.log(`killing orphan container ${describeRef(ref)}: no task of this agent knows it`);
+          this.background(containerizer.kill(ref, this.options.defaultKillGraceMs ?? 3000), `killing orphan container ${describeRef(ref)}`);
+        }
+      }
+    };
+    let timer: { cancel(): void } | undefined;
+    const timeout = new Promise<void>((resolve) => {
+      timer = this.options.clock.setTimer(ORPHANS_TIMEOUT_MS, () => {
+        this.log(`orphan containers not looked for: no answer in ${ORPHANS_TIMEOUT_MS} ms`);
+        resolve();
+      });
+    });
+    try {
+      await Promise.race([sweep(), timeout]);
+    } finally {
+      open = false;
+      timer?.cancel();
+    }
+  }
+
+  /** Runs work nobody awaits: a failure is logged, never an unhandled rejection. */
+  private background(work: Promise<unknown>, what: string): void {
+    work.catch((e: unknown) => this.log(`${what}: ${errorMessage(e)}`));
   }
 
   private log(line: string): void {
@@ -415,14 +696,19 @@ export class Agent {
 
 /** A launch that takes longer than this is reported TASK_STARTING while it goes on. */
 const STARTING_AFTER_MS = 100;
+/** How long start() waits for the containerizers to list orphan containers. */
+const ORPHANS_TIMEOUT_MS = 10_000;
 
 function key(frameworkId: string, taskId: string): string {
   return `${frameworkId}\u0000${taskId}`;
 }
 
-/** A path segment from an id: ids may hold characters a file name must not. */
-export function safe(id: string): string {
-  return encodeURIComponent(id);
+function errorMessage(e: unknown): string {
+  return e instanceof Error ? e.message : String(e);
+}
+
+function describeRef(ref: ContainerRef): string {
+  return ref.kind === 'docker' ? `${ref.name || ref.containerId.slice(0, 12)} (docker)` : `pid ${ref.pid} (process)`;
 }
 
 function scalar(info: TaskInfo, name: string): number {

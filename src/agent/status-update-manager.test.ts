@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ManualClock } from '../core/clock.ts';
 import type { TaskState } from '../core/task-state.ts';
+import { pathSegment } from './path-segment.ts';
 import { StatusUpdateManager, type StatusUpdate } from './status-update-manager.ts';
 
 function status(task: string, state: TaskState, uuid: string): StatusUpdate {
@@ -76,7 +77,7 @@ describe('StatusUpdateManager', () => {
     m2.acknowledge('f', 't', 'b');
     m2.acknowledge('f', 't', 'c');
     assert.equal(m2.pending('f', 't'), 0);
-    assert.equal(existsSync(join(dir, 'f', 't')), false, 'the stream of an ended, acknowledged task is deleted');
+    assert.equal(existsSync(join(dir, pathSegment('f'), pathSegment('t'))), false, 'the stream of an ended, acknowledged task is deleted');
   });
 
   it('keeps updates while disconnected and sends them on resendAll', () => {

@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import type { Clock, Timer } from '../core/clock.ts';
 import type { TaskState } from '../core/task-state.ts';
 import type { TaskStatus } from '../protocol/mesos.ts';
+import { pathSegment } from './path-segment.ts';
 
 /**
  * Reliable status updates, as Mesos's agent does them: every update is checkpointed to disk
@@ -11,9 +12,10 @@ import type { TaskStatus } from '../protocol/mesos.ts';
  * acknowledgement comes back through the master. A restarted agent reads its streams back and
  * carries on where it stopped, so no update is lost and none overtakes another.
  *
- * On disk, per task: `<dir>/<framework>/<task>/updates.jsonl`, one line per event:
- * `{"update": TaskStatus, "latest": TaskState}` or `{"ack": uuid}`. A stream whose every update
- * was acknowledged and whose task ended is deleted.
+ * On disk, per task: `<dir>/<framework>/<task>/updates.jsonl` (each id as `pathSegment`), one
+ * line per event: `{"update": TaskStatus, "latest": TaskState, "framework_id": string}` or
+ * `{"ack": uuid}`. The ids are read back from the records, never from the directory names. A
+ * stream whose every update was acknowledged and whose task ended is deleted.
  */
 
 export type StatusUpdate = TaskStatus & { uuid: string };
@@ -21,6 +23,8 @@ export type StatusUpdate = TaskStatus & { uuid: string };
 interface Stream {
   frameworkId: string;
   taskId: string;
+  /** Its directory: `pathSegment`s for a new stream, whatever it was found in for a recovered one. */
+  dir: string;
   pending: { status: StatusUpdate; latest: TaskState }[];
   /** When the head was last sent (clock ms); 0: not yet. */
   sentAt: number;
@@ -60,19 +64,25 @@ export class StatusUpdateManager {
         } catch {
           continue;
         }
-        const stream: Stream = { frameworkId: decodeURIComponent(fw), taskId: decodeURIComponent(task), pending: [], sentAt: 0, ended: false };
+        const dir = join(this.options.dir, fw, task);
+        let ids: { frameworkId: string; taskId: string } | undefined;
+        const pending: Stream['pending'] = [];
         for (const line of text.split('\n')) {
           if (line.trim() === '') continue;
-          let record: { update?: StatusUpdate; latest?: TaskState; ack?: string };
+          let record: { update?: StatusUpdate; latest?: TaskState; ack?: string; framework_id?: string };
           try {
             record = JSON.parse(line) as typeof record;
           } catch {
             continue; // A torn last line from a crash mid-write: the update was never sent.
           }
-          if (record.update !== undefined && record.latest !== undefined) stream.pending.push({ status: record.update, latest: record.latest });
-          else if (record.ack !== undefined && stream.pending[0]?.status.uuid === record.ack) stream.pending.shift();
+          if (typeof record.update?.task_id?.value === 'string' && record.latest !== undefined) {
+            ids ??= { frameworkId: record.framework_id ?? legacyId(fw), taskId: record.update.task_id.value };
+            pending.push({ status: record.update, latest: record.latest });
+          } else if (record.ack !== undefined && pending[0]?.status.uuid === record.ack) pending.shift();
         }
-        stream.ended = TERMINAL.has(stream.pending[stream.pending.length - 1]?.latest ?? '');
+        if (ids === undefined) continue; // Nothing but a torn line: no update was ever recorded.
+        const stream: Stream = { ...ids, dir, pending, sentAt: 0, ended: TERMINAL.has(pending[pending.length - 1]?.latest ?? '') };
+        this.dirs.add(dir);
         this.streams.set(key(stream.frameworkId, stream.taskId), stream);
       }
     }
@@ -83,11 +93,12 @@ export class StatusUpdateManager {
     const k = key(frameworkId, status.task_id.value);
     let stream = this.streams.get(k);
     if (stream === undefined) {
-      stream = { frameworkId, taskId: status.task_id.value, pending: [], sentAt: 0, ended: false };
+      const taskId = status.task_id.value;
+      stream = { frameworkId, taskId, dir: join(this.options.dir, pathSegment(frameworkId), pathSegment(taskId)), pending: [], sentAt: 0, ended: false };
       this.streams.set(k, stream);
     }
     if (terminal) stream.ended = true;
-    this.append(stream, { update: status, latest });
+    this.append(stream, { update: status, latest, framework_id: frameworkId });
     stream.pending.push({ status, latest });
     if (stream.pending.length === 1) this.sendHead(stream);
   }
@@ -99,9 +110,7 @@ export class StatusUpdateManager {
     stream.pending.shift();
     const done = stream.pending.length === 0 && stream.ended;
     if (done) {
-      this.streams.delete(key(frameworkId, taskId));
-      this.dirs.delete(this.taskDir(stream));
-      rmSync(this.taskDir(stream), { recursive: true, force: true });
+      this.remove(stream);
       return;
     }
     this.append(stream, { ack: uuid });
@@ -116,12 +125,15 @@ export class StatusUpdateManager {
 
   /** Drops the streams of a framework the master removed. */
   dropFramework(frameworkId: string): void {
-    for (const [k, stream] of this.streams) {
-      if (stream.frameworkId !== frameworkId) continue;
-      this.streams.delete(k);
-      this.dirs.delete(this.taskDir(stream));
-      rmSync(this.taskDir(stream), { recursive: true, force: true });
+    for (const stream of [...this.streams.values()]) {
+      if (stream.frameworkId === frameworkId) this.remove(stream);
     }
+  }
+
+  /** Drops the stream of one task, sent or not (its id is being reused for a new task). */
+  dropTask(frameworkId: string, taskId: string): void {
+    const stream = this.streams.get(key(frameworkId, taskId));
+    if (stream !== undefined) this.remove(stream);
   }
 
   /** Updates not yet acknowledged for a task (for the REGISTER report and tests). */
@@ -172,25 +184,35 @@ export class StatusUpdateManager {
     });
   }
 
-  private taskDir(stream: Stream): string {
-    return join(this.options.dir, encodeURIComponent(stream.frameworkId), encodeURIComponent(stream.taskId));
+  private remove(stream: Stream): void {
+    this.streams.delete(key(stream.frameworkId, stream.taskId));
+    this.dirs.delete(stream.dir);
+    rmSync(stream.dir, { recursive: true, force: true });
   }
 
   /** Stream dirs known to exist: one mkdir per task, not per update. */
   private readonly dirs = new Set<string>();
 
   private append(stream: Stream, record: unknown): void {
-    const dir = this.taskDir(stream);
-    if (!this.dirs.has(dir)) {
-      mkdirSync(dir, { recursive: true });
-      this.dirs.add(dir);
+    if (!this.dirs.has(stream.dir)) {
+      mkdirSync(stream.dir, { recursive: true });
+      this.dirs.add(stream.dir);
     }
-    appendFileSync(join(dir, 'updates.jsonl'), JSON.stringify(record) + '\n');
+    appendFileSync(join(stream.dir, 'updates.jsonl'), JSON.stringify(record) + '\n');
   }
 }
 
 function key(frameworkId: string, taskId: string): string {
   return `${frameworkId}\u0000${taskId}`;
+}
+
+/** The framework id of a stream written before records carried it: its directory, URI-encoded. */
+function legacyId(segment: string): string {
+  try {
+    return decodeURIComponent(segment);
+  } catch {
+    return segment;
+  }
 }
 
 function safeReaddir(dir: string): string[] {

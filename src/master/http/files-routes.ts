@@ -19,16 +19,17 @@ import type { Master } from '../master.ts';
 export function filesRoutes(app: FastifyInstance, master: Master): void {
   for (const action of ['browse', 'read', 'download', 'follow']) {
     app.get(`/files/${action}`, async (request, reply) => {
-      const query = request.query as Record<string, string | undefined>;
-      const frameworkId = query['framework_id'];
-      const taskId = query['task_id'];
+      const query = request.query as Record<string, string | string[] | undefined>;
+      for (const [k, v] of Object.entries(query)) if (Array.isArray(v)) throw new InvalidRequest(`parameter '${k}' is given more than once`);
+      const frameworkId = query['framework_id'] as string | undefined;
+      const taskId = query['task_id'] as string | undefined;
       if (!frameworkId || !taskId) throw new InvalidRequest(`/files/${action} needs the query parameters framework_id and task_id`);
       const task = master.findTask(frameworkId, taskId);
       if (task === undefined) throw new TaskNotFound(`task ${taskId} of framework ${frameworkId} is not known`);
       const agent = master.agentView(task.agentId);
       if (agent?.url === undefined || agent.state !== 'ACTIVE') throw new AgentUnavailable(`agent ${task.agentId} of task ${taskId} is not reachable`);
       const url = new URL(`/files/${action}`, agent.url);
-      for (const [k, v] of Object.entries(query)) if (v !== undefined) url.searchParams.set(k, v);
+      for (const [k, v] of Object.entries(query)) if (typeof v === 'string') url.searchParams.set(k, v);
       const abort = new AbortController();
       request.raw.on('close', () => abort.abort());
       let response: Response;
