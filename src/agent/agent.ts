@@ -10,6 +10,7 @@ import type { ContainerExit, ContainerRef, Containerizer, ContainerizerInfo, Rec
 import { HealthChecker } from './health-checker.ts';
 import { MasterLink } from './master-link.ts';
 import { pathSegment } from './path-segment.ts';
+import { safeReaddir } from './safe-readdir.ts';
 import { StatusUpdateManager } from './status-update-manager.ts';
 import { taskEnvironment } from './task-environment.ts';
 
@@ -717,10 +718,3 @@ function scalar(info: TaskInfo, name: string): number {
   return sum;
 }
 
-function safeReaddir(dir: string): string[] {
-  try {
-    return readdirSync(dir);
-  } catch {
-    return [];
-  }
-}

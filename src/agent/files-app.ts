@@ -4,7 +4,7 @@ import { PassThrough } from 'node:stream';
 import { resolve, sep } from 'node:path';
 import Fastify, { type FastifyError, type FastifyInstance } from 'fastify';
 import { SlipwayError } from '../core/errors.ts';
-import { httpStatusOf } from '../core/http-status.ts';
+import { httpErrorReply } from '../core/http-status.ts';
 
 /** A path outside a sandbox, a missing task or file. HTTP 404 (400 for a path that escapes). */
 export class FileNotFound extends SlipwayError {
@@ -45,9 +45,8 @@ type Query = Record<string, string | string[] | undefined>;
 export async function buildFilesApp(agent: SandboxLookup): Promise<FastifyInstance> {
   const app = Fastify({ logger: false });
   app.setErrorHandler((error: FastifyError, _request, reply) => {
-    if (error instanceof SlipwayError) return reply.code(httpStatusOf(error.code)).type('text/plain').send(error.message);
-    const status = error.statusCode ?? 500;
-    return reply.code(status).type('text/plain').send(status >= 500 ? 'internal error' : error.message);
+    const { status, message } = httpErrorReply(error);
+    return reply.code(status).type('text/plain').send(message);
   });
 
   // Follow streams end when the server closes, or close() would wait for every task to end.

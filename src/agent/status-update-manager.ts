@@ -1,7 +1,8 @@
-import { appendFileSync, mkdirSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { appendFileSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
+import { safeReaddir } from './safe-readdir.ts';
 import type { Clock, Timer } from '../core/clock.ts';
-import type { TaskState } from '../core/task-state.ts';
+import { isTerminal, type TaskState } from '../core/task-state.ts';
 import type { TaskStatus } from '../protocol/mesos.ts';
 import { pathSegment } from './path-segment.ts';
 
@@ -81,7 +82,7 @@ export class StatusUpdateManager {
           } else if (record.ack !== undefined && pending[0]?.status.uuid === record.ack) pending.shift();
         }
         if (ids === undefined) continue; // Nothing but a torn line: no update was ever recorded.
-        const stream: Stream = { ...ids, dir, pending, sentAt: 0, ended: TERMINAL.has(pending[pending.length - 1]?.latest ?? '') };
+        const stream: Stream = { ...ids, dir, pending, sentAt: 0, ended: isTerminalLatest(pending[pending.length - 1]?.latest) };
         this.dirs.add(dir);
         this.streams.set(key(stream.frameworkId, stream.taskId), stream);
       }
@@ -215,12 +216,7 @@ function legacyId(segment: string): string {
   }
 }
 
-function safeReaddir(dir: string): string[] {
-  try {
-    return readdirSync(dir);
-  } catch {
-    return [];
-  }
-}
 
-const TERMINAL = new Set(['TASK_FINISHED', 'TASK_FAILED', 'TASK_KILLED', 'TASK_ERROR', 'TASK_LOST', 'TASK_DROPPED', 'TASK_GONE', 'TASK_GONE_BY_OPERATOR']);
+function isTerminalLatest(latest: TaskState | undefined): boolean {
+  return latest !== undefined && isTerminal(latest);
+}

@@ -1,3 +1,5 @@
+import { SlipwayError } from './errors.ts';
+
 /**
  * The one place where error codes meet HTTP: every SlipwayError's `code` maps to a status here,
  * and every HTTP layer answers with it. A code missing from the table is a bug (500).
@@ -23,4 +25,16 @@ const STATUS_BY_CODE: Record<string, number> = {
 
 export function httpStatusOf(code: string): number {
   return STATUS_BY_CODE[code] ?? 500;
+}
+
+/**
+ * Status and plain-text body for an error thrown in a request handler: a SlipwayError answers
+ * with its code's status and message; a framework error with a 4xx status (malformed JSON) keeps
+ * it; anything else is a 500 whose details stay in the log, not in the answer.
+ */
+export function httpErrorReply(error: unknown): { status: number; message: string; internal: boolean } {
+  if (error instanceof SlipwayError) return { status: httpStatusOf(error.code), message: error.message, internal: false };
+  const status = (error as { statusCode?: number }).statusCode ?? 500;
+  if (status >= 500) return { status, message: 'internal error', internal: true };
+  return { status, message: (error as Error).message, internal: false };
 }

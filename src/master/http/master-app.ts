@@ -1,7 +1,6 @@
 import Fastify, { type FastifyError, type FastifyInstance } from 'fastify';
 import websocket from '@fastify/websocket';
-import { SlipwayError } from '../../core/errors.ts';
-import { httpStatusOf } from '../../core/http-status.ts';
+import { httpErrorReply } from '../../core/http-status.ts';
 import type { Master } from '../master.ts';
 import { agentRoutes } from './agent-routes.ts';
 import { filesRoutes } from './files-routes.ts';
@@ -18,10 +17,9 @@ export async function buildMasterApp(master: Master, options: { version: string;
   const app = Fastify({ logger: options.logger ?? false, bodyLimit: 16 * 1024 * 1024 });
   await app.register(websocket);
   app.setErrorHandler((error: FastifyError, request, reply) => {
-    if (error instanceof SlipwayError) return reply.code(httpStatusOf(error.code)).type('text/plain').send(error.message);
-    const status = error.statusCode ?? 500;
-    if (status >= 500) request.log.error(error);
-    return reply.code(status).type('text/plain').send(status >= 500 ? 'internal error' : error.message);
+    const { status, message, internal } = httpErrorReply(error);
+    if (internal) request.log.error(error);
+    return reply.code(status).type('text/plain').send(message);
   });
   app.setNotFoundHandler((request, reply) => reply.code(404).type('text/plain').send(`no route ${request.method} ${request.url}`));
   schedulerRoutes(app, master);
