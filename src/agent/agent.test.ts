@@ -1,6 +1,8 @@
 import { after, before, beforeEach, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer, type Server, type ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Docker from 'dockerode';
@@ -113,15 +115,71 @@ function taskDirs(dir: string): string[] {
   return readdirSync(dir).flatMap((fw) => readdirSync(join(dir, fw)).map((t) => `${fw}/${t}`));
 }
 
+/**
+ * Files for tasks to fetch, on 127.0.0.1: `serve(path, body)`; `hold(path)` keeps the answer
+ * back until its `release()`, to see what the agent does while a download goes on.
+ */
+class UriServer {
+  private readonly routes = new Map<string, (res: ServerResponse) => void>();
+  private readonly sockets = new Set<Socket>();
+  readonly requested: string[] = [];
+
+  private constructor(private readonly server: Server) {
+    server.on('connection', (s) => {
+      this.sockets.add(s);
+      s.on('close', () => this.sockets.delete(s));
+    });
+    server.on('request', (req, res) => {
+      const path = req.url ?? '/';
+      this.requested.push(path);
+      const route = this.routes.get(path);
+      if (route === undefined) res.writeHead(404).end();
+      else route(res);
+    });
+  }
+
+  static async start(): Promise<UriServer> {
+    const server = createServer();
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    return new UriServer(server);
+  }
+
+  url(path: string): string {
+    const a = this.server.address();
+    return `http://127.0.0.1:${typeof a === 'object' && a !== null ? a.port : 0}${path}`;
+  }
+
+  serve(path: string, body: string): void {
+    this.routes.set(path, (res) => res.writeHead(200).end(body));
+  }
+
+  hold(path: string, body: string): { release(): void } {
+    let release = () => {};
+    const released = new Promise<void>((r) => (release = r));
+    this.routes.set(path, (res) => {
+      res.writeHead(200).write(body.slice(0, 3));
+      void released.then(() => res.end(body.slice(3)));
+    });
+    return { release: () => release() };
+  }
+
+  async close(): Promise<void> {
+    for (const s of this.sockets) s.destroy();
+    await new Promise((r) => this.server.close(r));
+  }
+}
+
 const unhandled: unknown[] = [];
 const onUnhandled = (e: unknown) => void unhandled.push(e);
 
 describe('the agent', () => {
   let root: string;
   let master: StandInMaster;
+  let uris: UriServer;
   before(async () => {
     root = mkdtempSync(join(tmpdir(), 'agent-'));
     master = await StandInMaster.start();
+    uris = await UriServer.start();
     process.on('unhandledRejection', onUnhandled);
   });
   beforeEach(() => {
@@ -132,6 +190,7 @@ describe('the agent', () => {
   after(async () => {
     process.off('unhandledRejection', onUnhandled);
     await master.close();
+    await uris.close();
     rmSync(root, { recursive: true, force: true });
   });
 
@@ -266,6 +325,95 @@ describe('the agent', () => {
     await waitUntil(() => readFileSync(join(agent.sandboxOf('f', 'again')!.dir, 'stdout'), 'utf8').includes('second'), 'the second run to print');
     master.send({ type: 'KILL', framework_id: { value: 'f' }, task_id: { value: 'again' } });
     await master.waitForState('again', 'TASK_KILLED');
+    await agent.stop();
+  });
+
+  it('fetches the URIs of a task into its sandbox before it runs, reporting TASK_STARTING while a download is slow', async () => {
+    const work = join(root, 'fetch');
+    const agent = await startAgent(master, work);
+    const slow = uris.hold('/greeting.txt', 'hello from the fetcher\n');
+    uris.serve('/bin/show', '#!/bin/sh\nprintf "shown: "; cat greeting.txt\n');
+    master.send({
+      type: 'LAUNCH',
+      framework: framework('f'),
+      task: task('fetching', './show-it', { command: { value: './show-it', uris: [{ value: uris.url('/greeting.txt') }, { value: uris.url('/bin/show'), executable: true, output_file: 'show-it' }] } }),
+    });
+    await master.waitForState('fetching', 'TASK_STARTING');
+    const sandbox = agent.sandboxOf('f', 'fetching')!.dir;
+    assert.deepEqual(master.states('fetching'), ['TASK_STARTING']);
+    assert.ok(!existsSync(join(sandbox, 'stdout')), 'the task has not started');
+    slow.release();
+    await master.waitForState('fetching', 'TASK_FINISHED');
+    assert.deepEqual(master.states('fetching'), ['TASK_STARTING', 'TASK_RUNNING', 'TASK_FINISHED']);
+    assert.equal(readFileSync(join(sandbox, 'stdout'), 'utf8'), 'shown: hello from the fetcher\n');
+    await agent.stop();
+    assert.deepEqual(unhandled, []);
+  });
+
+  it('fails a task whose URI cannot be fetched, naming the URI and the cause, and never runs it', async () => {
+    const work = join(root, 'fetch-404');
+    const agent = await startAgent(master, work);
+    uris.serve('/ok.txt', 'fine\n');
+    const missing = uris.url('/releases/app-1.2.tar.gz');
+    master.send({ type: 'LAUNCH', framework: framework('f'), task: task('no-file', 'touch ran', { command: { value: 'touch ran', uris: [{ value: uris.url('/ok.txt') }, { value: missing }] } }) });
+    const failed = await master.waitForState('no-file', 'TASK_FAILED');
+    assert.equal(failed.message, `Failed to fetch '${missing}': HTTP 404 Not Found`);
+    assert.equal(failed.reason, 'REASON_CONTAINER_LAUNCH_FAILED');
+    assert.ok(!master.states('no-file').includes('TASK_RUNNING'));
+    const sandbox = agent.sandboxOf('f', 'no-file')!.dir;
+    assert.ok(existsSync(join(sandbox, 'ok.txt')));
+    assert.ok(!existsSync(join(sandbox, 'ran')), 'the command never ran');
+    // An unsupported scheme fails the same way.
+    master.send({ type: 'LAUNCH', framework: framework('f'), task: task('ftp', 'touch ran', { command: { value: 'touch ran', uris: [{ value: 'ftp://example.com/x.tar' }] } }) });
+    const ftp = await master.waitForState('ftp', 'TASK_FAILED');
+    assert.match(ftp.message ?? '', /^Failed to fetch 'ftp:\/\/example\.com\/x\.tar': the URI scheme ftp:\/\/ is not supported/);
+    await agent.stop();
+    assert.deepEqual(unhandled, []);
+  });
+
+  it('reports TASK_KILLED for a task killed while its URIs were being fetched, and never runs it', async () => {
+    const work = join(root, 'fetch-kill');
+    const agent = await startAgent(master, work);
+    const slow = uris.hold('/big.bin', 'a lot of data');
+    try {
+      const before = uris.requested.length;
+      master.send({ type: 'LAUNCH', framework: framework('f'), task: task('killed-early', 'touch ran', { command: { value: 'touch ran', uris: [{ value: uris.url('/big.bin') }] } }) });
+      await waitUntil(() => uris.requested.slice(before).includes('/big.bin'), 'the download to start');
+      master.send({ type: 'KILL', framework_id: { value: 'f' }, task_id: { value: 'killed-early' } });
+      const killed = await master.waitForState('killed-early', 'TASK_KILLED');
+      assert.equal(killed.reason, 'REASON_TASK_KILLED_DURING_LAUNCH');
+      assert.ok(!master.states('killed-early').includes('TASK_RUNNING'));
+      assert.ok(!existsSync(join(agent.sandboxOf('f', 'killed-early')!.dir, 'ran')));
+      assert.equal(agent.runningTasks(), 0);
+    } finally {
+      slow.release();
+      await agent.stop();
+    }
+    assert.deepEqual(unhandled, []);
+  });
+
+  it('fetches the URIs of a docker task into the sandbox the container sees at $MESOS_SANDBOX', async (t) => {
+    const docker = new Docker();
+    let image: string;
+    try {
+      await docker.ping();
+      image = await ensureBusyboxImage(docker);
+    } catch (e) {
+      t.skip(`no Docker engine: ${(e as Error).message}`);
+      return;
+    }
+    const work = join(root, 'fetch-docker');
+    const agent = await startAgent(master, work, [processContainerizer(), new DockerContainerizer({ docker })]);
+    uris.serve('/docker-greeting.txt', 'hello, container\n');
+    const command = 'cat "$MESOS_SANDBOX/docker-greeting.txt"';
+    master.send({
+      type: 'LAUNCH',
+      framework: framework('f'),
+      task: task('docker-fetch', command, { command: { value: command, uris: [{ value: uris.url('/docker-greeting.txt') }] }, container: { type: 'DOCKER', docker: { image, network: 'HOST' } } }),
+    });
+    await master.waitForState('docker-fetch', 'TASK_FINISHED');
+    const sandbox = agent.sandboxOf('f', 'docker-fetch')!.dir;
+    await waitUntil(() => existsSync(join(sandbox, 'stdout')) && readFileSync(join(sandbox, 'stdout'), 'utf8') === 'hello, container\n', 'the container to print the fetched file');
     await agent.stop();
   });
 

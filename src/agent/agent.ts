@@ -7,6 +7,7 @@ import { newUuidBase64 } from '../core/uuid.ts';
 import type { AgentTask, MasterToAgent } from '../protocol/agent.ts';
 import type { Attribute, FrameworkID, FrameworkInfo, KillPolicy, TaskInfo } from '../protocol/mesos.ts';
 import type { ContainerExit, ContainerRef, Containerizer, ContainerizerInfo, Recovered } from './containerizer.ts';
+import { fetchUris } from './fetcher.ts';
 import { HealthChecker } from './health-checker.ts';
 import { MasterLink } from './master-link.ts';
 import { pathSegment } from './path-segment.ts';
@@ -21,9 +22,11 @@ import { taskEnvironment } from './task-environment.ts';
  *
  * Task lifecycle on the agent:
  *
- *   LAUNCH ──► STARTING ──launch ok──► RUNNING ──exit 0──► FINISHED
- *                 │                       │ └──exit ≠ 0──► FAILED
- *                 │                       └──KILL / health failures──► (KILLING) ──► KILLED
+ *   LAUNCH ──► STARTING ──fetch URIs──► launch ok──► RUNNING ──exit 0──► FINISHED
+ *                 │           │                         │ └──exit ≠ 0──► FAILED
+ *                 │           │                         └──KILL / health failures──► (KILLING) ──► KILLED
+ *                 │           ├──a URI failed──► FAILED (REASON_CONTAINER_LAUNCH_FAILED)
+ *                 │           └──KILL──► KILLED (REASON_TASK_KILLED_DURING_LAUNCH)
  *                 └──launch failed──► FAILED (REASON_CONTAINER_LAUNCH_FAILED)
  *
  * On disk, under the work dir: `agent_id`; `meta/tasks/<fw>/<task>/task.json` (framework, task,
@@ -49,6 +52,8 @@ export interface AgentOptions {
   statusRetryMs?: number;
   /** Default grace period between SIGTERM and SIGKILL when a task has no kill policy. Default 3 s. */
   defaultKillGraceMs?: number;
+  /** A download of a task's URIs that receives nothing for this long fails the task. Default 60 s. */
+  fetchStallTimeoutMs?: number;
   log?: (line: string) => void;
 }
 
@@ -72,6 +77,8 @@ interface AgentTaskRecord {
   killStatusReason: TaskStatusReason | undefined;
   /** Its framework was shut down: it sends no more updates and is forgotten once it ended. */
   frameworkShutDown: boolean;
+  /** Stops the fetch of its URIs while one runs (a kill, the agent stopping). */
+  fetching: AbortController | undefined;
 }
 
 /** What task.json holds. */
@@ -141,7 +148,10 @@ export class Agent {
 
   async stop(): Promise<void> {
     this.stopped = true;
-    for (const t of this.tasks.values()) t.health?.stop();
+    for (const t of this.tasks.values()) {
+      t.health?.stop();
+      t.fetching?.abort();
+    }
     this.updates.stop();
     this.link.stop();
   }
@@ -267,6 +277,7 @@ export class Agent {
       killReason: undefined,
       killStatusReason: undefined,
       frameworkShutDown: false,
+      fetching: undefined,
     };
     // Known before anything can fail, so that a failure is reported for this task.
     this.tasks.set(k, t);
@@ -288,6 +299,10 @@ export class Agent {
         return;
       }
       const env = taskEnvironment({ info, frameworkId: fwId, agentId: this.agentId ?? '', hostname: this.options.hostname, sandbox, docker: wantsDocker });
+      if (!(await this.fetchUris(t))) {
+        starting.cancel();
+        return;
+      }
       let ref: ContainerRef;
       try {
         const container = wantsDocker && info.container !== undefined
@@ -325,6 +340,47 @@ export class Agent {
     } finally {
       starting.cancel();
     }
+  }
+
+  /**
+   * Fetches the task's `command.uris` into its sandbox (both containerizers: a docker task sees
+   * them at /mnt/mesos/sandbox). False when the task must not be launched: a URI failed (TASK_FAILED),
+   * it was killed meanwhile (TASK_KILLED), or the agent stops (its restart reports the task).
+   */
+  private async fetchUris(t: AgentTaskRecord): Promise<boolean> {
+    const uris = t.info.command?.uris ?? [];
+    if (uris.length === 0) return true;
+    const taskId = t.info.task_id.value;
+    const abort = new AbortController();
+    t.fetching = abort;
+    let failure: string | undefined;
+    try {
+      const fetched = await fetchUris(uris, {
+        sandbox: t.sandbox,
+        signal: abort.signal,
+        ...(this.options.fetchStallTimeoutMs !== undefined ? { stallTimeoutMs: this.options.fetchStallTimeoutMs } : {}),
+      });
+      this.log(`task ${taskId}: fetched ${fetched.map((f) => `${f.uri}${f.extracted ? ' (extracted)' : ''}`).join(', ')}`);
+    } catch (e) {
+      failure = errorMessage(e);
+    } finally {
+      t.fetching = undefined;
+    }
+    if (this.stopped) {
+      // Left in STAGING / STARTING: the restarted agent reports it (REASON_AGENT_RESTARTED).
+      this.log(`task ${taskId}: not launched, the agent stops`);
+      return false;
+    }
+    if (t.killRequested) {
+      this.transition(t, 'TASK_KILLED', t.killReason ?? 'Killed while its URIs were being fetched', t.killStatusReason ?? 'REASON_TASK_KILLED_DURING_LAUNCH');
+      return false;
+    }
+    if (failure !== undefined) {
+      this.log(`task ${taskId}: ${failure}`);
+      this.transition(t, 'TASK_FAILED', failure, 'REASON_CONTAINER_LAUNCH_FAILED');
+      return false;
+    }
+    return true;
   }
 
   /** Something threw while launching: the task is failed (and its container, if any, stopped). */
@@ -397,6 +453,8 @@ export class Agent {
         t.killStatusReason = reason.status;
       }
       t.health?.stop();
+      // Still fetching its URIs: the fetch stops and the task is reported killed without running.
+      t.fetching?.abort();
       // Checkpointed before any signal: an agent restarted in between kills it again.
       if (t.ref !== undefined && (t.framework.capabilities ?? []).some((c) => c.type === 'TASK_KILLING_STATE')) this.transition(t, 'TASK_KILLING', reason?.message, undefined);
       else this.checkpoint(t);
@@ -586,6 +644,7 @@ export class Agent {
           killReason: data.killReason,
           killStatusReason: data.killStatusReason,
           frameworkShutDown: data.frameworkShutDown ?? false,
+          fetching: undefined,
         };
         // A shutdown checkpointed before its kill was: the kill is asked for all the same.
         if (t.frameworkShutDown) t.killRequested = true;
