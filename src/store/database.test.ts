@@ -7,6 +7,7 @@ import { sql } from 'kysely';
 import type { Kysely, Migration } from 'kysely';
 import type { Database } from './database.ts';
 import { MIGRATIONS, migrateToLatest, openSqlite } from './database.ts';
+import { APPS_MIGRATIONS } from './apps-database.ts';
 import { StoreMigrationFailed } from './errors.ts';
 
 /** SQLite specifics that the dialect-neutral conformance suite does not see: pragmas, migrations. */
@@ -48,6 +49,19 @@ describe('SQLite database', () => {
     await db.insertInto('weights').values({ role: 'web', weight: 2 }).execute();
     await migrateToLatest(db);
     assert.deepEqual(await db.selectFrom('weights').selectAll().execute(), [{ role: 'web', weight: 2 }]);
+  });
+
+  it('creates the apps tables from APPS_MIGRATIONS, in a database that refuses the master migrations', async () => {
+    await migrateToLatest(db, APPS_MIGRATIONS);
+    assert.deepEqual(await tables(), ['app_versions', 'apps', 'apps_meta', 'deployments', 'instances']);
+    await migrateToLatest(db, APPS_MIGRATIONS);
+    // One database, one list of migrations: the master's list finds 0001-apps unknown.
+    await assert.rejects(migrateToLatest(db), (err: unknown) => {
+      assert.ok(err instanceof StoreMigrationFailed);
+      assert.match(err.message, /0001-apps/);
+      return true;
+    });
+    assert.deepEqual(await tables(), ['app_versions', 'apps', 'apps_meta', 'deployments', 'instances']);
   });
 
   it('rolls back the whole run and names the migration when one fails', async () => {

@@ -6,7 +6,8 @@ import { migration0001Master } from './migrations/0001-master.ts';
 import { migration0002UnreachableAndRole } from './migrations/0002-unreachable-and-role.ts';
 
 /**
- * The tables of Slipway's database, as Kysely sees them, and how to open and migrate it.
+ * The tables of the master's database, as Kysely sees them, and how to open and migrate a SQLite
+ * database (the master's, and the services framework's of `apps-database.ts`).
  *
  * The column types describe what both dialects return, because PostgreSQL will use the same
  * tables: `bigint` comes back as a number from better-sqlite3 but as a string from `pg`, so
@@ -89,7 +90,7 @@ const BUSY_TIMEOUT_MS = 5_000;
  * Contract: the returned `Kysely` owns the file; `destroy()` closes it. (Kysely closes the handle
  * only once it has run a query; every caller runs `migrateToLatest` first, which does.)
  */
-export function openSqlite(path: string): Kysely<Database> {
+export function openSqlite<DB = Database>(path: string): Kysely<DB> {
   const sqlite = new SqliteDatabase(path);
   try {
     const mode: unknown = sqlite.pragma('journal_mode = WAL', { simple: true });
@@ -105,7 +106,7 @@ export function openSqlite(path: string): Kysely<Database> {
     sqlite.close();
     throw err;
   }
-  return new Kysely<Database>({ dialect: new TransactionalDdlSqliteDialect({ database: sqlite }) });
+  return new Kysely<DB>({ dialect: new TransactionalDdlSqliteDialect({ database: sqlite }) });
 }
 
 /**
@@ -129,9 +130,10 @@ class TransactionalDdlSqliteDialect extends SqliteDialect {
 }
 
 /**
- * Every migration, by name. Append only: a new migration gets the next number and a name that
- * sorts after every other (Kysely runs them in name order and refuses a database whose executed
- * migrations are not a prefix of this list). A committed migration is never edited or removed.
+ * Every migration of the master's database, by name. Append only: a new migration gets the next
+ * number and a name that sorts after every other (Kysely runs them in name order and refuses a
+ * database whose executed migrations are not a prefix of this list). A committed migration is
+ * never edited or removed.
  */
 export const MIGRATIONS: Readonly<Record<string, Migration>> = {
   '0001-master': migration0001Master,
@@ -139,13 +141,20 @@ export const MIGRATIONS: Readonly<Record<string, Migration>> = {
 };
 
 /**
- * Brings the database up to the latest migration. All pending migrations run in one transaction
- * (both dialects), so a failure leaves the database as it was before the call.
+ * Brings the database up to the latest of `migrations` (the master's `MIGRATIONS` unless told
+ * otherwise; another database passes its own list, e.g. `APPS_MIGRATIONS`). All pending
+ * migrations run in one transaction (both dialects), so a failure leaves the database as it was
+ * before the call.
  * Throws `StoreMigrationFailed` naming the migration that failed, or saying that the database
  * was written by a newer Slipway (it has migrations this code does not know).
+ *
+ * The migrations list must be the one of that database: Kysely keeps one record of executed
+ * migrations per database, so two lists over one file refuse each other.
  */
-export async function migrateToLatest(
-  db: Kysely<Database>,
+export function migrateToLatest(db: Kysely<Database>): Promise<void>;
+export function migrateToLatest<DB>(db: Kysely<DB>, migrations: Readonly<Record<string, Migration>>): Promise<void>;
+export async function migrateToLatest<DB>(
+  db: Kysely<DB>,
   migrations: Readonly<Record<string, Migration>> = MIGRATIONS,
 ): Promise<void> {
   const provider: MigrationProvider = { getMigrations: () => Promise.resolve({ ...migrations }) };

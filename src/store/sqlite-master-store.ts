@@ -13,7 +13,9 @@ import type { Attribute, FrameworkInfo, Resource, TaskInfo, TaskStatus } from '.
 import type { TaskState } from '../core/task-state.ts';
 import type { Database } from './database.ts';
 import { migrateToLatest, openSqlite } from './database.ts';
-import { StoreClosed, StoreWriteFailed } from './errors.ts';
+import { CallQueue } from './call-queue.ts';
+import { fromJson, toJson } from './json-column.ts';
+import { writeBatch } from './write-batch.ts';
 
 /** The database file inside a data dir. */
 export const DATABASE_FILE = 'slipway.db';
@@ -36,9 +38,7 @@ export const DATABASE_FILE = 'slipway.db';
  */
 export class SqliteMasterStore implements MasterStore {
   private readonly db: Kysely<Database>;
-  /** The end of the queue of calls; never rejects, so one failure does not poison the rest. */
-  private tail: Promise<unknown> = Promise.resolve();
-  private closing: Promise<void> | undefined;
+  private readonly calls = new CallQueue('master store');
 
   private constructor(db: Kysely<Database>) {
     this.db = db;
@@ -58,47 +58,17 @@ export class SqliteMasterStore implements MasterStore {
   }
 
   load(): Promise<StoredState> {
-    return this.enqueue('load', () => this.db.transaction().execute((trx) => readState(trx)));
+    return this.calls.run('load', () => this.db.transaction().execute((trx) => readState(trx)));
   }
 
   write(changes: readonly MasterChange[]): Promise<void> {
     // Copied now: the caller may reuse its journal array as soon as this returns.
     const batch = changes.slice();
-    return this.enqueue('write', () => this.writeBatch(batch));
+    return this.calls.run('write', () => writeBatch(this.db, batch, applyChange, describeChange, 'master store'));
   }
 
   close(): Promise<void> {
-    this.closing ??= this.tail.then(() => this.db.destroy());
-    return this.closing;
-  }
-
-  private enqueue<T>(what: string, op: () => Promise<T>): Promise<T> {
-    if (this.closing) return Promise.reject(new StoreClosed(`cannot ${what}: the master store is closed`));
-    const run = this.tail.then(op);
-    this.tail = run.catch(() => undefined);
-    return run;
-  }
-
-  private async writeBatch(changes: readonly MasterChange[]): Promise<void> {
-    if (changes.length === 0) return;
-    // Where the transaction was when it failed, for the error message.
-    let step: number | 'begin' | 'commit' = 'begin';
-    try {
-      await this.db.transaction().execute(async (trx) => {
-        for (let i = 0; i < changes.length; i++) {
-          step = i;
-          await applyChange(trx, changes[i] as MasterChange);
-        }
-        step = 'commit';
-      });
-    } catch (err) {
-      const reason = err instanceof Error ? err.message : String(err);
-      const where =
-        typeof step === 'number'
-          ? `change ${step + 1} of ${changes.length} (${describeChange(changes[step] as MasterChange)}) failed`
-          : `the ${step} of a batch of ${changes.length} changes failed`;
-      throw new StoreWriteFailed(`master store: ${where}; nothing of the batch was written: ${reason}`, err);
-    }
+    return this.calls.close(() => this.db.destroy());
   }
 }
 
@@ -277,47 +247,28 @@ async function readState(trx: Transaction<Database>): Promise<StoredState> {
 }
 
 /**
- * JSON text of a value. Throws on what JSON cannot hold (a BigInt, a cycle) and on `undefined`,
- * rather than storing something that would not read back as the value that was saved.
- */
-function toJson(value: unknown): string {
-  const text = JSON.stringify(value) as string | undefined;
-  if (text === undefined) throw new TypeError(`cannot store ${typeof value} as JSON`);
-  return text;
-}
-
-/** Parses a JSON column. Not validated: the store reads back only what `toJson` wrote. */
-function fromJson<T>(text: string): T {
-  return JSON.parse(text) as T;
-}
-
-/**
- * Names a change in an error message: its type and the key of its row. Never throws, even for a
- * malformed change (that may be why the write failed).
+ * Names a change in an error message: its type and the key of its row. May throw on a malformed
+ * change (`writeBatch` then calls it malformed).
  */
 function describeChange(change: MasterChange): string {
-  try {
-    switch (change.type) {
-      case 'FRAMEWORK_SAVED':
-        return `FRAMEWORK_SAVED of framework ${change.framework.id}`;
-      case 'FRAMEWORK_REMOVED':
-        return `FRAMEWORK_REMOVED of framework ${change.id}`;
-      case 'AGENT_SAVED':
-        return `AGENT_SAVED of agent ${change.agent.id}`;
-      case 'AGENT_REMOVED':
-        return `AGENT_REMOVED of agent ${change.id}`;
-      case 'TASK_SAVED':
-        return `TASK_SAVED of task ${change.task.taskId} of framework ${change.task.frameworkId}`;
-      case 'TASK_REMOVED':
-        return `TASK_REMOVED of task ${change.taskId} of framework ${change.frameworkId}`;
-      case 'WEIGHT_SET':
-        return `WEIGHT_SET of role ${change.role}`;
-      case 'QUOTA_SET':
-        return `QUOTA_SET of role ${change.role}`;
-      default:
-        return `a change of unknown type ${JSON.stringify((change as { type?: unknown }).type)}`;
-    }
-  } catch {
-    return 'a malformed change';
+  switch (change.type) {
+    case 'FRAMEWORK_SAVED':
+      return `FRAMEWORK_SAVED of framework ${change.framework.id}`;
+    case 'FRAMEWORK_REMOVED':
+      return `FRAMEWORK_REMOVED of framework ${change.id}`;
+    case 'AGENT_SAVED':
+      return `AGENT_SAVED of agent ${change.agent.id}`;
+    case 'AGENT_REMOVED':
+      return `AGENT_REMOVED of agent ${change.id}`;
+    case 'TASK_SAVED':
+      return `TASK_SAVED of task ${change.task.taskId} of framework ${change.task.frameworkId}`;
+    case 'TASK_REMOVED':
+      return `TASK_REMOVED of task ${change.taskId} of framework ${change.frameworkId}`;
+    case 'WEIGHT_SET':
+      return `WEIGHT_SET of role ${change.role}`;
+    case 'QUOTA_SET':
+      return `QUOTA_SET of role ${change.role}`;
+    default:
+      return `a change of unknown type ${JSON.stringify((change as { type?: unknown }).type)}`;
   }
 }

@@ -1,0 +1,19 @@
+/**
+ * JSON columns: values are kept as JSON text (portable: SQLite and PostgreSQL both take `text`),
+ * written by `toJson` and read back by `fromJson`.
+ */
+
+/**
+ * JSON text of a value. Throws on what JSON cannot hold (a BigInt, a cycle) and on `undefined`,
+ * rather than storing something that would not read back as the value that was saved.
+ */
+export function toJson(value: unknown): string {
+  const text = JSON.stringify(value) as string | undefined;
+  if (text === undefined) throw new TypeError(`cannot store ${typeof value} as JSON`);
+  return text;
+}
+
+/** Parses a JSON column. Not validated: a store reads back only what `toJson` wrote. */
+export function fromJson<T>(text: string): T {
+  return JSON.parse(text) as T;
+}
