@@ -1,3 +1,4 @@
+import type { FastifyInstance } from 'fastify';
 import { SystemClock } from '../core/clock.ts';
 import { buildMasterApp } from '../master/http/master-app.ts';
 import { Master, type MasterOptions } from '../master/master.ts';
@@ -20,6 +21,11 @@ export interface MasterServerOptions {
   agentReregisterTimeoutMs?: number;
   allocationIntervalMs?: number;
   log?: (line: string) => void;
+  /**
+   * Adds routes to the master's HTTP server before it listens (the built-in frameworks' APIs of
+   * `slipway up`, on the same port); `url` is where the server will listen once it does.
+   */
+  extend?: (app: FastifyInstance, master: Master) => Promise<void>;
 }
 
 export interface MasterServer {
@@ -80,7 +86,16 @@ export async function startMasterServer(o: MasterServerOptions): Promise<MasterS
   }, 20);
 
   const app = await buildMasterApp(master, { version: VERSION });
-  await app.listen({ host: o.host, port: o.port });
+  try {
+    await o.extend?.(app, master);
+    await app.listen({ host: o.host, port: o.port });
+  } catch (e) {
+    clearInterval(flusher);
+    master.stop();
+    await app.close();
+    await store.close();
+    throw e;
+  }
   const address = app.server.address();
   const port = typeof address === 'object' && address !== null ? address.port : o.port;
   const url = `http://${o.host.includes(':') ? `[${o.host}]` : o.host}:${port}`;

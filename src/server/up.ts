@@ -1,11 +1,14 @@
 import { join, resolve } from 'node:path';
 import { startAgentServer, type AgentServer } from './agent-server.ts';
+import { mountMarathonApi, startAppsService, type AppsService } from './apps-server.ts';
+import { InProcessScheduler } from './in-process-scheduler.ts';
 import { startMasterServer, type MasterServer } from './master-server.ts';
 
 /**
  * `slipway up`: the embedded single-machine default. One process runs a master (state in SQLite
- * in the data dir) and one agent (work dir inside the data dir) that connects to it over HTTP on
- * 127.0.0.1, exactly as a remote agent would.
+ * in the data dir), the services framework (Marathon's API on the master's port, its own
+ * database in the data dir, on the in-process scheduler API) and one agent (work dir inside the
+ * data dir) that connects to the master over HTTP on 127.0.0.1, exactly as a remote agent would.
  */
 export interface UpOptions {
   host: string;
@@ -18,13 +21,33 @@ export interface UpOptions {
 
 export interface Up {
   master: MasterServer;
+  apps: AppsService;
   agent: AgentServer;
   close(): Promise<void>;
 }
 
 export async function up(o: UpOptions): Promise<Up> {
   const dataDir = resolve(o.dataDir);
-  const master = await startMasterServer({ host: o.host, port: o.port, dataDir: join(dataDir, 'master'), ...(o.log !== undefined ? { log: o.log } : {}) });
+  let apps: AppsService | undefined;
+  let url = '';
+  const master = await startMasterServer({
+    host: o.host,
+    port: o.port,
+    dataDir: join(dataDir, 'master'),
+    ...(o.log !== undefined ? { log: o.log } : {}),
+    extend: async (app, core) => {
+      const service = await startAppsService({
+        transport: new InProcessScheduler(core),
+        dataDir: join(dataDir, 'apps'),
+        masterUrl: 'in-process',
+        ...(o.log !== undefined ? { log: o.log } : {}),
+      });
+      apps = service;
+      mountMarathonApi(app, service, { leader: () => url.replace(/^http:\/\//, ''), masterUrl: 'in-process', rootMetrics: false });
+    },
+  });
+  url = master.url;
+  const appsService = apps!;
   let agent: AgentServer;
   try {
     agent = await startAgentServer({
@@ -36,13 +59,16 @@ export async function up(o: UpOptions): Promise<Up> {
       ...(o.log !== undefined ? { log: o.log } : {}),
     });
   } catch (e) {
+    await appsService.close();
     await master.close();
     throw e;
   }
   return {
     master,
+    apps: appsService,
     agent,
     async close() {
+      await appsService.close();
       await agent.close();
       await master.close();
     },

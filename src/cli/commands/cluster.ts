@@ -2,6 +2,7 @@ import { mkdirSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { InvalidArgumentError, type Command } from 'commander';
 import { startAgentServer } from '../../server/agent-server.ts';
+import { startAppsServer } from '../../server/apps-server.ts';
 import { startMasterServer } from '../../server/master-server.ts';
 import { up } from '../../server/up.ts';
 import { positiveInt } from '../options.ts';
@@ -55,11 +56,26 @@ export function registerCluster(program: Command): void {
           `  agent           ${running.agent.url} (containerizers: ${running.agent.containerizers.join(', ')})`,
           `  scheduler API   POST ${running.master.url}/api/v1/scheduler`,
           `  operator API    POST ${running.master.url}/api/v1   state: ${running.master.url}/master/state`,
+          `  services API    ${running.master.url}/v2/apps (Marathon's REST API)   events: ${running.master.url}/v2/events`,
           'Press Ctrl-C to stop (running tasks keep running and are recovered by the next `slipway up`).',
           '',
         ].join('\n'),
       );
-      stopOnSignal(() => running.close(), 'master and agent');
+      stopOnSignal(() => running.close(), 'master, services and agent');
+    });
+
+  program
+    .command('apps')
+    .description('run the services framework (Marathon\'s REST API) in its own process, against a master')
+    .requiredOption('--master <url>', 'the master, e.g. http://127.0.0.1:5050')
+    .option('--port <port>', 'port of the Marathon API', positiveInt('--port'), 8080)
+    .option('--host <ip>', 'address to bind', '127.0.0.1')
+    .option('--data-dir <dir>', 'where the framework keeps its state', './.slipway/apps')
+    .option('--role <role>', 'the role to subscribe with', '*')
+    .action(async (o: { master: string; port: number; host: string; dataDir: string; role: string }) => {
+      const server = await startAppsServer({ masterUrl: o.master, host: o.host, port: o.port, dataDir: o.dataDir, role: o.role, log });
+      process.stdout.write(`services (Marathon API) at ${server.url}/v2/apps, framework ${server.service.framework.id ?? '?'}; master ${o.master}\n`);
+      stopOnSignal(() => server.close(), 'services framework');
     });
 
   program

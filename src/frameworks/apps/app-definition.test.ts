@@ -73,11 +73,7 @@ const RICH_APP = {
   labels: { team: 'shop', 'HAPROXY_0_VHOST': 'web.example.com' },
   constraints: [['hostname', 'UNIQUE'], ['rack', 'GROUP_BY', '3'], ['zone', 'LIKE', 'eu-.*'], ['hostname', 'MAX_PER', '2'], ['os', 'IS', 'linux'], ['dc', 'CLUSTER', 'fra']],
   acceptedResourceRoles: ['*', 'web'],
-  healthChecks: [
-    { protocol: 'TCP', portIndex: 1 },
-    { protocol: 'MESOS_HTTP', path: '/health' },
-    { command: { value: 'test -f /tmp/ok' } },
-  ],
+  healthChecks: [{ protocol: 'TCP', portIndex: 1 }],
   readinessChecks: [{ portName: 'http', path: '/ready' }],
   dependencies: ['../db', '/shared/cache'],
   uris: ['https://example.com/assets.tar.gz', 'file:///etc/hosts'],
@@ -236,16 +232,21 @@ describe('parseAppDefinition', () => {
       { fieldName: 'os', operator: 'IS', value: 'linux' },
       { fieldName: 'dc', operator: 'CLUSTER', value: 'fra' },
     ]);
-    assert.deepEqual(app.healthChecks.map((h) => [h.protocol, h.portIndex, h.path, h.command]), [
-      ['TCP', 1, undefined, undefined],
-      ['MESOS_HTTP', 0, '/health', undefined],
-      ['COMMAND', undefined, undefined, { value: 'test -f /tmp/ok' }],
-    ]);
+    assert.deepEqual(app.healthChecks.map((h) => [h.protocol, h.portIndex, h.path, h.command]), [['TCP', 1, undefined, undefined]]);
     assert.deepEqual(app.networks, [{ mode: 'host' }], 'docker.network HOST becomes a host network');
     assert.ok(app.container?.type === 'DOCKER');
     assert.deepEqual(app.container.volumes[1], { containerPath: '/etc/shop', hostPath: '/etc/shop', mode: 'RW' });
     assert.deepEqual(app.unreachableStrategy, { inactiveAfterSeconds: 30, expungeAfterSeconds: 600 });
     assertRoundTrip(app);
+  });
+
+  it('normalizes each kind of health check, and refuses a second one naming it', () => {
+    const check = (h: Json) => parseAppDefinition({ id: '/a', cmd: 'x', healthChecks: [h] }).healthChecks[0];
+    assert.deepEqual([check({ protocol: 'MESOS_HTTP', path: '/health' })].map((h) => [h?.protocol, h?.portIndex, h?.path, h?.command]), [['MESOS_HTTP', 0, '/health', undefined]]);
+    assert.deepEqual([check({ command: { value: 'test -f /tmp/ok' } })].map((h) => [h?.protocol, h?.portIndex, h?.path, h?.command]), [['COMMAND', undefined, undefined, { value: 'test -f /tmp/ok' }]]);
+    const details = refusal({ id: '/a', cmd: 'x', healthChecks: [{ protocol: 'TCP' }, { protocol: 'HTTP' }] });
+    assert.deepEqual(details.map((d) => d.path), ['/healthChecks(1)']);
+    assert.match(details[0]?.errors[0] ?? '', /one health check per app/);
   });
 
   it('keeps an unreachable strategy of "disabled"', () => {
@@ -388,6 +389,7 @@ describe('parseAppDefinition', () => {
       [{ executor: '/opt/my-executor' }, '/executor'],
       [{ executorResources: { cpus: 0.1 } }, '/executorResources'],
       [{ check: { http: { portIndex: 0 } } }, '/check'],
+      [{ healthChecks: [{ protocol: 'TCP' }, { protocol: 'TCP' }] }, '/healthChecks(1)'],
       [{ role: 'web' }, '/role'],
       [{ resourceLimits: { cpus: 'unlimited' } }, '/resourceLimits'],
       [{ fetch: [{ uri: 'hdfs://nn/app.tgz' }] }, '/fetch(0)/uri'],

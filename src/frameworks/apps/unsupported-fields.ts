@@ -42,6 +42,13 @@ export const UNSUPPORTED_FIELDS: readonly UnsupportedField[] = [
     find: (app) => (app['residency'] !== undefined ? [['residency']] : []),
   },
   {
+    field: '/healthChecks(i) for i >= 1',
+    // A Mesos TaskInfo carries one health check, which the agent runs; Marathon ran further
+    // HTTP/TCP checks itself. Slipway would have to drop them: refused instead.
+    reason: 'Slipway runs one health check per app (the agent runs it); combine the checks into one, e.g. a COMMAND check',
+    find: (app) => items(app['healthChecks']).slice(1).map((_, i) => ['healthChecks', i + 1]),
+  },
+  {
     field: '/ipAddress',
     // IP-per-task needs container networking (CNI); Slipway's agents run tasks on the host network.
     reason: 'IP-per-task needs container networking; Slipway agents use host networking: listen on $PORT0...',

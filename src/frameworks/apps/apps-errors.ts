@@ -1,0 +1,67 @@
+import { SlipwayError } from '../../core/errors.ts';
+
+// Failures of the services framework's operations, each with its own code (mapped to HTTP in
+// src/core/http-status.ts). Messages are Marathon's where Marathon has one, because deploy
+// scripts match on them.
+
+export class AppNotFound extends SlipwayError {
+  readonly code = 'APP_NOT_FOUND';
+  constructor(readonly appId: string) {
+    super(`App '${appId}' does not exist`);
+  }
+}
+
+export class AppAlreadyExists extends SlipwayError {
+  readonly code = 'APP_ALREADY_EXISTS';
+  constructor(readonly appId: string) {
+    super(`An app with id [${appId}] already exists.`);
+  }
+}
+
+export class GroupNotFound extends SlipwayError {
+  readonly code = 'GROUP_NOT_FOUND';
+  constructor(readonly groupId: string) {
+    super(`Group '${groupId}' does not exist`);
+  }
+}
+
+export class TaskNotFoundInApp extends SlipwayError {
+  readonly code = 'APP_TASK_NOT_FOUND';
+  constructor(readonly taskId: string) {
+    super(`Task '${taskId}' does not exist`);
+  }
+}
+
+export class DeploymentNotFound extends SlipwayError {
+  readonly code = 'DEPLOYMENT_NOT_FOUND';
+  constructor(readonly deploymentId: string) {
+    super(`DeploymentPlan ${deploymentId} does not exist`);
+  }
+}
+
+export class AppVersionNotFound extends SlipwayError {
+  readonly code = 'APP_VERSION_NOT_FOUND';
+  constructor(appId: string, version: string) {
+    super(`App '${appId}' does not exist in version ${version}`);
+  }
+}
+
+/** A change touches apps that a running deployment holds (Marathon's AppLockedException, 409). */
+export class AppLocked extends SlipwayError {
+  readonly code = 'APP_LOCKED';
+  constructor(readonly deploymentIds: string[]) {
+    super(
+      `App is locked by one or more deployments. Override with the option '?force=true'. View details at '/v2/deployments/<DEPLOYMENT_ID>'.`,
+    );
+  }
+}
+
+/** The change does not make sense as a whole (e.g. a group PUT whose app ids are outside it). */
+export class InvalidAppsRequest extends SlipwayError {
+  readonly code = 'INVALID_APPS_REQUEST';
+}
+
+/** The framework's store refused a write: nothing was changed. */
+export class AppsStoreUnavailable extends SlipwayError {
+  readonly code = 'APPS_STORE_UNAVAILABLE';
+}

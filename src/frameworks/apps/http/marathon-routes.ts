@@ -1,0 +1,435 @@
+import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { SlipwayError } from '../../../core/errors.ts';
+import { httpErrorReply } from '../../../core/http-status.ts';
+import { appToJSON, parseAppDefinition, type AppDefinition, type MarathonAppJson } from '../app-definition.ts';
+import { AppAlreadyExists, AppLocked, AppNotFound, AppVersionNotFound, GroupNotFound, InvalidAppsRequest } from '../apps-errors.ts';
+import type { AppsFramework } from '../apps-framework.ts';
+import { parseGroupDefinition, resolveGroupId } from '../group-definition.ts';
+import { MarathonValidationError } from '../marathon-error.ts';
+import { appJson, groupJson, parseEmbed, queueJson, taskJson, type Embed } from './marathon-views.ts';
+
+export interface MarathonRoutesOptions {
+  framework: AppsFramework;
+  /** `host:port` this API is served on (GET /v2/leader, /v2/info); known once the server listens. */
+  leader: () => string;
+  /** The master the framework is subscribed to, for /v2/info. */
+  masterUrl: string;
+  version: string;
+  /**
+   * Serve Marathon's metrics on `/metrics` too (always on `/v2/metrics`). False when the routes
+   * share the master's server, whose `/metrics` are the master's.
+   */
+  rootMetrics: boolean;
+  /** Registers GET /v2/events in the same scope (the event stream lives beside the routes). */
+  registerEvents?: (scope: FastifyInstance) => void;
+}
+
+type Query = Record<string, string | string[] | undefined>;
+
+/**
+ * Marathon's REST API v2 (raml/*.raml) over the services framework, in its own Fastify scope so
+ * that errors answer in Marathon's JSON shape (`{"message"}`, plus `details` for 422 and
+ * `deployments` for 409) while the master's routes on the same server keep plain text.
+ */
+export function marathonRoutes(app: FastifyInstance, options: MarathonRoutesOptions): void {
+  void app.register(async (scope) => {
+    scope.setErrorHandler((error: FastifyError, request, reply) => {
+      if (error instanceof MarathonValidationError) return reply.code(422).send(error.body);
+      if (error instanceof AppLocked) return reply.code(409).send({ message: error.message, deployments: error.deploymentIds.map((id) => ({ id })) });
+      const { status, message, internal } = httpErrorReply(error);
+      if (internal) request.log.error(error);
+      return reply.code(status).send({ message: error instanceof SlipwayError || status < 500 ? message : 'internal error' });
+    });
+    options.registerEvents?.(scope);
+    registerRoutes(scope, options);
+  });
+}
+
+function registerRoutes(app: FastifyInstance, o: MarathonRoutesOptions): void {
+  const fw = o.framework;
+
+  app.get('/ping', (_req, reply) => reply.type('text/plain').send('pong'));
+  app.get('/v2/leader', () => ({ leader: o.leader() }));
+  app.get('/v2/info', () => {
+    const leader = o.leader();
+    return {
+    name: 'marathon',
+    version: '1.11.0',
+    buildref: `slipway-${o.version}`,
+    elected: true,
+    leader,
+    frameworkId: fw.id ?? null,
+    marathon_config: {
+      master: o.masterUrl,
+      framework_name: 'slipway-apps',
+      failover_timeout: 604800,
+      checkpoint: true,
+      decline_offer_duration: 120000,
+      executor: '//cmd',
+      hostname: leader.split(':')[0],
+      mesos_role: '*',
+      webui_url: `http://${leader}`,
+    },
+    http_config: { http_port: Number(leader.split(':').pop()) },
+  };
+  });
+  const metrics = () => {
+    const instances = fw.allInstances();
+    return {
+      version: '4.0.0',
+      gauges: {
+        'marathon.apps.active.gauge': { value: fw.listApps().length },
+        'marathon.deployments.active.gauge': { value: fw.deployments().length },
+        'marathon.instances.running.gauge': { value: instances.filter((i) => i.state === 'TASK_RUNNING').length },
+        'marathon.instances.staged.gauge': { value: instances.filter((i) => i.state === 'TASK_STAGING' || i.state === 'TASK_STARTING').length },
+        'marathon.instances.launch-overdue.gauge': { value: fw.queue().reduce((n, q) => n + q.count, 0) },
+      },
+      counters: {},
+      histograms: {},
+      meters: {},
+      timers: {},
+    };
+  };
+  app.get('/v2/metrics', metrics);
+  if (o.rootMetrics) app.get('/metrics', metrics);
+
+  // --- apps ---------------------------------------------------------------------------------
+
+  app.get('/v2/apps', (req) => {
+    const q = req.query as Query;
+    // Marathon always embeds counts and deployments in the list, whatever `embed` asks for.
+    const embed = parseEmbed(list(q, 'embed'), []).add('counts').add('deployments');
+    const idFilter = first(q, 'id')?.toLowerCase();
+    // Both filters are case-insensitive substrings, as in Marathon's AppsResource.search.
+    const cmdFilter = first(q, 'cmd')?.toLowerCase();
+    const selector = first(q, 'label');
+    const match = selector !== undefined ? labelSelector(selector) : undefined;
+    const apps = fw
+      .listApps()
+      .filter((a) => idFilter === undefined || a.def.id.toLowerCase().includes(idFilter))
+      .filter((a) => cmdFilter === undefined || (a.def.cmd !== undefined && a.def.cmd.toLowerCase().includes(cmdFilter)))
+      .filter((a) => match === undefined || match(a.def.labels));
+    return { apps: apps.map((a) => appJson(fw, a, embed)) };
+  });
+
+  app.post('/v2/apps', async (req, reply) => {
+    const def = parseAppDefinition(req.body);
+    if (fw.hasApp(def.id)) throw new AppAlreadyExists(def.id);
+    checkNotAGroup(fw, def.id);
+    const target = fw.declared();
+    target.set(def.id, def);
+    const { deploymentId } = await fw.deploy(target, { force: bool(req.query as Query, 'force') });
+    const created = fw.getApp(def.id);
+    return reply
+      .code(201)
+      .header('Location', `/v2/apps${def.id}`)
+      .header('Marathon-Deployment-Id', deploymentId)
+      .send({ ...appJson(fw, created, new Set<Embed>(['counts'])), deployments: [{ id: deploymentId }], tasks: [] });
+  });
+
+  const bulk = async (req: FastifyRequest, reply: FastifyReply, partialDefault: boolean) => {
+    const q = req.query as Query;
+    if (!Array.isArray(req.body)) throw new MarathonValidationError([{ path: '/', errors: ['error.expected.jsarray'] }]);
+    const partial = bool(q, 'partialUpdate', partialDefault);
+    const target = fw.declared();
+    const details: { path: string; errors: string[] }[] = [];
+    (req.body as unknown[]).forEach((item, i) => {
+      try {
+        const id = item !== null && typeof item === 'object' ? (item as { id?: unknown }).id : undefined;
+        if (typeof id !== 'string') throw new MarathonValidationError([{ path: '/id', errors: ['error.path.missing'] }]);
+        const existing = target.get(resolveGroupId(id, '/'));
+        const def = updatedDefinition(existing, item, partial);
+        target.set(def.id, def);
+      } catch (e) {
+        if (!(e instanceof MarathonValidationError)) throw e;
+        for (const d of e.details) details.push({ path: `(${i})${d.path === '/' ? '' : d.path}`, errors: d.errors });
+      }
+    });
+    if (details.length > 0) throw new MarathonValidationError(details);
+    const { deploymentId, version } = await fw.deploy(target, { force: bool(q, 'force') });
+    return reply.code(200).header('Marathon-Deployment-Id', deploymentId).send({ deploymentId, version });
+  };
+  app.put('/v2/apps', (req, reply) => bulk(req, reply, true));
+  app.patch('/v2/apps', (req, reply) => bulk(req, reply, true));
+
+  app.get('/v2/apps/*', (req) => {
+    const path = wildcard(req);
+    const q = req.query as Query;
+    let m: RegExpMatchArray | null;
+    if ((m = path.match(/^(.*)\/tasks$/)) !== null && !fw.hasApp(path)) {
+      const appId = appIdOf(m[1]!);
+      fw.getApp(appId);
+      return { tasks: fw.instancesOf(appId).map(taskJson) };
+    }
+    if ((m = path.match(/^(.*)\/versions\/([^/]+)$/)) !== null && !fw.hasApp(path)) {
+      const appId = appIdOf(m[1]!);
+      const version = decodeURIComponent(m[2]!);
+      const found = fw.appVersions(appId).find((v) => v.version === version);
+      if (found === undefined) throw new AppVersionNotFound(appId, version);
+      return found;
+    }
+    if ((m = path.match(/^(.*)\/versions$/)) !== null && !fw.hasApp(path)) {
+      const appId = appIdOf(m[1]!);
+      return { versions: fw.appVersions(appId).map((v) => v.version).reverse() };
+    }
+    const appId = appIdOf(path);
+    // Marathon (AppsResource.show) always embeds counts, tasks, lastTaskFailure and deployments
+    // in one app, "for compatibility", besides what `embed` asks for.
+    const embed = parseEmbed(list(q, 'embed'), ['readiness']);
+    for (const always of ['tasks', 'counts', 'deployments', 'lastTaskFailure'] as const) embed.add(always);
+    return { app: appJson(fw, fw.getApp(appId), embed) };
+  });
+
+  const updateOne = async (req: FastifyRequest, reply: FastifyReply, partialDefault: boolean) => {
+    const appId = appIdOf(wildcard(req));
+    const q = req.query as Query;
+    const body = req.body;
+    if (body !== null && typeof body === 'object' && !Array.isArray(body)) {
+      const bodyId = (body as { id?: unknown }).id;
+      if (typeof bodyId === 'string' && resolveGroupId(bodyId, '/') !== appId) {
+        throw new MarathonValidationError([{ path: '/id', errors: [`The app id in the body (${bodyId}) is not the id in the URL (${appId})`] }]);
+      }
+    }
+    const target = fw.declared();
+    const existing = target.get(appId);
+    if (existing === undefined) checkNotAGroup(fw, appId);
+    const withId = body !== null && typeof body === 'object' && !Array.isArray(body) ? { ...(body as object), id: appId } : body;
+    const def = updatedDefinition(existing, withId, bool(q, 'partialUpdate', partialDefault));
+    target.set(appId, def);
+    const { deploymentId, version } = await fw.deploy(target, { force: bool(q, 'force') });
+    // A PUT that creates the app answers as POST does: 201 with its Location.
+    if (existing === undefined) reply.code(201).header('Location', `/v2/apps${appId}`);
+    return reply.header('Marathon-Deployment-Id', deploymentId).send({ deploymentId, version });
+  };
+  app.put('/v2/apps/*', (req, reply) => updateOne(req, reply, true));
+  app.patch('/v2/apps/*', (req, reply) => updateOne(req, reply, true));
+
+  app.post('/v2/apps/*', async (req, reply) => {
+    const path = wildcard(req);
+    const m = path.match(/^(.*)\/restart$/);
+    if (m === null) return reply.code(405).send({ message: `POST is not allowed on /v2/apps${path}` });
+    const appId = appIdOf(m[1]!);
+    fw.getApp(appId);
+    const { deploymentId, version } = await fw.deploy(fw.declared(), { force: bool(req.query as Query, 'force'), restart: [appId] });
+    return reply.header('Marathon-Deployment-Id', deploymentId).send({ deploymentId, version });
+  });
+
+  app.delete('/v2/apps/*', async (req, reply) => {
+    const path = wildcard(req);
+    const q = req.query as Query;
+    const killOpts = { scale: bool(q, 'scale'), wipe: bool(q, 'wipe'), force: bool(q, 'force') };
+    let m: RegExpMatchArray | null;
+    if ((m = path.match(/^(.*)\/tasks\/([^/]+)$/)) !== null && !fw.hasApp(path)) {
+      const appId = appIdOf(m[1]!);
+      fw.getApp(appId);
+      const taskId = decodeURIComponent(m[2]!);
+      if (!fw.instancesOf(appId).some((i) => i.taskId === taskId)) return reply.code(404).send({ message: `Task '${taskId}' does not exist` });
+      const r = await fw.killTasks([taskId], killOpts);
+      if (r.deployment !== undefined) return r.deployment;
+      return { task: taskJson(r.instances[0]!) };
+    }
+    if ((m = path.match(/^(.*)\/tasks$/)) !== null && !fw.hasApp(path)) {
+      const appId = appIdOf(m[1]!);
+      fw.getApp(appId);
+      const host = first(q, 'host');
+      const ids = fw
+        .instancesOf(appId)
+        .filter((i) => host === undefined || i.host === host)
+        .map((i) => i.taskId);
+      const r = await fw.killTasks(ids, killOpts);
+      if (r.deployment !== undefined) return r.deployment;
+      return { tasks: r.instances.map(taskJson) };
+    }
+    const appId = appIdOf(path);
+    fw.getApp(appId);
+    const target = fw.declared();
+    target.delete(appId);
+    const { deploymentId, version } = await fw.deploy(target, { force: bool(q, 'force') });
+    return reply.header('Marathon-Deployment-Id', deploymentId).send({ deploymentId, version });
+  });
+
+  // --- groups -------------------------------------------------------------------------------
+
+  const showGroup = (req: FastifyRequest) => {
+    const groupId = resolveGroupId(wildcardOr(req, ''), '/');
+    const embed = parseEmbed(list(req.query as Query, 'embed'), ['counts', 'deployments']);
+    const g = groupJson(fw, groupId, embed);
+    if (g === undefined) throw new GroupNotFound(groupId);
+    return g;
+  };
+  app.get('/v2/groups', showGroup);
+  app.get('/v2/groups/*', showGroup);
+
+  const putGroup = async (req: FastifyRequest, reply: FastifyReply, create: boolean) => {
+    const q = req.query as Query;
+    const urlId = resolveGroupId(wildcardOr(req, ''), '/');
+    const body = req.body;
+    if (body === null || typeof body !== 'object' || Array.isArray(body)) throw new MarathonValidationError([{ path: '/', errors: ['error.expected.jsobject'] }]);
+    const target = fw.declared();
+    const prefixOf = (g: string) => (g === '/' ? '/' : `${g}/`);
+    // A group update with only a version is Marathon's rollback of the group to that version.
+    // A version beside apps or groups is what GET answered and is ignored, as in app definitions.
+    const b = body as { version?: unknown; apps?: unknown; groups?: unknown };
+    if (b.version !== undefined && b.apps === undefined && b.groups === undefined) {
+      throw new MarathonValidationError([{ path: '/version', errors: ['not supported by Slipway: rolling a group back to a version (roll each app back with PUT /v2/apps/{id} and a stored version)'] }]);
+    }
+    const scaleBy = (body as { scaleBy?: unknown }).scaleBy;
+    if (scaleBy !== undefined) {
+      if (typeof scaleBy !== 'number' || !(scaleBy >= 0)) throw new MarathonValidationError([{ path: '/scaleBy', errors: ['error.expected.jsnumber >= 0'] }]);
+      const groupApps = [...target.values()].filter((a) => a.id.startsWith(prefixOf(urlId)));
+      if (groupApps.length === 0 && urlId !== '/') throw new GroupNotFound(urlId);
+      for (const a of groupApps) target.set(a.id, { ...a, instances: Math.ceil(a.instances * scaleBy) });
+      const { deploymentId, version } = await fw.deploy(target, { force: bool(q, 'force') });
+      return reply.send({ deploymentId, version });
+    }
+    const group = parseGroupDefinition(body, urlId === '/' && !create ? '/' : create ? urlId : resolveGroupId('..', urlId));
+    if (!create && group.id !== urlId && (body as { id?: unknown }).id !== undefined) {
+      throw new InvalidAppsRequest(`the group id in the body (${group.id}) is not the group in the URL (${urlId})`);
+    }
+    const groupId = create ? group.id : urlId;
+    const existing = [...target.keys()].filter((id) => id.startsWith(prefixOf(groupId)));
+    if (create && (existing.length > 0 || groupId === '/')) return reply.code(409).send({ message: `Group ${groupId} is already created. Use PUT to change this group.` });
+    for (const id of existing) target.delete(id);
+    for (const a of group.apps) {
+      if (!a.id.startsWith(prefixOf(groupId))) throw new InvalidAppsRequest(`app ${a.id} is not inside group ${groupId}`);
+      target.set(a.id, a);
+    }
+    const { deploymentId, version } = await fw.deploy(target, { force: bool(q, 'force') });
+    if (create) reply.header('Location', `/v2/groups${groupId}`);
+    return reply.code(create ? 201 : 200).header('Marathon-Deployment-Id', deploymentId).send({ deploymentId, version });
+  };
+  app.post('/v2/groups', (req, reply) => putGroup(req, reply, true));
+  app.post('/v2/groups/*', (req, reply) => putGroup(req, reply, true));
+  app.put('/v2/groups', (req, reply) => putGroup(req, reply, false));
+  app.put('/v2/groups/*', (req, reply) => putGroup(req, reply, false));
+
+  const deleteGroup = async (req: FastifyRequest) => {
+    const groupId = resolveGroupId(wildcardOr(req, ''), '/');
+    const target = fw.declared();
+    const prefix = groupId === '/' ? '/' : `${groupId}/`;
+    const inside = [...target.keys()].filter((id) => id.startsWith(prefix));
+    if (inside.length === 0 && groupId !== '/') throw new GroupNotFound(groupId);
+    for (const id of inside) target.delete(id);
+    return fw.deploy(target, { force: bool(req.query as Query, 'force') }).then(({ deploymentId, version }) => ({ deploymentId, version }));
+  };
+  app.delete('/v2/groups', deleteGroup);
+  app.delete('/v2/groups/*', deleteGroup);
+
+  // --- deployments, tasks, queue --------------------------------------------------------------
+
+  app.get('/v2/deployments', () =>
+    fw.deployments().map((run) => run.toJSON(new Map(run.currentActions().map((a) => [a.app, fw.readinessResults(a.app)] as const)))),
+  );
+  app.delete('/v2/deployments/:id', async (req, reply) => {
+    const { id } = req.params as { id: string };
+    const result = await fw.cancelDeployment(id, bool(req.query as Query, 'force'));
+    if (result === undefined) return reply.code(202).send();
+    return reply.code(200).send(result);
+  });
+
+  app.get('/v2/tasks', (req) => {
+    const status = list(req.query as Query, 'status');
+    const wanted = new Set(status.map((s) => `TASK_${s.toUpperCase()}`));
+    return { tasks: fw.allInstances().filter((i) => wanted.size === 0 || wanted.has(i.state)).map(taskJson) };
+  });
+  app.post('/v2/tasks/delete', async (req) => {
+    const q = req.query as Query;
+    const body = req.body as { ids?: unknown } | null;
+    if (body === null || typeof body !== 'object' || !Array.isArray(body.ids) || !body.ids.every((x) => typeof x === 'string')) {
+      throw new MarathonValidationError([{ path: '/ids', errors: ['error.expected.jsarray of task ids'] }]);
+    }
+    const known = (body.ids as string[]).filter((id) => fw.allInstances().some((i) => i.taskId === id));
+    const r = await fw.killTasks(known, { scale: bool(q, 'scale'), wipe: bool(q, 'wipe'), force: bool(q, 'force') });
+    if (r.deployment !== undefined) return r.deployment;
+    return { tasks: r.instances.map(taskJson) };
+  });
+
+  app.get('/v2/queue', () => queueJson(fw, Date.now()));
+  app.delete('/v2/queue/*', (req, reply) => {
+    const m = wildcard(req).match(/^(.*)\/delay$/);
+    if (m === null) return reply.code(404).send({ message: `no route DELETE ${req.url}` });
+    fw.resetDelay(appIdOf(m[1]!));
+    return reply.code(204).send();
+  });
+}
+
+/**
+ * The new definition of an app after PUT/PATCH: with `partial`, the body's top-level fields over
+ * the existing definition (Marathon's default); otherwise the body alone. A deprecated field in
+ * the body replaces its canonical form in the existing one (ports vs portDefinitions, uris vs
+ * fetch, cmd vs args).
+ */
+function updatedDefinition(existing: AppDefinition | undefined, body: unknown, partial: boolean): AppDefinition {
+  if (existing === undefined || !partial || body === null || typeof body !== 'object' || Array.isArray(body)) return parseAppDefinition(body);
+  const base: Partial<MarathonAppJson> & Record<string, unknown> = { ...appToJSON(existing) };
+  const b = body as Record<string, unknown>;
+  const replaces: [string, string[]][] = [
+    ['ports', ['portDefinitions']],
+    ['portDefinitions', ['ports']],
+    ['uris', ['fetch']],
+    ['fetch', ['uris']],
+    ['cmd', ['args']],
+    ['args', ['cmd']],
+  ];
+  for (const [field, others] of replaces) if (b[field] !== undefined) for (const o of others) delete base[o];
+  return parseAppDefinition({ ...base, ...b });
+}
+
+function checkNotAGroup(fw: AppsFramework, appId: string): void {
+  const prefix = `${appId}/`;
+  if (fw.listApps().some((a) => a.def.id.startsWith(prefix))) {
+    throw new MarathonValidationError([{ path: '/id', errors: [`${appId} is a group: an app cannot have the id of a group`] }]);
+  }
+}
+
+function wildcard(req: FastifyRequest): string {
+  return (req.params as { '*': string })['*'];
+}
+
+function wildcardOr(req: FastifyRequest, fallback: string): string {
+  return (req.params as { '*'?: string })['*'] ?? fallback;
+}
+
+/** An app id from a URL path: absolute, canonical; refused when it cannot be one. */
+function appIdOf(path: string): string {
+  const id = resolveGroupId(decodeURIComponent(path), '/');
+  if (id === '/') throw new AppNotFound('/');
+  return id;
+}
+
+function list(q: Query, name: string): string[] {
+  const v = q[name];
+  return v === undefined ? [] : Array.isArray(v) ? v : [v];
+}
+
+function first(q: Query, name: string): string | undefined {
+  return list(q, name)[0];
+}
+
+function bool(q: Query, name: string, fallback = false): boolean {
+  const v = first(q, name);
+  if (v === undefined || v === '') return fallback;
+  return v === 'true' || v === '1';
+}
+
+/**
+ * Marathon's label selector: comma-separated terms, all of which must hold: `key` (present),
+ * `!key` (absent), `key==value`, `key!=value`, `key in (a,b)`, `key notin (a,b)`.
+ */
+export function labelSelector(selector: string): (labels: Readonly<Record<string, string>>) => boolean {
+  const terms = selector.match(/[^,(]+(\([^)]*\))?/g) ?? [];
+  const tests = terms.map((raw): ((l: Readonly<Record<string, string>>) => boolean) => {
+    const t = raw.trim();
+    let m: RegExpMatchArray | null;
+    if ((m = t.match(/^([^!=\s]+)\s*==\s*(.*)$/)) !== null) return (l) => l[m![1]!] === m![2]!.trim();
+    if ((m = t.match(/^([^!=\s]+)\s*!=\s*(.*)$/)) !== null) return (l) => l[m![1]!] !== m![2]!.trim();
+    if ((m = t.match(/^(\S+)\s+(in|notin)\s*\(([^)]*)\)$/)) !== null) {
+      const values = m[3]!.split(',').map((s) => s.trim());
+      const negate = m[2] === 'notin';
+      return (l) => values.includes(l[m![1]!] ?? '\u0000') !== negate;
+    }
+    if (t.startsWith('!')) return (l) => l[t.slice(1)] === undefined;
+    return (l) => l[t] !== undefined;
+  });
+  return (labels) => tests.every((test) => test(labels));
+}

@@ -1,0 +1,98 @@
+import type { Resources } from '../../core/resources.ts';
+import type { HealthCheck, TaskInfo } from '../../protocol/mesos.ts';
+import type { AppDefinition, AppHealthCheck } from './app-definition.ts';
+import { marathonEnvironment } from './marathon-environment.ts';
+
+/** Where and as what an instance starts: the placement's agent, resources and host ports. */
+export interface TaskLaunch {
+  taskId: string;
+  agentId: string;
+  host: string;
+  /** The app version the instance runs (MARATHON_APP_VERSION). */
+  version: string;
+  resources: Resources;
+  /** The role the offer's resources were allocated to. */
+  allocationRole: string;
+  ports: number[];
+}
+
+/**
+ * The Mesos TaskInfo of an instance, as Marathon's TaskBuilder makes it: `cmd` under the shell,
+ * or `args` as argv without one (for a Docker app, `args` are the image entrypoint's arguments);
+ * Marathon's environment; `fetch` as URIs for the agent's fetcher; the Docker container with host
+ * networking; the first health check translated to a Mesos one (run by the agent); labels; the
+ * kill grace period.
+ */
+export function buildTaskInfo(app: AppDefinition, launch: TaskLaunch): TaskInfo {
+  const env = marathonEnvironment(app, { version: launch.version, ports: launch.ports, host: launch.host, taskId: launch.taskId });
+  const docker = app.container?.type === 'DOCKER' ? app.container : undefined;
+  const command: NonNullable<TaskInfo['command']> = {
+    environment: { variables: Object.entries(env).map(([name, value]) => ({ name, value })) },
+    ...(app.fetch.length > 0
+      ? { uris: app.fetch.map((f) => ({ value: f.uri, executable: f.executable, extract: f.extract, cache: f.cache, ...(f.destPath !== undefined ? { output_file: f.destPath } : {}) })) }
+      : {}),
+    ...(app.user !== undefined ? { user: app.user } : {}),
+  };
+  if (app.cmd !== undefined) {
+    command.value = app.cmd;
+    command.shell = true;
+  } else if (app.args !== undefined) {
+    command.shell = false;
+    if (docker !== undefined) command.arguments = [...app.args];
+    else {
+      command.value = app.args[0] ?? '';
+      command.arguments = [...app.args];
+    }
+  } else if (docker !== undefined) {
+    // Neither cmd nor args: the image's own entrypoint and command.
+    command.shell = false;
+  }
+  const check = app.healthChecks[0];
+  const labels = Object.entries(app.labels).map(([key, value]) => ({ key, value }));
+  return {
+    name: app.id.split('/').filter(Boolean).reverse().join('.'),
+    task_id: { value: launch.taskId },
+    agent_id: { value: launch.agentId },
+    resources: launch.resources.toJSON(launch.allocationRole),
+    command,
+    ...(docker !== undefined
+      ? {
+          container: {
+            type: 'DOCKER' as const,
+            docker: {
+              image: docker.docker.image,
+              network: 'HOST' as const,
+              privileged: docker.docker.privileged,
+              force_pull_image: docker.docker.forcePullImage,
+              parameters: docker.docker.parameters.map((p) => ({ ...p })),
+            },
+            volumes: docker.volumes.map((v) => ({ container_path: v.containerPath, host_path: v.hostPath, mode: v.mode })),
+          },
+        }
+      : {}),
+    ...(check !== undefined ? { health_check: mesosHealthCheck(check, launch.ports) } : {}),
+    ...(labels.length > 0 ? { labels: { labels } } : {}),
+    ...(app.taskKillGracePeriodSeconds !== undefined ? { kill_policy: { grace_period: { nanoseconds: Math.round(app.taskKillGracePeriodSeconds * 1e9) } } } : {}),
+  };
+}
+
+/**
+ * A Marathon health check as a Mesos one. Marathon ran HTTP, HTTPS and TCP checks itself, from
+ * the start of the task (its `delaySeconds` applies to Mesos checks only); here the agent runs
+ * them all, so those get no delay, and COMMAND and MESOS_* keep Marathon's delaySeconds.
+ */
+export function mesosHealthCheck(h: AppHealthCheck, ports: readonly number[]): HealthCheck {
+  const common = {
+    delay_seconds: h.protocol.startsWith('MESOS_') || h.protocol === 'COMMAND' ? h.delaySeconds : 0,
+    interval_seconds: h.intervalSeconds,
+    timeout_seconds: h.timeoutSeconds,
+    consecutive_failures: h.maxConsecutiveFailures,
+    grace_period_seconds: h.gracePeriodSeconds,
+  };
+  if (h.protocol === 'COMMAND') return { type: 'COMMAND', ...common, command: { value: h.command?.value ?? 'true', shell: true } };
+  const port = h.port ?? ports[h.portIndex ?? 0];
+  if (port === undefined) throw new RangeError(`health check port index ${h.portIndex ?? 0} is not one of the task's ${ports.length} ports`);
+  if (h.protocol === 'TCP' || h.protocol === 'MESOS_TCP') return { type: 'TCP', ...common, tcp: { port } };
+  const scheme = h.protocol === 'HTTPS' || h.protocol === 'MESOS_HTTPS' ? 'https' : 'http';
+  return { type: 'HTTP', ...common, http: { port, path: h.path ?? '/', scheme } };
+}

@@ -1,0 +1,117 @@
+import Fastify, { type FastifyInstance } from 'fastify';
+import { AppsFramework } from '../frameworks/apps/apps-framework.ts';
+import { eventsRoute } from '../frameworks/apps/events/events-route.ts';
+import { MarathonEventBus } from '../frameworks/apps/events/marathon-event-bus.ts';
+import type { MarathonEvent } from '../frameworks/apps/events/marathon-events.ts';
+import { marathonRoutes } from '../frameworks/apps/http/marathon-routes.ts';
+import type { SchedulerTransport } from '../protocol/scheduler-transport.ts';
+import { HttpScheduler } from '../sdk/http-scheduler.ts';
+import { SqliteAppsStore } from '../store/sqlite-apps-store.ts';
+import { VERSION } from './version.ts';
+
+/**
+ * Wires the services framework: its store (`apps.db` in the data dir), its event bus, the
+ * framework on a scheduler transport, and Marathon's routes on a Fastify server. `slipway up`
+ * mounts it on the master's server with the in-process transport; `slipway apps` runs it on its
+ * own server over HTTP.
+ */
+export interface AppsService {
+  framework: AppsFramework;
+  bus: MarathonEventBus;
+  close(): Promise<void>;
+}
+
+export interface AppsServiceOptions {
+  transport: SchedulerTransport;
+  dataDir: string;
+  masterUrl: string;
+  role?: string;
+  log?: (line: string) => void;
+}
+
+/** Loads the framework's state and subscribes (resolves once subscribed). */
+export async function startAppsService(o: AppsServiceOptions): Promise<AppsService> {
+  const store = await SqliteAppsStore.open(o.dataDir);
+  const bus = new MarathonEventBus();
+  const framework = new AppsFramework({
+    transport: o.transport,
+    store,
+    // The framework builds Marathon's events by their documented fields; the bus checks nothing.
+    events: { publish: (e) => bus.publish(e as MarathonEvent) },
+    ...(o.role !== undefined ? { role: o.role } : {}),
+    ...(o.log !== undefined ? { log: o.log } : {}),
+  });
+  try {
+    await framework.start();
+  } catch (e) {
+    await store.close();
+    throw e;
+  }
+  return {
+    framework,
+    bus,
+    async close() {
+      await framework.stop();
+      await store.close();
+    },
+  };
+}
+
+/** Marathon's API (and /v2/events) for `service` on `app`. */
+export function mountMarathonApi(app: FastifyInstance, service: AppsService, where: { leader: () => string; masterUrl: string; rootMetrics: boolean }): void {
+  marathonRoutes(app, {
+    rootMetrics: where.rootMetrics,
+    framework: service.framework,
+    leader: where.leader,
+    masterUrl: where.masterUrl,
+    version: VERSION,
+    registerEvents: (scope) => eventsRoute(scope, { bus: service.bus }),
+  });
+}
+
+export interface AppsServerOptions {
+  masterUrl: string;
+  host: string;
+  port: number;
+  dataDir: string;
+  role?: string;
+  log?: (line: string) => void;
+}
+
+export interface AppsServer {
+  url: string;
+  service: AppsService;
+  close(): Promise<void>;
+}
+
+/** `slipway apps`: the services framework in its own process, on its own port. */
+export async function startAppsServer(o: AppsServerOptions): Promise<AppsServer> {
+  const service = await startAppsService({
+    transport: new HttpScheduler(o.masterUrl),
+    dataDir: o.dataDir,
+    masterUrl: o.masterUrl,
+    ...(o.role !== undefined ? { role: o.role } : {}),
+    ...(o.log !== undefined ? { log: o.log } : {}),
+  });
+  const app = Fastify({ logger: false, bodyLimit: 16 * 1024 * 1024 });
+  let leader = `${o.host}:${o.port}`;
+  mountMarathonApi(app, service, { leader: () => leader, masterUrl: o.masterUrl, rootMetrics: true });
+  app.setNotFoundHandler((request, reply) => reply.code(404).send({ message: `no route ${request.method} ${request.url}` }));
+  try {
+    await app.listen({ host: o.host, port: o.port });
+  } catch (e) {
+    await service.close();
+    throw e;
+  }
+  const address = app.server.address();
+  const port = typeof address === 'object' && address !== null ? address.port : o.port;
+  leader = `${o.host}:${port}`;
+  return {
+    url: `http://${o.host.includes(':') ? `[${o.host}]` : o.host}:${port}`,
+    service,
+    async close() {
+      await app.close();
+      await service.close();
+    },
+  };
+}
