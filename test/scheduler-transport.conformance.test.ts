@@ -64,6 +64,25 @@ for (const [name, make] of TRANSPORTS) {
       await sub.call({ type: 'TEARDOWN', framework_id: { value: sub.frameworkId } });
     });
 
+    it('delivers the offers that follow SUBSCRIBED only once subscribe has resolved, so they can be declined', async () => {
+      let resolved = false;
+      let offersBeforeResolved = 0;
+      const events: Event[] = [];
+      const sub = await transport.subscribe(subscribeCall('early'), {
+        onEvent: (e) => {
+          events.push(e);
+          if (e.type === 'OFFERS' && !resolved) offersBeforeResolved++;
+        },
+        onClose: () => undefined,
+      });
+      resolved = true;
+      const offers = await waitUntil(() => events.find((e) => e.type === 'OFFERS'), 'an offer');
+      assert.equal(offersBeforeResolved, 0);
+      assert.ok(offers.type === 'OFFERS');
+      await sub.call({ type: 'DECLINE', framework_id: { value: sub.frameworkId }, decline: { offer_ids: offers.offers.offers.map((o) => o.id) } });
+      await sub.call({ type: 'TEARDOWN', framework_id: { value: sub.frameworkId } });
+    });
+
     it('never delivers an event from inside a call', async () => {
       let inCall = false;
       let reentered = false;

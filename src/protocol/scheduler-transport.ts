@@ -8,7 +8,9 @@ import type { Event, FrameworkCall, SubscribeCall } from './scheduler.ts';
  *
  * Contract:
  * - `subscribe` resolves once SUBSCRIBED has arrived (it is also the first event passed to
- *   `onEvent`). Events arrive in order, one at a time, never re-entrantly from inside a `call`.
+ *   `onEvent`). Every later event is passed to `onEvent` only after `subscribe` has resolved, so
+ *   a handler can already answer it with `call` (decline the offers that came with SUBSCRIBED).
+ *   Events arrive in order, one at a time, never re-entrantly from inside a `call`.
  * - `onClose` is called once when the stream ends (the master sent ERROR, the framework failed
  *   over elsewhere, the connection dropped, or `close()` was called), with the reason.
  * - `call` resolves when the master accepted the call (HTTP 202) and rejects with

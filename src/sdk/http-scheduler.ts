@@ -48,7 +48,12 @@ export class HttpScheduler implements SchedulerTransport {
             last = e;
             if (e.type === 'SUBSCRIBED') frameworkId = e.subscribed.framework_id.value;
             handlers.onEvent(e);
-            if (e.type === 'SUBSCRIBED') subscribed();
+            if (e.type === 'SUBSCRIBED') {
+              subscribed();
+              // The contract: later events wait until subscribe() has resolved, so a handler can
+              // already answer them (an OFFERS in the same chunk as SUBSCRIBED must be declinable).
+              await new Promise((resolve) => setImmediate(resolve));
+            }
           }
         }
         finish(last?.type === 'ERROR' ? last.error.message : 'the master ended the stream');

@@ -28,7 +28,12 @@ export class InProcessScheduler implements SchedulerTransport {
       while (queue.length > 0) {
         const e = queue.shift()!;
         handlers.onEvent(e);
-        if (e.type === 'SUBSCRIBED') subscribed?.();
+        if (e.type === 'SUBSCRIBED') {
+          subscribed?.();
+          // Later events wait for a later turn, after subscribe() has resolved (the contract).
+          if (queue.length > 0 || closeReason !== undefined) schedule();
+          return;
+        }
       }
       if (closeReason !== undefined) {
         const reason = closeReason;
