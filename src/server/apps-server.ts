@@ -93,7 +93,7 @@ export async function startAppsServer(o: AppsServerOptions): Promise<AppsServer>
     ...(o.role !== undefined ? { role: o.role } : {}),
     ...(o.log !== undefined ? { log: o.log } : {}),
   });
-  const app = Fastify({ logger: false, bodyLimit: 16 * 1024 * 1024 });
+  const app = Fastify({ logger: false, bodyLimit: 16 * 1024 * 1024, forceCloseConnections: true });
   let leader = `${o.host}:${o.port}`;
   mountMarathonApi(app, service, { leader: () => leader, masterUrl: o.masterUrl, rootMetrics: true });
   app.setNotFoundHandler((request, reply) => reply.code(404).send({ message: `no route ${request.method} ${request.url}` }));

@@ -14,7 +14,9 @@ import { schedulerRoutes } from './scheduler-routes.ts';
  * 4xx status with Fastify's message. Nothing a client sends can make a 500.
  */
 export async function buildMasterApp(master: Master, options: { version: string; logger?: boolean }): Promise<FastifyInstance> {
-  const app = Fastify({ logger: options.logger ?? false, bodyLimit: 16 * 1024 * 1024 });
+  // forceCloseConnections: close() must not wait for idle keep-alive sockets a client left open
+  // (an aborted fetch of an event stream leaves one; Fastify would wait out its 72 s timeout).
+  const app = Fastify({ logger: options.logger ?? false, bodyLimit: 16 * 1024 * 1024, forceCloseConnections: true });
   await app.register(websocket);
   app.setErrorHandler((error: FastifyError, request, reply) => {
     const { status, message, internal } = httpErrorReply(error);
