@@ -77,6 +77,8 @@ const DECLINE_IDLE_SECONDS = 120;
 /** Offers declined while apps wait for others (a constraint, a fit) come back this soon. */
 const DECLINE_BUSY_SECONDS = 5;
 const MAX_WRITE_ATTEMPTS = 10;
+/** How often instances the master has not answered for are reconciled again. */
+const RECONCILE_RETRY_MS = 5000;
 
 /**
  * The services framework: Marathon's model on Slipway's scheduler API.
@@ -110,6 +112,11 @@ export class AppsFramework {
   private readonly queueSince = new Map<string, number>();
   private readonly offerStats = new Map<string, { processed: number; unused: number }>();
   private needs = new Map<string, number>();
+  /** Instances the master has not confirmed since we (re)subscribed: reconciled again until it does. */
+  private unconfirmed = new Set<string>();
+  /** When each instance was last reported on (milliseconds; memory only). */
+  private readonly lastHeard = new Map<string, number>();
+  private lastReconcileAt = 0;
 
   private subscription: SchedulerSubscription | undefined;
   private frameworkId: string | undefined;
@@ -243,6 +250,8 @@ export class AppsFramework {
 
   /** Explicit reconciliation of every instance we know, then implicit (to learn of strangers). */
   private reconcileWithMaster(): void {
+    this.unconfirmed = new Set(this.instances.keys());
+    this.lastReconcileAt = this.now();
     const tasks = [...this.instances.values()].map((i) => ({ task_id: { value: i.taskId }, agent_id: { value: i.agentId } }));
     for (let k = 0; k < tasks.length; k += 1000) this.send({ type: 'RECONCILE', reconcile: { tasks: tasks.slice(k, k + 1000) } });
     this.send({ type: 'RECONCILE', reconcile: { tasks: [] } });
@@ -250,6 +259,23 @@ export class AppsFramework {
     for (const i of this.instances.values()) {
       if (i.killing) this.send({ type: 'KILL', kill: { task_id: { value: i.taskId }, agent_id: { value: i.agentId } } });
     }
+  }
+
+  /**
+   * Explicit reconciliation again, every RECONCILE_RETRY_MS, of the instances the master has not
+   * answered for: the master stays silent about tasks of agents that have not come back after
+   * its own restart (Mesos's rule), and an instance whose LAUNCH never reached the master (a
+   * crash between storing it and sending it, a dropped ACCEPT) is only found out this way.
+   */
+  private reconcileUnconfirmed(now: number): void {
+    if (this.subscription === undefined || now - this.lastReconcileAt < RECONCILE_RETRY_MS) return;
+    const tasks: { task_id: { value: string }; agent_id: { value: string } }[] = [];
+    for (const i of this.instances.values()) {
+      const silent = (i.state === 'TASK_STAGING' || i.state === 'TASK_STARTING') && now - (this.lastHeard.get(i.taskId) ?? i.stagedAt) >= RECONCILE_RETRY_MS;
+      if (this.unconfirmed.has(i.taskId) || silent) tasks.push({ task_id: { value: i.taskId }, agent_id: { value: i.agentId } });
+    }
+    this.lastReconcileAt = now;
+    for (let k = 0; k < tasks.length; k += 1000) this.send({ type: 'RECONCILE', reconcile: { tasks: tasks.slice(k, k + 1000) } });
   }
 
   /** Sends a call; a refusal is logged (the next pass or reconciliation repairs what it missed). */
@@ -347,6 +373,8 @@ export class AppsFramework {
       return;
     }
     const now = this.now();
+    this.unconfirmed.delete(taskId);
+    this.lastHeard.set(taskId, now);
     const previousHealth = isHealthy(inst);
     const wasUnreachable = inst.unreachableSince !== undefined;
     inst.state = status.state;
@@ -515,6 +543,7 @@ export class AppsFramework {
     const now = this.now();
     this.advanceDeployments(now);
     this.expungeUnreachable(now);
+    this.reconcileUnconfirmed(now);
     const needs = new Map<string, number>();
     const ids = new Set<string>([...this.apps.keys(), ...this.byApp.keys()]);
     for (const run of this.deploymentRuns.values()) for (const a of run.plan.affectedApps) ids.add(a);
@@ -613,6 +642,8 @@ export class AppsFramework {
     const inst = this.instances.get(taskId);
     if (inst === undefined) return;
     this.instances.delete(taskId);
+    this.unconfirmed.delete(taskId);
+    this.lastHeard.delete(taskId);
     const m = this.byApp.get(inst.appId);
     m?.delete(taskId);
     if (m?.size === 0) this.byApp.delete(inst.appId);
