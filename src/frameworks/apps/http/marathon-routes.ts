@@ -138,7 +138,7 @@ function registerRoutes(app: FastifyInstance, o: MarathonRoutesOptions): void {
         const id = item !== null && typeof item === 'object' ? (item as { id?: unknown }).id : undefined;
         if (typeof id !== 'string') throw new MarathonValidationError([{ path: '/id', errors: ['error.path.missing'] }]);
         const existing = target.get(resolveGroupId(id, '/'));
-        const def = updatedDefinition(existing, item, partial);
+        const def = rolledBack(fw, resolveGroupId(id, '/'), item) ?? updatedDefinition(existing, item, partial);
         target.set(def.id, def);
       } catch (e) {
         if (!(e instanceof MarathonValidationError)) throw e;
@@ -194,7 +194,7 @@ function registerRoutes(app: FastifyInstance, o: MarathonRoutesOptions): void {
     const existing = target.get(appId);
     if (existing === undefined) checkNotAGroup(fw, appId);
     const withId = body !== null && typeof body === 'object' && !Array.isArray(body) ? { ...(body as object), id: appId } : body;
-    const def = updatedDefinition(existing, withId, bool(q, 'partialUpdate', partialDefault));
+    const def = rolledBack(fw, appId, body) ?? updatedDefinition(existing, withId, bool(q, 'partialUpdate', partialDefault));
     target.set(appId, def);
     const { deploymentId, version } = await fw.deploy(target, { force: bool(q, 'force') });
     // A PUT that creates the app answers as POST does: 201 with its Location.
@@ -351,6 +351,27 @@ function registerRoutes(app: FastifyInstance, o: MarathonRoutesOptions): void {
     fw.resetDelay(appIdOf(m[1]!));
     return reply.code(204).send();
   });
+}
+
+/**
+ * Marathon's rollback of an app (AppHelpers.updateOrCreate; the UI's "revert to this version"): an
+ * update whose body holds a `version`, besides at most the app's `id`, gives the app the stored
+ * definition of that version (a new version of the app, as in Marathon). A `version` beside other
+ * fields is refused with Marathon's message. Undefined when the body asks for no rollback.
+ */
+function rolledBack(fw: AppsFramework, appId: string, body: unknown): AppDefinition | undefined {
+  if (body === null || typeof body !== 'object' || Array.isArray(body)) return undefined;
+  const b = body as Record<string, unknown>;
+  if (b['version'] === undefined) return undefined;
+  // versionInfo is no field of Marathon's AppUpdate: ignored there, so here.
+  if (Object.keys(b).some((k) => k !== 'id' && k !== 'version' && k !== 'versionInfo' && b[k] !== undefined)) {
+    throw new MarathonValidationError([{ path: '/', errors: ["The 'version' field may only be combined with the 'id' field."] }]);
+  }
+  const version = b['version'];
+  if (typeof version !== 'string') throw new MarathonValidationError([{ path: '/version', errors: ['error.expected.jsstring'] }]);
+  const stored = fw.appVersions(appId).find((v) => v.version === version);
+  if (stored === undefined) throw new AppVersionNotFound(appId, version);
+  return parseAppDefinition(stored);
 }
 
 /**

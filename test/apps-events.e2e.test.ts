@@ -1,0 +1,78 @@
+import assert from 'node:assert/strict';
+import type { EventEmitter } from 'node:events';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { up, type Up } from '../src/server/up.ts';
+import { waitUntil } from './support/wait.ts';
+
+// A real client nobody here wrote, marathon-event-bus-client (CommonJS, no type declarations:
+// typed by its README), follows /v2/events of `slipway up` while a real deployment runs.
+interface MarathonEventBusClient extends EventEmitter {
+  subscribe(): void;
+  /** The EventSource underneath; closing it ends the connection without reconnecting. */
+  es: { close(): void };
+}
+type MarathonEventBusClientCtor = new (options: {
+  marathonHost: string;
+  marathonPort: number;
+  eventTypes: string[];
+  handlers: Record<string, (name: string, data: unknown) => void>;
+}) => MarathonEventBusClient;
+const MarathonEventBusClient = createRequire(import.meta.url)('marathon-event-bus-client') as MarathonEventBusClientCtor;
+
+interface Seen {
+  name: string;
+  data: Record<string, unknown>;
+}
+
+describe('Marathon events of a deployment, through marathon-event-bus-client', () => {
+  let server: Up;
+  let dir: string;
+
+  before(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'slipway-events-'));
+    server = await up({ host: '127.0.0.1', port: 0, dataDir: dir, containerizers: ['process'], resources: 'cpus:2;mem:1024;disk:1000;ports:[31000-31099]' });
+  });
+  after(async () => {
+    await server.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('sees deployment_info, status updates and deployment_success for a POSTed app, in that order', async () => {
+    const seen: Seen[] = [];
+    const types = ['deployment_info', 'deployment_step_success', 'deployment_success', 'status_update_event'];
+    const record = (name: string, data: unknown) => seen.push({ name, data: data as Record<string, unknown> });
+    const port = Number(new URL(server.master.url).port);
+    const client = new MarathonEventBusClient({ marathonHost: '127.0.0.1', marathonPort: port, eventTypes: types, handlers: Object.fromEntries(types.map((t) => [t, record])) });
+    const subscribed = new Promise<void>((resolve) => client.once('subscribed', () => resolve()));
+    client.on('error', () => undefined);
+    client.subscribe();
+    await subscribed;
+    try {
+      const r = await fetch(`${server.master.url}/v2/apps`, {
+        method: 'POST',
+        headers: { 'Content-Type': 'application/json' },
+        body: JSON.stringify({ id: '/events/sleeper', cmd: 'sleep 600', cpus: 0.1, mem: 16, instances: 2 }),
+      });
+      assert.equal(r.status, 201);
+      const deploymentId = r.headers.get('marathon-deployment-id');
+      assert.ok(deploymentId);
+      const success = await waitUntil(
+        () => seen.find((s) => s.name === 'deployment_success' && s.data['id'] === deploymentId),
+        'deployment_success of the POST',
+      );
+      const info = seen.find((s) => s.name === 'deployment_info' && (s.data['plan'] as { id?: string } | undefined)?.id === deploymentId);
+      assert.ok(info, `no deployment_info for ${deploymentId}: ${JSON.stringify(seen.map((s) => s.name))}`);
+      const running = seen.filter((s) => s.name === 'status_update_event' && s.data['appId'] === '/events/sleeper' && s.data['taskStatus'] === 'TASK_RUNNING');
+      assert.equal(running.length, 2, 'both instances reported running');
+      assert.ok(seen.indexOf(info) < seen.indexOf(running[0]!) && seen.indexOf(running[1]!) < seen.indexOf(success), 'info, then the instances, then success');
+      assert.equal(typeof success.data['timestamp'], 'string');
+      assert.deepEqual((success.data['plan'] as { steps: unknown[] }).steps.length > 0, true);
+    } finally {
+      client.es.close();
+    }
+  });
+});
