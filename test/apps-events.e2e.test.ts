@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { up, type Up } from '../src/server/up.ts';
+import { killProcessesUnder } from './support/sandbox-processes.ts';
 import { waitUntil } from './support/wait.ts';
 
 // A real client nobody here wrote, marathon-event-bus-client (CommonJS, no type declarations:
@@ -38,6 +39,8 @@ describe('Marathon events of a deployment, through marathon-event-bus-client', (
   });
   after(async () => {
     await server.close();
+    // Tasks outlive their agent by design: end them with the test.
+    killProcessesUnder(dir);
     rmSync(dir, { recursive: true, force: true });
   });
 
@@ -74,5 +77,29 @@ describe('Marathon events of a deployment, through marathon-event-bus-client', (
     } finally {
       client.es.close();
     }
+  });
+
+  it('lists apps (JSON text cached per task and per version) exactly as each app shows alone, also after a task changes', async () => {
+    const list = async () => {
+      const r = await fetch(`${server.master.url}/v2/apps?embed=apps.tasks&embed=apps.readiness&embed=apps.lastTaskFailure`);
+      assert.equal(r.headers.get('content-type'), 'application/json; charset=utf-8');
+      return ((await r.json()) as { apps: Record<string, unknown>[] }).apps;
+    };
+    const alone = async (id: string) => ((await (await fetch(`${server.master.url}/v2/apps${id}`)).json()) as { app: Record<string, unknown> }).app;
+    const compare = async () => {
+      for (const app of await list()) assert.deepEqual(app, await alone(app['id'] as string));
+    };
+    await compare();
+    const before = (await alone('/events/sleeper'))['tasks'] as { id: string; state: string }[];
+    assert.equal(before.length, 2);
+    const killed = before[0]!.id;
+    const r = await fetch(`${server.master.url}/v2/apps/events/sleeper/tasks/${killed}`, { method: 'DELETE' });
+    assert.equal(r.status, 200);
+    // The killed task changes state, then goes; its replacement appears: the list follows.
+    await waitUntil(async () => {
+      const tasks = ((await list())[0]!['tasks'] as { id: string; state: string }[]);
+      return tasks.length === 2 && !tasks.some((t) => t.id === killed) && tasks.every((t) => t.state === 'TASK_RUNNING');
+    }, 'the replacement running in the list');
+    await compare();
   });
 });

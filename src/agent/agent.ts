@@ -154,6 +154,7 @@ export class Agent {
     }
     this.updates.stop();
     this.link.stop();
+    for (const c of this.options.containerizers) c.release();
   }
 
   /** Containerizers and whether they enforce limits, for the agent's state. */

@@ -77,4 +77,10 @@ export interface Containerizer {
   recover(refs: ContainerRef[]): Promise<Recovered[]>;
   /** Containers of this agent that no checkpoint knows (docker: by label), to be killed. */
   orphans?(agentId: string, known: ContainerRef[]): Promise<ContainerRef[]>;
+  /**
+   * The agent is stopping: stop watching. Containers keep running (the next agent recovers
+   * them); pending and later `wait`s may never settle, and hold nothing that keeps the process
+   * alive (child handles, engine connections, log followers).
+   */
+  release(): void;
 }

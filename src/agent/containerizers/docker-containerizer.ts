@@ -61,6 +61,8 @@ export interface DockerContainerizerOptions {
 export class DockerContainerizer implements Containerizer {
   readonly kind = 'docker' as const;
   readonly #docker: Dockerode;
+  /** Aborted by release(): ends the engine connections of pending waits. */
+  readonly #release = new AbortController();
   /** Containers whose logs this agent process copies, by container id. */
   readonly #followers = new Map<string, DockerLogFollower>();
   /** Containers found ended (by recover or wait), so that a later wait() answers the same. */
@@ -132,11 +134,13 @@ export class DockerContainerizer implements Containerizer {
     // Wait for the container, through engine restarts: only "no such container" ends the wait
     // without an exit status.
     for (;;) {
+      if (this.#release.signal.aborted) return new Promise<never>(() => undefined);
       try {
         if (!this.#followers.has(r.containerId)) this.#followers.set(r.containerId, DockerLogFollower.start(container, r.sandbox, true));
-        await container.wait();
+        await container.wait({ abortSignal: this.#release.signal });
         break;
       } catch (e) {
+        if (this.#release.signal.aborted) return new Promise<never>(() => undefined);
         if (statusCode(e) === 404) break;
         this.#followers.get(r.containerId)?.stop();
         this.#followers.delete(r.containerId);
@@ -144,6 +148,12 @@ export class DockerContainerizer implements Containerizer {
       }
     }
     return this.#finish(r, container);
+  }
+
+  release(): void {
+    this.#release.abort();
+    for (const f of this.#followers.values()) f.stop();
+    this.#followers.clear();
   }
 
   async kill(ref: ContainerRef, gracePeriodMs: number): Promise<void> {

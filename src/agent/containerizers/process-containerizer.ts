@@ -78,6 +78,8 @@ export class ProcessContainerizer implements Containerizer {
   readonly kind = 'process' as const;
   readonly #cgroups: TaskCgroups;
   readonly #pollIntervalMs: number;
+  /** Set by release(): waits no longer keep the process alive. */
+  #released = false;
   /** Tasks this agent process started: their exit comes from the child's 'exit' event. */
   readonly #children = new Map<number, { child: ChildProcess; exited: Promise<ChildExit> }>();
   /** Tasks found ended (by recover or wait), so that a later wait() answers the same. */
@@ -157,13 +159,18 @@ export class ProcessContainerizer implements Containerizer {
     const child = this.#children.get(r.pid);
     let childExit: ChildExit | undefined;
     if (child !== undefined) {
-      child.child.ref();
+      if (!this.#released) child.child.ref();
       childExit = await child.exited;
       child.child.unref();
     } else {
       while (isAlive(r)) await delay(this.#pollIntervalMs);
     }
     return this.#finish(r, childExit);
+  }
+
+  release(): void {
+    this.#released = true;
+    for (const c of this.#children.values()) c.child.unref();
   }
 
   async kill(ref: ContainerRef, gracePeriodMs: number): Promise<void> {
