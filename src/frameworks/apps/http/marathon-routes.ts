@@ -6,7 +6,7 @@ import { AppAlreadyExists, AppLocked, AppNotFound, AppVersionNotFound, GroupNotF
 import type { AppsFramework } from '../apps-framework.ts';
 import { parseGroupDefinition, resolveGroupId } from '../group-definition.ts';
 import { MarathonValidationError } from '../marathon-error.ts';
-import { appJson, groupJson, parseEmbed, queueJson, taskJson, type Embed } from './marathon-views.ts';
+import { appJson, appJsonText, groupJson, parseEmbed, queueJson, taskJson, type Embed } from './marathon-views.ts';
 
 export interface MarathonRoutesOptions {
   framework: AppsFramework;
@@ -95,7 +95,7 @@ function registerRoutes(app: FastifyInstance, o: MarathonRoutesOptions): void {
 
   // --- apps ---------------------------------------------------------------------------------
 
-  app.get('/v2/apps', (req) => {
+  app.get('/v2/apps', (req, reply) => {
     const q = req.query as Query;
     // Marathon always embeds counts and deployments in the list, whatever `embed` asks for.
     const embed = parseEmbed(list(q, 'embed'), []).add('counts').add('deployments');
@@ -109,7 +109,7 @@ function registerRoutes(app: FastifyInstance, o: MarathonRoutesOptions): void {
       .filter((a) => idFilter === undefined || a.def.id.toLowerCase().includes(idFilter))
       .filter((a) => cmdFilter === undefined || (a.def.cmd !== undefined && a.def.cmd.toLowerCase().includes(cmdFilter)))
       .filter((a) => match === undefined || match(a.def.labels));
-    return { apps: apps.map((a) => appJson(fw, a, embed)) };
+    return reply.type('application/json; charset=utf-8').send(`{"apps":[${apps.map((a) => appJsonText(fw, a, embed)).join(',')}]}`);
   });
 
   app.post('/v2/apps', async (req, reply) => {
