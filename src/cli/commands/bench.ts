@@ -1,6 +1,7 @@
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import type { Command } from 'commander';
+import { InvalidArgumentError, type Command } from 'commander';
+import { APPS_BENCH_DEFAULTS, type AppsBenchPart } from '../../../bench/apps-options.ts';
 import { positiveInt, positiveNumber } from '../options.ts';
 
 /** `slipway bench ...`: the benchmarks of bench/, runnable by any user of the installed command. */
@@ -43,4 +44,56 @@ export function registerBench(program: Command): void {
       const result = await runLaunchBench({ tasks: opts.tasks, containerizer: opts.containerizer as 'process' | 'docker' }, progress);
       process.stdout.write(opts.json ? JSON.stringify(result) + '\n' : formatLaunchBench(result) + '\n');
     });
+
+  bench
+    .command('apps')
+    .description('the services framework (Marathon API) on real agents: scale up, failover after kill -9 of an agent, a rolling upgrade with health checks, and GET /v2/apps at 1,000 apps (simulated agents)')
+    .option('--agents <n>', 'real agents (`slipway agent`, process containerizer), each a process of its own', positiveInt('--agents'), APPS_BENCH_DEFAULTS.agents)
+    .option('--instances <n>', 'instances of the app scaled up (and failed over)', positiveInt('--instances'), APPS_BENCH_DEFAULTS.instances)
+    .option('--upgrade-instances <n>', 'instances of the app upgraded', positiveInt('--upgrade-instances'), APPS_BENCH_DEFAULTS.upgradeInstances)
+    .option('--min-health <fraction>', "the upgrade's upgradeStrategy.minimumHealthCapacity", fraction('--min-health'), APPS_BENCH_DEFAULTS.minimumHealthCapacity)
+    .option('--max-over <fraction>', "the upgrade's upgradeStrategy.maximumOverCapacity", fraction('--max-over'), APPS_BENCH_DEFAULTS.maximumOverCapacity)
+    .option('--list-apps <n>', 'apps for the list part', positiveInt('--list-apps'), APPS_BENCH_DEFAULTS.listApps)
+    .option('--list-instances <n>', 'instances per app for the list part', positiveInt('--list-instances'), APPS_BENCH_DEFAULTS.listInstances)
+    .option('--list-requests <n>', 'timed GET /v2/apps?embed=apps.tasks requests', positiveInt('--list-requests'), APPS_BENCH_DEFAULTS.listRequests)
+    .option('--list-agents <n>', 'simulated agents for the list part', positiveInt('--list-agents'), APPS_BENCH_DEFAULTS.listAgents)
+    .option('--topology <kind>', 'embedded (master and services framework in one process, as `slipway up`) or separate (`slipway master` + `slipway apps`)', APPS_BENCH_DEFAULTS.topology)
+    .option('--skip <parts>', 'comma-separated parts to skip: scale, failover, upgrade, list (skipping scale skips failover)', '')
+    .option('--json', 'print one JSON object on stdout instead of text')
+    .action(
+      async (opts: { agents: number; instances: number; upgradeInstances: number; minHealth: number; maxOver: number; listApps: number; listInstances: number; listRequests: number; listAgents: number; topology: string; skip: string; json?: boolean }) => {
+        if (opts.topology !== 'embedded' && opts.topology !== 'separate') program.error(`--topology must be embedded or separate, got '${opts.topology}'`);
+        const parts = ['scale', 'failover', 'upgrade', 'list'];
+        const skip = opts.skip.split(',').map((s) => s.trim()).filter((s) => s !== '');
+        for (const s of skip) if (!parts.includes(s)) program.error(`--skip takes ${parts.join(', ')}; got '${s}'`);
+        const { runAppsBench, formatAppsBench } = await import('../../../bench/apps.ts');
+        const result = await runAppsBench(
+          {
+            ...APPS_BENCH_DEFAULTS,
+            agents: opts.agents,
+            instances: opts.instances,
+            upgradeInstances: opts.upgradeInstances,
+            minimumHealthCapacity: opts.minHealth,
+            maximumOverCapacity: opts.maxOver,
+            listApps: opts.listApps,
+            listInstances: opts.listInstances,
+            listRequests: opts.listRequests,
+            listAgents: opts.listAgents,
+            topology: opts.topology as 'embedded' | 'separate',
+            skip: skip as AppsBenchPart[],
+          },
+          // Progress on stderr either way: stdout carries only the figures (or the JSON).
+          (line) => process.stderr.write(line + '\n'),
+        );
+        process.stdout.write(opts.json ? JSON.stringify(result) + '\n' : formatAppsBench(result) + '\n');
+      },
+    );
+}
+
+function fraction(name: string): (value: string) => number {
+  return (value) => {
+    const n = Number(value);
+    if (value.trim() === '' || !Number.isFinite(n) || n < 0 || n > 1) throw new InvalidArgumentError(`${name} must be a number from 0 to 1, got '${value}'`);
+    return n;
+  };
 }
