@@ -249,6 +249,11 @@ describe('parseAppDefinition', () => {
     assert.match(details[0]?.errors[0] ?? '', /one health check per app/);
   });
 
+  it('accepts role "*" as Marathon 1.9+ exports it, and refuses any other role naming it', () => {
+    assert.deepEqual(parseAppDefinition({ id: '/a', cmd: 'x', role: '*' }), parseAppDefinition({ id: '/a', cmd: 'x' }));
+    assert.deepEqual(refusal({ id: '/a', cmd: 'x', role: 'web' }).map((d) => d.path), ['/role']);
+  });
+
   it('keeps an unreachable strategy of "disabled"', () => {
     const app = parseAppDefinition({ id: '/a', cmd: 'x', unreachableStrategy: 'disabled' });
     assert.equal(app.unreachableStrategy, 'disabled');

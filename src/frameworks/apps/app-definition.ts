@@ -263,11 +263,21 @@ export interface ParseAppOptions {
  * throws MarathonValidationError (422) with every problem at its Marathon path. `version` and
  * `versionInfo` in the input are ignored: versions are the store's to assign.
  */
+/** The role `role: "*"` names, accepted in a definition as Marathon 1.9+ exports it. */
+const DEFAULT_ROLE = '*';
+
 export function parseAppDefinition(json: unknown, options: ParseAppOptions = {}): AppDefinition {
   const base = options.idPrefix === undefined ? [] : groupPath(options.idPrefix);
   const errors = new MarathonErrorCollector();
   if (json === null || typeof json !== 'object' || Array.isArray(json)) {
     throw new MarathonValidationError([{ path: '/', errors: ['error.expected.jsobject'] }]);
+  }
+  // Marathon 1.9+ writes `role` into every app it exports (`*` unless set): the default role is
+  // the framework's own and means nothing more here, so exported apps POST unchanged. Other roles
+  // are refused (UNSUPPORTED_FIELDS). The schema predates the field.
+  if ((json as Record<string, unknown>)['role'] === DEFAULT_ROLE) {
+    const { role: _role, ...rest } = json as Record<string, unknown>;
+    json = rest;
   }
   for (const u of findUnsupportedFields(json as Record<string, unknown>)) errors.add(u.path, u.error);
   if (!validateAppSchema(json, errors)) throw new MarathonValidationError(errors.details());

@@ -181,7 +181,7 @@ export const UNSUPPORTED_FIELDS: readonly UnsupportedField[] = [
   {
     field: '/role',
     // Marathon 1.9 per-app roles need a MULTI_ROLE framework; the services framework uses one role.
-    reason: 'per-app roles are not implemented: the services framework is offered resources under its own role; use acceptedResourceRoles to pick reserved resources',
+    reason: 'per-app roles are not implemented (only "*", which Marathon exports by default): the services framework is offered resources under its own role; use acceptedResourceRoles to pick reserved resources',
     find: (app) => (app['role'] !== undefined ? [['role']] : []),
   },
   {
