@@ -6,13 +6,14 @@ import { after, before, describe, it } from 'node:test';
 import { parseAppDefinition } from '../src/frameworks/apps/app-definition.ts';
 import { up, type Up } from '../src/server/up.ts';
 
-// Every app and group example of Marathon's API reference (../shared/reference/marathon/examples)
+// Every app and group example of Marathon's API reference (../shared/reference/marathon/examples,
+// copied unchanged into src/frameworks/apps/testdata so that a clone alone runs this)
 // is POSTed to a running Slipway as a Marathon user would, then read back: what comes back must be
 // what was sent (after Marathon's normalization: defaults, ports -> portDefinitions, uris ->
 // fetch), or the example must be refused only for a field Slipway names as unsupported.
 // The agent is given almost nothing, so no instance launches: this is about the API, not tasks.
 
-const EXAMPLES = new URL('../../shared/reference/marathon/examples/', import.meta.url);
+const EXAMPLES = new URL('../src/frameworks/apps/testdata/', import.meta.url);
 type Json = Record<string, unknown>;
 
 function example(name: string): unknown {
