@@ -805,6 +805,50 @@ describe('Marathon\u2019s REST API on `slipway up`', { timeout: 180_000 }, () =>
     await removeApps('/unique');
   });
 
+  // --- bad input found in review ------------------------------------------------------------
+
+  it('refuses a group scaleBy that would give an app an impossible instance count (422), and keeps serving', async () => {
+    await ok('PUT', '/v2/groups/odd', { apps: [{ id: 'a', cmd: 'sleep 1000', cpus: 0.01, mem: 8, instances: 0 }] }, 200);
+    const a = await api('PUT', '/v2/groups/odd', { scaleBy: 1e308 });
+    // 0 x 1e308 is 0: make it 1 first, so the factor overflows.
+    assert.equal(a.status, 200);
+    await ok('PUT', '/v2/apps/odd/a?force=true', { instances: 1 });
+    const b = await api('PUT', '/v2/groups/odd?force=true', { scaleBy: 1e308 });
+    assert.equal(b.status, 422, JSON.stringify(b.body));
+    assert.ok(b.body.details.some((d: { path: string }) => d.path === '/instances'), JSON.stringify(b.body));
+    assert.equal((await ok('GET', '/v2/apps/odd/a')).app.instances, 1);
+    await ok('DELETE', '/v2/groups/odd?force=true');
+  });
+
+  it('puts the apps of PUT /v2/groups/{id} without an id in that group', async () => {
+    const r = await api('PUT', '/v2/groups/noid', { apps: [{ id: 'x', cmd: 'sleep 1000', cpus: 0.01, mem: 8, instances: 0 }] });
+    assert.equal(r.status, 200, JSON.stringify(r.body));
+    assert.equal((await ok('GET', '/v2/apps/noid/x')).app.id, '/noid/x');
+    await ok('DELETE', '/v2/groups/noid?force=true');
+  });
+
+  it('answers 404, not 500, for an app path with an escaped percent sign', async () => {
+    assert.equal((await api('GET', '/v2/apps/100%25')).status, 404);
+    assert.equal((await api('DELETE', '/v2/apps/100%25/tasks/x%25y')).status, 404);
+  });
+
+  it('refuses an app under another app (an app is no group)', async () => {
+    await ok('POST', '/v2/apps', { id: '/leaf', cmd: 'sleep 1000', cpus: 0.01, mem: 8, instances: 0 }, 201);
+    const r = await api('POST', '/v2/apps', { id: '/leaf/child', cmd: 'sleep 1000', cpus: 0.01, mem: 8, instances: 0 });
+    assert.equal(r.status, 422, JSON.stringify(r.body));
+    assert.match(JSON.stringify(r.body), /\/leaf is an app/);
+    await ok('DELETE', '/v2/apps/leaf?force=true');
+  });
+
+  it('scales down once per task when /v2/tasks/delete lists a task twice', async () => {
+    const tasks = await deployApp({ id: '/twice', cmd: 'sleep 1000', cpus: 0.01, mem: 8, instances: 3 });
+    const d = await ok('POST', '/v2/tasks/delete?scale=true', { ids: [tasks[0]!.id, tasks[0]!.id] });
+    await waitForDeploymentGone(d.deploymentId);
+    assert.equal((await ok('GET', '/v2/apps/twice')).app.instances, 2);
+    await waitForTasks('/twice', 2);
+    await ok('DELETE', '/v2/apps/twice?force=true');
+  });
+
   // --- server --------------------------------------------------------------------------------
 
   it('answers /ping, /v2/info, /v2/leader and /v2/metrics', async () => {

@@ -3,6 +3,9 @@ import { RecordIODecoder } from '../protocol/recordio.ts';
 import type { Event, FrameworkCall, SubscribeCall } from '../protocol/scheduler.ts';
 import type { SchedulerHandlers, SchedulerSubscription, SchedulerTransport } from '../protocol/scheduler-transport.ts';
 
+/** Heartbeat intervals without any event after which the stream is taken for dead. */
+const MISSED_HEARTBEATS = 3;
+
 /**
  * The scheduler API over HTTP (Mesos v1, JSON): SUBSCRIBE opens a RecordIO event stream; calls are
  * POSTs that carry the stream's `Mesos-Stream-Id`. Implements the transport contract of
@@ -36,6 +39,21 @@ export class HttpScheduler implements SchedulerTransport {
       failed(new SchedulerCallRefused(503, `the stream ended before SUBSCRIBED: ${reason}`));
       handlers.onClose(reason);
     };
+    // Mesos's guidance: a framework that hears nothing (not even HEARTBEAT) for a few heartbeat
+    // intervals treats the connection as dead. A half-open connection (a lost host, a partition
+    // without a reset) would otherwise look subscribed for ever.
+    let silentTimer: NodeJS.Timeout | undefined;
+    let silenceMs = 0;
+    let timedOut = false;
+    const heard = () => {
+      if (silenceMs === 0) return;
+      clearTimeout(silentTimer);
+      silentTimer = setTimeout(() => {
+        timedOut = true;
+        abort.abort();
+      }, silenceMs);
+      silentTimer.unref();
+    };
     void (async () => {
       const decoder = new RecordIODecoder();
       const reader = response.body!.getReader();
@@ -44,9 +62,14 @@ export class HttpScheduler implements SchedulerTransport {
         for (;;) {
           const { done, value } = await reader.read();
           if (done) break;
+          heard();
           for (const e of decoder.push(Buffer.from(value)) as Event[]) {
             last = e;
-            if (e.type === 'SUBSCRIBED') frameworkId = e.subscribed.framework_id.value;
+            if (e.type === 'SUBSCRIBED') {
+              frameworkId = e.subscribed.framework_id.value;
+              silenceMs = MISSED_HEARTBEATS * e.subscribed.heartbeat_interval_seconds * 1000;
+              heard();
+            }
             handlers.onEvent(e);
             if (e.type === 'SUBSCRIBED') {
               subscribed();
@@ -58,7 +81,10 @@ export class HttpScheduler implements SchedulerTransport {
         }
         finish(last?.type === 'ERROR' ? last.error.message : 'the master ended the stream');
       } catch (e) {
-        finish(abort.signal.aborted ? 'closed by the framework' : `the connection failed: ${(e as Error).message}`);
+        const silent = `no event (not even a heartbeat) for ${silenceMs / 1000} s: the connection is taken for dead`;
+        finish(timedOut ? silent : abort.signal.aborted ? 'closed by the framework' : `the connection failed: ${(e as Error).message}`);
+      } finally {
+        clearTimeout(silentTimer);
       }
     })();
     await ready;

@@ -351,6 +351,7 @@ describe('parseAppDefinition', () => {
     { name: 'an upgrade strategy below 0', json: { id: '/a', cmd: 'x', upgradeStrategy: { maximumOverCapacity: -0.1 } }, path: '/upgradeStrategy/maximumOverCapacity', error: 'must be >= 0' },
     { name: 'an unreachable strategy that expunges before it replaces', json: { id: '/a', cmd: 'x', unreachableStrategy: { inactiveAfterSeconds: 60, expungeAfterSeconds: 30 } }, path: '/unreachableStrategy', error: 'expungeAfterSeconds must be greater than or equal to inactiveAfterSeconds' },
     { name: 'an unknown unreachable strategy', json: { id: '/a', cmd: 'x', unreachableStrategy: 'later' }, path: '/unreachableStrategy', error: 'must be one of: disabled' },
+    { name: 'more instances than Marathon can count', json: { id: '/a', cmd: 'x', instances: 1e308 }, path: '/instances', error: /expected 2147483647 or less/ },
     { name: 'an env value that is a number', json: { id: '/a', cmd: 'x', env: { N: 1 } }, path: '/env/N', error: 'error.expected.jsstring' },
     { name: 'empty acceptedResourceRoles', json: { id: '/a', cmd: 'x', acceptedResourceRoles: [] }, path: '/acceptedResourceRoles', error: 'must not be empty' },
     { name: 'a version that is not a timestamp', json: { id: '/a', cmd: 'x', version: 'yesterday' }, path: '/version', error: 'error.expected.date.isoformat' },

@@ -263,6 +263,9 @@ export interface ParseAppOptions {
  * throws MarathonValidationError (422) with every problem at its Marathon path. `version` and
  * `versionInfo` in the input are ignored: versions are the store's to assign.
  */
+/** Java's Integer.MAX_VALUE: Marathon's bound on `instances`. */
+const MAX_INSTANCES = 2_147_483_647;
+
 /** The role `role: "*"` names, accepted in a definition as Marathon 1.9+ exports it. */
 const DEFAULT_ROLE = '*';
 
@@ -347,6 +350,9 @@ function normalize(raw: MarathonAppJson, base: string[], inGroup: boolean, error
   if (!(hasCmd !== hasArgs || (!(hasCmd && hasArgs) && hasImage))) errors.add('/', CMD_ARGS_OR_CONTAINER);
 
   if ((raw.cpus ?? APP_DEFAULTS.cpus) < 0.001) errors.add('/cpus', 'must be >= 0.001'); // app.raml's minimum; the schema says 0
+  // Marathon reads instances into a Java Int: more is refused there, and here (the JSON Schema
+  // alone lets 1e308 through, which is an integer to JavaScript).
+  if ((raw.instances ?? 0) > MAX_INSTANCES) errors.add('/instances', `got ${raw.instances}, expected ${MAX_INSTANCES} or less`);
   if (raw.acceptedResourceRoles !== undefined && raw.acceptedResourceRoles.length === 0) errors.add('/acceptedResourceRoles', 'must not be empty');
 
   const portDefinitions = normalizePortDefinitions(raw, errors);

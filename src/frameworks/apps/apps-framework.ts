@@ -77,6 +77,10 @@ const DECLINE_IDLE_SECONDS = 120;
 /** Offers declined while apps wait for others (a constraint, a fit) come back this soon. */
 const DECLINE_BUSY_SECONDS = 5;
 const MAX_WRITE_ATTEMPTS = 10;
+/** A KILL without a terminal update after this long is sent again (Marathon's KillService retries too). */
+const KILL_RETRY_MS = 10_000;
+/** Needs waiting this long without any offer make the framework REVIVE again. */
+const REVIVE_RETRY_MS = 5_000;
 /** How often instances the master has not answered for are reconciled again. */
 const RECONCILE_RETRY_MS = 5000;
 
@@ -102,6 +106,8 @@ export class AppsFramework {
   private readonly apps = new Map<string, VersionedApp>();
   private readonly versions = new Map<string, StoredAppJson[]>();
   private readonly deploymentRuns = new Map<string, DeploymentRun>();
+  /** The deployment holding each app (at most one: a change touching a held app is refused). */
+  private readonly runOfApp = new Map<string, DeploymentRun>();
   private readonly instances = new Map<string, Instance>();
   private readonly byApp = new Map<string, Map<string, Instance>>();
   private readonly backoffs = new Map<string, Backoff>();
@@ -112,6 +118,10 @@ export class AppsFramework {
   private readonly queueSince = new Map<string, number>();
   private readonly offerStats = new Map<string, { processed: number; unused: number }>();
   private needs = new Map<string, number>();
+  private lastOffersAt = 0;
+  private lastReviveAt = 0;
+  /** When each KILL was last sent (memory only): kills are repeated until the task ends. */
+  private readonly killSentAt = new Map<string, number>();
   /** Instances the master has not confirmed since we (re)subscribed: reconciled again until it does. */
   private unconfirmed = new Set<string>();
   /** When each instance was last reported on (milliseconds; memory only). */
@@ -152,11 +162,19 @@ export class AppsFramework {
   async start(): Promise<void> {
     const state = await this.options.store.load();
     this.frameworkId = state.frameworkId;
-    for (const j of state.apps) this.apps.set(j.id, versionedApp(j));
+    for (const j of state.apps) {
+      try {
+        this.apps.set(j.id, versionedApp(j));
+      } catch (e) {
+        // Stored by an older version under rules since tightened, or damaged: the framework
+        // starts without it (its instances are killed as unknown) rather than not at all.
+        this.log(`apps framework: stored app ${j.id} does not parse and is left out: ${e instanceof Error ? e.message : String(e)}`);
+      }
+    }
     for (const [id, list] of state.versions) this.versions.set(id, [...list]);
     for (const d of state.deployments) {
       const run = DeploymentRun.fromDoc(d.doc as DeploymentDoc);
-      this.deploymentRuns.set(run.id, run);
+      this.addRun(run);
     }
     for (const s of state.instances) this.addInstance(s.doc as Instance);
     const connected = new Promise<void>((resolve) => (this.connectedOnce = resolve));
@@ -375,6 +393,13 @@ export class AppsFramework {
     const now = this.now();
     this.unconfirmed.delete(taskId);
     this.lastHeard.set(taskId, now);
+    if (status.reason === 'REASON_RECONCILIATION' && status.state === inst.state && (status.healthy === undefined || status.healthy === inst.healthy)) {
+      // A reconciliation answer that changes nothing: no write, no event (a reconnect at 10,000
+      // instances would otherwise write and publish 20,000 times).
+      if (status.state === 'TASK_RUNNING' && !inst.ready) this.startReadiness(inst);
+      ack();
+      return;
+    }
     const previousHealth = isHealthy(inst);
     const wasUnreachable = inst.unreachableSince !== undefined;
     inst.state = status.state;
@@ -450,7 +475,33 @@ export class AppsFramework {
     this.backoffs.set(inst.appId, { failures: (prev?.failures ?? 0) + 1, delaySeconds, until: now + delaySeconds * 1000 });
   }
 
+  /**
+   * Marathon's RateLimiter forgets an app's delay once maxLaunchDelaySeconds passed after it ran
+   * out: a failure long after the last one starts the backoff over, instead of at the maximum.
+   */
+  private forgetOldBackoffs(now: number): void {
+    for (const [appId, b] of this.backoffs) {
+      const max = (this.runSpec(appId).def?.maxLaunchDelaySeconds ?? 0) * 1000;
+      if (now > b.until + max) this.backoffs.delete(appId);
+    }
+  }
+
+  private retryKills(now: number): void {
+    for (const [taskId, at] of this.killSentAt) {
+      const inst = this.instances.get(taskId);
+      if (inst === undefined || !inst.killing) {
+        this.killSentAt.delete(taskId);
+        continue;
+      }
+      if (now - at >= KILL_RETRY_MS && inst.unreachableSince === undefined) {
+        this.killSentAt.set(taskId, now);
+        this.send({ type: 'KILL', kill: { task_id: { value: taskId }, agent_id: { value: inst.agentId } } });
+      }
+    }
+  }
+
   private async onOffers(offers: Offer[]): Promise<void> {
+    this.lastOffersAt = this.now();
     for (const o of offers) this.agents.set(o.agent_id.value, { agentId: o.agent_id.value, hostname: o.hostname, attributes: attributesOf(o) });
     this.pass();
     const remaining = new Map<string, PlacementOffer & { role: string }>(
@@ -549,7 +600,15 @@ export class AppsFramework {
     for (const run of this.deploymentRuns.values()) for (const a of run.plan.affectedApps) ids.add(a);
     for (const appId of ids) {
       const spec = this.runSpec(appId);
-      const result = reconcileApp({ spec: spec.def, configVersion: spec.configVersion, instances: this.instancesOf(appId), now });
+      let result: ReturnType<typeof reconcileApp>;
+      try {
+        result = reconcileApp({ spec: spec.def, configVersion: spec.configVersion, instances: this.instancesOf(appId), now });
+      } catch (e) {
+        // A definition the reconciler cannot work with is a bug upstream; it must not stop the
+        // other apps (nor, in slipway up, the master that shares this process).
+        this.log(`apps framework: cannot reconcile ${appId}: ${e instanceof Error ? e.message : String(e)}`);
+        continue;
+      }
       for (const k of result.kill) this.killInstance(k.taskId, k.reason);
       if (result.launch > 0) {
         if (!this.queueSince.has(appId)) this.queueSince.set(appId, now);
@@ -560,10 +619,16 @@ export class AppsFramework {
         this.offerStats.delete(appId);
       }
     }
+    this.forgetOldBackoffs(now);
+    this.retryKills(now);
     this.needs = needs;
     let total = 0;
     for (const n of needs.values()) total += n;
-    if (total > 0 && (this.suppressed || total > this.lastNeedTotal)) {
+    // REVIVE when needs appear or grow, and again while needs wait without offers (a REVIVE can
+    // be lost, or overtaken by an earlier SUPPRESS on the way).
+    const starved = total > 0 && now - this.lastOffersAt >= REVIVE_RETRY_MS && now - this.lastReviveAt >= REVIVE_RETRY_MS;
+    if (total > 0 && (this.suppressed || total > this.lastNeedTotal || starved)) {
+      this.lastReviveAt = now;
       // REVIVE also clears the filters of declined offers, so new needs are met at once.
       this.suppressed = false;
       this.send({ type: 'REVIVE', revive: { roles: [this.role] } });
@@ -599,7 +664,7 @@ export class AppsFramework {
         moved = true;
       }
       if (run.done) {
-        this.deploymentRuns.delete(run.id);
+        this.removeRun(run);
         void this.persist([{ type: 'DEPLOYMENT_REMOVED', id: run.id }]).catch(() => undefined);
         this.publish('deployment_success', { id: run.id, plan: this.planJson(run) });
         this.log(`deployment ${run.id} done in ${now - run.startedAt} ms`);
@@ -644,6 +709,7 @@ export class AppsFramework {
     this.instances.delete(taskId);
     this.unconfirmed.delete(taskId);
     this.lastHeard.delete(taskId);
+    this.killSentAt.delete(taskId);
     const m = this.byApp.get(inst.appId);
     m?.delete(taskId);
     if (m?.size === 0) this.byApp.delete(inst.appId);
@@ -660,6 +726,7 @@ export class AppsFramework {
     const inst = this.instances.get(taskId);
     if (inst === undefined || inst.killing) return;
     inst.killing = true;
+    this.killSentAt.set(taskId, this.now());
     this.log(`apps framework: killing ${taskId}: ${reason}`);
     void this.persist([{ type: 'INSTANCE_SAVED', instance: { taskId, appId: inst.appId, doc: inst } }]).catch(() => undefined);
     const grace = this.runSpec(inst.appId).def?.taskKillGracePeriodSeconds ?? this.apps.get(inst.appId)?.def.taskKillGracePeriodSeconds;
@@ -682,9 +749,13 @@ export class AppsFramework {
     const port = inst.ports[portIndex];
     const state: ReadinessState = { results: new Map() };
     this.readiness.set(inst.taskId, state);
+    const gone = () => this.stopped || this.instances.get(inst.taskId) !== inst;
     const run = async () => {
-      if (this.stopped || !this.instances.has(inst.taskId)) return;
+      if (gone()) return;
       const result = port === undefined ? { ready: false, error: `no port named ${check.portName}` } : await probeReadiness(check, inst.host, port);
+      // The instance may have ended (or the framework stopped) during the probe: a late result
+      // must not write a removed instance back into the store.
+      if (gone()) return;
       state.results.set(check.name, { name: check.name, taskId: inst.taskId, ready: result.ready, ...(result.lastResponse !== undefined ? { lastResponse: result.lastResponse } : {}) });
       if (result.ready) {
         inst.ready = true;
@@ -694,6 +765,7 @@ export class AppsFramework {
         return;
       }
       state.timer = setTimeout(() => void run(), check.intervalSeconds * 1000);
+      state.timer.unref();
     };
     void run();
   }
@@ -703,8 +775,17 @@ export class AppsFramework {
   // -------------------------------------------------------------------------------------------
 
   deploymentOf(appId: string): DeploymentRun | undefined {
-    for (const run of this.deploymentRuns.values()) if (run.affects(appId)) return run;
-    return undefined;
+    return this.runOfApp.get(appId);
+  }
+
+  private addRun(run: DeploymentRun): void {
+    this.deploymentRuns.set(run.id, run);
+    for (const app of run.plan.affectedApps) this.runOfApp.set(app, run);
+  }
+
+  private removeRun(run: DeploymentRun): void {
+    this.deploymentRuns.delete(run.id);
+    for (const app of run.plan.affectedApps) if (this.runOfApp.get(app) === run) this.runOfApp.delete(app);
   }
 
   private runSpec(appId: string): RunSpec {
@@ -717,8 +798,9 @@ export class AppsFramework {
   /** The version string of what a run spec runs (the deployment's target version, or the declared one). */
   private versionOf(appId: string, spec: RunSpec): string {
     const run = this.deploymentOf(appId);
-    const fromRun = run?.target.get(appId) ?? run?.original.get(appId);
-    if (fromRun !== undefined && fromRun.info.lastConfigChangeAt === spec.configVersion) return fromRun.info.version;
+    for (const v of [run?.target.get(appId), run?.original.get(appId)]) {
+      if (v !== undefined && v.info.lastConfigChangeAt === spec.configVersion) return v.info.version;
+    }
     return this.apps.get(appId)?.info.version ?? spec.configVersion;
   }
 
@@ -762,6 +844,10 @@ export class AppsFramework {
 
   lastTaskFailure(appId: string): TaskFailure | undefined {
     return this.failures.get(appId);
+  }
+
+  hasInstance(taskId: string): boolean {
+    return this.instances.has(taskId);
   }
 
   allInstances(): Instance[] {
@@ -817,7 +903,7 @@ export class AppsFramework {
     for (const run of holders) {
       // Forced: the old deployment stops where it is, without rollback; its apps' declared
       // definitions stand and the reconciler converges them.
-      this.deploymentRuns.delete(run.id);
+      this.removeRun(run);
       changes.push({ type: 'DEPLOYMENT_REMOVED', id: run.id });
       this.publish('deployment_failed', { id: run.id, plan: this.planJson(run), reason: `cancelled by the forced deployment ${plan.id}` });
     }
@@ -859,7 +945,7 @@ export class AppsFramework {
       this.versions.set(id, list);
       changes.push({ type: 'APP_SAVED', app: stored });
     }
-    this.deploymentRuns.set(run.id, run);
+    this.addRun(run);
     changes.push({ type: 'DEPLOYMENT_SAVED', deployment: { id: run.id, doc: run.toDoc() } });
     await this.persist(changes);
     this.publish('group_change_success', { groupId: '/', version });
@@ -881,13 +967,15 @@ export class AppsFramework {
   async cancelDeployment(id: string, force: boolean): Promise<{ deploymentId: string; version: string } | undefined> {
     const run = this.deploymentRuns.get(id);
     if (run === undefined) throw new DeploymentNotFound(id);
-    this.deploymentRuns.delete(id);
-    await this.persist([{ type: 'DEPLOYMENT_REMOVED', id }]);
-    this.publish('deployment_failed', { id, plan: this.planJson(run), reason: force ? 'stopped' : 'cancelled: rolled back' });
     if (force) {
+      this.removeRun(run);
+      await this.persist([{ type: 'DEPLOYMENT_REMOVED', id }]);
+      this.publish('deployment_failed', { id, plan: this.planJson(run), reason: 'stopped' });
       this.schedulePass();
       return undefined;
     }
+    // The rollback is a forced deployment: it cancels this one in the same store batch, so a
+    // crash cannot leave the apps on the new definition without a deployment.
     const target = this.declared();
     for (const appId of run.plan.affectedApps) {
       const before = run.original.get(appId);
@@ -904,7 +992,7 @@ export class AppsFramework {
    * reconciler replaces them. `wipe` also forgets them at once (Marathon's wipe).
    */
   async killTasks(taskIds: readonly string[], opts: { scale?: boolean; wipe?: boolean; force?: boolean } = {}): Promise<{ instances: Instance[]; deployment?: { deploymentId: string; version: string } }> {
-    const found = taskIds.map((t) => {
+    const found = [...new Set(taskIds)].map((t) => {
       const inst = this.instances.get(t);
       if (inst === undefined) throw new TaskNotFoundInApp(t);
       return inst;
@@ -936,10 +1024,8 @@ export class AppsFramework {
       for (const i of found) this.killInstance(i.taskId, 'killed through the API');
     }
     if (opts.wipe === true) {
-      for (const i of found) {
-        this.removeInstance(i.taskId);
-        await this.persist([{ type: 'INSTANCE_REMOVED', taskId: i.taskId }]);
-      }
+      for (const i of found) this.removeInstance(i.taskId);
+      await this.persist(found.map((i) => ({ type: 'INSTANCE_REMOVED', taskId: i.taskId })));
     }
     await this.flushWrites();
     this.schedulePass();

@@ -163,7 +163,7 @@ function registerRoutes(app: FastifyInstance, o: MarathonRoutesOptions): void {
     }
     if ((m = path.match(/^(.*)\/versions\/([^/]+)$/)) !== null && !fw.hasApp(path)) {
       const appId = appIdOf(m[1]!);
-      const version = decodeURIComponent(m[2]!);
+      const version = m[2]!;
       const found = fw.appVersions(appId).find((v) => v.version === version);
       if (found === undefined) throw new AppVersionNotFound(appId, version);
       return found;
@@ -222,7 +222,7 @@ function registerRoutes(app: FastifyInstance, o: MarathonRoutesOptions): void {
     if ((m = path.match(/^(.*)\/tasks\/([^/]+)$/)) !== null && !fw.hasApp(path)) {
       const appId = appIdOf(m[1]!);
       fw.getApp(appId);
-      const taskId = decodeURIComponent(m[2]!);
+      const taskId = m[2]!;
       if (!fw.instancesOf(appId).some((i) => i.taskId === taskId)) return reply.code(404).send({ message: `Task '${taskId}' does not exist` });
       const r = await fw.killTasks([taskId], killOpts);
       if (r.deployment !== undefined) return r.deployment;
@@ -278,11 +278,16 @@ function registerRoutes(app: FastifyInstance, o: MarathonRoutesOptions): void {
       if (typeof scaleBy !== 'number' || !(scaleBy >= 0)) throw new MarathonValidationError([{ path: '/scaleBy', errors: ['error.expected.jsnumber >= 0'] }]);
       const groupApps = [...target.values()].filter((a) => a.id.startsWith(prefixOf(urlId)));
       if (groupApps.length === 0 && urlId !== '/') throw new GroupNotFound(urlId);
-      for (const a of groupApps) target.set(a.id, { ...a, instances: Math.ceil(a.instances * scaleBy) });
+      for (const a of groupApps) {
+        const instances = Math.ceil(a.instances * scaleBy);
+        // Through the definition parser: an absurd factor is a 422 here, not an app of Infinity instances.
+        target.set(a.id, parseAppDefinition({ ...appToJSON(a), instances }));
+      }
       const { deploymentId, version } = await fw.deploy(target, { force: bool(q, 'force') });
       return reply.send({ deploymentId, version });
     }
-    const group = parseGroupDefinition(body, urlId === '/' && !create ? '/' : create ? urlId : resolveGroupId('..', urlId));
+    // Marathon: the group is the body's id resolved against the URL's group, or the URL's group.
+    const group = parseGroupDefinition(body, urlId);
     if (!create && group.id !== urlId && (body as { id?: unknown }).id !== undefined) {
       throw new InvalidAppsRequest(`the group id in the body (${group.id}) is not the group in the URL (${urlId})`);
     }
@@ -338,7 +343,7 @@ function registerRoutes(app: FastifyInstance, o: MarathonRoutesOptions): void {
     if (body === null || typeof body !== 'object' || !Array.isArray(body.ids) || !body.ids.every((x) => typeof x === 'string')) {
       throw new MarathonValidationError([{ path: '/ids', errors: ['error.expected.jsarray of task ids'] }]);
     }
-    const known = (body.ids as string[]).filter((id) => fw.allInstances().some((i) => i.taskId === id));
+    const known = [...new Set(body.ids as string[])].filter((id) => fw.hasInstance(id));
     const r = await fw.killTasks(known, { scale: bool(q, 'scale'), wipe: bool(q, 'wipe'), force: bool(q, 'force') });
     if (r.deployment !== undefined) return r.deployment;
     return { tasks: r.instances.map(taskJson) };
@@ -396,10 +401,16 @@ function updatedDefinition(existing: AppDefinition | undefined, body: unknown, p
   return parseAppDefinition({ ...base, ...b });
 }
 
+/** An app's id must not be a group (have apps under it), nor lie under an app. */
 function checkNotAGroup(fw: AppsFramework, appId: string): void {
   const prefix = `${appId}/`;
   if (fw.listApps().some((a) => a.def.id.startsWith(prefix))) {
     throw new MarathonValidationError([{ path: '/id', errors: [`${appId} is a group: an app cannot have the id of a group`] }]);
+  }
+  const parts = appId.split('/').filter(Boolean);
+  for (let k = 1; k < parts.length; k++) {
+    const ancestor = `/${parts.slice(0, k).join('/')}`;
+    if (fw.hasApp(ancestor)) throw new MarathonValidationError([{ path: '/id', errors: [`${ancestor} is an app: it cannot hold ${appId}`] }]);
   }
 }
 
@@ -413,7 +424,8 @@ function wildcardOr(req: FastifyRequest, fallback: string): string {
 
 /** An app id from a URL path: absolute, canonical; refused when it cannot be one. */
 function appIdOf(path: string): string {
-  const id = resolveGroupId(decodeURIComponent(path), '/');
+  // Fastify has decoded the path already: decoding again would turn %25 into a URIError.
+  const id = resolveGroupId(path, '/');
   if (id === '/') throw new AppNotFound('/');
   return id;
 }
