@@ -434,6 +434,8 @@ export class AppsFramework {
     });
     if (isHealthy(inst) !== previousHealth && inst.hasHealthCheck) {
       this.publish('health_status_changed_event', { appId: inst.appId, instanceId: taskId, version: inst.version, alive: isHealthy(inst) });
+      const check = this.apps.get(inst.appId)?.def.healthChecks[0];
+      if (status.healthy === false && check !== undefined) this.publish('failed_health_check_event', { appId: inst.appId, instanceId: taskId, healthCheck: check });
     }
 
     let write: AppsChange;
@@ -948,6 +950,10 @@ export class AppsFramework {
     this.addRun(run);
     changes.push({ type: 'DEPLOYMENT_SAVED', deployment: { id: run.id, doc: run.toDoc() } });
     await this.persist(changes);
+    for (const [id, v] of targetVersioned) {
+      // Marathon publishes one per app a request changed; the request itself is the routes' (no client address here).
+      this.publish('api_post_event', { clientIp: '', uri: `/v2/apps${id}`, appDefinition: storedApp(v) });
+    }
     this.publish('group_change_success', { groupId: '/', version });
     this.publish('deployment_info', { plan: this.planJson(run), currentStep: { actions: run.currentActions() } });
     this.schedulePass();
