@@ -44,9 +44,9 @@ describe('Marathon events of a deployment, through marathon-event-bus-client', (
     rmSync(dir, { recursive: true, force: true });
   });
 
-  it('sees api_post_event, deployment_info, status updates and deployment_success for a POSTed app, in that order', async () => {
+  it('sees deployment_info, status updates and deployment_success for a POSTed app, in that order (and one api_post_event on the bus)', async () => {
     const seen: Seen[] = [];
-    const types = ['api_post_event', 'deployment_info', 'deployment_step_success', 'deployment_success', 'status_update_event'];
+    const types = ['deployment_info', 'deployment_step_success', 'deployment_success', 'status_update_event'];
     const record = (name: string, data: unknown) => seen.push({ name, data: data as Record<string, unknown> });
     const port = Number(new URL(server.master.url).port);
     const client = new MarathonEventBusClient({ marathonHost: '127.0.0.1', marathonPort: port, eventTypes: types, handlers: Object.fromEntries(types.map((t) => [t, record])) });
@@ -54,6 +54,9 @@ describe('Marathon events of a deployment, through marathon-event-bus-client', (
     client.on('error', () => undefined);
     client.subscribe();
     await subscribed;
+    // The client knows no api_post_event (its README's list predates it): watch the bus for it.
+    const posts: Record<string, unknown>[] = [];
+    const unsubscribe = server.apps.bus.subscribe(new Set(['api_post_event']), (e) => void posts.push(e as unknown as Record<string, unknown>));
     try {
       const r = await fetch(`${server.master.url}/v2/apps`, {
         method: 'POST',
@@ -73,12 +76,14 @@ describe('Marathon events of a deployment, through marathon-event-bus-client', (
       assert.equal(running.length, 2, 'both instances reported running');
       assert.ok(seen.indexOf(info) < seen.indexOf(running[0]!) && seen.indexOf(running[1]!) < seen.indexOf(success), 'info, then the instances, then success');
       assert.equal(typeof success.data['timestamp'], 'string');
-      const posted = seen.find((s) => s.name === 'api_post_event');
-      assert.equal((posted?.data['appDefinition'] as { id?: string } | undefined)?.id, '/events/sleeper');
-      assert.ok(seen.indexOf(posted!) < seen.indexOf(info), 'the change, then its deployment');
+      assert.deepEqual(
+        posts.map((p) => (p['appDefinition'] as { id: string }).id),
+        ['/events/sleeper'],
+      );
       assert.deepEqual((success.data['plan'] as { steps: unknown[] }).steps.length > 0, true);
     } finally {
       client.es.close();
+      unsubscribe();
     }
   });
 
