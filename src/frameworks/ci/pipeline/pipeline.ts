@@ -15,9 +15,10 @@ export type BuildEvent = 'manual' | 'push' | 'tag' | 'cron';
 export type StepStatus = 'pending' | 'running' | 'success' | 'failure' | 'skipped' | 'cancelled' | 'error';
 
 /**
- * When a step runs. Every field given must match (AND); a list matches if any entry does (OR).
- * Branch patterns are globs (`release/*`). `status` is about the steps before it: `success`
- * (default: all succeeded, or failed with `failure: ignore`) or `failure` (one failed), or both.
+ * One condition of a step's `when`. Every field given must match (AND); a field's list matches if
+ * any entry does (OR). Branch patterns are globs (`release/*`). `status` is about the steps
+ * upstream of this one: `success` (the default: none failed, `failure: ignore` aside) or
+ * `failure` (one failed), or both.
  */
 export interface StepCondition {
   event?: BuildEvent[];
@@ -34,7 +35,7 @@ export interface PipelineStep {
   commands: string[];
   /** Variables for this step, on top of the build's (job env, CI_* variables). */
   environment: Record<string, string>;
-  /** Conditions, all of which must hold; absent: run when the steps before succeeded. */
+  /** Conditions: the step runs when any of them holds (Woodpecker's rule); empty: when the steps upstream succeeded. */
   when: StepCondition[];
   /**
    * Names of the steps this one waits for, resolved by the parser: when no step of the pipeline
@@ -50,7 +51,7 @@ export interface Pipeline {
   steps: PipelineStep[];
   /** Paths (relative to the workspace, globs allowed) kept after the build and served by CI. */
   artifacts: string[];
-  /** The executor label the pipeline needs (default: the job's, then `default`). */
+  /** The executor label the pipeline needs; a job's own `executor` wins over it; neither: `default`. */
   executor?: string;
 }
 

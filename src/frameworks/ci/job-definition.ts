@@ -1,0 +1,583 @@
+import { InvalidExecutorSpec, InvalidJob, InvalidPipeline } from './ci-errors.ts';
+import type { FieldProblem } from './ci-errors.ts';
+import { InvalidCron, parseCron } from './cron-schedule.ts';
+import { isReservedVariableName } from './pipeline/ci-variables.ts';
+import { ENV_NAME_PATTERN, NAME_RULE, hasControlCharacter, isValidName } from './pipeline/names.ts';
+import { parsePipeline } from './pipeline/parse-pipeline.ts';
+
+// The JSON bodies of `PUT /ci/v1/jobs/{name}` and `PUT /ci/v1/executors/{label}`, checked and
+// with every default applied. docs/pipelines.md is the user's description; keep the two in step.
+// Parsed values are plain JSON (no undefined fields, no class instances): what GET answers, what
+// the store keeps, and what a PUT of that answer accepts again unchanged.
+
+// ---------------------------------------------------------------------------------------------
+// Jobs
+// ---------------------------------------------------------------------------------------------
+
+export interface JobDefinition {
+  name: string;
+  /** A git URL (https, http, git, ssh, file, or scp-like `user@host:path`) or an absolute local path. */
+  repo: string;
+  /** The branch built by manual, cron and branch-polling builds; absent: the repository's default branch (its HEAD). */
+  branch?: string;
+  /** The pipeline's path in the repository (default `.slipway.yml`); absent exactly when `pipeline` is given. */
+  pipelineFile?: string;
+  /** The pipeline's YAML text, kept as given (already checked by parsePipeline). */
+  pipeline?: string;
+  triggers: JobTriggers;
+  /** The executor label of the job's builds; absent: the pipeline's `executor`, then `default`. */
+  executor?: string;
+  /** How many builds of this job may run at once (default 1: one at a time, the others wait in the queue). */
+  concurrency: number;
+  /** Variables of every step of every build, under the step's own `environment`. */
+  env: Record<string, string>;
+}
+
+/** How builds start besides a manual trigger (API, CLI, Jenkins API), which always works. */
+export interface JobTriggers {
+  poll?: PollTrigger;
+  /** A five-field cron expression (or a macro such as `@daily`), in UTC; each firing is a `cron` build. */
+  cron?: string;
+  webhook?: WebhookTrigger;
+}
+
+export interface PollTrigger {
+  /** Seconds between two looks at the remote (`git ls-remote`). Default 60. */
+  intervalSeconds: number;
+  /** Build each new tag once, as a `tag` build. Default true. */
+  tags: boolean;
+  /** Build each new commit on the job's branch once, as a `push` build. Default false. */
+  branch: boolean;
+}
+
+export interface WebhookTrigger {
+  /**
+   * Checked on every call when set: GitHub's `X-Hub-Signature-256` and Gitea's
+   * `X-Gitea-Signature` HMAC-SHA256 of the body, GitLab's `X-Gitlab-Token`, or `X-Slipway-Token`
+   * for the generic payload. Without it, anyone who can reach the server can start builds.
+   */
+  secret?: string;
+  /** Build tag pushes. Default true. */
+  tags: boolean;
+  /** Build pushes to the job's branch. Default true. */
+  branch: boolean;
+}
+
+export const JOB_FIELDS = ['name', 'repo', 'branch', 'pipelineFile', 'pipeline', 'triggers', 'executor', 'concurrency', 'env'] as const;
+export const DEFAULT_PIPELINE_FILE = '.slipway.yml';
+export const DEFAULT_POLL_INTERVAL_SECONDS = 60;
+export const MAX_CONCURRENCY = 1000;
+export const MAX_POLL_INTERVAL_SECONDS = 7 * 24 * 3600;
+
+export function isValidJobName(name: string): boolean {
+  return isValidName(name);
+}
+
+/**
+ * Checks the body of `PUT /ci/v1/jobs/{name}` and applies its defaults. Throws InvalidJob with
+ * every problem found; problems of an inline `pipeline` carry their path, line and column.
+ */
+export function parseJobDefinition(name: string, json: unknown): JobDefinition {
+  const problems: FieldProblem[] = [];
+  const bad = (field: string, message: string): void => {
+    problems.push({ field, message });
+  };
+  if (!isValidName(name)) bad('name', `${JSON.stringify(name)} is not a valid job name: ${NAME_RULE}`);
+  if (!isPlainObject(json)) {
+    bad('', `the body must be a JSON object, not ${describeJson(json)}`);
+    throw new InvalidJob(problems);
+  }
+  checkFields(json, '', JOB_FIELDS, bad);
+  if (json['name'] !== undefined && json['name'] !== name) bad('name', `is ${JSON.stringify(json['name'])} in the body but ${JSON.stringify(name)} in the URL`);
+
+  const job: JobDefinition = { name, repo: '', triggers: {}, concurrency: 1, env: {} };
+
+  const repo = json['repo'];
+  if (repo === undefined) bad('repo', 'is required: a git URL or an absolute local path');
+  else if (typeof repo !== 'string') bad('repo', `must be a string, not ${describeJson(repo)}`);
+  else {
+    const problem = repoProblem(repo);
+    if (problem !== undefined) bad('repo', problem);
+    else job.repo = repo;
+  }
+
+  const branch = json['branch'];
+  if (branch !== undefined && branch !== null) {
+    if (typeof branch !== 'string') bad('branch', `must be a string, not ${describeJson(branch)}`);
+    else {
+      const problem = branchProblem(branch);
+      if (problem !== undefined) bad('branch', problem);
+      else job.branch = branch;
+    }
+  }
+
+  const inline = json['pipeline'];
+  const file = json['pipelineFile'];
+  if (inline !== undefined && inline !== null && file !== undefined && file !== null) {
+    bad('pipelineFile', 'give `pipelineFile` (a file in the repo) or `pipeline` (inline YAML), not both');
+  } else if (inline !== undefined && inline !== null) {
+    if (typeof inline !== 'string') bad('pipeline', `must be the pipeline's YAML text (a string), not ${describeJson(inline)}`);
+    else {
+      try {
+        parsePipeline(inline);
+        job.pipeline = inline;
+      } catch (e) {
+        if (!(e instanceof InvalidPipeline)) throw e;
+        for (const p of e.problems) problems.push({ field: 'pipeline', path: p.path, message: p.message, line: p.line, column: p.column });
+      }
+    }
+  } else if (file !== undefined && file !== null) {
+    if (typeof file !== 'string') bad('pipelineFile', `must be a string, not ${describeJson(file)}`);
+    else {
+      const normalized = repoPathOf(file);
+      if (typeof normalized === 'object') bad('pipelineFile', normalized.problem);
+      else job.pipelineFile = normalized;
+    }
+  } else {
+    job.pipelineFile = DEFAULT_PIPELINE_FILE;
+  }
+
+  const triggers = json['triggers'];
+  if (triggers !== undefined && triggers !== null) job.triggers = readTriggers(triggers, bad);
+
+  const executor = json['executor'];
+  if (executor !== undefined && executor !== null) {
+    if (typeof executor !== 'string') bad('executor', `must be a string, not ${describeJson(executor)}`);
+    else if (!isValidName(executor)) bad('executor', `is not a valid executor label: ${NAME_RULE}`);
+    else job.executor = executor;
+  }
+
+  const concurrency = json['concurrency'];
+  if (concurrency !== undefined && concurrency !== null) {
+    const n = integerIn(concurrency, 1, MAX_CONCURRENCY);
+    if (typeof n === 'string') bad('concurrency', n);
+    else job.concurrency = n;
+  }
+
+  const env = json['env'];
+  if (env !== undefined && env !== null) job.env = readEnv(env, 'env', bad);
+
+  if (problems.length > 0) throw new InvalidJob(problems);
+  return job;
+}
+
+function readTriggers(json: unknown, bad: (field: string, message: string) => void): JobTriggers {
+  const triggers: JobTriggers = {};
+  if (!isPlainObject(json)) {
+    bad('triggers', `must be an object ({poll?, cron?, webhook?}), not ${describeJson(json)}`);
+    return triggers;
+  }
+  checkFields(json, 'triggers', ['poll', 'cron', 'webhook'], bad);
+
+  const poll = json['poll'];
+  if (poll === true || isPlainObject(poll)) {
+    const o = poll === true ? {} : poll;
+    checkFields(o, 'triggers.poll', ['intervalSeconds', 'tags', 'branch'], bad);
+    const trigger: PollTrigger = { intervalSeconds: DEFAULT_POLL_INTERVAL_SECONDS, tags: true, branch: false };
+    if (o['intervalSeconds'] !== undefined) {
+      const n = integerIn(o['intervalSeconds'], 1, MAX_POLL_INTERVAL_SECONDS);
+      if (typeof n === 'string') bad('triggers.poll.intervalSeconds', n);
+      else trigger.intervalSeconds = n;
+    }
+    trigger.tags = booleanOr(o['tags'], true, 'triggers.poll.tags', bad);
+    trigger.branch = booleanOr(o['branch'], false, 'triggers.poll.branch', bad);
+    if (!trigger.tags && !trigger.branch) bad('triggers.poll', 'polls for nothing: set `tags` or `branch` to true (or leave out `poll`)');
+    triggers.poll = trigger;
+  } else if (poll !== undefined && poll !== null && poll !== false) {
+    bad('triggers.poll', `must be true, false or an object ({intervalSeconds?, tags?, branch?}), not ${describeJson(poll)}`);
+  }
+
+  const cron = json['cron'];
+  if (cron !== undefined && cron !== null) {
+    if (typeof cron !== 'string') bad('triggers.cron', `must be a cron expression (a string), not ${describeJson(cron)}`);
+    else {
+      try {
+        triggers.cron = parseCron(cron).expression;
+      } catch (e) {
+        if (!(e instanceof InvalidCron)) throw e;
+        bad('triggers.cron', e.message);
+      }
+    }
+  }
+
+  const webhook = json['webhook'];
+  if (webhook === true || isPlainObject(webhook)) {
+    const o = webhook === true ? {} : webhook;
+    checkFields(o, 'triggers.webhook', ['secret', 'tags', 'branch'], bad);
+    const trigger: WebhookTrigger = { tags: true, branch: true };
+    const secret = o['secret'];
+    if (secret !== undefined && secret !== null) {
+      if (typeof secret !== 'string' || secret === '') bad('triggers.webhook.secret', 'must be a non-empty string');
+      else trigger.secret = secret;
+    }
+    trigger.tags = booleanOr(o['tags'], true, 'triggers.webhook.tags', bad);
+    trigger.branch = booleanOr(o['branch'], true, 'triggers.webhook.branch', bad);
+    if (!trigger.tags && !trigger.branch) bad('triggers.webhook', 'accepts nothing: set `tags` or `branch` to true (or leave out `webhook`)');
+    // Field order: secret first when there is one, as a reader expects it.
+    triggers.webhook = trigger.secret !== undefined ? { secret: trigger.secret, tags: trigger.tags, branch: trigger.branch } : trigger;
+  } else if (webhook !== undefined && webhook !== null && webhook !== false) {
+    bad('triggers.webhook', `must be true, false or an object ({secret?, tags?, branch?}), not ${describeJson(webhook)}`);
+  }
+  return triggers;
+}
+
+/**
+ * Why `repo` is not something CI can clone, or undefined. Transports are allow-listed: git's
+ * `ext::` runs a command of the URL's choosing, and a repo that starts with `-` would be read by
+ * git as an option.
+ */
+export function repoProblem(repo: string): string | undefined {
+  const what = 'must be a git URL (https://, http://, git://, ssh://, file://, or user@host:path) or an absolute local path';
+  if (repo === '') return `is empty: it ${what}`;
+  if (repo.trim() !== repo) return 'must not start or end with spaces';
+  if (hasControlCharacter(repo)) return 'must not contain control characters';
+  if (repo.startsWith('/')) return undefined;
+  const scheme = /^([A-Za-z][A-Za-z0-9+.-]*):\/\//.exec(repo)?.[1]?.toLowerCase();
+  if (scheme !== undefined) {
+    if (!['https', 'http', 'git', 'ssh', 'file'].includes(scheme)) return `the scheme ${scheme}:// is not supported: it ${what}`;
+    let url: URL;
+    try {
+      url = new URL(repo);
+    } catch {
+      return `is not a valid URL: it ${what}`;
+    }
+    if (scheme === 'file') return url.pathname.length > 1 ? undefined : 'a file:// URL needs a path (file:///srv/git/app.git)';
+    if (url.hostname === '') return `needs a host (${scheme}://host/path)`;
+    if (url.pathname === '' || url.pathname === '/') return `needs the repository's path after the host (${scheme}://${url.host}/org/app.git)`;
+    return undefined;
+  }
+  // scp-like syntax, as git reads it: user@host:path, with no slash before the colon.
+  if (/^[A-Za-z0-9._~][A-Za-z0-9._~-]*@(?:[A-Za-z0-9][A-Za-z0-9.-]*|\[[0-9A-Fa-f:.]+\]):(?!\/\/)[^\s]+$/.test(repo)) return undefined;
+  if (/^[A-Za-z][A-Za-z0-9+.-]*::/.test(repo)) return `git's remote-helper syntax (transport::address) is not supported: it ${what}`;
+  if (!repo.includes('://') && !repo.includes('@')) return `a local path must be absolute (the server does not run where you do): it ${what}`;
+  return what;
+}
+
+/** Why `branch` is not a branch name git accepts (git check-ref-format --branch), or undefined. */
+export function branchProblem(branch: string): string | undefined {
+  if (branch === '') return 'must not be empty (leave `branch` out for the repository\'s default branch)';
+  if (branch === 'HEAD') return 'leave `branch` out for the repository\'s default branch (HEAD)';
+  if (branch.startsWith('refs/')) return `give the branch's name (${branch.replace(/^refs\/(heads\/)?/, '')}), not its ref`;
+  if (branch.length > 255) return 'is longer than 255 characters';
+  if (hasControlCharacter(branch, true) || /[~^:?*[\\]/.test(branch)) return 'must not contain spaces, control characters or any of ~ ^ : ? * [ \\';
+  if (branch.startsWith('-')) return 'must not start with `-`';
+  if (branch.includes('..') || branch.includes('@{') || branch === '@') return 'must not contain `..` or `@{`, nor be `@`';
+  const parts = branch.split('/');
+  if (parts.some((p) => p === '' || p.startsWith('.') || p.endsWith('.lock'))) {
+    return 'has an empty part, a part starting with `.`, or one ending with `.lock`';
+  }
+  if (branch.endsWith('.')) return 'must not end with `.`';
+  return undefined;
+}
+
+/** A path inside the repository, `./` parts dropped; or why it is not one. */
+function repoPathOf(path: string): string | { problem: string } {
+  if (path.trim() === '') return { problem: 'must not be empty' };
+  if (hasControlCharacter(path)) return { problem: 'must not contain control characters' };
+  if (path.startsWith('/')) return { problem: 'must be a path inside the repository, relative to its root' };
+  const parts = path.split('/').filter((p) => p !== '.');
+  if (parts.includes('..')) return { problem: 'must stay inside the repository (no `..`)' };
+  if (parts.length === 0 || parts.includes('')) return { problem: 'must name a file (no empty parts, no trailing `/`)' };
+  return parts.join('/');
+}
+
+// ---------------------------------------------------------------------------------------------
+// Executor specs
+// ---------------------------------------------------------------------------------------------
+
+export type ExecutorContainerizer = 'process' | 'docker';
+export type ExecutorConstraintOperator = 'IS' | 'LIKE' | 'UNLIKE' | 'UNIQUE' | 'MAX_PER';
+
+/**
+ * Where an executor of the label may run, Marathon's way: `field` is `hostname` or an agent
+ * attribute. IS: equals `value`; LIKE / UNLIKE: `value` (a regular expression) matches / does not
+ * match the whole value; UNIQUE: at most one executor of the label per value; MAX_PER: at most
+ * `value` executors of the label per value. An agent without the attribute passes only UNLIKE.
+ */
+export interface ExecutorConstraint {
+  field: string;
+  operator: ExecutorConstraintOperator;
+  value?: string;
+}
+
+/** A bind mount into a Docker executor (containerizer `docker`): e.g. the host's Docker socket. */
+export interface ExecutorVolume {
+  containerPath: string;
+  hostPath: string;
+  mode: 'RO' | 'RW';
+}
+
+export interface ExecutorSpec {
+  label: string;
+  /** Resources of one executor, taken from an offer and held while it lives (all its builds run in them). */
+  cpus: number;
+  /** MB. */
+  mem: number;
+  /** MB. */
+  disk: number;
+  /** How the agent runs the executor itself. Image steps always run on the agent host's Docker engine. */
+  containerizer: ExecutorContainerizer;
+  /** The image the executor runs in; required with containerizer `docker`, refused with `process`. */
+  image?: string;
+  constraints: ExecutorConstraint[];
+  /** Executors of this label at once, over the whole cluster. */
+  maxExecutors: number;
+  /** An executor idle this long exits and its resources go back to the pool; 0: after each build. */
+  idleTerminationSeconds: number;
+  volumes: ExecutorVolume[];
+}
+
+export const EXECUTOR_FIELDS = [
+  'label',
+  'cpus',
+  'mem',
+  'disk',
+  'containerizer',
+  'image',
+  'constraints',
+  'maxExecutors',
+  'idleTerminationSeconds',
+  'volumes',
+] as const;
+
+export const DEFAULT_EXECUTOR_LABEL = 'default';
+
+/**
+ * The built-in `default` label, and the default of every field left out of a PUT. One CPU and
+ * 1 GB for a build is what a small Jenkins agent has; four at once keep a share of the cluster
+ * for services; 180 s of idleness is the Jenkins Mesos plugin's three minutes.
+ */
+export const DEFAULT_EXECUTOR_SPEC: Readonly<ExecutorSpec> = Object.freeze({
+  label: DEFAULT_EXECUTOR_LABEL,
+  cpus: 1,
+  mem: 1024,
+  disk: 4096,
+  containerizer: 'process',
+  constraints: [],
+  maxExecutors: 4,
+  idleTerminationSeconds: 180,
+  volumes: [],
+});
+
+export const MAX_EXECUTORS_LIMIT = 1000;
+export const MAX_IDLE_TERMINATION_SECONDS = 7 * 24 * 3600;
+const CONSTRAINT_OPERATORS: readonly ExecutorConstraintOperator[] = ['IS', 'LIKE', 'UNLIKE', 'UNIQUE', 'MAX_PER'];
+
+/** A fresh copy of the `default` label's spec (the frozen constant's arrays are not to be shared). */
+export function defaultExecutorSpec(): ExecutorSpec {
+  return { ...DEFAULT_EXECUTOR_SPEC, constraints: [], volumes: [] };
+}
+
+/**
+ * Checks the body of `PUT /ci/v1/executors/{label}`; every field may be left out and takes the
+ * `default` label's value. Throws InvalidExecutorSpec with every problem found.
+ */
+export function parseExecutorSpec(label: string, json: unknown): ExecutorSpec {
+  const problems: FieldProblem[] = [];
+  const bad = (field: string, message: string): void => {
+    problems.push({ field, message });
+  };
+  if (!isValidName(label)) bad('label', `${JSON.stringify(label)} is not a valid executor label: ${NAME_RULE}`);
+  if (!isPlainObject(json)) {
+    bad('', `the body must be a JSON object, not ${describeJson(json)}`);
+    throw new InvalidExecutorSpec(problems);
+  }
+  checkFields(json, '', EXECUTOR_FIELDS, bad);
+  if (json['label'] !== undefined && json['label'] !== label) bad('label', `is ${JSON.stringify(json['label'])} in the body but ${JSON.stringify(label)} in the URL`);
+
+  const spec = defaultExecutorSpec();
+  spec.label = label;
+
+  const number = (field: 'cpus' | 'mem' | 'disk', min: number, exclusive: boolean): void => {
+    const v = json[field];
+    if (v === undefined || v === null) return;
+    if (typeof v !== 'number' || !Number.isFinite(v)) bad(field, `must be a number, not ${describeJson(v)}`);
+    else if (exclusive ? v <= min : v < min) bad(field, `must be ${exclusive ? 'more than' : 'at least'} ${min}`);
+    else spec[field] = v;
+  };
+  number('cpus', 0, true);
+  number('mem', 0, true);
+  number('disk', 0, false);
+
+  const containerizer = json['containerizer'];
+  if (containerizer !== undefined && containerizer !== null) {
+    if (containerizer === 'process' || containerizer === 'docker') spec.containerizer = containerizer;
+    else bad('containerizer', `must be "process" or "docker", not ${describeJson(containerizer)}`);
+  }
+
+  const image = json['image'];
+  if (image !== undefined && image !== null) {
+    if (typeof image !== 'string' || image.trim() === '' || /\s/.test(image) || image.startsWith('-')) {
+      bad('image', `must be an image reference (a string without spaces), not ${describeJson(image)}`);
+    } else if (spec.containerizer !== 'docker') bad('image', 'is only for containerizer "docker"');
+    else spec.image = image;
+  } else if (spec.containerizer === 'docker') {
+    bad('image', 'is required with containerizer "docker": the image the executor runs in');
+  }
+
+  const constraints = json['constraints'];
+  if (constraints !== undefined && constraints !== null) {
+    if (!Array.isArray(constraints)) bad('constraints', `must be a list, not ${describeJson(constraints)}`);
+    else spec.constraints = constraints.flatMap((c, i) => readConstraint(c, `constraints[${i}]`, bad));
+  }
+
+  const maxExecutors = json['maxExecutors'];
+  if (maxExecutors !== undefined && maxExecutors !== null) {
+    const n = integerIn(maxExecutors, 1, MAX_EXECUTORS_LIMIT);
+    if (typeof n === 'string') bad('maxExecutors', n);
+    else spec.maxExecutors = n;
+  }
+
+  const idle = json['idleTerminationSeconds'];
+  if (idle !== undefined && idle !== null) {
+    const n = integerIn(idle, 0, MAX_IDLE_TERMINATION_SECONDS);
+    if (typeof n === 'string') bad('idleTerminationSeconds', n);
+    else spec.idleTerminationSeconds = n;
+  }
+
+  const volumes = json['volumes'];
+  if (volumes !== undefined && volumes !== null) {
+    if (!Array.isArray(volumes)) bad('volumes', `must be a list, not ${describeJson(volumes)}`);
+    else if (volumes.length > 0 && spec.containerizer !== 'docker') bad('volumes', 'are only for containerizer "docker" (a process executor sees the host\'s files)');
+    else spec.volumes = volumes.flatMap((v, i) => readVolume(v, `volumes[${i}]`, bad));
+  }
+
+  if (problems.length > 0) throw new InvalidExecutorSpec(problems);
+  return spec;
+}
+
+/** Marathon's array form `["hostname", "LIKE", "web.*"]` or this module's object form. */
+function readConstraint(json: unknown, field: string, bad: (field: string, message: string) => void): ExecutorConstraint[] {
+  let c: { field: unknown; operator: unknown; value: unknown };
+  if (Array.isArray(json)) {
+    if (json.length < 2 || json.length > 3) {
+      bad(field, 'must be [field, operator] or [field, operator, value]');
+      return [];
+    }
+    c = { field: json[0], operator: json[1], value: json[2] };
+  } else if (isPlainObject(json)) {
+    checkFields(json, field, ['field', 'operator', 'value'], bad);
+    c = { field: json['field'], operator: json['operator'], value: json['value'] };
+  } else {
+    bad(field, `must be [field, operator, value?] or {field, operator, value?}, not ${describeJson(json)}`);
+    return [];
+  }
+  if (typeof c.field !== 'string' || c.field === '') {
+    bad(`${field}.field`, 'must be `hostname` or an agent attribute name');
+    return [];
+  }
+  if (typeof c.operator !== 'string' || !(CONSTRAINT_OPERATORS as readonly string[]).includes(c.operator)) {
+    bad(`${field}.operator`, `must be one of ${CONSTRAINT_OPERATORS.join(', ')}, not ${describeJson(c.operator)}`);
+    return [];
+  }
+  const operator = c.operator as ExecutorConstraintOperator;
+  if (operator === 'UNIQUE') {
+    if (c.value !== undefined && c.value !== null) {
+      bad(`${field}.value`, 'UNIQUE takes no value');
+      return [];
+    }
+    return [{ field: c.field, operator }];
+  }
+  if (typeof c.value !== 'string') {
+    bad(`${field}.value`, `${operator} needs a value (a string)`);
+    return [];
+  }
+  if (operator === 'MAX_PER' && !/^[1-9]\d*$/.test(c.value)) {
+    bad(`${field}.value`, 'MAX_PER needs a positive whole number');
+    return [];
+  }
+  if (operator === 'LIKE' || operator === 'UNLIKE') {
+    try {
+      new RegExp(`^(?:${c.value})$`);
+    } catch (e) {
+      bad(`${field}.value`, `is not a regular expression: ${(e as Error).message}`);
+      return [];
+    }
+  }
+  return [{ field: c.field, operator, value: c.value }];
+}
+
+function readVolume(json: unknown, field: string, bad: (field: string, message: string) => void): ExecutorVolume[] {
+  if (!isPlainObject(json)) {
+    bad(field, `must be {containerPath, hostPath, mode?}, not ${describeJson(json)}`);
+    return [];
+  }
+  checkFields(json, field, ['containerPath', 'hostPath', 'mode'], bad);
+  let ok = true;
+  for (const key of ['containerPath', 'hostPath'] as const) {
+    const v = json[key];
+    if (typeof v !== 'string' || !v.startsWith('/') || hasControlCharacter(v)) {
+      bad(`${field}.${key}`, 'must be an absolute path');
+      ok = false;
+    }
+  }
+  const mode = json['mode'] ?? 'RW';
+  if (mode !== 'RO' && mode !== 'RW') {
+    bad(`${field}.mode`, `must be "RO" or "RW", not ${describeJson(mode)}`);
+    ok = false;
+  }
+  if (!ok) return [];
+  return [{ containerPath: json['containerPath'] as string, hostPath: json['hostPath'] as string, mode: mode as 'RO' | 'RW' }];
+}
+
+// ---------------------------------------------------------------------------------------------
+// Small readers
+// ---------------------------------------------------------------------------------------------
+
+function readEnv(json: unknown, field: string, bad: (field: string, message: string) => void): Record<string, string> {
+  const env: Record<string, string> = {};
+  if (!isPlainObject(json)) {
+    bad(field, `must be an object of NAME: "value", not ${describeJson(json)}`);
+    return env;
+  }
+  for (const [name, value] of Object.entries(json)) {
+    const f = `${field}.${name}`;
+    if (!ENV_NAME_PATTERN.test(name)) bad(f, 'is not a variable name: letters, digits and `_`, not starting with a digit');
+    else if (isReservedVariableName(name)) bad(f, '`CI` and `CI_*` variables are set by CI and cannot be set here');
+    else if (typeof value !== 'string') bad(f, `must be a string, not ${describeJson(value)}`);
+    else if (value.includes('\0')) bad(f, 'must not contain a NUL character');
+    else setOwn(env, name, value);
+  }
+  return env;
+}
+
+/**
+ * `env[name] = value` that also works for the name `__proto__` (a valid variable name, which a
+ * plain assignment would take as the object's prototype and drop).
+ */
+export function setOwn(target: Record<string, string>, name: string, value: string): void {
+  Object.defineProperty(target, name, { value, enumerable: true, writable: true, configurable: true });
+}
+
+function checkFields(json: Record<string, unknown>, base: string, known: readonly string[], bad: (field: string, message: string) => void): void {
+  for (const key of Object.keys(json)) {
+    if (!known.includes(key)) bad(base === '' ? key : `${base}.${key}`, `unknown field (known: ${known.join(', ')})`);
+  }
+}
+
+/** A whole number in [min, max], or the message saying why not. */
+function integerIn(value: unknown, min: number, max: number): number | string {
+  if (typeof value !== 'number' || !Number.isInteger(value)) return `must be a whole number, not ${describeJson(value)}`;
+  if (value < min || value > max) return `must be from ${min} to ${max}`;
+  return value;
+}
+
+function booleanOr(value: unknown, fallback: boolean, field: string, bad: (field: string, message: string) => void): boolean {
+  if (value === undefined || value === null) return fallback;
+  if (typeof value === 'boolean') return value;
+  bad(field, `must be true or false, not ${describeJson(value)}`);
+  return fallback;
+}
+
+function isPlainObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+function describeJson(value: unknown): string {
+  if (value === null) return 'null';
+  if (Array.isArray(value)) return 'a list';
+  if (typeof value === 'object') return 'an object';
+  if (typeof value === 'string') return `the string ${JSON.stringify(value)}`;
+  if (typeof value === 'number' || typeof value === 'boolean') return `${typeof value === 'number' ? 'the number' : 'the boolean'} ${String(value)}`;
+  return typeof value;
+}
