@@ -8,6 +8,7 @@ import type { Kysely, Migration } from 'kysely';
 import type { Database } from './database.ts';
 import { MIGRATIONS, migrateToLatest, openSqlite } from './database.ts';
 import { APPS_MIGRATIONS } from './apps-database.ts';
+import { CI_MIGRATIONS } from './ci-database.ts';
 import { StoreMigrationFailed } from './errors.ts';
 
 /** SQLite specifics that the dialect-neutral conformance suite does not see: pragmas, migrations. */
@@ -62,6 +63,21 @@ describe('SQLite database', () => {
       return true;
     });
     assert.deepEqual(await tables(), ['app_versions', 'apps', 'apps_meta', 'deployments', 'instances']);
+  });
+
+  it('creates the CI tables from CI_MIGRATIONS, in a database that refuses the other lists', async () => {
+    const ciTables = ['builds', 'ci_meta', 'executor_specs', 'executors', 'job_numbers', 'jobs', 'trigger_states'];
+    await migrateToLatest(db, CI_MIGRATIONS);
+    assert.deepEqual(await tables(), ciTables);
+    await migrateToLatest(db, CI_MIGRATIONS);
+    for (const other of [MIGRATIONS, APPS_MIGRATIONS]) {
+      await assert.rejects(migrateToLatest(db, other), (err: unknown) => {
+        assert.ok(err instanceof StoreMigrationFailed);
+        assert.match(err.message, /0001-ci/);
+        return true;
+      });
+    }
+    assert.deepEqual(await tables(), ciTables);
   });
 
   it('rolls back the whole run and names the migration when one fails', async () => {
