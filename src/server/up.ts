@@ -1,6 +1,7 @@
 import { join, resolve } from 'node:path';
 import { startAgentServer, type AgentServer } from './agent-server.ts';
 import { mountMarathonApi, startAppsService, type AppsService } from './apps-server.ts';
+import { mountCiApi, startCiService, type CiService } from './ci-server.ts';
 import { InProcessScheduler } from './in-process-scheduler.ts';
 import { startMasterServer, type MasterServer } from './master-server.ts';
 
@@ -22,6 +23,7 @@ export interface UpOptions {
 export interface Up {
   master: MasterServer;
   apps: AppsService;
+  ci: CiService;
   agent: AgentServer;
   close(): Promise<void>;
 }
@@ -29,6 +31,7 @@ export interface Up {
 export async function up(o: UpOptions): Promise<Up> {
   const dataDir = resolve(o.dataDir);
   let apps: AppsService | undefined;
+  let ci: CiService | undefined;
   let url = '';
   const master = await startMasterServer({
     host: o.host,
@@ -44,10 +47,13 @@ export async function up(o: UpOptions): Promise<Up> {
       });
       apps = service;
       mountMarathonApi(app, service, { leader: () => url.replace(/^http:\/\//, ''), masterUrl: 'in-process', rootMetrics: false });
+      ci = await startCiService({ transport: new InProcessScheduler(core), dataDir: join(dataDir, 'ci'), serverUrl: () => url, ...(o.log !== undefined ? { log: o.log } : {}) });
+      mountCiApi(app, ci);
     },
   });
   url = master.url;
   const appsService = apps!;
+  const ciService = ci!;
   let agent: AgentServer;
   try {
     agent = await startAgentServer({
@@ -59,6 +65,7 @@ export async function up(o: UpOptions): Promise<Up> {
       ...(o.log !== undefined ? { log: o.log } : {}),
     });
   } catch (e) {
+    await ciService.close();
     await appsService.close();
     await master.close();
     throw e;
@@ -66,8 +73,10 @@ export async function up(o: UpOptions): Promise<Up> {
   return {
     master,
     apps: appsService,
+    ci: ciService,
     agent,
     async close() {
+      await ciService.close();
       await appsService.close();
       await agent.close();
       await master.close();

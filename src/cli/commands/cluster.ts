@@ -3,6 +3,7 @@ import { resolve } from 'node:path';
 import { InvalidArgumentError, type Command } from 'commander';
 import { startAgentServer } from '../../server/agent-server.ts';
 import { startAppsServer } from '../../server/apps-server.ts';
+import { runCiExecutor, startCiServer } from '../../server/ci-server.ts';
 import { startMasterServer } from '../../server/master-server.ts';
 import { up } from '../../server/up.ts';
 import { positiveInt } from '../options.ts';
@@ -57,6 +58,7 @@ export function registerCluster(program: Command): void {
           `  scheduler API   POST ${running.master.url}/api/v1/scheduler`,
           `  operator API    POST ${running.master.url}/api/v1   state: ${running.master.url}/master/state`,
           `  services API    ${running.master.url}/v2/apps (Marathon's REST API)   events: ${running.master.url}/v2/events`,
+          `  CI API          ${running.master.url}/ci/v1/jobs`,
           'Press Ctrl-C to stop (running tasks keep running and are recovered by the next `slipway up`).',
           '',
         ].join('\n'),
@@ -76,6 +78,32 @@ export function registerCluster(program: Command): void {
       const server = await startAppsServer({ masterUrl: o.master, host: o.host, port: o.port, dataDir: o.dataDir, role: o.role, log });
       process.stdout.write(`services (Marathon API) at ${server.url}/v2/apps, framework ${server.service.framework.id ?? '?'}; master ${o.master}\n`);
       stopOnSignal(() => server.close(), 'services framework');
+    });
+
+  program
+    .command('ci')
+    .description('run CI (jobs, pipelines, elastic executors) in its own process, against a master')
+    .requiredOption('--master <url>', 'the master, e.g. http://127.0.0.1:5050')
+    .option('--port <port>', 'port of the CI API', positiveInt('--port'), 8090)
+    .option('--host <ip>', 'address to bind (executors on other machines connect to it)', '127.0.0.1')
+    .option('--data-dir <dir>', 'where CI keeps its state, logs and artifacts', './.slipway/ci')
+    .option('--role <role>', 'the role to subscribe with', '*')
+    .action(async (o: { master: string; port: number; host: string; dataDir: string; role: string }) => {
+      const server = await startCiServer({ masterUrl: o.master, host: o.host, port: o.port, dataDir: o.dataDir, role: o.role, log });
+      process.stdout.write(`CI at ${server.url}/ci/v1/jobs; master ${o.master}\n`);
+      stopOnSignal(() => server.close(), 'CI');
+    });
+
+  program
+    .command('ci-executor')
+    .description('a CI build executor (CI launches these as tasks; not for running by hand)')
+    .requiredOption('--server <url>', 'CI, e.g. http://127.0.0.1:5050')
+    .requiredOption('--id <id>', 'the executor id CI gave')
+    .requiredOption('--token <token>', 'the token CI gave')
+    .requiredOption('--label <label>', 'the executor label')
+    .action(async (o: { server: string; id: string; token: string; label: string }) => {
+      const code = await runCiExecutor({ serverUrl: o.server, id: o.id, token: o.token, label: o.label, log });
+      process.exit(code);
     });
 
   program

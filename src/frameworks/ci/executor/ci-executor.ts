@@ -1,0 +1,209 @@
+import { readFile } from 'node:fs/promises';
+import { hostname as osHostname } from 'node:os';
+import { join, resolve } from 'node:path';
+import type Dockerode from 'dockerode';
+import WebSocket from 'ws';
+import { collectArtifacts } from '../engine/collect-artifacts.ts';
+import { runPipeline, type PipelineEvent } from '../engine/run-pipeline.ts';
+import { EXECUTOR_HEARTBEAT_SECONDS, MISSED_HEARTBEATS, type BuildSpec, type ExecutorToServer, type ServerToExecutor } from '../executor-protocol.ts';
+import { checkoutCommit } from '../git/git-source.ts';
+
+export interface ExecutorOptions {
+  /** CI's base URL, e.g. http://127.0.0.1:5050. */
+  serverUrl: string;
+  id: string;
+  token: string;
+  label: string;
+  /** Workspaces and artifacts go here (the task's sandbox). */
+  workDir: string;
+  /** The agent host's engine, for image steps. */
+  docker?: Dockerode;
+  /** How long to stay alive idle without CI before exiting (default 60 s). */
+  lostIdleExitMs?: number;
+  log?: (line: string) => void;
+}
+
+type Report = Exclude<ExecutorToServer, { type: 'HELLO' } | { type: 'HEARTBEAT' }>;
+
+/**
+ * The CI executor (`slipway ci-executor`): a task CI launched on an agent. It connects back to
+ * CI, takes builds one at a time (check out the commit, run the pipeline with the engine, upload
+ * artifacts) and reports them over its stream, per executor-protocol.ts: reports carry a sequence
+ * number and are kept until CI acknowledges them, and sent again after a reconnect.
+ * Resolves with the exit code when it is told to shut down (0) or gives up on CI (1).
+ */
+export async function runExecutor(o: ExecutorOptions): Promise<number> {
+  const log = o.log ?? (() => undefined);
+  let socket: WebSocket | undefined;
+  let running: { spec: BuildSpec; abort: AbortController } | undefined;
+  /** Reports not yet acknowledged, in order. */
+  let pending: Report[] = [];
+  let seq = 0;
+  let lostSince: number | undefined = Date.now();
+  let done: ((code: number) => void) | undefined;
+  const finished = new Promise<number>((r) => (done = r));
+  let shutdownAsked = false;
+  let lastHeard = Date.now();
+  let backoff = 200;
+
+  const send = (m: ExecutorToServer) => {
+    if (socket?.readyState === WebSocket.OPEN) socket.send(JSON.stringify(m));
+  };
+  const report = (m: DistributiveOmit<Report, 'seq'>) => {
+    const r = { ...m, seq: ++seq } as Report;
+    pending.push(r);
+    send(r);
+  };
+
+  const connect = () => {
+    const url = new URL('/ci/v1/executor-stream', o.serverUrl);
+    url.searchParams.set('executor', o.id);
+    url.searchParams.set('token', o.token);
+    const ws = new WebSocket(url);
+    socket = ws;
+    ws.on('open', () => {
+      backoff = 200;
+      lastHeard = Date.now();
+      send({ type: 'HELLO', executorId: o.id, label: o.label, hostname: osHostname(), ...(running !== undefined ? { running: { job: running.spec.job, number: running.spec.number } } : {}) });
+    });
+    ws.on('message', (data) => {
+      lastHeard = Date.now();
+      let m: ServerToExecutor;
+      try {
+        m = JSON.parse(String(data)) as ServerToExecutor;
+      } catch {
+        return;
+      }
+      onMessage(m);
+    });
+    ws.on('close', () => {
+      if (socket === ws) socket = undefined;
+      lostSince ??= Date.now();
+      if (done === undefined) return;
+      setTimeout(connect, backoff).unref();
+      backoff = Math.min(backoff * 2, 5000);
+    });
+    ws.on('error', () => undefined);
+  };
+
+  const onMessage = (m: ServerToExecutor) => {
+    switch (m.type) {
+      case 'WELCOME':
+        lostSince = undefined;
+        // What CI has not acknowledged goes again: it ignores what it has seen.
+        for (const r of pending) send(r);
+        return;
+      case 'ERROR':
+        log(`CI refused this executor: ${m.message}`);
+        exit(1);
+        return;
+      case 'ACK':
+        pending = pending.filter((r) => r.seq > m.seq);
+        if (shutdownAsked && running === undefined && pending.length === 0) exit(0);
+        return;
+      case 'BUILD':
+        if (running !== undefined) return;
+        void runBuild(m.build);
+        return;
+      case 'CANCEL':
+        if (running !== undefined && running.spec.job === m.job && running.spec.number === m.number) running.abort.abort();
+        return;
+      case 'SHUTDOWN':
+        shutdownAsked = true;
+        if (running === undefined && pending.length === 0) exit(0);
+        return;
+      case 'HEARTBEAT':
+        return;
+    }
+  };
+
+  const runBuild = async (spec: BuildSpec) => {
+    const abort = new AbortController();
+    running = { spec, abort };
+    const ids = { job: spec.job, number: spec.number };
+    const workspace = resolve(o.workDir, 'workspace', `${spec.job}-${spec.number}`);
+    let status: 'success' | 'failure' | 'cancelled' | 'error';
+    let error: string | undefined;
+    let artifacts: string[] = [];
+    try {
+      log(`build ${spec.job} #${spec.number}: checking out ${spec.commit.slice(0, 12)} of ${spec.repo}`);
+      await checkoutCommit(spec.repo, spec.commit, workspace);
+      const result = await runPipeline(spec.pipeline, {
+        workspace,
+        build: {
+          jobName: spec.job,
+          number: spec.number,
+          event: spec.event,
+          commitSha: spec.commit,
+          ...(spec.branch !== undefined ? { branch: spec.branch } : {}),
+          ...(spec.tag !== undefined ? { tag: spec.tag } : {}),
+          env: spec.env,
+          repo: spec.repo,
+          executorLabel: o.label,
+        },
+        ...(o.docker !== undefined ? { docker: o.docker } : {}),
+        signal: abort.signal,
+        onEvent: (e: PipelineEvent) => {
+          if (e.type === 'step-started') report({ type: 'STEP_STARTED', ...ids, step: e.step, at: e.at });
+          else if (e.type === 'log') report({ type: 'LOG', ...ids, step: e.step, at: e.at, text: e.text });
+          else
+            report({
+              type: 'STEP_FINISHED',
+              ...ids,
+              step: e.step,
+              at: e.at,
+              status: e.result.status,
+              ...(e.result.exitCode !== undefined ? { exitCode: e.result.exitCode } : {}),
+              ...(e.result.error !== undefined ? { error: e.result.error } : {}),
+            });
+        },
+      });
+      status = result.status;
+      if (result.error !== undefined) error = result.error;
+      if (spec.pipeline.artifacts.length > 0 && status !== 'cancelled') {
+        const dest = join(o.workDir, 'artifacts', `${spec.job}-${spec.number}`);
+        const collected = await collectArtifacts(workspace, spec.pipeline.artifacts, dest);
+        for (const f of collected.files) {
+          await upload(o, spec, f.path, join(dest, f.path));
+          artifacts.push(f.path);
+        }
+      }
+    } catch (e) {
+      status = abort.signal.aborted ? 'cancelled' : 'error';
+      error = e instanceof Error ? e.message : String(e);
+      artifacts = [];
+    }
+    running = undefined;
+    report({ type: 'BUILD_DONE', ...ids, at: Date.now(), status, ...(error !== undefined ? { error } : {}), artifacts });
+    log(`build ${spec.job} #${spec.number}: ${status}${error !== undefined ? ` (${error})` : ''}`);
+  };
+
+  const heartbeat = setInterval(() => {
+    send({ type: 'HEARTBEAT' });
+    const now = Date.now();
+    if (socket !== undefined && now - lastHeard > MISSED_HEARTBEATS * EXECUTOR_HEARTBEAT_SECONDS * 1000) socket.terminate();
+    // Idle and without CI for long: CI is gone or forgot this executor; give the resources back.
+    if (running === undefined && lostSince !== undefined && now - lostSince > (o.lostIdleExitMs ?? 60_000)) exit(1);
+  }, EXECUTOR_HEARTBEAT_SECONDS * 1000);
+
+  const exit = (code: number) => {
+    const d = done;
+    done = undefined;
+    clearInterval(heartbeat);
+    socket?.close();
+    d?.(code);
+  };
+
+  connect();
+  return finished;
+}
+
+async function upload(o: ExecutorOptions, spec: BuildSpec, path: string, file: string): Promise<void> {
+  const url = new URL(`/ci/v1/jobs/${encodeURIComponent(spec.job)}/builds/${spec.number}/artifacts/${path.split('/').map(encodeURIComponent).join('/')}`, o.serverUrl);
+  url.searchParams.set('executor', o.id);
+  url.searchParams.set('token', o.token);
+  const r = await fetch(url, { method: 'PUT', headers: { 'Content-Type': 'application/octet-stream' }, body: await readFile(file) });
+  if (!r.ok) throw new Error(`artifact ${path} not stored by CI: ${r.status} ${await r.text()}`);
+}
+
+type DistributiveOmit<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> : never;

@@ -1,0 +1,278 @@
+import { createReadStream } from 'node:fs';
+import { mkdir, readFile, stat, writeFile } from 'node:fs/promises';
+import { dirname, join, normalize, sep } from 'node:path';
+import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { WebSocket } from 'ws';
+import { SlipwayError } from '../../../core/errors.ts';
+import { httpErrorReply } from '../../../core/http-status.ts';
+import { buildKey, isFinished, type Build } from '../build.ts';
+import { InvalidExecutorSpec, InvalidJob, InvalidPipeline } from '../ci-errors.ts';
+import type { CiFramework, LogPiece } from '../ci-framework.ts';
+import type { ExecutorToServer } from '../executor-protocol.ts';
+import { parseExecutorSpec, parseJobDefinition } from '../job-definition.ts';
+
+/** A job, build, executor or artifact that does not exist. */
+export class CiNotFound extends SlipwayError {
+  readonly code = 'CI_NOT_FOUND';
+}
+
+/** A request that does not fit the resource's state (cancel an ended build, ...). */
+export class CiConflict extends SlipwayError {
+  readonly code = 'CI_CONFLICT';
+}
+
+/** A malformed request (a bad number, a path out of bounds). */
+export class CiBadRequest extends SlipwayError {
+  readonly code = 'CI_BAD_REQUEST';
+}
+
+export interface CiRoutesOptions {
+  framework: CiFramework;
+  /** Where artifacts are kept (`<dir>/<job>/<n>/<path>`). */
+  artifactsDir: string;
+}
+
+/**
+ * CI's REST API (`/ci/v1`) and the executors' stream, in their own Fastify scope: errors answer
+ * `{code, message, details?}` JSON with the status of their code. Needs @fastify/websocket
+ * registered on the server.
+ */
+export function ciRoutes(app: FastifyInstance, o: CiRoutesOptions): void {
+  void app.register(async (scope) => {
+    scope.setErrorHandler((error: FastifyError, request, reply) => {
+      if (error instanceof InvalidJob || error instanceof InvalidExecutorSpec) return reply.code(422).send(error.body);
+      if (error instanceof InvalidPipeline) return reply.code(422).send(error.body);
+      const { status, message, internal } = httpErrorReply(error);
+      if (internal) request.log.error(error);
+      return reply.code(status).send({ code: error instanceof SlipwayError ? error.code : 'HTTP_ERROR', message });
+    });
+    routes(scope, o);
+  });
+}
+
+function routes(app: FastifyInstance, o: CiRoutesOptions): void {
+  const ci = o.framework;
+  const jobOf = (name: string) => {
+    const job = ci.jobs.get(name);
+    if (job === undefined) throw new CiNotFound(`no job ${name}`);
+    return job;
+  };
+  const numberOf = (raw: string) => {
+    const n = Number(raw);
+    if (!Number.isSafeInteger(n) || n < 1) throw new CiBadRequest(`build number must be a positive integer, not ${raw}`);
+    return n;
+  };
+  const buildOf = async (name: string, raw: string): Promise<Build> => {
+    jobOf(name);
+    const n = numberOf(raw);
+    const b = await ci.getBuild(name, n);
+    if (b === undefined) throw new CiNotFound(`no build ${name} #${n}`);
+    return b;
+  };
+
+  // --- jobs ---------------------------------------------------------------------------------
+
+  app.put('/ci/v1/jobs/:name', async (req, reply) => {
+    const { name } = req.params as { name: string };
+    const job = parseJobDefinition(name, req.body);
+    const created = await ci.putJob(job);
+    return reply.code(created ? 201 : 200).send(job);
+  });
+  app.get('/ci/v1/jobs', () => ({
+    jobs: [...ci.jobs.values()].sort((a, b) => (a.name < b.name ? -1 : 1)).map((j) => ({ ...j, lastBuild: ci.lastNumber(j.name) || null })),
+  }));
+  app.get('/ci/v1/jobs/:name', (req) => {
+    const job = jobOf((req.params as { name: string }).name);
+    return { ...job, lastBuild: ci.lastNumber(job.name) || null };
+  });
+  app.delete('/ci/v1/jobs/:name', async (req, reply) => {
+    const { name } = req.params as { name: string };
+    jobOf(name);
+    await ci.deleteJob(name);
+    return reply.code(204).send();
+  });
+
+  // --- builds -------------------------------------------------------------------------------
+
+  app.post('/ci/v1/jobs/:name/builds', async (req, reply) => {
+    const { name } = req.params as { name: string };
+    jobOf(name);
+    const body = (req.body ?? {}) as { branch?: unknown; tag?: unknown; commit?: unknown };
+    if (typeof body !== 'object' || Array.isArray(body)) throw new CiBadRequest('the body, if any, is {branch?, tag?, commit?}');
+    for (const k of ['branch', 'tag', 'commit'] as const) {
+      if (body[k] !== undefined && typeof body[k] !== 'string') throw new CiBadRequest(`${k} must be a string`);
+    }
+    const tag = body.tag as string | undefined;
+    const build = await ci.trigger(name, {
+      cause: { kind: 'manual', description: `manual (API)${tag !== undefined ? `, tag ${tag}` : ''}` },
+      event: tag !== undefined ? 'tag' : 'manual',
+      ...(body.branch !== undefined ? { branch: body.branch as string } : {}),
+      ...(tag !== undefined ? { tag } : {}),
+      ...(body.commit !== undefined ? { commit: body.commit as string } : {}),
+    });
+    return reply.code(201).header('Location', `/ci/v1/jobs/${name}/builds/${build.number}`).send(build);
+  });
+  app.get('/ci/v1/jobs/:name/builds', async (req) => {
+    const { name } = req.params as { name: string };
+    jobOf(name);
+    const q = req.query as { limit?: string; before?: string };
+    const limit = q.limit !== undefined ? Math.min(numberOf(q.limit), 1000) : 50;
+    return { builds: await ci.listBuilds(name, limit, q.before !== undefined ? numberOf(q.before) : undefined) };
+  });
+  app.get('/ci/v1/jobs/:name/builds/:n', async (req) => {
+    const { name, n } = req.params as { name: string; n: string };
+    return buildOf(name, n);
+  });
+  app.post('/ci/v1/jobs/:name/builds/:n/cancel', async (req, reply) => {
+    const { name, n } = req.params as { name: string; n: string };
+    const b = await buildOf(name, n);
+    if (!(await ci.cancel(name, b.number))) throw new CiConflict(`build ${name} #${b.number} has ended (${b.status})`);
+    return reply.code(202).send(await buildOf(name, n));
+  });
+  app.post('/ci/v1/jobs/:name/builds/:n/rebuild', async (req, reply) => {
+    const { name, n } = req.params as { name: string; n: string };
+    const b = await buildOf(name, n);
+    const build = await ci.rebuild(name, b.number);
+    return reply.code(201).header('Location', `/ci/v1/jobs/${name}/builds/${build.number}`).send(build);
+  });
+
+  // A build's log as text: the whole build, or `?step=` one step; `?follow=true` streams until it ends.
+  app.get('/ci/v1/jobs/:name/builds/:n/log', async (req, reply) => {
+    const { name, n } = req.params as { name: string; n: string };
+    const b = await buildOf(name, n);
+    const q = req.query as { step?: string; follow?: string };
+    if (q.step !== undefined && !b.steps.some((s) => s.name === q.step)) throw new CiNotFound(`build ${name} #${b.number} has no step ${q.step}`);
+    const file = ci.logPath(name, b.number, q.step);
+    reply.type('text/plain; charset=utf-8');
+    if (q.follow !== 'true' || isFinished(b)) {
+      const text = await readFile(file).catch(() => Buffer.alloc(0));
+      return reply.send(text);
+    }
+    return followLog(ci, req, reply, b, file, q.step);
+  });
+
+  // --- artifacts ----------------------------------------------------------------------------
+
+  const artifactFile = (name: string, n: number, path: string) => {
+    const rel = normalize(path);
+    if (rel.startsWith('..') || rel.startsWith(sep) || rel === '.') throw new CiBadRequest(`artifact path ${path} is outside the build`);
+    return join(o.artifactsDir, name, String(n), rel);
+  };
+  app.get('/ci/v1/jobs/:name/builds/:n/artifacts/*', async (req, reply) => {
+    const { name, n, '*': path } = req.params as { name: string; n: string; '*': string };
+    const b = await buildOf(name, n);
+    if (!b.artifacts.includes(path)) throw new CiNotFound(`build ${name} #${b.number} has no artifact ${path}`);
+    const file = artifactFile(name, b.number, path);
+    const st = await stat(file).catch(() => undefined);
+    if (st === undefined) throw new CiNotFound(`artifact ${path} of ${name} #${b.number} is gone`);
+    return reply.type('application/octet-stream').header('Content-Length', st.size).send(createReadStream(file));
+  });
+  // Executors upload artifacts before BUILD_DONE, with their token.
+  app.addContentTypeParser('application/octet-stream', { parseAs: 'buffer', bodyLimit: 1024 * 1024 * 1024 }, (_req, body, done) => done(null, body));
+  app.put('/ci/v1/jobs/:name/builds/:n/artifacts/*', async (req, reply) => {
+    const { name, n, '*': path } = req.params as { name: string; n: string; '*': string };
+    const q = req.query as { executor?: string; token?: string };
+    const b = await buildOf(name, n);
+    const e = q.executor !== undefined ? ci.executors.get(q.executor) : undefined;
+    if (e === undefined || e.token !== q.token || e.build !== buildKey(name, b.number)) {
+      return reply.code(403).send({ code: 'CI_FORBIDDEN', message: 'only the executor running the build may store its artifacts' });
+    }
+    const file = artifactFile(name, b.number, path);
+    await mkdir(dirname(file), { recursive: true });
+    await writeFile(file, req.body as Buffer);
+    return reply.code(201).send();
+  });
+
+  // --- executors and the queue --------------------------------------------------------------
+
+  app.put('/ci/v1/executors/:label', async (req, reply) => {
+    const { label } = req.params as { label: string };
+    const spec = parseExecutorSpec(label, req.body);
+    const created = await ci.putExecutorSpec(label, spec);
+    return reply.code(created ? 201 : 200).send(spec);
+  });
+  app.get('/ci/v1/executors', () => ({
+    specs: [...ci.specs.entries()].map(([label, s]) => ({ ...s, label })),
+    executors: [...ci.executors.values()].map(({ token: _token, ...e }) => e),
+  }));
+  app.get('/ci/v1/queue', () => ({
+    queue: ci.queue().map((q) => ({ job: q.build.job, number: q.build.number, label: q.build.label, queuedAt: new Date(q.build.queuedAt).toISOString(), why: q.why })),
+  }));
+
+  // --- the executors' stream ----------------------------------------------------------------
+
+  app.get('/ci/v1/executor-stream', { websocket: true }, (socket: WebSocket, req) => {
+    const q = req.query as { executor?: string; token?: string };
+    let executorId: string | undefined;
+    const conn = {
+      send: (m: unknown) => {
+        if (socket.readyState === socket.OPEN) socket.send(JSON.stringify(m));
+      },
+      close: () => socket.close(),
+    };
+    socket.on('message', (data) => {
+      let m: ExecutorToServer;
+      try {
+        m = JSON.parse(String(data)) as ExecutorToServer;
+      } catch {
+        conn.send({ type: 'ERROR', message: 'a frame is not JSON' });
+        socket.close();
+        return;
+      }
+      if (m === null || typeof m !== 'object' || typeof m.type !== 'string') return;
+      if (executorId === undefined) {
+        if (m.type !== 'HELLO' || typeof m.executorId !== 'string' || m.executorId !== q.executor) {
+          conn.send({ type: 'ERROR', message: 'the first message must be HELLO, for the executor of the URL' });
+          socket.close();
+          return;
+        }
+        if (ci.executorConnected(m, q.token ?? '', conn)) executorId = m.executorId;
+        return;
+      }
+      if (m.type === 'HEARTBEAT') {
+        conn.send({ type: 'HEARTBEAT' });
+        return;
+      }
+      ci.executorMessage(executorId, m);
+    });
+    socket.on('close', () => {
+      if (executorId !== undefined) ci.executorDisconnected(executorId, conn);
+    });
+  });
+}
+
+/** Streams the log so far, then each new piece, until the build ends or the client goes. */
+async function followLog(ci: CiFramework, req: FastifyRequest, reply: FastifyReply, b: Build, file: string, step: string | undefined): Promise<FastifyReply> {
+  reply.hijack();
+  const res = reply.raw;
+  res.writeHead(200, { 'content-type': 'text/plain; charset=utf-8', 'cache-control': 'no-cache' });
+  const early: LogPiece[] = [];
+  let ended = false;
+  let caughtUp = false;
+  const finish = () => {
+    if (!res.writableEnded) res.end();
+  };
+  const stop = ci.followLog(b.job, b.number, (piece) => {
+    if (piece === undefined) {
+      ended = true;
+      if (caughtUp) finish();
+      return;
+    }
+    if (!caughtUp) early.push(piece);
+    else if (step === undefined || piece.step === step) res.write(piece.bytes);
+  });
+  req.raw.on('close', stop);
+  // What the file held when read; pieces that ended before that offset are in it already.
+  const text = await readFile(file).catch(() => Buffer.alloc(0));
+  res.write(text);
+  const sent = text.length;
+  caughtUp = true;
+  for (const p of early) {
+    if (step !== undefined && p.step !== step) continue;
+    const end = step !== undefined ? p.stepEnd : p.end;
+    if (end <= sent) continue;
+    res.write(p.bytes.subarray(Math.max(0, sent - (end - p.bytes.length))));
+  }
+  if (ended || isFinished((await ci.getBuild(b.job, b.number)) ?? b)) finish();
+  return reply;
+}

@@ -1,0 +1,117 @@
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import websocket from '@fastify/websocket';
+import Dockerode from 'dockerode';
+import Fastify, { type FastifyInstance } from 'fastify';
+import { CiFramework } from '../frameworks/ci/ci-framework.ts';
+import { runExecutor } from '../frameworks/ci/executor/ci-executor.ts';
+import { ciRoutes } from '../frameworks/ci/http/ci-routes.ts';
+import { jenkinsRoutes } from '../frameworks/ci/http/jenkins-routes.ts';
+import type { SchedulerTransport } from '../protocol/scheduler-transport.ts';
+import { HttpScheduler } from '../sdk/http-scheduler.ts';
+import { SqliteCiStore } from '../store/sqlite-ci-store.ts';
+
+/** The slipway program, which executor tasks run as `slipway ci-executor`. */
+const SLIPWAY_BIN = fileURLToPath(new URL('../../bin/slipway.js', import.meta.url));
+
+/**
+ * Wires CI: its store (`ci.db` in the data dir), the framework on a scheduler transport, and its
+ * routes. `slipway up` mounts it on the master's server with the in-process transport; `slipway
+ * ci` runs it on its own server over HTTP. Executors are launched as `node bin/slipway.js
+ * ci-executor` on the agents (the agents run this same program).
+ */
+export interface CiService {
+  framework: CiFramework;
+  dataDir: string;
+  close(): Promise<void>;
+}
+
+export interface CiServiceOptions {
+  transport: SchedulerTransport;
+  dataDir: string;
+  /** Where executors reach CI: known once the server listens. */
+  serverUrl: () => string;
+  role?: string;
+  log?: (line: string) => void;
+}
+
+export async function startCiService(o: CiServiceOptions): Promise<CiService> {
+  const store = await SqliteCiStore.open(o.dataDir);
+  const framework = new CiFramework({
+    transport: o.transport,
+    store,
+    dataDir: o.dataDir,
+    executorCommand: ({ id, token, label }) => ({
+      shell: false,
+      value: process.execPath,
+      arguments: [process.execPath, SLIPWAY_BIN, 'ci-executor', '--server', o.serverUrl(), '--id', id, '--token', token, '--label', label],
+    }),
+    ...(o.role !== undefined ? { role: o.role } : {}),
+    ...(o.log !== undefined ? { log: o.log } : {}),
+  });
+  try {
+    await framework.start();
+  } catch (e) {
+    await store.close();
+    throw e;
+  }
+  return {
+    framework,
+    dataDir: o.dataDir,
+    async close() {
+      await framework.stop();
+      await store.close();
+    },
+  };
+}
+
+/** CI's API on `app` (which must have @fastify/websocket registered). */
+export function mountCiApi(app: FastifyInstance, service: CiService): void {
+  ciRoutes(app, { framework: service.framework, artifactsDir: join(service.dataDir, 'artifacts') });
+  jenkinsRoutes(app, { framework: service.framework });
+}
+
+export interface CiServerOptions {
+  masterUrl: string;
+  host: string;
+  port: number;
+  dataDir: string;
+  role?: string;
+  log?: (line: string) => void;
+}
+
+/** `slipway ci`: CI in its own process, on its own port. */
+export async function startCiServer(o: CiServerOptions): Promise<{ url: string; service: CiService; close(): Promise<void> }> {
+  let url = `http://${o.host}:${o.port}`;
+  const service = await startCiService({ transport: new HttpScheduler(o.masterUrl), dataDir: o.dataDir, serverUrl: () => url, ...(o.role !== undefined ? { role: o.role } : {}), ...(o.log !== undefined ? { log: o.log } : {}) });
+  const app = Fastify({ logger: false, bodyLimit: 16 * 1024 * 1024, forceCloseConnections: true });
+  await app.register(websocket);
+  mountCiApi(app, service);
+  try {
+    await app.listen({ host: o.host, port: o.port });
+  } catch (e) {
+    await service.close();
+    throw e;
+  }
+  const address = app.server.address();
+  const port = typeof address === 'object' && address !== null ? address.port : o.port;
+  url = `http://${o.host.includes(':') ? `[${o.host}]` : o.host}:${port}`;
+  return {
+    url,
+    service,
+    async close() {
+      await app.close();
+      await service.close();
+    },
+  };
+}
+
+/**
+ * `slipway ci-executor`: the executor program, in its task's sandbox (the working directory),
+ * with the agent host's Docker engine for image steps when its socket is there.
+ */
+export async function runCiExecutor(o: { serverUrl: string; id: string; token: string; label: string; log?: (line: string) => void }): Promise<number> {
+  const docker = existsSync('/var/run/docker.sock') ? new Dockerode() : undefined;
+  return runExecutor({ serverUrl: o.serverUrl, id: o.id, token: o.token, label: o.label, workDir: process.cwd(), ...(docker !== undefined ? { docker } : {}), ...(o.log !== undefined ? { log: o.log } : {}) });
+}
