@@ -7,6 +7,7 @@ import { runCiExecutor, startCiServer } from '../../server/ci-server.ts';
 import { startMasterServer } from '../../server/master-server.ts';
 import { up } from '../../server/up.ts';
 import { positiveInt } from '../options.ts';
+import { registerCiClientCommands } from './ci.ts';
 
 /** `slipway up`, `slipway master`, `slipway agent`: the long-running processes. */
 
@@ -80,19 +81,22 @@ export function registerCluster(program: Command): void {
       stopOnSignal(() => server.close(), 'services framework');
     });
 
-  program
+  const ci = program
     .command('ci')
-    .description('run CI (jobs, pipelines, elastic executors) in its own process, against a master')
-    .requiredOption('--master <url>', 'the master, e.g. http://127.0.0.1:5050')
+    .description('run CI (jobs, pipelines, elastic executors) in its own process, against a master; `ci build`, `ci jobs` talk to a running CI')
+    // Not requiredOption: commander would then demand it of `ci build` and `ci jobs` too.
+    .option('--master <url>', 'the master, e.g. http://127.0.0.1:5050 (required to run CI)')
     .option('--port <port>', 'port of the CI API', positiveInt('--port'), 8090)
     .option('--host <ip>', 'address to bind (executors on other machines connect to it)', '127.0.0.1')
     .option('--data-dir <dir>', 'where CI keeps its state, logs and artifacts', './.slipway/ci')
     .option('--role <role>', 'the role to subscribe with', '*')
-    .action(async (o: { master: string; port: number; host: string; dataDir: string; role: string }) => {
-      const server = await startCiServer({ masterUrl: o.master, host: o.host, port: o.port, dataDir: o.dataDir, role: o.role, log });
+    .action(async (o: { master?: string; port: number; host: string; dataDir: string; role: string }) => {
+      if (o.master === undefined) ci.error("error: required option '--master <url>' not specified");
+      const server = await startCiServer({ masterUrl: o.master!, host: o.host, port: o.port, dataDir: o.dataDir, role: o.role, log });
       process.stdout.write(`CI at ${server.url}/ci/v1/jobs; master ${o.master}\n`);
       stopOnSignal(() => server.close(), 'CI');
     });
+  registerCiClientCommands(ci);
 
   program
     .command('ci-executor')

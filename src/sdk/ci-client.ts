@@ -1,0 +1,67 @@
+/**
+ * A client of CI's REST API (`/ci/v1`), for the CLI and other tools. It knows the wire shapes only
+ * (not the CI framework's types): a build is what `GET /ci/v1/jobs/{job}/builds/{n}` answers.
+ */
+export interface CiBuildSummary {
+  job: string;
+  number: number;
+  status: 'queued' | 'running' | 'success' | 'failure' | 'cancelled' | 'error';
+  cause: { kind: string; description: string };
+  commit?: string;
+  tag?: string;
+  branch?: string;
+  hostname?: string;
+  error?: string;
+  steps: { name: string; status: string; exitCode?: number; durationMs?: number }[];
+  artifacts: string[];
+}
+
+/** CI answered with an error status; `body` is its JSON (or text). */
+export class CiRequestFailed extends Error {
+  constructor(
+    readonly status: number,
+    readonly body: unknown,
+  ) {
+    super(`CI answered ${status}: ${typeof body === 'string' ? body : JSON.stringify(body)}`);
+  }
+}
+
+export class CiClient {
+  constructor(readonly baseUrl: string) {}
+
+  private async json<T>(method: string, path: string, body?: unknown): Promise<T> {
+    const r = await fetch(new URL(path, this.baseUrl), { method, ...(body !== undefined ? { headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(body) } : {}) });
+    const text = await r.text();
+    const parsed: unknown = text !== '' && (r.headers.get('content-type') ?? '').includes('json') ? JSON.parse(text) : text;
+    if (!r.ok) throw new CiRequestFailed(r.status, parsed);
+    return parsed as T;
+  }
+
+  jobs(): Promise<{ jobs: { name: string; repo: string; lastBuild: number | null }[] }> {
+    return this.json('GET', '/ci/v1/jobs');
+  }
+
+  putJob(name: string, job: unknown): Promise<unknown> {
+    return this.json('PUT', `/ci/v1/jobs/${encodeURIComponent(name)}`, job);
+  }
+
+  trigger(job: string, what: { tag?: string; branch?: string; commit?: string } = {}): Promise<CiBuildSummary> {
+    return this.json('POST', `/ci/v1/jobs/${encodeURIComponent(job)}/builds`, what);
+  }
+
+  build(job: string, n: number): Promise<CiBuildSummary> {
+    return this.json('GET', `/ci/v1/jobs/${encodeURIComponent(job)}/builds/${n}`);
+  }
+
+  queue(): Promise<{ queue: { job: string; number: number; why: string }[] }> {
+    return this.json('GET', '/ci/v1/queue');
+  }
+
+  /** Streams the build's log until it ends, passing each piece to `onText`. */
+  async followLog(job: string, n: number, onText: (text: string) => void): Promise<void> {
+    const r = await fetch(new URL(`/ci/v1/jobs/${encodeURIComponent(job)}/builds/${n}/log?follow=true`, this.baseUrl));
+    if (!r.ok || r.body === null) throw new CiRequestFailed(r.status, await r.text());
+    const decoder = new TextDecoder();
+    for await (const chunk of r.body) onText(decoder.decode(chunk as Uint8Array, { stream: true }));
+  }
+}
