@@ -45,6 +45,10 @@ export class CiClient {
     return this.json('PUT', `/ci/v1/jobs/${encodeURIComponent(name)}`, job);
   }
 
+  putExecutorSpec(label: string, spec: unknown): Promise<unknown> {
+    return this.json('PUT', `/ci/v1/executors/${encodeURIComponent(label)}`, spec);
+  }
+
   trigger(job: string, what: { tag?: string; branch?: string; commit?: string } = {}): Promise<CiBuildSummary> {
     return this.json('POST', `/ci/v1/jobs/${encodeURIComponent(job)}/builds`, what);
   }

@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
 import { CiClient, CiRequestFailed, type CiBuildSummary } from '../../sdk/ci-client.ts';
+import { importCiConfig } from '../../server/ci-import.ts';
 
 /**
  * `slipway ci build <job>` and `slipway ci jobs`: CI from the command line, through its REST API
@@ -36,6 +37,20 @@ export function registerCiClientCommands(ci: Command): void {
         process.exitCode = last.status === 'success' ? 0 : 1;
       } catch (e) {
         process.stderr.write(`${e instanceof CiRequestFailed ? e.message : e instanceof Error ? e.message : String(e)}\n`);
+        process.exitCode = 1;
+      }
+    });
+
+  ci.command('import')
+    .description('restore jobs and executor specs from a CI mirror repository (git URL or path) into a running CI')
+    .requiredOption('--from <git>', 'the mirror repository')
+    .option('--server <url>', 'CI (slipway up, or slipway ci)', 'http://127.0.0.1:5050')
+    .action(async (o: { from: string; server: string }) => {
+      try {
+        const r = await importCiConfig(o.from, o.server, (line) => process.stderr.write(`${line}\n`));
+        process.stdout.write(`imported ${r.jobs.length} job(s) and ${r.executors.length} executor spec(s) from ${o.from}\n`);
+      } catch (e) {
+        process.stderr.write(`${e instanceof Error ? e.message : String(e)}\n`);
         process.exitCode = 1;
       }
     });
