@@ -40,6 +40,9 @@ const STATUS_BY_CODE: Record<string, number> = {
   GIT_FAILED: 502,
   INVALID_EXECUTOR_SPEC: 422,
   INVALID_CRON: 422,
+  INVALID_WEBHOOK_PAYLOAD: 400,
+  WEBHOOK_DISABLED: 403,
+  WEBHOOK_SIGNATURE_INVALID: 403,
 };
 
 export function httpStatusOf(code: string): number {

@@ -34,6 +34,8 @@ export interface CiServiceOptions {
   serverUrl: () => string;
   role?: string;
   log?: (line: string) => void;
+  /** CI's clock (tests of cron triggers run it ahead); default Date.now. */
+  now?: () => number;
 }
 
 export async function startCiService(o: CiServiceOptions): Promise<CiService> {
@@ -49,6 +51,7 @@ export async function startCiService(o: CiServiceOptions): Promise<CiService> {
     }),
     ...(o.role !== undefined ? { role: o.role } : {}),
     ...(o.log !== undefined ? { log: o.log } : {}),
+    ...(o.now !== undefined ? { now: o.now } : {}),
   });
   try {
     await framework.start();

@@ -18,6 +18,8 @@ export interface UpOptions {
   containerizers: 'auto' | ('process' | 'docker')[];
   resources?: string;
   log?: (line: string) => void;
+  /** CI's clock (tests of cron triggers run it ahead); default Date.now. */
+  ciNow?: () => number;
 }
 
 export interface Up {
@@ -47,7 +49,7 @@ export async function up(o: UpOptions): Promise<Up> {
       });
       apps = service;
       mountMarathonApi(app, service, { leader: () => url.replace(/^http:\/\//, ''), masterUrl: 'in-process', rootMetrics: false });
-      ci = await startCiService({ transport: new InProcessScheduler(core), dataDir: join(dataDir, 'ci'), serverUrl: () => url, ...(o.log !== undefined ? { log: o.log } : {}) });
+      ci = await startCiService({ transport: new InProcessScheduler(core), dataDir: join(dataDir, 'ci'), serverUrl: () => url, ...(o.log !== undefined ? { log: o.log } : {}), ...(o.ciNow !== undefined ? { now: o.ciNow } : {}) });
       mountCiApi(app, ci);
     },
   });

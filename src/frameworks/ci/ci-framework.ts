@@ -14,6 +14,8 @@ import { readFileAt, resolveRef } from './git/git-source.ts';
 import { DEFAULT_EXECUTOR_LABEL, DEFAULT_PIPELINE_FILE, defaultExecutorSpec, type ExecutorSpec, type JobDefinition } from './job-definition.ts';
 import { parsePipeline } from './pipeline/parse-pipeline.ts';
 import type { BuildEvent, Pipeline } from './pipeline/pipeline.ts';
+import { TriggerRunner, type TriggerStatus, type WebhookOutcome } from './triggers/trigger-runner.ts';
+import type { Headers } from './triggers/webhook-request.ts';
 
 /** One executor: a task CI launched on an agent, and (once it said HELLO) its stream. */
 export interface ExecutorRecord {
@@ -101,6 +103,7 @@ export class CiFramework {
     this.now = options.now ?? Date.now;
     this.log = options.log ?? (() => undefined);
     this.role = options.role ?? '*';
+    this.triggers = this.createTriggers();
   }
 
   async start(): Promise<void> {
@@ -113,6 +116,7 @@ export class CiFramework {
     for (const e of state.executors) this.executors.set(e.id, { ...(e.doc as ExecutorRecord), state: (e.doc as ExecutorRecord).state === 'stopping' ? 'stopping' : 'launching' });
     for (const b of state.builds) this.builds.set(buildKey(b.job, b.number), b.doc as Build);
     for (const [job, n] of state.lastNumbers) this.lastNumbers.set(job, n);
+    this.triggers.load(state.triggerStates);
     this.startedAt = this.now();
     await mkdir(join(this.options.dataDir, 'logs'), { recursive: true });
     const connected = new Promise<void>((resolve) => (this.onceConnected = resolve));
@@ -120,6 +124,7 @@ export class CiFramework {
     this.tick = setInterval(() => this.schedulePass(), TICK_MS);
     this.tick.unref();
     await connected;
+    this.triggers.start();
   }
 
   private onceConnected: (() => void) | undefined;
@@ -130,6 +135,7 @@ export class CiFramework {
     clearTimeout(this.reconnectTimer);
     this.subscription?.close();
     for (const c of this.connections.values()) c.close();
+    await this.triggers.stop();
     await this.writes.catch(() => undefined);
   }
 
@@ -538,11 +544,13 @@ export class CiFramework {
     const created = !this.jobs.has(job.name);
     this.jobs.set(job.name, job);
     await this.persist([{ type: 'JOB_SAVED', name: job.name, doc: job }]);
+    this.triggers.jobSaved(job, created);
     return created;
   }
 
   async deleteJob(name: string): Promise<boolean> {
     if (!this.jobs.delete(name)) return false;
+    this.triggers.jobRemoved(name);
     for (const [key, b] of this.builds) {
       if (b.job !== name) continue;
       if (b.status === 'running') this.cancelRunning(b);
@@ -564,9 +572,10 @@ export class CiFramework {
   /**
    * Queues a build of `job`: resolves the commit (the given one, the tag, or the branch's head),
    * reads the pipeline (inline, or the pipeline file at that commit) and its executor label. A
-   * pipeline that cannot be read makes a build in `error` saying why.
+   * pipeline that cannot be read makes a build in `error` saying why. `alsoWrite` goes into the
+   * build's own store write (a trigger's state: what it marks as built is durable with the build).
    */
-  async trigger(jobName: string, opts: { cause: BuildCause; event: BuildEvent; commit?: string; branch?: string; tag?: string; pipeline?: Pipeline }): Promise<Build> {
+  async trigger(jobName: string, opts: { cause: BuildCause; event: BuildEvent; commit?: string; branch?: string; tag?: string; pipeline?: Pipeline; alsoWrite?: CiChange[] }): Promise<Build> {
     const job = this.jobs.get(jobName);
     if (job === undefined) throw new Error(`no job ${jobName}`);
     const number = (this.lastNumbers.get(jobName) ?? 0) + 1;
@@ -611,7 +620,7 @@ export class CiFramework {
     }
     await rm(join(this.options.dataDir, 'scratch', `${jobName}-${number}`), { recursive: true, force: true }).catch(() => undefined);
     this.builds.set(buildKey(jobName, number), build);
-    await this.persist([this.buildChange(build)]);
+    await this.persist([this.buildChange(build), ...(opts.alsoWrite ?? [])]);
     this.log(`ci: ${jobName} #${number} ${build.status} (${opts.cause.description})`);
     this.schedulePass();
     return build;
@@ -673,6 +682,34 @@ export class CiFramework {
 
   lastNumber(job: string): number {
     return this.lastNumbers.get(job) ?? 0;
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Triggers: git polling, webhooks, cron (triggers/, see its README.md)
+  // -------------------------------------------------------------------------------------------
+
+  /** Polls, cron and webhooks, sharing each job's trigger state (TRIGGER_STATE_SAVED). */
+  private readonly triggers: TriggerRunner;
+
+  private createTriggers(): TriggerRunner {
+    return new TriggerRunner({
+      jobs: () => this.jobs.values(),
+      job: (name) => this.jobs.get(name),
+      trigger: (job, opts) => this.trigger(job, opts),
+      write: (changes) => this.persist(changes),
+      now: () => this.now(),
+      log: (line) => this.log(line),
+    });
+  }
+
+  /** `POST /ci/v1/hooks/{job}`: see TriggerRunner.webhook for what it checks and throws. */
+  webhook(job: string, call: { headers: Headers; body: Buffer }): Promise<WebhookOutcome> {
+    return this.triggers.webhook(job, call);
+  }
+
+  /** What a job's triggers have seen and when they look next (`GET /ci/v1/jobs/{name}/triggers`). */
+  triggerStatus(job: JobDefinition): TriggerStatus {
+    return this.triggers.status(job);
   }
 
   // -------------------------------------------------------------------------------------------

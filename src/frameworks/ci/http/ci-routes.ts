@@ -183,6 +183,27 @@ function routes(app: FastifyInstance, o: CiRoutesOptions): void {
     return reply.code(201).send();
   });
 
+  // --- triggers: webhooks, and what the triggers have seen ----------------------------------
+
+  // `POST /ci/v1/hooks/{job}`: GitHub, Gitea and GitLab push events, or the generic payload. The
+  // body is kept as bytes (a signature is over the exact bytes), in a scope of its own so that
+  // the other routes keep their JSON parser. 201 with the build(s); 202 with why nothing was
+  // built; 400 for a payload that cannot be read, 403 when the job takes no webhooks or the call
+  // does not prove its secret, 404 for an unknown job.
+  void app.register(async (hooks) => {
+    hooks.removeAllContentTypeParsers();
+    hooks.addContentTypeParser('*', { parseAs: 'buffer' }, (_req, body, done) => done(null, body));
+    hooks.post('/ci/v1/hooks/:job', async (req, reply) => {
+      const { job } = req.params as { job: string };
+      const body = Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0);
+      const outcome = await ci.webhook(job, { headers: req.headers, body });
+      const [first] = outcome.builds;
+      if (first === undefined) return reply.code(202).send({ message: outcome.message, builds: [] });
+      return reply.code(201).header('Location', `/ci/v1/jobs/${job}/builds/${first.number}`).send({ message: outcome.message, builds: outcome.builds });
+    });
+  });
+  app.get('/ci/v1/jobs/:name/triggers', (req) => ci.triggerStatus(jobOf((req.params as { name: string }).name)));
+
   // --- executors and the queue --------------------------------------------------------------
 
   app.put('/ci/v1/executors/:label', async (req, reply) => {
