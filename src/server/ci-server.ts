@@ -36,6 +36,8 @@ export interface CiServiceOptions {
   log?: (line: string) => void;
   /** CI's clock (tests of cron triggers run it ahead); default Date.now. */
   now?: () => number;
+  /** A git repository mirroring jobs and executor specs. */
+  mirrorRepo?: string;
 }
 
 export async function startCiService(o: CiServiceOptions): Promise<CiService> {
@@ -52,6 +54,7 @@ export async function startCiService(o: CiServiceOptions): Promise<CiService> {
     ...(o.role !== undefined ? { role: o.role } : {}),
     ...(o.log !== undefined ? { log: o.log } : {}),
     ...(o.now !== undefined ? { now: o.now } : {}),
+    ...(o.mirrorRepo !== undefined ? { mirrorRepo: o.mirrorRepo } : {}),
   });
   try {
     await framework.start();
@@ -76,6 +79,7 @@ export function mountCiApi(app: FastifyInstance, service: CiService): void {
 }
 
 export interface CiServerOptions {
+  mirrorRepo?: string;
   masterUrl: string;
   host: string;
   port: number;
@@ -87,7 +91,7 @@ export interface CiServerOptions {
 /** `slipway ci`: CI in its own process, on its own port. */
 export async function startCiServer(o: CiServerOptions): Promise<{ url: string; service: CiService; close(): Promise<void> }> {
   let url = `http://${o.host}:${o.port}`;
-  const service = await startCiService({ transport: new HttpScheduler(o.masterUrl), dataDir: o.dataDir, serverUrl: () => url, ...(o.role !== undefined ? { role: o.role } : {}), ...(o.log !== undefined ? { log: o.log } : {}) });
+  const service = await startCiService({ transport: new HttpScheduler(o.masterUrl), dataDir: o.dataDir, serverUrl: () => url, ...(o.role !== undefined ? { role: o.role } : {}), ...(o.log !== undefined ? { log: o.log } : {}), ...(o.mirrorRepo !== undefined ? { mirrorRepo: o.mirrorRepo } : {}) });
   const app = Fastify({ logger: false, bodyLimit: 16 * 1024 * 1024, forceCloseConnections: true });
   await app.register(websocket);
   mountCiApi(app, service);

@@ -90,9 +90,10 @@ export function registerCluster(program: Command): void {
     .option('--host <ip>', 'address to bind (executors on other machines connect to it)', '127.0.0.1')
     .option('--data-dir <dir>', 'where CI keeps its state, logs and artifacts', './.slipway/ci')
     .option('--role <role>', 'the role to subscribe with', '*')
-    .action(async (o: { master?: string; port: number; host: string; dataDir: string; role: string }) => {
+    .option('--mirror <git>', 'a git repository to mirror jobs and executor specs to, on every change')
+    .action(async (o: { master?: string; port: number; host: string; dataDir: string; role: string; mirror?: string }) => {
       if (o.master === undefined) ci.error("error: required option '--master <url>' not specified");
-      const server = await startCiServer({ masterUrl: o.master!, host: o.host, port: o.port, dataDir: o.dataDir, role: o.role, log });
+      const server = await startCiServer({ masterUrl: o.master!, host: o.host, port: o.port, dataDir: o.dataDir, role: o.role, log, ...(o.mirror !== undefined ? { mirrorRepo: o.mirror } : {}) });
       process.stdout.write(`CI at ${server.url}/ci/v1/jobs; master ${o.master}\n`);
       stopOnSignal(() => server.close(), 'CI');
     });

@@ -10,6 +10,7 @@ import { buildKey, isFinished, type Build, type BuildCause } from './build.ts';
 import type { CiChange, CiStore } from './ci-store.ts';
 import { planExecutorPool, type PoolExecutor, type WaitReason } from './executor-pool.ts';
 import { EXECUTOR_HEARTBEAT_SECONDS, type ExecutorToServer, type ServerToExecutor } from './executor-protocol.ts';
+import { writeMirror } from './git/config-mirror.ts';
 import { readFileAt, resolveRef } from './git/git-source.ts';
 import { DEFAULT_EXECUTOR_LABEL, DEFAULT_PIPELINE_FILE, defaultExecutorSpec, type ExecutorSpec, type JobDefinition } from './job-definition.ts';
 import { parsePipeline } from './pipeline/parse-pipeline.ts';
@@ -47,6 +48,11 @@ export interface CiFrameworkOptions {
   /** The command of an executor task (`slipway ci-executor --server ... --id ... --token ...`). */
   executorCommand(executor: { id: string; token: string; label: string }): CommandInfo;
   role?: string;
+  /**
+   * A git repository (URL or path) that mirrors the jobs and executor specs: written and pushed
+   * after every change (`slipway ci import --from` restores them into a fresh server).
+   */
+  mirrorRepo?: string;
   now?: () => number;
   log?: (line: string) => void;
 }
@@ -79,6 +85,9 @@ export class CiFramework {
   readonly builds = new Map<string, Build>();
   readonly executors = new Map<string, ExecutorRecord>();
   private readonly lastNumbers = new Map<string, number>();
+  /** Labels whose spec was PUT (the built-in `default` is not mirrored unless it was). */
+  private readonly storedSpecs = new Set<string>();
+  private mirrorChain: Promise<void> = Promise.resolve();
   private readonly connections = new Map<string, ExecutorConnection>();
   private readonly reasons = new Map<string, WaitReason>();
   private readonly logListeners = new Map<string, Set<LogListener>>();
@@ -110,7 +119,10 @@ export class CiFramework {
     const state = await this.options.store.load();
     this.frameworkId = state.frameworkId;
     for (const j of state.jobs) this.jobs.set(j.name, j.doc as JobDefinition);
-    for (const s of state.executorSpecs) this.specs.set(s.label, s.doc as ExecutorSpec);
+    for (const s of state.executorSpecs) {
+      this.specs.set(s.label, s.doc as ExecutorSpec);
+      this.storedSpecs.add(s.label);
+    }
     // The `default` label exists out of the box.
     if (!this.specs.has(DEFAULT_EXECUTOR_LABEL)) this.specs.set(DEFAULT_EXECUTOR_LABEL, defaultExecutorSpec());
     for (const e of state.executors) this.executors.set(e.id, { ...(e.doc as ExecutorRecord), state: (e.doc as ExecutorRecord).state === 'stopping' ? 'stopping' : 'launching' });
@@ -545,6 +557,7 @@ export class CiFramework {
     this.jobs.set(job.name, job);
     await this.persist([{ type: 'JOB_SAVED', name: job.name, doc: job }]);
     this.triggers.jobSaved(job, created);
+    this.mirror(`${created ? 'add' : 'change'} job ${job.name}`);
     return created;
   }
 
@@ -557,6 +570,7 @@ export class CiFramework {
       this.builds.delete(key);
     }
     await this.persist([{ type: 'JOB_REMOVED', name }]);
+    this.mirror(`remove job ${name}`);
     this.schedulePass();
     return true;
   }
@@ -565,8 +579,35 @@ export class CiFramework {
     const created = !this.specs.has(label);
     this.specs.set(label, spec);
     await this.persist([{ type: 'EXECUTOR_SPEC_SAVED', label, doc: spec }]);
+    this.storedSpecs.add(label);
+    this.mirror(`${created ? 'add' : 'change'} executor spec ${label}`);
     this.schedulePass();
     return created;
+  }
+
+  /**
+   * Writes the configuration to the mirror repository, after the store (the store is the truth;
+   * a failed push is logged and the next change pushes everything again). Serialized.
+   */
+  private mirror(message: string): void {
+    const repo = this.options.mirrorRepo;
+    if (repo === undefined) return;
+    const config = {
+      jobs: new Map([...this.jobs].map(([name, j]) => [name, j] as const)),
+      executors: new Map([...this.specs].filter(([label]) => this.storedSpecs.has(label))),
+    };
+    this.mirrorChain = this.mirrorChain
+      .then(() => writeMirror(repo, join(this.options.dataDir, 'mirror'), config, message))
+      .then(
+        (commit) => commit !== undefined && this.log(`ci: configuration mirrored to ${repo} (${commit.slice(0, 12)}: ${message})`),
+        (e: unknown) => this.log(`ci: mirror to ${repo} failed: ${e instanceof Error ? e.message : String(e)}`),
+      )
+      .then(() => undefined);
+  }
+
+  /** Resolves once the mirror writes asked so far are done (for tests and shutdown). */
+  mirrored(): Promise<void> {
+    return this.mirrorChain;
   }
 
   /**
