@@ -111,4 +111,25 @@ describe('CI on `slipway up`: a git repo, a job, a build, its log', { timeout: 1
     assert.equal((await api('GET', '/ci/v1/jobs/hello/builds/abc')).status, 400);
     assert.equal((await api('POST', '/ci/v1/jobs/hello/builds/1/cancel')).status, 409);
   });
+
+  it('backs off an executor label whose executors die before connecting, and ends its builds in error with the reason', async () => {
+    // 16 MB: the executor (a Node process) is killed by its memory limit before it says HELLO.
+    assert.equal((await api('PUT', '/ci/v1/executors/tiny', { cpus: 0.1, mem: 16, disk: 0, maxExecutors: 1 })).status, 201);
+    assert.equal((await api('PUT', '/ci/v1/jobs/starved', { repo, executor: 'tiny' })).status, 201);
+    assert.equal((await api('POST', '/ci/v1/jobs/starved/builds')).status, 201);
+    const b = await waitUntil(
+      async () => {
+        const x = (await api('GET', '/ci/v1/jobs/starved/builds/1')).body as { status: string; error?: string };
+        return x.status !== 'queued' ? x : undefined;
+      },
+      'the starved build to end',
+      60_000,
+    );
+    assert.equal(b.status, 'error', JSON.stringify(b));
+    assert.match(b.error ?? '', /no executor of label tiny could start: 5 failed in a row/);
+    // Five launches, with backoff between them: not a launch loop.
+    const state = (await (await fetch(`${base}/master/state`)).json()) as { completed_tasks?: { task_id: { value: string } }[]; tasks?: { task_id: { value: string } }[] };
+    const tiny = [...(state.completed_tasks ?? []), ...(state.tasks ?? [])].filter((t) => t.task_id.value.startsWith('ci-executor-tiny-'));
+    assert.ok(tiny.length >= 5 && tiny.length <= 6, `${tiny.length} executor launches`);
+  });
 });

@@ -1,11 +1,8 @@
-import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import websocket from '@fastify/websocket';
-import Dockerode from 'dockerode';
 import Fastify, { type FastifyInstance } from 'fastify';
 import { CiFramework } from '../frameworks/ci/ci-framework.ts';
-import { runExecutor } from '../frameworks/ci/executor/ci-executor.ts';
 import { ciRoutes } from '../frameworks/ci/http/ci-routes.ts';
 import { jenkinsRoutes } from '../frameworks/ci/http/jenkins-routes.ts';
 import type { SchedulerTransport } from '../protocol/scheduler-transport.ts';
@@ -114,11 +111,3 @@ export async function startCiServer(o: CiServerOptions): Promise<{ url: string; 
   };
 }
 
-/**
- * `slipway ci-executor`: the executor program, in its task's sandbox (the working directory),
- * with the agent host's Docker engine for image steps when its socket is there.
- */
-export async function runCiExecutor(o: { serverUrl: string; id: string; token: string; label: string; log?: (line: string) => void }): Promise<number> {
-  const docker = existsSync('/var/run/docker.sock') ? new Dockerode() : undefined;
-  return runExecutor({ serverUrl: o.serverUrl, id: o.id, token: o.token, label: o.label, workDir: process.cwd(), ...(docker !== undefined ? { docker } : {}), ...(o.log !== undefined ? { log: o.log } : {}) });
-}

@@ -1,15 +1,14 @@
 import { mkdirSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { InvalidArgumentError, type Command } from 'commander';
-import { startAgentServer } from '../../server/agent-server.ts';
-import { startAppsServer } from '../../server/apps-server.ts';
-import { runCiExecutor, startCiServer } from '../../server/ci-server.ts';
-import { startMasterServer } from '../../server/master-server.ts';
-import { up } from '../../server/up.ts';
 import { positiveInt } from '../options.ts';
 import { registerCiClientCommands } from './ci.ts';
 
-/** `slipway up`, `slipway master`, `slipway agent`: the long-running processes. */
+/**
+ * `slipway up`, `master`, `agent`, `apps`, `ci`, `ci-executor`: the long-running processes. Each
+ * loads its server modules when it runs (dynamic import): a CI executor task starts in ~0.4 s
+ * instead of ~1.4 s when it does not load Fastify, SQLite and every framework first.
+ */
 
 function containerizers(value: string): 'auto' | ('process' | 'docker')[] {
   if (value === 'auto') return 'auto';
@@ -50,6 +49,7 @@ export function registerCluster(program: Command): void {
     .option('--resources <text>', 'the agent\'s resources, e.g. "cpus:4;mem:8192;ports:[31000-32000]" (default: detected)')
     .action(async (o: { port: number; host: string; dataDir: string; containerizers: 'auto' | ('process' | 'docker')[]; resources?: string }) => {
       mkdirSync(o.dataDir, { recursive: true });
+      const { up } = await import('../../server/up.ts');
       const running = await up({ host: o.host, port: o.port, dataDir: o.dataDir, containerizers: o.containerizers, log, ...(o.resources !== undefined ? { resources: o.resources } : {}) });
       process.stdout.write(
         [
@@ -76,6 +76,7 @@ export function registerCluster(program: Command): void {
     .option('--data-dir <dir>', 'where the framework keeps its state', './.slipway/apps')
     .option('--role <role>', 'the role to subscribe with', '*')
     .action(async (o: { master: string; port: number; host: string; dataDir: string; role: string }) => {
+      const { startAppsServer } = await import('../../server/apps-server.ts');
       const server = await startAppsServer({ masterUrl: o.master, host: o.host, port: o.port, dataDir: o.dataDir, role: o.role, log });
       process.stdout.write(`services (Marathon API) at ${server.url}/v2/apps, framework ${server.service.framework.id ?? '?'}; master ${o.master}\n`);
       stopOnSignal(() => server.close(), 'services framework');
@@ -93,6 +94,7 @@ export function registerCluster(program: Command): void {
     .option('--mirror <git>', 'a git repository to mirror jobs and executor specs to, on every change')
     .action(async (o: { master?: string; port: number; host: string; dataDir: string; role: string; mirror?: string }) => {
       if (o.master === undefined) ci.error("error: required option '--master <url>' not specified");
+      const { startCiServer } = await import('../../server/ci-server.ts');
       const server = await startCiServer({ masterUrl: o.master!, host: o.host, port: o.port, dataDir: o.dataDir, role: o.role, log, ...(o.mirror !== undefined ? { mirrorRepo: o.mirror } : {}) });
       process.stdout.write(`CI at ${server.url}/ci/v1/jobs; master ${o.master}\n`);
       stopOnSignal(() => server.close(), 'CI');
@@ -107,6 +109,7 @@ export function registerCluster(program: Command): void {
     .requiredOption('--token <token>', 'the token CI gave')
     .requiredOption('--label <label>', 'the executor label')
     .action(async (o: { server: string; id: string; token: string; label: string }) => {
+      const { runCiExecutor } = await import('../../server/ci-executor-main.ts');
       const code = await runCiExecutor({ serverUrl: o.server, id: o.id, token: o.token, label: o.label, log });
       process.exit(code);
     });
@@ -120,6 +123,7 @@ export function registerCluster(program: Command): void {
     .option('--agent-grace <ms>', 'how long a dropped agent has to come back before its tasks are reported', positiveInt('--agent-grace'), 5000)
     .option('--heartbeat <seconds>', 'heartbeat interval to frameworks', positiveInt('--heartbeat'), 15)
     .action(async (o: { port: number; host: string; dataDir: string; agentGrace: number; heartbeat: number }) => {
+      const { startMasterServer } = await import('../../server/master-server.ts');
       const server = await startMasterServer({ host: o.host, port: o.port, dataDir: o.dataDir, agentReconnectGraceMs: o.agentGrace, heartbeatIntervalSeconds: o.heartbeat, log });
       process.stdout.write(`master listening at ${server.url}\n`);
       stopOnSignal(() => server.close(), 'master');
@@ -139,6 +143,7 @@ export function registerCluster(program: Command): void {
     .option('--cgroups-enable-cfs', 'enforce cpu limits with CFS quota, not only shares, as Mesos\'s --cgroups_enable_cfs (small quotas slow task start-up)')
     .action(async (o: { master: string; workDir: string; resources?: string; attributes?: string; containerizers: 'auto' | ('process' | 'docker')[]; hostname?: string; ip: string; port?: number; cgroupsEnableCfs?: boolean }) => {
       mkdirSync(o.workDir, { recursive: true });
+      const { startAgentServer } = await import('../../server/agent-server.ts');
       const server = await startAgentServer({
         masterUrl: o.master,
         workDir: o.workDir,

@@ -66,6 +66,8 @@ const RECONNECT_GRACE_MS = 30_000;
 /** An executor asked to SHUTDOWN that still runs after this long is killed. */
 const SHUTDOWN_GRACE_MS = 30_000;
 const DECLINE_IDLE_SECONDS = 120;
+/** Executors of a label failing to start this many times in a row end its waiting builds. */
+const MAX_LAUNCH_FAILURES = 5;
 const DECLINE_BUSY_SECONDS = 5;
 
 /**
@@ -94,6 +96,8 @@ export class CiFramework {
   /** Bytes in each build's whole log so far (known once a piece was appended in this process). */
   private readonly logSizes = new Map<string, number>();
   private needs = new Map<string, number>();
+  /** Executors of a label that ended before connecting, in a row (memory only). */
+  private readonly launchFailures = new Map<string, { count: number; until: number; message: string }>();
   private subscription: SchedulerSubscription | undefined;
   private frameworkId: string | undefined;
   private suppressed = false;
@@ -233,9 +237,32 @@ export class CiFramework {
     }
     // The executor's task ended (or its agent is lost): the executor is gone, and so is its build.
     const why = `its executor ${executor.id} on ${executor.hostname} ended: ${status.state}${status.message !== undefined ? ` (${status.message})` : ''}`;
+    if (executor.state === 'launching' && !this.connections.has(executor.id)) this.launchFailed(executor.label, `${status.state}${status.message !== undefined ? `: ${status.message}` : ''}`);
     this.removeExecutor(executor, why);
     if (status.state === 'TASK_UNREACHABLE') this.send({ type: 'KILL', kill: { task_id: status.task_id, agent_id: { value: executor.agentId } } });
     this.writes.then(ack, ack);
+  }
+
+  /**
+   * An executor ended before it ever connected (it cannot start there: too little memory, a
+   * broken command...): the Jenkins plugin's "agents that never come online". Launches of the
+   * label back off (1 s doubling to 60 s); after MAX_LAUNCH_FAILURES in a row, the builds waiting
+   * for the label end in `error` with the reason instead of waiting for ever.
+   */
+  private launchFailed(label: string, message: string): void {
+    const prev = this.launchFailures.get(label);
+    const count = (prev?.count ?? 0) + 1;
+    const delay = Math.min(60_000, 1000 * 2 ** (count - 1));
+    this.launchFailures.set(label, { count, until: this.now() + delay, message });
+    this.log(`ci framework: an executor of label ${label} ended before connecting (${count} in a row): ${message}`);
+    if (count < MAX_LAUNCH_FAILURES) return;
+    const changes: CiChange[] = [];
+    for (const b of this.builds.values()) {
+      if (b.status !== 'queued' || b.label !== label) continue;
+      this.finishBuild(b, 'error', `no executor of label ${label} could start: ${count} failed in a row, the last with ${message}`);
+      changes.push(this.buildChange(b));
+    }
+    if (changes.length > 0) void this.persist(changes);
   }
 
   private removeExecutor(executor: ExecutorRecord, why: string): void {
@@ -343,6 +370,13 @@ export class CiFramework {
       void this.persist([{ type: 'EXECUTOR_SAVED', id, doc: e }]);
       this.log(`ci framework: executor ${id} (${e.label}) idle past its time: shutting it down`);
     }
+    // Labels whose executors keep failing to start wait out their backoff (no launch loop).
+    for (const [label, f] of this.launchFailures) {
+      if (now >= f.until || !plan.launch.has(label)) continue;
+      plan.launch.delete(label);
+      const message = `executors of label ${label} fail to start (${f.count} in a row, last: ${f.message}); next try in ${Math.ceil((f.until - now) / 1000)} s`;
+      for (const [key, r] of this.reasons) if (r.kind === 'waiting-for-offer' && this.builds.get(key)?.label === label) this.reasons.set(key, { kind: 'waiting-for-offer', message });
+    }
     this.needs = plan.launch;
     const total = [...plan.launch.values()].reduce((a, b) => a + b, 0);
     if (total > 0 && (this.suppressed || total > this.lastNeedTotal)) {
@@ -417,6 +451,7 @@ export class CiFramework {
     }
     this.connections.get(e.id)?.close();
     this.connections.set(e.id, conn);
+    this.launchFailures.delete(e.label);
     conn.send({ type: 'WELCOME', heartbeatIntervalSeconds: EXECUTOR_HEARTBEAT_SECONDS });
     const running = hello.running !== undefined ? buildKey(hello.running.job, hello.running.number) : undefined;
     if (e.build !== undefined && running !== e.build) {
