@@ -2,6 +2,7 @@ import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { InvalidArgumentError, type Command } from 'commander';
 import { APPS_BENCH_DEFAULTS, type AppsBenchPart } from '../../../bench/apps-options.ts';
+import { CI_BENCH_DEFAULTS, CI_BENCH_PARTS, type CiBenchPart } from '../../../bench/ci-options.ts';
 import { positiveInt, positiveNumber } from '../options.ts';
 
 /** `slipway bench ...`: the benchmarks of bench/, runnable by any user of the installed command. */
@@ -86,6 +87,44 @@ export function registerBench(program: Command): void {
           (line) => process.stderr.write(line + '\n'),
         );
         process.stdout.write(opts.json ? JSON.stringify(result) + '\n' : formatAppsBench(result) + '\n');
+      },
+    );
+
+  bench
+    .command('ci')
+    .description('CI on real agents: trigger → first step running with no idle executor (cold; process and Docker steps) and with one (warm), and many trivial builds at once')
+    .option('--agents <n>', 'real agents (`slipway agent`, process containerizer, distinct hostnames), each a process of its own', positiveInt('--agents'), CI_BENCH_DEFAULTS.agents)
+    .option('--builds <n>', 'builds triggered at once (one step, echo)', positiveInt('--builds'), CI_BENCH_DEFAULTS.builds)
+    .option('--cold-samples <n>', 'cold starts timed (process step), each launching its executor from an offer', positiveInt('--cold-samples'), CI_BENCH_DEFAULTS.coldSamples)
+    .option('--docker-samples <n>', 'cold starts timed with an image step', positiveInt('--docker-samples'), CI_BENCH_DEFAULTS.dockerSamples)
+    .option('--warm-samples <n>', 'warm starts timed (an idle executor of the label is there)', positiveInt('--warm-samples'), CI_BENCH_DEFAULTS.warmSamples)
+    .option('--executors-per-agent <n>', 'executors each agent has room for; maxExecutors of the throughput label is agents × this', positiveInt('--executors-per-agent'), CI_BENCH_DEFAULTS.executorsPerAgent)
+    .option('--executor-cpus <n>', 'cpus of one executor', positiveNumber('--executor-cpus'), CI_BENCH_DEFAULTS.executorCpus)
+    .option('--executor-mem <mb>', 'mem (MB) of one executor', positiveNumber('--executor-mem'), CI_BENCH_DEFAULTS.executorMem)
+    .option('--skip <parts>', `comma-separated parts to skip: ${CI_BENCH_PARTS.join(', ')}`, '')
+    .option('--json', 'print one JSON object on stdout instead of text')
+    .action(
+      async (opts: { agents: number; builds: number; coldSamples: number; dockerSamples: number; warmSamples: number; executorsPerAgent: number; executorCpus: number; executorMem: number; skip: string; json?: boolean }) => {
+        if (opts.builds > 1000) program.error(`--builds must be at most 1000 (a job's concurrency limit), got ${opts.builds}`);
+        const skip = opts.skip.split(',').map((s) => s.trim()).filter((s) => s !== '');
+        for (const s of skip) if (!(CI_BENCH_PARTS as readonly string[]).includes(s)) program.error(`--skip takes ${CI_BENCH_PARTS.join(', ')}; got '${s}'`);
+        const { runCiBench, formatCiBench } = await import('../../../bench/ci.ts');
+        const result = await runCiBench(
+          {
+            agents: opts.agents,
+            builds: opts.builds,
+            coldSamples: opts.coldSamples,
+            dockerSamples: opts.dockerSamples,
+            warmSamples: opts.warmSamples,
+            executorsPerAgent: opts.executorsPerAgent,
+            executorCpus: opts.executorCpus,
+            executorMem: opts.executorMem,
+            skip: skip as CiBenchPart[],
+          },
+          // Progress on stderr either way: stdout carries only the figures (or the JSON).
+          (line) => process.stderr.write(line + '\n'),
+        );
+        process.stdout.write(opts.json ? JSON.stringify(result) + '\n' : formatCiBench(result) + '\n');
       },
     );
 }
