@@ -61,6 +61,8 @@ export interface Build {
   cancelRequested?: boolean;
   /** The highest report sequence number applied (executor protocol). */
   seq: number;
+  /** Bytes of the whole log and of each step's log as of `seq` (to cut a log back after a crash). */
+  logBytes?: { whole: number; steps: Record<string, number> };
 }
 
 export function buildKey(job: string, number: number): string {

@@ -1,5 +1,5 @@
 import { randomBytes, randomUUID } from 'node:crypto';
-import { appendFile, mkdir, rm, stat } from 'node:fs/promises';
+import { appendFile, mkdir, readdir, rm, truncate } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Resources } from '../../core/resources.ts';
 import { isTerminal } from '../../core/task-state.ts';
@@ -9,7 +9,7 @@ import type { SchedulerSubscription, SchedulerTransport } from '../../protocol/s
 import { buildKey, isFinished, type Build, type BuildCause } from './build.ts';
 import type { CiChange, CiStore } from './ci-store.ts';
 import { planExecutorPool, type PoolExecutor, type WaitReason } from './executor-pool.ts';
-import { EXECUTOR_HEARTBEAT_SECONDS, type ExecutorToServer, type ServerToExecutor } from './executor-protocol.ts';
+import { EXECUTOR_HEARTBEAT_SECONDS, MISSED_HEARTBEATS, type ExecutorToServer, type ServerToExecutor } from './executor-protocol.ts';
 import { writeMirror } from './git/config-mirror.ts';
 import { readFileAt, resolveRef } from './git/git-source.ts';
 import { DEFAULT_EXECUTOR_LABEL, DEFAULT_PIPELINE_FILE, defaultExecutorSpec, type ExecutorSpec, type JobDefinition } from './job-definition.ts';
@@ -91,6 +91,11 @@ export class CiFramework {
   private readonly storedSpecs = new Set<string>();
   private mirrorChain: Promise<void> = Promise.resolve();
   private readonly connections = new Map<string, ExecutorConnection>();
+  /** When each executor's stream last carried anything, and when a stream was lost (memory only). */
+  private readonly lastHeard = new Map<string, number>();
+  /** Per build, the highest report sequence number stored with its log (what may be acknowledged). */
+  private readonly durableSeq = new Map<string, number>();
+  private readonly disconnectedAt = new Map<string, number>();
   private readonly reasons = new Map<string, WaitReason>();
   private readonly logListeners = new Map<string, Set<LogListener>>();
   /** Bytes in each build's whole log so far (known once a piece was appended in this process). */
@@ -130,7 +135,11 @@ export class CiFramework {
     // The `default` label exists out of the box.
     if (!this.specs.has(DEFAULT_EXECUTOR_LABEL)) this.specs.set(DEFAULT_EXECUTOR_LABEL, defaultExecutorSpec());
     for (const e of state.executors) this.executors.set(e.id, { ...(e.doc as ExecutorRecord), state: (e.doc as ExecutorRecord).state === 'stopping' ? 'stopping' : 'launching' });
-    for (const b of state.builds) this.builds.set(buildKey(b.job, b.number), b.doc as Build);
+    for (const b of state.builds) {
+      const doc = b.doc as Build;
+      this.builds.set(buildKey(b.job, b.number), doc);
+      this.durableSeq.set(buildKey(b.job, b.number), doc.seq);
+    }
     for (const [job, n] of state.lastNumbers) this.lastNumbers.set(job, n);
     this.triggers.load(state.triggerStates);
     this.startedAt = this.now();
@@ -269,6 +278,8 @@ export class CiFramework {
     this.executors.delete(executor.id);
     this.connections.get(executor.id)?.close();
     this.connections.delete(executor.id);
+    this.lastHeard.delete(executor.id);
+    this.disconnectedAt.delete(executor.id);
     const changes: CiChange[] = [{ type: 'EXECUTOR_REMOVED', id: executor.id }];
     const build = executor.build !== undefined ? this.builds.get(executor.build) : undefined;
     if (build !== undefined && !isFinished(build)) {
@@ -354,7 +365,8 @@ export class CiFramework {
       waiting: waiting.map((b) => ({ key: buildKey(b.job, b.number), job: b.job, label: b.label, queuedAt: b.queuedAt })),
       runningPerJob,
       concurrency: new Map([...this.jobs].map(([name, j]) => [name, j.concurrency] as const)),
-      executors: [...this.executors.values()].map((e) => ({ id: e.id, label: e.label, state: e.state, ...(e.idleSince !== undefined ? { idleSince: e.idleSince } : {}) })),
+      // After a restart executors wait to reconnect as `launching`; one with a build is busy, not coming capacity.
+      executors: [...this.executors.values()].map((e) => ({ id: e.id, label: e.label, state: e.state === 'launching' && e.build !== undefined ? 'busy' : e.state, ...(e.idleSince !== undefined ? { idleSince: e.idleSince } : {}) })),
       specs: new Map([...this.specs].map(([label, s]) => [label, { maxExecutors: s.maxExecutors, idleTerminationSeconds: s.idleTerminationSeconds }] as const)),
       now,
     });
@@ -392,6 +404,21 @@ export class CiFramework {
   /** Executors that never said HELLO, never came back after a restart, or ignore SHUTDOWN. */
   private expireExecutors(now: number): void {
     for (const e of [...this.executors.values()]) {
+      // A stream silent for 3 heartbeats is taken for dead (a hung or partitioned executor);
+      // an executor without a stream for longer than the grace is given up, with its build.
+      const conn = this.connections.get(e.id);
+      if (conn !== undefined && now - (this.lastHeard.get(e.id) ?? now) > MISSED_HEARTBEATS * EXECUTOR_HEARTBEAT_SECONDS * 1000) {
+        this.log(`ci framework: executor ${e.id} silent for ${MISSED_HEARTBEATS} heartbeats: closing its stream`);
+        this.connections.delete(e.id);
+        this.disconnectedAt.set(e.id, now);
+        conn.close();
+      }
+      const lostAt = this.disconnectedAt.get(e.id);
+      if (lostAt !== undefined && !this.connections.has(e.id) && (e.state === 'idle' || e.state === 'busy') && now - lostAt > RECONNECT_GRACE_MS) {
+        this.send({ type: 'KILL', kill: { task_id: { value: e.taskId }, agent_id: { value: e.agentId } } });
+        this.removeExecutor(e, `its stream was lost ${Math.round((now - lostAt) / 1000)} s ago and it did not come back`);
+        continue;
+      }
       const connected = this.connections.has(e.id);
       const helloLate = e.state === 'launching' && !connected && now - Math.max(e.launchedAt, this.startedAt) > (e.build !== undefined ? RECONNECT_GRACE_MS : HELLO_TIMEOUT_MS);
       const shutdownLate = e.state === 'stopping' && now - (e.idleSince ?? now) > SHUTDOWN_GRACE_MS;
@@ -451,6 +478,8 @@ export class CiFramework {
     }
     this.connections.get(e.id)?.close();
     this.connections.set(e.id, conn);
+    this.disconnectedAt.delete(e.id);
+    this.lastHeard.set(e.id, this.now());
     this.launchFailures.delete(e.label);
     conn.send({ type: 'WELCOME', heartbeatIntervalSeconds: EXECUTOR_HEARTBEAT_SECONDS });
     const running = hello.running !== undefined ? buildKey(hello.running.job, hello.running.number) : undefined;
@@ -472,7 +501,14 @@ export class CiFramework {
   }
 
   executorDisconnected(executorId: string, conn: ExecutorConnection): void {
-    if (this.connections.get(executorId) === conn) this.connections.delete(executorId);
+    if (this.connections.get(executorId) !== conn) return;
+    this.connections.delete(executorId);
+    this.disconnectedAt.set(executorId, this.now());
+  }
+
+  /** Any frame from an executor (heartbeats included): it is alive. */
+  executorHeard(executorId: string): void {
+    this.lastHeard.set(executorId, this.now());
   }
 
   executorMessage(executorId: string, m: ExecutorToServer): void {
@@ -486,7 +522,9 @@ export class CiFramework {
       return;
     }
     if (m.seq <= build.seq) {
-      conn?.send({ type: 'ACK', job: m.job, number: m.number, seq: build.seq });
+      // Seen already; acknowledge only what is durable (in the log file and the store), not what
+      // memory has applied: the executor drops what is acknowledged.
+      conn?.send({ type: 'ACK', job: m.job, number: m.number, seq: this.durableSeq.get(key) ?? 0 });
       return;
     }
     build.seq = m.seq;
@@ -496,9 +534,13 @@ export class CiFramework {
         if (step !== undefined) Object.assign(step, { status: 'running', startedAt: m.at });
         break;
       }
-      case 'LOG':
-        this.appendLog(build, m.step, m.text);
+      case 'LOG': {
+        const stored = build.logBytes ?? { whole: 0, steps: {} };
+        const n = Buffer.byteLength(m.text);
+        this.appendLog(build, m.step, m.text, stored);
+        build.logBytes = { whole: stored.whole + n, steps: { ...stored.steps, [m.step]: (stored.steps[m.step] ?? 0) + n } };
         break;
+      }
       case 'STEP_FINISHED': {
         const step = build.steps.find((s) => s.name === m.step);
         if (step !== undefined) {
@@ -515,10 +557,19 @@ export class CiFramework {
         delete e.build;
         break;
     }
-    const changes: CiChange[] = [this.buildChange(build)];
-    if (m.type === 'BUILD_DONE') changes.push({ type: 'EXECUTOR_SAVED', id: e.id, doc: e });
+    // The state as of this report, stored only once every log piece up to it is in the log file,
+    // then acknowledged: a crash in between makes the executor send it again, so no log line is
+    // lost (a line may be written twice if the crash falls between the file and the store).
+    const changes = JSON.parse(JSON.stringify([this.buildChange(build), ...(m.type === 'BUILD_DONE' ? [{ type: 'EXECUTOR_SAVED', id: e.id, doc: e }] : [])])) as CiChange[];
     const seq = m.seq;
-    void this.persist(changes).then(() => conn?.send({ type: 'ACK', job: m.job, number: m.number, seq }));
+    const logged = this.logWrites.get(key) ?? Promise.resolve();
+    void logged
+      .then(() => this.persist(changes))
+      .then(() => {
+        this.durableSeq.set(key, Math.max(this.durableSeq.get(key) ?? 0, seq));
+        conn?.send({ type: 'ACK', job: m.job, number: m.number, seq });
+      })
+      .catch(() => undefined);
     if (m.type === 'BUILD_DONE') this.schedulePass();
   }
 
@@ -550,16 +601,32 @@ export class CiFramework {
     return join(this.options.dataDir, 'logs', job, String(number), step === undefined ? 'build.log' : `step-${step}.log`);
   }
 
-  private appendLog(build: Build, step: string, text: string): void {
+  /**
+   * Appends a piece to the build's and the step's log files. `stored` is what the store holds as
+   * written (the sizes stored with the last report applied): the first append of a build in this
+   * process cuts the files back to it, since bytes beyond it were written by a process that died
+   * before storing them, and their reports come again. Each line is in the log exactly once.
+   */
+  private appendLog(build: Build, step: string, text: string, stored: { whole: number; steps: Record<string, number> }): void {
     const key = buildKey(build.job, build.number);
     const prev = this.logWrites.get(key) ?? Promise.resolve();
     const next = prev.then(async () => {
-      await mkdir(join(this.options.dataDir, 'logs', build.job, String(build.number)), { recursive: true });
+      const dir = join(this.options.dataDir, 'logs', build.job, String(build.number));
+      await mkdir(dir, { recursive: true });
       const whole = this.logPath(build.job, build.number);
       const own = this.logPath(build.job, build.number, step);
       const stepKey = `${key}\u0000${step}`;
-      const size = this.logSizes.get(key) ?? (await stat(whole).then((st) => st.size, () => 0));
-      const stepSize = this.logSizes.get(stepKey) ?? (await stat(own).then((st) => st.size, () => 0));
+      if (!this.logSizes.has(key)) {
+        await truncate(whole, stored.whole).catch(() => undefined);
+        for (const f of await readdir(dir)) {
+          const m = /^step-(.+)\.log$/.exec(f);
+          if (m !== null) await truncate(join(dir, f), stored.steps[m[1]!] ?? 0).catch(() => undefined);
+        }
+        this.logSizes.set(key, stored.whole);
+        for (const [name, n] of Object.entries(stored.steps)) this.logSizes.set(`${key}\u0000${name}`, n);
+      }
+      const size = this.logSizes.get(key) ?? 0;
+      const stepSize = this.logSizes.get(stepKey) ?? 0;
       const bytes = Buffer.from(text);
       await appendFile(own, bytes);
       await appendFile(whole, bytes);

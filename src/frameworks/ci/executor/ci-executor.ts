@@ -49,10 +49,13 @@ export async function runExecutor(o: ExecutorOptions): Promise<number> {
   const send = (m: ExecutorToServer) => {
     if (socket?.readyState === WebSocket.OPEN) socket.send(JSON.stringify(m));
   };
+  // Reports go out only once CI has welcomed this stream and the unacknowledged ones were sent
+  // again: a live report overtaking the resent older ones would make CI skip those as seen.
+  let welcomed = false;
   const report = (m: DistributiveOmit<Report, 'seq'>) => {
     const r = { ...m, seq: ++seq } as Report;
     pending.push(r);
-    send(r);
+    if (welcomed) send(r);
   };
 
   const connect = () => {
@@ -64,7 +67,11 @@ export async function runExecutor(o: ExecutorOptions): Promise<number> {
     ws.on('open', () => {
       backoff = 200;
       lastHeard = Date.now();
-      send({ type: 'HELLO', executorId: o.id, label: o.label, hostname: osHostname(), ...(running !== undefined ? { running: { job: running.spec.job, number: running.spec.number } } : {}) });
+      // The build it runs, or the one whose reports CI has not acknowledged yet (it may have
+      // finished while CI was away): CI must not give that build up.
+      const last = pending[pending.length - 1];
+      const inFlight = running !== undefined ? { job: running.spec.job, number: running.spec.number } : last !== undefined ? { job: last.job, number: last.number } : undefined;
+      send({ type: 'HELLO', executorId: o.id, label: o.label, hostname: osHostname(), ...(inFlight !== undefined ? { running: inFlight } : {}) });
     });
     ws.on('message', (data) => {
       lastHeard = Date.now();
@@ -77,7 +84,10 @@ export async function runExecutor(o: ExecutorOptions): Promise<number> {
       onMessage(m);
     });
     ws.on('close', () => {
-      if (socket === ws) socket = undefined;
+      if (socket === ws) {
+        socket = undefined;
+        welcomed = false;
+      }
       lostSince ??= Date.now();
       if (done === undefined) return;
       setTimeout(connect, backoff).unref();
@@ -90,6 +100,7 @@ export async function runExecutor(o: ExecutorOptions): Promise<number> {
     switch (m.type) {
       case 'WELCOME':
         lostSince = undefined;
+        welcomed = true;
         // What CI has not acknowledged goes again: it ignores what it has seen.
         for (const r of pending) send(r);
         return;

@@ -145,6 +145,8 @@ function routes(app: FastifyInstance, o: CiRoutesOptions): void {
     const file = ci.logPath(name, b.number, q.step);
     reply.type('text/plain; charset=utf-8');
     if (q.follow !== 'true' || isFinished(b)) {
+      // A build just finished may still have its last pieces on their way to the file.
+      if (isFinished(b)) await ci.logWritten(name, b.number);
       const text = await readFile(file).catch(() => Buffer.alloc(0));
       return reply.send(text);
     }
@@ -250,6 +252,7 @@ function routes(app: FastifyInstance, o: CiRoutesOptions): void {
         if (ci.executorConnected(m, q.token ?? '', conn)) executorId = m.executorId;
         return;
       }
+      ci.executorHeard(executorId);
       if (m.type === 'HEARTBEAT') {
         conn.send({ type: 'HEARTBEAT' });
         return;

@@ -1,0 +1,72 @@
+import { createServer, request, type IncomingMessage, type Server } from 'node:http';
+
+/** One scheduler call a framework made through the proxy: its `type` and its whole body. */
+export interface RecordedCall {
+  at: number;
+  type: string;
+  body: Record<string, unknown>;
+}
+
+/**
+ * A transparent HTTP proxy in front of a master that records the scheduler calls
+ * (`POST /api/v1/scheduler`) going through it: a test points a framework's `--master` at it to
+ * see what the framework tells the master (SUPPRESS, REVIVE, DECLINE with their filters), which
+ * the master's state does not show. Everything else, the SUBSCRIBE event stream included, passes
+ * through untouched; when a client's connection ends, so does the proxied one (the master sees a
+ * framework killed with -9 go).
+ */
+export class RecordingProxy {
+  private constructor(
+    private readonly server: Server,
+    readonly url: string,
+    /** Every scheduler call so far, in the order they came. */
+    readonly calls: readonly RecordedCall[],
+  ) {}
+
+  static async start(targetUrl: string): Promise<RecordingProxy> {
+    const target = new URL(targetUrl);
+    const calls: RecordedCall[] = [];
+    const server = createServer((req, res) => {
+      const chunks: Buffer[] = [];
+      req.on('data', (c: Buffer) => chunks.push(c));
+      req.on('end', () => {
+        const body = Buffer.concat(chunks);
+        if (req.method === 'POST' && req.url === '/api/v1/scheduler') {
+          try {
+            const json = JSON.parse(body.toString()) as Record<string, unknown>;
+            calls.push({ at: Date.now(), type: String(json['type']), body: json });
+          } catch {
+            // Not JSON: the master will say so.
+          }
+        }
+        const headers = { ...req.headers, host: target.host };
+        const upstream = request({ host: target.hostname, port: target.port, method: req.method, path: req.url, headers }, (up: IncomingMessage) => {
+          res.writeHead(up.statusCode ?? 502, up.headers);
+          up.pipe(res);
+          up.on('error', () => res.destroy());
+        });
+        upstream.on('error', () => {
+          if (!res.headersSent) res.writeHead(502).end();
+          else res.destroy();
+        });
+        // The client went (e.g. killed): end the proxied request too, stream included.
+        res.on('close', () => upstream.destroy());
+        upstream.end(body);
+      });
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const address = server.address();
+    const port = typeof address === 'object' && address !== null ? address.port : 0;
+    return new RecordingProxy(server, `http://127.0.0.1:${port}`, calls);
+  }
+
+  /** Calls of these types, in order. */
+  callsOf(...types: string[]): RecordedCall[] {
+    return this.calls.filter((c) => types.includes(c.type));
+  }
+
+  async close(): Promise<void> {
+    this.server.closeAllConnections();
+    await new Promise<void>((resolve) => this.server.close(() => resolve()));
+  }
+}
