@@ -107,6 +107,9 @@ describe('CI on `slipway up`: a git repo, a job, a build, its log', { timeout: 1
     assert.equal(bad.status, 422, JSON.stringify(bad.body));
     assert.match(JSON.stringify(bad.body), /repo/);
     assert.match(JSON.stringify(bad.body), /line/);
+    const docker = await api('PUT', '/ci/v1/executors/boxed', { containerizer: 'docker', image: 'busybox' });
+    assert.equal(docker.status, 422);
+    assert.match(JSON.stringify(docker.body), /docker executors are not supported yet/);
     assert.equal((await api('GET', '/ci/v1/jobs/nope/builds/1')).status, 404);
     assert.equal((await api('GET', '/ci/v1/jobs/hello/builds/abc')).status, 400);
     assert.equal((await api('POST', '/ci/v1/jobs/hello/builds/1/cancel')).status, 409);

@@ -12,7 +12,7 @@ import { planExecutorPool, type PoolExecutor, type WaitReason } from './executor
 import { EXECUTOR_HEARTBEAT_SECONDS, MISSED_HEARTBEATS, type ExecutorToServer, type ServerToExecutor } from './executor-protocol.ts';
 import { writeMirror } from './git/config-mirror.ts';
 import { readFileAt, resolveRef } from './git/git-source.ts';
-import { DEFAULT_EXECUTOR_LABEL, DEFAULT_PIPELINE_FILE, defaultExecutorSpec, type ExecutorSpec, type JobDefinition } from './job-definition.ts';
+import { DEFAULT_EXECUTOR_LABEL, DEFAULT_PIPELINE_FILE, defaultExecutorSpec, type ExecutorConstraint, type ExecutorSpec, type JobDefinition } from './job-definition.ts';
 import { parsePipeline } from './pipeline/parse-pipeline.ts';
 import type { BuildEvent, Pipeline } from './pipeline/pipeline.ts';
 import { TriggerRunner, type TriggerStatus, type WebhookOutcome } from './triggers/trigger-runner.ts';
@@ -93,6 +93,8 @@ export class CiFramework {
   private readonly connections = new Map<string, ExecutorConnection>();
   /** When each executor's stream last carried anything, and when a stream was lost (memory only). */
   private readonly lastHeard = new Map<string, number>();
+  /** Each agent's attributes, as its offers show them (for executor constraints). */
+  private readonly agentAttributes = new Map<string, Record<string, string>>();
   /** Per build, the highest report sequence number stored with its log (what may be acknowledged). */
   private readonly durableSeq = new Map<string, number>();
   private readonly disconnectedAt = new Map<string, number>();
@@ -295,6 +297,7 @@ export class CiFramework {
   // -------------------------------------------------------------------------------------------
 
   private async onOffers(offers: Offer[]): Promise<void> {
+    for (const o of offers) this.agentAttributes.set(o.agent_id.value, attributesOf(o));
     this.pass();
     const perAgent = new Map<string, number>();
     for (const e of this.executors.values()) perAgent.set(e.agentId, (perAgent.get(e.agentId) ?? 0) + 1);
@@ -306,7 +309,9 @@ export class CiFramework {
       if (spec === undefined) continue;
       for (let k = 0; k < count; k++) {
         // The agent with the fewest executors first: builds spread over the machines.
+        const ofLabel = [...this.executors.values()].filter((x) => x.label === label).map((x) => ({ hostname: x.hostname, attributes: this.agentAttributes.get(x.agentId) ?? {} }));
         const candidates = offers
+          .filter((o) => meetsConstraints(spec.constraints, { hostname: o.hostname, attributes: attributesOf(o) }, ofLabel))
           .map((o) => ({ o, take: fit(left.get(o.id.value)!, spec, o.allocation_info.role) }))
           .filter((c) => c.take !== undefined)
           .sort((a, b) => (perAgent.get(a.o.agent_id.value) ?? 0) - (perAgent.get(b.o.agent_id.value) ?? 0));
@@ -518,6 +523,15 @@ export class CiFramework {
     const build = this.builds.get(key);
     const conn = this.connections.get(executorId);
     if (build === undefined || e.build !== key) {
+      // Not a build CI keeps (its job was deleted meanwhile): nothing to store, but the executor
+      // that ran it is free again when it is done.
+      if (m.type === 'BUILD_DONE' && e.build === key) {
+        delete e.build;
+        if (e.state === 'busy') e.state = 'idle';
+        e.idleSince = this.now();
+        void this.persist([{ type: 'EXECUTOR_SAVED', id: e.id, doc: e }]);
+        this.schedulePass();
+      }
       conn?.send({ type: 'ACK', job: m.job, number: m.number, seq: m.seq });
       return;
     }
@@ -898,6 +912,44 @@ export interface LogPiece {
   stepEnd: number;
 }
 export type LogListener = (piece: LogPiece | undefined) => void;
+
+interface Place {
+  hostname: string;
+  attributes: Record<string, string>;
+}
+
+/** Agent attributes as constraints see them: TEXT and SCALAR values as strings. */
+function attributesOf(o: Offer): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const a of o.attributes) {
+    if (a.text !== undefined) out[a.name] = a.text.value;
+    else if (a.scalar !== undefined) out[a.name] = String(a.scalar.value);
+  }
+  return out;
+}
+
+/**
+ * Whether an executor of a label may start at `at`, given where the label's executors are (the
+ * spec's constraints, Marathon's meanings: job-definition.ts). An agent without the attribute
+ * passes only UNLIKE.
+ */
+export function meetsConstraints(constraints: readonly ExecutorConstraint[], at: Place, existing: readonly Place[]): boolean {
+  const valueOf = (field: string, p: Place) => (field === 'hostname' ? p.hostname : p.attributes[field]);
+  for (const c of constraints) {
+    const v = valueOf(c.field, at);
+    if (c.operator === 'UNLIKE') {
+      if (v !== undefined && new RegExp(`^(?:${c.value ?? ''})$`).test(v)) return false;
+      continue;
+    }
+    if (v === undefined) return false;
+    const same = existing.filter((e) => valueOf(c.field, e) === v).length;
+    if (c.operator === 'IS' && v !== c.value) return false;
+    if (c.operator === 'LIKE' && !new RegExp(`^(?:${c.value ?? ''})$`).test(v)) return false;
+    if (c.operator === 'UNIQUE' && same > 0) return false;
+    if (c.operator === 'MAX_PER' && same >= Number(c.value)) return false;
+  }
+  return true;
+}
 
 /** The resources of an executor of `spec` taken from what is left of an offer, or undefined if they do not fit. */
 function fit(left: Resources, spec: ExecutorSpec, role: string): Resources | undefined {
