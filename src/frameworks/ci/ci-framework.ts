@@ -164,6 +164,7 @@ export class CiFramework {
     for (const c of this.connections.values()) c.close();
     await this.triggers.stop();
     await this.writes.catch(() => undefined);
+    await this.mirrorChain;
   }
 
   // -------------------------------------------------------------------------------------------
