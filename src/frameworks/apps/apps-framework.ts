@@ -2,7 +2,9 @@ import { randomUUID } from 'node:crypto';
 import { SchedulerCallRefused } from '../../core/errors.ts';
 import { Resources } from '../../core/resources.ts';
 import { isTerminal, type TaskState } from '../../core/task-state.ts';
+import type { DistributiveOmit } from '../../core/distributive-omit.ts';
 import type { Offer, TaskInfo, TaskStatus } from '../../protocol/mesos.ts';
+import { offerAttributes } from '../../protocol/offer-attributes.ts';
 import type { Event, FrameworkCall } from '../../protocol/scheduler.ts';
 import type { SchedulerSubscription, SchedulerTransport } from '../../protocol/scheduler-transport.ts';
 import type { AppDefinition, AppVersionInfo } from './app-definition.ts';
@@ -504,10 +506,10 @@ export class AppsFramework {
 
   private async onOffers(offers: Offer[]): Promise<void> {
     this.lastOffersAt = this.now();
-    for (const o of offers) this.agents.set(o.agent_id.value, { agentId: o.agent_id.value, hostname: o.hostname, attributes: attributesOf(o) });
+    for (const o of offers) this.agents.set(o.agent_id.value, { agentId: o.agent_id.value, hostname: o.hostname, attributes: offerAttributes(o) });
     this.pass();
     const remaining = new Map<string, PlacementOffer & { role: string }>(
-      offers.map((o) => [o.id.value, { id: o.id.value, agentId: o.agent_id.value, hostname: o.hostname, attributes: attributesOf(o), resources: Resources.fromJSON(o.resources), role: o.allocation_info.role }]),
+      offers.map((o) => [o.id.value, { id: o.id.value, agentId: o.agent_id.value, hostname: o.hostname, attributes: offerAttributes(o), resources: Resources.fromJSON(o.resources), role: o.allocation_info.role }]),
     );
     const launches = new Map<string, TaskInfo[]>();
     const created: Instance[] = [];
@@ -1048,8 +1050,6 @@ export class AppsFramework {
   }
 }
 
-/** Omit over each member of a union (a plain Omit would merge the members). */
-type DistributiveOmit<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> : never;
 
 function placementApp(def: AppDefinition): PlacementApp {
   const fixed = def.requirePorts && def.portDefinitions.every((p) => p.port !== 0) ? def.portDefinitions.map((p) => p.port) : undefined;
@@ -1065,15 +1065,6 @@ function placementApp(def: AppDefinition): PlacementApp {
   };
 }
 
-/** Agent attributes as constraints see them: TEXT and SCALAR values as strings. */
-function attributesOf(o: Offer): Record<string, string> {
-  const out: Record<string, string> = {};
-  for (const a of o.attributes) {
-    if (a.text !== undefined) out[a.name] = a.text.value;
-    else if (a.scalar !== undefined) out[a.name] = String(a.scalar.value);
-  }
-  return out;
-}
 
 /** Marathon's instance condition names for a Mesos task state. */
 export function marathonCondition(state: TaskState): string {

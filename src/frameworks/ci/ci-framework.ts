@@ -3,7 +3,9 @@ import { appendFile, mkdir, readdir, rm, truncate } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Resources } from '../../core/resources.ts';
 import { isTerminal } from '../../core/task-state.ts';
+import type { DistributiveOmit } from '../../core/distributive-omit.ts';
 import type { CommandInfo, Offer, TaskInfo, TaskStatus } from '../../protocol/mesos.ts';
+import { offerAttributes } from '../../protocol/offer-attributes.ts';
 import type { Event, FrameworkCall } from '../../protocol/scheduler.ts';
 import type { SchedulerSubscription, SchedulerTransport } from '../../protocol/scheduler-transport.ts';
 import { buildKey, isFinished, type Build, type BuildCause } from './build.ts';
@@ -298,7 +300,7 @@ export class CiFramework {
   // -------------------------------------------------------------------------------------------
 
   private async onOffers(offers: Offer[]): Promise<void> {
-    for (const o of offers) this.agentAttributes.set(o.agent_id.value, attributesOf(o));
+    for (const o of offers) this.agentAttributes.set(o.agent_id.value, offerAttributes(o));
     this.pass();
     const perAgent = new Map<string, number>();
     for (const e of this.executors.values()) perAgent.set(e.agentId, (perAgent.get(e.agentId) ?? 0) + 1);
@@ -312,7 +314,7 @@ export class CiFramework {
         // The agent with the fewest executors first: builds spread over the machines.
         const ofLabel = [...this.executors.values()].filter((x) => x.label === label).map((x) => ({ hostname: x.hostname, attributes: this.agentAttributes.get(x.agentId) ?? {} }));
         const candidates = offers
-          .filter((o) => meetsConstraints(spec.constraints, { hostname: o.hostname, attributes: attributesOf(o) }, ofLabel))
+          .filter((o) => meetsConstraints(spec.constraints, { hostname: o.hostname, attributes: offerAttributes(o) }, ofLabel))
           .map((o) => ({ o, take: fit(left.get(o.id.value)!, spec, o.allocation_info.role) }))
           .filter((c) => c.take !== undefined)
           .sort((a, b) => (perAgent.get(a.o.agent_id.value) ?? 0) - (perAgent.get(b.o.agent_id.value) ?? 0));
@@ -903,7 +905,6 @@ export class CiFramework {
   }
 }
 
-type DistributiveOmit<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> : never;
 
 /** A piece of a build's log: its step, its bytes, and the byte offsets of its end in the whole log and in its step's log. */
 export interface LogPiece {
@@ -919,15 +920,6 @@ interface Place {
   attributes: Record<string, string>;
 }
 
-/** Agent attributes as constraints see them: TEXT and SCALAR values as strings. */
-function attributesOf(o: Offer): Record<string, string> {
-  const out: Record<string, string> = {};
-  for (const a of o.attributes) {
-    if (a.text !== undefined) out[a.name] = a.text.value;
-    else if (a.scalar !== undefined) out[a.name] = String(a.scalar.value);
-  }
-  return out;
-}
 
 /**
  * Whether an executor of a label may start at `at`, given where the label's executors are (the

@@ -2,6 +2,7 @@ import { readFile } from 'node:fs/promises';
 import { hostname as osHostname } from 'node:os';
 import { join, resolve } from 'node:path';
 import type Dockerode from 'dockerode';
+import type { DistributiveOmit } from '../../../core/distributive-omit.ts';
 import WebSocket from 'ws';
 import { collectArtifacts } from '../engine/collect-artifacts.ts';
 import { runPipeline, type PipelineEvent } from '../engine/run-pipeline.ts';
@@ -217,4 +218,3 @@ async function upload(o: ExecutorOptions, spec: BuildSpec, path: string, file: s
   if (!r.ok) throw new Error(`artifact ${path} not stored by CI: ${r.status} ${await r.text()}`);
 }
 
-type DistributiveOmit<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> : never;
