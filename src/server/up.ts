@@ -49,7 +49,12 @@ export async function up(o: UpOptions): Promise<Up> {
       });
       apps = service;
       mountMarathonApi(app, service, { leader: () => url.replace(/^http:\/\//, ''), masterUrl: 'in-process', rootMetrics: false });
-      ci = await startCiService({ transport: new InProcessScheduler(core), dataDir: join(dataDir, 'ci'), serverUrl: () => url, ...(o.log !== undefined ? { log: o.log } : {}), ...(o.ciNow !== undefined ? { now: o.ciNow } : {}) });
+      try {
+        ci = await startCiService({ transport: new InProcessScheduler(core), dataDir: join(dataDir, 'ci'), serverUrl: () => url, ...(o.log !== undefined ? { log: o.log } : {}), ...(o.ciNow !== undefined ? { now: o.ciNow } : {}) });
+      } catch (e) {
+        await service.close();
+        throw e;
+      }
       mountCiApi(app, ci);
     },
   });
