@@ -1,10 +1,10 @@
 import { after, before, describe, it, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
-import { mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { readFileSync, readdirSync, rmSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { RecordingProxy } from './support/recording-proxy.ts';
 import { SlipwayProcess, activeAgents, freePort, tempDir, waitForHttp } from './support/processes.ts';
+import { createTestRepo } from './support/git-repo.ts';
 import { killProcessesUnder, processesUnder, type SandboxProcess } from './support/sandbox-processes.ts';
 import { waitUntil } from './support/wait.ts';
 
@@ -267,26 +267,25 @@ function workspaceFiles(dir: string, job: string, n: number, name: string): stri
 }
 
 function makeRepo(dir: string): string {
-  const repo = join(dir, 'repo');
-  mkdirSync(repo, { recursive: true });
-  const git = (...args: string[]) =>
-    execFileSync('git', args, { cwd: repo, env: { ...process.env, GIT_AUTHOR_NAME: 't', GIT_AUTHOR_EMAIL: 't@x', GIT_COMMITTER_NAME: 't', GIT_COMMITTER_EMAIL: 't@x' } });
-  git('init', '--quiet', '--initial-branch=main');
   // Commands are single-quoted: YAML must not read `#` or `: ` in them.
   const pipeline = (...steps: [string, string[]][]) =>
     ['steps:', ...steps.flatMap(([name, commands]) => [`  - name: ${name}`, '    commands:', ...commands.map((c) => `      - '${c.replaceAll("'", "''")}'`)]), ''].join('\n');
-  // The default pipeline: a build long enough to kill things in its middle, with a log to check.
-  writeFileSync(join(repo, '.slipway.yml'), pipeline(['count', [COUNT]], ['finish', [FINISH]]));
-  writeFileSync(join(repo, 'sleep.yml'), pipeline(['work', ['echo started', 'sleep 8']]));
-  // The first build of a job with this pipeline hangs (until something is killed), later ones pass.
-  writeFileSync(join(repo, 'first-hangs.yml'), pipeline(['work', ['echo started', 'if [ "$CI_BUILD_NUMBER" = 1 ]; then sleep 60; fi', 'echo ok']]));
-  // Leaves a mark in its workspace as its last act: the test sees when it is over without CI.
-  writeFileSync(join(repo, 'brief.yml'), pipeline(['work', ['echo started', 'sleep 1', 'echo finished', `touch ${BRIEF_MARK}`]]));
-  // Many small log pieces, fast.
-  writeFileSync(join(repo, 'chatty.yml'), pipeline(['talk', [`for i in $(seq 1 ${CHATTY_LINES}); do echo "line $i"; sleep 0.002; done`]]));
-  git('add', '.');
-  git('commit', '--quiet', '-m', 'pipelines');
-  return repo;
+  const repo = createTestRepo(join(dir, 'repo'));
+  repo.commit(
+    {
+      // The default pipeline: a build long enough to kill things in its middle, with a log to check.
+      '.slipway.yml': pipeline(['count', [COUNT]], ['finish', [FINISH]]),
+      'sleep.yml': pipeline(['work', ['echo started', 'sleep 8']]),
+      // The first build of a job with this pipeline hangs (until something is killed), later ones pass.
+      'first-hangs.yml': pipeline(['work', ['echo started', 'if [ "$CI_BUILD_NUMBER" = 1 ]; then sleep 60; fi', 'echo ok']]),
+      // Leaves a mark in its workspace as its last act: the test sees when it is over without CI.
+      'brief.yml': pipeline(['work', ['echo started', 'sleep 1', 'echo finished', `touch ${BRIEF_MARK}`]]),
+      // Many small log pieces, fast.
+      'chatty.yml': pipeline(['talk', [`for i in $(seq 1 ${CHATTY_LINES}); do echo "line $i"; sleep 0.002; done`]]),
+    },
+    'pipelines',
+  );
+  return repo.path;
 }
 
 // ---------------------------------------------------------------------------------------------

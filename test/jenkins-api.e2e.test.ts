@@ -1,12 +1,12 @@
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
 import type { EventEmitter } from 'node:events';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { up, type Up } from '../src/server/up.ts';
+import { createTestRepo } from './support/git-repo.ts';
 import { killProcessesUnder, processesUnder } from './support/sandbox-processes.ts';
 import { waitUntil } from './support/wait.ts';
 
@@ -88,17 +88,11 @@ describe('Jenkins remote API on `slipway up`, driven by the npm `jenkins` client
   let base: string;
   let jenkins: JenkinsClient;
 
-  const git = (...args: string[]) =>
-    execFileSync('git', args, { cwd: repo, env: { ...process.env, GIT_AUTHOR_NAME: 't', GIT_AUTHOR_EMAIL: 't@x', GIT_COMMITTER_NAME: 't', GIT_COMMITTER_EMAIL: 't@x' } }).toString().trim();
-
   before(async () => {
     dir = mkdtempSync(join(tmpdir(), 'slipway-jenkins-'));
     repo = join(dir, 'repo');
-    mkdirSync(repo);
-    execFileSync('git', ['init', '--quiet', '--initial-branch=main', repo]);
-    writeFileSync(
-      join(repo, '.slipway.yml'),
-      [
+    createTestRepo(repo).commit({
+      '.slipway.yml': [
         'steps:',
         '  - name: build',
         '    commands:',
@@ -108,9 +102,7 @@ describe('Jenkins remote API on `slipway up`, driven by the npm `jenkins` client
         '      - echo tests passed',
         '',
       ].join('\n'),
-    );
-    git('add', '.');
-    git('commit', '--quiet', '-m', 'first');
+    });
     server = await up({ host: '127.0.0.1', port: 0, dataDir: join(dir, 'data'), containerizers: ['process'], resources: 'cpus:4;mem:8192;disk:20000;ports:[34100-34199]' });
     base = server.master.url;
     jenkins = new Jenkins({ baseUrl: `${base}/jenkins` });
