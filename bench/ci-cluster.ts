@@ -7,7 +7,7 @@ import { BenchProcess, freePort, killTaskProcesses, removeTaskCgroups, waitFor }
 /**
  * The real cluster of `slipway bench ci`: one server process (a master with CI in it, wired as
  * `slipway up` wires them: bench/ci-server-main.ts) and `agents` agents (`slipway agent`,
- * process containerizer, hostnames agent-0, agent-1, ...), each a process of its own logging to
+ * process containerizer, and docker when asked, hostnames agent-0, agent-1, ...), each a process of its own logging to
  * a file in the benchmark's temp dir. CI's executors are tasks of those agents: `node
  * bin/slipway.js ci-executor` processes in the agents' sandboxes. `close()` stops everything,
  * then kills whatever task processes are left under the temp dir and removes their cgroups.
@@ -21,6 +21,8 @@ export interface CiClusterOptions {
   agents: number;
   /** Resources of each agent, without ports (each agent gets its own range: they share one host). */
   agentResources: string;
+  /** The agents' `--containerizers`; default `process`. */
+  containerizers?: string;
   log?: (line: string) => void;
 }
 
@@ -49,7 +51,7 @@ export class CiCluster {
         const name = `agent-${i}`;
         const resources = `${o.agentResources};ports:[${low}-${low + span - 1}]`;
         cluster.agents.push(
-          new BenchProcess(name, [BIN, 'agent', '--master', cluster.url, '--work-dir', cluster.agentDir(i), '--resources', resources, '--containerizers', 'process', '--hostname', name], join(o.dir, `${name}.log`)),
+          new BenchProcess(name, [BIN, 'agent', '--master', cluster.url, '--work-dir', cluster.agentDir(i), '--resources', resources, '--containerizers', o.containerizers ?? 'process', '--hostname', name], join(o.dir, `${name}.log`)),
         );
       }
       for (const a of cluster.agents) a.start();

@@ -3,9 +3,9 @@
  * show its defaults without loading the benchmark.
  */
 
-export type CiBenchPart = 'warm' | 'cold' | 'docker' | 'throughput' | 'profile';
+export type CiBenchPart = 'warm' | 'cold' | 'docker' | 'docker-executor' | 'throughput' | 'profile';
 
-export const CI_BENCH_PARTS: readonly CiBenchPart[] = ['warm', 'cold', 'docker', 'throughput', 'profile'];
+export const CI_BENCH_PARTS: readonly CiBenchPart[] = ['warm', 'cold', 'docker', 'docker-executor', 'throughput', 'profile'];
 
 export interface CiBenchOptions {
   /** Real agents (`slipway agent`, process containerizer), each a process of its own. */
@@ -14,7 +14,7 @@ export interface CiBenchOptions {
   builds: number;
   /** Cold samples (process step): each needs its executor launched from an offer. */
   coldSamples: number;
-  /** Cold samples with an image step. */
+  /** Cold samples with an image step, and cold samples on an executor in a container (each). */
   dockerSamples: number;
   /** Warm samples: an idle executor of the label is there. */
   warmSamples: number;

@@ -6,6 +6,7 @@ import { fileURLToPath } from 'node:url';
 import Docker from 'dockerode';
 import { checkoutCommit, readFileAt, resolveRef } from '../src/frameworks/ci/git/git-source.ts';
 import { ensureBusyboxImage } from '../test/support/busybox-image.ts';
+import { ensureNodeImage } from '../test/support/node-image.ts';
 import { killTaskProcesses, removeDir, removeTaskCgroups, waitFor } from './apps-cluster.ts';
 import { CiCluster } from './ci-cluster.ts';
 import { CI_BENCH_TARGETS, type CiBenchOptions } from './ci-options.ts';
@@ -123,6 +124,8 @@ export interface CiBenchResult {
   agents: number;
   coldStartP50Ms: number | null;
   coldStartDockerP50Ms: number | null;
+  /** Cold start of a process step on an executor that is itself a container (executor spec containerizer docker). */
+  coldStartDockerExecutorP50Ms: number | null;
   warmStartP50Ms: number | null;
   totalSeconds: number | null;
   perAgent: Record<string, number> | null;
@@ -131,6 +134,7 @@ export interface CiBenchResult {
   warm: StartStats | null;
   cold: StartStats | null;
   docker: StartStats | null;
+  dockerExecutor: StartStats | null;
   dockerSkipped: string | null;
   /** The very first build of the fresh server (a cold executor, the server's first request of each kind): not a sample. */
   firstBuildMs: number | null;
@@ -249,6 +253,7 @@ export async function runCiBench(o: CiBenchOptions, progress: (line: string) => 
     agents: o.agents,
     coldStartP50Ms: null,
     coldStartDockerP50Ms: null,
+    coldStartDockerExecutorP50Ms: null,
     warmStartP50Ms: null,
     totalSeconds: null,
     perAgent: null,
@@ -259,6 +264,7 @@ export async function runCiBench(o: CiBenchOptions, progress: (line: string) => 
     warm: null,
     cold: null,
     docker: null,
+    dockerExecutor: null,
     dockerSkipped: null,
     firstBuildMs: null,
     throughput: null,
@@ -273,7 +279,7 @@ export async function runCiBench(o: CiBenchOptions, progress: (line: string) => 
   // Job names carry this run's id: the step containers' labels name the job, and the clean-up
   // removes only this run's containers from a Docker engine other work may share.
   const runId = dir.slice(-6).toLowerCase().replace(/[^a-z0-9]/g, 'x');
-  const jobs = { warm: `bench-warm-${runId}`, cold: `bench-cold-${runId}`, docker: `bench-docker-${runId}`, throughput: `bench-tp-${runId}` };
+  const jobs = { warm: `bench-warm-${runId}`, cold: `bench-cold-${runId}`, docker: `bench-docker-${runId}`, dockerExecutor: `bench-dx-${runId}`, throughput: `bench-tp-${runId}` };
   let cluster: CiCluster | undefined;
   let docker: Docker | undefined;
   let dockerEvents: DockerStarts | undefined;
@@ -284,7 +290,7 @@ export async function runCiBench(o: CiBenchOptions, progress: (line: string) => 
       await cluster?.close().catch(() => undefined);
       await killTaskProcesses(dir);
       removeTaskCgroups(dir);
-      if (docker !== undefined) await removeContainers(docker, Object.values(jobs));
+      if (docker !== undefined) await removeContainers(docker, Object.values(jobs), dir);
       removeDir(dir);
     })());
   const onSignal = (signal: NodeJS.Signals) => {
@@ -297,15 +303,19 @@ export async function runCiBench(o: CiBenchOptions, progress: (line: string) => 
   try {
     const repo = join(dir, 'repo');
     let image: string | undefined;
-    if (!skip.has('docker')) {
+    let nodeImage: string | undefined;
+    if (!skip.has('docker') || !skip.has('docker-executor')) {
       const engine = await dockerEngine();
       if (typeof engine === 'string') result.dockerSkipped = engine;
       else {
         docker = engine;
         try {
           image = await ensureBusyboxImage(docker);
+          if (!skip.has('docker-executor')) nodeImage = await ensureNodeImage(docker);
         } catch (e) {
-          result.dockerSkipped = `no image to run the step in: ${e instanceof Error ? e.message : String(e)}`;
+          result.dockerSkipped = `no image to run the step or the executor in: ${e instanceof Error ? e.message : String(e)}`;
+          image = undefined;
+          nodeImage = undefined;
         }
       }
       if (result.dockerSkipped !== null) progress(`docker: skipped (${result.dockerSkipped})`);
@@ -322,12 +332,17 @@ export async function runCiBench(o: CiBenchOptions, progress: (line: string) => 
     }
 
     progress(`starting a master with CI and ${o.agents} agents (${agentResources} each)...`);
-    cluster = await CiCluster.start({ dir, agents: o.agents, agentResources, log: progress });
+    cluster = await CiCluster.start({ dir, agents: o.agents, agentResources, containerizers: nodeImage !== undefined ? 'process,docker' : 'process', log: progress });
     const api = new Api(cluster.url);
     const spec = (maxExecutors: number, idleTerminationSeconds: number) => ({ cpus: o.executorCpus, mem: o.executorMem, disk: 0, containerizer: 'process', maxExecutors, idleTerminationSeconds });
     await api.ok('PUT', '/ci/v1/executors/bench-warm', spec(1, 600));
     await api.ok('PUT', '/ci/v1/executors/bench-cold', spec(1, 0));
     await api.ok('PUT', '/ci/v1/executors/bench-docker', spec(1, 0));
+    if (nodeImage !== undefined) {
+      // The executor in a container of an image with node and git; the repository mounted for its checkout.
+      await api.ok('PUT', '/ci/v1/executors/bench-docker-executor', { ...spec(1, 0), containerizer: 'docker', image: nodeImage, volumes: [{ containerPath: repo, hostPath: repo, mode: 'RO' }] });
+      await api.ok('PUT', `/ci/v1/jobs/${jobs.dockerExecutor}`, { repo, executor: 'bench-docker-executor' });
+    }
     await api.ok('PUT', '/ci/v1/executors/bench-tp', spec(o.agents * o.executorsPerAgent, 600));
     await api.ok('PUT', `/ci/v1/jobs/${jobs.warm}`, { repo, executor: 'bench-warm' });
     await api.ok('PUT', `/ci/v1/jobs/${jobs.cold}`, { repo, executor: 'bench-cold' });
@@ -369,6 +384,13 @@ export async function runCiBench(o: CiBenchOptions, progress: (line: string) => 
       dockerEvents.close();
       dockerEvents = undefined;
       progress(`  p50 ${result.docker.p50Ms} ms (${result.docker.samples.map((s) => s.ms).join(', ')}); ${formatBreakdown(result.docker.breakdownP50)}`);
+    }
+
+    if (!skip.has('docker-executor') && nodeImage !== undefined) {
+      progress(`docker executor: ${o.dockerSamples} builds of a process step, each on an executor launched in a container of ${nodeImage}...`);
+      result.dockerExecutor = await coldSamples(api, cluster, jobs.dockerExecutor, 'bench-docker-executor', o.dockerSamples, undefined);
+      result.coldStartDockerExecutorP50Ms = result.dockerExecutor.p50Ms;
+      progress(`  p50 ${result.dockerExecutor.p50Ms} ms (${result.dockerExecutor.samples.map((s) => s.ms).join(', ')}); ${formatBreakdown(result.dockerExecutor.breakdownP50)}`);
     }
 
     if (!skip.has('throughput')) {
@@ -690,14 +712,18 @@ class DockerStarts {
 }
 
 /** Removes this run's step containers (a build cut short leaves its container behind). */
-async function removeContainers(docker: Docker, jobs: string[]): Promise<void> {
-  for (const job of jobs) {
-    try {
+async function removeContainers(docker: Docker, jobs: string[], dir: string): Promise<void> {
+  try {
+    for (const job of jobs) {
       const found = await docker.listContainers({ all: true, filters: { label: [`slipway.ci.job=${job}`] } });
       await Promise.all(found.map((c) => docker.getContainer(c.Id).remove({ force: true }).catch(() => undefined)));
-    } catch {
-      // The engine went away: nothing to remove through it.
     }
+    // Executors in containers: tasks of this run's agents, whose sandboxes are under its dir.
+    const tasks = await docker.listContainers({ all: true, filters: { label: ['slipway.sandbox'] } });
+    const ours = tasks.filter((c) => (c.Labels['slipway.sandbox'] ?? '').startsWith(`${dir}/`));
+    await Promise.all(ours.map((c) => docker.getContainer(c.Id).remove({ force: true }).catch(() => undefined)));
+  } catch {
+    // The engine went away: nothing to remove through it.
   }
 }
 
@@ -735,6 +761,7 @@ export function formatCiBench(r: CiBenchResult): string {
   start('cold start (process)', r.cold, t.coldStartP50Ms, '');
   if (r.docker === null && r.dockerSkipped !== null) lines.push(`  cold start (Docker)    skipped: ${r.dockerSkipped}`);
   start('cold start (Docker)', r.docker, t.coldStartDockerP50Ms, '');
+  start('cold, Docker executor', r.dockerExecutor, t.coldStartDockerP50Ms, ' (a process step in an executor that is a container)');
   if (r.firstBuildMs !== null) lines.push(`  first build of the fresh server: ${r.firstBuildMs} ms to its step running (not a sample)`);
   const tp = (name: string, x: ThroughputRun | null, withTarget: boolean) => {
     if (x === null) return;

@@ -1,10 +1,10 @@
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { up, type Up } from '../src/server/up.ts';
+import { createTestRepo } from './support/git-repo.ts';
 import { killProcessesUnder } from './support/sandbox-processes.ts';
 import { waitUntil } from './support/wait.ts';
 
@@ -16,18 +16,13 @@ describe('CI on `slipway up`: a git repo, a job, a build, its log', { timeout: 1
   let dir: string;
   let repo: string;
   let base: string;
-
-  const git = (...args: string[]) =>
-    execFileSync('git', args, { cwd: repo, env: { ...process.env, GIT_AUTHOR_NAME: 't', GIT_AUTHOR_EMAIL: 't@x', GIT_COMMITTER_NAME: 't', GIT_COMMITTER_EMAIL: 't@x' } }).toString().trim();
+  let head: string;
 
   before(async () => {
     dir = mkdtempSync(join(tmpdir(), 'slipway-ci-'));
     repo = join(dir, 'repo');
-    mkdirSync(repo);
-    execFileSync('git', ['init', '--quiet', '--initial-branch=main', repo]);
-    writeFileSync(
-      join(repo, '.slipway.yml'),
-      [
+    head = createTestRepo(repo).commit({
+      '.slipway.yml': [
         'steps:',
         '  - name: build',
         '    commands:',
@@ -41,9 +36,7 @@ describe('CI on `slipway up`: a git repo, a job, a build, its log', { timeout: 1
         '  - out/result.txt',
         '',
       ].join('\n'),
-    );
-    git('add', '.');
-    git('commit', '--quiet', '-m', 'first');
+    });
     server = await up({ host: '127.0.0.1', port: 0, dataDir: join(dir, 'data'), containerizers: ['process'], resources: 'cpus:4;mem:8192;disk:20000;ports:[34000-34099]' });
     base = server.master.url;
   });
@@ -84,7 +77,7 @@ describe('CI on `slipway up`: a git repo, a job, a build, its log', { timeout: 1
         ['test', 'success', 0],
       ],
     );
-    assert.equal(b.commit, git('rev-parse', 'HEAD'));
+    assert.equal(b.commit, head);
     const log = (await api('GET', '/ci/v1/jobs/hello/builds/1/log')).body as unknown as string;
     assert.match(log, new RegExp(`building hello #1 at ${b.commit}`));
     assert.match(log, /tests passed/);
@@ -107,9 +100,9 @@ describe('CI on `slipway up`: a git repo, a job, a build, its log', { timeout: 1
     assert.equal(bad.status, 422, JSON.stringify(bad.body));
     assert.match(JSON.stringify(bad.body), /repo/);
     assert.match(JSON.stringify(bad.body), /line/);
-    const docker = await api('PUT', '/ci/v1/executors/boxed', { containerizer: 'docker', image: 'busybox' });
+    const docker = await api('PUT', '/ci/v1/executors/boxed', { containerizer: 'docker' });
     assert.equal(docker.status, 422);
-    assert.match(JSON.stringify(docker.body), /docker executors are not supported yet/);
+    assert.match(JSON.stringify(docker.body), /"field":"image","message":"is required with containerizer/);
     assert.equal((await api('GET', '/ci/v1/jobs/nope/builds/1')).status, 404);
     assert.equal((await api('GET', '/ci/v1/jobs/hello/builds/abc')).status, 400);
     assert.equal((await api('POST', '/ci/v1/jobs/hello/builds/1/cancel')).status, 409);

@@ -1,15 +1,38 @@
 import { existsSync } from 'node:fs';
 import Dockerode from 'dockerode';
 import { runExecutor } from '../frameworks/ci/executor/ci-executor.ts';
+import { discoverHostPath, type HostPath } from '../frameworks/ci/engine/host-paths.ts';
 
 // Only what an executor needs: this module is what `slipway ci-executor` loads, and an
 // executor's start-up is on the path of every cold build.
 
 /**
- * `slipway ci-executor`: the executor program, in its task's sandbox (the working directory),
- * with the agent host's Docker engine for image steps when its socket is there.
+ * `slipway ci-executor`: the executor program, in its task's sandbox ($MESOS_SANDBOX: the working
+ * directory of a process executor, /mnt/mesos/sandbox in a Docker executor), with the agent host's
+ * Docker engine for image steps when its socket is there (a Docker executor has it when its
+ * spec mounts it, which CI does by default).
  */
 export async function runCiExecutor(o: { serverUrl: string; id: string; token: string; label: string; log?: (line: string) => void }): Promise<number> {
   const docker = existsSync('/var/run/docker.sock') ? new Dockerode() : undefined;
-  return runExecutor({ serverUrl: o.serverUrl, id: o.id, token: o.token, label: o.label, workDir: process.cwd(), ...(docker !== undefined ? { docker } : {}), ...(o.log !== undefined ? { log: o.log } : {}) });
+  let hostPath: HostPath | undefined;
+  if (docker !== undefined) {
+    try {
+      hostPath = await discoverHostPath(docker);
+    } catch (e) {
+      // Process steps still run; image steps end in error saying the workspace cannot be mounted.
+      o.log?.(`ci-executor: ${(e as Error).message}`);
+      hostPath = () => undefined;
+    }
+  }
+  const workDir = process.env['MESOS_SANDBOX'] ?? process.cwd();
+  return runExecutor({
+    serverUrl: o.serverUrl,
+    id: o.id,
+    token: o.token,
+    label: o.label,
+    workDir,
+    ...(docker !== undefined ? { docker } : {}),
+    ...(hostPath !== undefined ? { hostPath } : {}),
+    ...(o.log !== undefined ? { log: o.log } : {}),
+  });
 }

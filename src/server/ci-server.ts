@@ -11,12 +11,15 @@ import { SqliteCiStore } from '../store/sqlite-ci-store.ts';
 
 /** The slipway program, which executor tasks run as `slipway ci-executor`. */
 const SLIPWAY_BIN = fileURLToPath(new URL('../../bin/slipway.js', import.meta.url));
+/** The installation the program is part of (bin/, src/, node_modules/): what a Docker executor mounts. */
+const SLIPWAY_HOME = fileURLToPath(new URL('../..', import.meta.url)).replace(/\/$/, '');
 
 /**
  * Wires CI: its store (`ci.db` in the data dir), the framework on a scheduler transport, and its
  * routes. `slipway up` mounts it on the master's server with the in-process transport; `slipway
  * ci` runs it on its own server over HTTP. Executors are launched as `node bin/slipway.js
- * ci-executor` on the agents (the agents run this same program).
+ * ci-executor` on the agents (the agents run this same program), as processes or, for an executor
+ * spec with containerizer `docker`, in its image with this installation mounted.
  */
 export interface CiService {
   framework: CiFramework;
@@ -43,11 +46,13 @@ export async function startCiService(o: CiServiceOptions): Promise<CiService> {
     transport: o.transport,
     store,
     dataDir: o.dataDir,
-    executorCommand: ({ id, token, label }) => ({
-      shell: false,
-      value: process.execPath,
-      arguments: [process.execPath, SLIPWAY_BIN, 'ci-executor', '--server', o.serverUrl(), '--id', id, '--token', token, '--label', label],
-    }),
+    executorProgram: ({ id, token, label, containerizer }) => {
+      const args = [SLIPWAY_BIN, 'ci-executor', '--server', o.serverUrl(), '--id', id, '--token', token, '--label', label];
+      if (containerizer === 'process') return { command: { shell: false, value: process.execPath, arguments: [process.execPath, ...args] } };
+      // In its image: the image's `node` (on its PATH) runs this installation, mounted read-only at
+      // the same path; the image's entrypoint, if any, gets `node ...` as its command.
+      return { command: { shell: false, arguments: ['node', ...args] }, mounts: [{ containerPath: SLIPWAY_HOME, hostPath: SLIPWAY_HOME, mode: 'RO' }] };
+    },
     ...(o.role !== undefined ? { role: o.role } : {}),
     ...(o.log !== undefined ? { log: o.log } : {}),
     ...(o.now !== undefined ? { now: o.now } : {}),

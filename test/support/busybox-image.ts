@@ -24,26 +24,10 @@ export async function ensureBusyboxImage(docker: Dockerode): Promise<string> {
   } catch (e) {
     if ((e as { statusCode?: number }).statusCode !== 404) throw e;
   }
-  const busybox = staticBusybox();
   const rootfs = mkdtempSync(join(tmpdir(), 'slipway-busybox-rootfs-'));
   try {
-    buildRootfs(rootfs, busybox);
-    const tar = spawn('tar', ['--numeric-owner', '--owner=0', '--group=0', '-C', rootfs, '-cf', '-', '.'], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let tarErrors = '';
-    tar.stderr.on('data', (chunk: Buffer) => (tarErrors += chunk.toString()));
-    const tarExit = once(tar, 'exit');
-    const [repo, tag] = BUSYBOX_TEST_IMAGE.split(':') as [string, string];
-    const progress = await docker.importImage(tar.stdout, { repo, tag, changes: ['CMD ["sh"]', 'ENV PATH=/usr/sbin:/usr/bin:/sbin:/bin'] });
-    await new Promise<void>((resolve, reject) => {
-      docker.modem.followProgress(progress, (err: Error | null, output: { error?: string }[]) => {
-        const failed = output?.find((o) => o.error !== undefined);
-        if (err !== null) reject(err);
-        else if (failed !== undefined) reject(new Error(`docker import of ${BUSYBOX_TEST_IMAGE} failed: ${failed.error}`));
-        else resolve();
-      });
-    });
-    const [code] = (await tarExit) as [number | null];
-    if (code !== 0) throw new Error(`tar of the busybox root file system failed (${code}): ${tarErrors}`);
+    buildBusyboxRootfs(rootfs);
+    await importRootfs(docker, rootfs, BUSYBOX_TEST_IMAGE, ['CMD ["sh"]', 'ENV PATH=/usr/sbin:/usr/bin:/sbin:/bin']);
   } finally {
     rmSync(rootfs, { recursive: true, force: true });
   }
@@ -51,7 +35,32 @@ export async function ensureBusyboxImage(docker: Dockerode): Promise<string> {
   return BUSYBOX_TEST_IMAGE;
 }
 
-function buildRootfs(rootfs: string, busybox: string): void {
+/**
+ * Imports the directory `rootfs` as the image `name` (`docker import`, i.e. POST
+ * /images/create?fromSrc=-), with Dockerfile instructions `changes` (CMD, ENV, ...).
+ */
+export async function importRootfs(docker: Dockerode, rootfs: string, name: string, changes: string[]): Promise<void> {
+  const tar = spawn('tar', ['--numeric-owner', '--owner=0', '--group=0', '-C', rootfs, '-cf', '-', '.'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let tarErrors = '';
+  tar.stderr.on('data', (chunk: Buffer) => (tarErrors += chunk.toString()));
+  const tarExit = once(tar, 'exit');
+  const [repo, tag] = name.split(':') as [string, string];
+  const progress = await docker.importImage(tar.stdout, { repo, tag, changes });
+  await new Promise<void>((resolve, reject) => {
+    docker.modem.followProgress(progress, (err: Error | null, output: { error?: string }[]) => {
+      const failed = output?.find((o) => o.error !== undefined);
+      if (err !== null) reject(err);
+      else if (failed !== undefined) reject(new Error(`docker import of ${name} failed: ${failed.error}`));
+      else resolve();
+    });
+  });
+  const [code] = (await tarExit) as [number | null];
+  if (code !== 0) throw new Error(`tar of the root file system of ${name} failed (${code}): ${tarErrors}`);
+}
+
+/** A root file system of the host's static busybox with a symlink per applet, /etc/passwd and /tmp. */
+export function buildBusyboxRootfs(rootfs: string): void {
+  const busybox = staticBusybox();
   for (const dir of ['bin', 'sbin', 'usr/bin', 'usr/sbin', 'etc', 'root', 'tmp', 'proc', 'sys', 'dev', 'mnt']) {
     mkdirSync(join(rootfs, dir), { recursive: true });
   }

@@ -4,13 +4,14 @@ import { join } from 'node:path';
 import { Resources } from '../../core/resources.ts';
 import { isTerminal } from '../../core/task-state.ts';
 import type { DistributiveOmit } from '../../core/distributive-omit.ts';
-import type { CommandInfo, Offer, TaskInfo, TaskStatus } from '../../protocol/mesos.ts';
+import type { Offer, TaskInfo, TaskStatus } from '../../protocol/mesos.ts';
 import { offerAttributes } from '../../protocol/offer-attributes.ts';
 import type { Event, FrameworkCall } from '../../protocol/scheduler.ts';
 import type { SchedulerSubscription, SchedulerTransport } from '../../protocol/scheduler-transport.ts';
 import { buildKey, isFinished, type Build, type BuildCause } from './build.ts';
 import type { CiChange, CiStore } from './ci-store.ts';
 import { planExecutorPool, type PoolExecutor, type WaitReason } from './executor-pool.ts';
+import { executorContainer, type ExecutorProgramFor } from './executor-task.ts';
 import { EXECUTOR_HEARTBEAT_SECONDS, MISSED_HEARTBEATS, type ExecutorToServer, type ServerToExecutor } from './executor-protocol.ts';
 import { writeMirror } from './git/config-mirror.ts';
 import { readFileAt, resolveRef } from './git/git-source.ts';
@@ -47,8 +48,8 @@ export interface CiFrameworkOptions {
   store: CiStore;
   /** Logs, artifacts and scratch checkouts live here. */
   dataDir: string;
-  /** The command of an executor task (`slipway ci-executor --server ... --id ... --token ...`). */
-  executorCommand(executor: { id: string; token: string; label: string }): CommandInfo;
+  /** How an executor task runs `slipway ci-executor --server ... --id ... --token ...` (executor-task.ts). */
+  executorProgram: ExecutorProgramFor;
   role?: string;
   /**
    * A git repository (URL or path) that mirrors the jobs and executor specs: written and pushed
@@ -328,12 +329,15 @@ export class CiFramework {
         this.executors.set(id, record);
         perAgent.set(record.agentId, (perAgent.get(record.agentId) ?? 0) + 1);
         left.set(best.o.id.value, left.get(best.o.id.value)!.subtract(best.take));
+        const program = this.options.executorProgram({ id, token, label, containerizer: spec.containerizer });
+        const container = executorContainer(spec, program);
         const info: TaskInfo = {
           name: `ci executor ${label}`,
           task_id: { value: taskId },
           agent_id: best.o.agent_id,
           resources: best.take.toJSON(best.o.allocation_info.role),
-          command: this.options.executorCommand({ id, token, label }),
+          command: program.command,
+          ...(container !== undefined ? { container } : {}),
           labels: { labels: [{ key: 'slipway.ci.executor', value: label }] },
         };
         launches.set(best.o.id.value, [...(launches.get(best.o.id.value) ?? []), info]);

@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { statSync } from 'node:fs';
 import { Writable } from 'node:stream';
 import type Dockerode from 'dockerode';
+import { sameHostPath, type HostPath } from './host-paths.ts';
 import { stepArgv, stepScript } from './step-script.ts';
 import type { StepOutcome, StepRunSpec } from './step-outcome.ts';
 
@@ -24,6 +25,8 @@ export interface ImageStepSpec extends StepRunSpec {
   docker: Dockerode;
   /** Container labels: CI_CONTAINER_LABELS with this build's values. */
   labels: Record<string, string>;
+  /** Where the workspace and the engine's socket are on the engine's host; default: where this process sees them. */
+  hostPath?: HostPath;
 }
 
 /**
@@ -35,7 +38,9 @@ export interface ImageStepSpec extends StepRunSpec {
  *
  * - The workspace is bind-mounted at its own path and is the working directory: CI_WORKSPACE is
  *   the same in process and image steps, and a step that runs `docker run -v $CI_WORKSPACE:/src`
- *   through the host's engine (mounted below) names a path that exists on the host.
+ *   through the host's engine (mounted below) names a path that exists on the host. An executor
+ *   in a container names the mount's source by its host path (`hostPath`), since the engine
+ *   resolves it on its host; there CI_WORKSPACE is the container's path, not the host's.
  * - Host networking (the engines of Slipway run with `--bridge=none`).
  * - The engine's unix socket is mounted at /var/run/docker.sock when it exists on this host:
  *   steps build and run images with the host's engine (Docker-out-of-Docker), as Jenkins agents
@@ -56,9 +61,14 @@ export async function runImageStep(spec: ImageStepSpec): Promise<StepOutcome> {
   }
   if (signal.aborted) return { status: 'cancelled' };
 
+  const hostPath = spec.hostPath ?? sameHostPath;
+  const workspaceOnHost = hostPath(spec.workspace);
+  if (workspaceOnHost === undefined) {
+    return { status: 'error', error: `the workspace ${spec.workspace} is on no volume of the executor's container: the Docker engine cannot mount it into step ${step.name}` };
+  }
   let container: Dockerode.Container;
   try {
-    container = await docker.createContainer(createOptions(spec, image));
+    container = await docker.createContainer(createOptions(spec, image, workspaceOnHost, hostPath));
   } catch (e) {
     return { status: 'error', error: `cannot create a container of image ${image}: ${dockerMessage(e)}` };
   }
@@ -103,8 +113,9 @@ export async function removeBuildContainers(docker: Dockerode, buildId: string):
   return found.length;
 }
 
-function createOptions(spec: ImageStepSpec, image: string): Dockerode.ContainerCreateOptions {
-  const socket = hostSocket(spec.docker);
+function createOptions(spec: ImageStepSpec, image: string, workspaceOnHost: string, hostPath: HostPath): Dockerode.ContainerCreateOptions {
+  const local = hostSocket(spec.docker);
+  const socket = local !== undefined ? hostPath(local) : undefined;
   const command = spec.step.commands.length > 0 ? stepArgv(stepScript(spec.step.commands)) : undefined;
   return {
     name: containerName(spec.labels[CI_CONTAINER_LABELS.build] ?? '', spec.step.name),
@@ -126,7 +137,7 @@ function createOptions(spec: ImageStepSpec, image: string): Dockerode.ContainerC
       NetworkMode: 'host',
       // Mounts rather than Binds: a path with `:` or `,` in it stays one path.
       Mounts: [
-        { Type: 'bind', Source: spec.workspace, Target: spec.workspace },
+        { Type: 'bind', Source: workspaceOnHost, Target: spec.workspace },
         ...(socket !== undefined ? [{ Type: 'bind' as const, Source: socket, Target: CONTAINER_DOCKER_SOCKET }] : []),
       ],
     },

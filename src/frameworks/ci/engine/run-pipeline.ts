@@ -1,6 +1,7 @@
 import { stat } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import type Dockerode from 'dockerode';
+import type { HostPath } from './host-paths.ts';
 import type { Pipeline, PipelineStep, StepStatus } from '../pipeline/pipeline.ts';
 import { findCycles } from '../pipeline/step-graph.ts';
 import { buildId, stepEnvironment } from './build-context.ts';
@@ -59,6 +60,11 @@ export interface RunPipelineOptions {
   build: BuildContext;
   /** The engine for image steps; without it an image step ends in `error`. */
   docker?: Dockerode;
+  /**
+   * Where this process's paths are on the engine's host (host-paths.ts), for the mounts of image
+   * steps; default: the same paths (an executor running as a process on the engine's host).
+   */
+  hostPath?: HostPath;
   /** Aborted: running steps are stopped, no other starts, the result is `cancelled`. */
   signal?: AbortSignal;
   /** Called synchronously, in order; it must not throw (what it throws is ignored) nor block. */
@@ -168,7 +174,7 @@ class PipelineRun {
   }
 
   #start(step: PipelineStep): void {
-    const { build, docker } = this.#options;
+    const { build, docker, hostPath } = this.#options;
     const startedAt = Date.now();
     this.#running.add(step.name);
     this.#emit({ type: 'step-started', step: step.name, at: startedAt });
@@ -193,7 +199,7 @@ class PipelineRun {
         [CI_CONTAINER_LABELS.buildNumber]: String(build.number),
         [CI_CONTAINER_LABELS.step]: step.name,
       };
-      outcome = runImageStep({ ...spec, docker, labels });
+      outcome = runImageStep({ ...spec, docker, labels, ...(hostPath !== undefined ? { hostPath } : {}) });
     }
     void outcome
       .catch((e: unknown): StepOutcome => ({ status: 'error', error: e instanceof Error ? e.message : String(e) }))

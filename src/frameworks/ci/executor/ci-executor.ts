@@ -5,6 +5,7 @@ import type Dockerode from 'dockerode';
 import type { DistributiveOmit } from '../../../core/distributive-omit.ts';
 import WebSocket from 'ws';
 import { collectArtifacts } from '../engine/collect-artifacts.ts';
+import type { HostPath } from '../engine/host-paths.ts';
 import { runPipeline, type PipelineEvent } from '../engine/run-pipeline.ts';
 import { EXECUTOR_HEARTBEAT_SECONDS, MISSED_HEARTBEATS, type BuildSpec, type ExecutorToServer, type ServerToExecutor } from '../executor-protocol.ts';
 import { checkoutCommit } from '../git/git-source.ts';
@@ -19,6 +20,8 @@ export interface ExecutorOptions {
   workDir: string;
   /** The agent host's engine, for image steps. */
   docker?: Dockerode;
+  /** Where this executor's paths are on the engine's host (engine/host-paths.ts); default the same. */
+  hostPath?: HostPath;
   /** How long to stay alive idle without CI before exiting (default 60 s). */
   lostIdleExitMs?: number;
   log?: (line: string) => void;
@@ -154,6 +157,7 @@ export async function runExecutor(o: ExecutorOptions): Promise<number> {
           executorLabel: o.label,
         },
         ...(o.docker !== undefined ? { docker: o.docker } : {}),
+        ...(o.hostPath !== undefined ? { hostPath: o.hostPath } : {}),
         signal: abort.signal,
         onEvent: (e: PipelineEvent) => {
           if (e.type === 'step-started') report({ type: 'STEP_STARTED', ...ids, step: e.step, at: e.at });

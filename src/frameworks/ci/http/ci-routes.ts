@@ -211,12 +211,6 @@ function routes(app: FastifyInstance, o: CiRoutesOptions): void {
   app.put('/ci/v1/executors/:label', async (req, reply) => {
     const { label } = req.params as { label: string };
     const spec = parseExecutorSpec(label, req.body);
-    if (spec.containerizer === 'docker') {
-      // Refused rather than run as a process without saying so: an executor in a container needs
-      // Node and Slipway in its image, which no image here has yet. Steps with an `image` run in
-      // Docker on the agent's engine either way.
-      throw new InvalidExecutorSpec([{ field: 'containerizer', message: 'docker executors are not supported yet: executors run as processes on the agent; steps with an `image` still run in Docker on its engine' }]);
-    }
     const created = await ci.putExecutorSpec(label, spec);
     return reply.code(created ? 201 : 200).send(spec);
   });
