@@ -1,6 +1,7 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
+import { createServer, type AddressInfo } from 'node:net';
 import { promisify } from 'node:util';
 import { fileURLToPath } from 'node:url';
 
@@ -42,5 +43,19 @@ describe('slipway command', () => {
     const r = await slipway('bench', 'scheduler', '--agents', 'zero');
     assert.notEqual(r.code, 0);
     assert.match(r.stderr, /--agents must be a positive integer, got 'zero'/);
+  });
+
+  it('says where it looked when CI does not answer, and which option `ci build` takes instead of --master', async () => {
+    // A port nothing listens on: bind one, note it, close it.
+    const server = createServer();
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const port = (server.address() as AddressInfo).port;
+    await new Promise((resolve) => server.close(resolve));
+    const jobs = await slipway('ci', 'jobs', '--server', `http://127.0.0.1:${port}`);
+    assert.equal(jobs.code, 1);
+    assert.match(jobs.stderr, new RegExp(`cannot reach CI at http://127.0.0.1:${port} \\(connect ECONNREFUSED.*Give its URL with --server`));
+    const build = await slipway('ci', 'build', 'hello', '--master', `http://127.0.0.1:${port}`);
+    assert.equal(build.code, 1);
+    assert.match(build.stderr, /`slipway ci build` talks to CI, not to the master: give CI's URL with --server/);
   });
 });

@@ -26,11 +26,28 @@ export class CiRequestFailed extends Error {
   }
 }
 
+/** Nothing answered at the URL (refused, no such host, ...): the message says where and what to check. */
+export class CiUnreachable extends Error {
+  constructor(baseUrl: string, cause: unknown) {
+    const why = cause instanceof Error ? ((cause.cause as Error | undefined)?.message ?? cause.message) : String(cause);
+    super(`cannot reach CI at ${baseUrl} (${why}): is \`slipway up\` or \`slipway ci\` running there? Give its URL with --server`, { cause });
+  }
+}
+
 export class CiClient {
   constructor(readonly baseUrl: string) {}
 
+  /** fetch, with a failure to connect turned into CiUnreachable. */
+  private async request(path: string, init?: RequestInit): Promise<Response> {
+    try {
+      return await fetch(new URL(path, this.baseUrl), init);
+    } catch (e) {
+      throw new CiUnreachable(this.baseUrl, e);
+    }
+  }
+
   private async json<T>(method: string, path: string, body?: unknown): Promise<T> {
-    const r = await fetch(new URL(path, this.baseUrl), { method, ...(body !== undefined ? { headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(body) } : {}) });
+    const r = await this.request(path, { method, ...(body !== undefined ? { headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(body) } : {}) });
     const text = await r.text();
     const parsed: unknown = text !== '' && (r.headers.get('content-type') ?? '').includes('json') ? JSON.parse(text) : text;
     if (!r.ok) throw new CiRequestFailed(r.status, parsed);
@@ -63,7 +80,7 @@ export class CiClient {
 
   /** Streams the build's log until it ends, passing each piece to `onText`. */
   async followLog(job: string, n: number, onText: (text: string) => void): Promise<void> {
-    const r = await fetch(new URL(`/ci/v1/jobs/${encodeURIComponent(job)}/builds/${n}/log?follow=true`, this.baseUrl));
+    const r = await this.request(`/ci/v1/jobs/${encodeURIComponent(job)}/builds/${n}/log?follow=true`);
     if (!r.ok || r.body === null) throw new CiRequestFailed(r.status, await r.text());
     const decoder = new TextDecoder();
     for await (const chunk of r.body) onText(decoder.decode(chunk as Uint8Array, { stream: true }));

@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { CiClient, CiRequestFailed, type CiBuildSummary } from '../../sdk/ci-client.ts';
+import { CiClient, type CiBuildSummary } from '../../sdk/ci-client.ts';
 import { importCiConfig } from '../../server/ci-import.ts';
 
 /**
@@ -8,6 +8,11 @@ import { importCiConfig } from '../../server/ci-import.ts';
  * queue shown live, its log streamed, and the exit code is the build's: 0 on success.
  */
 export function registerCiClientCommands(ci: Command): void {
+  // `ci`'s own --master would be taken silently by `ci build --master URL`, which then talked to
+  // the default --server: say which option these commands take instead.
+  ci.hook('preSubcommand', (parent, sub) => {
+    if (parent.opts()['master'] !== undefined) sub.error(`error: \`slipway ci ${sub.name()}\` talks to CI, not to the master: give CI's URL with --server (with \`slipway up\`, the master's URL)`);
+  });
   ci.command('build <job>')
     .description('trigger a build of a job, show its log as it runs, exit 0 if it succeeds')
     .option('--server <url>', 'CI (slipway up, or slipway ci)', 'http://127.0.0.1:5050')
@@ -36,7 +41,7 @@ export function registerCiClientCommands(ci: Command): void {
         report(last);
         process.exitCode = last.status === 'success' ? 0 : 1;
       } catch (e) {
-        process.stderr.write(`${e instanceof CiRequestFailed ? e.message : e instanceof Error ? e.message : String(e)}\n`);
+        process.stderr.write(`${e instanceof Error ? e.message : String(e)}\n`);
         process.exitCode = 1;
       }
     });
@@ -59,8 +64,13 @@ export function registerCiClientCommands(ci: Command): void {
     .description('list the jobs and their last build')
     .option('--server <url>', 'CI (slipway up, or slipway ci)', 'http://127.0.0.1:5050')
     .action(async (o: { server: string }) => {
-      const { jobs } = await new CiClient(o.server).jobs();
-      for (const j of jobs) process.stdout.write(`${j.name}\t${j.repo}\tlast build ${j.lastBuild ?? '-'}\n`);
+      try {
+        const { jobs } = await new CiClient(o.server).jobs();
+        for (const j of jobs) process.stdout.write(`${j.name}\t${j.repo}\tlast build ${j.lastBuild ?? '-'}\n`);
+      } catch (e) {
+        process.stderr.write(`${e instanceof Error ? e.message : String(e)}\n`);
+        process.exitCode = 1;
+      }
     });
 }
 
