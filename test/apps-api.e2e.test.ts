@@ -372,7 +372,40 @@ describe('Marathon\u2019s REST API on `slipway up`', { timeout: 180_000 }, () =>
     assert.equal(env.get('MARATHON_APP_LABELS'), 'OWNER_TEAM');
     assert.equal(env.get('MARATHON_APP_LABEL_OWNER_TEAM'), 'core');
     assert.equal(env.get('MESOS_TASK_ID'), task.id);
+    // Marathon's PORT_<service port> for each port, the service ports being assigned at the POST.
+    const servicePorts = ((await ok('GET', '/v2/apps/env/printer')).app.portDefinitions as { port: number }[]).map((p) => p.port);
+    assert.equal(env.get(`PORT_${servicePorts[0]}`), String(task.ports[0]));
+    assert.equal(env.get(`PORT_${servicePorts[1]}`), String(task.ports[1]));
     await removeApps('/env/printer');
+  });
+
+  it('assigns each port declared 0 a service port of 10000-19999 that stays with the app', async () => {
+    const app = { id: '/ports/a', cmd: 'exec sleep 1000', ...small, portDefinitions: [{ port: 0, name: 'http' }, { port: 0 }, { port: 17777 }] };
+    const [task] = await deployApp(app);
+    const portsOf = async (id: string) => ((await ok('GET', `/v2/apps${id}`)).app.portDefinitions as { port: number }[]).map((p) => p.port);
+    const assigned = await portsOf('/ports/a');
+    assert.equal(assigned[2], 17777, 'a port the user names is kept');
+    for (const p of assigned.slice(0, 2)) assert.ok(p >= 10000 && p < 20000, `service port ${p}`);
+    assert.notEqual(assigned[0], assigned[1]);
+    // The tasks show them as servicePorts (marathon-lb reads these).
+    assert.deepEqual((task as TaskJson & { servicePorts: number[] }).servicePorts, assigned);
+
+    // Another app gets other ports.
+    await deployApp({ id: '/ports/b', cmd: 'exec sleep 1000', ...small, portDefinitions: [{ port: 0 }, { port: 0 }] });
+    const other = await portsOf('/ports/b');
+    assert.equal(other.filter((p) => assigned.includes(p)).length, 0, `ports of /ports/b ${other} vs /ports/a ${assigned}`);
+
+    // PUT of the definition as first sent (its 0s): the same ports, so no change and no restart.
+    const put = await ok('PUT', '/v2/apps/ports/a', app);
+    await waitForDeploymentGone(put.deploymentId);
+    assert.deepEqual(await portsOf('/ports/a'), assigned);
+    assert.deepEqual((await tasksOf('/ports/a')).map((t) => t.id), [task!.id]);
+
+    // A change that drops a port keeps the others where they were.
+    const fewer = await ok('PUT', '/v2/apps/ports/a', { ...app, portDefinitions: [{ port: 0, name: 'http' }] });
+    await waitForDeploymentGone(fewer.deploymentId);
+    assert.deepEqual(await portsOf('/ports/a'), [assigned[0]]);
+    await removeApps('/ports/a', '/ports/b');
   });
 
   // --- changes ---------------------------------------------------------------------------------

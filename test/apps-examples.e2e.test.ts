@@ -3,7 +3,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { parseAppDefinition } from '../src/frameworks/apps/app-definition.ts';
+import { parseAppDefinition, type AppDefinition } from '../src/frameworks/apps/app-definition.ts';
 import { up, type Up } from '../src/server/up.ts';
 
 // Every app and group example of Marathon's API reference (../shared/reference/marathon/examples,
@@ -24,6 +24,24 @@ function example(name: string): unknown {
 function normalized(json: unknown, idPrefix?: string): unknown {
   const { version: _v, versionInfo: _vi, tasksStaged: _a, tasksRunning: _b, tasksHealthy: _c, tasksUnhealthy: _d, deployments: _e, tasks: _f, lastTaskFailure: _g, readinessCheckResults: _h, ...rest } = json as Json;
   return parseAppDefinition(rest, idPrefix !== undefined ? { idPrefix } : {});
+}
+
+/**
+ * Checks that `back` (read from the server) is `sent` as Marathon gives it back: normalized, and
+ * with a service port of Marathon's range (10000-19999, each once) where `sent` declared port 0.
+ */
+function assertReadBack(back: unknown, sent: unknown, idPrefix?: string): void {
+  const got = normalized(back) as AppDefinition;
+  const want = normalized(sent, idPrefix) as AppDefinition;
+  const assigned: number[] = [];
+  const unassigned = got.portDefinitions.map((p, i) => {
+    if (want.portDefinitions[i]?.port !== 0) return p;
+    assert.ok(p.port >= 10000 && p.port < 20000, `${got.id}: port ${i} declared 0 came back as ${p.port}, not a service port of 10000-19999`);
+    assigned.push(p.port);
+    return { ...p, port: 0 };
+  });
+  assert.equal(new Set(assigned).size, assigned.length, `${got.id}: service ports ${assigned.join(', ')} assigned twice`);
+  assert.deepEqual({ ...got, portDefinitions: unassigned }, want);
 }
 
 describe('Marathon API examples, POSTed and read back', () => {
@@ -77,7 +95,7 @@ describe('Marathon API examples, POSTed and read back', () => {
     const created = await post('/v2/apps', valid);
     assert.equal(created.status, 201, await created.clone().text());
     const back = (await get(`/v2/apps${app['id'] as string}`))['app'];
-    assert.deepEqual(normalized(back), normalized(valid));
+    assertReadBack(back, valid);
   });
 
   it('accepts each app of apps_create.json and gives each back', async () => {
@@ -85,7 +103,7 @@ describe('Marathon API examples, POSTed and read back', () => {
       const r = await post('/v2/apps', app);
       assert.equal(r.status, 201, await r.clone().text());
       const back = (await get(`/v2/apps${app['id'] as string}`))['app'];
-      assert.deepEqual(normalized(back), normalized(app));
+      assertReadBack(back, app);
     }
   });
 
@@ -134,7 +152,7 @@ describe('Marathon API examples, POSTed and read back', () => {
     for (const { app, groupId } of apps) {
       const id = parseAppDefinition(app, { idPrefix: groupId }).id;
       const back = (await get(`/v2/apps${id}`))['app'];
-      assert.deepEqual(normalized(back), normalized(app, groupId));
+      assertReadBack(back, app, groupId);
     }
     const tree = JSON.stringify(await get('/v2/groups/tools'));
     for (const { app, groupId } of apps) assert.ok(tree.includes(parseAppDefinition(app, { idPrefix: groupId }).id));

@@ -65,3 +65,11 @@ export class InvalidAppsRequest extends SlipwayError {
 export class AppsStoreUnavailable extends SlipwayError {
   readonly code = 'APPS_STORE_UNAVAILABLE';
 }
+
+/** Every port of the service port range is named by some app (Marathon's PortRangeExhaustedException). */
+export class ServicePortsExhausted extends SlipwayError {
+  readonly code = 'SERVICE_PORTS_EXHAUSTED';
+  constructor(min: number, max: number) {
+    super(`All ports in the range ${min}-${max} are already in use`);
+  }
+}

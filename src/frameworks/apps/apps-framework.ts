@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { SchedulerCallRefused } from '../../core/errors.ts';
+import { jsonEqual } from '../../core/json-equal.ts';
 import { Resources } from '../../core/resources.ts';
 import { isTerminal, type TaskState } from '../../core/task-state.ts';
 import type { DistributiveOmit } from '../../core/distributive-omit.ts';
@@ -16,6 +17,7 @@ import { DeploymentRun, storedApp, versionedApp, type DeploymentDoc, type RunSpe
 import { isAlive, isHealthy, newTaskId, type Instance } from './instance.ts';
 import { planPlacements, type Location, type PlacementApp, type PlacementOffer } from './placement/placement.ts';
 import { probeReadiness } from './readiness-probe.ts';
+import { assignServicePorts } from './service-ports.ts';
 import { buildTaskInfo } from './task-builder.ts';
 
 /** Where the framework sends Marathon's events (the event bus of /v2/events). */
@@ -542,6 +544,7 @@ export class AppsFramework {
           agentId: p.agentId,
           host: offer.hostname,
           ports: p.ports,
+          servicePorts: def.portDefinitions.map((d) => d.port),
           state: 'TASK_STAGING',
           stagedAt: now,
           hasHealthCheck: def.healthChecks.length > 0,
@@ -884,12 +887,14 @@ export class AppsFramework {
    * Deploys a new set of declared apps (the whole root group after a change): plans the
    * deployment from the current apps to `target`, checks that no running deployment holds an
    * affected app (or cancels those with `force`), gives changed apps a new version, stores the
-   * apps and the deployment, and lets the reconciler run it. `restart` names apps to roll even if
+   * apps and the deployment, and lets the reconciler run it. Ports declared 0 get their service
+   * ports first (service-ports.ts). `restart` names apps to roll even if
    * their definition is unchanged (POST /v2/apps/{id}/restart).
    */
-  async deploy(target: ReadonlyMap<string, AppDefinition>, opts: { force?: boolean; restart?: readonly string[] } = {}): Promise<{ deploymentId: string; version: string; plan: DeploymentPlan }> {
+  async deploy(declaredTarget: ReadonlyMap<string, AppDefinition>, opts: { force?: boolean; restart?: readonly string[] } = {}): Promise<{ deploymentId: string; version: string; plan: DeploymentPlan }> {
     const version = this.newVersion();
     const original = new Map([...this.apps].map(([id, v]) => [id, v.def] as const));
+    const target = assignServicePorts(original, declaredTarget);
     const plan = planDeployment(original, target, { id: randomUUID(), version });
     for (const id of opts.restart ?? []) {
       if (plan.affectedApps.includes(id) || !target.has(id)) continue;
@@ -919,7 +924,7 @@ export class AppsFramework {
       if (before !== undefined) originalVersioned.set(id, before);
       const def = target.get(id);
       if (def === undefined) continue;
-      const scaleOnly = before !== undefined && !restarts.has(id) && jsonEqualApp({ ...before.def, instances: 0 }, { ...def, instances: 0 });
+      const scaleOnly = before !== undefined && !restarts.has(id) && jsonEqual({ ...before.def, instances: 0 }, { ...def, instances: 0 });
       const info: AppVersionInfo = scaleOnly
         ? { version, lastScalingAt: version, lastConfigChangeAt: before.info.lastConfigChangeAt }
         : { version, lastScalingAt: version, lastConfigChangeAt: version };
@@ -1087,17 +1092,3 @@ export function marathonCondition(state: TaskState): string {
   return names[state];
 }
 
-function jsonEqualApp(a: AppDefinition, b: AppDefinition): boolean {
-  return JSON.stringify(sortKeys(a)) === JSON.stringify(sortKeys(b));
-}
-
-function sortKeys(v: unknown): unknown {
-  if (Array.isArray(v)) return v.map(sortKeys);
-  if (v === null || typeof v !== 'object') return v;
-  return Object.fromEntries(
-    Object.entries(v as Record<string, unknown>)
-      .filter(([, x]) => x !== undefined)
-      .sort(([a], [b]) => (a < b ? -1 : 1))
-      .map(([k, x]) => [k, sortKeys(x)]),
-  );
-}

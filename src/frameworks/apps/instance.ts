@@ -27,6 +27,8 @@ export interface Instance {
   agentId: string;
   host: string;
   ports: number[];
+  /** The app version's service ports (portDefinitions[].port), for /v2/tasks; absent in instances stored before they were kept. */
+  servicePorts?: number[];
   state: TaskState;
   /** Milliseconds since the epoch. */
   stagedAt: number;

@@ -1,5 +1,6 @@
 import { SlipwayError } from '../../../core/errors.ts';
 import type { AppDefinition } from '../app-definition.ts';
+import { jsonEqual } from '../../../core/json-equal.ts';
 
 // ---------------------------------------------------------------------------------------------
 // A deployment plan, as Marathon models it (DeploymentPlan.scala): the steps that take the apps
@@ -217,17 +218,3 @@ function layersOf(ids: readonly string[], graph: ReadonlyMap<string, readonly st
   return [...byLayer.entries()].sort(([a], [b]) => a - b).map(([, list]) => list);
 }
 
-/** Structural equality of JSON-like values; an absent property equals one set to `undefined`. */
-function jsonEqual(a: unknown, b: unknown): boolean {
-  if (a === b) return true;
-  if (typeof a !== 'object' || typeof b !== 'object' || a === null || b === null) return false;
-  if (Array.isArray(a) !== Array.isArray(b)) return false;
-  if (Array.isArray(a) && Array.isArray(b)) {
-    return a.length === b.length && a.every((x, i) => jsonEqual(x, b[i]));
-  }
-  const ra = a as Record<string, unknown>;
-  const rb = b as Record<string, unknown>;
-  const keys = new Set([...Object.keys(ra), ...Object.keys(rb)]);
-  for (const k of keys) if (!jsonEqual(ra[k], rb[k])) return false;
-  return true;
-}

@@ -34,7 +34,7 @@ export function taskJson(i: Instance): Record<string, unknown> {
     appId: i.appId,
     host: i.host,
     ports: i.ports,
-    servicePorts: [],
+    servicePorts: i.servicePorts ?? [],
     ipAddresses: [{ ipAddress: i.host, protocol: 'IPv4' }],
     slaveId: i.agentId,
     stagedAt: new Date(i.stagedAt).toISOString(),

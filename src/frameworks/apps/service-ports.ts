@@ -1,0 +1,51 @@
+import { jsonEqual } from '../../core/json-equal.ts';
+import type { AppDefinition } from './app-definition.ts';
+import { ServicePortsExhausted } from './apps-errors.ts';
+
+/** Marathon's `--local_port_min` / `--local_port_max`: where service ports are taken from. */
+export const DEFAULT_SERVICE_PORT_RANGE: Readonly<ServicePortRange> = Object.freeze({ min: 10000, max: 20000 });
+
+export interface ServicePortRange {
+  min: number;
+  /** Exclusive, as Marathon's `Range(min, max)`. */
+  max: number;
+}
+
+/**
+ * Marathon's AssignDynamicServiceLogic: every new or changed app gets a service port for each
+ * port definition declared 0, so that service discovery and load balancers (marathon-lb and the
+ * like, which read `portDefinitions[].port` and the tasks' `servicePorts`) have a port per app
+ * that stays the same across deployments. The port is, in order:
+ *   1. one the app had before and no longer names (a PUT of the definition as first posted, with
+ *      its 0s, gets the same ports back: no change, no restart);
+ *   2. the lowest one of the range that no app names, before or after the change.
+ * Ports the user names are kept as they are (Marathon checks no uniqueness across apps either).
+ * Unchanged apps are left alone. Answers the target with ports assigned; throws
+ * ServicePortsExhausted when the range has no port left.
+ */
+export function assignServicePorts(
+  original: ReadonlyMap<string, AppDefinition>,
+  target: ReadonlyMap<string, AppDefinition>,
+  range: ServicePortRange = DEFAULT_SERVICE_PORT_RANGE,
+): Map<string, AppDefinition> {
+  const used = new Set<number>();
+  for (const apps of [original, target]) for (const app of apps.values()) for (const p of app.portDefinitions) if (p.port !== 0) used.add(p.port);
+  let next = range.min;
+  const nextFree = (): number => {
+    while (next < range.max && used.has(next)) next++;
+    if (next >= range.max) throw new ServicePortsExhausted(range.min, range.max);
+    used.add(next);
+    return next;
+  };
+
+  const out = new Map(target);
+  for (const [id, app] of target) {
+    const before = original.get(id);
+    if (!app.portDefinitions.some((p) => p.port === 0)) continue;
+    if (before !== undefined && jsonEqual(before, app)) continue;
+    const named = new Set(app.portDefinitions.map((p) => p.port));
+    const reusable = (before?.portDefinitions ?? []).map((p) => p.port).filter((p) => p >= range.min && p < range.max && !named.has(p));
+    out.set(id, { ...app, portDefinitions: app.portDefinitions.map((p) => (p.port !== 0 ? p : { ...p, port: reusable.shift() ?? nextFree() })) });
+  }
+  return out;
+}
