@@ -72,6 +72,12 @@ const DECLINE_IDLE_SECONDS = 120;
 /** Executors of a label failing to start this many times in a row end its waiting builds. */
 const MAX_LAUNCH_FAILURES = 5;
 const DECLINE_BUSY_SECONDS = 5;
+/**
+ * How long an agent's last offer counts as capacity on its way when spreading executors: the
+ * master offers agents one by one as their resources come back (after an ACCEPT, a DECLINE, a
+ * task's end), so one batch of offers rarely shows every agent.
+ */
+const OFFER_MEMORY_MS = 5_000;
 
 /**
  * CI as a framework of the cluster. Builds wait in a queue (stored); the pure pool planner
@@ -98,6 +104,8 @@ export class CiFramework {
   private readonly lastHeard = new Map<string, number>();
   /** Each agent's attributes, as its offers show them (for executor constraints). */
   private readonly agentAttributes = new Map<string, Record<string, string>>();
+  /** Each agent's latest offer, less what CI took from it (memory only): see OFFER_MEMORY_MS. */
+  private readonly lastOffers = new Map<string, { at: number; hostname: string; left: Resources; role: string }>();
   /** Per build, the highest report sequence number stored with its log (what may be acknowledged). */
   private readonly durableSeq = new Map<string, number>();
   private readonly disconnectedAt = new Map<string, number>();
@@ -301,7 +309,11 @@ export class CiFramework {
   // -------------------------------------------------------------------------------------------
 
   private async onOffers(offers: Offer[]): Promise<void> {
-    for (const o of offers) this.agentAttributes.set(o.agent_id.value, offerAttributes(o));
+    const now = this.now();
+    for (const o of offers) {
+      this.agentAttributes.set(o.agent_id.value, offerAttributes(o));
+      this.lastOffers.set(o.agent_id.value, { at: now, hostname: o.hostname, left: Resources.fromJSON(o.resources), role: o.allocation_info.role });
+    }
     this.pass();
     const perAgent = new Map<string, number>();
     for (const e of this.executors.values()) perAgent.set(e.agentId, (perAgent.get(e.agentId) ?? 0) + 1);
@@ -312,10 +324,19 @@ export class CiFramework {
       const spec = this.specs.get(label);
       if (spec === undefined) continue;
       for (let k = 0; k < count; k++) {
+        const ofLabel = [...this.executors.values()].filter((x) => x.label === label);
+        const placed = ofLabel.map((x) => ({ hostname: x.hostname, attributes: this.agentAttributes.get(x.agentId) ?? {} }));
+        // Spread over batches of offers too: an agent takes no more than an even share of the
+        // label's executors (those there and those still needed) over the agents whose latest
+        // offer could hold one, whether or not that offer is in this batch.
+        const able = [...this.lastOffers].filter(
+          ([agentId, l]) => now - l.at <= OFFER_MEMORY_MS && fit(l.left, spec, l.role) !== undefined && meetsConstraints(spec.constraints, { hostname: l.hostname, attributes: this.agentAttributes.get(agentId) ?? {} }, placed),
+        ).length;
+        const share = Math.ceil((ofLabel.length + count - k) / Math.max(1, able));
+        const ofLabelOn = (agentId: string) => ofLabel.filter((x) => x.agentId === agentId).length;
         // The agent with the fewest executors first: builds spread over the machines.
-        const ofLabel = [...this.executors.values()].filter((x) => x.label === label).map((x) => ({ hostname: x.hostname, attributes: this.agentAttributes.get(x.agentId) ?? {} }));
         const candidates = offers
-          .filter((o) => meetsConstraints(spec.constraints, { hostname: o.hostname, attributes: offerAttributes(o) }, ofLabel))
+          .filter((o) => ofLabelOn(o.agent_id.value) < share && meetsConstraints(spec.constraints, { hostname: o.hostname, attributes: offerAttributes(o) }, placed))
           .map((o) => ({ o, take: fit(left.get(o.id.value)!, spec, o.allocation_info.role) }))
           .filter((c) => c.take !== undefined)
           .sort((a, b) => (perAgent.get(a.o.agent_id.value) ?? 0) - (perAgent.get(b.o.agent_id.value) ?? 0));
@@ -329,6 +350,8 @@ export class CiFramework {
         this.executors.set(id, record);
         perAgent.set(record.agentId, (perAgent.get(record.agentId) ?? 0) + 1);
         left.set(best.o.id.value, left.get(best.o.id.value)!.subtract(best.take));
+        const last = this.lastOffers.get(record.agentId);
+        if (last !== undefined) last.left = left.get(best.o.id.value)!;
         const program = this.options.executorProgram({ id, token, label, containerizer: spec.containerizer });
         const container = executorContainer(spec, program);
         const info: TaskInfo = {
@@ -349,7 +372,9 @@ export class CiFramework {
     if (created.length === 0) return;
     await this.persist(created.map((e) => ({ type: 'EXECUTOR_SAVED', id: e.id, doc: e })));
     for (const [offerId, taskInfos] of launches) {
-      this.send({ type: 'ACCEPT', accept: { offer_ids: [{ value: offerId }], operations: [{ type: 'LAUNCH', launch: { task_infos: taskInfos } }], filters: { refuse_seconds: 1 } } });
+      // No filter on what is left of the offer: offered again at once, it may take the next
+      // executor of a build that came meanwhile (or is declined with the usual filters).
+      this.send({ type: 'ACCEPT', accept: { offer_ids: [{ value: offerId }], operations: [{ type: 'LAUNCH', launch: { task_infos: taskInfos } }], filters: { refuse_seconds: 0 } } });
     }
     this.log(`ci framework: launching ${created.length} executor(s): ${created.map((e) => `${e.label} on ${e.hostname}`).join(', ')}`);
   }
