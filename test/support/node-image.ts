@@ -44,7 +44,12 @@ export async function ensureNodeImage(docker: Dockerode): Promise<string> {
 /** Copies `program` to `target` in `rootfs`, with every library `ldd` lists at the same path. */
 function copyWithLibraries(rootfs: string, program: string, target: string): void {
   copyInto(rootfs, program, target);
-  const ldd = execFileSync('ldd', [program], { encoding: 'utf8' });
+  let ldd: string;
+  try {
+    ldd = execFileSync('ldd', [program], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+  } catch {
+    return; // "not a dynamic executable": a static program needs no library.
+  }
   for (const line of ldd.split('\n')) {
     // `libz.so.1 => /lib/x86_64-linux-gnu/libz.so.1 (0x...)` or `/lib64/ld-linux-x86-64.so.2 (0x...)`.
     const m = /(?:=>\s*)?(\/\S+)\s+\(0x[0-9a-f]+\)/.exec(line);
