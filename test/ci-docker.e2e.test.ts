@@ -58,6 +58,8 @@ describe('CI executors in Docker containers on `slipway up`', { timeout: 180_000
         '  - from-image.txt',
         '',
       ].join('\n'),
+      // An image step that runs until something stops it.
+      'hang.yml': ['steps:', '  - name: hang', `    image: ${busybox || 'none'}`, '    commands:', '      - sleep 300', ''].join('\n'),
     });
     server = await up({
       host: '127.0.0.1',
@@ -74,6 +76,9 @@ describe('CI executors in Docker containers on `slipway up`', { timeout: 180_000
     if (docker !== undefined) {
       const left = await docker.listContainers({ all: true, filters: { label: ['slipway.sandbox'] } }).catch(() => []);
       for (const c of left) if ((c.Labels['slipway.sandbox'] ?? '').startsWith(dir)) await docker.getContainer(c.Id).remove({ force: true }).catch(() => undefined);
+      // Step containers a failed test may have left.
+      const steps = await docker.listContainers({ all: true, filters: { label: ['slipway.ci.job'] } }).catch(() => []);
+      for (const c of steps) if (['boxed-build', 'hang'].includes(c.Labels['slipway.ci.job'] ?? '')) await docker.getContainer(c.Id).remove({ force: true }).catch(() => undefined);
     }
     rmSync(dir, { recursive: true, force: true });
   });
@@ -136,6 +141,30 @@ describe('CI executors in Docker containers on `slipway up`', { timeout: 180_000
     // Idle past its 2 s, the executor exits: its container stops, its resources go back.
     await waitUntil(async () => ((await executorsOf('boxed')).length === 0 ? true : undefined), 'the idle docker executor to go', 30_000);
     await waitUntil(async () => ((await docker!.listContainers({ filters: { label: [`slipway.task_id=${executor!.taskId}`] } })).length === 0 ? true : undefined), 'its container to stop', 30_000);
+  });
+
+  it('removes the step containers of its build when the executor is terminated (SIGTERM to its container)', async (t) => {
+    if (dockerSkip !== false) return t.skip(dockerSkip);
+    assert.equal((await api('PUT', '/ci/v1/executors/term', { containerizer: 'docker', image: nodeImage, mem: 512, idleTerminationSeconds: 0, volumes: [{ containerPath: repo, hostPath: repo, mode: 'RO' }] })).status, 201);
+    assert.equal((await api('PUT', '/ci/v1/jobs/hang', { repo, executor: 'term', pipelineFile: 'hang.yml' })).status, 201);
+    assert.equal((await api('POST', '/ci/v1/jobs/hang/builds')).status, 201);
+    const step = await waitUntil(async () => (await docker!.listContainers({ filters: { label: ['slipway.ci.job=hang'] } }))[0], 'the step container of hang #1 to run', 60_000);
+    const [executor] = await executorsOf('term');
+    const [own] = await docker!.listContainers({ filters: { label: [`slipway.task_id=${executor!.taskId}`] } });
+    assert.ok(own !== undefined, 'the executor container');
+    // What the agent's kill does first (docker stop): SIGTERM to the executor's PID 1, node.
+    await docker!.getContainer(own.Id).kill({ signal: 'SIGTERM' });
+    await waitUntil(async () => ((await docker!.listContainers({ all: true, filters: { id: [step.Id] } })).length === 0 ? true : undefined), 'the step container to be removed', 15_000);
+    await waitUntil(async () => ((await docker!.listContainers({ filters: { id: [own.Id] } })).length === 0 ? true : undefined), 'the executor container to stop', 15_000);
+    const b = await waitUntil(
+      async () => {
+        const x = (await api('GET', '/ci/v1/jobs/hang/builds/1')).body as { status: string; error?: string };
+        return x.status !== 'queued' && x.status !== 'running' ? x : undefined;
+      },
+      'hang #1 to end',
+      30_000,
+    );
+    assert.ok(b.status === 'error' || b.status === 'cancelled', JSON.stringify(b));
   });
 
   it('ends the builds of a label whose image has no node in error, saying so, after the launch backoff', async (t) => {

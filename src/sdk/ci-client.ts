@@ -29,7 +29,10 @@ export class CiRequestFailed extends Error {
 /** Nothing answered at the URL (refused, no such host, ...): the message says where and what to check. */
 export class CiUnreachable extends Error {
   constructor(baseUrl: string, cause: unknown) {
-    const why = cause instanceof Error ? ((cause.cause as Error | undefined)?.message ?? cause.message) : String(cause);
+    // fetch says "fetch failed"; the cause says why (an AggregateError, for localhost refused on
+    // both IPv4 and IPv6, has an empty message but a code).
+    const inner = cause instanceof Error ? (cause.cause as (Error & { code?: string }) | undefined) : undefined;
+    const why = inner !== undefined ? inner.message || inner.code || String(inner) : cause instanceof Error ? cause.message : String(cause);
     super(`cannot reach CI at ${baseUrl} (${why}): is \`slipway up\` or \`slipway ci\` running there? Give its URL with --server`, { cause });
   }
 }
@@ -39,8 +42,14 @@ export class CiClient {
 
   /** fetch, with a failure to connect turned into CiUnreachable. */
   private async request(path: string, init?: RequestInit): Promise<Response> {
+    let url: URL;
     try {
-      return await fetch(new URL(path, this.baseUrl), init);
+      url = new URL(path, this.baseUrl);
+    } catch {
+      throw new Error(`${this.baseUrl} is not a URL of CI (e.g. http://127.0.0.1:5050)`);
+    }
+    try {
+      return await fetch(url, init);
     } catch (e) {
       throw new CiUnreachable(this.baseUrl, e);
     }

@@ -1,4 +1,4 @@
-import { existsSync } from 'node:fs';
+import { statSync } from 'node:fs';
 import Dockerode from 'dockerode';
 import { runExecutor } from '../frameworks/ci/executor/ci-executor.ts';
 import { discoverHostPath, type HostPath } from '../frameworks/ci/engine/host-paths.ts';
@@ -13,7 +13,7 @@ import { discoverHostPath, type HostPath } from '../frameworks/ci/engine/host-pa
  * spec mounts it, which CI does by default).
  */
 export async function runCiExecutor(o: { serverUrl: string; id: string; token: string; label: string; log?: (line: string) => void }): Promise<number> {
-  const docker = existsSync('/var/run/docker.sock') ? new Dockerode() : undefined;
+  const docker = isSocket('/var/run/docker.sock') ? new Dockerode() : undefined;
   let hostPath: HostPath | undefined;
   if (docker !== undefined) {
     try {
@@ -25,6 +25,10 @@ export async function runCiExecutor(o: { serverUrl: string; id: string; token: s
     }
   }
   const workDir = process.env['MESOS_SANDBOX'] ?? process.cwd();
+  // Handled, not the default: as PID 1 of a Docker executor, node would ignore SIGTERM, and either
+  // way the build's step containers must be removed before the executor goes.
+  const terminate = new AbortController();
+  for (const signal of ['SIGTERM', 'SIGINT'] as const) process.once(signal, () => terminate.abort());
   return runExecutor({
     serverUrl: o.serverUrl,
     id: o.id,
@@ -33,6 +37,16 @@ export async function runCiExecutor(o: { serverUrl: string; id: string; token: s
     workDir,
     ...(docker !== undefined ? { docker } : {}),
     ...(hostPath !== undefined ? { hostPath } : {}),
+    terminate: terminate.signal,
     ...(o.log !== undefined ? { log: o.log } : {}),
   });
+}
+
+/** A unix socket there (an engine's), not a directory a bind mount of a missing socket made. */
+function isSocket(path: string): boolean {
+  try {
+    return statSync(path).isSocket();
+  } catch {
+    return false;
+  }
 }

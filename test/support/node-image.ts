@@ -5,11 +5,15 @@ import { dirname, join } from 'node:path';
 import type Dockerode from 'dockerode';
 import { buildBusyboxRootfs, importRootfs } from './busybox-image.ts';
 
-/** An image with `node` and `git` on its PATH: what a Docker CI executor's image needs (like `node:20`). */
-export const NODE_TEST_IMAGE = 'slipway-test/node:latest';
+/**
+ * An image with `node` and `git` on its PATH: what a Docker CI executor's image needs (like
+ * `node:20`). Tagged with the version of the node it holds: one built before the host's node
+ * changed is not taken for it.
+ */
+export const NODE_TEST_IMAGE = `slipway-test/node:${process.version}`;
 
 /**
- * Makes sure the engine has `slipway-test/node:latest`: the busybox root file system plus this
+ * Makes sure the engine has NODE_TEST_IMAGE: the busybox root file system plus this
  * host's `node` (the one running the tests) and `git`, each with the shared libraries `ldd` names
  * for it, and git's built-in programs (upload-pack, ...) as links in /usr/lib/git-core. Public
  * images such as `node:20`, which have both, cannot be pulled here (no registry but our own).

@@ -29,10 +29,14 @@ describe('assignServicePorts', () => {
     assert.deepEqual(portsOf(out, '/a'), [10003, 10004]);
   });
 
-  it('leaves an unchanged app as it is', () => {
+  it('leaves an unchanged app as it is, and one only scaled (an app stored with 0s would restart)', () => {
     const same = app('/a', [0]);
     const out = assignServicePorts(new Map([['/a', same]]), new Map([['/a', same]]), range);
     assert.equal(out.get('/a'), same);
+    const scaled = { ...same, instances: 5 };
+    assert.equal(assignServicePorts(new Map([['/a', same]]), new Map([['/a', scaled]]), range).get('/a'), scaled);
+    // Any other change assigns them.
+    assert.deepEqual(portsOf(assignServicePorts(new Map([['/a', same]]), new Map([['/a', { ...same, cpus: 2 }]]), range), '/a'), [10000]);
   });
 
   it('throws Marathon\u2019s message when the range is used up', () => {

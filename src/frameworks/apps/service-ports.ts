@@ -20,7 +20,7 @@ export interface ServicePortRange {
  *      its 0s, gets the same ports back: no change, no restart);
  *   2. the lowest one of the range that no app names, before or after the change.
  * Ports the user names are kept as they are (Marathon checks no uniqueness across apps either).
- * Unchanged apps are left alone. Answers the target with ports assigned; throws
+ * Unchanged and only scaled apps are left alone. Answers the target with ports assigned; throws
  * ServicePortsExhausted when the range has no port left.
  */
 export function assignServicePorts(
@@ -42,7 +42,9 @@ export function assignServicePorts(
   for (const [id, app] of target) {
     const before = original.get(id);
     if (!app.portDefinitions.some((p) => p.port === 0)) continue;
-    if (before !== undefined && jsonEqual(before, app)) continue;
+    // Unchanged, or only scaled: an app stored before service ports were assigned keeps its 0s
+    // until its next real change (assigning them now would turn a scale into a restart).
+    if (before !== undefined && jsonEqual({ ...before, instances: 0 }, { ...app, instances: 0 })) continue;
     const named = new Set(app.portDefinitions.map((p) => p.port));
     const reusable = (before?.portDefinitions ?? []).map((p) => p.port).filter((p) => p >= range.min && p < range.max && !named.has(p));
     out.set(id, { ...app, portDefinitions: app.portDefinitions.map((p) => (p.port !== 0 ? p : { ...p, port: reusable.shift() ?? nextFree() })) });

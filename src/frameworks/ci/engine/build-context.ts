@@ -28,7 +28,12 @@ const DEFAULT_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/b
 
 /** The label value that names a build's containers. */
 export function buildId(build: BuildContext): string {
-  return build.id ?? `${build.jobName}#${build.number}`;
+  return build.id ?? defaultBuildId(build.jobName, build.number);
+}
+
+/** The id of a build whose context gives none: `<job>#<number>`. */
+export function defaultBuildId(jobName: string, number: number): string {
+  return `${jobName}#${number}`;
 }
 
 /**

@@ -62,8 +62,9 @@ export function containerIdFromMountinfo(mountinfo: string): string | undefined 
 
 /**
  * The HostPath of this process: through its container's mounts when it runs in a container of
- * `docker`'s engine, else its paths as they are. Rejects with a message for the user when the
- * process is in a container the engine does not know (another engine's: its mounts are unknown).
+ * `docker`'s engine, else its paths as they are: on a host, or in a container of another engine
+ * (an agent inside a Docker-in-Docker container, whose inner engine shares its file system).
+ * Bind mounts and named volumes both name their host directory as `Source`.
  */
 export async function discoverHostPath(docker: Dockerode, mountinfoFile = '/proc/self/mountinfo'): Promise<HostPath> {
   const mountinfo = await readFile(mountinfoFile, 'utf8').catch(() => '');
@@ -73,10 +74,11 @@ export async function discoverHostPath(docker: Dockerode, mountinfoFile = '/proc
   try {
     info = (await docker.getContainer(id).inspect()) as typeof info;
   } catch (e) {
-    throw new Error(`this executor runs in container ${id.slice(0, 12)}, which the Docker engine it was given does not know (${(e as Error).message}): its image steps could not mount the workspace`, { cause: e });
+    if ((e as { statusCode?: number }).statusCode === 404) return sameHostPath;
+    throw new Error(`cannot read the mounts of this executor's container ${id.slice(0, 12)} from the Docker engine (${(e as Error).message}): its image steps cannot mount the workspace`, { cause: e });
   }
   const mounts = (info.Mounts ?? [])
-    .filter((m) => m.Type === 'bind' && typeof m.Source === 'string' && typeof m.Destination === 'string')
+    .filter((m) => (m.Type === 'bind' || m.Type === 'volume') && typeof m.Source === 'string' && m.Source !== '' && typeof m.Destination === 'string')
     .map((m) => ({ source: m.Source as string, destination: m.Destination as string }));
   return hostPathThroughMounts(mounts);
 }

@@ -4,8 +4,10 @@ import { join, resolve } from 'node:path';
 import type Dockerode from 'dockerode';
 import type { DistributiveOmit } from '../../../core/distributive-omit.ts';
 import WebSocket from 'ws';
+import { defaultBuildId } from '../engine/build-context.ts';
 import { collectArtifacts } from '../engine/collect-artifacts.ts';
 import type { HostPath } from '../engine/host-paths.ts';
+import { removeBuildContainers } from '../engine/image-step.ts';
 import { runPipeline, type PipelineEvent } from '../engine/run-pipeline.ts';
 import { EXECUTOR_HEARTBEAT_SECONDS, MISSED_HEARTBEATS, type BuildSpec, type ExecutorToServer, type ServerToExecutor } from '../executor-protocol.ts';
 import { checkoutCommit } from '../git/git-source.ts';
@@ -24,6 +26,12 @@ export interface ExecutorOptions {
   hostPath?: HostPath;
   /** How long to stay alive idle without CI before exiting (default 60 s). */
   lostIdleExitMs?: number;
+  /**
+   * Aborted (SIGTERM: the agent kills the task): the running build stops, the containers of its
+   * image steps are removed (they run beside the executor on the engine, so killing the
+   * executor's process group or container would leave them), and the executor exits with 143.
+   */
+  terminate?: AbortSignal;
   log?: (line: string) => void;
 }
 
@@ -209,6 +217,18 @@ export async function runExecutor(o: ExecutorOptions): Promise<number> {
     socket?.close();
     d?.(code);
   };
+
+  o.terminate?.addEventListener(
+    'abort',
+    () => {
+      const r = running;
+      log(`terminated${r !== undefined ? `: stopping build ${r.spec.job} #${r.spec.number} and removing its step containers` : ''}`);
+      r?.abort.abort();
+      const removed = r !== undefined && o.docker !== undefined ? removeBuildContainers(o.docker, defaultBuildId(r.spec.job, r.spec.number)) : Promise.resolve(0);
+      void removed.catch(() => 0).then(() => exit(143));
+    },
+    { once: true },
+  );
 
   connect();
   return finished;
