@@ -1,13 +1,13 @@
 import { randomUUID } from 'node:crypto';
-import { SchedulerCallRefused } from '../../core/errors.ts';
 import { jsonEqual } from '../../core/json-equal.ts';
 import { Resources } from '../../core/resources.ts';
 import { isTerminal, type TaskState } from '../../core/task-state.ts';
 import type { DistributiveOmit } from '../../core/distributive-omit.ts';
 import type { Offer, TaskInfo, TaskStatus } from '../../protocol/mesos.ts';
+import { FrameworkSession } from '../../protocol/framework-session.ts';
 import { offerAttributes } from '../../protocol/offer-attributes.ts';
 import type { Event, FrameworkCall } from '../../protocol/scheduler.ts';
-import type { SchedulerSubscription, SchedulerTransport } from '../../protocol/scheduler-transport.ts';
+import type { SchedulerTransport } from '../../protocol/scheduler-transport.ts';
 import type { AppDefinition, AppVersionInfo } from './app-definition.ts';
 import { isInactive, reconcileApp } from './app-reconciler.ts';
 import { AppLocked, AppNotFound, AppsStoreUnavailable, DeploymentNotFound, TaskNotFoundInApp } from './apps-errors.ts';
@@ -132,15 +132,13 @@ export class AppsFramework {
   private readonly lastHeard = new Map<string, number>();
   private lastReconcileAt = 0;
 
-  private subscription: SchedulerSubscription | undefined;
-  private frameworkId: string | undefined;
+  /** Created by start(), with the stored framework id. */
+  private session: FrameworkSession | undefined;
   private suppressed = false;
   private lastNeedTotal = 0;
   private stopped = false;
   private passScheduled = false;
   private tickTimer: NodeJS.Timeout | undefined;
-  private reconnectTimer: NodeJS.Timeout | undefined;
-  private reconnectDelay = 500;
   private seed = 1;
   private lastVersion = 0;
   private connectedOnce: (() => void) | undefined;
@@ -165,7 +163,6 @@ export class AppsFramework {
   /** Loads the stored state and connects to the master; resolves once subscribed the first time. */
   async start(): Promise<void> {
     const state = await this.options.store.load();
-    this.frameworkId = state.frameworkId;
     for (const j of state.apps) {
       try {
         this.apps.set(j.id, versionedApp(j));
@@ -182,7 +179,19 @@ export class AppsFramework {
     }
     for (const s of state.instances) this.addInstance(s.doc as Instance);
     const connected = new Promise<void>((resolve) => (this.connectedOnce = resolve));
-    void this.connect();
+    this.session = new FrameworkSession({
+      transport: this.options.transport,
+      name: this.options.frameworkName ?? 'slipway-apps',
+      role: this.role,
+      failoverTimeoutSeconds: this.options.failoverTimeoutSeconds ?? 7 * 24 * 3600,
+      capabilities: [{ type: 'MULTI_ROLE' }, { type: 'PARTITION_AWARE' }, { type: 'TASK_KILLING_STATE' }],
+      ...(state.frameworkId !== undefined ? { frameworkId: state.frameworkId } : {}),
+      onFrameworkId: (id) => void this.persist([{ type: 'FRAMEWORK_ID', frameworkId: id }]).catch((e) => this.log(`framework id not stored: ${String(e)}`)),
+      onSubscribed: () => this.onSubscribed(),
+      onEvent: (e) => this.onEvent(e),
+      log: this.log,
+    });
+    void this.session.connect();
     this.tickTimer = setInterval(() => this.schedulePass(), TICK_MS);
     this.tickTimer.unref();
     await connected;
@@ -192,82 +201,26 @@ export class AppsFramework {
   async stop(): Promise<void> {
     this.stopped = true;
     clearInterval(this.tickTimer);
-    clearTimeout(this.reconnectTimer);
     for (const r of this.readiness.values()) clearTimeout(r.timer);
-    this.subscription?.close();
+    this.session?.close();
     await this.flushWrites().catch(() => undefined);
   }
 
   get connected(): boolean {
-    return this.subscription !== undefined;
+    return this.session?.subscription !== undefined;
   }
 
   get id(): string | undefined {
-    return this.frameworkId;
+    return this.session?.frameworkId;
   }
 
-  private async connect(): Promise<void> {
-    if (this.stopped) return;
-    try {
-      const sub = await this.options.transport.subscribe(
-        {
-          type: 'SUBSCRIBE',
-          ...(this.frameworkId !== undefined ? { framework_id: { value: this.frameworkId } } : {}),
-          subscribe: {
-            framework_info: {
-              user: 'root',
-              name: this.options.frameworkName ?? 'slipway-apps',
-              ...(this.frameworkId !== undefined ? { id: { value: this.frameworkId } } : {}),
-              failover_timeout: this.options.failoverTimeoutSeconds ?? 7 * 24 * 3600,
-              checkpoint: true,
-              roles: [this.role],
-              capabilities: [{ type: 'MULTI_ROLE' }, { type: 'PARTITION_AWARE' }, { type: 'TASK_KILLING_STATE' }],
-            },
-          },
-        },
-        { onEvent: (e) => this.onEvent(e), onClose: (reason) => this.onClose(reason) },
-      );
-      if (this.stopped) {
-        sub.close();
-        return;
-      }
-      this.subscription = sub;
-      this.reconnectDelay = 500;
-      this.suppressed = false;
-      if (this.frameworkId !== sub.frameworkId) {
-        this.frameworkId = sub.frameworkId;
-        void this.persist([{ type: 'FRAMEWORK_ID', frameworkId: sub.frameworkId }]).catch((e) => this.log(`framework id not stored: ${String(e)}`));
-      }
-      this.log(`apps framework subscribed as ${sub.frameworkId}`);
-      this.reconcileWithMaster();
-      this.schedulePass();
-      this.connectedOnce?.();
-      this.connectedOnce = undefined;
-    } catch (e) {
-      if (e instanceof SchedulerCallRefused && e.status === 403 && /removed/.test(e.message)) {
-        // Torn down or timed out: the master killed our tasks. Start over under a new id; the
-        // explicit reconciliation then reports every stored instance as gone.
-        this.log(`apps framework ${this.frameworkId} was removed by the master; subscribing anew`);
-        this.frameworkId = undefined;
-      } else {
-        this.log(`apps framework cannot subscribe: ${e instanceof Error ? e.message : String(e)}`);
-      }
-      this.retryConnect();
-    }
-  }
-
-  private onClose(reason: string): void {
-    this.subscription = undefined;
-    if (this.stopped) return;
-    this.log(`apps framework disconnected: ${reason}`);
-    this.retryConnect();
-  }
-
-  private retryConnect(): void {
-    if (this.stopped) return;
-    clearTimeout(this.reconnectTimer);
-    this.reconnectTimer = setTimeout(() => void this.connect(), this.reconnectDelay);
-    this.reconnectDelay = Math.min(this.reconnectDelay * 2, 10_000);
+  /** Subscribed (again): reconcile with the master, then a pass. */
+  private onSubscribed(): void {
+    this.suppressed = false;
+    this.reconcileWithMaster();
+    this.schedulePass();
+    this.connectedOnce?.();
+    this.connectedOnce = undefined;
   }
 
   /** Explicit reconciliation of every instance we know, then implicit (to learn of strangers). */
@@ -290,7 +243,7 @@ export class AppsFramework {
    * crash between storing it and sending it, a dropped ACCEPT) is only found out this way.
    */
   private reconcileUnconfirmed(now: number): void {
-    if (this.subscription === undefined || now - this.lastReconcileAt < RECONCILE_RETRY_MS) return;
+    if (this.session?.subscription === undefined || now - this.lastReconcileAt < RECONCILE_RETRY_MS) return;
     const tasks: { task_id: { value: string }; agent_id: { value: string } }[] = [];
     for (const i of this.instances.values()) {
       const silent = (i.state === 'TASK_STAGING' || i.state === 'TASK_STARTING') && now - (this.lastHeard.get(i.taskId) ?? i.stagedAt) >= RECONCILE_RETRY_MS;
@@ -300,13 +253,9 @@ export class AppsFramework {
     for (let k = 0; k < tasks.length; k += 1000) this.send({ type: 'RECONCILE', reconcile: { tasks: tasks.slice(k, k + 1000) } });
   }
 
-  /** Sends a call; a refusal is logged (the next pass or reconciliation repairs what it missed). */
+  /** Sends a call (dropped while not subscribed: the next pass or reconciliation repairs it). */
   private send(call: DistributiveOmit<FrameworkCall, 'framework_id'>): void {
-    const sub = this.subscription;
-    if (sub === undefined) return;
-    sub.call({ ...call, framework_id: { value: sub.frameworkId } } as FrameworkCall).catch((e: unknown) => {
-      this.log(`apps framework: ${call.type} refused: ${e instanceof Error ? e.message : String(e)}`);
-    });
+    this.session?.send(call);
   }
 
   // -------------------------------------------------------------------------------------------
@@ -639,7 +588,7 @@ export class AppsFramework {
       // REVIVE also clears the filters of declined offers, so new needs are met at once.
       this.suppressed = false;
       this.send({ type: 'REVIVE', revive: { roles: [this.role] } });
-    } else if (total === 0 && !this.suppressed && this.subscription !== undefined) {
+    } else if (total === 0 && !this.suppressed && this.session?.subscription !== undefined) {
       this.suppressed = true;
       this.send({ type: 'SUPPRESS', suppress: { roles: [this.role] } });
     }

@@ -5,9 +5,10 @@ import { Resources } from '../../core/resources.ts';
 import { isTerminal } from '../../core/task-state.ts';
 import type { DistributiveOmit } from '../../core/distributive-omit.ts';
 import type { Offer, TaskInfo, TaskStatus } from '../../protocol/mesos.ts';
+import { FrameworkSession } from '../../protocol/framework-session.ts';
 import { offerAttributes } from '../../protocol/offer-attributes.ts';
 import type { Event, FrameworkCall } from '../../protocol/scheduler.ts';
-import type { SchedulerSubscription, SchedulerTransport } from '../../protocol/scheduler-transport.ts';
+import type { SchedulerTransport } from '../../protocol/scheduler-transport.ts';
 import { buildKey, isFinished, type Build, type BuildCause } from './build.ts';
 import type { CiChange, CiStore } from './ci-store.ts';
 import { planExecutorPool, type PoolExecutor, type WaitReason } from './executor-pool.ts';
@@ -116,14 +117,13 @@ export class CiFramework {
   private needs = new Map<string, number>();
   /** Executors of a label that ended before connecting, in a row (memory only). */
   private readonly launchFailures = new Map<string, { count: number; until: number; message: string }>();
-  private subscription: SchedulerSubscription | undefined;
-  private frameworkId: string | undefined;
+  /** Created by start(), with the stored framework id. */
+  private session: FrameworkSession | undefined;
   private suppressed = false;
   private lastNeedTotal = 0;
   private stopped = false;
   private passScheduled = false;
   private tick: NodeJS.Timeout | undefined;
-  private reconnectTimer: NodeJS.Timeout | undefined;
   private startedAt = 0;
   private readonly now: () => number;
   private readonly log: (line: string) => void;
@@ -139,7 +139,6 @@ export class CiFramework {
 
   async start(): Promise<void> {
     const state = await this.options.store.load();
-    this.frameworkId = state.frameworkId;
     for (const j of state.jobs) this.jobs.set(j.name, j.doc as JobDefinition);
     for (const s of state.executorSpecs) {
       this.specs.set(s.label, s.doc as ExecutorSpec);
@@ -158,7 +157,19 @@ export class CiFramework {
     this.startedAt = this.now();
     await mkdir(join(this.options.dataDir, 'logs'), { recursive: true });
     const connected = new Promise<void>((resolve) => (this.onceConnected = resolve));
-    void this.connect();
+    this.session = new FrameworkSession({
+      transport: this.options.transport,
+      name: 'slipway-ci',
+      role: this.role,
+      failoverTimeoutSeconds: 7 * 24 * 3600,
+      capabilities: [{ type: 'MULTI_ROLE' }, { type: 'PARTITION_AWARE' }],
+      ...(state.frameworkId !== undefined ? { frameworkId: state.frameworkId } : {}),
+      onFrameworkId: (id) => void this.persist([{ type: 'FRAMEWORK_ID', frameworkId: id }]).catch(() => undefined),
+      onSubscribed: () => this.onSubscribed(),
+      onEvent: (e) => this.onEvent(e),
+      log: this.log,
+    });
+    void this.session.connect();
     this.tick = setInterval(() => this.schedulePass(), TICK_MS);
     this.tick.unref();
     await connected;
@@ -170,8 +181,7 @@ export class CiFramework {
   async stop(): Promise<void> {
     this.stopped = true;
     clearInterval(this.tick);
-    clearTimeout(this.reconnectTimer);
-    this.subscription?.close();
+    this.session?.close();
     for (const c of this.connections.values()) c.close();
     await this.triggers.stop();
     await this.writes.catch(() => undefined);
@@ -182,58 +192,19 @@ export class CiFramework {
   // The master
   // -------------------------------------------------------------------------------------------
 
-  private async connect(): Promise<void> {
-    if (this.stopped) return;
-    try {
-      const sub = await this.options.transport.subscribe(
-        {
-          type: 'SUBSCRIBE',
-          ...(this.frameworkId !== undefined ? { framework_id: { value: this.frameworkId } } : {}),
-          subscribe: {
-            framework_info: {
-              user: 'root',
-              name: 'slipway-ci',
-              ...(this.frameworkId !== undefined ? { id: { value: this.frameworkId } } : {}),
-              failover_timeout: 7 * 24 * 3600,
-              checkpoint: true,
-              roles: [this.role],
-              capabilities: [{ type: 'MULTI_ROLE' }, { type: 'PARTITION_AWARE' }],
-            },
-          },
-        },
-        { onEvent: (e) => this.onEvent(e), onClose: (reason) => this.onClose(reason) },
-      );
-      if (this.stopped) return sub.close();
-      this.subscription = sub;
-      this.suppressed = false;
-      if (this.frameworkId !== sub.frameworkId) {
-        this.frameworkId = sub.frameworkId;
-        void this.persist([{ type: 'FRAMEWORK_ID', frameworkId: sub.frameworkId }]);
-      }
-      const tasks = [...this.executors.values()].map((e) => ({ task_id: { value: e.taskId }, agent_id: { value: e.agentId } }));
-      if (tasks.length > 0) this.send({ type: 'RECONCILE', reconcile: { tasks } });
-      this.send({ type: 'RECONCILE', reconcile: { tasks: [] } });
-      this.onceConnected?.();
-      this.onceConnected = undefined;
-      this.schedulePass();
-    } catch (e) {
-      this.log(`ci framework cannot subscribe: ${e instanceof Error ? e.message : String(e)}`);
-      if (e instanceof Error && /removed/.test(e.message)) this.frameworkId = undefined;
-      this.reconnectTimer = setTimeout(() => void this.connect(), 1000);
-    }
-  }
-
-  private onClose(reason: string): void {
-    this.subscription = undefined;
-    if (this.stopped) return;
-    this.log(`ci framework disconnected: ${reason}`);
-    this.reconnectTimer = setTimeout(() => void this.connect(), 500);
+  /** Subscribed (again): reconcile the executors' tasks, explicitly then implicitly, then a pass. */
+  private onSubscribed(): void {
+    this.suppressed = false;
+    const tasks = [...this.executors.values()].map((e) => ({ task_id: { value: e.taskId }, agent_id: { value: e.agentId } }));
+    if (tasks.length > 0) this.send({ type: 'RECONCILE', reconcile: { tasks } });
+    this.send({ type: 'RECONCILE', reconcile: { tasks: [] } });
+    this.onceConnected?.();
+    this.onceConnected = undefined;
+    this.schedulePass();
   }
 
   private send(call: DistributiveOmit<FrameworkCall, 'framework_id'>): void {
-    const sub = this.subscription;
-    if (sub === undefined) return;
-    sub.call({ ...call, framework_id: { value: sub.frameworkId } } as FrameworkCall).catch((e: unknown) => this.log(`ci framework: ${call.type} refused: ${String(e)}`));
+    this.session?.send(call);
   }
 
   private onEvent(e: Event): void {
@@ -431,7 +402,7 @@ export class CiFramework {
     if (total > 0 && (this.suppressed || total > this.lastNeedTotal)) {
       this.suppressed = false;
       this.send({ type: 'REVIVE', revive: { roles: [this.role] } });
-    } else if (total === 0 && !this.suppressed && this.subscription !== undefined) {
+    } else if (total === 0 && !this.suppressed && this.session?.subscription !== undefined) {
       this.suppressed = true;
       this.send({ type: 'SUPPRESS', suppress: { roles: [this.role] } });
     }
