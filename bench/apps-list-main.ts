@@ -5,6 +5,7 @@ import { Master } from '../src/master/master.ts';
 import { mountMarathonApi, startAppsService } from '../src/server/apps-server.ts';
 import { InProcessScheduler } from '../src/server/in-process-scheduler.ts';
 import { SimAgent } from '../src/sim/sim-agent.ts';
+import { stopOnSignal } from '../src/server/stop-on-signal.ts';
 
 /**
  * The server process of the list part of `slipway bench apps`: a real master core on the real
@@ -67,16 +68,12 @@ await app.listen({ host: '127.0.0.1', port: o.port });
 leader = `127.0.0.1:${o.port}`;
 process.stdout.write(`ready http://${leader}\n`);
 
-let stopping = false;
-const stop = () => {
-  if (stopping) return;
-  stopping = true;
-  void (async () => {
+stopOnSignal(
+  async () => {
     await app.close();
     await service.close();
     master.stop();
-    process.exit(0);
-  })();
-};
-process.on('SIGINT', stop);
-process.on('SIGTERM', stop);
+  },
+  'the list bench server',
+  log,
+);

@@ -2,6 +2,7 @@ import { join } from 'node:path';
 import { mountMarathonApi, startAppsService, type AppsService } from '../src/server/apps-server.ts';
 import { InProcessScheduler } from '../src/server/in-process-scheduler.ts';
 import { startMasterServer } from '../src/server/master-server.ts';
+import { stopOnSignal } from '../src/server/stop-on-signal.ts';
 
 /**
  * The server process of `slipway bench apps` (topology `embedded`): a master with the services
@@ -29,18 +30,11 @@ const master = await startMasterServer({
 url = master.url;
 log(`bench server (master + services) at ${url}`);
 
-let stopping = false;
-const stop = () => {
-  if (stopping) return;
-  stopping = true;
-  void (async () => {
-    log('stopping: services framework');
+stopOnSignal(
+  async () => {
     await apps?.close();
-    log('stopping: master');
     await master.close();
-    log('stopped');
-    process.exit(0);
-  })();
-};
-process.on('SIGINT', stop);
-process.on('SIGTERM', stop);
+  },
+  'the bench server (services framework and master)',
+  log,
+);

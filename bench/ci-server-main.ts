@@ -2,6 +2,7 @@ import { join } from 'node:path';
 import { mountCiApi, startCiService, type CiService } from '../src/server/ci-server.ts';
 import { InProcessScheduler } from '../src/server/in-process-scheduler.ts';
 import { startMasterServer } from '../src/server/master-server.ts';
+import { stopOnSignal } from '../src/server/stop-on-signal.ts';
 
 /**
  * The server process of `slipway bench ci`: a master with CI in the same process, on the
@@ -30,18 +31,11 @@ const master = await startMasterServer({
 url = master.url;
 log(`bench server (master + CI) at ${url}`);
 
-let stopping = false;
-const stop = () => {
-  if (stopping) return;
-  stopping = true;
-  void (async () => {
-    log('stopping: CI');
+stopOnSignal(
+  async () => {
     await ci?.close();
-    log('stopping: master');
     await master.close();
-    log('stopped');
-    process.exit(0);
-  })();
-};
-process.on('SIGINT', stop);
-process.on('SIGTERM', stop);
+  },
+  'the bench server (CI and master)',
+  log,
+);

@@ -1,6 +1,7 @@
 import { mkdirSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { InvalidArgumentError, type Command } from 'commander';
+import { stopOnSignal } from '../../server/stop-on-signal.ts';
 import { positiveInt } from '../options.ts';
 import { registerCiClientCommands } from './ci.ts';
 
@@ -18,25 +19,6 @@ function containerizers(value: string): 'auto' | ('process' | 'docker')[] {
 }
 
 const log = (line: string) => process.stderr.write(`${new Date().toISOString()} ${line}\n`);
-
-/** Stops on Ctrl-C or SIGTERM: closes servers and connections, then exits 0. */
-function stopOnSignal(close: () => Promise<void>, what: string): void {
-  let stopping = false;
-  const stop = (signal: string) => {
-    if (stopping) return;
-    stopping = true;
-    log(`${signal}: stopping ${what}`);
-    close().then(
-      () => process.exit(0),
-      (e: unknown) => {
-        log(`error while stopping: ${(e as Error).message}`);
-        process.exit(1);
-      },
-    );
-  };
-  process.on('SIGINT', () => stop('SIGINT'));
-  process.on('SIGTERM', () => stop('SIGTERM'));
-}
 
 export function registerCluster(program: Command): void {
   program
@@ -64,7 +46,7 @@ export function registerCluster(program: Command): void {
           '',
         ].join('\n'),
       );
-      stopOnSignal(() => running.close(), 'master, services and agent');
+      stopOnSignal(() => running.close(), 'master, services and agent', log);
     });
 
   program
@@ -79,7 +61,7 @@ export function registerCluster(program: Command): void {
       const { startAppsServer } = await import('../../server/apps-server.ts');
       const server = await startAppsServer({ masterUrl: o.master, host: o.host, port: o.port, dataDir: o.dataDir, role: o.role, log });
       process.stdout.write(`services (Marathon API) at ${server.url}/v2/apps, framework ${server.service.framework.id ?? '?'}; master ${o.master}\n`);
-      stopOnSignal(() => server.close(), 'services framework');
+      stopOnSignal(() => server.close(), 'services framework', log);
     });
 
   const ci = program
@@ -97,7 +79,7 @@ export function registerCluster(program: Command): void {
       const { startCiServer } = await import('../../server/ci-server.ts');
       const server = await startCiServer({ masterUrl: o.master!, host: o.host, port: o.port, dataDir: o.dataDir, role: o.role, log, ...(o.mirror !== undefined ? { mirrorRepo: o.mirror } : {}) });
       process.stdout.write(`CI at ${server.url}/ci/v1/jobs; master ${o.master}\n`);
-      stopOnSignal(() => server.close(), 'CI');
+      stopOnSignal(() => server.close(), 'CI', log);
     });
   registerCiClientCommands(ci);
 
@@ -126,7 +108,7 @@ export function registerCluster(program: Command): void {
       const { startMasterServer } = await import('../../server/master-server.ts');
       const server = await startMasterServer({ host: o.host, port: o.port, dataDir: o.dataDir, agentReconnectGraceMs: o.agentGrace, heartbeatIntervalSeconds: o.heartbeat, log });
       process.stdout.write(`master listening at ${server.url}\n`);
-      stopOnSignal(() => server.close(), 'master');
+      stopOnSignal(() => server.close(), 'master', log);
     });
 
   program
@@ -157,6 +139,6 @@ export function registerCluster(program: Command): void {
         ...(o.port !== undefined ? { port: o.port } : {}),
       });
       process.stdout.write(`agent serving files at ${server.url}, containerizers: ${server.containerizers.join(', ')}; master ${o.master}\n`);
-      stopOnSignal(() => server.close(), 'agent');
+      stopOnSignal(() => server.close(), 'agent', log);
     });
 }
