@@ -3,16 +3,21 @@
 //
 // Layers, and what each may import besides its own folder, node builtins and npm packages:
 //   core            nothing of ours
-//   protocol        core
-//   master, agent,  core, protocol. Never each other; a framework reaches the master only through
-//   frameworks/X,   the scheduler API. Never store (each owns a narrow interface for what it
-//   config          persists, and store implements it). frameworks/X never imports frameworks/Y.
-//   sim             core, protocol, master, agent (simulated agents and frameworks for tests/benches)
-//   store           core, protocol, master, agent, frameworks, config (it implements their interfaces)
+//   lib             core (runtime helpers any layer may use: the write queue, Docker errors)
+//   protocol        core, lib
+//   master, agent,  core, lib, protocol. Never each other; a framework reaches the master only
+//   config          through the scheduler API. Never store (each owns a narrow interface for what
+//                   it persists, and store implements it).
+//   frameworks/kit  core, protocol (what every framework shares: session, offer manners,
+//                   constraints, the plan applier)
+//   frameworks/X    core, lib, protocol, frameworks/kit. frameworks/X never imports frameworks/Y.
+//   sim             core, lib, protocol, master, agent (simulated agents and frameworks)
+//   store           core, lib, protocol, master, agent, frameworks, config (it implements their
+//                   interfaces)
 //   server          anything under src except cli and web (composition roots)
-//   sdk             core, protocol
-//   cli             sdk, server, core, protocol, sim, and bench/
-//   web             sdk, core, protocol
+//   sdk             core, lib, protocol
+//   cli             sdk, server, core, lib, protocol, sim, and bench/
+//   web             sdk, core, lib, protocol
 // Only test files, bench/, src/cli and src/server import src/sim. Nothing under src imports test/.
 // Unit tests beside sources (`*.test.ts`) are exempt from the layer rules; cycles are forbidden
 // everywhere, tests included.
@@ -28,6 +33,7 @@ const OURS = '^(src|test|bench)/';
 
 const KNOWN_SRC_FOLDERS = [
   'core',
+  'lib',
   'protocol',
   'master',
   'agent',
@@ -75,39 +81,55 @@ module.exports = {
         'packages, nothing else of ours.',
     ),
     layer(
-      'protocol-imports-only-core',
+      'lib-imports-only-core',
+      '^src/lib/',
+      ['^src/(core|lib)/'],
+      'src/lib holds runtime helpers that every layer may use (the write queue, Docker error ' +
+        'mapping): it may import only src/core, so that using it never drags another layer in.',
+    ),
+    layer(
+      'protocol-imports-only-core-and-lib',
       '^src/protocol/',
-      ['^src/(core|protocol)/'],
-      'src/protocol (scheduler-API calls and events, agent messages) may import only src/core.',
+      ['^src/(core|lib|protocol)/'],
+      'src/protocol (scheduler-API calls and events, agent messages: types and contracts) may ' +
+        'import only src/core and src/lib.',
     ),
     layer(
       'master-agent-config-import-only-core-and-protocol',
       '^src/(master|agent|config)/',
-      ['^src/($1|core|protocol)/'],
-      'src/master, src/agent and src/config may import only src/core and src/protocol: never ' +
+      ['^src/($1|core|lib|protocol)/'],
+      'src/master, src/agent and src/config may import only src/core, src/lib and src/protocol: never ' +
         'each other, never a framework, never store/server/sdk/cli/web/sim. What they persist ' +
         'goes through a narrow interface of their own that src/store implements.',
     ),
     layer(
-      'frameworks-import-only-core-and-protocol',
-      '^src/frameworks/([^/]+)/',
-      ['^src/(frameworks/$1|core|protocol)/'],
-      'A framework (src/frameworks/X) may import only src/core and src/protocol: it reaches the ' +
-        'master only through the scheduler API, and never imports another framework, the agent, ' +
-        'config, or store/server/sdk/cli/web/sim.',
+      'framework-kit-imports-only-core-and-protocol',
+      '^src/frameworks/kit/',
+      ['^src/(frameworks/kit|core|protocol)/'],
+      'src/frameworks/kit is what every framework shares (the subscribe/reconnect session, offer ' +
+        'manners, Marathon-semantics constraints, the plan applier): it may import only src/core ' +
+        'and src/protocol, so that it stays below every framework and knows none of them.',
+    ),
+    layer(
+      'frameworks-import-only-core-lib-protocol-and-kit',
+      '^src/frameworks/(?!kit/)([^/]+)/',
+      ['^src/(frameworks/$1|frameworks/kit|core|lib|protocol)/'],
+      'A framework (src/frameworks/X) may import only src/core, src/lib, src/protocol and ' +
+        'src/frameworks/kit: it reaches the master only through the scheduler API, and never ' +
+        'imports another framework, the agent, config, or store/server/sdk/cli/web/sim.',
     ),
     layer(
       'sim-imports-only-core-protocol-master-agent',
       '^src/sim/',
-      ['^src/(sim|core|protocol|master|agent)/'],
-      'src/sim (simulated agents and frameworks) may import only src/core, src/protocol, ' +
+      ['^src/(sim|core|lib|protocol|master|agent)/'],
+      'src/sim (simulated agents and frameworks) may import only src/core, src/lib, src/protocol, ' +
         'src/master and src/agent.',
     ),
     layer(
       'store-implements-interfaces-only',
       '^src/store/',
-      ['^src/(store|core|protocol|master|agent|frameworks|config)/'],
-      'src/store may import src/core, src/protocol and the persistence interfaces of ' +
+      ['^src/(store|core|lib|protocol|master|agent|frameworks|config)/'],
+      'src/store may import src/core, src/lib, src/protocol and the persistence interfaces of ' +
         'master/agent/frameworks/config; never server/sdk/cli/web/sim, test/ or bench/.',
     ),
     layer(
@@ -120,21 +142,21 @@ module.exports = {
     layer(
       'sdk-imports-only-core-and-protocol',
       '^src/sdk/',
-      ['^src/(sdk|core|protocol)/'],
-      'src/sdk may import only src/core and src/protocol.',
+      ['^src/(sdk|core|lib|protocol)/'],
+      'src/sdk may import only src/core, src/lib and src/protocol.',
     ),
     layer(
       'cli-goes-through-sdk',
       '^src/cli/',
-      ['^src/(cli|sdk|server|core|protocol|sim)/', '^bench/'],
-      'src/cli may import only src/sdk, src/server, src/core, src/protocol, src/sim and bench/: ' +
+      ['^src/(cli|sdk|server|core|lib|protocol|sim)/', '^bench/'],
+      'src/cli may import only src/sdk, src/server, src/core, src/lib, src/protocol, src/sim and bench/: ' +
         'it talks to a running Slipway through the SDK, never to master/agent/frameworks directly.',
     ),
     layer(
       'web-goes-through-sdk',
       '^src/web/',
-      ['^src/(web|sdk|core|protocol)/'],
-      'src/web may import only src/sdk, src/core and src/protocol.',
+      ['^src/(web|sdk|core|lib|protocol)/'],
+      'src/web may import only src/sdk, src/core, src/lib and src/protocol.',
     ),
     {
       name: 'only-tests-benches-cli-server-import-sim',

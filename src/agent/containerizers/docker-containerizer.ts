@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import { isAbsolute, join } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import Dockerode from 'dockerode';
+import { dockerMessage, dockerStatusCode } from '../../lib/docker-errors.ts';
 import type { CommandInfo, ContainerInfo } from '../../protocol/mesos.ts';
 import type { Containerizer, ContainerizerInfo, ContainerExit, ContainerRef, LaunchSpec, Recovered } from '../containerizer.ts';
 import { exitFromStatus, unknownExit } from './container-exit.ts';
@@ -141,7 +142,7 @@ export class DockerContainerizer implements Containerizer {
         break;
       } catch (e) {
         if (this.#release.signal.aborted) return new Promise<never>(() => undefined);
-        if (statusCode(e) === 404) break;
+        if (dockerStatusCode(e) === 404) break;
         this.#followers.get(r.containerId)?.stop();
         this.#followers.delete(r.containerId);
         await delay(RETRY_MS);
@@ -164,7 +165,7 @@ export class DockerContainerizer implements Containerizer {
       await container.stop({ t: Math.max(0, Math.ceil(gracePeriodMs / 1000)) });
     } catch (e) {
       // 304: already stopped; 404: already gone. Both are what kill wants.
-      const code = statusCode(e);
+      const code = dockerStatusCode(e);
       if (code !== 304 && code !== 404) throw new Error(`cannot stop container ${r.name}: ${dockerMessage(e)}`, { cause: e });
     }
     // A container nobody here waits for (an orphan) is removed now; others are removed by wait().
@@ -191,7 +192,7 @@ export class DockerContainerizer implements Containerizer {
       try {
         state = (await container.inspect()).State as ContainerState;
       } catch (e) {
-        if (statusCode(e) !== 404) {
+        if (dockerStatusCode(e) !== 404) {
           // The engine does not answer: the container may well run; wait() finds out.
           result.push({ running: true });
           continue;
@@ -233,7 +234,7 @@ export class DockerContainerizer implements Containerizer {
         exit = exitOf(inspected.State as ContainerState, inspected.HostConfig.Memory ?? 0);
         await container.remove({ force: true }).catch(() => undefined);
       } catch (e) {
-        if (statusCode(e) === 404) exit = unknownExit();
+        if (dockerStatusCode(e) === 404) exit = unknownExit();
         else if (attempt >= FINISH_ATTEMPTS) exit = { message: `cannot tell how the container ended: ${dockerMessage(e)}` };
         else await delay(RETRY_MS);
       }
@@ -248,7 +249,7 @@ export class DockerContainerizer implements Containerizer {
       await this.#docker.getImage(image).inspect();
       return true;
     } catch (e) {
-      if (statusCode(e) === 404) return false;
+      if (dockerStatusCode(e) === 404) return false;
       throw new ContainerLaunchFailed(`cannot inspect image ${image}: ${dockerMessage(e)}`);
     }
   }
@@ -275,7 +276,7 @@ export class DockerContainerizer implements Containerizer {
     try {
       return await this.#docker.createContainer(options);
     } catch (e) {
-      if (statusCode(e) !== 409) throw new ContainerLaunchFailed(`cannot create a container of image ${options.Image ?? ''}: ${dockerMessage(e)}`);
+      if (dockerStatusCode(e) !== 409) throw new ContainerLaunchFailed(`cannot create a container of image ${options.Image ?? ''}: ${dockerMessage(e)}`);
     }
     const existing = this.#docker.getContainer(options.name);
     const inspected = await existing.inspect().catch(() => undefined);
@@ -415,19 +416,4 @@ export function containerName(agentId: string, taskId: string): string {
 function dockerRef(ref: ContainerRef): DockerRef {
   if (ref.kind !== 'docker') throw new Error(`the docker containerizer cannot handle a ${ref.kind} container`);
   return ref;
-}
-
-function statusCode(e: unknown): number | undefined {
-  return typeof e === 'object' && e !== null && 'statusCode' in e && typeof e.statusCode === 'number' ? e.statusCode : undefined;
-}
-
-/** The engine's own message when it sent one ("No such image: ..."), else the error's. */
-function dockerMessage(e: unknown): string {
-  if (typeof e === 'object' && e !== null && 'json' in e) {
-    const json = (e as { json?: unknown }).json;
-    if (typeof json === 'object' && json !== null && 'message' in json && typeof json.message === 'string') return json.message;
-  }
-  const text = e instanceof Error ? e.message : String(e);
-  // docker-modem's wrapping, "(HTTP code 500) server error - <the engine's words>", minus the wrapping.
-  return /^\(HTTP code \d+\) [^-]*- ([\s\S]*)$/.exec(text)?.[1]?.trim() ?? text.trim();
 }

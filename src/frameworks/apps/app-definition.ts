@@ -1,3 +1,4 @@
+import type { Constraint, ConstraintOperator } from '../kit/constraints.ts';
 import { MarathonErrorCollector, MarathonValidationError, marathonPath } from './marathon-error.ts';
 import { FETCH_SCHEMES, findUnsupportedFields } from './unsupported-fields.ts';
 import { CMD_ARGS_OR_CONTAINER, validateAppSchema } from './validate-app-schema.ts';
@@ -8,18 +9,8 @@ import { CMD_ARGS_OR_CONTAINER, validateAppSchema } from './validate-app-schema.
 // container.docker.network -> networks), ids are absolute, constraints are objects.
 // ---------------------------------------------------------------------------------------------
 
-export type ConstraintOperator = 'UNIQUE' | 'CLUSTER' | 'GROUP_BY' | 'LIKE' | 'UNLIKE' | 'MAX_PER' | 'IS';
-
-/**
- * A placement constraint (Marathon's `["hostname", "LIKE", "srv2.*"]`). LIKE and UNLIKE values
- * are JavaScript regular expressions that must match the whole attribute value (Marathon uses
- * Java's `String.matches`); GROUP_BY and MAX_PER values are integers in decimal.
- */
-export interface AppConstraint {
-  fieldName: string;
-  operator: ConstraintOperator;
-  value?: string;
-}
+/** A placement constraint (kit/constraints.ts: Marathon's semantics, shared with CI). */
+export type AppConstraint = Constraint;
 
 export interface PortDefinition {
   /** 0: any port from the offer. Otherwise a service port, or the host port with requirePorts. */

@@ -1,11 +1,12 @@
+import { SystemClock } from '../../core/clock.ts';
 import { randomUUID } from 'node:crypto';
 import { jsonEqual } from '../../core/json-equal.ts';
 import { Resources } from '../../core/resources.ts';
 import { isTerminal, type TaskState } from '../../core/task-state.ts';
 import type { DistributiveOmit } from '../../core/distributive-omit.ts';
 import type { Offer, TaskInfo, TaskStatus } from '../../protocol/mesos.ts';
-import { FrameworkSession } from '../../protocol/framework-session.ts';
-import { offerAttributes } from '../../protocol/offer-attributes.ts';
+import { FrameworkSession } from '../kit/framework-session.ts';
+import { offerAttributes } from '../kit/offer-attributes.ts';
 import type { Event, FrameworkCall } from '../../protocol/scheduler.ts';
 import type { SchedulerTransport } from '../../protocol/scheduler-transport.ts';
 import type { AppDefinition, AppVersionInfo } from './app-definition.ts';
@@ -181,6 +182,7 @@ export class AppsFramework {
     const connected = new Promise<void>((resolve) => (this.connectedOnce = resolve));
     this.session = new FrameworkSession({
       transport: this.options.transport,
+      clock: new SystemClock(),
       name: this.options.frameworkName ?? 'slipway-apps',
       role: this.role,
       failoverTimeoutSeconds: this.options.failoverTimeoutSeconds ?? 7 * 24 * 3600,

@@ -1,3 +1,4 @@
+import { SystemClock } from '../../core/clock.ts';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { appendFile, mkdir, readdir, rm, truncate } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -5,8 +6,8 @@ import { Resources } from '../../core/resources.ts';
 import { isTerminal } from '../../core/task-state.ts';
 import type { DistributiveOmit } from '../../core/distributive-omit.ts';
 import type { Offer, TaskInfo, TaskStatus } from '../../protocol/mesos.ts';
-import { FrameworkSession } from '../../protocol/framework-session.ts';
-import { offerAttributes } from '../../protocol/offer-attributes.ts';
+import { FrameworkSession } from '../kit/framework-session.ts';
+import { offerAttributes } from '../kit/offer-attributes.ts';
 import type { Event, FrameworkCall } from '../../protocol/scheduler.ts';
 import type { SchedulerTransport } from '../../protocol/scheduler-transport.ts';
 import { buildKey, isFinished, type Build, type BuildCause } from './build.ts';
@@ -159,6 +160,7 @@ export class CiFramework {
     const connected = new Promise<void>((resolve) => (this.onceConnected = resolve));
     this.session = new FrameworkSession({
       transport: this.options.transport,
+      clock: new SystemClock(),
       name: 'slipway-ci',
       role: this.role,
       failoverTimeoutSeconds: 7 * 24 * 3600,

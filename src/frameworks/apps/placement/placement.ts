@@ -1,9 +1,9 @@
 import type { Resources } from '../../../core/resources.ts';
 import { Random } from '../../../core/random.ts';
-import { meetsConstraints, wholeValuePattern } from './constraints.ts';
+import { meetsConstraints, wholeValuePattern } from '../../kit/constraints.ts';
 import { fitInstance, usableResources, type Fit } from './fit.ts';
 import { compareScores, spreadScore } from './spread.ts';
-import { InstanceTally } from './tally.ts';
+import { InstanceTally } from '../../kit/instance-tally.ts';
 import type { Placement, PlacementInput, PlacementOffer } from './types.ts';
 
 export type { Placement, PlacementApp, PlacementInput, PlacementOffer, Location } from './types.ts';

@@ -1,6 +1,5 @@
 import type { AppConstraint } from '../app-definition.ts';
-import { fieldValue, type InstanceTally } from './tally.ts';
-import type { Location } from './types.ts';
+import { fieldValue, type InstanceTally, type Location } from '../../kit/instance-tally.ts';
 
 /**
  * The spread score of a candidate, lower is better: first the instances sharing its value of each

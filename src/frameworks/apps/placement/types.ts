@@ -1,5 +1,8 @@
 import type { Resources } from '../../../core/resources.ts';
 import type { AppConstraint } from '../app-definition.ts';
+import type { Location } from '../../kit/instance-tally.ts';
+
+export type { Location } from '../../kit/instance-tally.ts';
 
 /** What placement needs to know of an app (a projection of the normalized AppDefinition). */
 export interface PlacementApp {
@@ -19,13 +22,6 @@ export interface PlacementApp {
   acceptedResourceRoles?: string[];
 }
 
-/** Where an instance runs or may run: the agent and what constraints look at. */
-export interface Location {
-  agentId: string;
-  hostname: string;
-  /** Agent attributes, TEXT and SCALAR values as strings. */
-  attributes: Readonly<Record<string, string>>;
-}
 
 export interface PlacementOffer extends Location {
   id: string;

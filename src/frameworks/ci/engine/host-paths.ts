@@ -1,6 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { posix } from 'node:path';
 import type Dockerode from 'dockerode';
+import { dockerStatusCode } from '../../../lib/docker-errors.ts';
 
 /**
  * Where a path of the executor's own file system is on the Docker engine's host, or undefined
@@ -74,7 +75,7 @@ export async function discoverHostPath(docker: Dockerode, mountinfoFile = '/proc
   try {
     info = (await docker.getContainer(id).inspect()) as typeof info;
   } catch (e) {
-    if ((e as { statusCode?: number }).statusCode === 404) return sameHostPath;
+    if (dockerStatusCode(e) === 404) return sameHostPath;
     throw new Error(`cannot read the mounts of this executor's container ${id.slice(0, 12)} from the Docker engine (${(e as Error).message}): its image steps cannot mount the workspace`, { cause: e });
   }
   const mounts = (info.Mounts ?? [])

@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { statSync } from 'node:fs';
 import { Writable } from 'node:stream';
 import type Dockerode from 'dockerode';
+import { dockerMessage, dockerStatusCode } from '../../../lib/docker-errors.ts';
 import { sameHostPath, type HostPath } from './host-paths.ts';
 import { stepArgv, stepScript } from './step-script.ts';
 import type { StepOutcome, StepRunSpec } from './step-outcome.ts';
@@ -189,7 +190,7 @@ async function imageMissing(docker: Dockerode, image: string): Promise<boolean |
     await docker.getImage(image).inspect();
     return false;
   } catch (e) {
-    if (statusCode(e) === 404) return true;
+    if (dockerStatusCode(e) === 404) return true;
     return `cannot inspect image ${image}: ${dockerMessage(e)}`;
   }
 }
@@ -211,18 +212,4 @@ async function pull(docker: Dockerode, image: string, signal: AbortSignal): Prom
   } catch (e) {
     return `image ${image} is not on this host and cannot be pulled: ${dockerMessage(e)}`;
   }
-}
-
-function statusCode(e: unknown): number | undefined {
-  return typeof e === 'object' && e !== null && 'statusCode' in e && typeof e.statusCode === 'number' ? e.statusCode : undefined;
-}
-
-/** The engine's own message when it sent one ("No such image: ..."), else the error's. */
-function dockerMessage(e: unknown): string {
-  if (typeof e === 'object' && e !== null && 'json' in e) {
-    const json = (e as { json?: unknown }).json;
-    if (typeof json === 'object' && json !== null && 'message' in json && typeof json.message === 'string') return json.message;
-  }
-  const text = e instanceof Error ? e.message : String(e);
-  return /^\(HTTP code \d+\) [^-]*- ([\s\S]*)$/.exec(text)?.[1]?.trim() ?? text.trim();
 }

@@ -1,4 +1,10 @@
-import type { Location } from './types.ts';
+/** Where a task runs or may run: the agent and what constraints look at. */
+export interface Location {
+  agentId: string;
+  hostname: string;
+  /** Agent attributes, TEXT and SCALAR values as strings (offerAttributes). */
+  attributes: Readonly<Record<string, string>>;
+}
 
 /** The value of a constraint field at a location: the hostname, or an attribute (undefined if absent). */
 export function fieldValue(field: string, at: Location): string | undefined {
@@ -7,7 +13,8 @@ export function fieldValue(field: string, at: Location): string | undefined {
 }
 
 /**
- * The app's instances (running, staging, and placed so far in the plan) counted by agent and by
+ * A run spec's tasks (an app's instances, a label's executors: running, staging, and placed so
+ * far in the plan) counted by agent and by
  * the value of each constraint field, so that every check is O(1) or O(groups) however many
  * instances there are.
  */

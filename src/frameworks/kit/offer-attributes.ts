@@ -1,4 +1,4 @@
-import type { Offer } from './mesos.ts';
+import type { Offer } from '../../protocol/mesos.ts';
 
 /**
  * An offer's agent attributes as placement constraints compare them (Marathon's and the CI

@@ -1,14 +1,20 @@
-import type { DistributiveOmit } from '../core/distributive-omit.ts';
-import { SchedulerCallRefused } from '../core/errors.ts';
-import type { FrameworkInfo } from './mesos.ts';
-import type { Event, FrameworkCall } from './scheduler.ts';
-import type { SchedulerSubscription, SchedulerTransport } from './scheduler-transport.ts';
+import type { Clock, Timer } from '../../core/clock.ts';
+import type { DistributiveOmit } from '../../core/distributive-omit.ts';
+import { SchedulerCallRefused } from '../../core/errors.ts';
+import type { FrameworkInfo } from '../../protocol/mesos.ts';
+import type { Event, FrameworkCall } from '../../protocol/scheduler.ts';
+import type { SchedulerSubscription, SchedulerTransport } from '../../protocol/scheduler-transport.ts';
 
 const FIRST_RETRY_MS = 500;
 const MAX_RETRY_MS = 10_000;
 
+/** A scheduler call as a framework writes it: the session adds `framework_id`. */
+export type OutgoingCall = DistributiveOmit<FrameworkCall, 'framework_id'>;
+
 export interface FrameworkSessionOptions {
   transport: SchedulerTransport;
+  /** Times the retries. */
+  clock: Clock;
   /** framework_info.name; also how log lines name the framework. */
   name: string;
   role: string;
@@ -36,7 +42,7 @@ export class FrameworkSession {
   #subscription: SchedulerSubscription | undefined;
   #frameworkId: string | undefined;
   #stopped = false;
-  #timer: NodeJS.Timeout | undefined;
+  #timer: Timer | undefined;
   #retryMs = FIRST_RETRY_MS;
 
   constructor(private readonly o: FrameworkSessionOptions) {
@@ -97,7 +103,7 @@ export class FrameworkSession {
     }
   }
 
-  send(call: DistributiveOmit<FrameworkCall, 'framework_id'>): void {
+  send(call: OutgoingCall): void {
     const sub = this.#subscription;
     if (sub === undefined) return;
     sub.call({ ...call, framework_id: { value: sub.frameworkId } } as FrameworkCall).catch((e: unknown) => {
@@ -108,7 +114,7 @@ export class FrameworkSession {
   /** Ends the subscription (the master keeps the tasks for the failover timeout) and stops retrying. */
   close(): void {
     this.#stopped = true;
-    clearTimeout(this.#timer);
+    this.#timer?.cancel();
     this.#subscription?.close();
   }
 
@@ -121,8 +127,8 @@ export class FrameworkSession {
 
   #retry(): void {
     if (this.#stopped) return;
-    clearTimeout(this.#timer);
-    this.#timer = setTimeout(() => void this.connect(), this.#retryMs);
+    this.#timer?.cancel();
+    this.#timer = this.o.clock.setTimer(this.#retryMs, () => void this.connect());
     this.#retryMs = Math.min(this.#retryMs * 2, MAX_RETRY_MS);
   }
 }

@@ -1,10 +1,23 @@
-import type { AppConstraint } from '../app-definition.ts';
-import { fieldValue, type InstanceTally } from './tally.ts';
-import type { Location } from './types.ts';
+import { fieldValue, type InstanceTally, type Location } from './instance-tally.ts';
+
+export type ConstraintOperator = 'UNIQUE' | 'CLUSTER' | 'GROUP_BY' | 'LIKE' | 'UNLIKE' | 'MAX_PER' | 'IS';
 
 /**
- * Marathon's constraint semantics (mesos/Constraints.scala), checked against the app's instances
- * already running and those placed earlier in the same plan:
+ * A placement constraint (Marathon's `["hostname", "LIKE", "srv2.*"]`): `fieldName` is `hostname`
+ * or an agent attribute. LIKE and UNLIKE values are regular expressions that must match the whole
+ * value (Marathon uses Java's `String.matches`); GROUP_BY and MAX_PER values are decimal integers.
+ * The services framework (app constraints) and CI (executor constraints) both place by these.
+ */
+export interface Constraint {
+  fieldName: string;
+  operator: ConstraintOperator;
+  value?: string;
+}
+
+/**
+ * Marathon's constraint semantics (mesos/Constraints.scala), checked against the tasks of the same run
+ * spec (an app's instances, a label's executors) already running and those placed earlier in the
+ * same plan:
  * - UNIQUE: no instance has the candidate's value.
  * - CLUSTER: the candidate has the given value (or, without one, that of the first instance), and
  *   every instance has it too.
@@ -15,7 +28,7 @@ import type { Location } from './types.ts';
  * - IS: the value equals.
  * An agent without the attribute passes only UNLIKE, as in Marathon.
  */
-export function meetsConstraint(c: AppConstraint, candidate: Location, placed: InstanceTally, pattern?: RegExp): boolean {
+export function meetsConstraint(c: Constraint, candidate: Location, placed: InstanceTally, pattern?: RegExp): boolean {
   const value = fieldValue(c.fieldName, candidate);
   if (value === undefined) return c.operator === 'UNLIKE';
   switch (c.operator) {
@@ -40,7 +53,7 @@ export function meetsConstraint(c: AppConstraint, candidate: Location, placed: I
   }
 }
 
-function meetsGroupBy(c: AppConstraint, value: string, placed: InstanceTally): boolean {
+function meetsGroupBy(c: Constraint, value: string, placed: InstanceTally): boolean {
   const groups = placed.groups(c.fieldName);
   const mine = groups.get(value);
   if (mine === undefined) return true;
@@ -71,7 +84,7 @@ export function wholeValuePattern(value: string | undefined): RegExp | undefined
 
 /** Whether `candidate` meets every constraint; `patterns[i]` is the compiled regex of constraint i. */
 export function meetsConstraints(
-  constraints: readonly AppConstraint[],
+  constraints: readonly Constraint[],
   patterns: readonly (RegExp | undefined)[],
   candidate: Location,
   placed: InstanceTally,
