@@ -2,7 +2,6 @@ import Fastify, { type FastifyInstance } from 'fastify';
 import { AppsFramework } from '../frameworks/apps/apps-framework.ts';
 import { eventsRoute } from '../frameworks/apps/events/events-route.ts';
 import { MarathonEventBus } from '../frameworks/apps/events/marathon-event-bus.ts';
-import type { MarathonEvent } from '../frameworks/apps/events/marathon-events.ts';
 import { marathonRoutes } from '../frameworks/apps/http/marathon-routes.ts';
 import type { SchedulerTransport } from '../protocol/scheduler-transport.ts';
 import { HttpScheduler } from '../sdk/http-scheduler.ts';
@@ -36,8 +35,7 @@ export async function startAppsService(o: AppsServiceOptions): Promise<AppsServi
   const framework = new AppsFramework({
     transport: o.transport,
     store,
-    // The framework builds Marathon's events by their documented fields; the bus checks nothing.
-    events: { publish: (e) => bus.publish(e as MarathonEvent) },
+    events: bus,
     ...(o.role !== undefined ? { role: o.role } : {}),
     ...(o.log !== undefined ? { log: o.log } : {}),
   });

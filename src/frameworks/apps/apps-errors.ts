@@ -25,6 +25,14 @@ export class GroupNotFound extends SlipwayError {
   }
 }
 
+/** POST of a group that exists (Marathon's ConflictingChangeException for groups). */
+export class GroupAlreadyExists extends SlipwayError {
+  readonly code = 'GROUP_ALREADY_EXISTS';
+  constructor(readonly groupId: string) {
+    super(`Group ${groupId} is already created. Use PUT to change this group.`);
+  }
+}
+
 export class TaskNotFoundInApp extends SlipwayError {
   readonly code = 'APP_TASK_NOT_FOUND';
   constructor(readonly taskId: string) {

@@ -61,3 +61,8 @@ export function isAlive(i: Instance): boolean {
 export function newTaskId(appId: string, uuid: string): string {
   return `${appId.slice(1).replaceAll('/', '_')}.instance-${uuid}`;
 }
+
+/** An instance as the store gave it back. (Placeholder: the checking reader comes with the store work.) */
+export function readInstance(doc: unknown): Instance {
+  return doc as Instance;
+}

@@ -29,7 +29,7 @@ export interface DeploymentDoc {
 }
 
 /**
- * A deployment being run: a plan and how far it got. Steps run in order; the framework moves to
+ * A deployment being run: a plan and how far it got (immutable: `atStep` gives the next). Steps run in order; the framework moves to
  * the next step once every action of the current one is done (`isActionDone`, judged by the
  * framework from the instances). While it runs, the apps it affects are driven by `runSpec`:
  *
@@ -46,7 +46,7 @@ export class DeploymentRun {
     readonly original: ReadonlyMap<string, VersionedApp>,
     readonly target: ReadonlyMap<string, VersionedApp>,
     readonly startedAt: number,
-    public currentStep = 0,
+    readonly currentStep = 0,
   ) {
     plan.steps.forEach((s, index) => {
       for (const a of s.actions) {
@@ -59,6 +59,11 @@ export class DeploymentRun {
 
   get id(): string {
     return this.plan.id;
+  }
+
+  /** The same deployment at step `step` (0-based): runs are values, advanced by replacing them. */
+  atStep(step: number): DeploymentRun {
+    return new DeploymentRun(this.plan, this.original, this.target, this.startedAt, step);
   }
 
   get done(): boolean {
@@ -136,4 +141,9 @@ export function versionedApp(j: StoredAppJson): VersionedApp {
     def: parseAppDefinition(j),
     info: { version: j.version, lastScalingAt: j.versionInfo.lastScalingAt, lastConfigChangeAt: j.versionInfo.lastConfigChangeAt },
   };
+}
+
+/** A deployment document as the store gave it back. (Placeholder: the checking reader comes with the store work.) */
+export function readDeploymentDoc(doc: unknown): DeploymentDoc {
+  return doc as DeploymentDoc;
 }

@@ -48,6 +48,7 @@ export type InstanceCondition =
   | 'Error'
   | 'Dropped'
   | 'Gone'
+  | 'GoneByOperator'
   | 'Unknown'
   | 'Unreachable'
   | 'UnreachableInactive';

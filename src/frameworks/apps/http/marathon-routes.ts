@@ -2,8 +2,11 @@ import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from
 import { SlipwayError } from '../../../core/errors.ts';
 import { httpErrorReply } from '../../../core/http-status.ts';
 import { appToJSON, parseAppDefinition, type AppDefinition, type MarathonAppJson } from '../app-definition.ts';
-import { AppAlreadyExists, AppLocked, AppNotFound, AppVersionNotFound, GroupNotFound, InvalidAppsRequest } from '../apps-errors.ts';
+import { AppAlreadyExists, AppLocked, AppNotFound, AppVersionNotFound, GroupAlreadyExists, GroupNotFound, InvalidAppsRequest, TaskNotFoundInApp } from '../apps-errors.ts';
 import type { AppsFramework } from '../apps-framework.ts';
+import type { AppsView } from '../apps-state.ts';
+import type { StoredAppJson } from '../apps-store.ts';
+import type { VersionedApp } from '../deployment/deployment-run.ts';
 import { parseGroupDefinition, resolveGroupId } from '../group-definition.ts';
 import { MarathonValidationError } from '../marathon-error.ts';
 import { appJson, appJsonText, groupJson, parseEmbed, queueJson, taskJson, type Embed } from './marathon-views.ts';
@@ -47,6 +50,7 @@ export function marathonRoutes(app: FastifyInstance, options: MarathonRoutesOpti
 
 function registerRoutes(app: FastifyInstance, o: MarathonRoutesOptions): void {
   const fw = o.framework;
+  const view = fw.view;
 
   app.get('/ping', (_req, reply) => reply.type('text/plain').send('pong'));
   app.get('/v2/leader', () => ({ leader: o.leader() }));
@@ -74,15 +78,15 @@ function registerRoutes(app: FastifyInstance, o: MarathonRoutesOptions): void {
   };
   });
   const metrics = () => {
-    const instances = fw.allInstances();
+    const instances = [...view.instances()];
     return {
       version: '4.0.0',
       gauges: {
-        'marathon.apps.active.gauge': { value: fw.listApps().length },
-        'marathon.deployments.active.gauge': { value: fw.deployments().length },
+        'marathon.apps.active.gauge': { value: view.apps().length },
+        'marathon.deployments.active.gauge': { value: view.deployments().length },
         'marathon.instances.running.gauge': { value: instances.filter((i) => i.state === 'TASK_RUNNING').length },
         'marathon.instances.staged.gauge': { value: instances.filter((i) => i.state === 'TASK_STAGING' || i.state === 'TASK_STARTING').length },
-        'marathon.instances.launch-overdue.gauge': { value: fw.queue().reduce((n, q) => n + q.count, 0) },
+        'marathon.instances.launch-overdue.gauge': { value: view.queue(fw.now()).reduce((n, q) => n + q.count, 0) },
       },
       counters: {},
       histograms: {},
@@ -104,49 +108,57 @@ function registerRoutes(app: FastifyInstance, o: MarathonRoutesOptions): void {
     const cmdFilter = first(q, 'cmd')?.toLowerCase();
     const selector = first(q, 'label');
     const match = selector !== undefined ? labelSelector(selector) : undefined;
-    const apps = fw
-      .listApps()
+    const apps = view
+      .apps()
       .filter((a) => idFilter === undefined || a.def.id.toLowerCase().includes(idFilter))
       .filter((a) => cmdFilter === undefined || (a.def.cmd !== undefined && a.def.cmd.toLowerCase().includes(cmdFilter)))
       .filter((a) => match === undefined || match(a.def.labels));
-    return reply.type('application/json; charset=utf-8').send(`{"apps":[${apps.map((a) => appJsonText(fw, a, embed)).join(',')}]}`);
+    return reply.type('application/json; charset=utf-8').send(`{"apps":[${apps.map((a) => appJsonText(view, a, embed)).join(',')}]}`);
   });
 
   app.post('/v2/apps', async (req, reply) => {
     const def = parseAppDefinition(req.body);
-    if (fw.hasApp(def.id)) throw new AppAlreadyExists(def.id);
-    checkNotAGroup(fw, def.id);
-    const target = fw.declared();
-    target.set(def.id, def);
-    const { deploymentId } = await fw.deploy(target, { force: bool(req.query as Query, 'force') });
-    const created = fw.getApp(def.id);
+    const { deploymentId, apps } = await fw.deploy(
+      (target) => {
+        if (target.has(def.id)) throw new AppAlreadyExists(def.id);
+        checkNotAGroup(target, def.id);
+        return target.set(def.id, def);
+      },
+      { force: bool(req.query as Query, 'force') },
+    );
+    const created = apps.get(def.id)!;
     return reply
       .code(201)
       .header('Location', `/v2/apps${def.id}`)
       .header('Marathon-Deployment-Id', deploymentId)
-      .send({ ...appJson(fw, created, new Set<Embed>(['counts'])), deployments: [{ id: deploymentId }], tasks: [] });
+      .send({ ...appJson(view, created, new Set<Embed>(['counts'])), deployments: [{ id: deploymentId }], tasks: [] });
   });
 
   const bulk = async (req: FastifyRequest, reply: FastifyReply, partialDefault: boolean) => {
     const q = req.query as Query;
     if (!Array.isArray(req.body)) throw new MarathonValidationError([{ path: '/', errors: ['error.expected.jsarray'] }]);
     const partial = bool(q, 'partialUpdate', partialDefault);
-    const target = fw.declared();
-    const details: { path: string; errors: string[] }[] = [];
-    (req.body as unknown[]).forEach((item, i) => {
-      try {
-        const id = item !== null && typeof item === 'object' ? (item as { id?: unknown }).id : undefined;
-        if (typeof id !== 'string') throw new MarathonValidationError([{ path: '/id', errors: ['error.path.missing'] }]);
-        const existing = target.get(resolveGroupId(id, '/'));
-        const def = rolledBack(fw, resolveGroupId(id, '/'), item) ?? updatedDefinition(existing, item, partial);
-        target.set(def.id, def);
-      } catch (e) {
-        if (!(e instanceof MarathonValidationError)) throw e;
-        for (const d of e.details) details.push({ path: `(${i})${d.path === '/' ? '' : d.path}`, errors: d.errors });
-      }
-    });
-    if (details.length > 0) throw new MarathonValidationError(details);
-    const { deploymentId, version } = await fw.deploy(target, { force: bool(q, 'force') });
+    const items = req.body as unknown[];
+    const { deploymentId, version } = await fw.deploy(
+      (target) => {
+        const details: { path: string; errors: string[] }[] = [];
+        items.forEach((item, i) => {
+          try {
+            const id = item !== null && typeof item === 'object' ? (item as { id?: unknown }).id : undefined;
+            if (typeof id !== 'string') throw new MarathonValidationError([{ path: '/id', errors: ['error.path.missing'] }]);
+            const existing = target.get(resolveGroupId(id, '/'));
+            const def = rolledBack(view, resolveGroupId(id, '/'), item) ?? updatedDefinition(existing, item, partial);
+            target.set(def.id, def);
+          } catch (e) {
+            if (!(e instanceof MarathonValidationError)) throw e;
+            for (const d of e.details) details.push({ path: `(${i})${d.path === '/' ? '' : d.path}`, errors: d.errors });
+          }
+        });
+        if (details.length > 0) throw new MarathonValidationError(details);
+        return target;
+      },
+      { force: bool(q, 'force') },
+    );
     return reply.code(200).header('Marathon-Deployment-Id', deploymentId).send({ deploymentId, version });
   };
   app.put('/v2/apps', (req, reply) => bulk(req, reply, true));
@@ -156,28 +168,28 @@ function registerRoutes(app: FastifyInstance, o: MarathonRoutesOptions): void {
     const path = wildcard(req);
     const q = req.query as Query;
     let m: RegExpMatchArray | null;
-    if ((m = path.match(/^(.*)\/tasks$/)) !== null && !fw.hasApp(path)) {
+    if ((m = path.match(/^(.*)\/tasks$/)) !== null && view.app(path) === undefined) {
       const appId = appIdOf(m[1]!);
-      fw.getApp(appId);
-      return { tasks: fw.instancesOf(appId).map(taskJson) };
+      existingApp(view, appId);
+      return { tasks: view.instancesOf(appId).map(taskJson) };
     }
-    if ((m = path.match(/^(.*)\/versions\/([^/]+)$/)) !== null && !fw.hasApp(path)) {
+    if ((m = path.match(/^(.*)\/versions\/([^/]+)$/)) !== null && view.app(path) === undefined) {
       const appId = appIdOf(m[1]!);
       const version = m[2]!;
-      const found = fw.appVersions(appId).find((v) => v.version === version);
+      const found = appVersions(view, appId).find((v) => v.version === version);
       if (found === undefined) throw new AppVersionNotFound(appId, version);
       return found;
     }
-    if ((m = path.match(/^(.*)\/versions$/)) !== null && !fw.hasApp(path)) {
+    if ((m = path.match(/^(.*)\/versions$/)) !== null && view.app(path) === undefined) {
       const appId = appIdOf(m[1]!);
-      return { versions: fw.appVersions(appId).map((v) => v.version).reverse() };
+      return { versions: appVersions(view, appId).map((v) => v.version).reverse() };
     }
     const appId = appIdOf(path);
     // Marathon (AppsResource.show) always embeds counts, tasks, lastTaskFailure and deployments
     // in one app, "for compatibility", besides what `embed` asks for.
     const embed = parseEmbed(list(q, 'embed'), ['readiness']);
     for (const always of ['tasks', 'counts', 'deployments', 'lastTaskFailure'] as const) embed.add(always);
-    return { app: appJson(fw, fw.getApp(appId), embed) };
+    return { app: appJson(view, existingApp(view, appId), embed) };
   });
 
   const updateOne = async (req: FastifyRequest, reply: FastifyReply, partialDefault: boolean) => {
@@ -190,15 +202,20 @@ function registerRoutes(app: FastifyInstance, o: MarathonRoutesOptions): void {
         throw new MarathonValidationError([{ path: '/id', errors: [`The app id in the body (${bodyId}) is not the id in the URL (${appId})`] }]);
       }
     }
-    const target = fw.declared();
-    const existing = target.get(appId);
-    if (existing === undefined) checkNotAGroup(fw, appId);
     const withId = body !== null && typeof body === 'object' && !Array.isArray(body) ? { ...(body as object), id: appId } : body;
-    const def = rolledBack(fw, appId, body) ?? updatedDefinition(existing, withId, bool(q, 'partialUpdate', partialDefault));
-    target.set(appId, def);
-    const { deploymentId, version } = await fw.deploy(target, { force: bool(q, 'force') });
+    let created = false;
+    const { deploymentId, version } = await fw.deploy(
+      (target) => {
+        const existing = target.get(appId);
+        created = existing === undefined;
+        if (existing === undefined) checkNotAGroup(target, appId);
+        const def = rolledBack(view, appId, body) ?? updatedDefinition(existing, withId, bool(q, 'partialUpdate', partialDefault));
+        return target.set(appId, def);
+      },
+      { force: bool(q, 'force') },
+    );
     // A PUT that creates the app answers as POST does: 201 with its Location.
-    if (existing === undefined) reply.code(201).header('Location', `/v2/apps${appId}`);
+    if (created) reply.code(201).header('Location', `/v2/apps${appId}`);
     return reply.header('Marathon-Deployment-Id', deploymentId).send({ deploymentId, version });
   };
   app.put('/v2/apps/*', (req, reply) => updateOne(req, reply, true));
@@ -209,8 +226,7 @@ function registerRoutes(app: FastifyInstance, o: MarathonRoutesOptions): void {
     const m = path.match(/^(.*)\/restart$/);
     if (m === null) return reply.code(405).send({ message: `POST is not allowed on /v2/apps${path}` });
     const appId = appIdOf(m[1]!);
-    fw.getApp(appId);
-    const { deploymentId, version } = await fw.deploy(fw.declared(), { force: bool(req.query as Query, 'force'), restart: [appId] });
+    const { deploymentId, version } = await fw.deploy((target) => (target.has(appId) ? target : throwNotFound(appId)), { force: bool(req.query as Query, 'force'), restart: [appId] });
     return reply.header('Marathon-Deployment-Id', deploymentId).send({ deploymentId, version });
   });
 
@@ -219,32 +235,32 @@ function registerRoutes(app: FastifyInstance, o: MarathonRoutesOptions): void {
     const q = req.query as Query;
     const killOpts = { scale: bool(q, 'scale'), wipe: bool(q, 'wipe'), force: bool(q, 'force') };
     let m: RegExpMatchArray | null;
-    if ((m = path.match(/^(.*)\/tasks\/([^/]+)$/)) !== null && !fw.hasApp(path)) {
+    if ((m = path.match(/^(.*)\/tasks\/([^/]+)$/)) !== null && view.app(path) === undefined) {
       const appId = appIdOf(m[1]!);
-      fw.getApp(appId);
       const taskId = m[2]!;
-      if (!fw.instancesOf(appId).some((i) => i.taskId === taskId)) return reply.code(404).send({ message: `Task '${taskId}' does not exist` });
-      const r = await fw.killTasks([taskId], killOpts);
+      const r = await fw.killTasks((v) => {
+        existingApp(v, appId);
+        if (!v.instancesOf(appId).some((i) => i.taskId === taskId)) throw new TaskNotFoundInApp(taskId);
+        return [taskId];
+      }, killOpts);
       if (r.deployment !== undefined) return r.deployment;
       return { task: taskJson(r.instances[0]!) };
     }
-    if ((m = path.match(/^(.*)\/tasks$/)) !== null && !fw.hasApp(path)) {
+    if ((m = path.match(/^(.*)\/tasks$/)) !== null && view.app(path) === undefined) {
       const appId = appIdOf(m[1]!);
-      fw.getApp(appId);
       const host = first(q, 'host');
-      const ids = fw
-        .instancesOf(appId)
-        .filter((i) => host === undefined || i.host === host)
-        .map((i) => i.taskId);
-      const r = await fw.killTasks(ids, killOpts);
+      const r = await fw.killTasks((v) => {
+        existingApp(v, appId);
+        return v
+          .instancesOf(appId)
+          .filter((i) => host === undefined || i.host === host)
+          .map((i) => i.taskId);
+      }, killOpts);
       if (r.deployment !== undefined) return r.deployment;
       return { tasks: r.instances.map(taskJson) };
     }
     const appId = appIdOf(path);
-    fw.getApp(appId);
-    const target = fw.declared();
-    target.delete(appId);
-    const { deploymentId, version } = await fw.deploy(target, { force: bool(q, 'force') });
+    const { deploymentId, version } = await fw.deploy((target) => (target.delete(appId) ? target : throwNotFound(appId)), { force: bool(q, 'force') });
     return reply.header('Marathon-Deployment-Id', deploymentId).send({ deploymentId, version });
   });
 
@@ -253,7 +269,7 @@ function registerRoutes(app: FastifyInstance, o: MarathonRoutesOptions): void {
   const showGroup = (req: FastifyRequest) => {
     const groupId = resolveGroupId(wildcardOr(req, ''), '/');
     const embed = parseEmbed(list(req.query as Query, 'embed'), ['counts', 'deployments']);
-    const g = groupJson(fw, groupId, embed);
+    const g = groupJson(view, groupId, embed);
     if (g === undefined) throw new GroupNotFound(groupId);
     return g;
   };
@@ -265,7 +281,6 @@ function registerRoutes(app: FastifyInstance, o: MarathonRoutesOptions): void {
     const urlId = resolveGroupId(wildcardOr(req, ''), '/');
     const body = req.body;
     if (body === null || typeof body !== 'object' || Array.isArray(body)) throw new MarathonValidationError([{ path: '/', errors: ['error.expected.jsobject'] }]);
-    const target = fw.declared();
     const prefixOf = (g: string) => (g === '/' ? '/' : `${g}/`);
     // A group update with only a version is Marathon's rollback of the group to that version.
     // A version beside apps or groups is what GET answered and is ignored, as in app definitions.
@@ -276,14 +291,19 @@ function registerRoutes(app: FastifyInstance, o: MarathonRoutesOptions): void {
     const scaleBy = (body as { scaleBy?: unknown }).scaleBy;
     if (scaleBy !== undefined) {
       if (typeof scaleBy !== 'number' || !(scaleBy >= 0)) throw new MarathonValidationError([{ path: '/scaleBy', errors: ['error.expected.jsnumber >= 0'] }]);
-      const groupApps = [...target.values()].filter((a) => a.id.startsWith(prefixOf(urlId)));
-      if (groupApps.length === 0 && urlId !== '/') throw new GroupNotFound(urlId);
-      for (const a of groupApps) {
-        const instances = Math.ceil(a.instances * scaleBy);
-        // Through the definition parser: an absurd factor is a 422 here, not an app of Infinity instances.
-        target.set(a.id, parseAppDefinition({ ...appToJSON(a), instances }));
-      }
-      const { deploymentId, version } = await fw.deploy(target, { force: bool(q, 'force') });
+      const { deploymentId, version } = await fw.deploy(
+        (target) => {
+          const groupApps = [...target.values()].filter((a) => a.id.startsWith(prefixOf(urlId)));
+          if (groupApps.length === 0 && urlId !== '/') throw new GroupNotFound(urlId);
+          for (const a of groupApps) {
+            const instances = Math.ceil(a.instances * scaleBy);
+            // Through the definition parser: an absurd factor is a 422 here, not an app of Infinity instances.
+            target.set(a.id, parseAppDefinition({ ...appToJSON(a), instances }));
+          }
+          return target;
+        },
+        { force: bool(q, 'force') },
+      );
       return reply.send({ deploymentId, version });
     }
     // Marathon: the group is the body's id resolved against the URL's group, or the URL's group.
@@ -292,14 +312,17 @@ function registerRoutes(app: FastifyInstance, o: MarathonRoutesOptions): void {
       throw new InvalidAppsRequest(`the group id in the body (${group.id}) is not the group in the URL (${urlId})`);
     }
     const groupId = create ? group.id : urlId;
-    const existing = [...target.keys()].filter((id) => id.startsWith(prefixOf(groupId)));
-    if (create && (existing.length > 0 || groupId === '/')) return reply.code(409).send({ message: `Group ${groupId} is already created. Use PUT to change this group.` });
-    for (const id of existing) target.delete(id);
-    for (const a of group.apps) {
-      if (!a.id.startsWith(prefixOf(groupId))) throw new InvalidAppsRequest(`app ${a.id} is not inside group ${groupId}`);
-      target.set(a.id, a);
-    }
-    const { deploymentId, version } = await fw.deploy(target, { force: bool(q, 'force') });
+    for (const a of group.apps) if (!a.id.startsWith(prefixOf(groupId))) throw new InvalidAppsRequest(`app ${a.id} is not inside group ${groupId}`);
+    const { deploymentId, version } = await fw.deploy(
+      (target) => {
+        const existing = [...target.keys()].filter((id) => id.startsWith(prefixOf(groupId)));
+        if (create && (existing.length > 0 || groupId === '/')) throw new GroupAlreadyExists(groupId);
+        for (const id of existing) target.delete(id);
+        for (const a of group.apps) target.set(a.id, a);
+        return target;
+      },
+      { force: bool(q, 'force') },
+    );
     if (create) reply.header('Location', `/v2/groups${groupId}`);
     return reply.code(create ? 201 : 200).header('Marathon-Deployment-Id', deploymentId).send({ deploymentId, version });
   };
@@ -310,12 +333,17 @@ function registerRoutes(app: FastifyInstance, o: MarathonRoutesOptions): void {
 
   const deleteGroup = async (req: FastifyRequest) => {
     const groupId = resolveGroupId(wildcardOr(req, ''), '/');
-    const target = fw.declared();
     const prefix = groupId === '/' ? '/' : `${groupId}/`;
-    const inside = [...target.keys()].filter((id) => id.startsWith(prefix));
-    if (inside.length === 0 && groupId !== '/') throw new GroupNotFound(groupId);
-    for (const id of inside) target.delete(id);
-    return fw.deploy(target, { force: bool(req.query as Query, 'force') }).then(({ deploymentId, version }) => ({ deploymentId, version }));
+    const { deploymentId, version } = await fw.deploy(
+      (target) => {
+        const inside = [...target.keys()].filter((id) => id.startsWith(prefix));
+        if (inside.length === 0 && groupId !== '/') throw new GroupNotFound(groupId);
+        for (const id of inside) target.delete(id);
+        return target;
+      },
+      { force: bool(req.query as Query, 'force') },
+    );
+    return { deploymentId, version };
   };
   app.delete('/v2/groups', deleteGroup);
   app.delete('/v2/groups/*', deleteGroup);
@@ -323,7 +351,7 @@ function registerRoutes(app: FastifyInstance, o: MarathonRoutesOptions): void {
   // --- deployments, tasks, queue --------------------------------------------------------------
 
   app.get('/v2/deployments', () =>
-    fw.deployments().map((run) => run.toJSON(new Map(run.currentActions().map((a) => [a.app, fw.readinessResults(a.app)] as const)))),
+    view.deployments().map((run) => run.toJSON(new Map(run.currentActions().map((a) => [a.app, view.readinessResults(a.app)] as const)))),
   );
   app.delete('/v2/deployments/:id', async (req, reply) => {
     const { id } = req.params as { id: string };
@@ -335,7 +363,7 @@ function registerRoutes(app: FastifyInstance, o: MarathonRoutesOptions): void {
   app.get('/v2/tasks', (req) => {
     const status = list(req.query as Query, 'status');
     const wanted = new Set(status.map((s) => `TASK_${s.toUpperCase()}`));
-    return { tasks: fw.allInstances().filter((i) => wanted.size === 0 || wanted.has(i.state)).map(taskJson) };
+    return { tasks: [...view.instances()].filter((i) => wanted.size === 0 || wanted.has(i.state)).map(taskJson) };
   });
   app.post('/v2/tasks/delete', async (req) => {
     const q = req.query as Query;
@@ -343,17 +371,18 @@ function registerRoutes(app: FastifyInstance, o: MarathonRoutesOptions): void {
     if (body === null || typeof body !== 'object' || !Array.isArray(body.ids) || !body.ids.every((x) => typeof x === 'string')) {
       throw new MarathonValidationError([{ path: '/ids', errors: ['error.expected.jsarray of task ids'] }]);
     }
-    const known = [...new Set(body.ids as string[])].filter((id) => fw.hasInstance(id));
-    const r = await fw.killTasks(known, { scale: bool(q, 'scale'), wipe: bool(q, 'wipe'), force: bool(q, 'force') });
+    const ids = body.ids as string[];
+    // Ids of tasks that are gone are ignored, as Marathon does.
+    const r = await fw.killTasks((v) => ids.filter((id) => v.instance(id) !== undefined), { scale: bool(q, 'scale'), wipe: bool(q, 'wipe'), force: bool(q, 'force') });
     if (r.deployment !== undefined) return r.deployment;
     return { tasks: r.instances.map(taskJson) };
   });
 
-  app.get('/v2/queue', () => queueJson(fw, Date.now()));
-  app.delete('/v2/queue/*', (req, reply) => {
+  app.get('/v2/queue', () => queueJson(view, fw.now()));
+  app.delete('/v2/queue/*', async (req, reply) => {
     const m = wildcard(req).match(/^(.*)\/delay$/);
     if (m === null) return reply.code(404).send({ message: `no route DELETE ${req.url}` });
-    fw.resetDelay(appIdOf(m[1]!));
+    await fw.resetDelay(appIdOf(m[1]!));
     return reply.code(204).send();
   });
 }
@@ -364,7 +393,7 @@ function registerRoutes(app: FastifyInstance, o: MarathonRoutesOptions): void {
  * definition of that version (a new version of the app, as in Marathon). A `version` beside other
  * fields is refused with Marathon's message. Undefined when the body asks for no rollback.
  */
-function rolledBack(fw: AppsFramework, appId: string, body: unknown): AppDefinition | undefined {
+function rolledBack(view: AppsView, appId: string, body: unknown): AppDefinition | undefined {
   if (body === null || typeof body !== 'object' || Array.isArray(body)) return undefined;
   const b = body as Record<string, unknown>;
   if (b['version'] === undefined) return undefined;
@@ -374,9 +403,26 @@ function rolledBack(fw: AppsFramework, appId: string, body: unknown): AppDefinit
   }
   const version = b['version'];
   if (typeof version !== 'string') throw new MarathonValidationError([{ path: '/version', errors: ['error.expected.jsstring'] }]);
-  const stored = fw.appVersions(appId).find((v) => v.version === version);
+  const stored = appVersions(view, appId).find((v) => v.version === version);
   if (stored === undefined) throw new AppVersionNotFound(appId, version);
   return parseAppDefinition(stored);
+}
+
+/** The declared app, or AppNotFound (404). */
+function existingApp(view: AppsView, appId: string): VersionedApp {
+  const app = view.app(appId);
+  if (app === undefined) throw new AppNotFound(appId);
+  return app;
+}
+
+/** An app's kept versions, oldest first; AppNotFound (404) for an app that does not exist. */
+function appVersions(view: AppsView, appId: string): readonly StoredAppJson[] {
+  existingApp(view, appId);
+  return view.versions(appId);
+}
+
+function throwNotFound(appId: string): never {
+  throw new AppNotFound(appId);
 }
 
 /**
@@ -401,16 +447,16 @@ function updatedDefinition(existing: AppDefinition | undefined, body: unknown, p
   return parseAppDefinition({ ...base, ...b });
 }
 
-/** An app's id must not be a group (have apps under it), nor lie under an app. */
-function checkNotAGroup(fw: AppsFramework, appId: string): void {
+/** An app's id must not be a group (have apps under it), nor lie under an app, among `declared`. */
+function checkNotAGroup(declared: ReadonlyMap<string, AppDefinition>, appId: string): void {
   const prefix = `${appId}/`;
-  if (fw.listApps().some((a) => a.def.id.startsWith(prefix))) {
+  if ([...declared.keys()].some((id) => id.startsWith(prefix))) {
     throw new MarathonValidationError([{ path: '/id', errors: [`${appId} is a group: an app cannot have the id of a group`] }]);
   }
   const parts = appId.split('/').filter(Boolean);
   for (let k = 1; k < parts.length; k++) {
     const ancestor = `/${parts.slice(0, k).join('/')}`;
-    if (fw.hasApp(ancestor)) throw new MarathonValidationError([{ path: '/id', errors: [`${ancestor} is an app: it cannot hold ${appId}`] }]);
+    if (declared.has(ancestor)) throw new MarathonValidationError([{ path: '/id', errors: [`${ancestor} is an app: it cannot hold ${appId}`] }]);
   }
 }
 

@@ -1,5 +1,5 @@
 import { appToJSON } from '../app-definition.ts';
-import type { AppsFramework } from '../apps-framework.ts';
+import type { AppsView } from '../apps-state.ts';
 import type { VersionedApp } from '../deployment/deployment-run.ts';
 import type { TaskState } from '../../../core/task-state.ts';
 import { isHealthy, type Instance } from '../instance.ts';
@@ -49,12 +49,12 @@ export function taskJson(i: Instance): Record<string, unknown> {
   };
 }
 
-export function appCounts(framework: AppsFramework, appId: string): Record<string, number> {
+export function appCounts(view: AppsView, appId: string): Record<string, number> {
   let staged = 0;
   let running = 0;
   let healthy = 0;
   let unhealthy = 0;
-  for (const i of framework.instancesOf(appId)) {
+  for (const i of view.instancesOf(appId)) {
     if (i.state === 'TASK_STAGING' || i.state === 'TASK_STARTING') staged++;
     if (i.state === 'TASK_RUNNING') running++;
     if (i.hasHealthCheck && isHealthy(i)) healthy++;
@@ -63,17 +63,17 @@ export function appCounts(framework: AppsFramework, appId: string): Record<strin
   return { tasksStaged: staged, tasksRunning: running, tasksHealthy: healthy, tasksUnhealthy: unhealthy };
 }
 
-export function appJson(framework: AppsFramework, app: VersionedApp, embed: ReadonlySet<Embed>): Record<string, unknown> {
+export function appJson(view: AppsView, app: VersionedApp, embed: ReadonlySet<Embed>): Record<string, unknown> {
   const out: Record<string, unknown> = { ...appToJSON(app.def, app.info) };
-  if (embed.has('counts')) Object.assign(out, appCounts(framework, app.def.id));
+  if (embed.has('counts')) Object.assign(out, appCounts(view, app.def.id));
   if (embed.has('deployments')) {
-    const run = framework.deploymentOf(app.def.id);
+    const run = view.runOf(app.def.id);
     out['deployments'] = run !== undefined ? [{ id: run.id }] : [];
   }
-  if (embed.has('readiness')) out['readinessCheckResults'] = framework.readinessResults(app.def.id);
-  if (embed.has('tasks')) out['tasks'] = framework.instancesOf(app.def.id).map(taskJson);
+  if (embed.has('readiness')) out['readinessCheckResults'] = view.readinessResults(app.def.id);
+  if (embed.has('tasks')) out['tasks'] = view.instancesOf(app.def.id).map(taskJson);
   if (embed.has('lastTaskFailure')) {
-    const f = framework.lastTaskFailure(app.def.id);
+    const f = view.failure(app.def.id);
     if (f !== undefined) out['lastTaskFailure'] = f;
   }
   if (embed.has('taskStats')) out['taskStats'] = {};
@@ -103,7 +103,7 @@ export function taskJsonText(i: Instance): string {
 }
 
 /** The same JSON as `appJson`, as text. */
-export function appJsonText(framework: AppsFramework, app: VersionedApp, embed: ReadonlySet<Embed>): string {
+export function appJsonText(view: AppsView, app: VersionedApp, embed: ReadonlySet<Embed>): string {
   let base = appText.get(app);
   if (base === undefined) {
     base = JSON.stringify(appToJSON(app.def, app.info)).slice(0, -1);
@@ -112,17 +112,17 @@ export function appJsonText(framework: AppsFramework, app: VersionedApp, embed: 
   const parts = [base];
   const id = app.def.id;
   if (embed.has('counts')) {
-    const c = appCounts(framework, id);
+    const c = appCounts(view, id);
     parts.push(`,"tasksStaged":${c['tasksStaged']},"tasksRunning":${c['tasksRunning']},"tasksHealthy":${c['tasksHealthy']},"tasksUnhealthy":${c['tasksUnhealthy']}`);
   }
   if (embed.has('deployments')) {
-    const run = framework.deploymentOf(id);
+    const run = view.runOf(id);
     parts.push(`,"deployments":${run !== undefined ? JSON.stringify([{ id: run.id }]) : '[]'}`);
   }
-  if (embed.has('readiness')) parts.push(`,"readinessCheckResults":${JSON.stringify(framework.readinessResults(id))}`);
-  if (embed.has('tasks')) parts.push(`,"tasks":[${framework.instancesOf(id).map(taskJsonText).join(',')}]`);
+  if (embed.has('readiness')) parts.push(`,"readinessCheckResults":${JSON.stringify(view.readinessResults(id))}`);
+  if (embed.has('tasks')) parts.push(`,"tasks":[${view.instancesOf(id).map(taskJsonText).join(',')}]`);
   if (embed.has('lastTaskFailure')) {
-    const f = framework.lastTaskFailure(id);
+    const f = view.failure(id);
     if (f !== undefined) parts.push(`,"lastTaskFailure":${JSON.stringify(f)}`);
   }
   if (embed.has('taskStats')) parts.push(',"taskStats":{}');
@@ -131,11 +131,11 @@ export function appJsonText(framework: AppsFramework, app: VersionedApp, embed: 
 }
 
 /** GET /v2/queue: apps waiting for instances, with their launch delay. */
-export function queueJson(framework: AppsFramework, now: number): Record<string, unknown> {
+export function queueJson(view: AppsView, now: number): Record<string, unknown> {
   return {
-    queue: framework.queue().map((q) => {
+    queue: view.queue(now).map((q) => {
       const left = Math.max(0, Math.ceil((q.delayUntil - now) / 1000));
-      const failure = framework.lastTaskFailure(q.app.def.id);
+      const failure = view.failure(q.app.def.id);
       return {
         app: { ...appToJSON(q.app.def, q.app.info), ...(failure !== undefined ? { lastTaskFailure: failure } : {}) },
         count: q.count,
@@ -150,8 +150,8 @@ export function queueJson(framework: AppsFramework, now: number): Record<string,
 }
 
 /** A group and its subgroups, derived from the app ids (`/a/b/c` lives in `/a/b`). */
-export function groupJson(framework: AppsFramework, groupId: string, embed: ReadonlySet<Embed>): Record<string, unknown> | undefined {
-  const apps = framework.listApps();
+export function groupJson(view: AppsView, groupId: string, embed: ReadonlySet<Embed>): Record<string, unknown> | undefined {
+  const apps = view.apps();
   const prefix = groupId === '/' ? '/' : `${groupId}/`;
   const inside = apps.filter((a) => a.def.id.startsWith(prefix));
   if (groupId !== '/' && inside.length === 0) return undefined;
@@ -166,8 +166,8 @@ export function groupJson(framework: AppsFramework, groupId: string, embed: Read
   const versions = inside.map((a) => a.info.version).sort();
   return {
     id: groupId,
-    apps: direct.map((a) => appJson(framework, a, embed)),
-    groups: [...childGroups].sort().map((g) => groupJson(framework, g, embed)),
+    apps: direct.map((a) => appJson(view, a, embed)),
+    groups: [...childGroups].sort().map((g) => groupJson(view, g, embed)),
     pods: [],
     dependencies: [],
     version: versions[versions.length - 1] ?? new Date(0).toISOString(),
