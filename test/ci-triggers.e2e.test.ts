@@ -5,6 +5,7 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { ShiftedClock } from '../src/core/clock.ts';
 import { up, type Up } from '../src/server/up.ts';
 import { killProcessesUnder } from './support/sandbox-processes.ts';
 import { waitUntil } from './support/wait.ts';
@@ -267,7 +268,7 @@ describe('cron on `slipway up`, on a clock run ahead', { timeout: 120_000 }, () 
     offset = fake - Date.now();
   };
   const start = async () => {
-    server = await up({ host: '127.0.0.1', port: 0, dataDir: join(dir, 'data'), containerizers: ['process'], resources: RESOURCES, ciNow: () => Date.now() + offset });
+    server = await up({ host: '127.0.0.1', port: 0, dataDir: join(dir, 'data'), containerizers: ['process'], resources: RESOURCES, ciClock: new ShiftedClock(() => offset) });
   };
 
   before(async () => {

@@ -36,6 +36,25 @@ export class SystemClock implements Clock {
   }
 }
 
+/**
+ * The system clock moved by an offset that may change (`offset()`, read on every `now`): for tests
+ * of behaviour that depends on the time of day (cron) in real processes, whose timers run in real
+ * time. Timers are the system clock's.
+ */
+export class ShiftedClock implements Clock {
+  private readonly system = new SystemClock();
+
+  constructor(private readonly offset: () => number) {}
+
+  now(): number {
+    return Date.now() + this.offset();
+  }
+
+  setTimer(delayMs: number, fn: () => void): Timer {
+    return this.system.setTimer(delayMs, fn);
+  }
+}
+
 interface ManualTimer {
   at: number;
   seq: number;

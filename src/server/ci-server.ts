@@ -2,6 +2,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import websocket from '@fastify/websocket';
 import Fastify, { type FastifyInstance } from 'fastify';
+import type { Clock } from '../core/clock.ts';
 import { CiFramework } from '../frameworks/ci/ci-framework.ts';
 import { ciRoutes } from '../frameworks/ci/http/ci-routes.ts';
 import { jenkinsRoutes } from '../frameworks/ci/http/jenkins-routes.ts';
@@ -34,8 +35,8 @@ export interface CiServiceOptions {
   serverUrl: () => string;
   role?: string;
   log?: (line: string) => void;
-  /** CI's clock (tests of cron triggers run it ahead); default Date.now. */
-  now?: () => number;
+  /** CI's clock (tests of cron triggers run it ahead); default the system clock. */
+  clock?: Clock;
   /** A git repository mirroring jobs and executor specs. */
   mirrorRepo?: string;
 }
@@ -55,7 +56,7 @@ export async function startCiService(o: CiServiceOptions): Promise<CiService> {
     },
     ...(o.role !== undefined ? { role: o.role } : {}),
     ...(o.log !== undefined ? { log: o.log } : {}),
-    ...(o.now !== undefined ? { now: o.now } : {}),
+    ...(o.clock !== undefined ? { clock: o.clock } : {}),
     ...(o.mirrorRepo !== undefined ? { mirrorRepo: o.mirrorRepo } : {}),
   });
   try {

@@ -1,4 +1,5 @@
 import { join, resolve } from 'node:path';
+import type { Clock } from '../core/clock.ts';
 import { startAgentServer, type AgentServer } from './agent-server.ts';
 import { mountMarathonApi, startAppsService, type AppsService } from './apps-server.ts';
 import { mountCiApi, startCiService, type CiService } from './ci-server.ts';
@@ -18,8 +19,8 @@ export interface UpOptions {
   containerizers: 'auto' | ('process' | 'docker')[];
   resources?: string;
   log?: (line: string) => void;
-  /** CI's clock (tests of cron triggers run it ahead); default Date.now. */
-  ciNow?: () => number;
+  /** CI's clock (tests of cron triggers run it ahead); default the system clock. */
+  ciClock?: Clock;
 }
 
 export interface Up {
@@ -50,7 +51,7 @@ export async function up(o: UpOptions): Promise<Up> {
       apps = service;
       mountMarathonApi(app, service, { leader: () => url.replace(/^http:\/\//, ''), masterUrl: 'in-process', rootMetrics: false });
       try {
-        ci = await startCiService({ transport: new InProcessScheduler(core), dataDir: join(dataDir, 'ci'), serverUrl: () => url, ...(o.log !== undefined ? { log: o.log } : {}), ...(o.ciNow !== undefined ? { now: o.ciNow } : {}) });
+        ci = await startCiService({ transport: new InProcessScheduler(core), dataDir: join(dataDir, 'ci'), serverUrl: () => url, ...(o.log !== undefined ? { log: o.log } : {}), ...(o.ciClock !== undefined ? { clock: o.ciClock } : {}) });
       } catch (e) {
         await service.close();
         throw e;

@@ -95,3 +95,8 @@ function listed(lines: string[]): string {
   if (lines.length === 1) return lines[0] ?? '';
   return `${lines.length} problems:\n${lines.map((l) => `  ${l}`).join('\n')}`;
 }
+
+/** A job or build that does not exist (404). */
+export class JobNotFound extends SlipwayError {
+  readonly code = 'CI_NOT_FOUND';
+}

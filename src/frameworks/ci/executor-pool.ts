@@ -13,6 +13,8 @@
  * - An executor idle for `idleTerminationSeconds` (and not needed by a waiting build) is stopped.
  * - Builds of a job beyond its `concurrency` wait, whatever the executors ("concurrency limit").
  * - A label without a spec: its builds wait with the reason saying so.
+ * - A label in launch backoff (its executors ended before connecting, several in a row) starts
+ *   no executor before the backoff's end; its builds say so.
  * Every waiting build is taken in queue order (oldest first), so capacity goes to the oldest.
  */
 
@@ -48,6 +50,8 @@ export interface PoolInput {
   concurrency: ReadonlyMap<string, number>;
   executors: readonly PoolExecutor[];
   specs: ReadonlyMap<string, PoolSpec>;
+  /** Labels whose executors keep failing to start: no launch before `until` (ms). */
+  launchBackoff?: ReadonlyMap<string, { count: number; until: number; message: string }>;
   now: number;
 }
 
@@ -119,9 +123,16 @@ export function planExecutorPool(input: PoolInput): PoolPlan {
       continue;
     }
     alive.set(b.label, count + 1);
+    running.set(b.job, now + 1);
+    const backoff = input.launchBackoff?.get(b.label);
+    if (backoff !== undefined && input.now < backoff.until) {
+      // Executors of the label keep failing to start: no launch loop, the build says why.
+      const message = `executors of label ${b.label} fail to start (${backoff.count} in a row, last: ${backoff.message}); next try in ${Math.ceil((backoff.until - input.now) / 1000)} s`;
+      reasons.set(b.key, { kind: 'waiting-for-offer', message });
+      continue;
+    }
     launch.set(b.label, (launch.get(b.label) ?? 0) + 1);
     reasons.set(b.key, { kind: 'waiting-for-offer', message: `waiting for an offer that fits an executor of label ${b.label}` });
-    running.set(b.job, now + 1);
   }
 
   const stop: string[] = [];

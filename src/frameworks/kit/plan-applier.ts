@@ -43,6 +43,8 @@ export interface PlanApplierOptions<C, E, S, P extends Plan<C, E>> {
   prepare?(plan: P): Promise<void>;
   /** The framework's own outputs besides calls and events (executor messages, probes), last. */
   finish?(plan: P): void;
+  /** The plan's store batch was refused (nothing of the plan took effect; `prepare` had run). */
+  failed?(plan: P, error: unknown): void;
 }
 
 /**
@@ -103,7 +105,14 @@ export class PlanApplier<C, E, S, P extends Plan<C, E>> {
       const s = this.o.toStore(c);
       if (s !== undefined) writes.push(s);
     }
-    if (writes.length > 0) await this.o.write(writes);
+    if (writes.length > 0) {
+      try {
+        await this.o.write(writes);
+      } catch (e) {
+        this.o.failed?.(plan, e);
+        throw e;
+      }
+    }
     for (const c of plan.changes) this.o.apply(c);
     for (const call of plan.calls) this.o.send(call);
     for (const e of plan.events) this.o.publish(e);

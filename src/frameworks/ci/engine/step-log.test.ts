@@ -1,6 +1,6 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { setTimeout as delay } from 'node:timers/promises';
+import { ManualClock } from '../../../core/clock.ts';
 import { StepLog } from './step-log.ts';
 
 describe('StepLog', () => {
@@ -17,11 +17,15 @@ describe('StepLog', () => {
     assert.deepEqual(pieces, ['one\n', 'tw€o\n', 'three\n']);
   });
 
-  it('sends a line still open after a moment as it is, and its rest later', async () => {
+  it('sends a line still open after a moment as it is, and its rest later', () => {
     const pieces: string[] = [];
-    const log = new StepLog((t) => pieces.push(t));
+    const clock = new ManualClock();
+    const log = new StepLog((t) => pieces.push(t), clock);
     log.write(Buffer.from('waiting...'));
-    await delay(400);
+    clock.advance(199);
+    assert.deepEqual(pieces, [], 'an open line waits a moment for its rest');
+    clock.advance(1);
+    assert.deepEqual(pieces, ['waiting...']);
     log.write(Buffer.from(' done\n'));
     log.end();
     assert.deepEqual(pieces, ['waiting...', ' done\n']);

@@ -1,4 +1,5 @@
 import { StringDecoder } from 'node:string_decoder';
+import { SystemClock, type Clock, type Timer } from '../../../core/clock.ts';
 
 /** How long a line without its newline waits for the rest before it is sent as it is (live logs). */
 const PARTIAL_LINE_MS = 200;
@@ -15,11 +16,14 @@ export class StepLog {
   readonly #emit: (text: string) => void;
   readonly #decoder = new StringDecoder('utf8');
   #pending = '';
-  #timer: ReturnType<typeof setTimeout> | undefined;
+  #timer: Timer | undefined;
+  readonly #clock: Clock;
   #ended = false;
 
-  constructor(emit: (text: string) => void) {
+  /** `clock` times the wait for the rest of an open line (default the system clock). */
+  constructor(emit: (text: string) => void, clock: Clock = new SystemClock()) {
     this.#emit = emit;
+    this.#clock = clock;
   }
 
   write(chunk: Buffer | string): void {
@@ -47,15 +51,14 @@ export class StepLog {
   }
 
   #arm(): void {
-    if (this.#timer !== undefined) clearTimeout(this.#timer);
+    this.#timer?.cancel();
     this.#timer = undefined;
     if (this.#pending === '') return;
-    this.#timer = setTimeout(() => this.#flush(), PARTIAL_LINE_MS);
-    this.#timer.unref();
+    this.#timer = this.#clock.setTimer(PARTIAL_LINE_MS, () => this.#flush());
   }
 
   #flush(): void {
-    if (this.#timer !== undefined) clearTimeout(this.#timer);
+    this.#timer?.cancel();
     this.#timer = undefined;
     if (this.#pending !== '') this.#send(this.#pending);
     this.#pending = '';

@@ -7,7 +7,8 @@ import { SlipwayError } from '../../../core/errors.ts';
 import { httpErrorReply } from '../../../core/http-status.ts';
 import { buildKey, isFinished, type Build } from '../build.ts';
 import { InvalidExecutorSpec, InvalidJob, InvalidPipeline } from '../ci-errors.ts';
-import type { CiFramework, LogPiece } from '../ci-framework.ts';
+import type { LogPiece } from '../build-log-store.ts';
+import type { CiFramework } from '../ci-framework.ts';
 import type { ExecutorToServer } from '../executor-protocol.ts';
 import { parseExecutorSpec, parseJobDefinition } from '../job-definition.ts';
 
@@ -53,7 +54,7 @@ export function ciRoutes(app: FastifyInstance, o: CiRoutesOptions): void {
 function routes(app: FastifyInstance, o: CiRoutesOptions): void {
   const ci = o.framework;
   const jobOf = (name: string) => {
-    const job = ci.jobs.get(name);
+    const job = ci.view.job(name);
     if (job === undefined) throw new CiNotFound(`no job ${name}`);
     return job;
   };
@@ -79,11 +80,11 @@ function routes(app: FastifyInstance, o: CiRoutesOptions): void {
     return reply.code(created ? 201 : 200).send(job);
   });
   app.get('/ci/v1/jobs', () => ({
-    jobs: [...ci.jobs.values()].sort((a, b) => (a.name < b.name ? -1 : 1)).map((j) => ({ ...j, lastBuild: ci.lastNumber(j.name) || null })),
+    jobs: [...ci.view.jobs()].sort((a, b) => (a.name < b.name ? -1 : 1)).map((j) => ({ ...j, lastBuild: ci.view.lastNumber(j.name) || null })),
   }));
   app.get('/ci/v1/jobs/:name', (req) => {
     const job = jobOf((req.params as { name: string }).name);
-    return { ...job, lastBuild: ci.lastNumber(job.name) || null };
+    return { ...job, lastBuild: ci.view.lastNumber(job.name) || null };
   });
   app.delete('/ci/v1/jobs/:name', async (req, reply) => {
     const { name } = req.params as { name: string };
@@ -142,11 +143,11 @@ function routes(app: FastifyInstance, o: CiRoutesOptions): void {
     const b = await buildOf(name, n);
     const q = req.query as { step?: string; follow?: string };
     if (q.step !== undefined && !b.steps.some((s) => s.name === q.step)) throw new CiNotFound(`build ${name} #${b.number} has no step ${q.step}`);
-    const file = ci.logPath(name, b.number, q.step);
+    const file = ci.logs.path(name, b.number, q.step);
     reply.type('text/plain; charset=utf-8');
     if (q.follow !== 'true' || isFinished(b)) {
       // A build just finished may still have its last pieces on their way to the file.
-      if (isFinished(b)) await ci.logWritten(name, b.number);
+      if (isFinished(b)) await ci.logs.written(name, b.number);
       const text = await readFile(file).catch(() => Buffer.alloc(0));
       return reply.send(text);
     }
@@ -175,7 +176,7 @@ function routes(app: FastifyInstance, o: CiRoutesOptions): void {
     const { name, n, '*': path } = req.params as { name: string; n: string; '*': string };
     const q = req.query as { executor?: string; token?: string };
     const b = await buildOf(name, n);
-    const e = q.executor !== undefined ? ci.executors.get(q.executor) : undefined;
+    const e = q.executor !== undefined ? ci.view.executor(q.executor) : undefined;
     if (e === undefined || e.token !== q.token || e.build !== buildKey(name, b.number)) {
       return reply.code(403).send({ code: 'CI_FORBIDDEN', message: 'only the executor running the build may store its artifacts' });
     }
@@ -215,11 +216,11 @@ function routes(app: FastifyInstance, o: CiRoutesOptions): void {
     return reply.code(created ? 201 : 200).send(spec);
   });
   app.get('/ci/v1/executors', () => ({
-    specs: [...ci.specs.entries()].map(([label, s]) => ({ ...s, label })),
-    executors: [...ci.executors.values()].map(({ token: _token, ...e }) => e),
+    specs: [...ci.view.specs()].map(([label, s]) => ({ ...s, label })),
+    executors: [...ci.view.executors()].map(({ token: _token, ...e }) => e),
   }));
   app.get('/ci/v1/queue', () => ({
-    queue: ci.queue().map((q) => ({ job: q.build.job, number: q.build.number, label: q.build.label, queuedAt: new Date(q.build.queuedAt).toISOString(), why: q.why })),
+    queue: ci.view.queue().map((q) => ({ job: q.build.job, number: q.build.number, label: q.build.label, queuedAt: new Date(q.build.queuedAt).toISOString(), why: q.why })),
   }));
 
   // --- the executors' stream ----------------------------------------------------------------
@@ -249,18 +250,18 @@ function routes(app: FastifyInstance, o: CiRoutesOptions): void {
           socket.close();
           return;
         }
-        if (ci.executorConnected(m, q.token ?? '', conn)) executorId = m.executorId;
+        if (ci.hub.connected(m, q.token ?? '', conn)) executorId = m.executorId;
         return;
       }
-      ci.executorHeard(executorId);
+      ci.hub.heardFrom(executorId);
       if (m.type === 'HEARTBEAT') {
         conn.send({ type: 'HEARTBEAT' });
         return;
       }
-      ci.executorMessage(executorId, m);
+      ci.hub.message(executorId, conn, m);
     });
     socket.on('close', () => {
-      if (executorId !== undefined) ci.executorDisconnected(executorId, conn);
+      if (executorId !== undefined) ci.hub.disconnected(executorId, conn);
     });
   });
 }
@@ -276,7 +277,7 @@ async function followLog(ci: CiFramework, req: FastifyRequest, reply: FastifyRep
   const finish = () => {
     if (!res.writableEnded) res.end();
   };
-  const stop = ci.followLog(b.job, b.number, (piece) => {
+  const stop = ci.logs.follow(b.job, b.number, (piece) => {
     if (piece === undefined) {
       ended = true;
       if (caughtUp) finish();

@@ -6,7 +6,7 @@ import { parse as parseForm } from 'node:querystring';
 import { Readable } from 'node:stream';
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { httpErrorReply } from '../../../core/http-status.ts';
-import { isFinished, type Build, type BuildCause } from '../build.ts';
+import { buildKey, isFinished, type Build, type BuildCause } from '../build.ts';
 import type { CiFramework } from '../ci-framework.ts';
 import type { JobDefinition } from '../job-definition.ts';
 import { CiBadRequest, CiNotFound } from './ci-routes.ts';
@@ -205,7 +205,7 @@ function routes(app: FastifyInstance, ci: CiFramework): void {
   const buildRef = (base: string, b: Build) => ({ _class: FREESTYLE_BUILD, number: b.number, url: buildUrl(base, b.job, b.number) });
 
   const jobOf = (name: string): JobDefinition => {
-    const job = ci.jobs.get(name);
+    const job = ci.view.job(name);
     if (job === undefined) throw new CiNotFound(`no job ${name}`);
     return job;
   };
@@ -297,8 +297,8 @@ function routes(app: FastifyInstance, ci: CiFramework): void {
       url: `queue/item/${id}/`,
     };
     if (b.status === 'queued') {
-      const blocked = ci.waitReason(b.job, b.number)?.kind === 'concurrency';
-      const why = ci.queue().find((q) => q.build.job === b.job && q.build.number === b.number)?.why ?? null;
+      const blocked = ci.view.reason(buildKey(b.job, b.number))?.kind === 'concurrency';
+      const why = ci.view.queue().find((q) => q.build.job === b.job && q.build.number === b.number)?.why ?? null;
       return {
         _class: blocked ? 'hudson.model.Queue$BlockedItem' : 'hudson.model.Queue$BuildableItem',
         ...common,
@@ -337,7 +337,7 @@ function routes(app: FastifyInstance, ci: CiFramework): void {
 
   const overview = async (req: FastifyRequest) => {
     const base = baseOf(req);
-    const names = [...ci.jobs.keys()].sort();
+    const names = [...ci.view.jobs()].map((j) => j.name).sort();
     return {
       _class: 'hudson.model.Hudson',
       assignedLabels: [{ name: 'built-in' }],
@@ -369,7 +369,7 @@ function routes(app: FastifyInstance, ci: CiFramework): void {
     return {
       _class: 'hudson.model.Queue',
       discoverableItems: [],
-      items: await Promise.all(ci.queue().map((q) => queueItemJson(base, queueIds.idOf(q.build.job, q.build.number), q.build))),
+      items: await Promise.all(ci.view.queue().map((q) => queueItemJson(base, queueIds.idOf(q.build.job, q.build.number), q.build))),
     };
   });
   app.get('/queue/item/:id/api/json', async (req) => {
@@ -400,7 +400,7 @@ function routes(app: FastifyInstance, ci: CiFramework): void {
       for (const [k, matches] of PERMALINKS) if (links.get(k) === null && matches(b)) links.set(k, b);
       if (builds.length >= LISTED_BUILDS && [...links].every(([k, v]) => v !== null || k === 'lastUnstableBuild')) break;
     }
-    const queued = ci.queue().find((q) => q.build.job === name);
+    const queued = ci.view.queue().find((q) => q.build.job === name);
     const ref = (k: string) => {
       const b = links.get(k);
       return b === undefined || b === null ? null : buildRef(base, b);
@@ -429,7 +429,7 @@ function routes(app: FastifyInstance, ci: CiFramework): void {
       lastUnstableBuild: null,
       lastUnsuccessfulBuild: ref('lastUnsuccessfulBuild'),
       name,
-      nextBuildNumber: ci.lastNumber(name) + 1,
+      nextBuildNumber: ci.view.lastNumber(name) + 1,
       property: [],
       queueItem: queued !== undefined ? await queueItemJson(base, queueIds.idOf(name, queued.build.number), queued.build) : null,
       scm: { _class: 'hudson.scm.NullSCM' },
@@ -500,9 +500,9 @@ function routes(app: FastifyInstance, ci: CiFramework): void {
       if (typeof raw !== 'string' || !/^[0-9]{1,15}$/.test(raw)) throw new CiBadRequest(`start must be a byte offset, not ${String(raw)}`);
       start = Number(raw);
     }
-    if (isFinished(b)) await ci.logWritten(name, b.number);
+    if (isFinished(b)) await ci.logs.written(name, b.number);
     b = (await ci.getBuild(name, b.number)) ?? b;
-    const file = ci.logPath(name, b.number);
+    const file = ci.logs.path(name, b.number);
     const size = await stat(file).then((st) => st.size, () => 0);
     reply.type('text/plain; charset=utf-8');
     if (!isFinished(b)) {
@@ -533,9 +533,9 @@ function routes(app: FastifyInstance, ci: CiFramework): void {
   app.get('/job/:name/:n/consoleText', async (req, reply) => {
     const { name, n } = req.params as { name: string; n: string };
     let b = await buildOf(name, n);
-    if (isFinished(b)) await ci.logWritten(name, b.number);
+    if (isFinished(b)) await ci.logs.written(name, b.number);
     b = (await ci.getBuild(name, b.number)) ?? b;
-    const file = ci.logPath(name, b.number);
+    const file = ci.logs.path(name, b.number);
     const size = await stat(file).then((st) => st.size, () => 0);
     const finished = isFinished(b);
     const endsWithNewline = size === 0 || (await readRange(file, size - 1, size).catch(() => Buffer.from('\n')))[0] === 0x0a;

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { afterEach, describe, it } from 'node:test';
+import { ManualClock } from '../../../core/clock.ts';
 import type { Build } from '../build.ts';
 import type { CiChange } from '../ci-store.ts';
 import type { RemoteRefs } from '../git/git-source.ts';
@@ -21,7 +22,7 @@ class FakeCi implements TriggerHost {
   readonly states = new Map<string, unknown>();
   readonly builds: { job: string; description: string; event: string; commit?: string; tag?: string; branch?: string }[] = [];
   failWrites = 0;
-  clock = Date.parse('2024-05-01T00:00:30Z');
+  readonly clock = new ManualClock(Date.parse('2024-05-01T00:00:30Z'));
 
   jobs() {
     return this.jobMap.values();
@@ -42,9 +43,6 @@ class FakeCi implements TriggerHost {
     }
     also?.();
     for (const c of [...changes, ...more]) if (c.type === 'TRIGGER_STATE_SAVED') this.states.set(c.job, JSON.parse(JSON.stringify(c.doc)));
-  }
-  now() {
-    return this.clock;
   }
   log() {}
   stored() {
@@ -68,7 +66,7 @@ describe('the trigger runner', () => {
     for (const r of runners.splice(0)) await r.stop();
   });
   const start = (ci: FakeCi, list: (repo: string) => Promise<RemoteRefs>) => {
-    const r = new TriggerRunner(ci, { listRemoteRefs: list, tickMs: 2 });
+    const r = new TriggerRunner(ci, { listRemoteRefs: list, tickMs: 250, clock: ci.clock });
     r.load(ci.stored());
     r.start();
     runners.push(r);
@@ -96,7 +94,7 @@ describe('the trigger runner', () => {
       if (opts.tag === 'v3') ci.failWrites = 1;
       return origTrigger(job, opts);
     };
-    ci.clock += 1000;
+    ci.clock.advance(1000);
     await until('v2 built', () => ci.builds.length === 1);
     await first.stop();
     assert.deepEqual(ci.builds.map((b) => b.tag), ['v2']);
@@ -106,7 +104,7 @@ describe('the trigger runner', () => {
     start(ci, list);
     const seen = looks;
     await until('v3 built', () => ci.builds.length === 2);
-    ci.clock += 1000;
+    ci.clock.advance(1000);
     await until('two more looks', () => looks >= seen + 2);
     assert.deepEqual(ci.builds.map((b) => `${b.tag}@${b.commit?.[0]} ${b.description}`), ['v2@b tag v2', 'v3@c tag v3']);
   });
@@ -129,12 +127,12 @@ describe('the trigger runner', () => {
     start(ci, list);
     await until('the first call', () => calls === 1);
     for (let i = 0; i < 5; i++) {
-      ci.clock += 5000;
-      await new Promise((r) => setTimeout(r, 10));
+      ci.clock.advance(5000);
+      await Promise.resolve();
     }
     assert.equal(calls, 1, 'no call while one is running');
     release();
-    await until('the next call', () => calls === 2);
+    await until('the next call', () => calls === 2 || (ci.clock.advance(250), false));
     release();
     assert.equal(most, 1);
   });
@@ -143,7 +141,11 @@ describe('the trigger runner', () => {
     const ci = new FakeCi();
     ci.jobMap.set('app', parseJobDefinition('app', { repo: REPO, branch: 'main', triggers: { poll: { intervalSeconds: 1, branch: true }, webhook: true } }));
     let remote = refs({ v1: A });
-    const list = async () => remote;
+    let looks = 0;
+    const list = async () => {
+      looks++;
+      return remote;
+    };
     const runner = start(ci, list);
     await until('the first look', () => ci.states.has('app'));
 
@@ -155,13 +157,15 @@ describe('the trigger runner', () => {
     assert.match((await hook({ ref: 'refs/heads/main', after: B })).message, /seen already/);
     assert.match((await hook({ ref: 'refs/heads/dev', after: C })).message, /push to dev ignored: job app builds main/);
     const polledBefore = ci.builds.length;
-    ci.clock += 2000;
-    await new Promise((r) => setTimeout(r, 30));
+    const looksBefore = looks;
+    ci.clock.advance(2000);
+    await runner.settled();
+    assert.ok(looks > looksBefore, 'a poll ran');
     assert.equal(ci.builds.length, polledBefore, 'polling builds nothing the webhooks built');
 
     // Polling builds v3 first; the webhook for it (a late delivery) builds nothing.
     remote = refs({ v1: A, v2: B, v3: C }, B);
-    ci.clock += 2000;
+    ci.clock.advance(2000);
     await until('v3 built by polling', () => ci.builds.some((b) => b.tag === 'v3'));
     assert.match((await hook({ ref: 'refs/tags/v3', after: C })).message, /seen already/);
     assert.deepEqual(
@@ -191,29 +195,34 @@ describe('the trigger runner', () => {
     ci.jobMap.set('app', again);
     runner.jobSaved(again, false);
     const seen = looks;
-    await until('two more looks', () => looks >= seen + 2 || (ci.clock += 1000, false));
+    await until('two more looks', () => looks >= seen + 2 || (ci.clock.advance(1000), false));
     assert.deepEqual(ci.builds, [], 'the tags pushed while polling was off are recorded, not built');
   });
 
   it('builds a cron minute once, also across a restart within it', async () => {
     const ci = new FakeCi();
-    ci.clock = Date.parse('2024-05-01T00:00:30Z');
+    const to = (iso: string) => {
+      ci.clock.advance(Date.parse(iso) - ci.clock.now());
+    };
     ci.jobMap.set('app', parseJobDefinition('app', { repo: REPO, triggers: { cron: '* * * * *' } }));
     const list = async () => refs({});
     const first = start(ci, list);
     await until('the watch recorded', () => ci.states.has('app'));
-    await new Promise((r) => setTimeout(r, 20));
+    to('2024-05-01T00:00:59Z');
+    await first.settled();
     assert.equal(ci.builds.length, 0, 'not the minute the job was created in');
-    ci.clock = Date.parse('2024-05-01T00:01:05Z');
+    to('2024-05-01T00:01:05Z');
     await until('a cron build', () => ci.builds.length === 1);
     await first.stop();
-    ci.clock = Date.parse('2024-05-01T00:01:40Z');
-    start(ci, list);
-    await new Promise((r) => setTimeout(r, 30));
+    to('2024-05-01T00:01:40Z');
+    const second = start(ci, list);
+    ci.clock.advance(1000);
+    await second.settled();
     assert.equal(ci.builds.length, 1, 'the same minute is not built again after a restart');
-    ci.clock = Date.parse('2024-05-01T00:05:01Z');
+    to('2024-05-01T00:05:01Z');
     await until('the next cron build', () => ci.builds.length === 2);
-    await new Promise((r) => setTimeout(r, 20));
+    ci.clock.advance(30_000);
+    await second.settled();
     assert.deepEqual(
       ci.builds.map((b) => `${b.event}: ${b.description}`),
       ['cron: cron * * * * * (2024-05-01 00:01 UTC)', 'cron: cron * * * * * (2024-05-01 00:05 UTC)'],

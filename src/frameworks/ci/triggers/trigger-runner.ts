@@ -1,3 +1,4 @@
+import { SystemClock, type Clock, type Timer } from '../../../core/clock.ts';
 import { SlipwayError } from '../../../core/errors.ts';
 import type { Build, BuildCause } from '../build.ts';
 import type { CiChange } from '../ci-store.ts';
@@ -20,6 +21,9 @@ import {
   type WebhookEvent,
 } from './webhook-request.ts';
 
+/** What the runner writes: a job's trigger state. */
+export type TriggerStateChange = Extract<CiChange, { type: 'TRIGGER_STATE_SAVED' }>;
+
 /** A webhook call for a job that does not exist (404). */
 export class WebhookJobNotFound extends SlipwayError {
   readonly code = 'CI_NOT_FOUND';
@@ -33,14 +37,15 @@ export interface TriggerHost {
    * Queues a build (CiFramework.trigger). `alsoWrite` goes into the same store write as the
    * build: a build and the trigger state that says it was built are durable together or not at all.
    */
-  trigger(job: string, opts: { cause: BuildCause; event: BuildEvent; commit?: string; branch?: string; tag?: string; alsoWrite: CiChange[] }): Promise<Build>;
-  /** Writes changes to the store (in order with CI's other writes). */
-  write(changes: CiChange[]): Promise<void>;
-  now(): number;
+  trigger(job: string, opts: { cause: BuildCause; event: BuildEvent; commit?: string; branch?: string; tag?: string; alsoWrite: TriggerStateChange[] }): Promise<Build>;
+  /** Writes trigger states to the store (in order with CI's other writes). */
+  write(changes: TriggerStateChange[]): Promise<void>;
   log(line: string): void;
 }
 
 export interface TriggerRunnerOptions {
+  /** Time and the tick's timer (default the system clock; a ManualClock in tests). */
+  clock?: Clock;
   /** `git ls-remote` (replaced in unit tests). */
   listRemoteRefs?: (repo: string) => Promise<RemoteRefs>;
   /** How often the clock is looked at for polls and cron (ms). */
@@ -99,7 +104,8 @@ export class TriggerRunner {
   private readonly tickMs: number;
   private readonly maxPolls: number;
   private pollsRunning = 0;
-  private ticker: NodeJS.Timeout | undefined;
+  private ticker: Timer | undefined;
+  private readonly clock: Clock;
   private stopped = false;
 
   constructor(
@@ -108,6 +114,7 @@ export class TriggerRunner {
   ) {
     this.listRemoteRefs = options.listRemoteRefs ?? gitListRemoteRefs;
     this.tickMs = options.tickMs ?? DEFAULT_TICK_MS;
+    this.clock = options.clock ?? new SystemClock();
     this.maxPolls = options.maxConcurrentPolls ?? DEFAULT_MAX_CONCURRENT_POLLS;
   }
 
@@ -118,18 +125,27 @@ export class TriggerRunner {
 
   start(): void {
     if (this.stopped || this.ticker !== undefined) return;
-    this.ticker = setInterval(() => this.tick(), this.tickMs);
-    this.ticker.unref();
+    const tick = () => {
+      this.tick();
+      if (!this.stopped) this.ticker = this.clock.setTimer(this.tickMs, tick);
+    };
+    this.ticker = this.clock.setTimer(this.tickMs, tick);
     this.tick();
   }
 
   /** Stops polls and cron; waits a little for work in flight (it writes nothing once stopped). */
   async stop(): Promise<void> {
     this.stopped = true;
-    clearInterval(this.ticker);
-    let timer: NodeJS.Timeout | undefined;
-    await Promise.race([Promise.allSettled([...this.inFlight]), new Promise<void>((r) => (timer = setTimeout(r, STOP_WAIT_MS)))]);
+    this.ticker?.cancel();
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    // Real time, whatever the clock: a git command in flight runs in real time.
+    await Promise.race([this.settled(), new Promise<void>((r) => (timer = setTimeout(r, STOP_WAIT_MS)))]);
     clearTimeout(timer);
+  }
+
+  /** Resolves once no poll, cron run or webhook is in flight (tests wait on it instead of sleeping). */
+  async settled(): Promise<void> {
+    while (this.inFlight.size > 0) await Promise.allSettled([...this.inFlight]);
   }
 
   /**
@@ -171,7 +187,7 @@ export class TriggerRunner {
     if (poll !== undefined) {
       const info = this.polls.get(job.name);
       const last = iso(info?.lastAt);
-      const next = iso(info !== undefined && !info.running ? Math.max(info.nextAt, this.host.now()) : undefined);
+      const next = iso(info !== undefined && !info.running ? Math.max(info.nextAt, this.clock.now()) : undefined);
       out.poll = {
         ...poll,
         polls: info?.polls ?? 0,
@@ -187,7 +203,7 @@ export class TriggerRunner {
       let next: string | undefined;
       if (schedule !== undefined) {
         // The current minute if it is still to be built, else the next firing.
-        const now = this.host.now();
+        const now = this.clock.now();
         const watched = watchCron(state.cron, cron, now);
         const due = cronDue(schedule, watched, now);
         next = iso(due ?? nextFiring(schedule, now));
@@ -205,7 +221,7 @@ export class TriggerRunner {
 
   private tick(): void {
     if (this.stopped) return;
-    const now = this.host.now();
+    const now = this.clock.now();
     const live = new Set<string>();
     for (const job of this.host.jobs()) {
       live.add(job.name);
@@ -248,7 +264,7 @@ export class TriggerRunner {
     if (poll === undefined) return;
     info.running = true;
     this.pollsRunning++;
-    const startedAt = this.host.now();
+    const startedAt = this.clock.now();
     try {
       await this.exclusive(job.name, async () => {
         if (!this.isCurrent(job)) return;
@@ -300,7 +316,7 @@ export class TriggerRunner {
   private async runCron(name: string, expression: string, schedule: CronSchedule): Promise<void> {
     const job = this.host.job(name);
     if (job === undefined || job.triggers.cron !== expression || this.stopped) return;
-    const now = this.host.now();
+    const now = this.clock.now();
     const before = this.stateOf(name);
     const watched = watchCron(before.cron, expression, now);
     const due = cronDue(schedule, watched, now);

@@ -1,0 +1,257 @@
+import type { Resources } from '../../core/resources.ts';
+import { freshOfferManners, type OfferMannersState } from '../kit/offer-manners.ts';
+import { buildKey, isFinished, type Build } from './build.ts';
+import type { CiChange, StoredCiState } from './ci-store.ts';
+import type { WaitReason } from './executor-pool.ts';
+import { readExecutorRecord, type ExecutorRecord } from './executor-record.ts';
+import { DEFAULT_EXECUTOR_LABEL, defaultExecutorSpec, type ExecutorSpec, type JobDefinition } from './job-definition.ts';
+
+/** Executors of a label that ended before connecting, in a row, and when the next may start. */
+export interface LaunchFailure {
+  count: number;
+  until: number;
+  message: string;
+}
+
+/** An agent's latest offer, less what CI took from it (see OFFER_MEMORY_MS in executor-placement.ts). */
+export interface LastOffer {
+  at: number;
+  hostname: string;
+  attributes: Record<string, string>;
+  left: Resources;
+  role: string;
+}
+
+/**
+ * A change of CI's state, in memory form. The first eight are durable: each maps to one store
+ * change (`toStoreChange`) and takes effect in memory only once written. TRIGGER_STATE_SAVED
+ * changes nothing here (the trigger runner keeps the states, and takes them once written). The
+ * others are memory only; they ride in the same plans.
+ */
+export type CiStateChange =
+  | { type: 'FRAMEWORK_ID'; frameworkId: string }
+  | { type: 'JOB_SAVED'; job: JobDefinition }
+  /** Removes the job and its builds (the store keeps its highest number, and so does memory). */
+  | { type: 'JOB_REMOVED'; name: string }
+  | { type: 'EXECUTOR_SPEC_SAVED'; label: string; spec: ExecutorSpec }
+  | { type: 'BUILD_SAVED'; build: Build }
+  | { type: 'EXECUTOR_SAVED'; executor: ExecutorRecord }
+  | { type: 'EXECUTOR_REMOVED'; id: string }
+  | { type: 'TRIGGER_STATE_SAVED'; job: string; doc: unknown }
+  /** Memory only from here. Why each queued build waits (the last pass's answer). */
+  | { type: 'REASONS'; reasons: ReadonlyMap<string, WaitReason> }
+  /** Executors wanted per label (the last pass's answer), for the next offers. */
+  | { type: 'NEEDS'; needs: ReadonlyMap<string, number> }
+  | { type: 'OFFER_MANNERS'; state: OfferMannersState }
+  /** `failure` absent: the label's executors start without delay again. */
+  | { type: 'LAUNCH_FAILURE'; label: string; failure?: LaunchFailure }
+  | { type: 'OFFER_SEEN'; agentId: string; offer: LastOffer };
+
+export function toStoreChange(c: CiStateChange): CiChange | undefined {
+  switch (c.type) {
+    case 'FRAMEWORK_ID':
+    case 'JOB_REMOVED':
+    case 'EXECUTOR_REMOVED':
+    case 'TRIGGER_STATE_SAVED':
+      return c;
+    case 'JOB_SAVED':
+      return { type: 'JOB_SAVED', name: c.job.name, doc: c.job };
+    case 'EXECUTOR_SPEC_SAVED':
+      return { type: 'EXECUTOR_SPEC_SAVED', label: c.label, doc: c.spec };
+    case 'BUILD_SAVED':
+      return { type: 'BUILD_SAVED', build: { job: c.build.job, number: c.build.number, finished: isFinished(c.build), doc: c.build } };
+    case 'EXECUTOR_SAVED':
+      return { type: 'EXECUTOR_SAVED', id: c.executor.id, doc: c.executor };
+    default:
+      return undefined;
+  }
+}
+
+/** What CI's planners and routes read of its state. Read-only: builds, executors and jobs are values, replaced on change. */
+export interface CiView {
+  readonly frameworkId: string | undefined;
+  job(name: string): JobDefinition | undefined;
+  jobs(): IterableIterator<JobDefinition>;
+  spec(label: string): ExecutorSpec | undefined;
+  specs(): IterableIterator<[string, ExecutorSpec]>;
+  /** Labels whose spec was PUT (the built-in `default` is not mirrored unless it was). */
+  isStoredSpec(label: string): boolean;
+  /** Builds CI keeps in memory: every build not finished, and those finished since it started or last of their job. */
+  build(key: string): Build | undefined;
+  builds(): IterableIterator<Build>;
+  executor(id: string): ExecutorRecord | undefined;
+  executors(): IterableIterator<ExecutorRecord>;
+  executorOfTask(taskId: string): ExecutorRecord | undefined;
+  /** The highest build number the job ever had (0: none). */
+  lastNumber(job: string): number;
+  reason(buildKey: string): WaitReason | undefined;
+  readonly needs: ReadonlyMap<string, number>;
+  readonly manners: OfferMannersState;
+  launchFailure(label: string): LaunchFailure | undefined;
+  lastOffers(): IterableIterator<[string, LastOffer]>;
+  /** The attributes an agent's offers showed (empty when none came yet). */
+  attributesOf(agentId: string): Record<string, string>;
+  /** Queued builds, oldest first, each with why it waits. */
+  queue(): { build: Build; why: string }[];
+}
+
+/** CI's state in memory: a projection of its state changes (`load` goes through `apply` too). */
+export class CiState implements CiView {
+  frameworkId: string | undefined;
+  private readonly jobsByName = new Map<string, JobDefinition>();
+  private readonly specsByLabel = new Map<string, ExecutorSpec>();
+  private readonly storedSpecs = new Set<string>();
+  private readonly buildsByKey = new Map<string, Build>();
+  private readonly executorsById = new Map<string, ExecutorRecord>();
+  private readonly executorByTask = new Map<string, string>();
+  private readonly numbers = new Map<string, number>();
+  private reasons: ReadonlyMap<string, WaitReason> = new Map();
+  needs: ReadonlyMap<string, number> = new Map();
+  manners: OfferMannersState = freshOfferManners();
+  private readonly failures = new Map<string, LaunchFailure>();
+  private readonly offers = new Map<string, LastOffer>();
+
+  constructor() {
+    // The `default` label exists out of the box.
+    this.specsByLabel.set(DEFAULT_EXECUTOR_LABEL, defaultExecutorSpec());
+  }
+
+  /**
+   * The stored state. Executors come back `launching` (they reconnect by themselves and say what
+   * they run) unless they were being stopped.
+   */
+  load(stored: StoredCiState): void {
+    if (stored.frameworkId !== undefined) this.apply({ type: 'FRAMEWORK_ID', frameworkId: stored.frameworkId });
+    // The documents are CI's own, written by this code; readers check them (see the store).
+    for (const j of stored.jobs) this.apply({ type: 'JOB_SAVED', job: j.doc as JobDefinition });
+    for (const s of stored.executorSpecs) this.apply({ type: 'EXECUTOR_SPEC_SAVED', label: s.label, spec: s.doc as ExecutorSpec });
+    for (const e of stored.executors) {
+      const doc = readExecutorRecord(e.doc);
+      this.apply({ type: 'EXECUTOR_SAVED', executor: { ...doc, state: doc.state === 'stopping' ? 'stopping' : 'launching' } });
+    }
+    for (const b of stored.builds) this.apply({ type: 'BUILD_SAVED', build: b.doc as Build });
+    for (const [job, n] of stored.lastNumbers) this.numbers.set(job, Math.max(n, this.numbers.get(job) ?? 0));
+  }
+
+  apply(c: CiStateChange): void {
+    switch (c.type) {
+      case 'FRAMEWORK_ID':
+        this.frameworkId = c.frameworkId;
+        return;
+      case 'JOB_SAVED':
+        this.jobsByName.set(c.job.name, c.job);
+        return;
+      case 'JOB_REMOVED':
+        this.jobsByName.delete(c.name);
+        for (const [key, b] of this.buildsByKey) if (b.job === c.name) this.buildsByKey.delete(key);
+        return;
+      case 'EXECUTOR_SPEC_SAVED':
+        this.specsByLabel.set(c.label, c.spec);
+        this.storedSpecs.add(c.label);
+        return;
+      case 'BUILD_SAVED':
+        this.buildsByKey.set(buildKey(c.build.job, c.build.number), c.build);
+        if (c.build.number > (this.numbers.get(c.build.job) ?? 0)) this.numbers.set(c.build.job, c.build.number);
+        return;
+      case 'EXECUTOR_SAVED':
+        this.executorsById.set(c.executor.id, c.executor);
+        this.executorByTask.set(c.executor.taskId, c.executor.id);
+        return;
+      case 'EXECUTOR_REMOVED': {
+        const e = this.executorsById.get(c.id);
+        if (e === undefined) return;
+        this.executorsById.delete(c.id);
+        this.executorByTask.delete(e.taskId);
+        return;
+      }
+      case 'TRIGGER_STATE_SAVED':
+        return;
+      case 'REASONS':
+        this.reasons = c.reasons;
+        return;
+      case 'NEEDS':
+        this.needs = c.needs;
+        return;
+      case 'OFFER_MANNERS':
+        this.manners = c.state;
+        return;
+      case 'LAUNCH_FAILURE':
+        if (c.failure === undefined) this.failures.delete(c.label);
+        else this.failures.set(c.label, c.failure);
+        return;
+      case 'OFFER_SEEN':
+        this.offers.set(c.agentId, c.offer);
+        return;
+    }
+  }
+
+  // --- CiView ------------------------------------------------------------------------------
+
+  job(name: string): JobDefinition | undefined {
+    return this.jobsByName.get(name);
+  }
+
+  jobs(): IterableIterator<JobDefinition> {
+    return this.jobsByName.values();
+  }
+
+  spec(label: string): ExecutorSpec | undefined {
+    return this.specsByLabel.get(label);
+  }
+
+  specs(): IterableIterator<[string, ExecutorSpec]> {
+    return this.specsByLabel.entries();
+  }
+
+  isStoredSpec(label: string): boolean {
+    return this.storedSpecs.has(label);
+  }
+
+  build(key: string): Build | undefined {
+    return this.buildsByKey.get(key);
+  }
+
+  builds(): IterableIterator<Build> {
+    return this.buildsByKey.values();
+  }
+
+  executor(id: string): ExecutorRecord | undefined {
+    return this.executorsById.get(id);
+  }
+
+  executors(): IterableIterator<ExecutorRecord> {
+    return this.executorsById.values();
+  }
+
+  executorOfTask(taskId: string): ExecutorRecord | undefined {
+    const id = this.executorByTask.get(taskId);
+    return id === undefined ? undefined : this.executorsById.get(id);
+  }
+
+  lastNumber(job: string): number {
+    return this.numbers.get(job) ?? 0;
+  }
+
+  reason(key: string): WaitReason | undefined {
+    return this.reasons.get(key);
+  }
+
+  launchFailure(label: string): LaunchFailure | undefined {
+    return this.failures.get(label);
+  }
+
+  lastOffers(): IterableIterator<[string, LastOffer]> {
+    return this.offers.entries();
+  }
+
+  attributesOf(agentId: string): Record<string, string> {
+    return this.offers.get(agentId)?.attributes ?? {};
+  }
+
+  queue(): { build: Build; why: string }[] {
+    return [...this.buildsByKey.values()]
+      .filter((b) => b.status === 'queued')
+      .sort((a, b) => a.queuedAt - b.queuedAt)
+      .map((b) => ({ build: b, why: this.reasons.get(buildKey(b.job, b.number))?.message ?? 'waiting for the next scheduling pass' }));
+  }
+}

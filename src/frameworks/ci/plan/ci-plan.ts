@@ -1,0 +1,113 @@
+import type { OutgoingCall } from '../../kit/framework-session.ts';
+import type { Plan } from '../../kit/plan-applier.ts';
+import { isFinished, type Build } from '../build.ts';
+import type { StoredLogSizes } from '../build-log-store.ts';
+import type { CiStateChange } from '../ci-state.ts';
+import type { ExecutorRecord } from '../executor-record.ts';
+import type { ServerToExecutor } from '../executor-protocol.ts';
+
+/** A piece of a build's log to append before the plan's store batch (BuildLogStore.append). */
+export interface LogAppend {
+  job: string;
+  number: number;
+  step: string;
+  text: string;
+  /** The sizes the store holds for the build's log before this plan. */
+  stored: StoredLogSizes;
+}
+
+/**
+ * A plan of CI: the kit's plan (CI publishes no event stream yet) and what only CI does with one:
+ * - `logs`: log pieces, appended to their files before the store batch (a report is stored only
+ *   once its log piece is written, then acknowledged);
+ * - `sends`: messages to executors (WELCOME, BUILD, ACK, CANCEL, SHUTDOWN), after the batch;
+ * - `drops`: executor streams taken for lost (silent for too long);
+ * - `ended`: builds that ended (their log's followers get the end);
+ * - `mirror`: the configuration changed; its git mirror is written with this message;
+ * - `pass`: the next pool pass must see this plan.
+ */
+export interface CiPlan extends Plan<CiStateChange, never> {
+  logs: LogAppend[];
+  sends: { executorId: string; message: ServerToExecutor }[];
+  drops: string[];
+  ended: Build[];
+  mirror?: string;
+  pass: boolean;
+}
+
+/** Builds a CiPlan, with the helpers every CI planner writes the same way. */
+export class CiPlanBuilder {
+  readonly plan: CiPlan = { changes: [], calls: [], events: [], log: [], logs: [], sends: [], drops: [], ended: [], pass: false };
+
+  change(c: CiStateChange): this {
+    this.plan.changes.push(c);
+    return this;
+  }
+
+  call(c: OutgoingCall): this {
+    this.plan.calls.push(c);
+    return this;
+  }
+
+  send(executorId: string, message: ServerToExecutor): this {
+    this.plan.sends.push({ executorId, message });
+    return this;
+  }
+
+  log(line: string): this {
+    this.plan.log.push(line);
+    return this;
+  }
+
+  pass(): this {
+    this.plan.pass = true;
+    return this;
+  }
+
+  saveBuild(b: Build): this {
+    return this.change({ type: 'BUILD_SAVED', build: b });
+  }
+
+  saveExecutor(e: ExecutorRecord): this {
+    return this.change({ type: 'EXECUTOR_SAVED', executor: e });
+  }
+
+  /** Ends a build (steps not run are skipped, or cancelled) and stores it. */
+  finishBuild(b: Build, status: Build['status'], now: number, error?: string): Build {
+    const done = finishedBuild(b, status, now, error);
+    this.saveBuild(done);
+    if (!isFinished(b)) this.plan.ended.push(done);
+    return done;
+  }
+
+  /** KILL of an executor's task. */
+  killExecutor(e: ExecutorRecord): this {
+    return this.call({ type: 'KILL', kill: { task_id: { value: e.taskId }, agent_id: { value: e.agentId } } });
+  }
+
+  /**
+   * The executor is gone (its task ended, it was given up): removed, its stream forgotten, and
+   * the build it ran (as this plan has it) ended in `error` (`cancelled` if a cancel was asked).
+   */
+  removeExecutor(e: ExecutorRecord, build: Build | undefined, why: string, now: number): void {
+    this.change({ type: 'EXECUTOR_REMOVED', id: e.id });
+    if (build !== undefined && !isFinished(build)) this.finishBuild(build, build.cancelRequested === true ? 'cancelled' : 'error', now, `the build stopped because ${why}`);
+    this.pass();
+  }
+}
+
+/** A build ended: steps not run are skipped (cancelled, for a cancelled build). */
+export function finishedBuild(b: Build, status: Build['status'], now: number, error?: string): Build {
+  return {
+    ...b,
+    status,
+    finishedAt: now,
+    ...(error !== undefined ? { error } : {}),
+    steps: b.steps.map((s) => (s.status === 'pending' || s.status === 'running' ? { ...s, status: status === 'cancelled' ? 'cancelled' : 'skipped' } : s)),
+  };
+}
+
+/** The build an executor runs, as the view has it. */
+export function buildOf(e: ExecutorRecord, builds: { build(key: string): Build | undefined }): Build | undefined {
+  return e.build !== undefined ? builds.build(e.build) : undefined;
+}
