@@ -10,7 +10,9 @@ import type { Attribute, FrameworkID, FrameworkInfo, Resource, TaskInfo, TaskSta
  * AgentToMaster ones), keeps a status update stream per task with the real rules (in order per
  * task, resent until acknowledged), and "runs" tasks: a task is RUNNING at once and FINISHes after
  * its duration (label `sim.duration_ms`, else the agent's default; none: it runs until killed).
- * A task with label `sim.exit` = `failed` FAILs instead of finishing.
+ * A task with label `sim.exit` = `failed` FAILs instead of finishing. A task with a health check
+ * is RUNNING unhealthy, then healthy after label `sim.healthy_after_ms` (default: the check's
+ * `delay_seconds`), as the agent's health checker would report it.
  *
  * Inbound messages are queued and handled in `drain()`, so the master is never re-entered from
  * inside one of its own calls; the harness decides when agents run.
@@ -38,6 +40,7 @@ interface SimTask {
   pending: (TaskStatus & { uuid: string })[];
   sentAt: number;
   timer: Timer | undefined;
+  healthTimer?: Timer | undefined;
 }
 
 export class SimAgent {
@@ -170,8 +173,18 @@ export class SimAgent {
     const t: SimTask = { framework, info, state: 'TASK_STAGING', pending: [], sentAt: 0, timer: undefined };
     this.tasks.set(info.task_id.value, t);
     this.transition(t, 'TASK_STARTING', undefined);
-    this.transition(t, 'TASK_RUNNING', undefined);
     const label = (key: string) => info.labels?.labels.find((l) => l.key === key)?.value;
+    const check = info.health_check;
+    this.transition(t, 'TASK_RUNNING', undefined, check !== undefined ? false : undefined);
+    if (check !== undefined) {
+      const after = label('sim.healthy_after_ms') !== undefined ? Number(label('sim.healthy_after_ms')) : (check.delay_seconds ?? 0) * 1000;
+      t.healthTimer = this.options.clock.setTimer(after, () => {
+        t.healthTimer = undefined;
+        if (t.state !== 'TASK_RUNNING') return;
+        this.transition(t, 'TASK_RUNNING', undefined, true);
+        this.wake(this);
+      });
+    }
     const duration = label('sim.duration_ms') !== undefined ? Number(label('sim.duration_ms')) : this.options.taskDurationMs;
     if (duration !== undefined) {
       const end = label('sim.exit') === 'failed' ? 'TASK_FAILED' : 'TASK_FINISHED';
@@ -195,11 +208,13 @@ export class SimAgent {
   }
 
   /** Records a new state and queues its update; sends it if nothing else of the task is in flight. */
-  private transition(t: SimTask, state: TaskState, message: string | undefined): void {
+  private transition(t: SimTask, state: TaskState, message: string | undefined, healthy?: boolean): void {
     t.state = state;
     if (isTerminal(state)) {
       t.timer?.cancel();
       t.timer = undefined;
+      t.healthTimer?.cancel();
+      t.healthTimer = undefined;
     }
     const status: TaskStatus & { uuid: string } = {
       task_id: t.info.task_id,
@@ -209,6 +224,7 @@ export class SimAgent {
       ...(this.agentIdObj !== undefined ? { agent_id: this.agentIdObj } : {}),
       timestamp: this.options.clock.now() / 1000,
       ...(message !== undefined ? { message } : {}),
+      ...(healthy !== undefined ? { healthy } : {}),
     };
     t.pending.push(status);
     if (t.pending.length === 1) this.sendHead(t);

@@ -1,6 +1,7 @@
 import { ManualClock } from '../core/clock.ts';
 import { Resources } from '../core/resources.ts';
 import { Master, type MasterOptions } from '../master/master.ts';
+import type { MasterToAgent } from '../protocol/agent.ts';
 import type { Attribute } from '../protocol/mesos.ts';
 import type { Event } from '../protocol/scheduler.ts';
 import { SimAgent } from './sim-agent.ts';
@@ -20,6 +21,7 @@ export class SimCluster {
   private readonly busyAgents = new Set<SimAgent>();
   private readonly busyFrameworks = new Set<SimFramework>();
   private readonly conns = new Map<SimFramework, { send: (e: Event) => void; close: () => void }>();
+  private readonly agentConns = new Map<SimAgent, { send: (m: MasterToAgent) => void; close: () => void }>();
 
   constructor(options: Partial<Omit<MasterOptions, 'clock'>> = {}, clock = new ManualClock()) {
     this.clock = clock;
@@ -39,7 +41,11 @@ export class SimCluster {
         ...(options.retryMs !== undefined ? { retryMs: options.retryMs } : {}),
       },
       (a, message) => {
-        if (message.type === 'REGISTER') this.master.registerAgent(message, { send: (m) => a.receive(m), close: () => undefined });
+        if (message.type === 'REGISTER') {
+          const conn = { send: (m: MasterToAgent) => a.receive(m), close: () => undefined };
+          this.agentConns.set(a, conn);
+          this.master.registerAgent(message, conn);
+        }
         else if (a.agentId !== undefined) this.master.agentMessage(a.agentId, message);
       },
       (a) => this.busyAgents.add(a),
@@ -47,6 +53,17 @@ export class SimCluster {
     this.agents.push(agent);
     agent.register();
     return agent;
+  }
+
+  /**
+   * The agent's machine is lost (crash, partition): its stream drops, the master starts its
+   * reconnect grace, nothing goes in or out; its tasks keep "running" until it registers again.
+   */
+  loseAgent(agent: SimAgent): void {
+    const conn = this.agentConns.get(agent);
+    agent.disconnect();
+    if (conn !== undefined && agent.agentId !== undefined) this.master.agentDisconnected(agent.agentId, conn);
+    this.agentConns.delete(agent);
   }
 
   /** Adds a framework and subscribes it. */

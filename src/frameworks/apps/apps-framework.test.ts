@@ -1,0 +1,170 @@
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, afterEach, describe, it } from 'node:test';
+import { InProcessScheduler } from '../../server/in-process-scheduler.ts';
+import { SimCluster } from '../../sim/sim-cluster.ts';
+import { SimRunner } from '../../sim/sim-runner.ts';
+import type { SimAgent } from '../../sim/sim-agent.ts';
+import { SqliteAppsStore } from '../../store/sqlite-apps-store.ts';
+import { parseAppDefinition } from './app-definition.ts';
+import { AppsFramework } from './apps-framework.ts';
+import type { MarathonEvent } from './events/marathon-events.ts';
+import { isHealthy, type Instance } from './instance.ts';
+
+// The services framework on simulated time: a real master core, simulated agents (src/sim), the
+// real framework with its real SQLite store, over the in-process scheduler transport; the
+// framework's clock is the cluster's ManualClock, so seconds of cluster time take milliseconds.
+
+const AGENT = 'cpus:4;mem:4096;ports:[31000-32000]';
+const dirs: string[] = [];
+after(() => {
+  for (const d of dirs) rmSync(d, { recursive: true, force: true });
+});
+
+interface World {
+  cluster: SimCluster;
+  agents: SimAgent[];
+  fw: AppsFramework;
+  runner: SimRunner;
+  events: MarathonEvent[];
+  stop(): Promise<void>;
+}
+
+async function world(agents: number, onEvent: (e: MarathonEvent, fw: AppsFramework) => void = () => undefined): Promise<World> {
+  const cluster = new SimCluster({ agentReconnectGraceMs: 5000 });
+  const list = Array.from({ length: agents }, (_, i) => cluster.addAgent(AGENT, { hostname: `h${i}` }));
+  const dir = mkdtempSync(join(tmpdir(), 'slipway-apps-sim-'));
+  dirs.push(dir);
+  const store = await SqliteAppsStore.open(dir);
+  const events: MarathonEvent[] = [];
+  let n = 0;
+  const fw: AppsFramework = new AppsFramework({
+    transport: new InProcessScheduler(cluster.master),
+    store,
+    clock: cluster.clock,
+    uuid: () => `00000000-0000-4000-8000-${String(++n).padStart(12, '0')}`,
+    events: {
+      publish: (e) => {
+        events.push(e);
+        onEvent(e, fw);
+      },
+    },
+  });
+  const runner = new SimRunner(cluster, [() => fw.settled()]);
+  const started = fw.start();
+  await runner.quiesce();
+  await started;
+  return {
+    cluster,
+    agents: list,
+    fw,
+    runner,
+    events,
+    async stop() {
+      await fw.stop();
+      await store.close();
+      cluster.master.stop();
+    },
+  };
+}
+
+const running = (fw: AppsFramework, appId: string): Instance[] => fw.view.instancesOf(appId).filter((i) => i.state === 'TASK_RUNNING' && i.unreachableSince === undefined && !i.killing);
+
+function perHost(instances: readonly Instance[]): Map<string, number> {
+  const m = new Map<string, number>();
+  for (const i of instances) m.set(i.host, (m.get(i.host) ?? 0) + 1);
+  return m;
+}
+
+const app = (json: Record<string, unknown>) => parseAppDefinition({ cpus: 0.1, mem: 32, cmd: 'sleep 1000', ...json });
+
+describe('the services framework on simulated time', () => {
+  let w: World | undefined;
+  afterEach(async () => {
+    await w?.stop();
+    w = undefined;
+  });
+
+  it('replaces the instances of a lost agent on the other agents, spread evenly', async () => {
+    w = await world(4);
+    const { fw, runner, cluster, agents } = w;
+    await fw.deploy((t) => t.set('/web', app({ id: '/web', instances: 8 })));
+    await runner.until('8 instances running', () => running(fw, '/web').length === 8);
+    assert.deepEqual([...perHost(running(fw, '/web')).values()], [2, 2, 2, 2], 'spread over the four agents');
+
+    const lost = agents[0]!;
+    cluster.loseAgent(lost);
+    const took = await runner.until('8 instances running on the three agents left', () => running(fw, '/web').filter((i) => i.host !== lost.options.hostname).length === 8, 30_000);
+    const counts = [...perHost(running(fw, '/web').filter((i) => i.host !== lost.options.hostname)).values()].sort();
+    assert.deepEqual(counts, [2, 3, 3], 'the two replacements go to two different agents');
+    // The master's grace for a dropped agent (5 s) is most of it.
+    assert.ok(took >= 5000 && took <= 8000, `replaced ${took} ms of cluster time after the loss`);
+  });
+
+  it('never goes below minimum health, nor above maximum over capacity, in a rolling upgrade', async () => {
+    let fewestHealthy = Infinity;
+    let mostAlive = 0;
+    let upgrading = false;
+    w = await world(3, (_e, fw) => {
+      if (!upgrading) return;
+      const alive = fw.view.instancesOf('/api').filter((i) => i.state !== 'TASK_KILLED' && i.state !== 'TASK_FINISHED' && i.state !== 'TASK_FAILED');
+      fewestHealthy = Math.min(fewestHealthy, alive.filter((i) => isHealthy(i) && !i.killing).length);
+      mostAlive = Math.max(mostAlive, alive.length);
+    });
+    const { fw, runner } = w;
+    const definition = {
+      id: '/api',
+      instances: 10,
+      portDefinitions: [{ port: 0 }],
+      healthChecks: [{ protocol: 'MESOS_HTTP', path: '/', portIndex: 0, gracePeriodSeconds: 5, intervalSeconds: 1 }],
+      upgradeStrategy: { minimumHealthCapacity: 0.8, maximumOverCapacity: 0.2 },
+      // The simulated agent reports each instance healthy 2 s after it runs.
+      labels: { 'sim.healthy_after_ms': '2000' },
+    };
+    await fw.deploy((t) => t.set('/api', app(definition)));
+    await runner.until('10 healthy instances', () => fw.view.instancesOf('/api').filter(isHealthy).length === 10 && fw.view.deployments().length === 0);
+    const first = fw.view.app('/api')!.info.version;
+
+    upgrading = true;
+    await fw.deploy((t) => t.set('/api', app({ ...definition, cmd: 'sleep 2000' })));
+    const took = await runner.until('the upgrade done', () => fw.view.deployments().length === 0, 120_000);
+    upgrading = false;
+    const now = fw.view.instancesOf('/api');
+    assert.equal(now.length, 10);
+    assert.ok(now.every((i) => i.version !== first && isHealthy(i)), 'every instance runs the new version, healthy');
+    assert.ok(fewestHealthy >= 8, `at least ceil(10 x 0.8) = 8 healthy at every change (fewest: ${fewestHealthy})`);
+    assert.ok(mostAlive <= 12, `at most 10 x 1.2 = 12 alive at every change (most: ${mostAlive})`);
+    // Four new at a time (2 over capacity, 2 in place of old ones), each healthy after 2 s: three rounds.
+    assert.ok(took >= 3 * 2000, `the upgrade took ${took} ms of cluster time: it waited for health`);
+  });
+
+  it('delays the launches of an app that keeps failing, longer each time up to the maximum, and starts over on reset', async () => {
+    w = await world(1);
+    const { fw, runner, events } = w;
+    const launches = () => events.filter((e) => e.eventType === 'status_update_event' && e.taskStatus === 'TASK_RUNNING').map((e) => Date.parse(e.timestamp));
+    await fw.deploy((t) =>
+      t.set('/crash', app({ id: '/crash', instances: 1, backoffSeconds: 1, backoffFactor: 2, maxLaunchDelaySeconds: 8, labels: { 'sim.duration_ms': '100', 'sim.exit': 'failed' } })),
+    );
+    await runner.until('six launches', () => launches().length >= 6, 120_000);
+    const at = launches();
+    const gaps = at.slice(1).map((t, i) => t - at[i]!);
+    // Each failure (100 ms after its launch) waits 1, 2, 4, 8, 8 s; the rest is the next pass and offer (under 2.5 s).
+    [1000, 2000, 4000, 8000, 8000].forEach((delay, i) => {
+      const gap = gaps[i]!;
+      assert.ok(gap >= delay + 100 && gap <= delay + 2600, `launch ${i + 2} came ${gap} ms after the one before (delay ${delay} ms)`);
+    });
+    assert.equal(fw.view.backoff('/crash')?.delaySeconds, 8, 'held at the maximum');
+
+    // DELETE /v2/queue/{app}/delay: the next launch at once, and the delay starts over at 1 s.
+    await runner.until('a failure after the last launch', () => fw.view.backoff('/crash') !== undefined && fw.view.instancesOf('/crash').length === 0, 20_000);
+    const before = launches().length;
+    const resetAt = w.cluster.clock.now();
+    await fw.resetDelay('/crash');
+    await runner.until('launched after the reset', () => launches().length > before, 10_000);
+    assert.ok(launches()[before]! - resetAt <= 2500, 'launched without the 8 s delay');
+    await runner.until('failed again', () => fw.view.backoff('/crash') !== undefined, 10_000);
+    assert.equal(fw.view.backoff('/crash')?.delaySeconds, 1, 'the backoff starts over');
+  });
+});

@@ -1,0 +1,192 @@
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, afterEach, describe, it } from 'node:test';
+import type { FrameworkCall } from '../../protocol/scheduler.ts';
+import type { SchedulerTransport } from '../../protocol/scheduler-transport.ts';
+import { InProcessScheduler } from '../../server/in-process-scheduler.ts';
+import type { SimAgent } from '../../sim/sim-agent.ts';
+import { SimCluster } from '../../sim/sim-cluster.ts';
+import { SimRunner } from '../../sim/sim-runner.ts';
+import { SqliteCiStore } from '../../store/sqlite-ci-store.ts';
+import { REVIVE_RETRY_MS } from '../kit/offer-manners.ts';
+import { CiFramework } from './ci-framework.ts';
+import type { ExecutorConnection, ExecutorReport } from './executor-hub.ts';
+import type { ServerToExecutor } from './executor-protocol.ts';
+import { parseExecutorSpec, parseJobDefinition } from './job-definition.ts';
+
+// CI on simulated time: a real master core, simulated agents (src/sim), the real framework with
+// its real SQLite store, and simulated executors that speak the executor protocol to CI's hub the
+// way `slipway ci-executor` does over its stream (a real fake, like Woodpecker's dummy backend).
+
+const AGENT = 'cpus:4;mem:4096;disk:16384;ports:[31000-32000]';
+const COMMIT = 'a'.repeat(40);
+const dirs: string[] = [];
+after(() => {
+  for (const d of dirs) rmSync(d, { recursive: true, force: true });
+});
+
+/**
+ * Simulated executors: each executor task the agents run says HELLO with its token, runs every
+ * BUILD it is given (one step, one log line, success), and exits on SHUTDOWN (its task finishes).
+ */
+class SimExecutors {
+  readonly received: { executorId: string; message: ServerToExecutor }[] = [];
+  private readonly connected = new Set<string>();
+
+  constructor(
+    private readonly ci: CiFramework,
+    private readonly agents: readonly SimAgent[],
+  ) {}
+
+  /** One round: new executor tasks running connect. */
+  async step(): Promise<void> {
+    for (const e of this.ci.view.executors()) {
+      if (this.connected.has(e.id) || e.state !== 'launching') continue;
+      const agent = this.agents.find((a) => a.taskState(e.taskId) === 'TASK_RUNNING');
+      if (agent === undefined) continue;
+      this.connected.add(e.id);
+      let seq = 0;
+      const conn: ExecutorConnection = {
+        send: (message) => {
+          this.received.push({ executorId: e.id, message });
+          if (message.type === 'BUILD') {
+            const { job, number } = message.build;
+            const step = message.build.pipeline.steps[0]!.name;
+            const at = Date.now();
+            const reports: ExecutorReport[] = [
+              { type: 'STEP_STARTED', job, number, seq: ++seq, step, at },
+              { type: 'LOG', job, number, seq: ++seq, step, at, text: 'hello\n' },
+              { type: 'STEP_FINISHED', job, number, seq: ++seq, step, at, status: 'success', exitCode: 0 },
+              { type: 'BUILD_DONE', job, number, seq: ++seq, at, status: 'success', artifacts: [] },
+            ];
+            for (const report of reports) this.ci.hub.message(e.id, conn, report);
+          }
+          if (message.type === 'SHUTDOWN') agent.finishTask(e.taskId);
+        },
+        close: () => undefined,
+      };
+      this.ci.hub.connected({ type: 'HELLO', executorId: e.id, label: e.label, hostname: e.hostname }, e.token, conn);
+    }
+  }
+}
+
+/** The in-process scheduler, except that REVIVE calls are lost while `dropRevives` is set (they "reach" nobody). */
+class LossyTransport implements SchedulerTransport {
+  dropRevives = false;
+  readonly sent: FrameworkCall['type'][] = [];
+  constructor(private readonly inner: SchedulerTransport) {}
+  async subscribe(...args: Parameters<SchedulerTransport['subscribe']>) {
+    const sub = await this.inner.subscribe(...args);
+    return {
+      frameworkId: sub.frameworkId,
+      close: () => sub.close(),
+      call: async (c: FrameworkCall) => {
+        this.sent.push(c.type);
+        if (c.type === 'REVIVE' && this.dropRevives) return;
+        await sub.call(c);
+      },
+    };
+  }
+}
+
+interface World {
+  cluster: SimCluster;
+  agents: SimAgent[];
+  ci: CiFramework;
+  executors: SimExecutors;
+  transport: LossyTransport;
+  runner: SimRunner;
+  stop(): Promise<void>;
+}
+
+async function world(agents: number): Promise<World> {
+  const cluster = new SimCluster({ agentReconnectGraceMs: 5000 });
+  const list = Array.from({ length: agents }, (_, i) => cluster.addAgent(AGENT, { hostname: `h${i}` }));
+  const dir = mkdtempSync(join(tmpdir(), 'slipway-ci-sim-'));
+  dirs.push(dir);
+  const store = await SqliteCiStore.open(dir);
+  const transport = new LossyTransport(new InProcessScheduler(cluster.master));
+  let n = 0;
+  const ci = new CiFramework({
+    transport,
+    store,
+    dataDir: dir,
+    clock: cluster.clock,
+    uuid: () => `exec-${++n}`,
+    token: () => `token-${n}`,
+    executorProgram: () => ({ command: { shell: true, value: 'sim-executor' } }),
+    ...(process.env['SIM_LOG'] !== undefined ? { log: (l: string) => console.log(cluster.clock.now() % 100000, l) } : {}),
+  });
+  const executors = new SimExecutors(ci, list);
+  const runner = new SimRunner(cluster, [() => ci.settled(), () => executors.step()]);
+  const started = ci.start();
+  await runner.quiesce();
+  await started;
+  await ci.putJob(parseJobDefinition('hello', { repo: '/srv/git/hello.git', pipeline: 'steps:\n  - name: greet\n    commands: [echo hello]\n' }));
+  return {
+    cluster,
+    agents: list,
+    ci,
+    executors,
+    transport,
+    runner,
+    async stop() {
+      await ci.stop();
+      await store.close();
+      cluster.master.stop();
+    },
+  };
+}
+
+const trigger = (ci: CiFramework) => ci.trigger('hello', { cause: { kind: 'manual', description: 'test' }, event: 'manual', commit: COMMIT });
+
+describe('CI on simulated time', () => {
+  let w: World | undefined;
+  afterEach(async () => {
+    await w?.stop();
+    w = undefined;
+  });
+
+  it('runs a build on an executor started from an offer, and stops the executor after its idle time', async () => {
+    w = await world(2);
+    const { ci, runner, agents, executors } = w;
+    await ci.putExecutorSpec('default', parseExecutorSpec('default', { cpus: 0.5, mem: 256, idleTerminationSeconds: 10 }));
+    const build = await trigger(ci);
+    await runner.until('the build succeeded', () => ci.view.build(`hello#${build.number}`)?.status === 'success', 20_000);
+    const done = ci.view.build(`hello#${build.number}`)!;
+    assert.deepEqual(done.steps.map((s) => [s.name, s.status, s.exitCode]), [['greet', 'success', 0]]);
+    assert.equal(done.logBytes?.whole, 'hello\n'.length);
+    const [executor] = [...ci.view.executors()];
+    assert.equal(executor?.state, 'idle');
+    const idleSince = executor.idleSince!;
+
+    await runner.advance(9_000 - (w.cluster.clock.now() - idleSince));
+    assert.equal(ci.view.executor(executor.id)?.state, 'idle', 'still idle before its 10 s');
+    assert.equal(executors.received.filter((r) => r.message.type === 'SHUTDOWN').length, 0);
+    const gone = await runner.until('the executor gone', () => ci.view.executor(executor.id) === undefined, 10_000);
+    const shutdownAfter = w.cluster.clock.now() - gone - idleSince;
+    assert.ok(shutdownAfter >= 9_000, `shut down ${shutdownAfter} ms after it became idle`);
+    assert.equal(executors.received.filter((r) => r.executorId === executor.id && r.message.type === 'SHUTDOWN').length, 1);
+    assert.equal(agents.reduce((n, a) => n + a.runningTasks(), 0), 0, 'its task ended: its resources are back in the pool');
+  });
+
+  it('is never starved: needs that get no offers revive again, even when a REVIVE is lost', async () => {
+    w = await world(1);
+    const { ci, runner, transport } = w;
+    await runner.until('suppressed while nothing waits', () => transport.sent.includes('SUPPRESS'), 5_000);
+    transport.dropRevives = true;
+    const startedAt = w.cluster.clock.now();
+    const build = await trigger(ci);
+    await runner.until('a REVIVE (lost)', () => transport.sent.includes('REVIVE'), 5_000);
+    // Lost: the master keeps the framework suppressed, so no offer comes.
+    await runner.advance(REVIVE_RETRY_MS / 2);
+    assert.equal([...ci.view.executors()].length, 0, 'no offer while the REVIVE is lost');
+    transport.dropRevives = false;
+    const took = await runner.until('the build succeeded', () => ci.view.build(`hello#${build.number}`)?.status === 'success', 20_000);
+    const total = w.cluster.clock.now() - startedAt;
+    assert.ok(transport.sent.filter((t) => t === 'REVIVE').length >= 2, 'revived again');
+    assert.ok(total >= REVIVE_RETRY_MS && total <= REVIVE_RETRY_MS + 3_000, `built ${total} ms after the trigger (${took} after the loss ended)`);
+  });
+});
