@@ -419,6 +419,50 @@ describe('CI on a master and two agents, each its own process', { timeout: 170_0
     }
   }));
 
+  it('is not starved when a REVIVE is overtaken by an earlier SUPPRESS on the way to the master', { timeout: 60_000 }, body(async (t) => {
+    const { ci, proxy } = cluster;
+    // Calls over HTTP are separate requests: the network may deliver a SUPPRESS after a REVIVE
+    // sent later, and leave CI suppressed at the master while a build waits. The proxy makes that
+    // happen: it holds CI's SUPPRESS, lets a later REVIVE through, then delivers the SUPPRESS.
+    // Build 2 needs a whole agent (label `big`), and both are busy with a build each when its
+    // REVIVE arrives: nothing can start it until an agent is free again, and by then the master
+    // has CI suppressed. Only CI's own retry (REVIVE again after REVIVE_RETRY_MS without an offer
+    // it could use) starts it.
+    await ci.put('/ci/v1/executors/big', { cpus: 2, mem: 128, disk: 0, maxExecutors: 1, idleTerminationSeconds: 0 });
+    await ci.put('/ci/v1/jobs/overtaken-a', { repo: cluster.repo, pipelineFile: 'sleep.yml' });
+    await ci.put('/ci/v1/jobs/overtaken-b', { repo: cluster.repo, pipelineFile: 'sleep.yml' });
+    await ci.put('/ci/v1/jobs/overtaken-big', { repo: cluster.repo, pipelineFile: 'brief.yml', executor: 'big' });
+    proxy.hold('SUPPRESS');
+    await ci.trigger('overtaken-a');
+    await ci.trigger('overtaken-b');
+    const running = await waitUntil(async () => {
+      const a = await ci.build('overtaken-a', 1);
+      const b = await ci.build('overtaken-b', 1);
+      return a?.status === 'running' && b?.status === 'running' ? [a, b] : undefined;
+    }, 'both builds to run', 20_000);
+    assert.notEqual(running[0].hostname, running[1].hostname, 'one build per agent');
+    await waitUntil(() => proxy.holding('SUPPRESS'), 'CI to SUPPRESS once nothing more is needed', 10_000);
+    proxy.hold('REVIVE');
+    const triggeredAt = Date.now();
+    await ci.trigger('overtaken-big');
+    await waitUntil(() => proxy.holding('REVIVE'), 'CI to REVIVE for the big build', 10_000);
+    const revived = proxy.forwarded.filter((c) => c.type === 'REVIVE').length;
+    proxy.release('REVIVE');
+    await waitUntil(() => proxy.forwarded.filter((c) => c.type === 'REVIVE').length > revived, 'the REVIVE to reach the master', 5_000);
+    const manners = () => proxy.forwarded.filter((c) => c.type === 'SUPPRESS' || c.type === 'REVIVE').map((c) => c.type);
+    const before = manners().length;
+    proxy.release('SUPPRESS');
+    await waitUntil(() => manners().length > before, 'the SUPPRESS to reach the master after the REVIVE', 5_000);
+    assert.deepEqual(manners().slice(before - 1, before + 1), ['REVIVE', 'SUPPRESS'], `the master got the REVIVE, then the older SUPPRESS: ${JSON.stringify(manners())}`);
+
+    const build = await ci.waitEnd('overtaken-big', 1, 40_000);
+    assert.equal(build.status, 'success', JSON.stringify(build));
+    const again = manners().slice(before).filter((c) => c === 'REVIVE').length;
+    assert.ok(again >= 1, `CI revived again after the overtaken REVIVE (${JSON.stringify(manners().slice(before))})`);
+    t.diagnostic(`the big build started ${build.startedAt! - triggeredAt} ms after its trigger, after ${again} more REVIVE(s)`);
+    for (const job of ['overtaken-a', 'overtaken-b']) assert.equal((await ci.waitEnd(job, 1, 25_000)).status, 'success');
+  }));
+
   it('ends a build whose executor process is killed with -9 as an error naming the executor, and runs the next build on a new executor', { timeout: 40_000 }, body(async (t) => {
     const { ci } = cluster;
     await ci.put('/ci/v1/jobs/victim', { repo: cluster.repo, pipelineFile: 'first-hangs.yml' });

@@ -40,7 +40,6 @@ export interface PlacementContext {
 export function planExecutorLaunches(view: CiView, offers: readonly Offer[], ctx: PlacementContext): CiPlan {
   const { now } = ctx;
   const b = new CiPlanBuilder();
-  b.change({ type: 'OFFER_MANNERS', state: offersSeen(view.manners, now) });
   const lastOffers = new Map<string, LastOffer>([...view.lastOffers()].map(([agentId, o]) => [agentId, { ...o }]));
   for (const o of offers) {
     const offer = { at: now, hostname: o.hostname, attributes: offerAttributes(o), left: Resources.fromJSON(o.resources), role: o.allocation_info.role };
@@ -102,6 +101,7 @@ export function planExecutorLaunches(view: CiView, offers: readonly Offer[], ctx
   for (const [agentId, offer] of lastOffers) b.change({ type: 'OFFER_SEEN', agentId, offer });
   let stillWanted = 0;
   for (const n of needs.values()) stillWanted += n;
+  b.change({ type: 'OFFER_MANNERS', state: offersSeen(view.manners, now, stillWanted) });
   const unused = offers.filter((o) => !launches.has(o.id.value)).map((o) => o.id);
   if (unused.length > 0) b.call({ type: 'DECLINE', decline: { offer_ids: unused, filters: { refuse_seconds: declineSeconds(stillWanted > 0) } } });
   for (const [offerId, taskInfos] of launches) {

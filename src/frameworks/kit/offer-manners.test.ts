@@ -9,7 +9,7 @@ describe('offer manners', () => {
     let s: OfferMannersState = freshOfferManners();
     let r = planOfferMode(s, input(2, 1000));
     assert.deepEqual(r.call, { type: 'REVIVE', revive: { roles: ['ci'] } });
-    s = offersSeen(r.next, 1000);
+    s = offersSeen(r.next, 1000, 2);
     r = planOfferMode(s, input(2, 1100));
     assert.equal(r.call, undefined, 'the same need asks nothing again');
     r = planOfferMode(r.next, input(1, 1200));
@@ -24,6 +24,15 @@ describe('offer manners', () => {
     assert.equal(r.call?.type, 'REVIVE', 'any need revives a suppressed framework');
   });
 
+  it('revives for a need that comes after offers met the one before', () => {
+    let r = planOfferMode(freshOfferManners(), input(3, 1000));
+    assert.equal(r.call?.type, 'REVIVE');
+    // The offers met all three; the rest of them was declined (with a long filter).
+    const met = offersSeen(r.next, 1100, 0);
+    r = planOfferMode(met, input(1, 1200));
+    assert.equal(r.call?.type, 'REVIVE', 'one more build: revive, which clears the decline filters');
+  });
+
   it('does not suppress without a subscription', () => {
     assert.equal(planOfferMode(freshOfferManners(), input(0, 1000, false)).call, undefined);
   });
@@ -35,7 +44,7 @@ describe('offer manners', () => {
     assert.equal(r.call, undefined, 'not before the retry time');
     r = planOfferMode(r.next, input(1, 10_000 + REVIVE_RETRY_MS));
     assert.equal(r.call?.type, 'REVIVE', 'starved: revive again');
-    const fed = offersSeen(r.next, 10_000 + REVIVE_RETRY_MS + 100);
+    const fed = offersSeen(r.next, 10_000 + REVIVE_RETRY_MS + 100, 1);
     r = planOfferMode(fed, input(1, 10_000 + 2 * REVIVE_RETRY_MS + 50));
     assert.equal(r.call, undefined, 'offers came less than the retry time ago');
   });

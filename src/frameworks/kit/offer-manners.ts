@@ -40,9 +40,13 @@ export function freshOfferManners(): OfferMannersState {
   return { suppressed: false, lastNeed: 0, lastOffersAt: 0, lastReviveAt: 0 };
 }
 
-/** Offers arrived at `now`. */
-export function offersSeen(state: OfferMannersState, now: number): OfferMannersState {
-  return { ...state, lastOffersAt: now };
+/**
+ * Offers arrived at `now`, and after launching from them the framework still needs `remaining`:
+ * a need that comes next is compared with that (so it revives, clearing the filters of the offers
+ * just declined), not with the need the offers met.
+ */
+export function offersSeen(state: OfferMannersState, now: number, remaining: number): OfferMannersState {
+  return { ...state, lastOffersAt: now, lastNeed: Math.min(state.lastNeed, remaining) };
 }
 
 export interface OfferModeInput {

@@ -25,7 +25,6 @@ export interface LaunchContext {
 export function planLaunches(view: AppsView, offers: readonly Offer[], ctx: LaunchContext): AppsPlan {
   const { now } = ctx;
   const b = new AppsPlanBuilder();
-  b.change({ type: 'OFFER_MANNERS', state: offersSeen(view.manners, now) });
   const seen = new Map<string, Location>();
   for (const o of offers) {
     const location = { agentId: o.agent_id.value, hostname: o.hostname, attributes: offerAttributes(o) };
@@ -86,6 +85,9 @@ export function planLaunches(view: AppsView, offers: readonly Offer[], ctx: Laun
   }
   b.change({ type: 'SEED', seed });
   b.change({ type: 'NEEDS', needs });
+  let stillWanted = 0;
+  for (const n of needs.values()) stillWanted += n;
+  b.change({ type: 'OFFER_MANNERS', state: offersSeen(view.manners, now, stillWanted) });
   const stillNeeded = needs.size > 0;
   const unused = offers.filter((o) => !launches.has(o.id.value)).map((o) => o.id);
   if (unused.length > 0) b.call({ type: 'DECLINE', decline: { offer_ids: unused, filters: { refuse_seconds: declineSeconds(stillNeeded) } } });
