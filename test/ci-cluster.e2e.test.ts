@@ -438,7 +438,7 @@ describe('CI on a master and two agents, each its own process', { timeout: 170_0
     const running = await waitUntil(async () => {
       const a = await ci.build('overtaken-a', 1);
       const b = await ci.build('overtaken-b', 1);
-      return a?.status === 'running' && b?.status === 'running' ? [a, b] : undefined;
+      return a?.status === 'running' && b?.status === 'running' ? ([a, b] as const) : undefined;
     }, 'both builds to run', 20_000);
     assert.notEqual(running[0].hostname, running[1].hostname, 'one build per agent');
     await waitUntil(() => proxy.holding('SUPPRESS'), 'CI to SUPPRESS once nothing more is needed', 10_000);
