@@ -50,7 +50,7 @@ export class RecordingProxy {
     const calls: RecordedCall[] = [];
     const forwarded: RecordedCall[] = [];
     // Set once the proxy exists (the server's handler runs only after start resolved).
-    let proxy: RecordingProxy | undefined;
+    const made: { proxy?: RecordingProxy } = {};
     const server = createServer((req, res) => {
       const chunks: Buffer[] = [];
       req.on('data', (c: Buffer) => chunks.push(c));
@@ -66,7 +66,7 @@ export class RecordingProxy {
             // Not JSON: the master will say so.
           }
         }
-        const held = call !== undefined ? proxy?.holds.get(call.type) : undefined;
+        const held = call !== undefined ? made.proxy?.holds.get(call.type) : undefined;
         if (held !== undefined) held.push(() => forward(call));
         else forward(call);
       });
@@ -91,8 +91,8 @@ export class RecordingProxy {
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
     const address = server.address();
     const port = typeof address === 'object' && address !== null ? address.port : 0;
-    proxy = new RecordingProxy(server, `http://127.0.0.1:${port}`, calls, forwarded);
-    return proxy;
+    made.proxy = new RecordingProxy(server, `http://127.0.0.1:${port}`, calls, forwarded);
+    return made.proxy;
   }
 
   /** Calls of these types, in order. */
