@@ -16,4 +16,13 @@ export function buildProgram(): Command {
   return program;
 }
 
-await buildProgram().parseAsync(process.argv);
+try {
+  await buildProgram().parseAsync(process.argv);
+} catch (e) {
+  // A failure a user can act on (a data dir that cannot be written, a port in use) is said in
+  // one line, without a stack trace; SLIPWAY_DEBUG=1 shows the stack.
+  const message = e instanceof Error ? e.message : String(e);
+  process.stderr.write(`slipway: ${message}\n`);
+  if (process.env['SLIPWAY_DEBUG'] !== undefined && e instanceof Error && e.stack !== undefined) process.stderr.write(`${e.stack}\n`);
+  process.exit(1);
+}

@@ -126,6 +126,52 @@ function offered(offers: Offer[]): Resources {
 }
 
 describe('Master', () => {
+  describe('its store', () => {
+    it('makes no offers while its store refuses writes, says why in its health, and offers again once the store takes them', () => {
+      const h = new Harness();
+      const fw = h.subscribe('a');
+      h.addAgent('cpus:2;mem:256');
+      h.tick();
+      assert.equal(fw.offers().length, 1);
+      fw.take();
+      h.master.setStoreTrouble('no space left on device');
+      assert.deepEqual(h.master.health(), { healthy: false, reason: 'the store refuses writes: no space left on device' });
+      assert.equal(fw.events.filter((e) => e.type === 'RESCIND').length, 1, 'the outstanding offer is taken back');
+      fw.take();
+      h.addAgent('cpus:2;mem:256');
+      h.tick(5_000);
+      assert.equal(fw.offers().length, 0, 'no offer while a launch could not be recorded');
+      h.master.setStoreTrouble(undefined);
+      assert.deepEqual(h.master.health(), { healthy: true });
+      h.tick();
+      assert.equal(fw.offers().length, 2, 'both agents are offered again');
+    });
+
+    it("forwards a framework's acknowledgement to the agent only once the task state it recorded is durable", () => {
+      const clock = new ManualClock();
+      const master = new Master({ clock, masterId: 'm', journal: true, agentHeartbeatIntervalMs: 3_600_000 });
+      master.start();
+      const inbox: MasterToAgent[] = [];
+      const agent = master.registerAgent({ type: 'REGISTER', hostname: 'h', resources: Resources.parse('cpus:1;mem:128').toJSON(), attributes: [], tasks: [], frameworks: [] }, { send: (m) => inbox.push(m), close: () => undefined });
+      const events: Event[] = [];
+      const id = master.subscribe({ type: 'SUBSCRIBE', subscribe: { framework_info: { name: 'a', roles: ['*'] } } }, { send: (e) => void events.push(e), close: () => undefined });
+      clock.advance(0);
+      const offer = events.flatMap((e) => (e.type === 'OFFERS' ? e.offers.offers : []))[0]!;
+      master.call({ type: 'ACCEPT', framework_id: { value: id }, accept: { offer_ids: [offer.id], operations: [{ type: 'LAUNCH', launch: { task_infos: [task(offer, 't0')] } }] } });
+      master.journalDurable(master.journalPosition());
+      master.drainChanges();
+      master.agentMessage(agent, { type: 'STATUS_UPDATE', framework_id: { value: id }, status: { task_id: { value: 't0' }, state: 'TASK_RUNNING', uuid: 'u1', source: 'SOURCE_EXECUTOR', agent_id: { value: agent } }, latest_state: 'TASK_RUNNING' });
+      const position = master.journalPosition();
+      const written = master.drainChanges();
+      assert.deepEqual(written.map((c) => c.type), ['TASK_SAVED'], 'the new state is journaled');
+      master.call({ type: 'ACKNOWLEDGE', framework_id: { value: id }, acknowledge: { agent_id: { value: agent }, task_id: { value: 't0' }, uuid: 'u1' } });
+      assert.equal(inbox.filter((m) => m.type === 'ACKNOWLEDGE').length, 0, 'held: the store does not have TASK_RUNNING yet');
+      master.journalDurable(position);
+      assert.deepEqual(inbox.filter((m) => m.type === 'ACKNOWLEDGE'), [{ type: 'ACKNOWLEDGE', framework_id: { value: id }, task_id: { value: 't0' }, uuid: 'u1' }]);
+      master.stop();
+    });
+  });
+
   describe('offers', () => {
     it('offers a new agent to a subscribed framework with its resources, role and attributes', () => {
       const h = new Harness();

@@ -170,6 +170,13 @@ export class Master {
   private heartbeatTimer: Timer | undefined;
   private livenessTimer: Timer | undefined;
   private running = false;
+  /** Set while the store refuses the journal: no offers are made, `/health` says why. */
+  private storeTrouble: string | undefined;
+  /** Changes journaled so far, and of those, how many are durable (the server says). */
+  private journaled = 0;
+  private durable = 0;
+  /** ACKNOWLEDGEs to agents held until the journal up to `at` is durable. */
+  private readonly heldAcks: { at: number; send: () => void }[] = [];
 
   constructor(options: MasterOptions) {
     this.clock = options.clock;
@@ -237,6 +244,43 @@ export class Master {
   drainChanges(): MasterChange[] {
     if (this.journal === undefined || this.journal.length === 0) return [];
     return this.journal.splice(0, this.journal.length);
+  }
+
+  /** How many changes were journaled so far (a position to hand to `journalDurable` once written). */
+  journalPosition(): number {
+    return this.journaled;
+  }
+
+  /**
+   * The journal is durable up to `position` (journalPosition when the written batch was drained):
+   * the acknowledgements held for it go to the agents. Contract: an agent drops a status update
+   * once acknowledged, so the master forwards a framework's ACKNOWLEDGE only once the task state it
+   * recorded from that update is in its store.
+   */
+  journalDurable(position: number): void {
+    this.durable = Math.max(this.durable, position);
+    while (this.heldAcks.length > 0 && this.heldAcks[0]!.at <= this.durable) this.heldAcks.shift()!.send();
+  }
+
+  /**
+   * The store refused the journal (`reason`), or takes it again (undefined). While it refuses,
+   * the master makes no offers (a launch it could not record would be lost on a restart) and
+   * takes back those outstanding; `health` reports it. It never drops the journal: the server
+   * keeps writing it until the store takes it.
+   */
+  setStoreTrouble(reason: string | undefined): void {
+    const was = this.storeTrouble;
+    this.storeTrouble = reason;
+    if (reason !== undefined && was === undefined) {
+      for (const fw of this.frameworks.values()) this.recoverOffers(fw, true);
+    } else if (reason === undefined && was !== undefined) {
+      this.allocateSoon();
+    }
+  }
+
+  /** Whether the master works (`/health`, GET_HEALTH): not while its store refuses its journal. */
+  health(): { healthy: true } | { healthy: false; reason: string } {
+    return this.storeTrouble === undefined ? { healthy: true } : { healthy: false, reason: `the store refuses writes: ${this.storeTrouble}` };
   }
 
   /**
@@ -815,8 +859,9 @@ export class Master {
   }
 
   private acknowledge(fw: FrameworkRecord, agentId: string, taskId: string, uuid: string): void {
-    const agent = this.agents.get(agentId);
-    agent?.conn?.send({ type: 'ACKNOWLEDGE', framework_id: fw.idObj, task_id: { value: taskId }, uuid });
+    const send = () => this.agents.get(agentId)?.conn?.send({ type: 'ACKNOWLEDGE', framework_id: fw.idObj, task_id: { value: taskId }, uuid });
+    if (this.journal !== undefined && this.durable < this.journaled) this.heldAcks.push({ at: this.journaled, send });
+    else send();
     const task = fw.tasks.get(taskId);
     if (task !== undefined && task.status?.uuid === uuid && isTerminal(task.status.state)) this.completeTask(task);
   }
@@ -1120,11 +1165,14 @@ export class Master {
   }
 
   private record(change: MasterChange): void {
-    this.journal?.push(change);
+    if (this.journal === undefined) return;
+    this.journal.push(change);
+    this.journaled++;
   }
 
   private saveTask(task: Task): void {
     if (this.journal === undefined || !this.frameworks.get(task.frameworkId)?.tasks.has(task.id)) return;
+    this.journaled++;
     this.journal.push({ type: 'TASK_SAVED', task: { frameworkId: task.frameworkId, taskId: task.id, agentId: task.agentId, info: task.info, state: task.state, role: task.role, ...(task.status !== undefined ? { status: task.status } : {}) } });
   }
 
@@ -1157,6 +1205,8 @@ export class Master {
 
   private runAllocation(): void {
     if (!this.dirtyAll && this.dirty.size === 0) return;
+    // Left dirty: the first allocation once the store takes writes again covers them.
+    if (this.storeTrouble !== undefined) return;
     const started = performance.now();
     const agentIds = this.dirtyAll ? undefined : this.dirty;
     const allocations = this.allocator.allocate(this.clock.now(), agentIds);

@@ -8,6 +8,7 @@ import { ciRoutes } from '../frameworks/ci/http/ci-routes.ts';
 import { jenkinsRoutes } from '../frameworks/ci/http/jenkins-routes.ts';
 import type { SchedulerTransport } from '../protocol/scheduler-transport.ts';
 import { HttpScheduler } from '../sdk/http-scheduler.ts';
+import { prepareDataDir } from './data-dir.ts';
 import { SqliteCiStore } from '../store/sqlite-ci-store.ts';
 
 /** The slipway program, which executor tasks run as `slipway ci-executor`. */
@@ -42,6 +43,7 @@ export interface CiServiceOptions {
 }
 
 export async function startCiService(o: CiServiceOptions): Promise<CiService> {
+  await prepareDataDir(o.dataDir, 'CI');
   const store = await SqliteCiStore.open(o.dataDir);
   const framework = new CiFramework({
     transport: o.transport,

@@ -2,7 +2,9 @@ import type { FastifyInstance } from 'fastify';
 import { SystemClock } from '../core/clock.ts';
 import { buildMasterApp } from '../master/http/master-app.ts';
 import { Master, type MasterOptions } from '../master/master.ts';
-import type { MasterStore } from '../master/master-store.ts';
+import type { MasterChange, MasterStore } from '../master/master-store.ts';
+import { WriteQueue } from '../lib/write-queue.ts';
+import { prepareDataDir } from './data-dir.ts';
 import { SqliteMasterStore } from '../store/sqlite-master-store.ts';
 import { VERSION } from './version.ts';
 
@@ -35,6 +37,7 @@ export interface MasterServer {
 }
 
 export async function startMasterServer(o: MasterServerOptions): Promise<MasterServer> {
+  await prepareDataDir(o.dataDir, 'master');
   const store: MasterStore = await SqliteMasterStore.open(o.dataDir);
   const state = await store.load();
   const clock = new SystemClock();
@@ -54,36 +57,35 @@ export async function startMasterServer(o: MasterServerOptions): Promise<MasterS
   master.recover(state);
   master.start();
 
-  // Write-behind: a batch every 20 ms at most, never two writes at once. A failed write applies
-  // nothing (the store's guarantee), so its changes are written again ahead of the next batch
-  // (rows are upserts: order is what matters). A batch the store keeps refusing is a bug, not a
-  // passing fault: after MAX_ATTEMPTS it is dropped, loudly, rather than block every later change.
-  const MAX_ATTEMPTS = 10;
-  let writing: Promise<void> | undefined;
-  let retry: ReturnType<typeof master.drainChanges> = [];
-  let attempts = 0;
-  const flush = async () => {
-    const batch = [...retry, ...master.drainChanges()];
-    retry = [];
-    if (batch.length === 0) return;
-    try {
-      await store.write(batch);
-      attempts = 0;
-    } catch (e) {
-      attempts++;
-      if (attempts >= MAX_ATTEMPTS) {
-        o.log?.(`store write failed ${attempts} times; dropping ${batch.length} changes: ${(e as Error).message}`);
-        attempts = 0;
-        return;
-      }
-      o.log?.(`store write failed (attempt ${attempts}), will retry: ${(e as Error).message}`);
-      retry = batch;
-    }
+  // Write-behind: the journal drained every 20 ms into one ordered write queue that never drops a
+  // batch (a failed write applies nothing, the store's guarantee, so it is written again, ahead
+  // of the later ones). While the store refuses, the master makes no offers and /health says why;
+  // agents' updates stay unacknowledged until the task states they carry are written.
+  const writes = new WriteQueue<MasterChange>({
+    name: 'master store',
+    write: (changes) => store.write(changes),
+    clock,
+    attempts: Infinity,
+    onHealth: (h) => {
+      master.setStoreTrouble(h.ok ? undefined : h.reason);
+      if (h.ok) o.log?.('master store takes writes again');
+      else if (h.failedAttempts === 1 || h.failedAttempts % 10 === 0) o.log?.(`master store write failed (attempt ${h.failedAttempts}); offers stopped until it works: ${h.reason}`);
+    },
+  });
+  const flush = () => {
+    const position = master.journalPosition();
+    const batch = master.drainChanges();
+    if (batch.length > 0) void writes.write(batch).then(() => master.journalDurable(position));
   };
-  const flusher = setInterval(() => {
-    if (writing !== undefined) return;
-    writing = flush().finally(() => (writing = undefined));
-  }, 20);
+  const flusher = setInterval(flush, 20);
+  /** Writes what is left at shutdown; a store that still refuses after `ms` loses it (said in the log). */
+  const flushAtClose = async (ms: number) => {
+    flush();
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const gaveUp = await Promise.race([writes.flush().then(() => false), new Promise<boolean>((r) => (timer = setTimeout(() => r(true), ms)))]);
+    clearTimeout(timer);
+    if (gaveUp) o.log?.(`master store: the last changes could not be written before shutdown: ${writes.health.ok ? '' : writes.health.reason}`);
+  };
 
   const app = await buildMasterApp(master, { version: VERSION });
   try {
@@ -93,6 +95,7 @@ export async function startMasterServer(o: MasterServerOptions): Promise<MasterS
     clearInterval(flusher);
     master.stop();
     await app.close();
+    await flushAtClose(5000);
     await store.close();
     throw e;
   }
@@ -105,10 +108,9 @@ export async function startMasterServer(o: MasterServerOptions): Promise<MasterS
     async close() {
       clearInterval(flusher);
       master.stop();
-      await writing;
-      await flush();
+      await flushAtClose(5000);
       await app.close();
-      await flush(); // What the last disconnections changed.
+      await flushAtClose(5000); // What the last disconnections changed.
       await store.close();
     },
   };

@@ -6,6 +6,9 @@ import type { SimCluster } from './sim-cluster.ts';
  * cluster's simulated time. Time moves only in `advance`; between moves, `quiesce` lets
  * everything that is ready run: the cluster's messages, the event loop's pending turns, and each
  * framework's turns (`settled`), until nothing moves any more.
+ *
+ * Contract: a framework's turns must not wait on the simulated clock (run frameworks with one
+ * store write attempt: a retry's delay would wait for a clock that moves only between turns).
  */
 export class SimRunner {
   constructor(

@@ -30,7 +30,6 @@ export function registerCluster(program: Command): void {
     .option('--containerizers <list>', 'process,docker or auto (docker when an engine answers)', containerizers, 'auto' as const)
     .option('--resources <text>', 'the agent\'s resources, e.g. "cpus:4;mem:8192;ports:[31000-32000]" (default: detected)')
     .action(async (o: { port: number; host: string; dataDir: string; containerizers: 'auto' | ('process' | 'docker')[]; resources?: string }) => {
-      mkdirSync(o.dataDir, { recursive: true });
       const { up } = await import('../../server/up.ts');
       const running = await up({ host: o.host, port: o.port, dataDir: o.dataDir, containerizers: o.containerizers, log, ...(o.resources !== undefined ? { resources: o.resources } : {}) });
       process.stdout.write(

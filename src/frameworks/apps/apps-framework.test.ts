@@ -8,6 +8,8 @@ import { SimCluster } from '../../sim/sim-cluster.ts';
 import { SimRunner } from '../../sim/sim-runner.ts';
 import type { SimAgent } from '../../sim/sim-agent.ts';
 import { SqliteAppsStore } from '../../store/sqlite-apps-store.ts';
+import { WriteFaults } from '../../sim/write-faults.ts';
+import { StoreUnavailable } from '../../lib/write-queue.ts';
 import { parseAppDefinition } from './app-definition.ts';
 import { AppsFramework } from './apps-framework.ts';
 import type { MarathonEvent } from './events/marathon-events.ts';
@@ -30,20 +32,30 @@ interface World {
   runner: SimRunner;
   events: MarathonEvent[];
   stop(): Promise<void>;
+  /** The framework stops and starts again on the same store (and cluster). */
+  restart(): Promise<World>;
 }
 
-async function world(agents: number, onEvent: (e: MarathonEvent, fw: AppsFramework) => void = () => undefined): Promise<World> {
+async function world(agents: number, onEvent: (e: MarathonEvent, fw: AppsFramework) => void = () => undefined, faults?: WriteFaults): Promise<World> {
   const cluster = new SimCluster({ agentReconnectGraceMs: 5000 });
   const list = Array.from({ length: agents }, (_, i) => cluster.addAgent(AGENT, { hostname: `h${i}` }));
   const dir = mkdtempSync(join(tmpdir(), 'slipway-apps-sim-'));
   dirs.push(dir);
-  const store = await SqliteAppsStore.open(dir);
+  return framework(cluster, list, dir, onEvent, faults);
+}
+
+/** The framework on `cluster`, its store in `dir` (what a restart on the same data dir loads). */
+async function framework(cluster: SimCluster, list: SimAgent[], dir: string, onEvent: (e: MarathonEvent, fw: AppsFramework) => void = () => undefined, faults?: WriteFaults): Promise<World> {
+  const real = await SqliteAppsStore.open(dir);
+  const store = faults !== undefined ? faults.wrap(real) : real;
   const events: MarathonEvent[] = [];
   let n = 0;
   const fw: AppsFramework = new AppsFramework({
     transport: new InProcessScheduler(cluster.master),
     store,
     clock: cluster.clock,
+    // One attempt: a retry would wait on the simulated clock, which moves only between turns.
+    ...(faults !== undefined ? { writeAttempts: 1 } : {}),
     uuid: () => `00000000-0000-4000-8000-${String(++n).padStart(12, '0')}`,
     events: {
       publish: (e) => {
@@ -66,6 +78,11 @@ async function world(agents: number, onEvent: (e: MarathonEvent, fw: AppsFramewo
       await fw.stop();
       await store.close();
       cluster.master.stop();
+    },
+    async restart() {
+      await fw.stop();
+      await store.close();
+      return framework(cluster, list, dir, onEvent, faults);
     },
   };
 }
@@ -166,5 +183,49 @@ describe('the services framework on simulated time', () => {
     assert.ok(launches()[before]! - resetAt <= 2500, 'launched without the 8 s delay');
     await runner.until('failed again', () => fw.view.backoff('/crash') !== undefined, 10_000);
     assert.equal(fw.view.backoff('/crash')?.delaySeconds, 1, 'the backoff starts over');
+  });
+
+  it('keeps the API, memory and disk in agreement while its store refuses writes, and after a restart', async () => {
+    const faults = new WriteFaults();
+    w = await world(2, undefined, faults);
+    const { fw, runner, agents } = w;
+    await fw.deploy((t) => t.set('/keep', app({ id: '/keep', instances: 2 })));
+    await runner.until('2 instances running', () => running(fw, '/keep').length === 2);
+    const before = running(fw, '/keep').map((i) => i.taskId).sort();
+
+    faults.fail('no space left on device');
+    const refused = async (what: string, call: () => Promise<unknown>) => {
+      const outcome = call().then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+      await runner.quiesce();
+      const e = await outcome;
+      assert.ok(e instanceof StoreUnavailable, `${what}: refused (${String(e)})`);
+      assert.equal(e.status, 503);
+    };
+    await refused('a new app', () => fw.deploy((t) => t.set('/new', app({ id: '/new', instances: 1 }))));
+    await refused('a scale-up', () => fw.deploy((t) => t.set('/keep', app({ id: '/keep', instances: 4 }))));
+    await refused('a kill', () => fw.killTasks(() => [before[0]!]));
+    assert.equal(fw.view.app('/new'), undefined, 'no app that was refused');
+    assert.equal(fw.view.app('/keep')?.def.instances, 2, 'the scale-up took no effect');
+    assert.equal(fw.view.deployments().length, 0, 'no deployment that was refused');
+    assert.deepEqual(running(fw, '/keep').map((i) => i.taskId).sort(), before, 'nothing killed, nothing launched');
+    // An instance ends meanwhile: its update cannot be stored, so it is not acknowledged (the
+    // agent sends it again) and memory still says what the disk says.
+    const ending = fw.view.instance(before[1]!)!;
+    agents.find((a) => a.options.hostname === ending.host)!.finishTask(ending.taskId, 'TASK_FAILED');
+    await runner.advance(3_000);
+    assert.equal(fw.view.instance(ending.taskId)?.state, 'TASK_RUNNING', 'memory is not ahead of the store');
+    assert.ok(faults.refused > 0);
+
+    faults.heal();
+    await runner.until('the ended instance replaced', () => fw.view.instance(ending.taskId) === undefined && running(fw, '/keep').length === 2, 60_000);
+    const now = running(fw, '/keep').map((i) => i.taskId).sort();
+
+    w = await w.restart();
+    await w.runner.quiesce();
+    assert.deepEqual(w.fw.view.apps().map((a) => [a.def.id, a.def.instances]), [['/keep', 2]], 'after a restart: the apps the API showed');
+    assert.deepEqual(running(w.fw, '/keep').map((i) => i.taskId).sort(), now, 'after a restart: the same instances, none killed');
   });
 });

@@ -10,6 +10,8 @@ import type { SimAgent } from '../../sim/sim-agent.ts';
 import { SimCluster } from '../../sim/sim-cluster.ts';
 import { SimRunner } from '../../sim/sim-runner.ts';
 import { SqliteCiStore } from '../../store/sqlite-ci-store.ts';
+import { StoreUnavailable } from '../../lib/write-queue.ts';
+import { WriteFaults } from '../../sim/write-faults.ts';
 import { REVIVE_RETRY_MS } from '../kit/offer-manners.ts';
 import { CiFramework } from './ci-framework.ts';
 import type { ExecutorConnection, ExecutorReport } from './executor-hub.ts';
@@ -99,14 +101,24 @@ interface World {
   transport: LossyTransport;
   runner: SimRunner;
   stop(): Promise<void>;
+  /** CI stops and starts again on the same store (and cluster). */
+  restart(): Promise<World>;
 }
 
-async function world(agents: number): Promise<World> {
+async function world(agents: number, faults?: WriteFaults): Promise<World> {
   const cluster = new SimCluster({ agentReconnectGraceMs: 5000 });
   const list = Array.from({ length: agents }, (_, i) => cluster.addAgent(AGENT, { hostname: `h${i}` }));
   const dir = mkdtempSync(join(tmpdir(), 'slipway-ci-sim-'));
   dirs.push(dir);
-  const store = await SqliteCiStore.open(dir);
+  const w = await ciOn(cluster, list, dir, faults);
+  await w.ci.putJob(parseJobDefinition('hello', { repo: '/srv/git/hello.git', pipeline: 'steps:\n  - name: greet\n    commands: [echo hello]\n' }));
+  return w;
+}
+
+/** CI on `cluster`, its store and data in `dir` (what a restart on the same data dir loads). */
+async function ciOn(cluster: SimCluster, list: SimAgent[], dir: string, faults?: WriteFaults): Promise<World> {
+  const real = await SqliteCiStore.open(dir);
+  const store = faults !== undefined ? faults.wrap(real) : real;
   const transport = new LossyTransport(new InProcessScheduler(cluster.master));
   let n = 0;
   const ci = new CiFramework({
@@ -117,6 +129,8 @@ async function world(agents: number): Promise<World> {
     uuid: () => `exec-${++n}`,
     token: () => `token-${n}`,
     executorProgram: () => ({ command: { shell: true, value: 'sim-executor' } }),
+    // One attempt: a retry would wait on the simulated clock, which moves only between turns.
+    ...(faults !== undefined ? { writeAttempts: 1 } : {}),
     ...(process.env['SIM_LOG'] !== undefined ? { log: (l: string) => console.log(cluster.clock.now() % 100000, l) } : {}),
   });
   const executors = new SimExecutors(ci, list);
@@ -124,7 +138,6 @@ async function world(agents: number): Promise<World> {
   const started = ci.start();
   await runner.quiesce();
   await started;
-  await ci.putJob(parseJobDefinition('hello', { repo: '/srv/git/hello.git', pipeline: 'steps:\n  - name: greet\n    commands: [echo hello]\n' }));
   return {
     cluster,
     agents: list,
@@ -136,6 +149,11 @@ async function world(agents: number): Promise<World> {
       await ci.stop();
       await store.close();
       cluster.master.stop();
+    },
+    async restart() {
+      await ci.stop();
+      await store.close();
+      return ciOn(cluster, list, dir, faults);
     },
   };
 }
@@ -188,5 +206,42 @@ describe('CI on simulated time', () => {
     const total = w.cluster.clock.now() - startedAt;
     assert.ok(transport.sent.filter((t) => t === 'REVIVE').length >= 2, 'revived again');
     assert.ok(total >= REVIVE_RETRY_MS && total <= REVIVE_RETRY_MS + 3_000, `built ${total} ms after the trigger (${took} after the loss ended)`);
+  });
+
+  it('keeps the API, memory and disk in agreement while its store refuses writes, and after a restart', async () => {
+    const faults = new WriteFaults();
+    w = await world(1, faults);
+    const { ci, runner } = w;
+    const first = await trigger(ci);
+    await runner.until('build 1 succeeded', () => ci.view.build(`hello#${first.number}`)?.status === 'success', 20_000);
+
+    faults.fail('no space left on device');
+    const refused = async (what: string, call: () => Promise<unknown>) => {
+      const e = await call().then(
+        () => undefined,
+        (err: unknown) => err,
+      );
+      assert.ok(e instanceof StoreUnavailable, `${what}: refused (${String(e)})`);
+      assert.equal(e.status, 503);
+    };
+    await refused('a new job', () => ci.putJob(parseJobDefinition('other', { repo: '/srv/git/other.git', pipeline: 'steps:\n  - name: a\n    commands: [echo]\n' })));
+    await refused('a build', () => trigger(ci));
+    await refused('an executor spec', () => ci.putExecutorSpec('big', parseExecutorSpec('big', { cpus: 2, mem: 512 })));
+    assert.equal(ci.view.job('other'), undefined);
+    assert.equal(ci.view.lastNumber('hello'), 1, 'no build number given out');
+    assert.equal(ci.view.spec('big'), undefined);
+    assert.deepEqual(ci.view.queue(), []);
+
+    faults.heal();
+    const second = await trigger(ci);
+    assert.equal(second.number, 2, 'numbers go on from the last stored one');
+    await runner.until('build 2 succeeded', () => ci.view.build(`hello#${second.number}`)?.status === 'success', 20_000);
+
+    w = await w.restart();
+    await w.runner.quiesce();
+    assert.deepEqual([...w.ci.view.jobs()].map((j) => j.name), ['hello'], 'after a restart: the jobs the API showed');
+    assert.equal(w.ci.view.lastNumber('hello'), 2);
+    assert.equal((await w.ci.getBuild('hello', 2))?.status, 'success');
+    assert.equal(w.ci.view.spec('big'), undefined);
   });
 });

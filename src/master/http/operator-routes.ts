@@ -75,7 +75,7 @@ export function operatorRoutes(app: FastifyInstance, master: Master, version: st
     const state = () => operatorState(master, version);
     switch (body.type) {
       case 'GET_HEALTH':
-        return { type: 'GET_HEALTH', get_health: { healthy: true } };
+        return { type: 'GET_HEALTH', get_health: { healthy: master.health().healthy } };
       case 'GET_VERSION':
         return { type: 'GET_VERSION', get_version: { version_info: { version } } };
       case 'GET_STATE': {
@@ -138,7 +138,12 @@ export function operatorRoutes(app: FastifyInstance, master: Master, version: st
     };
   });
 
-  app.get('/health', async (_request, reply) => reply.type('text/plain').send('OK'));
+  // 503 with the reason while the master cannot work (its store refuses writes): load balancers
+  // and supervisors see it, as they would a dead process.
+  app.get('/health', async (_request, reply) => {
+    const h = master.health();
+    return h.healthy ? reply.type('text/plain').send('OK') : reply.code(503).type('text/plain').send(`UNHEALTHY: ${h.reason}`);
+  });
 
   app.get('/metrics', async (_request, reply) => {
     const agents = master.agentIds().map((id) => master.agentView(id)!);

@@ -1,0 +1,53 @@
+import { access, constants, mkdir, rm, stat, writeFile } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import { SlipwayError } from '../core/errors.ts';
+
+/** A data dir that cannot be written (a read-only file system, wrong owner, full disk). */
+export class DataDirNotWritable extends SlipwayError {
+  readonly code = 'DATA_DIR_NOT_WRITABLE';
+  readonly status = 500;
+}
+
+/**
+ * Makes sure `dir` exists (created 0700) and can be written, before a store is opened in it: a
+ * store on a read-only data dir would fail at its first write, after the server said it was up.
+ * Throws DataDirNotWritable saying which dir and why.
+ */
+export async function prepareDataDir(dir: string, what: string): Promise<void> {
+  const probe = join(dir, `.write-probe-${process.pid}`);
+  try {
+    await mkdir(dir, { recursive: true, mode: 0o700 });
+    await writeFile(probe, '', { mode: 0o600 });
+    await rm(probe, { force: true });
+  } catch (e) {
+    // mkdir -p reports a read-only parent as ENOENT: the nearest existing ancestor says why.
+    const code = (e as { code?: string }).code === 'ENOENT' ? ((await ancestorProblem(dir)) ?? 'ENOENT') : (e as { code?: string }).code;
+    const reasons: Record<string, string> = {
+      EROFS: 'the file system is read-only',
+      EACCES: 'permission denied',
+      EPERM: 'permission denied',
+      ENOSPC: 'no space left on the device',
+      ENOENT: 'it cannot be created there (a parent is missing, or its file system is read-only)',
+      ENOTDIR: 'a part of the path is a file',
+    };
+    const why = (code !== undefined ? reasons[code] : undefined) ?? (e instanceof Error ? e.message : String(e));
+    throw new DataDirNotWritable(`cannot use ${dir} as the ${what}'s data dir: ${why}. Give it a writable directory (--data-dir).`);
+  }
+}
+
+/** The error code of writing into the nearest existing ancestor of `dir` (EROFS, EACCES), if any. */
+async function ancestorProblem(dir: string): Promise<string | undefined> {
+  for (let d = dirname(dir); ; d = dirname(d)) {
+    const exists = await stat(d).then(
+      () => true,
+      () => false,
+    );
+    if (exists) {
+      return access(d, constants.W_OK).then(
+        () => undefined,
+        (e: unknown) => (e as { code?: string }).code,
+      );
+    }
+    if (dirname(d) === d) return undefined;
+  }
+}
