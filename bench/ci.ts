@@ -4,6 +4,7 @@ import os from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import Docker from 'dockerode';
+import { percentile } from '../src/core/percentile.ts';
 import { checkoutCommit, readFileAt, resolveRef } from '../src/frameworks/ci/git/git-source.ts';
 import { ensureBusyboxImage } from '../test/support/busybox-image.ts';
 import { ensureNodeImage } from '../test/support/node-image.ts';
@@ -193,11 +194,6 @@ interface ApiExecutor {
   hostname: string;
   state: string;
   launchedAt: number;
-}
-
-function percentile(values: number[], p: number): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))] ?? 0;
 }
 
 const median = (values: number[]) => percentile(values, 50);
