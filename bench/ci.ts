@@ -6,8 +6,8 @@ import { fileURLToPath } from 'node:url';
 import Docker from 'dockerode';
 import { percentile } from '../src/core/percentile.ts';
 import { checkoutCommit, readFileAt, resolveRef } from '../src/frameworks/ci/git/git-source.ts';
-import { ensureBusyboxImage } from '../test/support/busybox-image.ts';
-import { ensureNodeImage } from '../test/support/node-image.ts';
+import { ensureBusyboxImage } from '../src/sim/busybox-image.ts';
+import { ensureNodeImage } from '../src/sim/node-image.ts';
 import { killTaskProcesses, removeDir, removeTaskCgroups, waitFor } from './apps-cluster.ts';
 import { CiCluster } from './ci-cluster.ts';
 import { CI_BENCH_TARGETS, type CiBenchOptions } from './ci-options.ts';
@@ -43,7 +43,7 @@ import { CI_BENCH_TARGETS, type CiBenchOptions } from './ci-options.ts';
  *   offer: REVIVE, the master's offer, ACCEPT/LAUNCH, the agent spawns `slipway ci-executor`,
  *   which starts, connects, says HELLO, gets the build, checks the commit out and runs the step.
  * - docker: as cold, with a pipeline whose step has `image: slipway-test/busybox` (made with
- *   `docker import` when missing, test/support/busybox-image.ts). Skipped, with the reason, when
+ *   `docker import` when missing, src/sim/busybox-image.ts). Skipped, with the reason, when
  *   no Docker engine answers.
  * - throughput: `builds` builds of one job (concurrency = builds) triggered at once (concurrent
  *   POSTs) on a label with no executor yet (maxExecutors = agents × executorsPerAgent):

@@ -8,7 +8,7 @@ import { fileURLToPath } from 'node:url';
 import { percentile } from '../src/core/percentile.ts';
 import type { Offer, TaskInfo } from '../src/protocol/mesos.ts';
 import { SchedulerClient } from '../src/sdk/scheduler-client.ts';
-import { ensureBusyboxImage } from '../test/support/busybox-image.ts';
+import { ensureBusyboxImage } from '../src/sim/busybox-image.ts';
 
 /**
  * `slipway bench launch`: task launch latency through the real HTTP scheduler API and a real
