@@ -1,7 +1,6 @@
-import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { pathSegment } from '../src/agent/path-segment.ts';
+import { findTaskSandbox } from '../src/sim/find-task-sandbox.ts';
 import { BenchProcess, freePort, killTaskProcesses, removeTaskCgroups, waitFor } from './apps-cluster.ts';
 
 /**
@@ -78,24 +77,10 @@ export class CiCluster {
 
   /** The sandbox of a task, on whichever agent ran it (undefined if none has it). */
   sandboxOf(taskId: string): string | undefined {
-    const segment = pathSegment(taskId);
-    for (let i = 0; i < this.options.agents; i++) {
-      const root = join(this.agentDir(i), 'sandboxes');
-      let frameworks: string[];
-      try {
-        frameworks = readdirSync(root);
-      } catch {
-        continue;
-      }
-      for (const fw of frameworks) {
-        try {
-          if (readdirSync(join(root, fw)).includes(segment)) return join(root, fw, segment);
-        } catch {
-          // Not a directory.
-        }
-      }
-    }
-    return undefined;
+    return findTaskSandbox(
+      Array.from({ length: this.options.agents }, (_, i) => this.agentDir(i)),
+      taskId,
+    );
   }
 
   /** A message naming a process that died, with the end of its log. */
