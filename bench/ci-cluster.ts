@@ -1,5 +1,6 @@
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { CiClient } from '../src/sdk/ci-client.ts';
 import { findTaskSandbox } from '../src/sim/find-task-sandbox.ts';
 import { BenchProcess, freePort, killTaskProcesses, removeTaskCgroups, waitFor } from './apps-cluster.ts';
 
@@ -43,7 +44,7 @@ export class CiCluster {
     const cluster = new CiCluster(o, `http://127.0.0.1:${port}`, port);
     try {
       cluster.server.start();
-      await waitFor(async () => ((await fetch(`${cluster.url}/ci/v1/jobs`)).ok ? true : undefined), `the server at ${cluster.url}`, 60_000, () => cluster.failedProcess());
+      await waitFor(async () => ((await new CiClient(cluster.url).jobs()) !== undefined ? true : undefined), `the server at ${cluster.url}`, 60_000, () => cluster.failedProcess());
       const span = Math.min(1000, Math.floor(22_000 / o.agents));
       for (let i = 0; i < o.agents; i++) {
         const low = 10_000 + i * span;
