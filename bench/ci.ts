@@ -5,8 +5,8 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import Docker from 'dockerode';
 import { percentile } from '../src/core/percentile.ts';
-import { checkoutCommit, readFileAt, resolveRef } from '../src/frameworks/ci/git/git-source.ts';
 import { CI_BUILD_FINISHED, CiClient, type CiExecutorSummary } from '../src/sdk/ci-client.ts';
+import { checkoutCommit, CI_EXECUTOR_MODULE, readFileAt, resolveRef } from '../src/server/ci-profile.ts';
 import { ensureBusyboxImage } from '../src/sim/busybox-image.ts';
 import { ensureNodeImage } from '../src/sim/node-image.ts';
 import { killTaskProcesses, removeDir, removeTaskCgroups, waitFor } from './apps-cluster.ts';
@@ -168,7 +168,6 @@ export interface CiBenchResult {
 }
 
 const BIN = fileURLToPath(new URL('../bin/slipway.js', import.meta.url));
-const EXECUTOR_MODULE = fileURLToPath(new URL('../src/frameworks/ci/executor/ci-executor.ts', import.meta.url));
 
 const PROCESS_PIPELINE = ['steps:', '  - name: echo', '    commands:', `      - 'echo "step running at $(date +%s%3N)"'`, ''].join('\n');
 const dockerPipeline = (image: string) => ['steps:', '  - name: echo', `    image: ${image}`, '    commands:', `      - echo hello from busybox`, ''].join('\n');
@@ -570,7 +569,7 @@ async function profile(repo: string, dir: string): Promise<NonNullable<CiBenchRe
   const module: number[] = [];
   for (let i = 0; i < 3; i++) {
     command.push(await timeProcess([BIN, 'ci-executor', '--help']));
-    module.push(await timeProcess(['--import', 'tsx', '-e', `await import(${JSON.stringify(EXECUTOR_MODULE)})`]));
+    module.push(await timeProcess(['--import', 'tsx', '-e', `await import(${JSON.stringify(CI_EXECUTOR_MODULE)})`]));
   }
   const r1 = (v: number[]) => round(median(v), 1);
   return {
