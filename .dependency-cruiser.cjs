@@ -7,11 +7,15 @@
 //   master, agent,  core, protocol. Never each other; a framework reaches the master only through
 //   frameworks/X,   the scheduler API. Never store (each owns a narrow interface for what it
 //   config          persists, and store implements it). frameworks/X never imports frameworks/Y.
-//   sim             core, protocol, master, agent (simulated agents and frameworks for tests/benches)
+//   sim             core, protocol, master, agent (simulated agents and frameworks, and the images
+//                   and on-disk helpers that tests and benches share)
 //   store           core, protocol, master, agent, frameworks, config (it implements their interfaces)
 //   server          anything under src except cli and web (composition roots)
 //   sdk             core, protocol
 //   cli             sdk, server, core, protocol, sim, and bench/
+//   bench/          server, sim, sdk, core, lib, protocol, master (the scheduler bench drives the
+//                   master core on simulated agents). Never test/, never agent or a framework
+//                   (go through sim, sdk or server), never store (go through sim, sdk or server).
 //   web             sdk, core, protocol
 // Only test files, bench/, src/cli and src/server import src/sim. Nothing under src imports test/.
 // Unit tests beside sources (`*.test.ts`) are exempt from the layer rules; cycles are forbidden
@@ -129,6 +133,18 @@ module.exports = {
       ['^src/(cli|sdk|server|core|protocol|sim)/', '^bench/'],
       'src/cli may import only src/sdk, src/server, src/core, src/protocol, src/sim and bench/: ' +
         'it talks to a running Slipway through the SDK, never to master/agent/frameworks directly.',
+    ),
+    layer(
+      'bench-imports-only-public-layers',
+      '^bench/',
+      ['^bench/', '^src/(server|sim|sdk|core|lib|protocol|master)/'],
+      'bench/ may import, of our code, only src/server, src/sim, src/sdk, src/core, src/lib, ' +
+        'src/protocol and src/master (the scheduler bench drives the master core on simulated ' +
+        'agents), and bench/ itself. Never test/ (what tests and benches share lives in src/sim), ' +
+        'never the internals of src/agent or of a framework (src/frameworks/**), never src/store: ' +
+        'a bench measures Slipway as it is wired and used, through src/sim, src/sdk (the public ' +
+        'HTTP API) or src/server (the composition roots), so that the figures measure what ships ' +
+        'and a refactoring inside a layer does not break a bench.',
     ),
     layer(
       'web-goes-through-sdk',
