@@ -11,12 +11,16 @@
 //   frameworks/kit  core, protocol (what every framework shares: session, offer manners,
 //                   constraints, the plan applier)
 //   frameworks/X    core, lib, protocol, frameworks/kit. frameworks/X never imports frameworks/Y.
-//   sim             core, lib, protocol, master, agent (simulated agents and frameworks)
+//   sim             core, lib, protocol, master, agent (simulated agents and frameworks, and the
+//                   images and on-disk helpers that tests and benches share)
 //   store           core, lib, protocol, master, agent, frameworks, config (it implements their
 //                   interfaces)
 //   server          anything under src except cli and web (composition roots)
 //   sdk             core, lib, protocol
 //   cli             sdk, server, core, lib, protocol, sim, and bench/
+//   bench/          server, sim, sdk, core, lib, protocol, master (the scheduler bench drives the
+//                   master core on simulated agents). Never test/, never agent or a framework
+//                   (go through sim, sdk or server), never store (go through sim, sdk or server).
 //   web             sdk, core, lib, protocol
 // Only test files, bench/, src/cli and src/server import src/sim. Nothing under src imports test/.
 // Unit tests beside sources (`*.test.ts`) are exempt from the layer rules; cycles are forbidden
@@ -151,6 +155,18 @@ module.exports = {
       ['^src/(cli|sdk|server|core|lib|protocol|sim)/', '^bench/'],
       'src/cli may import only src/sdk, src/server, src/core, src/lib, src/protocol, src/sim and bench/: ' +
         'it talks to a running Slipway through the SDK, never to master/agent/frameworks directly.',
+    ),
+    layer(
+      'bench-imports-only-public-layers',
+      '^bench/',
+      ['^bench/', '^src/(server|sim|sdk|core|lib|protocol|master)/'],
+      'bench/ may import, of our code, only src/server, src/sim, src/sdk, src/core, src/lib, ' +
+        'src/protocol and src/master (the scheduler bench drives the master core on simulated ' +
+        'agents), and bench/ itself. Never test/ (what tests and benches share lives in src/sim), ' +
+        'never the internals of src/agent or of a framework (src/frameworks/**), never src/store: ' +
+        'a bench measures Slipway as it is wired and used, through src/sim, src/sdk (the public ' +
+        'HTTP API) or src/server (the composition roots), so that the figures measure what ships ' +
+        'and a refactoring inside a layer does not break a bench.',
     ),
     layer(
       'web-goes-through-sdk',

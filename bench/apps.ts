@@ -3,6 +3,7 @@ import { mkdtempSync } from 'node:fs';
 import os from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { percentile } from '../src/core/percentile.ts';
 import { AppTracker, EventStream } from './apps-events.ts';
 import { APPS_BENCH_TARGETS, type AppsBenchOptions, type AppsBenchPart } from './apps-options.ts';
 import { freePort, killTaskProcesses, RealCluster, removeDir, removeTaskCgroups, waitFor } from './apps-cluster.ts';
@@ -79,10 +80,6 @@ export interface AppsBenchResult {
 }
 
 const LIST_MAIN = fileURLToPath(new URL('./apps-list-main.ts', import.meta.url));
-
-function percentile(sorted: number[], p: number): number {
-  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))] ?? 0;
-}
 
 const round = (n: number, digits = 3) => Number(n.toFixed(digits));
 

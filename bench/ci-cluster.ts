@@ -1,7 +1,7 @@
-import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { pathSegment } from '../src/agent/path-segment.ts';
+import { CiClient } from '../src/sdk/ci-client.ts';
+import { findTaskSandbox } from '../src/sim/find-task-sandbox.ts';
 import { BenchProcess, freePort, killTaskProcesses, removeTaskCgroups, waitFor } from './apps-cluster.ts';
 
 /**
@@ -44,7 +44,7 @@ export class CiCluster {
     const cluster = new CiCluster(o, `http://127.0.0.1:${port}`, port);
     try {
       cluster.server.start();
-      await waitFor(async () => ((await fetch(`${cluster.url}/ci/v1/jobs`)).ok ? true : undefined), `the server at ${cluster.url}`, 60_000, () => cluster.failedProcess());
+      await waitFor(async () => ((await new CiClient(cluster.url).jobs()) !== undefined ? true : undefined), `the server at ${cluster.url}`, 60_000, () => cluster.failedProcess());
       const span = Math.min(1000, Math.floor(22_000 / o.agents));
       for (let i = 0; i < o.agents; i++) {
         const low = 10_000 + i * span;
@@ -78,24 +78,10 @@ export class CiCluster {
 
   /** The sandbox of a task, on whichever agent ran it (undefined if none has it). */
   sandboxOf(taskId: string): string | undefined {
-    const segment = pathSegment(taskId);
-    for (let i = 0; i < this.options.agents; i++) {
-      const root = join(this.agentDir(i), 'sandboxes');
-      let frameworks: string[];
-      try {
-        frameworks = readdirSync(root);
-      } catch {
-        continue;
-      }
-      for (const fw of frameworks) {
-        try {
-          if (readdirSync(join(root, fw)).includes(segment)) return join(root, fw, segment);
-        } catch {
-          // Not a directory.
-        }
-      }
-    }
-    return undefined;
+    return findTaskSandbox(
+      Array.from({ length: this.options.agents }, (_, i) => this.agentDir(i)),
+      taskId,
+    );
   }
 
   /** A message naming a process that died, with the end of its log. */

@@ -4,9 +4,11 @@ import os from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import Docker from 'dockerode';
-import { checkoutCommit, readFileAt, resolveRef } from '../src/frameworks/ci/git/git-source.ts';
-import { ensureBusyboxImage } from '../test/support/busybox-image.ts';
-import { ensureNodeImage } from '../test/support/node-image.ts';
+import { percentile } from '../src/core/percentile.ts';
+import { CI_BUILD_FINISHED, CiClient, type CiExecutorSummary } from '../src/sdk/ci-client.ts';
+import { checkoutCommit, CI_EXECUTOR_MODULE, readFileAt, resolveRef } from '../src/server/ci-profile.ts';
+import { ensureBusyboxImage } from '../src/sim/busybox-image.ts';
+import { ensureNodeImage } from '../src/sim/node-image.ts';
 import { killTaskProcesses, removeDir, removeTaskCgroups, waitFor } from './apps-cluster.ts';
 import { CiCluster } from './ci-cluster.ts';
 import { CI_BENCH_TARGETS, type CiBenchOptions } from './ci-options.ts';
@@ -42,7 +44,7 @@ import { CI_BENCH_TARGETS, type CiBenchOptions } from './ci-options.ts';
  *   offer: REVIVE, the master's offer, ACCEPT/LAUNCH, the agent spawns `slipway ci-executor`,
  *   which starts, connects, says HELLO, gets the build, checks the commit out and runs the step.
  * - docker: as cold, with a pipeline whose step has `image: slipway-test/busybox` (made with
- *   `docker import` when missing, test/support/busybox-image.ts). Skipped, with the reason, when
+ *   `docker import` when missing, src/sim/busybox-image.ts). Skipped, with the reason, when
  *   no Docker engine answers.
  * - throughput: `builds` builds of one job (concurrency = builds) triggered at once (concurrent
  *   POSTs) on a label with no executor yet (maxExecutors = agents × executorsPerAgent):
@@ -166,80 +168,15 @@ export interface CiBenchResult {
 }
 
 const BIN = fileURLToPath(new URL('../bin/slipway.js', import.meta.url));
-const EXECUTOR_MODULE = fileURLToPath(new URL('../src/frameworks/ci/executor/ci-executor.ts', import.meta.url));
 
 const PROCESS_PIPELINE = ['steps:', '  - name: echo', '    commands:', `      - 'echo "step running at $(date +%s%3N)"'`, ''].join('\n');
 const dockerPipeline = (image: string) => ['steps:', '  - name: echo', `    image: ${image}`, '    commands:', `      - echo hello from busybox`, ''].join('\n');
 const DOCKER_PIPELINE_FILE = '.slipway-docker.yml';
 
-interface ApiBuild {
-  job: string;
-  number: number;
-  status: string;
-  queuedAt: number;
-  startedAt?: number;
-  finishedAt?: number;
-  executorId?: string;
-  hostname?: string;
-  error?: string;
-  label: string;
-  steps: { name: string; status: string; startedAt?: number }[];
-}
-
-interface ApiExecutor {
-  id: string;
-  label: string;
-  taskId: string;
-  hostname: string;
-  state: string;
-  launchedAt: number;
-}
-
-function percentile(values: number[], p: number): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))] ?? 0;
-}
-
 const median = (values: number[]) => percentile(values, 50);
 const round = (n: number, digits = 3) => Number(n.toFixed(digits));
 const loadAverage = () => os.loadavg().map((l) => round(l, 2));
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-class Api {
-  constructor(readonly base: string) {}
-
-  async call(method: string, path: string, body?: unknown): Promise<{ status: number; json: unknown; text: string }> {
-    const r = await fetch(`${this.base}${path}`, { method, ...(body !== undefined ? { headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) } : {}) });
-    const text = await r.text();
-    let json: unknown;
-    try {
-      json = text === '' ? undefined : JSON.parse(text);
-    } catch {
-      json = undefined;
-    }
-    return { status: r.status, json, text };
-  }
-
-  async ok<T>(method: string, path: string, body?: unknown): Promise<T> {
-    const r = await this.call(method, path, body);
-    if (r.status < 200 || r.status > 299) throw new Error(`bench: ${method} ${path} answered ${r.status}: ${r.text.slice(0, 500)}`);
-    return r.json as T;
-  }
-
-  build(job: string, n: number): Promise<ApiBuild> {
-    return this.ok<ApiBuild>('GET', `/ci/v1/jobs/${job}/builds/${n}`);
-  }
-
-  async executors(): Promise<ApiExecutor[]> {
-    return (await this.ok<{ executors: ApiExecutor[] }>('GET', '/ci/v1/executors')).executors;
-  }
-
-  async log(job: string, n: number): Promise<string> {
-    return (await this.call('GET', `/ci/v1/jobs/${job}/builds/${n}/log`)).text;
-  }
-}
-
-const FINISHED = new Set(['success', 'failure', 'cancelled', 'error']);
 
 export async function runCiBench(o: CiBenchOptions, progress: (line: string) => void = () => undefined): Promise<CiBenchResult> {
   const skip = new Set(o.skip);
@@ -333,21 +270,21 @@ export async function runCiBench(o: CiBenchOptions, progress: (line: string) => 
 
     progress(`starting a master with CI and ${o.agents} agents (${agentResources} each)...`);
     cluster = await CiCluster.start({ dir, agents: o.agents, agentResources, containerizers: nodeImage !== undefined ? 'process,docker' : 'process', log: progress });
-    const api = new Api(cluster.url);
+    const api = new CiClient(cluster.url);
     const spec = (maxExecutors: number, idleTerminationSeconds: number) => ({ cpus: o.executorCpus, mem: o.executorMem, disk: 0, containerizer: 'process', maxExecutors, idleTerminationSeconds });
-    await api.ok('PUT', '/ci/v1/executors/bench-warm', spec(1, 600));
-    await api.ok('PUT', '/ci/v1/executors/bench-cold', spec(1, 0));
-    await api.ok('PUT', '/ci/v1/executors/bench-docker', spec(1, 0));
+    await api.putExecutorSpec('bench-warm', spec(1, 600));
+    await api.putExecutorSpec('bench-cold', spec(1, 0));
+    await api.putExecutorSpec('bench-docker', spec(1, 0));
     if (nodeImage !== undefined) {
       // The executor in a container of an image with node and git; the repository mounted for its checkout.
-      await api.ok('PUT', '/ci/v1/executors/bench-docker-executor', { ...spec(1, 0), containerizer: 'docker', image: nodeImage, volumes: [{ containerPath: repo, hostPath: repo, mode: 'RO' }] });
-      await api.ok('PUT', `/ci/v1/jobs/${jobs.dockerExecutor}`, { repo, executor: 'bench-docker-executor' });
+      await api.putExecutorSpec('bench-docker-executor', { ...spec(1, 0), containerizer: 'docker', image: nodeImage, volumes: [{ containerPath: repo, hostPath: repo, mode: 'RO' }] });
+      await api.putJob(jobs.dockerExecutor, { repo, executor: 'bench-docker-executor' });
     }
-    await api.ok('PUT', '/ci/v1/executors/bench-tp', spec(o.agents * o.executorsPerAgent, 600));
-    await api.ok('PUT', `/ci/v1/jobs/${jobs.warm}`, { repo, executor: 'bench-warm' });
-    await api.ok('PUT', `/ci/v1/jobs/${jobs.cold}`, { repo, executor: 'bench-cold' });
-    if (image !== undefined) await api.ok('PUT', `/ci/v1/jobs/${jobs.docker}`, { repo, executor: 'bench-docker', pipelineFile: DOCKER_PIPELINE_FILE });
-    await api.ok('PUT', `/ci/v1/jobs/${jobs.throughput}`, { repo, executor: 'bench-tp', concurrency: Math.min(o.builds, 1000) });
+    await api.putExecutorSpec('bench-tp', spec(o.agents * o.executorsPerAgent, 600));
+    await api.putJob(jobs.warm, { repo, executor: 'bench-warm' });
+    await api.putJob(jobs.cold, { repo, executor: 'bench-cold' });
+    if (image !== undefined) await api.putJob(jobs.docker, { repo, executor: 'bench-docker', pipelineFile: DOCKER_PIPELINE_FILE });
+    await api.putJob(jobs.throughput, { repo, executor: 'bench-tp', concurrency: Math.min(o.builds, 1000) });
 
     // The fresh server's first build: lazy compilation of every route and code path on the way,
     // and the warm label's executor. Not a sample.
@@ -360,7 +297,7 @@ export async function runCiBench(o: CiBenchOptions, progress: (line: string) => 
       progress(`warm: ${o.warmSamples} builds, each with the idle executor of the label...`);
       const samples: StartSample[] = [];
       for (let i = 0; i < o.warmSamples; i++) {
-        await waitFor(async () => ((await api.executors()).some((e) => e.label === 'bench-warm' && e.state === 'idle') ? true : undefined), 'the warm executor to be idle', 30_000, () => cluster?.failedProcess());
+        await waitFor(async () => ((await api.executors()).executors.some((e) => e.label === 'bench-warm' && e.state === 'idle') ? true : undefined), 'the warm executor to be idle', 30_000, () => cluster?.failedProcess());
         await sleep(200);
         samples.push(await sampleStart(api, cluster, jobs.warm, 'warm', undefined));
       }
@@ -442,10 +379,10 @@ function makeRepo(repo: string, image: string | undefined): void {
 // ---------------------------------------------------------------------------------------------
 
 /** Cold samples: before each, no executor of the label exists (its task ended), then 1 s of quiet. */
-async function coldSamples(api: Api, cluster: CiCluster, job: string, label: string, n: number, events: DockerStarts | undefined): Promise<StartStats> {
+async function coldSamples(api: CiClient, cluster: CiCluster, job: string, label: string, n: number, events: DockerStarts | undefined): Promise<StartStats> {
   const samples: StartSample[] = [];
   for (let i = 0; i < n; i++) {
-    await waitFor(async () => ((await api.executors()).some((e) => e.label === label) ? undefined : true), `no executor of label ${label}`, 60_000, () => cluster.failedProcess());
+    await waitFor(async () => ((await api.executors()).executors.some((e) => e.label === label) ? undefined : true), `no executor of label ${label}`, 60_000, () => cluster.failedProcess());
     await sleep(1000);
     samples.push(await sampleStart(api, cluster, job, 'cold', events));
   }
@@ -457,18 +394,16 @@ async function coldSamples(api: Api, cluster: CiCluster, job: string, label: str
  * breakdown. While it waits, it keeps every executor record of the build's label it sees (a cold
  * executor is gone soon after its build).
  */
-async function sampleStart(api: Api, cluster: CiCluster, job: string, kind: 'warm' | 'cold', events: DockerStarts | undefined): Promise<StartSample> {
-  const seen = new Map<string, ApiExecutor>();
+async function sampleStart(api: CiClient, cluster: CiCluster, job: string, kind: 'warm' | 'cold', events: DockerStarts | undefined): Promise<StartSample> {
+  const seen = new Map<string, CiExecutorSummary>();
   const t0 = Date.now();
-  const posted = await api.call('POST', `/ci/v1/jobs/${job}/builds`);
+  const { number } = await api.trigger(job);
   const t1 = Date.now();
-  if (posted.status !== 201) throw new Error(`bench: POST /ci/v1/jobs/${job}/builds answered ${posted.status}: ${posted.text.slice(0, 500)}`);
-  const number = (posted.json as ApiBuild).number;
   const build = await waitFor(
     async () => {
-      for (const e of await api.executors()) seen.set(e.id, e);
+      for (const e of (await api.executors()).executors) seen.set(e.id, e);
       const b = await api.build(job, number);
-      return FINISHED.has(b.status) ? b : undefined;
+      return CI_BUILD_FINISHED.has(b.status) ? b : undefined;
     },
     `${job} #${number} to end`,
     120_000,
@@ -554,12 +489,11 @@ function stats(samples: StartSample[]): StartStats {
 // Throughput
 // ---------------------------------------------------------------------------------------------
 
-async function throughput(api: Api, job: string, n: number, firstNumberBefore: number, progress: (line: string) => void): Promise<ThroughputRun> {
+async function throughput(api: CiClient, job: string, n: number, firstNumberBefore: number, progress: (line: string) => void): Promise<ThroughputRun> {
   const t0 = Date.now();
   const answered = await Promise.all(
     Array.from({ length: n }, async () => {
-      const r = await api.call('POST', `/ci/v1/jobs/${job}/builds`);
-      if (r.status !== 201) throw new Error(`bench: POST /ci/v1/jobs/${job}/builds answered ${r.status}: ${r.text.slice(0, 500)}`);
+      await api.trigger(job);
       return Date.now();
     }),
   );
@@ -567,8 +501,8 @@ async function throughput(api: Api, job: string, n: number, firstNumberBefore: n
   let lastReport = Date.now();
   const builds = await waitFor(
     async () => {
-      const list = (await api.ok<{ builds: ApiBuild[] }>('GET', `/ci/v1/jobs/${job}/builds?limit=${Math.min(n, 1000)}`)).builds.filter((b) => b.number > firstNumberBefore);
-      const done = list.filter((b) => FINISHED.has(b.status)).length;
+      const list = (await api.builds(job, { limit: Math.min(n, 1000) })).builds.filter((b) => b.number > firstNumberBefore);
+      const done = list.filter((b) => CI_BUILD_FINISHED.has(b.status)).length;
       if (Date.now() - lastReport > 5000) {
         lastReport = Date.now();
         progress(`  ${done}/${n} finished after ${round((Date.now() - t0) / 1000, 1)} s`);
@@ -635,7 +569,7 @@ async function profile(repo: string, dir: string): Promise<NonNullable<CiBenchRe
   const module: number[] = [];
   for (let i = 0; i < 3; i++) {
     command.push(await timeProcess([BIN, 'ci-executor', '--help']));
-    module.push(await timeProcess(['--import', 'tsx', '-e', `await import(${JSON.stringify(EXECUTOR_MODULE)})`]));
+    module.push(await timeProcess(['--import', 'tsx', '-e', `await import(${JSON.stringify(CI_EXECUTOR_MODULE)})`]));
   }
   const r1 = (v: number[]) => round(median(v), 1);
   return {

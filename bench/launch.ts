@@ -5,9 +5,10 @@ import { join } from 'node:path';
 import Docker from 'dockerode';
 import { createServer } from 'node:net';
 import { fileURLToPath } from 'node:url';
+import { percentile } from '../src/core/percentile.ts';
 import type { Offer, TaskInfo } from '../src/protocol/mesos.ts';
 import { SchedulerClient } from '../src/sdk/scheduler-client.ts';
-import { ensureBusyboxImage } from '../test/support/busybox-image.ts';
+import { ensureBusyboxImage } from '../src/sim/busybox-image.ts';
 
 /**
  * `slipway bench launch`: task launch latency through the real HTTP scheduler API and a real
@@ -39,10 +40,6 @@ export interface LaunchBenchResult {
 }
 
 const BIN = fileURLToPath(new URL('../bin/slipway.js', import.meta.url));
-
-function percentile(sorted: number[], p: number): number {
-  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))] ?? 0;
-}
 
 export async function runLaunchBench(o: LaunchBenchOptions, progress?: (line: string) => void): Promise<LaunchBenchResult> {
   const dir = mkdtempSync(join(tmpdir(), 'slipway-bench-launch-'));

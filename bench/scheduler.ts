@@ -1,5 +1,6 @@
 import v8 from 'node:v8';
 import vm from 'node:vm';
+import { percentile } from '../src/core/percentile.ts';
 import { SimCluster } from '../src/sim/sim-cluster.ts';
 
 /**
@@ -53,11 +54,6 @@ function heapUsed(gc: () => void): number {
   gc();
   gc();
   return process.memoryUsage().heapUsed;
-}
-
-function percentile(sorted: number[], p: number): number {
-  if (sorted.length === 0) return 0;
-  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]!;
 }
 
 export function runSchedulerBench(o: SchedulerBenchOptions, progress?: (line: string) => void): SchedulerBenchResult {

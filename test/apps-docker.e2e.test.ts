@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import Dockerode from 'dockerode';
 import { up, type Up } from '../src/server/up.ts';
-import { ensureBusyboxImage } from './support/busybox-image.ts';
+import { ensureBusyboxImage } from '../src/sim/busybox-image.ts';
 import { killProcessesUnder } from './support/sandbox-processes.ts';
 import { waitUntil } from './support/wait.ts';
 

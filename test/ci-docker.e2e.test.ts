@@ -5,9 +5,9 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import Dockerode from 'dockerode';
 import { up, type Up } from '../src/server/up.ts';
-import { ensureBusyboxImage } from './support/busybox-image.ts';
+import { ensureBusyboxImage } from '../src/sim/busybox-image.ts';
 import { createTestRepo } from './support/git-repo.ts';
-import { ensureNodeImage } from './support/node-image.ts';
+import { ensureNodeImage } from '../src/sim/node-image.ts';
 import { killProcessesUnder } from './support/sandbox-processes.ts';
 import { waitUntil } from './support/wait.ts';
 

@@ -7,7 +7,7 @@ import WebSocket from 'ws';
 import { Resources } from '../src/core/resources.ts';
 import { pathSegment } from '../src/agent/path-segment.ts';
 import type { Offer, TaskInfo } from '../src/protocol/mesos.ts';
-import { ensureBusyboxImage } from './support/busybox-image.ts';
+import { ensureBusyboxImage } from '../src/sim/busybox-image.ts';
 import { SchedulerClient } from '../src/sdk/scheduler-client.ts';
 import { waitUntil } from './support/wait.ts';
 import { SlipwayProcess, activeAgents, freePort, operator, tempDir, waitForHttp } from './support/processes.ts';

@@ -13,7 +13,7 @@ import type { TaskState } from '../core/task-state.ts';
 import type { AgentToMaster, MasterToAgent } from '../protocol/agent.ts';
 import type { FrameworkInfo, TaskInfo, TaskStatus } from '../protocol/mesos.ts';
 import { waitUntil } from '../../test/support/wait.ts';
-import { ensureBusyboxImage } from '../../test/support/busybox-image.ts';
+import { ensureBusyboxImage } from '../sim/busybox-image.ts';
 import { Agent } from './agent.ts';
 import type { Containerizer } from './containerizer.ts';
 import { DockerContainerizer, LABELS } from './containerizers/docker-containerizer.ts';

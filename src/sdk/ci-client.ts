@@ -10,10 +10,37 @@ export interface CiBuildSummary {
   commit?: string;
   tag?: string;
   branch?: string;
+  /** The executor label it needs. */
+  label: string;
+  /** Times in ms since the epoch, as CI recorded them: queued, dispatched to an executor, ended. */
+  queuedAt: number;
+  startedAt?: number;
+  finishedAt?: number;
+  /** The executor that ran it, and its agent's hostname. */
+  executorId?: string;
   hostname?: string;
   error?: string;
-  steps: { name: string; status: string; exitCode?: number; durationMs?: number }[];
+  /** `startedAt` of a step is STEP_STARTED: the executor's time just before it starts the step. */
+  steps: { name: string; status: string; exitCode?: number; startedAt?: number; finishedAt?: number; durationMs?: number }[];
   artifacts: string[];
+}
+
+/** The statuses after which a build changes no more. */
+export const CI_BUILD_FINISHED: ReadonlySet<CiBuildSummary['status']> = new Set(['success', 'failure', 'cancelled', 'error']);
+
+/** An executor as `GET /ci/v1/executors` lists it (a task CI launched on an agent). */
+export interface CiExecutorSummary {
+  id: string;
+  label: string;
+  taskId: string;
+  agentId: string;
+  hostname: string;
+  state: string;
+  /** When CI launched its task (ms since the epoch). */
+  launchedAt: number;
+  idleSince?: number;
+  /** The build it runs, `job#number`. */
+  build?: string;
 }
 
 /** CI answered with an error status; `body` is its JSON (or text). */
@@ -55,6 +82,14 @@ export class CiClient {
     }
   }
 
+  /** The body as text (logs); an error status throws CiRequestFailed. */
+  private async text(path: string): Promise<string> {
+    const r = await this.request(path);
+    const text = await r.text();
+    if (!r.ok) throw new CiRequestFailed(r.status, text);
+    return text;
+  }
+
   private async json<T>(method: string, path: string, body?: unknown): Promise<T> {
     const r = await this.request(path, { method, ...(body !== undefined ? { headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(body) } : {}) });
     const text = await r.text();
@@ -81,6 +116,25 @@ export class CiClient {
 
   build(job: string, n: number): Promise<CiBuildSummary> {
     return this.json('GET', `/ci/v1/jobs/${encodeURIComponent(job)}/builds/${n}`);
+  }
+
+  /** The job's builds, newest first: at most `limit` (CI's default 50, its maximum 1000), numbered below `before` if given. */
+  builds(job: string, page: { limit?: number; before?: number } = {}): Promise<{ builds: CiBuildSummary[] }> {
+    const query = new URLSearchParams();
+    if (page.limit !== undefined) query.set('limit', String(page.limit));
+    if (page.before !== undefined) query.set('before', String(page.before));
+    const q = query.toString();
+    return this.json('GET', `/ci/v1/jobs/${encodeURIComponent(job)}/builds${q !== '' ? `?${q}` : ''}`);
+  }
+
+  /** The build's log as it is now (the whole build, or one step's): a finished build's is complete. */
+  log(job: string, n: number, step?: string): Promise<string> {
+    return this.text(`/ci/v1/jobs/${encodeURIComponent(job)}/builds/${n}/log${step !== undefined ? `?step=${encodeURIComponent(step)}` : ''}`);
+  }
+
+  /** The executor specs (by label) and the executors CI has now. */
+  executors(): Promise<{ specs: ({ label: string } & Record<string, unknown>)[]; executors: CiExecutorSummary[] }> {
+    return this.json('GET', '/ci/v1/executors');
   }
 
   queue(): Promise<{ queue: { job: string; number: number; why: string }[] }> {

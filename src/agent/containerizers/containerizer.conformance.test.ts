@@ -15,7 +15,7 @@ import { DEFAULT_DOCKER_SOCKET, DockerContainerizer, LABELS } from './docker-con
 import { ProcessContainerizer } from './process-containerizer.ts';
 import { TaskCgroups } from './task-cgroups.ts';
 import type { TaskCgroupSet } from './task-cgroups.ts';
-import { ensureBusyboxImage } from '../../../test/support/busybox-image.ts';
+import { ensureBusyboxImage } from '../../sim/busybox-image.ts';
 
 /**
  * One suite that every containerizer must pass (like Kysely's `for (const dialect of DIALECTS)`).

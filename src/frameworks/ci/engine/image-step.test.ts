@@ -6,7 +6,7 @@ import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import Dockerode from 'dockerode';
-import { ensureBusyboxImage } from '../../../../test/support/busybox-image.ts';
+import { ensureBusyboxImage } from '../../../sim/busybox-image.ts';
 import type { BuildContext } from './build-context.ts';
 import { CI_CONTAINER_LABELS, removeBuildContainers } from './image-step.ts';
 import { BUILD, removeWorkspaces, run, sequential, step, workspace } from './engine-test-support.ts';
