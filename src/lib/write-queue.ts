@@ -120,3 +120,22 @@ export class WriteQueue<C> {
     }
   }
 }
+
+/**
+ * The write queue of a framework's store, write-through: a batch is tried `attempts` times
+ * (default 10, about 2.75 s of retries) before the change it records is refused with
+ * StoreUnavailable; each failure and the recovery are logged.
+ */
+export function writeThrough<C>(
+  name: string,
+  store: { write(changes: readonly C[]): Promise<void> },
+  o: { clock: Clock; attempts?: number | undefined; log: (line: string) => void },
+): WriteQueue<C> {
+  return new WriteQueue<C>({
+    name,
+    write: (changes) => store.write(changes),
+    clock: o.clock,
+    attempts: o.attempts ?? 10,
+    onHealth: (h) => o.log(h.ok ? `${name} takes writes again` : `${name} write failed (attempt ${h.failedAttempts}): ${h.reason}`),
+  });
+}

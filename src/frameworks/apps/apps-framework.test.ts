@@ -1,11 +1,9 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { after, afterEach, describe, it } from 'node:test';
+import { afterEach, describe, it } from 'node:test';
 import { InProcessScheduler } from '../../server/in-process-scheduler.ts';
-import { SimCluster } from '../../sim/sim-cluster.ts';
-import { SimRunner } from '../../sim/sim-runner.ts';
+import type { SimCluster } from '../../sim/sim-cluster.ts';
+import { SimHost } from '../../sim/sim-host.ts';
+import type { SimRunner } from '../../sim/sim-runner.ts';
 import type { SimAgent } from '../../sim/sim-agent.ts';
 import { SqliteAppsStore } from '../../store/sqlite-apps-store.ts';
 import { WriteFaults } from '../../sim/write-faults.ts';
@@ -20,71 +18,48 @@ import { isHealthy, type Instance } from './instance.ts';
 // framework's clock is the cluster's ManualClock, so seconds of cluster time take milliseconds.
 
 const AGENT = 'cpus:4;mem:4096;ports:[31000-32000]';
-const dirs: string[] = [];
-after(() => {
-  for (const d of dirs) rmSync(d, { recursive: true, force: true });
-});
+
+type Host = SimHost<AppsFramework, SqliteAppsStore>;
 
 interface World {
-  cluster: SimCluster;
-  agents: SimAgent[];
+  host: Host;
   fw: AppsFramework;
   runner: SimRunner;
+  cluster: SimCluster;
+  agents: readonly SimAgent[];
   events: MarathonEvent[];
-  stop(): Promise<void>;
-  /** The framework stops and starts again on the same store (and cluster). */
+  /** The framework stops and a new one starts on the same data dir and cluster. */
   restart(): Promise<World>;
 }
 
+/** The framework on `agents` simulated agents; `onEvent` sees each Marathon event as it is published. */
 async function world(agents: number, onEvent: (e: MarathonEvent, fw: AppsFramework) => void = () => undefined, faults?: WriteFaults): Promise<World> {
-  const cluster = new SimCluster({ agentReconnectGraceMs: 5000 });
-  const list = Array.from({ length: agents }, (_, i) => cluster.addAgent(AGENT, { hostname: `h${i}` }));
-  const dir = mkdtempSync(join(tmpdir(), 'slipway-apps-sim-'));
-  dirs.push(dir);
-  return framework(cluster, list, dir, onEvent, faults);
-}
-
-/** The framework on `cluster`, its store in `dir` (what a restart on the same data dir loads). */
-async function framework(cluster: SimCluster, list: SimAgent[], dir: string, onEvent: (e: MarathonEvent, fw: AppsFramework) => void = () => undefined, faults?: WriteFaults): Promise<World> {
-  const real = await SqliteAppsStore.open(dir);
-  const store = faults !== undefined ? faults.wrap(real) : real;
   const events: MarathonEvent[] = [];
   let n = 0;
-  const fw: AppsFramework = new AppsFramework({
-    transport: new InProcessScheduler(cluster.master),
-    store,
-    clock: cluster.clock,
-    // One attempt: a retry would wait on the simulated clock, which moves only between turns.
-    ...(faults !== undefined ? { writeAttempts: 1 } : {}),
-    uuid: () => `00000000-0000-4000-8000-${String(++n).padStart(12, '0')}`,
-    events: {
-      publish: (e) => {
-        events.push(e);
-        onEvent(e, fw);
-      },
+  const host = await SimHost.start<AppsFramework, SqliteAppsStore>({
+    agents,
+    resources: AGENT,
+    openStore: (dir) => SqliteAppsStore.open(dir),
+    framework: (cluster, store) => {
+      const fw: AppsFramework = new AppsFramework({
+        transport: new InProcessScheduler(cluster.master),
+        store: faults !== undefined ? faults.wrap(store) : store,
+        clock: cluster.clock,
+        // One attempt: a retry would wait on the simulated clock, which moves only between turns.
+        ...(faults !== undefined ? { writeAttempts: 1 } : {}),
+        uuid: () => `00000000-0000-4000-8000-${String(++n).padStart(12, '0')}`,
+        events: {
+          publish: (e) => {
+            events.push(e);
+            onEvent(e, fw);
+          },
+        },
+      });
+      return fw;
     },
   });
-  const runner = new SimRunner(cluster, [() => fw.settled()]);
-  const started = fw.start();
-  await runner.quiesce();
-  await started;
-  return {
-    cluster,
-    agents: list,
-    fw,
-    runner,
-    events,
-    async stop() {
-      await fw.stop();
-      await store.close();
-      cluster.master.stop();
-    },
-    async restart() {
-      await fw.stop();
-      await store.close();
-      return framework(cluster, list, dir, onEvent, faults);
-    },
-  };
+  const made = (h: Host): World => ({ host: h, fw: h.framework, runner: h.runner, cluster: h.cluster, agents: h.agents, events, restart: async () => made(await h.restart()) });
+  return made(host);
 }
 
 const running = (fw: AppsFramework, appId: string): Instance[] => fw.view.instancesOf(appId).filter((i) => i.state === 'TASK_RUNNING' && i.unreachableSince === undefined && !i.killing);
@@ -100,7 +75,7 @@ const app = (json: Record<string, unknown>) => parseAppDefinition({ cpus: 0.1, m
 describe('the services framework on simulated time', () => {
   let w: World | undefined;
   afterEach(async () => {
-    await w?.stop();
+    await w?.host.stop();
     w = undefined;
   });
 
@@ -172,17 +147,17 @@ describe('the services framework on simulated time', () => {
       const gap = gaps[i]!;
       assert.ok(gap >= delay + 100 && gap <= delay + 2600, `launch ${i + 2} came ${gap} ms after the one before (delay ${delay} ms)`);
     });
-    assert.equal(fw.view.backoff('/crash')?.delaySeconds, 8, 'held at the maximum');
+    assert.equal(fw.view.backoffs.get('/crash')?.delaySeconds, 8, 'held at the maximum');
 
     // DELETE /v2/queue/{app}/delay: the next launch at once, and the delay starts over at 1 s.
-    await runner.until('a failure after the last launch', () => fw.view.backoff('/crash') !== undefined && fw.view.instancesOf('/crash').length === 0, 20_000);
+    await runner.until('a failure after the last launch', () => fw.view.backoffs.get('/crash') !== undefined && fw.view.instancesOf('/crash').length === 0, 20_000);
     const before = launches().length;
     const resetAt = w.cluster.clock.now();
     await fw.resetDelay('/crash');
     await runner.until('launched after the reset', () => launches().length > before, 10_000);
     assert.ok(launches()[before]! - resetAt <= 2500, 'launched without the 8 s delay');
-    await runner.until('failed again', () => fw.view.backoff('/crash') !== undefined, 10_000);
-    assert.equal(fw.view.backoff('/crash')?.delaySeconds, 1, 'the backoff starts over');
+    await runner.until('failed again', () => fw.view.backoffs.get('/crash') !== undefined, 10_000);
+    assert.equal(fw.view.backoffs.get('/crash')?.delaySeconds, 1, 'the backoff starts over');
   });
 
   it('keeps the API, memory and disk in agreement while its store refuses writes, and after a restart', async () => {

@@ -1,18 +1,18 @@
 import { randomUUID } from 'node:crypto';
-import { SystemClock, type Clock, type Timer } from '../../core/clock.ts';
-import { WriteQueue } from '../../lib/write-queue.ts';
-import type { Offer, TaskStatus } from '../../protocol/mesos.ts';
+import { SystemClock, type Clock } from '../../core/clock.ts';
+import { writeThrough, type WriteQueue } from '../../lib/write-queue.ts';
+import type { TaskStatus } from '../../protocol/mesos.ts';
 import type { Event } from '../../protocol/scheduler.ts';
 import type { SchedulerTransport } from '../../protocol/scheduler-transport.ts';
 import { FrameworkSession } from '../kit/framework-session.ts';
-import { PlanApplier } from '../kit/plan-applier.ts';
+import { FrameworkTurns } from '../kit/framework-turns.ts';
 import type { AppDefinition } from './app-definition.ts';
 import { AppsState, toStoreChange, type AppsStateChange, type AppsView } from './apps-state.ts';
 import type { AppsChange, AppsStore } from './apps-store.ts';
 import type { MarathonEvent } from './events/marathon-events.ts';
-import type { AppsPlan } from './plan/apps-plan.ts';
+import { AppsPlanBuilder, type AppsPlan } from './plan/apps-plan.ts';
 import { planLaunches } from './plan/plan-launches.ts';
-import { planCancelDeployment, planDeploy, planKillTasks, planReadinessResult, planResetDelay, type DeployResult, type KillResult, type Planned } from './plan/plan-operations.ts';
+import { planCancelDeployment, planDeploy, planKillTasks, planReadinessResult, planResetDelay, type DeployResult, type KillResult } from './plan/plan-operations.ts';
 import { planPass, planSubscribed } from './plan/plan-pass.ts';
 import { planUpdates } from './plan/plan-updates.ts';
 import { ReadinessProber } from './readiness-prober.ts';
@@ -47,9 +47,9 @@ const TICK_MS = 1000;
  *   scheduler events, REST verbs, readiness results, the tick
  *        ──► a turn: plan*(view, now)  ──► store batch (awaited) ──► memory ──► calls ──► events
  *
- * A turn that changed what the reconciler looks at asks for a pass (planPass), which runs as a
- * turn of its own, after the tick too. A batch of offers is planned right after a pass, so it
- * meets fresh needs. Every turn reads state that is in memory and on disk alike (PlanApplier).
+ * The kit's FrameworkTurns runs them: passes after plans that ask for one and every second,
+ * updates batched, offers planned right after a pass. Every turn reads state that is in memory
+ * and on disk alike (PlanApplier).
  *
  * After a (re)start: the store gives the apps, deployments and instances; SUBSCRIBE (with the
  * stored framework id), then explicit and implicit reconciliation; a task the master knows but
@@ -65,29 +65,25 @@ export class AppsFramework {
   private readonly log: (line: string) => void;
   private readonly role: string;
   private readonly writes: WriteQueue<AppsChange>;
-  private readonly applier: PlanApplier<AppsStateChange, MarathonEvent, AppsChange, AppsPlan>;
+  private readonly turns: FrameworkTurns<AppsStateChange, MarathonEvent, AppsChange, AppsPlan>;
   private readonly prober: ReadinessProber;
   /** Created by start(), with the stored framework id. */
   private session: FrameworkSession | undefined;
-  private tick: Timer | undefined;
-  private passQueued = false;
   private stopped = false;
-  /** Status updates waiting for their turn (one turn takes all that came meanwhile). */
-  private readonly updates: TaskStatus[] = [];
+  /** Queues a status update; one turn takes all that came meanwhile. */
+  private readonly update: (status: TaskStatus) => void;
 
   constructor(private readonly options: AppsFrameworkOptions) {
     this.clock = options.clock ?? new SystemClock();
     this.uuid = options.uuid ?? randomUUID;
     this.log = options.log ?? (() => undefined);
     this.role = options.role ?? '*';
-    this.writes = new WriteQueue({
-      name: 'apps store',
-      write: (changes) => options.store.write(changes),
+    this.writes = writeThrough('apps store', options.store, { clock: this.clock, attempts: options.writeAttempts, log: this.log });
+    this.turns = new FrameworkTurns({
+      name: 'apps framework',
       clock: this.clock,
-      attempts: options.writeAttempts ?? 10,
-      onHealth: (h) => this.log(h.ok ? 'apps store takes writes again' : `apps store write failed (attempt ${h.failedAttempts}): ${h.reason}`),
-    });
-    this.applier = new PlanApplier({
+      tickMs: TICK_MS,
+      planPass: () => planPass(this.state, { now: this.clock.now(), subscribed: this.connected, role: this.role }),
       toStore: toStoreChange,
       write: (changes) => this.writes.write(changes),
       apply: (c) => this.state.apply(c),
@@ -96,7 +92,8 @@ export class AppsFramework {
       log: this.log,
       finish: (plan) => this.finish(plan),
     });
-    this.prober = new ReadinessProber({ clock: this.clock, onResult: (r) => void this.turn(() => planReadinessResult(this.state, r)) });
+    this.update = this.turns.batched((statuses: TaskStatus[]) => planUpdates(this.state, statuses, this.clock.now()));
+    this.prober = new ReadinessProber({ clock: this.clock, onResult: (r) => void this.turns.turn(() => planReadinessResult(this.state, r)) });
   }
 
   /** Loads the stored state and connects to the master; resolves once subscribed the first time. */
@@ -112,30 +109,25 @@ export class AppsFramework {
       failoverTimeoutSeconds: this.options.failoverTimeoutSeconds ?? 7 * 24 * 3600,
       capabilities: [{ type: 'MULTI_ROLE' }, { type: 'PARTITION_AWARE' }, { type: 'TASK_KILLING_STATE' }],
       ...(this.state.frameworkId !== undefined ? { frameworkId: this.state.frameworkId } : {}),
-      onFrameworkId: (id) => void this.turn(() => ({ ...this.emptyPlan(), changes: [{ type: 'FRAMEWORK_ID', frameworkId: id }] })),
+      onFrameworkId: (id) => void this.turns.turn(() => new AppsPlanBuilder().change({ type: 'FRAMEWORK_ID', frameworkId: id }).plan),
       onSubscribed: () => {
-        void this.turn(() => planSubscribed(this.state, this.clock.now()));
+        void this.turns.turn(() => planSubscribed(this.state, this.clock.now()));
         connected();
       },
       onEvent: (e) => this.onEvent(e),
       log: this.log,
     });
     void this.session.connect();
-    const tick = () => {
-      this.schedulePass();
-      this.tick = this.clock.setTimer(TICK_MS, tick);
-    };
-    this.tick = this.clock.setTimer(TICK_MS, tick);
+    this.turns.start();
     await subscribed;
   }
 
   /** Leaves the tasks running (the master keeps them for the failover timeout) and stops. */
   async stop(): Promise<void> {
     this.stopped = true;
-    this.tick?.cancel();
     this.prober.stopAll();
     this.session?.close();
-    await this.applier.drained();
+    await this.turns.stop();
     await this.writes.flush();
   }
 
@@ -154,40 +146,40 @@ export class AppsFramework {
 
   /** Resolves once every turn asked so far is applied (tests and benchmarks wait on it). */
   settled(): Promise<void> {
-    return this.applier.drained();
+    return this.turns.drained();
   }
 
   // --- the REST API's verbs (plan/plan-operations.ts) ----------------------------------------
 
   /** See planDeploy. `edit` gets a copy of the declared apps, at the turn's time. */
   deploy(edit: (declared: Map<string, AppDefinition>) => ReadonlyMap<string, AppDefinition>, opts: { force?: boolean; restart?: readonly string[] } = {}): Promise<DeployResult> {
-    return this.operation(() => planDeploy(this.state, edit, opts, this.context()));
+    return this.turns.operation(() => planDeploy(this.state, edit, opts, this.context()));
   }
 
   cancelDeployment(id: string, force: boolean): Promise<{ deploymentId: string; version: string } | undefined> {
-    return this.operation(() => planCancelDeployment(this.state, id, force, this.context()));
+    return this.turns.operation(() => planCancelDeployment(this.state, id, force, this.context()));
   }
 
   /** See planKillTasks: `select` names the tasks from the state at the turn's time. */
   killTasks(select: (view: AppsView) => readonly string[], opts: { scale?: boolean; wipe?: boolean; force?: boolean } = {}): Promise<KillResult> {
-    return this.operation(() => planKillTasks(this.state, select, opts, this.context()));
+    return this.turns.operation(() => planKillTasks(this.state, select, opts, this.context()));
   }
 
   resetDelay(appId: string): Promise<void> {
-    return this.operation(() => planResetDelay(this.state, appId));
+    return this.turns.operation(() => planResetDelay(this.state, appId));
   }
 
   // --- the master's events -------------------------------------------------------------------
 
   private onEvent(e: Event): void {
     switch (e.type) {
-      case 'OFFERS':
-        this.onOffers(e.offers.offers);
+      case 'OFFERS': {
+        const offers = e.offers.offers;
+        this.turns.offers(offers, () => planLaunches(this.state, offers, { now: this.clock.now(), uuid: this.uuid }));
         return;
+      }
       case 'UPDATE':
-        this.updates.push(e.update.status);
-        // One turn takes every update that arrived before it runs.
-        if (this.updates.length === 1) void this.turn(() => planUpdates(this.state, this.updates.splice(0), this.clock.now()));
+        this.update(e.update.status);
         return;
       case 'ERROR':
         this.log(`apps framework: master error: ${e.error.message}`);
@@ -197,40 +189,6 @@ export class AppsFramework {
     }
   }
 
-  private onOffers(offers: Offer[]): void {
-    this.schedulePass();
-    this.applier
-      .turn(() => ({ plan: planLaunches(this.state, offers, { now: this.clock.now(), uuid: this.uuid }), result: undefined }))
-      .catch((e: unknown) => {
-        // Nothing was stored, nothing launched: the offers go back at once.
-        this.log(`apps framework: instances not stored, not launched: ${e instanceof Error ? e.message : String(e)}`);
-        this.session?.send({ type: 'DECLINE', decline: { offer_ids: offers.map((o) => o.id), filters: { refuse_seconds: 1 } } });
-      });
-  }
-
-  // --- turns ---------------------------------------------------------------------------------
-
-  private schedulePass(): void {
-    if (this.passQueued || this.stopped) return;
-    this.passQueued = true;
-    void this.turn(() => {
-      this.passQueued = false;
-      return planPass(this.state, { now: this.clock.now(), subscribed: this.connected, role: this.role });
-    });
-  }
-
-  /** A turn whose failure is only logged (the next pass, update or reconciliation repairs it). */
-  private turn(decide: () => AppsPlan): Promise<void> {
-    return this.applier
-      .turn(() => ({ plan: decide(), result: undefined }))
-      .catch((e: unknown) => this.log(`apps framework: ${e instanceof Error ? e.message : String(e)}`));
-  }
-
-  /** A turn whose result or error goes to the caller (a REST verb: 4xx, or 503 from the store). */
-  private operation<R>(decide: () => Planned<R>): Promise<R> {
-    return this.applier.turn(decide);
-  }
-
   /** What a plan asks of the framework itself, once it is applied. */
   private finish(plan: AppsPlan): void {
     for (const c of plan.changes) if (c.type === 'INSTANCE_REMOVED') this.prober.stop(c.taskId);
@@ -238,14 +196,9 @@ export class AppsFramework {
       const def = this.state.runSpec(inst.appId).def ?? this.state.app(inst.appId)?.def;
       if (def !== undefined && this.state.instance(inst.taskId) !== undefined && !this.stopped) this.prober.start(inst, def);
     }
-    if (plan.pass) this.schedulePass();
   }
 
   private context(): { now: number; uuid: () => string } {
     return { now: this.clock.now(), uuid: this.uuid };
-  }
-
-  private emptyPlan(): AppsPlan {
-    return { changes: [], calls: [], events: [], log: [], probes: [], pass: false };
   }
 }

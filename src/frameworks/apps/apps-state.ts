@@ -1,5 +1,6 @@
 import type { Location } from '../kit/instance-tally.ts';
-import { freshOfferManners, type OfferMannersState } from '../kit/offer-manners.ts';
+import { setOrDelete } from '../../core/map-entry.ts';
+import { applyOfferMode, freshOfferManners, type OfferMannersState, type OfferModeChange } from '../kit/offer-manners.ts';
 import { reconcileApp } from './app-reconciler.ts';
 import { MAX_VERSIONS_PER_APP, type AppsChange, type StoredAppJson, type StoredAppsState } from './apps-store.ts';
 import type { ReadinessCheckResultJson } from './deployment/deployment-plan.ts';
@@ -69,16 +70,15 @@ export type AppsStateChange =
   | { type: 'RECONCILED'; at: number; unconfirmed?: readonly string[] }
   /** The app's queue entry (absent: it waits for nothing). */
   | { type: 'QUEUE'; appId: string; entry?: QueueStats }
-  /** What each app waits to launch, as the last pass found it. */
-  | { type: 'NEEDS'; needs: ReadonlyMap<string, number> }
   /** An agent's hostname and attributes, as its offers show them (for constraints). */
   | { type: 'AGENT_SEEN'; location: Location }
   | { type: 'READINESS'; taskId: string; result: ReadinessCheckResultJson }
-  | { type: 'OFFER_MANNERS'; state: OfferMannersState }
   /** A version timestamp was given out (the next is strictly later). */
   | { type: 'VERSION_ISSUED'; at: number }
   /** The next seed of the placement's tie-breaking shuffle. */
-  | { type: 'SEED'; seed: number };
+  | { type: 'SEED'; seed: number }
+  /** What each app waits to launch (the last pass's answer), and the offer mode. */
+  | OfferModeChange;
 
 /** The store change of a state change, or undefined for a memory-only one. */
 export function toStoreChange(c: AppsStateChange): AppsChange | undefined {
@@ -126,19 +126,22 @@ export interface AppsView {
   runSpec(appId: string): RunSpec;
   /** The version string of what a run spec runs (the deployment's target version, or the declared one). */
   versionOf(appId: string, spec: RunSpec): string;
-  backoff(appId: string): Backoff | undefined;
-  backoffs(): IterableIterator<[string, Backoff]>;
-  failure(appId: string): TaskFailure | undefined;
-  killSentAt(taskId: string): number | undefined;
+  /** Apps whose launches wait (Marathon's RateLimiter). */
+  readonly backoffs: ReadonlyMap<string, Backoff>;
+  /** Each app's last task failure (Marathon's `lastTaskFailure`). */
+  readonly failures: ReadonlyMap<string, TaskFailure>;
   /** Instances whose kill went out, with when. */
-  killsSent(): IterableIterator<[string, number]>;
-  lastHeard(taskId: string): number | undefined;
-  isUnconfirmed(taskId: string): boolean;
+  readonly killsSent: ReadonlyMap<string, number>;
+  /** When the master last reported on each instance. */
+  readonly heard: ReadonlyMap<string, number>;
+  /** Instances the master has not confirmed since the framework (re)subscribed. */
+  readonly unconfirmed: ReadonlySet<string>;
   readonly lastReconcileAt: number;
-  queueStats(appId: string): QueueStats | undefined;
-  queueApps(): IterableIterator<string>;
+  /** Apps that wait for launches, since when and what offers did for them. */
+  readonly queued: ReadonlyMap<string, QueueStats>;
   readonly needs: ReadonlyMap<string, number>;
-  location(agentId: string): Location | undefined;
+  /** Each agent's hostname and attributes, as its offers show them. */
+  readonly agents: ReadonlyMap<string, Location>;
   readinessResults(appId: string): ReadinessCheckResultJson[];
   readonly manners: OfferMannersState;
   readonly lastVersionAt: number;
@@ -160,15 +163,15 @@ export class AppsState implements AppsView {
   private readonly runByApp = new Map<string, DeploymentRun>();
   private readonly byTask = new Map<string, Instance>();
   private readonly byApp = new Map<string, Map<string, Instance>>();
-  private readonly backoffById = new Map<string, Backoff>();
-  private readonly failures = new Map<string, TaskFailure>();
-  private readonly killSent = new Map<string, number>();
-  private readonly heard = new Map<string, number>();
-  private unconfirmed = new Set<string>();
+  readonly backoffs = new Map<string, Backoff>();
+  readonly failures = new Map<string, TaskFailure>();
+  readonly killsSent = new Map<string, number>();
+  readonly heard = new Map<string, number>();
+  unconfirmed = new Set<string>();
   lastReconcileAt = 0;
-  private readonly queued = new Map<string, QueueStats>();
+  readonly queued = new Map<string, QueueStats>();
   needs: ReadonlyMap<string, number> = new Map();
-  private readonly agents = new Map<string, Location>();
+  readonly agents = new Map<string, Location>();
   private readonly readiness = new Map<string, Map<string, ReadinessCheckResultJson>>();
   manners: OfferMannersState = freshOfferManners();
   lastVersionAt = 0;
@@ -206,7 +209,7 @@ export class AppsState implements AppsView {
       case 'APP_REMOVED':
         this.appsById.delete(c.appId);
         this.versionsById.delete(c.appId);
-        this.backoffById.delete(c.appId);
+        this.backoffs.delete(c.appId);
         this.failures.delete(c.appId);
         return;
       case 'DEPLOYMENT_SAVED': {
@@ -237,7 +240,7 @@ export class AppsState implements AppsView {
         this.byTask.delete(c.taskId);
         this.unconfirmed.delete(c.taskId);
         this.heard.delete(c.taskId);
-        this.killSent.delete(c.taskId);
+        this.killsSent.delete(c.taskId);
         this.readiness.delete(c.taskId);
         const m = this.byApp.get(i.appId);
         m?.delete(c.taskId);
@@ -245,14 +248,13 @@ export class AppsState implements AppsView {
         return;
       }
       case 'BACKOFF':
-        if (c.backoff === undefined) this.backoffById.delete(c.appId);
-        else this.backoffById.set(c.appId, c.backoff);
+        setOrDelete(this.backoffs, c.appId, c.backoff);
         return;
       case 'FAILURE':
         this.failures.set(c.appId, c.failure);
         return;
       case 'KILL_SENT':
-        if (this.byTask.has(c.taskId)) this.killSent.set(c.taskId, c.at);
+        if (this.byTask.has(c.taskId)) this.killsSent.set(c.taskId, c.at);
         return;
       case 'HEARD':
         if (!this.byTask.has(c.taskId)) return;
@@ -264,11 +266,11 @@ export class AppsState implements AppsView {
         if (c.unconfirmed !== undefined) this.unconfirmed = new Set(c.unconfirmed.filter((t) => this.byTask.has(t)));
         return;
       case 'QUEUE':
-        if (c.entry === undefined) this.queued.delete(c.appId);
-        else this.queued.set(c.appId, c.entry);
+        setOrDelete(this.queued, c.appId, c.entry);
         return;
       case 'NEEDS':
-        this.needs = c.needs;
+      case 'OFFER_MANNERS':
+        applyOfferMode(this, c);
         return;
       case 'AGENT_SEEN':
         this.agents.set(c.location.agentId, c.location);
@@ -280,9 +282,6 @@ export class AppsState implements AppsView {
         m.set(c.result.name, c.result);
         return;
       }
-      case 'OFFER_MANNERS':
-        this.manners = c.state;
-        return;
       case 'VERSION_ISSUED':
         this.lastVersionAt = Math.max(this.lastVersionAt, c.at);
         return;
@@ -353,46 +352,6 @@ export class AppsState implements AppsView {
     return this.appsById.get(appId)?.info.version ?? spec.configVersion;
   }
 
-  backoff(appId: string): Backoff | undefined {
-    return this.backoffById.get(appId);
-  }
-
-  backoffs(): IterableIterator<[string, Backoff]> {
-    return this.backoffById.entries();
-  }
-
-  failure(appId: string): TaskFailure | undefined {
-    return this.failures.get(appId);
-  }
-
-  killSentAt(taskId: string): number | undefined {
-    return this.killSent.get(taskId);
-  }
-
-  killsSent(): IterableIterator<[string, number]> {
-    return this.killSent.entries();
-  }
-
-  lastHeard(taskId: string): number | undefined {
-    return this.heard.get(taskId);
-  }
-
-  isUnconfirmed(taskId: string): boolean {
-    return this.unconfirmed.has(taskId);
-  }
-
-  queueStats(appId: string): QueueStats | undefined {
-    return this.queued.get(appId);
-  }
-
-  queueApps(): IterableIterator<string> {
-    return this.queued.keys();
-  }
-
-  location(agentId: string): Location | undefined {
-    return this.agents.get(agentId);
-  }
-
   readinessResults(appId: string): ReadinessCheckResultJson[] {
     return this.instancesOf(appId).flatMap((i) => [...(this.readiness.get(i.taskId)?.values() ?? [])]);
   }
@@ -405,7 +364,7 @@ export class AppsState implements AppsView {
       if (spec.def === undefined || app === undefined) continue;
       const r = reconcileApp({ spec: spec.def, configVersion: spec.configVersion, instances: this.instancesOf(appId), now });
       if (r.launch <= 0) continue;
-      out.push({ app, count: r.launch, since: stats.since, delayUntil: this.backoffById.get(appId)?.until ?? 0, processedOffers: stats.processedOffers, unusedOffers: stats.unusedOffers });
+      out.push({ app, count: r.launch, since: stats.since, delayUntil: this.backoffs.get(appId)?.until ?? 0, processedOffers: stats.processedOffers, unusedOffers: stats.unusedOffers });
     }
     return out;
   }

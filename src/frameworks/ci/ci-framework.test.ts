@@ -1,14 +1,12 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { after, afterEach, describe, it } from 'node:test';
+import { afterEach, describe, it } from 'node:test';
 import type { FrameworkCall } from '../../protocol/scheduler.ts';
 import type { SchedulerTransport } from '../../protocol/scheduler-transport.ts';
 import { InProcessScheduler } from '../../server/in-process-scheduler.ts';
 import type { SimAgent } from '../../sim/sim-agent.ts';
-import { SimCluster } from '../../sim/sim-cluster.ts';
-import { SimRunner } from '../../sim/sim-runner.ts';
+import type { SimCluster } from '../../sim/sim-cluster.ts';
+import { SimHost } from '../../sim/sim-host.ts';
+import type { SimRunner } from '../../sim/sim-runner.ts';
 import { SqliteCiStore } from '../../store/sqlite-ci-store.ts';
 import { StoreUnavailable } from '../../lib/write-queue.ts';
 import { WriteFaults } from '../../sim/write-faults.ts';
@@ -24,10 +22,6 @@ import { parseExecutorSpec, parseJobDefinition } from './job-definition.ts';
 
 const AGENT = 'cpus:4;mem:4096;disk:16384;ports:[31000-32000]';
 const COMMIT = 'a'.repeat(40);
-const dirs: string[] = [];
-after(() => {
-  for (const d of dirs) rmSync(d, { recursive: true, force: true });
-});
 
 /**
  * Simulated executors: each executor task the agents run says HELLO with its token, runs every
@@ -44,7 +38,7 @@ class SimExecutors {
 
   /** One round: new executor tasks running connect. */
   async step(): Promise<void> {
-    for (const e of this.ci.view.executors()) {
+    for (const e of this.ci.view.executors.values()) {
       if (this.connected.has(e.id) || e.state !== 'launching') continue;
       const agent = this.agents.find((a) => a.taskState(e.taskId) === 'TASK_RUNNING');
       if (agent === undefined) continue;
@@ -93,69 +87,54 @@ class LossyTransport implements SchedulerTransport {
   }
 }
 
+type Host = SimHost<CiFramework, SqliteCiStore>;
+
 interface World {
-  cluster: SimCluster;
-  agents: SimAgent[];
+  host: Host;
   ci: CiFramework;
+  runner: SimRunner;
+  cluster: SimCluster;
+  agents: readonly SimAgent[];
   executors: SimExecutors;
   transport: LossyTransport;
-  runner: SimRunner;
-  stop(): Promise<void>;
-  /** CI stops and starts again on the same store (and cluster). */
+  /** CI stops and a new one starts on the same data dir and cluster. */
   restart(): Promise<World>;
 }
 
+/** CI on `agents` simulated agents, with the job `hello` (one step, inline pipeline). */
 async function world(agents: number, faults?: WriteFaults): Promise<World> {
-  const cluster = new SimCluster({ agentReconnectGraceMs: 5000 });
-  const list = Array.from({ length: agents }, (_, i) => cluster.addAgent(AGENT, { hostname: `h${i}` }));
-  const dir = mkdtempSync(join(tmpdir(), 'slipway-ci-sim-'));
-  dirs.push(dir);
-  const w = await ciOn(cluster, list, dir, faults);
+  const w = await ci(agents, faults);
   await w.ci.putJob(parseJobDefinition('hello', { repo: '/srv/git/hello.git', pipeline: 'steps:\n  - name: greet\n    commands: [echo hello]\n' }));
   return w;
 }
 
-/** CI on `cluster`, its store and data in `dir` (what a restart on the same data dir loads). */
-async function ciOn(cluster: SimCluster, list: SimAgent[], dir: string, faults?: WriteFaults): Promise<World> {
-  const real = await SqliteCiStore.open(dir);
-  const store = faults !== undefined ? faults.wrap(real) : real;
-  const transport = new LossyTransport(new InProcessScheduler(cluster.master));
-  let n = 0;
-  const ci = new CiFramework({
-    transport,
-    store,
-    dataDir: dir,
-    clock: cluster.clock,
-    uuid: () => `exec-${++n}`,
-    token: () => `token-${n}`,
-    executorProgram: () => ({ command: { shell: true, value: 'sim-executor' } }),
-    // One attempt: a retry would wait on the simulated clock, which moves only between turns.
-    ...(faults !== undefined ? { writeAttempts: 1 } : {}),
-    ...(process.env['SIM_LOG'] !== undefined ? { log: (l: string) => console.log(cluster.clock.now() % 100000, l) } : {}),
+async function ci(agents: number, faults?: WriteFaults): Promise<World> {
+  const parts = new Map<CiFramework, { executors: SimExecutors; transport: LossyTransport }>();
+  const host = await SimHost.start<CiFramework, SqliteCiStore>({
+    agents,
+    resources: AGENT,
+    openStore: (dir) => SqliteCiStore.open(dir),
+    framework: (cluster, store, dir, list) => {
+      const transport = new LossyTransport(new InProcessScheduler(cluster.master));
+      let n = 0;
+      const framework = new CiFramework({
+        transport,
+        store: faults !== undefined ? faults.wrap(store) : store,
+        dataDir: dir,
+        clock: cluster.clock,
+        uuid: () => `exec-${++n}`,
+        token: () => `token-${n}`,
+        executorProgram: () => ({ command: { shell: true, value: 'sim-executor' } }),
+        // One attempt: a retry would wait on the simulated clock, which moves only between turns.
+        ...(faults !== undefined ? { writeAttempts: 1 } : {}),
+      });
+      parts.set(framework, { executors: new SimExecutors(framework, list), transport });
+      return framework;
+    },
+    settled: (framework) => () => parts.get(framework)!.executors.step(),
   });
-  const executors = new SimExecutors(ci, list);
-  const runner = new SimRunner(cluster, [() => ci.settled(), () => executors.step()]);
-  const started = ci.start();
-  await runner.quiesce();
-  await started;
-  return {
-    cluster,
-    agents: list,
-    ci,
-    executors,
-    transport,
-    runner,
-    async stop() {
-      await ci.stop();
-      await store.close();
-      cluster.master.stop();
-    },
-    async restart() {
-      await ci.stop();
-      await store.close();
-      return ciOn(cluster, list, dir, faults);
-    },
-  };
+  const made = (h: Host): World => ({ host: h, ci: h.framework, runner: h.runner, cluster: h.cluster, agents: h.agents, ...parts.get(h.framework)!, restart: async () => made(await h.restart()) });
+  return made(host);
 }
 
 const trigger = (ci: CiFramework) => ci.trigger('hello', { cause: { kind: 'manual', description: 'test' }, event: 'manual', commit: COMMIT });
@@ -163,7 +142,7 @@ const trigger = (ci: CiFramework) => ci.trigger('hello', { cause: { kind: 'manua
 describe('CI on simulated time', () => {
   let w: World | undefined;
   afterEach(async () => {
-    await w?.stop();
+    await w?.host.stop();
     w = undefined;
   });
 
@@ -172,18 +151,18 @@ describe('CI on simulated time', () => {
     const { ci, runner, agents, executors } = w;
     await ci.putExecutorSpec('default', parseExecutorSpec('default', { cpus: 0.5, mem: 256, idleTerminationSeconds: 10 }));
     const build = await trigger(ci);
-    await runner.until('the build succeeded', () => ci.view.build(`hello#${build.number}`)?.status === 'success', 20_000);
-    const done = ci.view.build(`hello#${build.number}`)!;
+    await runner.until('the build succeeded', () => ci.view.builds.get(`hello#${build.number}`)?.status === 'success', 20_000);
+    const done = ci.view.builds.get(`hello#${build.number}`)!;
     assert.deepEqual(done.steps.map((s) => [s.name, s.status, s.exitCode]), [['greet', 'success', 0]]);
     assert.equal(done.logBytes?.whole, 'hello\n'.length);
-    const [executor] = [...ci.view.executors()];
+    const [executor] = [...ci.view.executors.values()];
     assert.equal(executor?.state, 'idle');
     const idleSince = executor.idleSince!;
 
     await runner.advance(9_000 - (w.cluster.clock.now() - idleSince));
-    assert.equal(ci.view.executor(executor.id)?.state, 'idle', 'still idle before its 10 s');
+    assert.equal(ci.view.executors.get(executor.id)?.state, 'idle', 'still idle before its 10 s');
     assert.equal(executors.received.filter((r) => r.message.type === 'SHUTDOWN').length, 0);
-    const gone = await runner.until('the executor gone', () => ci.view.executor(executor.id) === undefined, 10_000);
+    const gone = await runner.until('the executor gone', () => ci.view.executors.get(executor.id) === undefined, 10_000);
     const shutdownAfter = w.cluster.clock.now() - gone - idleSince;
     assert.ok(shutdownAfter >= 9_000, `shut down ${shutdownAfter} ms after it became idle`);
     assert.equal(executors.received.filter((r) => r.executorId === executor.id && r.message.type === 'SHUTDOWN').length, 1);
@@ -200,9 +179,9 @@ describe('CI on simulated time', () => {
     await runner.until('a REVIVE (lost)', () => transport.sent.includes('REVIVE'), 5_000);
     // Lost: the master keeps the framework suppressed, so no offer comes.
     await runner.advance(REVIVE_RETRY_MS / 2);
-    assert.equal([...ci.view.executors()].length, 0, 'no offer while the REVIVE is lost');
+    assert.equal([...ci.view.executors.values()].length, 0, 'no offer while the REVIVE is lost');
     transport.dropRevives = false;
-    const took = await runner.until('the build succeeded', () => ci.view.build(`hello#${build.number}`)?.status === 'success', 20_000);
+    const took = await runner.until('the build succeeded', () => ci.view.builds.get(`hello#${build.number}`)?.status === 'success', 20_000);
     const total = w.cluster.clock.now() - startedAt;
     assert.ok(transport.sent.filter((t) => t === 'REVIVE').length >= 2, 'revived again');
     assert.ok(total >= REVIVE_RETRY_MS && total <= REVIVE_RETRY_MS + 3_000, `built ${total} ms after the trigger (${took} after the loss ended)`);
@@ -213,7 +192,7 @@ describe('CI on simulated time', () => {
     w = await world(1, faults);
     const { ci, runner } = w;
     const first = await trigger(ci);
-    await runner.until('build 1 succeeded', () => ci.view.build(`hello#${first.number}`)?.status === 'success', 20_000);
+    await runner.until('build 1 succeeded', () => ci.view.builds.get(`hello#${first.number}`)?.status === 'success', 20_000);
 
     faults.fail('no space left on device');
     const refused = async (what: string, call: () => Promise<unknown>) => {
@@ -227,21 +206,21 @@ describe('CI on simulated time', () => {
     await refused('a new job', () => ci.putJob(parseJobDefinition('other', { repo: '/srv/git/other.git', pipeline: 'steps:\n  - name: a\n    commands: [echo]\n' })));
     await refused('a build', () => trigger(ci));
     await refused('an executor spec', () => ci.putExecutorSpec('big', parseExecutorSpec('big', { cpus: 2, mem: 512 })));
-    assert.equal(ci.view.job('other'), undefined);
+    assert.equal(ci.view.jobs.get('other'), undefined);
     assert.equal(ci.view.lastNumber('hello'), 1, 'no build number given out');
-    assert.equal(ci.view.spec('big'), undefined);
+    assert.equal(ci.view.specs.get('big'), undefined);
     assert.deepEqual(ci.view.queue(), []);
 
     faults.heal();
     const second = await trigger(ci);
     assert.equal(second.number, 2, 'numbers go on from the last stored one');
-    await runner.until('build 2 succeeded', () => ci.view.build(`hello#${second.number}`)?.status === 'success', 20_000);
+    await runner.until('build 2 succeeded', () => ci.view.builds.get(`hello#${second.number}`)?.status === 'success', 20_000);
 
     w = await w.restart();
     await w.runner.quiesce();
-    assert.deepEqual([...w.ci.view.jobs()].map((j) => j.name), ['hello'], 'after a restart: the jobs the API showed');
+    assert.deepEqual([...w.ci.view.jobs.values()].map((j) => j.name), ['hello'], 'after a restart: the jobs the API showed');
     assert.equal(w.ci.view.lastNumber('hello'), 2);
     assert.equal((await w.ci.getBuild('hello', 2))?.status, 'success');
-    assert.equal(w.ci.view.spec('big'), undefined);
+    assert.equal(w.ci.view.specs.get('big'), undefined);
   });
 });

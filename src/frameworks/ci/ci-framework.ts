@@ -1,13 +1,13 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import { SystemClock, type Clock, type Timer } from '../../core/clock.ts';
-import { WriteQueue } from '../../lib/write-queue.ts';
-import type { Offer, TaskStatus } from '../../protocol/mesos.ts';
+import { SystemClock, type Clock } from '../../core/clock.ts';
+import { writeThrough, type WriteQueue } from '../../lib/write-queue.ts';
+import type { TaskStatus } from '../../protocol/mesos.ts';
 import type { Event } from '../../protocol/scheduler.ts';
 import type { SchedulerTransport } from '../../protocol/scheduler-transport.ts';
 import { FrameworkSession } from '../kit/framework-session.ts';
-import { PlanApplier } from '../kit/plan-applier.ts';
+import { FrameworkTurns } from '../kit/framework-turns.ts';
 import { buildKey, type Build, type BuildCause } from './build.ts';
 import { BuildLogStore } from './build-log-store.ts';
 import { resolveBuildSource } from './build-planner.ts';
@@ -22,7 +22,7 @@ import type { ExecutorSpec, JobDefinition } from './job-definition.ts';
 import type { BuildEvent, Pipeline } from './pipeline/pipeline.ts';
 import { CiPlanBuilder, type CiPlan } from './plan/ci-plan.ts';
 import { planHello, planReports, planTaskUpdates } from './plan/plan-executors.ts';
-import { planCancel, planDeleteJob, planPutExecutorSpec, planPutJob, planQueueBuild, type Planned } from './plan/plan-operations.ts';
+import { planCancel, planDeleteJob, planPutExecutorSpec, planPutJob, planQueueBuild } from './plan/plan-operations.ts';
 import { planPass } from './plan/plan-pass.ts';
 import { TriggerRunner, type TriggerStateChange, type TriggerStatus, type WebhookOutcome } from './triggers/trigger-runner.ts';
 import type { Headers } from './triggers/webhook-request.ts';
@@ -78,17 +78,14 @@ export class CiFramework {
   private readonly log: (line: string) => void;
   private readonly role: string;
   private readonly writes: WriteQueue<CiChange>;
-  private readonly applier: PlanApplier<CiStateChange, never, CiChange, CiPlan>;
+  private readonly turns: FrameworkTurns<CiStateChange, never, CiChange, CiPlan>;
   private readonly triggers: TriggerRunner;
   private session: FrameworkSession | undefined;
-  private tick: Timer | undefined;
-  private passQueued = false;
-  private stopped = false;
   private startedAt = 0;
   private mirrorChain: Promise<void> = Promise.resolve();
-  /** Inputs waiting for their turn (one turn takes all that came meanwhile). */
-  private readonly updates: TaskStatus[] = [];
-  private readonly reports: { executorId: string; report: ExecutorReport }[] = [];
+  /** Queue an input; one turn takes all that came meanwhile. */
+  private readonly update: (status: TaskStatus) => void;
+  private readonly report: (r: { executorId: string; report: ExecutorReport }) => void;
 
   constructor(private readonly options: CiFrameworkOptions) {
     this.clock = options.clock ?? new SystemClock();
@@ -97,21 +94,16 @@ export class CiFramework {
     this.logs = new BuildLogStore(join(options.dataDir, 'logs'), this.log);
     this.hub = new ExecutorHub({
       clock: this.clock,
-      executor: (id) => this.state.executor(id),
-      onHello: (hello) => void this.turn(() => planHello(this.state, hello, this.clock.now())),
-      onReport: (executorId, report) => {
-        this.reports.push({ executorId, report });
-        if (this.reports.length === 1) void this.turn(() => planReports(this.state, this.reports.splice(0), this.clock.now()));
-      },
+      executor: (id) => this.state.executors.get(id),
+      onHello: (hello) => void this.turns.turn(() => planHello(this.state, hello, this.clock.now())),
+      onReport: (executorId, report) => this.report({ executorId, report }),
     });
-    this.writes = new WriteQueue({
-      name: 'CI store',
-      write: (changes) => options.store.write(changes),
+    this.writes = writeThrough('CI store', options.store, { clock: this.clock, attempts: options.writeAttempts, log: this.log });
+    this.turns = new FrameworkTurns({
+      name: 'ci framework',
       clock: this.clock,
-      attempts: options.writeAttempts ?? 10,
-      onHealth: (h) => this.log(h.ok ? 'CI store takes writes again' : `CI store write failed (attempt ${h.failedAttempts}): ${h.reason}`),
-    });
-    this.applier = new PlanApplier({
+      tickMs: TICK_MS,
+      planPass: () => planPass(this.state, this.hub, { now: this.clock.now(), startedAt: this.startedAt, subscribed: this.session?.subscription !== undefined, role: this.role }),
       toStore: toStoreChange,
       write: (changes) => this.writes.write(changes),
       apply: (c) => this.state.apply(c),
@@ -126,12 +118,14 @@ export class CiFramework {
       },
       finish: (plan) => this.finish(plan),
     });
+    this.update = this.turns.batched((statuses: TaskStatus[]) => planTaskUpdates(this.state, this.hub, statuses, this.clock.now()));
+    this.report = this.turns.batched((reports: { executorId: string; report: ExecutorReport }[]) => planReports(this.state, reports, this.clock.now()));
     this.triggers = new TriggerRunner(
       {
-        jobs: () => this.state.jobs(),
-        job: (name) => this.state.job(name),
+        jobs: () => this.state.jobs.values(),
+        job: (name) => this.state.jobs.get(name),
         trigger: (job, opts) => this.trigger(job, opts),
-        write: (changes) => this.operation(() => ({ plan: { ...new CiPlanBuilder().plan, changes }, result: undefined })),
+        write: (changes) => this.turns.operation(() => ({ plan: { ...new CiPlanBuilder().plan, changes }, result: undefined })),
         log: this.log,
       },
       { clock: this.clock },
@@ -154,56 +148,50 @@ export class CiFramework {
       failoverTimeoutSeconds: 7 * 24 * 3600,
       capabilities: [{ type: 'MULTI_ROLE' }, { type: 'PARTITION_AWARE' }],
       ...(this.state.frameworkId !== undefined ? { frameworkId: this.state.frameworkId } : {}),
-      onFrameworkId: (id) => void this.turn(() => ({ ...new CiPlanBuilder().plan, changes: [{ type: 'FRAMEWORK_ID', frameworkId: id }] })),
+      onFrameworkId: (id) => void this.turns.turn(() => new CiPlanBuilder().change({ type: 'FRAMEWORK_ID', frameworkId: id }).plan),
       onSubscribed: () => {
-        void this.turn(() => this.subscribedPlan());
+        void this.turns.turn(() => this.subscribedPlan());
         connected();
       },
       onEvent: (e) => this.onEvent(e),
       log: this.log,
     });
     void this.session.connect();
-    const tick = () => {
-      this.schedulePass();
-      this.tick = this.clock.setTimer(TICK_MS, tick);
-    };
-    this.tick = this.clock.setTimer(TICK_MS, tick);
+    this.turns.start();
     await subscribed;
     this.triggers.start();
   }
 
   async stop(): Promise<void> {
-    this.stopped = true;
-    this.tick?.cancel();
     this.session?.close();
     this.hub.closeAll();
     await this.triggers.stop();
-    await this.applier.drained();
+    await this.turns.stop();
     await this.writes.flush();
     await this.mirrorChain;
   }
 
   /** Resolves once every turn asked so far is applied (tests wait on it). */
   settled(): Promise<void> {
-    return this.applier.drained();
+    return this.turns.drained();
   }
 
   // --- the API's verbs (plan/plan-operations.ts) ---------------------------------------------
 
   async putJob(job: JobDefinition): Promise<boolean> {
-    const created = await this.operation(() => planPutJob(this.state, job));
+    const created = await this.turns.operation(() => planPutJob(this.state, job));
     this.triggers.jobSaved(job, created);
     return created;
   }
 
   async deleteJob(name: string): Promise<boolean> {
-    const removed = await this.operation(() => planDeleteJob(this.state, name));
+    const removed = await this.turns.operation(() => planDeleteJob(this.state, name));
     if (removed) this.triggers.jobRemoved(name);
     return removed;
   }
 
   putExecutorSpec(label: string, spec: ExecutorSpec): Promise<boolean> {
-    return this.operation(() => planPutExecutorSpec(this.state, label, spec));
+    return this.turns.operation(() => planPutExecutorSpec(this.state, label, spec));
   }
 
   /**
@@ -216,12 +204,12 @@ export class CiFramework {
     jobName: string,
     opts: { cause: BuildCause; event: BuildEvent; commit?: string; branch?: string; tag?: string; pipeline?: Pipeline; alsoWrite?: TriggerStateChange[] },
   ): Promise<Build> {
-    const job = this.state.job(jobName);
+    const job = this.state.jobs.get(jobName);
     if (job === undefined) throw new JobNotFound(`no job ${jobName}`);
     const ref = { ...(opts.commit !== undefined ? { commit: opts.commit } : {}), ...(opts.branch !== undefined ? { branch: opts.branch } : {}), ...(opts.tag !== undefined ? { tag: opts.tag } : {}), ...(opts.pipeline !== undefined ? { pipeline: opts.pipeline } : {}) };
     const source = await resolveBuildSource(job, ref, join(this.options.dataDir, 'scratch'));
     const request = { cause: opts.cause, event: opts.event, ...(opts.tag !== undefined ? { tag: opts.tag } : {}), ...(opts.alsoWrite !== undefined ? { alsoWrite: opts.alsoWrite } : {}) };
-    return this.operation(() => planQueueBuild(this.state, jobName, source, request, this.clock.now()));
+    return this.turns.operation(() => planQueueBuild(this.state, jobName, source, request, this.clock.now()));
   }
 
   async rebuild(jobName: string, number: number): Promise<Build> {
@@ -239,11 +227,11 @@ export class CiFramework {
 
   /** Cancels a queued build at once, a running one through its executor. False if it had ended. */
   cancel(job: string, number: number): Promise<boolean> {
-    return this.operation(() => planCancel(this.state, job, number, this.clock.now()));
+    return this.turns.operation(() => planCancel(this.state, job, number, this.clock.now()));
   }
 
   async getBuild(job: string, number: number): Promise<Build | undefined> {
-    const b = this.state.build(buildKey(job, number));
+    const b = this.state.builds.get(buildKey(job, number));
     if (b !== undefined) return b;
     const [stored] = await this.options.store.builds(job, { limit: 1, before: number + 1 });
     // Written by this code (the store's reader checks it).
@@ -252,7 +240,7 @@ export class CiFramework {
 
   async listBuilds(job: string, limit: number, before?: number): Promise<Build[]> {
     const stored = await this.options.store.builds(job, { limit, ...(before !== undefined ? { before } : {}) });
-    return stored.map((s) => this.state.build(buildKey(s.job, s.number)) ?? (s.doc as Build));
+    return stored.map((s) => this.state.builds.get(buildKey(s.job, s.number)) ?? (s.doc as Build));
   }
 
   /** `POST /ci/v1/hooks/{job}`: see TriggerRunner.webhook for what it checks and throws. */
@@ -273,56 +261,23 @@ export class CiFramework {
   // --- the master's events -------------------------------------------------------------------
 
   private onEvent(e: Event): void {
-    if (e.type === 'OFFERS') this.onOffers(e.offers.offers);
-    else if (e.type === 'UPDATE') {
-      this.updates.push(e.update.status);
-      if (this.updates.length === 1) void this.turn(() => planTaskUpdates(this.state, this.hub, this.updates.splice(0), this.clock.now()));
+    if (e.type === 'UPDATE') this.update(e.update.status);
+    else if (e.type === 'OFFERS') {
+      const offers = e.offers.offers;
+      const ctx = { uuid: this.options.uuid ?? randomUUID, token: this.options.token ?? (() => randomBytes(16).toString('hex')), executorProgram: this.options.executorProgram };
+      this.turns.offers(offers, () => planExecutorLaunches(this.state, offers, { ...ctx, now: this.clock.now() }));
     }
-  }
-
-  private onOffers(offers: Offer[]): void {
-    this.schedulePass();
-    const ctx = { uuid: this.options.uuid ?? randomUUID, token: this.options.token ?? (() => randomBytes(16).toString('hex')), executorProgram: this.options.executorProgram };
-    this.applier
-      .turn(() => ({ plan: planExecutorLaunches(this.state, offers, { ...ctx, now: this.clock.now() }), result: undefined }))
-      .catch((e: unknown) => {
-        this.log(`ci framework: executors not stored, not launched: ${e instanceof Error ? e.message : String(e)}`);
-        this.session?.send({ type: 'DECLINE', decline: { offer_ids: offers.map((o) => o.id), filters: { refuse_seconds: 1 } } });
-      });
   }
 
   /** Subscribed (again): the executors' tasks reconciled, explicitly then implicitly; the offer mode starts over. */
   private subscribedPlan(): CiPlan {
     const plan = new CiPlanBuilder().plan;
-    const tasks = [...this.state.executors()].map((e) => ({ task_id: { value: e.taskId }, agent_id: { value: e.agentId } }));
+    const tasks = [...this.state.executors.values()].map((e) => ({ task_id: { value: e.taskId }, agent_id: { value: e.agentId } }));
     if (tasks.length > 0) plan.calls.push({ type: 'RECONCILE', reconcile: { tasks } });
     plan.calls.push({ type: 'RECONCILE', reconcile: { tasks: [] } });
     plan.changes.push({ type: 'OFFER_MANNERS', state: { ...this.state.manners, suppressed: false, lastNeed: 0 } });
     plan.pass = true;
     return plan;
-  }
-
-  // --- turns ---------------------------------------------------------------------------------
-
-  private schedulePass(): void {
-    if (this.passQueued || this.stopped) return;
-    this.passQueued = true;
-    void this.turn(() => {
-      this.passQueued = false;
-      return planPass(this.state, this.hub, { now: this.clock.now(), startedAt: this.startedAt, subscribed: this.session?.subscription !== undefined, role: this.role });
-    });
-  }
-
-  /** A turn whose failure is only logged (the next pass, update or report repairs it). */
-  private turn(decide: () => CiPlan): Promise<void> {
-    return this.applier
-      .turn(() => ({ plan: decide(), result: undefined }))
-      .catch((e: unknown) => this.log(`ci framework: ${e instanceof Error ? e.message : String(e)}`));
-  }
-
-  /** A turn whose result or error goes to the caller (an API verb: 4xx, or 503 from the store). */
-  private operation<R>(decide: () => Planned<R>): Promise<R> {
-    return this.applier.turn(decide);
   }
 
   /** What a plan asks of CI itself, once it is applied. */
@@ -332,7 +287,6 @@ export class CiFramework {
     for (const s of plan.sends) this.hub.send(s.executorId, s.message);
     for (const b of plan.ended) this.logs.ended(b.job, b.number);
     if (plan.mirror !== undefined) this.mirror(plan.mirror);
-    if (plan.pass) this.schedulePass();
   }
 
   /**
@@ -343,8 +297,8 @@ export class CiFramework {
     const repo = this.options.mirrorRepo;
     if (repo === undefined) return;
     const config = {
-      jobs: new Map([...this.state.jobs()].map((j) => [j.name, j] as const)),
-      executors: new Map([...this.state.specs()].filter(([label]) => this.state.isStoredSpec(label))),
+      jobs: new Map([...this.state.jobs.values()].map((j) => [j.name, j] as const)),
+      executors: new Map([...this.state.specs].filter(([label]) => this.state.isStoredSpec(label))),
     };
     this.mirrorChain = this.mirrorChain
       .then(() => writeMirror(repo, join(this.options.dataDir, 'mirror'), config, message))

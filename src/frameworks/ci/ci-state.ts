@@ -1,5 +1,6 @@
 import type { Resources } from '../../core/resources.ts';
-import { freshOfferManners, type OfferMannersState } from '../kit/offer-manners.ts';
+import { setOrDelete } from '../../core/map-entry.ts';
+import { applyOfferMode, freshOfferManners, type OfferMannersState, type OfferModeChange } from '../kit/offer-manners.ts';
 import { buildKey, isFinished, type Build } from './build.ts';
 import type { CiChange, StoredCiState } from './ci-store.ts';
 import type { WaitReason } from './executor-pool.ts';
@@ -40,12 +41,11 @@ export type CiStateChange =
   | { type: 'TRIGGER_STATE_SAVED'; job: string; doc: unknown }
   /** Memory only from here. Why each queued build waits (the last pass's answer). */
   | { type: 'REASONS'; reasons: ReadonlyMap<string, WaitReason> }
-  /** Executors wanted per label (the last pass's answer), for the next offers. */
-  | { type: 'NEEDS'; needs: ReadonlyMap<string, number> }
-  | { type: 'OFFER_MANNERS'; state: OfferMannersState }
   /** `failure` absent: the label's executors start without delay again. */
   | { type: 'LAUNCH_FAILURE'; label: string; failure?: LaunchFailure }
-  | { type: 'OFFER_SEEN'; agentId: string; offer: LastOffer };
+  | { type: 'OFFER_SEEN'; agentId: string; offer: LastOffer }
+  /** Executors wanted per label (the last pass's answer), for the next offers; the offer mode. */
+  | OfferModeChange;
 
 export function toStoreChange(c: CiStateChange): CiChange | undefined {
   switch (c.type) {
@@ -70,25 +70,25 @@ export function toStoreChange(c: CiStateChange): CiChange | undefined {
 /** What CI's planners and routes read of its state. Read-only: builds, executors and jobs are values, replaced on change. */
 export interface CiView {
   readonly frameworkId: string | undefined;
-  job(name: string): JobDefinition | undefined;
-  jobs(): IterableIterator<JobDefinition>;
-  spec(label: string): ExecutorSpec | undefined;
-  specs(): IterableIterator<[string, ExecutorSpec]>;
+  readonly jobs: ReadonlyMap<string, JobDefinition>;
+  /** Executor specs by label (the built-in `default` among them). */
+  readonly specs: ReadonlyMap<string, ExecutorSpec>;
   /** Labels whose spec was PUT (the built-in `default` is not mirrored unless it was). */
   isStoredSpec(label: string): boolean;
-  /** Builds CI keeps in memory: every build not finished, and those finished since it started or last of their job. */
-  build(key: string): Build | undefined;
-  builds(): IterableIterator<Build>;
-  executor(id: string): ExecutorRecord | undefined;
-  executors(): IterableIterator<ExecutorRecord>;
+  /** Builds CI keeps in memory, by build key: every build not finished, and those finished since it started or last of their job. */
+  readonly builds: ReadonlyMap<string, Build>;
+  readonly executors: ReadonlyMap<string, ExecutorRecord>;
   executorOfTask(taskId: string): ExecutorRecord | undefined;
   /** The highest build number the job ever had (0: none). */
   lastNumber(job: string): number;
-  reason(buildKey: string): WaitReason | undefined;
+  /** Why each queued build waits (by build key). */
+  readonly reasons: ReadonlyMap<string, WaitReason>;
   readonly needs: ReadonlyMap<string, number>;
   readonly manners: OfferMannersState;
-  launchFailure(label: string): LaunchFailure | undefined;
-  lastOffers(): IterableIterator<[string, LastOffer]>;
+  /** Labels whose executors keep failing to start. */
+  readonly launchFailures: ReadonlyMap<string, LaunchFailure>;
+  /** Each agent's latest offer, less what CI took from it. */
+  readonly lastOffers: ReadonlyMap<string, LastOffer>;
   /** The attributes an agent's offers showed (empty when none came yet). */
   attributesOf(agentId: string): Record<string, string>;
   /** Queued builds, oldest first, each with why it waits. */
@@ -98,22 +98,22 @@ export interface CiView {
 /** CI's state in memory: a projection of its state changes (`load` goes through `apply` too). */
 export class CiState implements CiView {
   frameworkId: string | undefined;
-  private readonly jobsByName = new Map<string, JobDefinition>();
-  private readonly specsByLabel = new Map<string, ExecutorSpec>();
+  readonly jobs = new Map<string, JobDefinition>();
+  readonly specs = new Map<string, ExecutorSpec>();
   private readonly storedSpecs = new Set<string>();
-  private readonly buildsByKey = new Map<string, Build>();
-  private readonly executorsById = new Map<string, ExecutorRecord>();
+  readonly builds = new Map<string, Build>();
+  readonly executors = new Map<string, ExecutorRecord>();
   private readonly executorByTask = new Map<string, string>();
   private readonly numbers = new Map<string, number>();
-  private reasons: ReadonlyMap<string, WaitReason> = new Map();
+  reasons: ReadonlyMap<string, WaitReason> = new Map();
   needs: ReadonlyMap<string, number> = new Map();
   manners: OfferMannersState = freshOfferManners();
-  private readonly failures = new Map<string, LaunchFailure>();
-  private readonly offers = new Map<string, LastOffer>();
+  readonly launchFailures = new Map<string, LaunchFailure>();
+  readonly lastOffers = new Map<string, LastOffer>();
 
   constructor() {
     // The `default` label exists out of the box.
-    this.specsByLabel.set(DEFAULT_EXECUTOR_LABEL, defaultExecutorSpec());
+    this.specs.set(DEFAULT_EXECUTOR_LABEL, defaultExecutorSpec());
   }
 
   /**
@@ -139,28 +139,28 @@ export class CiState implements CiView {
         this.frameworkId = c.frameworkId;
         return;
       case 'JOB_SAVED':
-        this.jobsByName.set(c.job.name, c.job);
+        this.jobs.set(c.job.name, c.job);
         return;
       case 'JOB_REMOVED':
-        this.jobsByName.delete(c.name);
-        for (const [key, b] of this.buildsByKey) if (b.job === c.name) this.buildsByKey.delete(key);
+        this.jobs.delete(c.name);
+        for (const [key, b] of this.builds) if (b.job === c.name) this.builds.delete(key);
         return;
       case 'EXECUTOR_SPEC_SAVED':
-        this.specsByLabel.set(c.label, c.spec);
+        this.specs.set(c.label, c.spec);
         this.storedSpecs.add(c.label);
         return;
       case 'BUILD_SAVED':
-        this.buildsByKey.set(buildKey(c.build.job, c.build.number), c.build);
+        this.builds.set(buildKey(c.build.job, c.build.number), c.build);
         if (c.build.number > (this.numbers.get(c.build.job) ?? 0)) this.numbers.set(c.build.job, c.build.number);
         return;
       case 'EXECUTOR_SAVED':
-        this.executorsById.set(c.executor.id, c.executor);
+        this.executors.set(c.executor.id, c.executor);
         this.executorByTask.set(c.executor.taskId, c.executor.id);
         return;
       case 'EXECUTOR_REMOVED': {
-        const e = this.executorsById.get(c.id);
+        const e = this.executors.get(c.id);
         if (e === undefined) return;
-        this.executorsById.delete(c.id);
+        this.executors.delete(c.id);
         this.executorByTask.delete(e.taskId);
         return;
       }
@@ -170,86 +170,39 @@ export class CiState implements CiView {
         this.reasons = c.reasons;
         return;
       case 'NEEDS':
-        this.needs = c.needs;
-        return;
       case 'OFFER_MANNERS':
-        this.manners = c.state;
+        applyOfferMode(this, c);
         return;
       case 'LAUNCH_FAILURE':
-        if (c.failure === undefined) this.failures.delete(c.label);
-        else this.failures.set(c.label, c.failure);
+        setOrDelete(this.launchFailures, c.label, c.failure);
         return;
       case 'OFFER_SEEN':
-        this.offers.set(c.agentId, c.offer);
+        this.lastOffers.set(c.agentId, c.offer);
         return;
     }
   }
 
   // --- CiView ------------------------------------------------------------------------------
 
-  job(name: string): JobDefinition | undefined {
-    return this.jobsByName.get(name);
-  }
-
-  jobs(): IterableIterator<JobDefinition> {
-    return this.jobsByName.values();
-  }
-
-  spec(label: string): ExecutorSpec | undefined {
-    return this.specsByLabel.get(label);
-  }
-
-  specs(): IterableIterator<[string, ExecutorSpec]> {
-    return this.specsByLabel.entries();
-  }
-
   isStoredSpec(label: string): boolean {
     return this.storedSpecs.has(label);
   }
 
-  build(key: string): Build | undefined {
-    return this.buildsByKey.get(key);
-  }
-
-  builds(): IterableIterator<Build> {
-    return this.buildsByKey.values();
-  }
-
-  executor(id: string): ExecutorRecord | undefined {
-    return this.executorsById.get(id);
-  }
-
-  executors(): IterableIterator<ExecutorRecord> {
-    return this.executorsById.values();
-  }
-
   executorOfTask(taskId: string): ExecutorRecord | undefined {
     const id = this.executorByTask.get(taskId);
-    return id === undefined ? undefined : this.executorsById.get(id);
+    return id === undefined ? undefined : this.executors.get(id);
   }
 
   lastNumber(job: string): number {
     return this.numbers.get(job) ?? 0;
   }
 
-  reason(key: string): WaitReason | undefined {
-    return this.reasons.get(key);
-  }
-
-  launchFailure(label: string): LaunchFailure | undefined {
-    return this.failures.get(label);
-  }
-
-  lastOffers(): IterableIterator<[string, LastOffer]> {
-    return this.offers.entries();
-  }
-
   attributesOf(agentId: string): Record<string, string> {
-    return this.offers.get(agentId)?.attributes ?? {};
+    return this.lastOffers.get(agentId)?.attributes ?? {};
   }
 
   queue(): { build: Build; why: string }[] {
-    return [...this.buildsByKey.values()]
+    return [...this.builds.values()]
       .filter((b) => b.status === 'queued')
       .sort((a, b) => a.queuedAt - b.queuedAt)
       .map((b) => ({ build: b, why: this.reasons.get(buildKey(b.job, b.number))?.message ?? 'waiting for the next scheduling pass' }));

@@ -40,12 +40,12 @@ export interface PlacementContext {
 export function planExecutorLaunches(view: CiView, offers: readonly Offer[], ctx: PlacementContext): CiPlan {
   const { now } = ctx;
   const b = new CiPlanBuilder();
-  const lastOffers = new Map<string, LastOffer>([...view.lastOffers()].map(([agentId, o]) => [agentId, { ...o }]));
+  const lastOffers = new Map<string, LastOffer>([...view.lastOffers].map(([agentId, o]) => [agentId, { ...o }]));
   for (const o of offers) {
     const offer = { at: now, hostname: o.hostname, attributes: offerAttributes(o), left: Resources.fromJSON(o.resources), role: o.allocation_info.role };
     lastOffers.set(o.agent_id.value, offer);
   }
-  const executors: ExecutorRecord[] = [...view.executors()];
+  const executors: ExecutorRecord[] = [...view.executors.values()];
   const perAgent = new Map<string, number>();
   for (const e of executors) perAgent.set(e.agentId, (perAgent.get(e.agentId) ?? 0) + 1);
   const left = new Map(offers.map((o) => [o.id.value, Resources.fromJSON(o.resources)] as const));
@@ -54,7 +54,7 @@ export function planExecutorLaunches(view: CiView, offers: readonly Offer[], ctx
   const placeOf = (agentId: string, hostname: string): Location => ({ agentId, hostname, attributes: lastOffers.get(agentId)?.attributes ?? view.attributesOf(agentId) });
   const needs = new Map(view.needs);
   for (const [label, count] of view.needs) {
-    const spec = view.spec(label);
+    const spec = view.specs.get(label);
     if (spec === undefined) continue;
     const constraints = kitConstraints(spec);
     const patterns = constraints.map((c) => (c.operator === 'LIKE' || c.operator === 'UNLIKE' ? wholeValuePattern(c.value) : undefined));

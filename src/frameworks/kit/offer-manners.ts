@@ -74,3 +74,18 @@ export function planOfferMode(state: OfferMannersState, input: OfferModeInput): 
 export function declineSeconds(stillNeeded: boolean): number {
   return stillNeeded ? DECLINE_BUSY_SECONDS : DECLINE_IDLE_SECONDS;
 }
+
+/** What a framework keeps of its offer mode, and the changes of it its plans carry. */
+export interface OfferModeState {
+  /** What the framework waits to launch, by what it launches (an app, a label), as its last pass found it. */
+  needs: ReadonlyMap<string, number>;
+  manners: OfferMannersState;
+}
+
+export type OfferModeChange = { type: 'NEEDS'; needs: ReadonlyMap<string, number> } | { type: 'OFFER_MANNERS'; state: OfferMannersState };
+
+/** Applies an offer-mode change to a framework's state. */
+export function applyOfferMode(target: OfferModeState, c: OfferModeChange): void {
+  if (c.type === 'NEEDS') target.needs = c.needs;
+  else target.manners = c.state;
+}

@@ -15,15 +15,38 @@ export interface Plan<C, E> {
   calls: OutgoingCall[];
   events: E[];
   log: string[];
+  /** The state changed in a way the next reconcile pass must see: one runs after this plan. */
+  pass: boolean;
 }
 
-export function emptyPlan<C, E>(): Plan<C, E> {
-  return { changes: [], calls: [], events: [], log: [] };
-}
+/** Builds a plan (a framework's builder adds what it writes its own way). */
+export class PlanBuilder<C, E, P extends Plan<C, E>> {
+  constructor(readonly plan: P) {}
 
-/** Whether a plan does nothing at all. */
-export function isEmptyPlan(p: Plan<unknown, unknown>): boolean {
-  return p.changes.length === 0 && p.calls.length === 0 && p.events.length === 0 && p.log.length === 0;
+  change(c: C): this {
+    this.plan.changes.push(c);
+    return this;
+  }
+
+  call(c: OutgoingCall): this {
+    this.plan.calls.push(c);
+    return this;
+  }
+
+  event(e: E): this {
+    this.plan.events.push(e);
+    return this;
+  }
+
+  log(line: string): this {
+    this.plan.log.push(line);
+    return this;
+  }
+
+  pass(): this {
+    this.plan.pass = true;
+    return this;
+  }
 }
 
 export interface PlanApplierOptions<C, E, S, P extends Plan<C, E>> {

@@ -73,7 +73,7 @@ export function appJson(view: AppsView, app: VersionedApp, embed: ReadonlySet<Em
   if (embed.has('readiness')) out['readinessCheckResults'] = view.readinessResults(app.def.id);
   if (embed.has('tasks')) out['tasks'] = view.instancesOf(app.def.id).map(taskJson);
   if (embed.has('lastTaskFailure')) {
-    const f = view.failure(app.def.id);
+    const f = view.failures.get(app.def.id);
     if (f !== undefined) out['lastTaskFailure'] = f;
   }
   if (embed.has('taskStats')) out['taskStats'] = {};
@@ -122,7 +122,7 @@ export function appJsonText(view: AppsView, app: VersionedApp, embed: ReadonlySe
   if (embed.has('readiness')) parts.push(`,"readinessCheckResults":${JSON.stringify(view.readinessResults(id))}`);
   if (embed.has('tasks')) parts.push(`,"tasks":[${view.instancesOf(id).map(taskJsonText).join(',')}]`);
   if (embed.has('lastTaskFailure')) {
-    const f = view.failure(id);
+    const f = view.failures.get(id);
     if (f !== undefined) parts.push(`,"lastTaskFailure":${JSON.stringify(f)}`);
   }
   if (embed.has('taskStats')) parts.push(',"taskStats":{}');
@@ -135,7 +135,7 @@ export function queueJson(view: AppsView, now: number): Record<string, unknown> 
   return {
     queue: view.queue(now).map((q) => {
       const left = Math.max(0, Math.ceil((q.delayUntil - now) / 1000));
-      const failure = view.failure(q.app.def.id);
+      const failure = view.failures.get(q.app.def.id);
       return {
         app: { ...appToJSON(q.app.def, q.app.info), ...(failure !== undefined ? { lastTaskFailure: failure } : {}) },
         count: q.count,

@@ -1,22 +1,18 @@
 import type { OutgoingCall } from '../../kit/framework-session.ts';
-import type { Plan } from '../../kit/plan-applier.ts';
+import { PlanBuilder, type Plan } from '../../kit/plan-applier.ts';
 import type { AppsStateChange } from '../apps-state.ts';
 import type { MarathonEvent } from '../events/marathon-events.ts';
 import { instanceChangedEvent, type InstanceCondition } from '../events/marathon-events.ts';
 import type { Instance } from '../instance.ts';
-import { marathonCondition } from '../marathon-condition.ts';
 
 /**
  * A plan of the services framework: the kit's plan (state changes, scheduler calls, Marathon
  * events, log lines) and what only this framework does with one:
- * - `probes`: instances whose readiness checks the framework starts polling (Marathon runs
- *   readiness checks itself); their results come back as turns of their own.
- * - `pass`: the state changed in a way the next reconcile pass must see (a deployment moved, an
- *   instance ended, an app changed); the framework runs one after this plan.
+ * `probes`: instances whose readiness checks the framework starts polling (Marathon runs
+ * readiness checks itself); their results come back as turns of their own.
  */
 export interface AppsPlan extends Plan<AppsStateChange, MarathonEvent> {
   probes: Instance[];
-  pass: boolean;
 }
 
 /**
@@ -24,32 +20,9 @@ export interface AppsPlan extends Plan<AppsStateChange, MarathonEvent> {
  * saved or removed), so that a KILL always carries the app's grace period and is remembered for
  * the kill retry.
  */
-export class AppsPlanBuilder {
-  readonly plan: AppsPlan = { changes: [], calls: [], events: [], log: [], probes: [], pass: false };
-
-  change(c: AppsStateChange): this {
-    this.plan.changes.push(c);
-    return this;
-  }
-
-  call(c: OutgoingCall): this {
-    this.plan.calls.push(c);
-    return this;
-  }
-
-  event(e: MarathonEvent): this {
-    this.plan.events.push(e);
-    return this;
-  }
-
-  log(line: string): this {
-    this.plan.log.push(line);
-    return this;
-  }
-
-  pass(): this {
-    this.plan.pass = true;
-    return this;
+export class AppsPlanBuilder extends PlanBuilder<AppsStateChange, MarathonEvent, AppsPlan> {
+  constructor() {
+    super({ changes: [], calls: [], events: [], log: [], probes: [], pass: false });
   }
 
   saveInstance(i: Instance): this {
@@ -73,10 +46,6 @@ export class AppsPlanBuilder {
     return this.event(instanceChangedEvent({ instanceId: i.taskId, condition, runSpecId: i.appId, agentId: i.agentId, host: i.host, runSpecVersion: i.version }, now));
   }
 
-  /** The instance's condition after an update to `state`. */
-  static condition(i: Instance): InstanceCondition {
-    return marathonCondition(i.state);
-  }
 }
 
 /** KILL of an instance's task, with a grace period when the app sets one. */

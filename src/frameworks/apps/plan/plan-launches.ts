@@ -47,10 +47,10 @@ export function planLaunches(view: AppsView, offers: readonly Offer[], ctx: Laun
     const running = view
       .instancesOf(appId)
       .filter((i) => isAlive(i) && !i.killing)
-      .map((i) => seen.get(i.agentId) ?? view.location(i.agentId) ?? { agentId: i.agentId, hostname: i.host, attributes: {} });
+      .map((i) => seen.get(i.agentId) ?? view.agents.get(i.agentId) ?? { agentId: i.agentId, hostname: i.host, attributes: {} });
     const offered = [...remaining.values()];
     const placements = planPlacements({ app: placementApp(def), wanted, offers: offered, running, seed: seed++ });
-    const stats = view.queueStats(appId);
+    const stats = view.queued.get(appId);
     if (stats !== undefined) {
       const used = new Set(placements.map((p) => p.offerId)).size;
       b.change({ type: 'QUEUE', appId, entry: { ...stats, processedOffers: stats.processedOffers + offered.length, unusedOffers: stats.unusedOffers + offered.length - used } });

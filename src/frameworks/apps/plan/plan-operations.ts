@@ -105,7 +105,7 @@ export function planDeploy(
       continue;
     }
     // A new configuration launches without the old one's delay.
-    if (view.app(id)?.info.lastConfigChangeAt !== next.info.lastConfigChangeAt && view.backoff(id) !== undefined) b.change({ type: 'BACKOFF', appId: id });
+    if (view.app(id)?.info.lastConfigChangeAt !== next.info.lastConfigChangeAt && view.backoffs.get(id) !== undefined) b.change({ type: 'BACKOFF', appId: id });
     const json = storedApp(next);
     b.change({ type: 'APP_SAVED', app: next, json });
     saved.push({ id, json });
@@ -221,7 +221,7 @@ export function planKillTasks(
 export function planResetDelay(view: AppsView, appId: string): Planned<void> {
   if (view.app(appId) === undefined) throw new AppNotFound(appId);
   const b = new AppsPlanBuilder();
-  if (view.backoff(appId) !== undefined) b.change({ type: 'BACKOFF', appId });
+  if (view.backoffs.get(appId) !== undefined) b.change({ type: 'BACKOFF', appId });
   return { plan: b.pass().plan, result: undefined };
 }
 

@@ -119,8 +119,8 @@ function reconcileUnconfirmed(view: AppsView, ctx: PassContext, b: AppsPlanBuild
   if (!ctx.subscribed || now - view.lastReconcileAt < RECONCILE_RETRY_MS) return;
   const tasks: { task_id: { value: string }; agent_id: { value: string } }[] = [];
   for (const i of view.instances()) {
-    const silent = (i.state === 'TASK_STAGING' || i.state === 'TASK_STARTING') && now - (view.lastHeard(i.taskId) ?? i.stagedAt) >= RECONCILE_RETRY_MS;
-    if (view.isUnconfirmed(i.taskId) || silent) tasks.push({ task_id: { value: i.taskId }, agent_id: { value: i.agentId } });
+    const silent = (i.state === 'TASK_STAGING' || i.state === 'TASK_STARTING') && now - (view.heard.get(i.taskId) ?? i.stagedAt) >= RECONCILE_RETRY_MS;
+    if (view.unconfirmed.has(i.taskId) || silent) tasks.push({ task_id: { value: i.taskId }, agent_id: { value: i.agentId } });
   }
   b.change({ type: 'RECONCILED', at: now });
   for (let k = 0; k < tasks.length; k += 1000) b.call({ type: 'RECONCILE', reconcile: { tasks: tasks.slice(k, k + 1000) } });
@@ -148,10 +148,10 @@ function reconcileApps(view: AppsView, now: number, expunged: ReadonlySet<string
       const inst = view.instance(k.taskId);
       if (inst !== undefined && !inst.killing) b.kill(inst, k.reason, now, grace);
     }
-    const queued = view.queueStats(appId);
+    const queued = view.queued.get(appId);
     if (result.launch > 0) {
       if (queued === undefined) b.change({ type: 'QUEUE', appId, entry: { since: now, processedOffers: 0, unusedOffers: 0 } });
-      const backoff = view.backoff(appId);
+      const backoff = view.backoffs.get(appId);
       if (backoff === undefined || backoff.until <= now) needs.set(appId, result.launch);
     } else if (queued !== undefined) {
       b.change({ type: 'QUEUE', appId });
@@ -165,14 +165,14 @@ function reconcileApps(view: AppsView, now: number, expunged: ReadonlySet<string
  * out: a failure long after the last one starts the backoff over, instead of at the maximum.
  */
 function forgetOldBackoffs(view: AppsView, now: number, b: AppsPlanBuilder): void {
-  for (const [appId, backoff] of view.backoffs()) {
+  for (const [appId, backoff] of view.backoffs) {
     const max = (view.runSpec(appId).def?.maxLaunchDelaySeconds ?? 0) * 1000;
     if (now > backoff.until + max) b.change({ type: 'BACKOFF', appId });
   }
 }
 
 function retryKills(view: AppsView, now: number, b: AppsPlanBuilder): void {
-  for (const [taskId, at] of view.killsSent()) {
+  for (const [taskId, at] of view.killsSent) {
     const inst: Instance | undefined = view.instance(taskId);
     if (inst === undefined || !inst.killing || inst.unreachableSince !== undefined || now - at < KILL_RETRY_MS) continue;
     b.change({ type: 'KILL_SENT', taskId, at: now });

@@ -127,7 +127,7 @@ function recordFailure(view: AppsView, inst: Instance, status: TaskStatus, now: 
   if (spec === undefined) return;
   // Marathon's RateLimiter: the first failure waits backoffSeconds, each further one factor
   // times longer, up to maxLaunchDelaySeconds; counted from the failure.
-  const prev = backoffs.has(inst.appId) ? backoffs.get(inst.appId) : view.backoff(inst.appId);
+  const prev = backoffs.has(inst.appId) ? backoffs.get(inst.appId) : view.backoffs.get(inst.appId);
   const delaySeconds = prev === undefined ? spec.backoffSeconds : Math.min(prev.delaySeconds * spec.backoffFactor, spec.maxLaunchDelaySeconds);
   const backoff = { failures: (prev?.failures ?? 0) + 1, delaySeconds, until: now + delaySeconds * 1000 };
   backoffs.set(inst.appId, backoff);

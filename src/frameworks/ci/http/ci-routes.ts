@@ -54,7 +54,7 @@ export function ciRoutes(app: FastifyInstance, o: CiRoutesOptions): void {
 function routes(app: FastifyInstance, o: CiRoutesOptions): void {
   const ci = o.framework;
   const jobOf = (name: string) => {
-    const job = ci.view.job(name);
+    const job = ci.view.jobs.get(name);
     if (job === undefined) throw new CiNotFound(`no job ${name}`);
     return job;
   };
@@ -80,7 +80,7 @@ function routes(app: FastifyInstance, o: CiRoutesOptions): void {
     return reply.code(created ? 201 : 200).send(job);
   });
   app.get('/ci/v1/jobs', () => ({
-    jobs: [...ci.view.jobs()].sort((a, b) => (a.name < b.name ? -1 : 1)).map((j) => ({ ...j, lastBuild: ci.view.lastNumber(j.name) || null })),
+    jobs: [...ci.view.jobs.values()].sort((a, b) => (a.name < b.name ? -1 : 1)).map((j) => ({ ...j, lastBuild: ci.view.lastNumber(j.name) || null })),
   }));
   app.get('/ci/v1/jobs/:name', (req) => {
     const job = jobOf((req.params as { name: string }).name);
@@ -176,7 +176,7 @@ function routes(app: FastifyInstance, o: CiRoutesOptions): void {
     const { name, n, '*': path } = req.params as { name: string; n: string; '*': string };
     const q = req.query as { executor?: string; token?: string };
     const b = await buildOf(name, n);
-    const e = q.executor !== undefined ? ci.view.executor(q.executor) : undefined;
+    const e = q.executor !== undefined ? ci.view.executors.get(q.executor) : undefined;
     if (e === undefined || e.token !== q.token || e.build !== buildKey(name, b.number)) {
       return reply.code(403).send({ code: 'CI_FORBIDDEN', message: 'only the executor running the build may store its artifacts' });
     }
@@ -216,8 +216,8 @@ function routes(app: FastifyInstance, o: CiRoutesOptions): void {
     return reply.code(created ? 201 : 200).send(spec);
   });
   app.get('/ci/v1/executors', () => ({
-    specs: [...ci.view.specs()].map(([label, s]) => ({ ...s, label })),
-    executors: [...ci.view.executors()].map(({ token: _token, ...e }) => e),
+    specs: [...ci.view.specs].map(([label, s]) => ({ ...s, label })),
+    executors: [...ci.view.executors.values()].map(({ token: _token, ...e }) => e),
   }));
   app.get('/ci/v1/queue', () => ({
     queue: ci.view.queue().map((q) => ({ job: q.build.job, number: q.build.number, label: q.build.label, queuedAt: new Date(q.build.queuedAt).toISOString(), why: q.why })),

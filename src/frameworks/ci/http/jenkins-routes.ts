@@ -205,7 +205,7 @@ function routes(app: FastifyInstance, ci: CiFramework): void {
   const buildRef = (base: string, b: Build) => ({ _class: FREESTYLE_BUILD, number: b.number, url: buildUrl(base, b.job, b.number) });
 
   const jobOf = (name: string): JobDefinition => {
-    const job = ci.view.job(name);
+    const job = ci.view.jobs.get(name);
     if (job === undefined) throw new CiNotFound(`no job ${name}`);
     return job;
   };
@@ -297,7 +297,7 @@ function routes(app: FastifyInstance, ci: CiFramework): void {
       url: `queue/item/${id}/`,
     };
     if (b.status === 'queued') {
-      const blocked = ci.view.reason(buildKey(b.job, b.number))?.kind === 'concurrency';
+      const blocked = ci.view.reasons.get(buildKey(b.job, b.number))?.kind === 'concurrency';
       const why = ci.view.queue().find((q) => q.build.job === b.job && q.build.number === b.number)?.why ?? null;
       return {
         _class: blocked ? 'hudson.model.Queue$BlockedItem' : 'hudson.model.Queue$BuildableItem',
@@ -337,7 +337,7 @@ function routes(app: FastifyInstance, ci: CiFramework): void {
 
   const overview = async (req: FastifyRequest) => {
     const base = baseOf(req);
-    const names = [...ci.view.jobs()].map((j) => j.name).sort();
+    const names = [...ci.view.jobs.values()].map((j) => j.name).sort();
     return {
       _class: 'hudson.model.Hudson',
       assignedLabels: [{ name: 'built-in' }],

@@ -1,5 +1,4 @@
-import type { OutgoingCall } from '../../kit/framework-session.ts';
-import type { Plan } from '../../kit/plan-applier.ts';
+import { PlanBuilder, type Plan } from '../../kit/plan-applier.ts';
 import { isFinished, type Build } from '../build.ts';
 import type { StoredLogSizes } from '../build-log-store.ts';
 import type { CiStateChange } from '../ci-state.ts';
@@ -23,8 +22,7 @@ export interface LogAppend {
  * - `sends`: messages to executors (WELCOME, BUILD, ACK, CANCEL, SHUTDOWN), after the batch;
  * - `drops`: executor streams taken for lost (silent for too long);
  * - `ended`: builds that ended (their log's followers get the end);
- * - `mirror`: the configuration changed; its git mirror is written with this message;
- * - `pass`: the next pool pass must see this plan.
+ * - `mirror`: the configuration changed; its git mirror is written with this message.
  */
 export interface CiPlan extends Plan<CiStateChange, never> {
   logs: LogAppend[];
@@ -32,35 +30,16 @@ export interface CiPlan extends Plan<CiStateChange, never> {
   drops: string[];
   ended: Build[];
   mirror?: string;
-  pass: boolean;
 }
 
 /** Builds a CiPlan, with the helpers every CI planner writes the same way. */
-export class CiPlanBuilder {
-  readonly plan: CiPlan = { changes: [], calls: [], events: [], log: [], logs: [], sends: [], drops: [], ended: [], pass: false };
-
-  change(c: CiStateChange): this {
-    this.plan.changes.push(c);
-    return this;
-  }
-
-  call(c: OutgoingCall): this {
-    this.plan.calls.push(c);
-    return this;
+export class CiPlanBuilder extends PlanBuilder<CiStateChange, never, CiPlan> {
+  constructor() {
+    super({ changes: [], calls: [], events: [], log: [], logs: [], sends: [], drops: [], ended: [], pass: false });
   }
 
   send(executorId: string, message: ServerToExecutor): this {
     this.plan.sends.push({ executorId, message });
-    return this;
-  }
-
-  log(line: string): this {
-    this.plan.log.push(line);
-    return this;
-  }
-
-  pass(): this {
-    this.plan.pass = true;
     return this;
   }
 
@@ -108,6 +87,6 @@ export function finishedBuild(b: Build, status: Build['status'], now: number, er
 }
 
 /** The build an executor runs, as the view has it. */
-export function buildOf(e: ExecutorRecord, builds: { build(key: string): Build | undefined }): Build | undefined {
-  return e.build !== undefined ? builds.build(e.build) : undefined;
+export function buildOf(e: ExecutorRecord, view: { readonly builds: ReadonlyMap<string, Build> }): Build | undefined {
+  return e.build !== undefined ? view.builds.get(e.build) : undefined;
 }

@@ -19,14 +19,14 @@ export const MAX_LAUNCH_FAILURES = 5;
  */
 export function planHello(view: CiView, hello: Extract<ExecutorToServer, { type: 'HELLO' }>, now: number): CiPlan {
   const b = new CiPlanBuilder();
-  const e = view.executor(hello.executorId);
+  const e = view.executors.get(hello.executorId);
   if (e === undefined) return b.plan;
-  if (view.launchFailure(e.label) !== undefined) b.change({ type: 'LAUNCH_FAILURE', label: e.label });
+  if (view.launchFailures.get(e.label) !== undefined) b.change({ type: 'LAUNCH_FAILURE', label: e.label });
   b.send(e.id, { type: 'WELCOME', heartbeatIntervalSeconds: EXECUTOR_HEARTBEAT_SECONDS });
   const running = hello.running !== undefined ? buildKey(hello.running.job, hello.running.number) : undefined;
   const next: ExecutorRecord = { ...e };
   if (e.build !== undefined && running !== e.build) {
-    const build = view.build(e.build);
+    const build = view.builds.get(e.build);
     if (build !== undefined && !isFinished(build)) b.finishBuild(build, 'error', now, `executor ${e.id} came back without it (restarted?)`);
     delete next.build;
   }
@@ -58,10 +58,10 @@ export function planReports(view: CiView, reports: readonly { executorId: string
     if (prev === undefined || prev.seq < seq) acks.set(k, { executorId, job, number, seq });
   };
   for (const { executorId, report: m } of reports) {
-    const e = executors.get(executorId) ?? view.executor(executorId);
+    const e = executors.get(executorId) ?? view.executors.get(executorId);
     if (e === undefined) continue;
     const key = buildKey(m.job, m.number);
-    const build = builds.get(key) ?? view.build(key);
+    const build = builds.get(key) ?? view.builds.get(key);
     if (build === undefined || e.build !== key) {
       if (m.type === 'BUILD_DONE' && e.build === key) {
         executors.set(e.id, freed(e, now));
@@ -83,7 +83,7 @@ export function planReports(view: CiView, reports: readonly { executorId: string
       case 'LOG': {
         const sizes = build.logBytes ?? { whole: 0, steps: {} };
         const n = Buffer.byteLength(m.text);
-        b.plan.logs.push({ job: m.job, number: m.number, step: m.step, text: m.text, stored: view.build(key)?.logBytes ?? { whole: 0, steps: {} } });
+        b.plan.logs.push({ job: m.job, number: m.number, step: m.step, text: m.text, stored: view.builds.get(key)?.logBytes ?? { whole: 0, steps: {} } });
         next.logBytes = { whole: sizes.whole + n, steps: { ...sizes.steps, [m.step]: (sizes.steps[m.step] ?? 0) + n } };
         break;
       }
@@ -113,7 +113,7 @@ export function planReports(view: CiView, reports: readonly { executorId: string
   }
   for (const [key, next] of builds) {
     b.saveBuild(next);
-    const before = view.build(key);
+    const before = view.builds.get(key);
     if (before !== undefined && !isFinished(before) && isFinished(next)) b.plan.ended.push(next);
   }
   for (const e of executors.values()) b.saveExecutor(e);
@@ -156,7 +156,7 @@ export function planTaskUpdates(view: CiView, streams: StreamView, statuses: rea
     }
     const detail = `${status.state}${status.message !== undefined ? ` (${status.message})` : ''}`;
     if (e.state === 'launching' && !streams.isConnected(e.id)) {
-      const prev = failures.get(e.label) ?? view.launchFailure(e.label);
+      const prev = failures.get(e.label) ?? view.launchFailures.get(e.label);
       const count = (prev?.count ?? 0) + 1;
       const message = `${status.state}${status.message !== undefined ? `: ${status.message}` : ''}`;
       const failure = { count, until: now + Math.min(60_000, 1000 * 2 ** (count - 1)), message };
@@ -164,7 +164,7 @@ export function planTaskUpdates(view: CiView, streams: StreamView, statuses: rea
       b.change({ type: 'LAUNCH_FAILURE', label: e.label, failure });
       b.log(`ci framework: an executor of label ${e.label} ended before connecting (${count} in a row): ${message}`);
       if (count >= MAX_LAUNCH_FAILURES) {
-        for (const q of view.builds()) {
+        for (const q of view.builds.values()) {
           const key = buildKey(q.job, q.number);
           if (q.status !== 'queued' || q.label !== e.label || ended.has(key)) continue;
           b.finishBuild(q, 'error', now, `no executor of label ${e.label} could start: ${count} failed in a row, the last with ${message}`);

@@ -17,7 +17,7 @@ export interface Planned<R> {
 
 /** PUT /ci/v1/jobs/{name}: true when the job is new. */
 export function planPutJob(view: CiView, job: JobDefinition): Planned<boolean> {
-  const created = view.job(job.name) === undefined;
+  const created = view.jobs.get(job.name) === undefined;
   const b = new CiPlanBuilder().change({ type: 'JOB_SAVED', job });
   b.plan.mirror = `${created ? 'add' : 'change'} job ${job.name}`;
   return { plan: b.plan, result: created };
@@ -26,8 +26,8 @@ export function planPutJob(view: CiView, job: JobDefinition): Planned<boolean> {
 /** DELETE /ci/v1/jobs/{name}: the job and its builds go (running ones are told to stop); false if there was none. */
 export function planDeleteJob(view: CiView, name: string): Planned<boolean> {
   const b = new CiPlanBuilder();
-  if (view.job(name) === undefined) return { plan: b.plan, result: false };
-  for (const build of view.builds()) {
+  if (view.jobs.get(name) === undefined) return { plan: b.plan, result: false };
+  for (const build of view.builds.values()) {
     if (build.job === name && build.status === 'running' && build.executorId !== undefined) b.send(build.executorId, { type: 'CANCEL', job: name, number: build.number });
   }
   b.change({ type: 'JOB_REMOVED', name });
@@ -37,7 +37,7 @@ export function planDeleteJob(view: CiView, name: string): Planned<boolean> {
 
 /** PUT /ci/v1/executors/{label}: true when the label is new. */
 export function planPutExecutorSpec(view: CiView, label: string, spec: ExecutorSpec): Planned<boolean> {
-  const created = view.spec(label) === undefined;
+  const created = view.specs.get(label) === undefined;
   const b = new CiPlanBuilder().change({ type: 'EXECUTOR_SPEC_SAVED', label, spec });
   b.plan.mirror = `${created ? 'add' : 'change'} executor spec ${label}`;
   return { plan: b.pass().plan, result: created };
@@ -57,7 +57,7 @@ export interface QueueRequest {
  * `error` with the reason the source could not be read. Throws JobNotFound when the job is gone.
  */
 export function planQueueBuild(view: CiView, jobName: string, source: BuildSource, request: QueueRequest, now: number): Planned<Build> {
-  const job = view.job(jobName);
+  const job = view.jobs.get(jobName);
   if (job === undefined) throw new JobNotFound(`no job ${jobName}`);
   const number = view.lastNumber(jobName) + 1;
   const base = {
@@ -87,7 +87,7 @@ export function planQueueBuild(view: CiView, jobName: string, source: BuildSourc
 /** Cancels a queued build at once, a running one through its executor (CANCEL). False if it had ended (or is not kept). */
 export function planCancel(view: CiView, job: string, number: number, now: number): Planned<boolean> {
   const b = new CiPlanBuilder();
-  const build = view.build(buildKey(job, number));
+  const build = view.builds.get(buildKey(job, number));
   if (build === undefined || isFinished(build)) return { plan: b.plan, result: false };
   if (build.status === 'queued') {
     b.finishBuild(build, 'cancelled', now, 'cancelled while queued');

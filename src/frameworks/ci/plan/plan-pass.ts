@@ -44,7 +44,7 @@ export function planPass(view: CiView, streams: StreamView, ctx: CiPassContext):
   const b = new CiPlanBuilder();
   const removed = new Set<string>();
   const ended = new Set<string>();
-  for (const e of view.executors()) {
+  for (const e of view.executors.values()) {
     let connected = streams.isConnected(e.id);
     let lostAt = streams.lostSince(e.id);
     if (connected && now - (streams.lastHeard(e.id) ?? now) > MISSED_HEARTBEATS * EXECUTOR_HEARTBEAT_SECONDS * 1000) {
@@ -69,33 +69,28 @@ export function planPass(view: CiView, streams: StreamView, ctx: CiPassContext):
     if (build !== undefined) ended.add(buildKey(build.job, build.number));
   }
 
-  const alive = [...view.executors()].filter((e) => !removed.has(e.id));
-  const builds = [...view.builds()].filter((x) => !ended.has(buildKey(x.job, x.number)));
+  const alive = [...view.executors.values()].filter((e) => !removed.has(e.id));
+  const builds = [...view.builds.values()].filter((x) => !ended.has(buildKey(x.job, x.number)));
   const runningPerJob = new Map<string, number>();
   for (const x of builds) if (x.status === 'running') runningPerJob.set(x.job, (runningPerJob.get(x.job) ?? 0) + 1);
-  const launchBackoff = new Map<string, { count: number; until: number; message: string }>();
-  for (const [label] of view.specs()) {
-    const f = view.launchFailure(label);
-    if (f !== undefined) launchBackoff.set(label, f);
-  }
   const pool = planExecutorPool({
     waiting: builds.filter((x) => x.status === 'queued').map((x) => ({ key: buildKey(x.job, x.number), job: x.job, label: x.label, queuedAt: x.queuedAt })),
     runningPerJob,
-    concurrency: new Map([...view.jobs()].map((j) => [j.name, j.concurrency] as const)),
+    concurrency: new Map([...view.jobs.values()].map((j) => [j.name, j.concurrency] as const)),
     // After a restart executors wait to reconnect as `launching`; one with a build is busy, not coming capacity.
     executors: alive.map((e) => ({ id: e.id, label: e.label, state: e.state === 'launching' && e.build !== undefined ? 'busy' : e.state, ...(e.idleSince !== undefined ? { idleSince: e.idleSince } : {}) })),
-    specs: new Map([...view.specs()].map(([label, s]) => [label, { maxExecutors: s.maxExecutors, idleTerminationSeconds: s.idleTerminationSeconds }] as const)),
-    launchBackoff,
+    specs: new Map([...view.specs].map(([label, s]) => [label, { maxExecutors: s.maxExecutors, idleTerminationSeconds: s.idleTerminationSeconds }] as const)),
+    launchBackoff: view.launchFailures,
     now,
   });
   b.change({ type: 'REASONS', reasons: pool.reasons });
   for (const [key, executorId] of pool.assign) {
-    const build = view.build(key);
-    const e = view.executor(executorId);
+    const build = view.builds.get(key);
+    const e = view.executors.get(executorId);
     if (build !== undefined && e !== undefined && streams.isConnected(executorId)) dispatch(view, build, e, now, b);
   }
   for (const id of pool.stop) {
-    const e = view.executor(id);
+    const e = view.executors.get(id);
     if (e === undefined) continue;
     b.saveExecutor({ ...e, state: 'stopping', idleSince: now });
     b.send(id, { type: 'SHUTDOWN' });
@@ -114,7 +109,7 @@ export function planPass(view: CiView, streams: StreamView, ctx: CiPassContext):
 function dispatch(view: CiView, build: Build, e: ExecutorRecord, now: number, b: CiPlanBuilder): void {
   const pipeline = build.pipeline;
   if (pipeline === undefined) return;
-  const job = view.job(build.job);
+  const job = view.jobs.get(build.job);
   b.saveBuild({ ...build, status: 'running', startedAt: now, executorId: e.id, agentId: e.agentId, hostname: e.hostname });
   const { idleSince: _idle, ...rest } = e;
   b.saveExecutor({ ...rest, state: 'busy', build: buildKey(build.job, build.number) });
