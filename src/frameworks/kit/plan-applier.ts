@@ -97,17 +97,18 @@ export class PlanApplier<C, E, S, P extends Plan<C, E>> {
   turn<R>(decide: () => { plan: P; result: R }): Promise<R> {
     this.pending++;
     const run = this.tail.then(async () => {
-      const { plan, result } = decide();
-      await this.applyPlan(plan);
-      return result;
+      try {
+        const { plan, result } = decide();
+        await this.applyPlan(plan);
+        return result;
+      } finally {
+        this.pending--;
+      }
     });
-    const settled = run.then(
+    this.tail = run.then(
       () => undefined,
       () => undefined,
     );
-    this.tail = settled.then(() => {
-      this.pending--;
-    });
     return run;
   }
 
