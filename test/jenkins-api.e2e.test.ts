@@ -250,8 +250,11 @@ describe('Jenkins remote API on `slipway up`, driven by the npm `jenkins` client
     // While it runs: building, no result, and the log says there is more to come.
     const running = await waitUntil(async () => {
       const part = await jenkins.build.log('slow', number, { start: 0, meta: true });
-      return (part.text ?? '').includes('started waiting') ? part : undefined;
+      // The shell's trace of `sleep 30` is the last line before 30 s of silence (waiting for
+      // `started waiting` raced: the trace `+ echo started waiting` comes before the echo's own line).
+      return /^\+ sleep 30$/m.test(part.text ?? '') ? part : undefined;
     }, 'the slow build to start waiting', 60_000);
+    assert.match(running.text ?? '', /^started waiting$/m);
     assert.equal(running.more, true, 'X-More-Data while the build runs');
     assert.doesNotMatch(running.text ?? '', /Finished:/);
     const during = await jenkins.build.get('slow', number);
