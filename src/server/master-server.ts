@@ -3,7 +3,8 @@ import { SystemClock } from '../core/clock.ts';
 import { buildMasterApp } from '../master/http/master-app.ts';
 import { Master, type MasterOptions } from '../master/master.ts';
 import type { MasterStore } from '../master/master-store.ts';
-import { SqliteMasterStore } from '../store/sqlite-master-store.ts';
+import { KyselyMasterStore } from '../store/kysely-master-store.ts';
+import { sqliteDatabases } from '../store/sqlite-database.ts';
 import { VERSION } from './version.ts';
 
 /**
@@ -35,7 +36,7 @@ export interface MasterServer {
 }
 
 export async function startMasterServer(o: MasterServerOptions): Promise<MasterServer> {
-  const store: MasterStore = await SqliteMasterStore.open(o.dataDir);
+  const store: MasterStore = await KyselyMasterStore.open(sqliteDatabases(o.dataDir));
   const state = await store.load();
   const clock = new SystemClock();
   const masterOptions: MasterOptions = {

@@ -7,30 +7,28 @@ import SqliteDatabase from 'better-sqlite3';
 import { CompiledQuery, sql } from 'kysely';
 import type { Compilable, Kysely } from 'kysely';
 import type { CiDatabase } from './ci-database.ts';
-import { openSqlite } from './database.ts';
-import {
-  CI_DATABASE_FILE,
-  SqliteCiStore,
-  selectBuildPage,
-  selectLastFinishedBuilds,
-  selectUnfinishedBuilds,
-} from './sqlite-ci-store.ts';
+import { KyselyCiStore, selectBuildPage, selectLastFinishedBuilds, selectUnfinishedBuilds } from './kysely-ci-store.ts';
+import { SQLITE_FILES, openSqlite, sqliteDatabases } from './sqlite-database.ts';
+import type { StoreDatabase } from './store-database.ts';
+
+const CI_DATABASE_FILE = SQLITE_FILES.ci;
 
 /**
- * What only the SQLite CI store promises, beside the dialect-neutral conformance suite
+ * What only the CI store over SQLite promises, beside the dialect-neutral conformance suite
  * (ci-store.conformance.test.ts): its file, and that `load` and `builds` stay cheap however long
  * the histories grow. That is checked by the query plans, not by timing (a timed assertion would
  * fail on a slow machine); the time of a `load` over 100,000 builds is printed as a figure.
  */
-describe('SqliteCiStore', () => {
+describe('KyselyCiStore over SQLite', () => {
   const JOBS = 100;
   const BUILDS_PER_JOB = 1_000;
   let dir: string;
+  let database: StoreDatabase<CiDatabase>;
   let db: Kysely<CiDatabase>;
 
   before(async () => {
     dir = await mkdtemp(join(tmpdir(), 'slipway-ci-sqlite-'));
-    const store = await SqliteCiStore.open(dir);
+    const store = await KyselyCiStore.open(sqliteDatabases(dir));
     await store.write([{ type: 'FRAMEWORK_ID', frameworkId: 'fw-ci' }]);
     await store.close();
 
@@ -52,11 +50,12 @@ describe('SqliteCiStore', () => {
       }
     })();
     raw.close();
-    db = openSqlite<CiDatabase>(join(dir, CI_DATABASE_FILE));
+    database = openSqlite<CiDatabase>(join(dir, CI_DATABASE_FILE));
+    db = database.db;
   });
 
   after(async () => {
-    await db.destroy();
+    await database.close();
     await rm(dir, { recursive: true, force: true });
   });
 
@@ -119,7 +118,7 @@ describe('SqliteCiStore', () => {
   });
 
   it('loads 100,000 builds over 100 jobs as the unfinished ones and one finished build per job', async (t) => {
-    const store = await SqliteCiStore.open(dir);
+    const store = await KyselyCiStore.open(sqliteDatabases(dir));
     try {
       const started = performance.now();
       const state = await store.load();

@@ -1,5 +1,3 @@
-import { mkdir } from 'node:fs/promises';
-import { join } from 'node:path';
 import type { Kysely, Transaction } from 'kysely';
 import type {
   MasterChange,
@@ -11,17 +9,15 @@ import type {
 } from '../master/master-store.ts';
 import type { Attribute, FrameworkInfo, Resource, TaskInfo, TaskStatus } from '../protocol/mesos.ts';
 import type { TaskState } from '../core/task-state.ts';
-import type { Database } from './database.ts';
-import { migrateToLatest, openSqlite } from './database.ts';
+import type { MasterDatabase } from './master-database.ts';
+import type { StoreDatabase, StoreDatabases } from './store-database.ts';
 import { CallQueue } from './call-queue.ts';
 import { fromJson, toJson } from './json-column.ts';
 import { writeBatch } from './write-batch.ts';
 
-/** The database file inside a data dir. */
-export const DATABASE_FILE = 'slipway.db';
-
 /**
- * The master's store over SQLite (the embedded default): `<dataDir>/slipway.db`, WAL mode.
+ * The master's store, over any database a factory of `store-database.ts` makes (SQLite's
+ * `<dataDir>/slipway.db` in the embedded default).
  *
  * Contract (beyond `MasterStore`'s):
  * - Calls run one at a time in call order, `load` included: a `load` sees every `write` called
@@ -31,30 +27,23 @@ export const DATABASE_FILE = 'slipway.db';
  *   its batch is applied.
  * - Removal is for good: FRAMEWORK_REMOVED / AGENT_REMOVED retire the id even if it was never
  *   saved, and a later *_SAVED of a retired id updates its row but does not bring it back.
- * - `close` waits for queued calls, then closes the file; later calls reject with `StoreClosed`.
+ * - `close` waits for queued calls, then closes its database; later calls reject with `StoreClosed`.
  *
  * The SQL is portable (upserts by `ON CONFLICT ... DO UPDATE`, no SQLite-only clause), so that a
  * PostgreSQL store can run the same statements over the same migrations.
  */
-export class SqliteMasterStore implements MasterStore {
-  private readonly db: Kysely<Database>;
+export class KyselyMasterStore implements MasterStore {
+  private readonly db: Kysely<MasterDatabase>;
   private readonly calls = new CallQueue('master store');
 
-  private constructor(db: Kysely<Database>) {
-    this.db = db;
+  /** A store over `database` (open and migrated), which it owns from now on: `close` closes it. */
+  constructor(private readonly database: StoreDatabase<MasterDatabase>) {
+    this.db = database.db;
   }
 
-  /** Opens the store in `dataDir` (created if missing) and migrates its database to the latest. */
-  static async open(dataDir: string): Promise<SqliteMasterStore> {
-    await mkdir(dataDir, { recursive: true });
-    const db = openSqlite(join(dataDir, DATABASE_FILE));
-    try {
-      await migrateToLatest(db);
-    } catch (err) {
-      await db.destroy();
-      throw err;
-    }
-    return new SqliteMasterStore(db);
+  /** Opens the master's database of `databases` (e.g. `sqliteDatabases(dataDir)`) and a store over it. */
+  static async open(databases: StoreDatabases): Promise<KyselyMasterStore> {
+    return new KyselyMasterStore(await databases.open('master'));
   }
 
   load(): Promise<StoredState> {
@@ -68,11 +57,11 @@ export class SqliteMasterStore implements MasterStore {
   }
 
   close(): Promise<void> {
-    return this.calls.close(() => this.db.destroy());
+    return this.calls.close(() => this.database.close());
   }
 }
 
-async function applyChange(trx: Transaction<Database>, change: MasterChange): Promise<void> {
+async function applyChange(trx: Transaction<MasterDatabase>, change: MasterChange): Promise<void> {
   switch (change.type) {
     case 'FRAMEWORK_SAVED': {
       const { id, info, registeredAt } = change.framework;
@@ -180,7 +169,7 @@ async function applyChange(trx: Transaction<Database>, change: MasterChange): Pr
   }
 }
 
-async function readState(trx: Transaction<Database>): Promise<StoredState> {
+async function readState(trx: Transaction<MasterDatabase>): Promise<StoredState> {
   const state: StoredState = {
     frameworks: [],
     removedFrameworks: [],
