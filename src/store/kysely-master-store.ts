@@ -7,8 +7,15 @@ import type {
   StoredState,
   StoredTask,
 } from '../master/master-store.ts';
-import type { Attribute, FrameworkInfo, Resource, TaskInfo, TaskStatus } from '../protocol/mesos.ts';
-import type { TaskState } from '../core/task-state.ts';
+import {
+  readAgentAttributes,
+  readAgentResources,
+  readFrameworkInfo,
+  readQuotaLimits,
+  readTaskInfo,
+  readTaskState,
+  readTaskStatus,
+} from '../master/master-store.ts';
 import type { MasterDatabase } from './master-database.ts';
 import type { StoreDatabase, StoreDatabases } from './store-database.ts';
 import { CallQueue } from './call-queue.ts';
@@ -187,7 +194,7 @@ async function readState(trx: Transaction<MasterDatabase>): Promise<StoredState>
     }
     const framework: StoredFramework = {
       id: row.id,
-      info: fromJson<FrameworkInfo>(row.info),
+      info: readFrameworkInfo(fromJson(row.info), row.id),
       registeredAt: Number(row.registered_at),
     };
     state.frameworks.push(framework);
@@ -201,8 +208,8 @@ async function readState(trx: Transaction<MasterDatabase>): Promise<StoredState>
     const agent: StoredAgent = {
       id: row.id,
       hostname: row.hostname,
-      resources: fromJson<Resource[]>(row.resources),
-      attributes: fromJson<Attribute[]>(row.attributes),
+      resources: readAgentResources(fromJson(row.resources), row.id),
+      attributes: readAgentAttributes(fromJson(row.attributes), row.id),
       registeredAt: Number(row.registered_at),
     };
     // Absent rather than `url: undefined`, so the object equals the one that was saved.
@@ -217,11 +224,10 @@ async function readState(trx: Transaction<MasterDatabase>): Promise<StoredState>
       frameworkId: row.framework_id,
       taskId: row.task_id,
       agentId: row.agent_id,
-      info: fromJson<TaskInfo>(row.info),
-      // Written from a TaskState by `write`; the store reads back only what it wrote.
-      state: row.state as TaskState,
+      info: readTaskInfo(fromJson(row.info), row.framework_id, row.task_id),
+      state: readTaskState(row.state, row.framework_id, row.task_id),
     };
-    if (row.status !== null) task.status = fromJson<TaskStatus>(row.status);
+    if (row.status !== null) task.status = readTaskStatus(fromJson(row.status), row.framework_id, row.task_id);
     if (row.role !== null) task.role = row.role;
     state.tasks.push(task);
   }
@@ -230,7 +236,7 @@ async function readState(trx: Transaction<MasterDatabase>): Promise<StoredState>
     state.weights[row.role] = Number(row.weight);
   }
   for (const row of await trx.selectFrom('quotas').selectAll().orderBy('role').execute()) {
-    state.quotas[row.role] = fromJson<Record<string, number>>(row.limits);
+    state.quotas[row.role] = readQuotaLimits(fromJson(row.limits), row.role);
   }
   return state;
 }

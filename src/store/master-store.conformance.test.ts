@@ -360,6 +360,19 @@ function describeMasterStore(name: string, target: MasterStoreTarget): void {
       );
     });
 
+    it('refuses to load a document that does not read as its type, naming the document and the field', async () => {
+      const { store } = await freshStore();
+      // Written through the port, with a type the master would never write (an older or damaged store).
+      const damaged = { ...agent('a1'), resources: [{ name: 'cpus', type: 'SCALAR', scalar: { value: 'two' } }] } as unknown as StoredAgent;
+      await store.write([{ type: 'AGENT_SAVED', agent: damaged }]);
+      const failure = await rejectionOf(store.load());
+      assert.equal(codeOf(failure), 'INVALID_STORED_DOCUMENT');
+      assert.match(messageOf(failure), /^stored resources of agent a1 cannot be read: \[0\]\.scalar\.value /);
+      // The store goes on: the row is written over, and the next load reads.
+      await store.write([{ type: 'AGENT_SAVED', agent: agent('a1') }]);
+      assert.deepEqual((await store.load()).agents, [agent('a1')]);
+    });
+
     it('refuses to load or write once closed', async () => {
       const { store } = await freshStore();
       await store.close();
