@@ -491,6 +491,17 @@ function describeAppsStore(name: string, target: AppsStoreTarget): void {
       assert.deepEqual((await master2.load()).frameworks, [framework]);
     });
 
+    it('refuses to load an app without the keys a stored app has, naming it and the field', async () => {
+      const { store } = await freshStore();
+      const damaged = { ...app('/web', 1), versionInfo: { lastScalingAt: 'then' } } as unknown as StoredAppJson;
+      await store.write([{ type: 'APP_SAVED', app: damaged }]);
+      const failure = await rejectionOf(store.load());
+      assert.equal(codeOf(failure), 'INVALID_STORED_DOCUMENT');
+      assert.match(messageOf(failure), /^stored app \/web version \S+ cannot be read: versionInfo\.lastConfigChangeAt is missing/);
+      await store.write([{ type: 'APP_REMOVED', appId: '/web' }]);
+      assert.deepEqual((await store.load()).apps, []);
+    });
+
     it('refuses to load or write once closed', async () => {
       const { store } = await freshStore();
       await store.close();

@@ -2,12 +2,11 @@ import type { Kysely, Transaction } from 'kysely';
 import type {
   AppsChange,
   AppsStore,
-  StoredAppJson,
   StoredAppsState,
   StoredDeployment,
   StoredInstance,
 } from '../frameworks/apps/apps-store.ts';
-import { MAX_VERSIONS_PER_APP } from '../frameworks/apps/apps-store.ts';
+import { MAX_VERSIONS_PER_APP, readStoredApp } from '../frameworks/apps/apps-store.ts';
 import type { AppsDatabase } from './apps-database.ts';
 import { CallQueue } from './call-queue.ts';
 import type { StoreDatabase, StoreDatabases } from './store-database.ts';
@@ -200,7 +199,7 @@ async function readState(trx: Transaction<AppsDatabase>, maxVersions: number): P
   if (meta) state.frameworkId = meta.value;
 
   for (const row of await trx.selectFrom('apps').selectAll().orderBy('id').execute()) {
-    state.apps.push(fromJson<StoredAppJson>(row.doc));
+    state.apps.push(readStoredApp(fromJson(row.doc)));
   }
 
   const versions = await trx
@@ -212,7 +211,7 @@ async function readState(trx: Transaction<AppsDatabase>, maxVersions: number): P
   for (const row of versions) {
     let list = state.versions.get(row.app_id);
     if (!list) state.versions.set(row.app_id, (list = []));
-    list.push(fromJson<StoredAppJson>(row.doc));
+    list.push(readStoredApp(fromJson(row.doc)));
   }
   // Only after a re-open with a lower limit: rows past it stay until the app's next save.
   for (const [appId, list] of state.versions) {
@@ -220,11 +219,11 @@ async function readState(trx: Transaction<AppsDatabase>, maxVersions: number): P
   }
 
   for (const row of await trx.selectFrom('deployments').selectAll().orderBy('id').execute()) {
-    const deployment: StoredDeployment = { id: row.id, doc: fromJson<unknown>(row.doc) };
+    const deployment: StoredDeployment = { id: row.id, doc: fromJson(row.doc) };
     state.deployments.push(deployment);
   }
   for (const row of await trx.selectFrom('instances').selectAll().orderBy('task_id').execute()) {
-    const instance: StoredInstance = { taskId: row.task_id, appId: row.app_id, doc: fromJson<unknown>(row.doc) };
+    const instance: StoredInstance = { taskId: row.task_id, appId: row.app_id, doc: fromJson(row.doc) };
     state.instances.push(instance);
   }
   return state;

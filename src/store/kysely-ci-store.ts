@@ -136,7 +136,7 @@ export function selectBuildPage(db: Kysely<CiDatabase>, job: string, options: { 
 }
 
 function toStoredBuild(row: { job: string; number: number | string; finished: number | string; doc: string }): StoredBuild {
-  return { job: row.job, number: Number(row.number), finished: Number(row.finished) === 1, doc: fromJson<unknown>(row.doc) };
+  return { job: row.job, number: Number(row.number), finished: Number(row.finished) === 1, doc: fromJson(row.doc) };
 }
 
 // Writes ---------------------------------------------------------------------------------------
@@ -251,16 +251,16 @@ async function readState(trx: Transaction<CiDatabase>): Promise<StoredCiState> {
   if (meta) state.frameworkId = meta.value;
 
   for (const row of await trx.selectFrom('jobs').selectAll().orderBy('name').execute()) {
-    state.jobs.push({ name: row.name, doc: fromJson<unknown>(row.doc) });
+    state.jobs.push({ name: row.name, doc: fromJson(row.doc) });
   }
   for (const row of await trx.selectFrom('executor_specs').selectAll().orderBy('label').execute()) {
-    state.executorSpecs.push({ label: row.label, doc: fromJson<unknown>(row.doc) });
+    state.executorSpecs.push({ label: row.label, doc: fromJson(row.doc) });
   }
   for (const row of await trx.selectFrom('executors').selectAll().orderBy('id').execute()) {
-    state.executors.push({ id: row.id, doc: fromJson<unknown>(row.doc) });
+    state.executors.push({ id: row.id, doc: fromJson(row.doc) });
   }
   for (const row of await trx.selectFrom('trigger_states').selectAll().orderBy('job').execute()) {
-    state.triggerStates.push({ job: row.job, doc: fromJson<unknown>(row.doc) });
+    state.triggerStates.push({ job: row.job, doc: fromJson(row.doc) });
   }
 
   const unfinished = (await selectUnfinishedBuilds(trx).execute()).map(toStoredBuild);
