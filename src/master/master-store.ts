@@ -1,8 +1,8 @@
-import { Type, type TSchema } from '@sinclair/typebox';
-import { TypeCompiler, type TypeCheck } from '@sinclair/typebox/compiler';
+import { Type } from '@sinclair/typebox';
 import { InvalidStoredDocument } from '../core/document-reader.ts';
 import { TASK_STATES, type TaskState } from '../core/task-state.ts';
 import { Attribute, FrameworkInfo, Resource, TaskInfo, TaskStatus } from '../protocol/mesos.ts';
+import { readBySchema } from '../protocol/read-by-schema.ts';
 
 /**
  * What the master persists, and the narrow port a store implements for it (`src/store` does, over
@@ -78,42 +78,9 @@ export interface MasterStore {
 //
 // A store keeps these as the master wrote them (JSON of the Mesos messages) and reads them back
 // with these readers, never with a cast: each checks its document against the same TypeBox schema
-// that gives its type (compiled once, allocation-free when the document is good), and throws
-// `InvalidStoredDocument` naming the document and the first field that does not match. Unknown
-// fields pass, as Mesos's JSON parser lets them. The documents carry no `docVersion`: they are
+// that gives its type (`readBySchema`), and throws `InvalidStoredDocument` naming the document and
+// the first field that does not match. Unknown fields pass, as Mesos's JSON parser lets them. The documents carry no `docVersion`: they are
 // Mesos's shapes, and a change of the master's tables is a migration.
-
-const checks = new Map<TSchema, TypeCheck<TSchema>>();
-
-function readChecked<T>(schema: TSchema, doc: unknown, document: () => string): T {
-  let check = checks.get(schema);
-  if (check === undefined) {
-    check = TypeCompiler.Compile(schema);
-    checks.set(schema, check);
-  }
-  if (check.Check(doc)) return doc as T;
-  const first = check.Errors(doc).First();
-  const field = first === undefined ? '' : fieldPath(first.path);
-  const problem =
-    first === undefined ? 'does not match its schema' : first.value === undefined ? 'is missing' : `does not match: ${first.message.toLowerCase()}, not ${describeValue(first.value)}`;
-  throw new InvalidStoredDocument(document(), field, problem);
-}
-
-/** A JSON pointer (`/resources/0/name`) as a field path (`resources[0].name`). */
-function fieldPath(pointer: string): string {
-  let path = '';
-  for (const part of pointer.split('/').slice(1)) {
-    const key = part.replaceAll('~1', '/').replaceAll('~0', '~');
-    path += /^\d+$/.test(key) ? `[${key}]` : path === '' ? key : `.${key}`;
-  }
-  return path;
-}
-
-function describeValue(v: unknown): string {
-  if (v === undefined) return 'missing';
-  if (v === null || typeof v !== 'object') return JSON.stringify(v).slice(0, 40);
-  return Array.isArray(v) ? 'an array' : 'an object';
-}
 
 const ResourceList = Type.Array(Resource);
 const AttributeList = Type.Array(Attribute);
@@ -121,38 +88,38 @@ const QuotaLimits = Type.Record(Type.String(), Type.Number());
 
 /** The stored `FrameworkInfo` of framework `frameworkId`. */
 export function readFrameworkInfo(doc: unknown, frameworkId: string): FrameworkInfo {
-  return readChecked<FrameworkInfo>(FrameworkInfo, doc, () => `FrameworkInfo of framework ${frameworkId}`);
+  return readBySchema(FrameworkInfo, doc, () => `FrameworkInfo of framework ${frameworkId}`);
 }
 
 /** The stored resources (`Resource[]`) of agent `agentId`. */
 export function readAgentResources(doc: unknown, agentId: string): Resource[] {
-  return readChecked<Resource[]>(ResourceList, doc, () => `resources of agent ${agentId}`);
+  return readBySchema(ResourceList, doc, () => `resources of agent ${agentId}`);
 }
 
 /** The stored attributes (`Attribute[]`) of agent `agentId`. */
 export function readAgentAttributes(doc: unknown, agentId: string): Attribute[] {
-  return readChecked<Attribute[]>(AttributeList, doc, () => `attributes of agent ${agentId}`);
+  return readBySchema(AttributeList, doc, () => `attributes of agent ${agentId}`);
 }
 
 /** The stored `TaskInfo` of task `taskId` of framework `frameworkId`. */
 export function readTaskInfo(doc: unknown, frameworkId: string, taskId: string): TaskInfo {
-  return readChecked<TaskInfo>(TaskInfo, doc, () => `TaskInfo of task ${taskId} of framework ${frameworkId}`);
+  return readBySchema(TaskInfo, doc, () => `TaskInfo of task ${taskId} of framework ${frameworkId}`);
 }
 
 /** The stored latest `TaskStatus` of task `taskId` of framework `frameworkId`. */
 export function readTaskStatus(doc: unknown, frameworkId: string, taskId: string): TaskStatus {
-  return readChecked<TaskStatus>(TaskStatus, doc, () => `TaskStatus of task ${taskId} of framework ${frameworkId}`);
+  return readBySchema(TaskStatus, doc, () => `TaskStatus of task ${taskId} of framework ${frameworkId}`);
 }
 
 /** The stored state of task `taskId` of framework `frameworkId` (a `TaskState` name). */
 export function readTaskState(value: unknown, frameworkId: string, taskId: string): TaskState {
   if (typeof value === 'string' && TASK_STATE_NAMES.has(value)) return value as TaskState;
-  throw new InvalidStoredDocument(`task ${taskId} of framework ${frameworkId}`, 'state', `must be one of the Mesos task states, not ${describeValue(value)}`);
+  throw new InvalidStoredDocument(`task ${taskId} of framework ${frameworkId}`, 'state', `must be one of the Mesos task states, not ${JSON.stringify(value) ?? 'missing'}`);
 }
 
 const TASK_STATE_NAMES: ReadonlySet<string> = new Set(TASK_STATES);
 
 /** The stored quota of `role`: limits by resource name. */
 export function readQuotaLimits(doc: unknown, role: string): Record<string, number> {
-  return readChecked<Record<string, number>>(QuotaLimits, doc, () => `quota of role ${role}`);
+  return readBySchema(QuotaLimits, doc, () => `quota of role ${role}`);
 }
