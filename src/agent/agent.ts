@@ -13,6 +13,7 @@ import { MasterLink } from './master-link.ts';
 import { pathSegment } from './path-segment.ts';
 import { safeReaddir } from './safe-readdir.ts';
 import { StatusUpdateManager } from './status-update-manager.ts';
+import { readTaskCheckpoint, type TaskCheckpoint } from './task-checkpoint.ts';
 import { taskEnvironment } from './task-environment.ts';
 
 /**
@@ -79,21 +80,6 @@ interface AgentTaskRecord {
   frameworkShutDown: boolean;
   /** Stops the fetch of its URIs while one runs (a kill, the agent stopping). */
   fetching: AbortController | undefined;
-}
-
-/** What task.json holds. */
-interface TaskCheckpoint {
-  framework: FrameworkInfo & { id: FrameworkID };
-  info: TaskInfo;
-  sandbox: string;
-  containerizer?: string;
-  ref?: ContainerRef;
-  state: TaskState;
-  killRequested?: boolean;
-  killGraceMs?: number;
-  killReason?: string;
-  killStatusReason?: TaskStatusReason;
-  frameworkShutDown?: boolean;
 }
 
 export class Agent {
@@ -617,8 +603,7 @@ export class Agent {
         const metaDir = join(this.metaDir, 'tasks', fw, task);
         let data: TaskCheckpoint;
         try {
-          data = JSON.parse(readFileSync(join(metaDir, 'task.json'), 'utf8')) as TaskCheckpoint;
-          if (typeof data.framework.id.value !== 'string' || typeof data.info.task_id.value !== 'string') throw new Error('no framework or task id');
+          data = readTaskCheckpoint(JSON.parse(readFileSync(join(metaDir, 'task.json'), 'utf8')), metaDir);
         } catch (e) {
           this.log(`task checkpoint ${metaDir} skipped: ${errorMessage(e)}`);
           continue;

@@ -1,5 +1,8 @@
-import type { Attribute, FrameworkInfo, Resource, TaskInfo, TaskStatus } from '../protocol/mesos.ts';
-import type { TaskState } from '../core/task-state.ts';
+import { Type } from '@sinclair/typebox';
+import { InvalidStoredDocument } from '../core/document-reader.ts';
+import { TASK_STATES, type TaskState } from '../core/task-state.ts';
+import { Attribute, FrameworkInfo, Resource, TaskInfo, TaskStatus } from '../protocol/mesos.ts';
+import { readBySchema } from '../protocol/read-by-schema.ts';
 
 /**
  * What the master persists, and the narrow port a store implements for it (`src/store` does, over
@@ -69,4 +72,54 @@ export interface MasterStore {
   load(): Promise<StoredState>;
   write(changes: readonly MasterChange[]): Promise<void>;
   close(): Promise<void>;
+}
+
+// Reading the master's documents back ------------------------------------------------------------
+//
+// A store keeps these as the master wrote them (JSON of the Mesos messages) and reads them back
+// with these readers, never with a cast: each checks its document against the same TypeBox schema
+// that gives its type (`readBySchema`), and throws `InvalidStoredDocument` naming the document and
+// the first field that does not match. Unknown fields pass, as Mesos's JSON parser lets them. The documents carry no `docVersion`: they are
+// Mesos's shapes, and a change of the master's tables is a migration.
+
+const ResourceList = Type.Array(Resource);
+const AttributeList = Type.Array(Attribute);
+const QuotaLimits = Type.Record(Type.String(), Type.Number());
+
+/** The stored `FrameworkInfo` of framework `frameworkId`. */
+export function readFrameworkInfo(doc: unknown, frameworkId: string): FrameworkInfo {
+  return readBySchema(FrameworkInfo, doc, () => `FrameworkInfo of framework ${frameworkId}`);
+}
+
+/** The stored resources (`Resource[]`) of agent `agentId`. */
+export function readAgentResources(doc: unknown, agentId: string): Resource[] {
+  return readBySchema(ResourceList, doc, () => `resources of agent ${agentId}`);
+}
+
+/** The stored attributes (`Attribute[]`) of agent `agentId`. */
+export function readAgentAttributes(doc: unknown, agentId: string): Attribute[] {
+  return readBySchema(AttributeList, doc, () => `attributes of agent ${agentId}`);
+}
+
+/** The stored `TaskInfo` of task `taskId` of framework `frameworkId`. */
+export function readTaskInfo(doc: unknown, frameworkId: string, taskId: string): TaskInfo {
+  return readBySchema(TaskInfo, doc, () => `TaskInfo of task ${taskId} of framework ${frameworkId}`);
+}
+
+/** The stored latest `TaskStatus` of task `taskId` of framework `frameworkId`. */
+export function readTaskStatus(doc: unknown, frameworkId: string, taskId: string): TaskStatus {
+  return readBySchema(TaskStatus, doc, () => `TaskStatus of task ${taskId} of framework ${frameworkId}`);
+}
+
+/** The stored state of task `taskId` of framework `frameworkId` (a `TaskState` name). */
+export function readTaskState(value: unknown, frameworkId: string, taskId: string): TaskState {
+  if (typeof value === 'string' && TASK_STATE_NAMES.has(value)) return value as TaskState;
+  throw new InvalidStoredDocument(`task ${taskId} of framework ${frameworkId}`, 'state', `must be one of the Mesos task states, not ${JSON.stringify(value) ?? 'missing'}`);
+}
+
+const TASK_STATE_NAMES: ReadonlySet<string> = new Set(TASK_STATES);
+
+/** The stored quota of `role`: limits by resource name. */
+export function readQuotaLimits(doc: unknown, role: string): Record<string, number> {
+  return readBySchema(QuotaLimits, doc, () => `quota of role ${role}`);
 }

@@ -5,7 +5,8 @@ import { MarathonEventBus } from '../frameworks/apps/events/marathon-event-bus.t
 import { marathonRoutes } from '../frameworks/apps/http/marathon-routes.ts';
 import type { SchedulerTransport } from '../protocol/scheduler-transport.ts';
 import { HttpScheduler } from '../sdk/http-scheduler.ts';
-import { SqliteAppsStore } from '../store/sqlite-apps-store.ts';
+import { KyselyAppsStore } from '../store/kysely-apps-store.ts';
+import { sqliteDatabases } from '../store/sqlite-database.ts';
 import { prepareDataDir } from './data-dir.ts';
 import { VERSION } from './version.ts';
 
@@ -32,7 +33,7 @@ export interface AppsServiceOptions {
 /** Loads the framework's state and subscribes (resolves once subscribed). */
 export async function startAppsService(o: AppsServiceOptions): Promise<AppsService> {
   await prepareDataDir(o.dataDir, 'services framework');
-  const store = await SqliteAppsStore.open(o.dataDir);
+  const store = await KyselyAppsStore.open(sqliteDatabases(o.dataDir));
   const bus = new MarathonEventBus();
   const framework = new AppsFramework({
     transport: o.transport,

@@ -9,7 +9,8 @@ import { jenkinsRoutes } from '../frameworks/ci/http/jenkins-routes.ts';
 import type { SchedulerTransport } from '../protocol/scheduler-transport.ts';
 import { HttpScheduler } from '../sdk/http-scheduler.ts';
 import { prepareDataDir } from './data-dir.ts';
-import { SqliteCiStore } from '../store/sqlite-ci-store.ts';
+import { KyselyCiStore } from '../store/kysely-ci-store.ts';
+import { sqliteDatabases } from '../store/sqlite-database.ts';
 
 /** The slipway program, which executor tasks run as `slipway ci-executor`. */
 const SLIPWAY_BIN = fileURLToPath(new URL('../../bin/slipway.js', import.meta.url));
@@ -44,7 +45,7 @@ export interface CiServiceOptions {
 
 export async function startCiService(o: CiServiceOptions): Promise<CiService> {
   await prepareDataDir(o.dataDir, 'CI');
-  const store = await SqliteCiStore.open(o.dataDir);
+  const store = await KyselyCiStore.open(sqliteDatabases(o.dataDir));
   const framework = new CiFramework({
     transport: o.transport,
     store,

@@ -5,7 +5,8 @@ import { Master, type MasterOptions } from '../master/master.ts';
 import type { MasterChange, MasterStore } from '../master/master-store.ts';
 import { WriteQueue } from '../lib/write-queue.ts';
 import { prepareDataDir } from './data-dir.ts';
-import { SqliteMasterStore } from '../store/sqlite-master-store.ts';
+import { KyselyMasterStore } from '../store/kysely-master-store.ts';
+import { sqliteDatabases } from '../store/sqlite-database.ts';
 import { VERSION } from './version.ts';
 
 /**
@@ -38,7 +39,7 @@ export interface MasterServer {
 
 export async function startMasterServer(o: MasterServerOptions): Promise<MasterServer> {
   await prepareDataDir(o.dataDir, 'master');
-  const store: MasterStore = await SqliteMasterStore.open(o.dataDir);
+  const store: MasterStore = await KyselyMasterStore.open(sqliteDatabases(o.dataDir));
   const state = await store.load();
   const clock = new SystemClock();
   const masterOptions: MasterOptions = {

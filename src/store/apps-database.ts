@@ -5,10 +5,10 @@ import { migration0001Apps } from './migrations/apps/0001-apps.ts';
  * The tables of the services framework's database (`apps.db`), as Kysely sees them, and its
  * migrations. A database of its own, apart from the master's: the framework may run as its own
  * process (`slipway apps`) with its own data dir, or inside `slipway up` beside the master, and
- * either way neither migrates nor reads the other's tables. Open it with `openSqlite` and migrate
- * it with `migrateToLatest(db, APPS_MIGRATIONS)` (database.ts).
+ * either way neither migrates nor reads the other's tables. A factory opens it and migrates it to
+ * the latest of `APPS_MIGRATIONS` (`sqliteDatabases(dataDir).open('apps')`, store-database.ts).
  *
- * As in database.ts, the column types say what both dialects return (`bigint` is a string from
+ * As in master-database.ts, the column types say what both dialects return (`bigint` is a string from
  * `pg`); documents are JSON text.
  */
 
@@ -61,7 +61,7 @@ export interface AppsDatabase {
 
 /**
  * Every migration of the apps database, by name. Append only, under the same rules as the
- * master's `MIGRATIONS` (README.md); the files live in `migrations/apps/`.
+ * master's `MASTER_MIGRATIONS` (README.md); the files live in `migrations/apps/`.
  */
 export const APPS_MIGRATIONS: Readonly<Record<string, Migration>> = {
   '0001-apps': migration0001Apps,

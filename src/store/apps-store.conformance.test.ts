@@ -1,10 +1,7 @@
 import { after, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { fileURLToPath, pathToFileURL } from 'node:url';
+import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import type { MarathonAppJson } from '../frameworks/apps/app-definition.ts';
 import type {
@@ -17,8 +14,9 @@ import type {
 } from '../frameworks/apps/apps-store.ts';
 import { MAX_VERSIONS_PER_APP } from '../frameworks/apps/apps-store.ts';
 import type { MasterStore } from '../master/master-store.ts';
-import { SqliteAppsStore } from './sqlite-apps-store.ts';
-import { SqliteMasterStore } from './sqlite-master-store.ts';
+import { KyselyAppsStore } from './kysely-apps-store.ts';
+import { KyselyMasterStore } from './kysely-master-store.ts';
+import { STORE_TARGETS, storeModuleUrl } from './store-test-targets.ts';
 
 /**
  * The conformance suite of `AppsStore` (src/frameworks/apps/apps-store.ts): every implementation
@@ -28,7 +26,8 @@ import { SqliteMasterStore } from './sqlite-master-store.ts';
  * A target makes fresh locations (a temp dir for SQLite, a database or schema for PostgreSQL),
  * opens an apps store at one (and the master's store at the same one, to show that the two keep to
  * themselves), and gives the program a new Node process runs to print `load()` of a location as
- * JSON. Add a target at the end of this file for each new implementation.
+ * JSON. The targets are built at the end of this file from `STORE_TARGETS` (store-test-targets.ts):
+ * a new kind of database is one entry there, and this suite runs it.
  */
 interface AppsStoreTarget {
   /** A new, empty location of its own, for one test. */
@@ -492,6 +491,17 @@ function describeAppsStore(name: string, target: AppsStoreTarget): void {
       assert.deepEqual((await master2.load()).frameworks, [framework]);
     });
 
+    it('refuses to load an app without the keys a stored app has, naming it and the field', async () => {
+      const { store } = await freshStore();
+      const damaged = { ...app('/web', 1), versionInfo: { lastScalingAt: 'then' } } as unknown as StoredAppJson;
+      await store.write([{ type: 'APP_SAVED', app: damaged }]);
+      const failure = await rejectionOf(store.load());
+      assert.equal(codeOf(failure), 'INVALID_STORED_DOCUMENT');
+      assert.match(messageOf(failure), /^stored app \/web version \S+ cannot be read: versionInfo\.lastConfigChangeAt is missing/);
+      await store.write([{ type: 'APP_REMOVED', appId: '/web' }]);
+      assert.deepEqual((await store.load()).apps, []);
+    });
+
     it('refuses to load or write once closed', async () => {
       const { store } = await freshStore();
       await store.close();
@@ -600,18 +610,20 @@ function messageOf(err: unknown): string {
 
 // Targets ----------------------------------------------------------------------------------------
 
-const SQLITE_APPS_STORE_MODULE = pathToFileURL(fileURLToPath(new URL('./sqlite-apps-store.ts', import.meta.url))).href;
+const APPS_STORE_MODULE = storeModuleUrl('kysely-apps-store.ts');
 
-describeAppsStore('SQLite', {
-  fresh: () => mkdtemp(join(tmpdir(), 'slipway-apps-store-')),
-  open: (dataDir, options) => SqliteAppsStore.open(dataDir, options),
-  openMaster: (dataDir) => SqliteMasterStore.open(dataDir),
-  childProgram: (dataDir) => `
-    const { SqliteAppsStore } = await import(${JSON.stringify(SQLITE_APPS_STORE_MODULE)});
-    const store = await SqliteAppsStore.open(${JSON.stringify(dataDir)});
-    const state = await store.load();
-    process.stdout.write(JSON.stringify({ ...state, versions: [...state.versions] }));
-    await store.close();
-  `,
-  remove: (dataDir) => rm(dataDir, { recursive: true, force: true }),
-});
+for (const t of STORE_TARGETS) {
+  describeAppsStore(t.name, {
+    fresh: () => t.fresh(),
+    open: (location, options) => KyselyAppsStore.open(t.databases(location), options),
+    openMaster: (location) => KyselyMasterStore.open(t.databases(location)),
+    childProgram: (location) => `
+      const { KyselyAppsStore } = await import(${JSON.stringify(APPS_STORE_MODULE)});
+      const store = await KyselyAppsStore.open(${t.childDatabases(location)});
+      const state = await store.load();
+      process.stdout.write(JSON.stringify({ ...state, versions: [...state.versions] }));
+      await store.close();
+    `,
+    remove: (location) => t.remove(location),
+  });
+}

@@ -5,10 +5,10 @@ import { migration0001Ci } from './migrations/ci/0001-ci.ts';
  * The tables of the CI framework's database (`ci.db`), as Kysely sees them, and its migrations.
  * A database of its own, apart from the master's and the services framework's: CI may run as its
  * own process with its own data dir, or inside `slipway up` beside the others, and either way
- * neither migrates nor reads the others' tables. Open it with `openSqlite` and migrate it with
- * `migrateToLatest(db, CI_MIGRATIONS)` (database.ts).
+ * neither migrates nor reads the others' tables. A factory opens it and migrates it to the latest
+ * of `CI_MIGRATIONS` (`sqliteDatabases(dataDir).open('ci')`, store-database.ts).
  *
- * As in database.ts, the column types say what both dialects return (`bigint` is a string from
+ * As in master-database.ts, the column types say what both dialects return (`bigint` is a string from
  * `pg`); documents are JSON text.
  */
 
@@ -73,7 +73,7 @@ export interface CiDatabase {
 
 /**
  * Every migration of the CI database, by name. Append only, under the same rules as the master's
- * `MIGRATIONS` (README.md); the files live in `migrations/ci/`.
+ * `MASTER_MIGRATIONS` (README.md); the files live in `migrations/ci/`.
  */
 export const CI_MIGRATIONS: Readonly<Record<string, Migration>> = {
   '0001-ci': migration0001Ci,

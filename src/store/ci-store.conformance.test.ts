@@ -1,18 +1,16 @@
 import { after, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { fileURLToPath, pathToFileURL } from 'node:url';
+import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import fc from 'fast-check';
 import type { AppsStore } from '../frameworks/apps/apps-store.ts';
 import type { CiChange, CiStore, StoredBuild, StoredCiState } from '../frameworks/ci/ci-store.ts';
 import type { MasterStore } from '../master/master-store.ts';
-import { SqliteAppsStore } from './sqlite-apps-store.ts';
-import { SqliteCiStore } from './sqlite-ci-store.ts';
-import { SqliteMasterStore } from './sqlite-master-store.ts';
+import { KyselyAppsStore } from './kysely-apps-store.ts';
+import { KyselyCiStore } from './kysely-ci-store.ts';
+import { KyselyMasterStore } from './kysely-master-store.ts';
+import { STORE_TARGETS, storeModuleUrl } from './store-test-targets.ts';
 
 /**
  * The conformance suite of `CiStore` (src/frameworks/ci/ci-store.ts): every implementation runs
@@ -22,8 +20,9 @@ import { SqliteMasterStore } from './sqlite-master-store.ts';
  * A target makes fresh locations (a temp dir for SQLite, a database or schema for PostgreSQL),
  * opens a CI store at one (and the master's and the services framework's stores at the same one,
  * to show that they keep to themselves), and gives the program a new Node process runs to print
- * `load()` of a location as JSON. Add a target at the end of this file for each new
- * implementation. What only one implementation promises (SQLite's query plans) is tested beside
+ * `load()` of a location as JSON. The targets are built at the end of this file from
+ * `STORE_TARGETS` (store-test-targets.ts): a new kind of database is one entry there, and this
+ * suite runs it. What only one implementation promises (SQLite's query plans) is tested beside
  * it (sqlite-ci-store.test.ts).
  */
 interface CiStoreTarget {
@@ -794,19 +793,21 @@ function messageOf(err: unknown): string {
 
 // Targets ----------------------------------------------------------------------------------------
 
-const SQLITE_CI_STORE_MODULE = pathToFileURL(fileURLToPath(new URL('./sqlite-ci-store.ts', import.meta.url))).href;
+const CI_STORE_MODULE = storeModuleUrl('kysely-ci-store.ts');
 
-describeCiStore('SQLite', {
-  fresh: () => mkdtemp(join(tmpdir(), 'slipway-ci-store-')),
-  open: (dataDir) => SqliteCiStore.open(dataDir),
-  openMaster: (dataDir) => SqliteMasterStore.open(dataDir),
-  openApps: (dataDir) => SqliteAppsStore.open(dataDir),
-  childProgram: (dataDir) => `
-    const { SqliteCiStore } = await import(${JSON.stringify(SQLITE_CI_STORE_MODULE)});
-    const store = await SqliteCiStore.open(${JSON.stringify(dataDir)});
-    const state = await store.load();
-    process.stdout.write(JSON.stringify({ ...state, lastNumbers: [...state.lastNumbers] }));
-    await store.close();
-  `,
-  remove: (dataDir) => rm(dataDir, { recursive: true, force: true }),
-});
+for (const t of STORE_TARGETS) {
+  describeCiStore(t.name, {
+    fresh: () => t.fresh(),
+    open: (location) => KyselyCiStore.open(t.databases(location)),
+    openMaster: (location) => KyselyMasterStore.open(t.databases(location)),
+    openApps: (location) => KyselyAppsStore.open(t.databases(location)),
+    childProgram: (location) => `
+      const { KyselyCiStore } = await import(${JSON.stringify(CI_STORE_MODULE)});
+      const store = await KyselyCiStore.open(${t.childDatabases(location)});
+      const state = await store.load();
+      process.stdout.write(JSON.stringify({ ...state, lastNumbers: [...state.lastNumbers] }));
+      await store.close();
+    `,
+    remove: (location) => t.remove(location),
+  });
+}

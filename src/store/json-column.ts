@@ -1,6 +1,6 @@
 /**
  * JSON columns: values are kept as JSON text (portable: SQLite and PostgreSQL both take `text`),
- * written by `toJson` and read back by `fromJson`.
+ * written by `toJson` and read back by `fromJson` and the owner's reader of the document.
  */
 
 /**
@@ -13,7 +13,11 @@ export function toJson(value: unknown): string {
   return text;
 }
 
-/** Parses a JSON column. Not validated: a store reads back only what `toJson` wrote. */
-export function fromJson<T>(text: string): T {
-  return JSON.parse(text) as T;
+/**
+ * Parses a JSON column, as `unknown`: what comes back may be from another version of Slipway, or
+ * damaged, so its owner's reader checks it (`readTaskInfo`, `readStoredApp`, `readBuild`, ...)
+ * before anything trusts its type.
+ */
+export function fromJson(text: string): unknown {
+  return JSON.parse(text) as unknown;
 }

@@ -5,7 +5,8 @@ import type { SimCluster } from '../../sim/sim-cluster.ts';
 import { SimHost } from '../../sim/sim-host.ts';
 import type { SimRunner } from '../../sim/sim-runner.ts';
 import type { SimAgent } from '../../sim/sim-agent.ts';
-import { SqliteAppsStore } from '../../store/sqlite-apps-store.ts';
+import { KyselyAppsStore } from '../../store/kysely-apps-store.ts';
+import { sqliteDatabases } from '../../store/sqlite-database.ts';
 import { WriteFaults } from '../../sim/write-faults.ts';
 import { StoreUnavailable } from '../../lib/write-queue.ts';
 import { parseAppDefinition } from './app-definition.ts';
@@ -19,7 +20,7 @@ import { isHealthy, type Instance } from './instance.ts';
 
 const AGENT = 'cpus:4;mem:4096;ports:[31000-32000]';
 
-type Host = SimHost<AppsFramework, SqliteAppsStore>;
+type Host = SimHost<AppsFramework, KyselyAppsStore>;
 
 interface World {
   host: Host;
@@ -36,10 +37,10 @@ interface World {
 async function world(agents: number, onEvent: (e: MarathonEvent, fw: AppsFramework) => void = () => undefined, faults?: WriteFaults): Promise<World> {
   const events: MarathonEvent[] = [];
   let n = 0;
-  const host = await SimHost.start<AppsFramework, SqliteAppsStore>({
+  const host = await SimHost.start<AppsFramework, KyselyAppsStore>({
     agents,
     resources: AGENT,
-    openStore: (dir) => SqliteAppsStore.open(dir),
+    openStore: (dir) => KyselyAppsStore.open(sqliteDatabases(dir)),
     framework: (cluster, store) => {
       const fw: AppsFramework = new AppsFramework({
         transport: new InProcessScheduler(cluster.master),

@@ -1,4 +1,5 @@
 import type { Location } from '../kit/instance-tally.ts';
+import { loadDocuments } from '../kit/load-documents.ts';
 import { setOrDelete } from '../../core/map-entry.ts';
 import { applyOfferMode, freshOfferManners, type OfferMannersState, type OfferModeChange } from '../kit/offer-manners.ts';
 import { reconcileApp } from './app-reconciler.ts';
@@ -177,21 +178,14 @@ export class AppsState implements AppsView {
   lastVersionAt = 0;
   seed = 1;
 
-  /** The stored state, through `apply`. Apps that no longer parse are left out (and logged). */
+  /** The stored state, through `apply`. A document that does not read (or an app that no longer parses) is left out, and logged. */
   load(stored: StoredAppsState, log: (line: string) => void): void {
     if (stored.frameworkId !== undefined) this.apply({ type: 'FRAMEWORK_ID', frameworkId: stored.frameworkId });
-    for (const j of stored.apps) {
-      try {
-        this.apply({ type: 'APP_SAVED', app: versionedApp(j), json: j });
-      } catch (e) {
-        // Stored by an older version under rules since tightened, or damaged: the framework
-        // starts without it (its instances are killed as unknown) rather than not at all.
-        log(`apps framework: stored app ${j.id} does not parse and is left out: ${e instanceof Error ? e.message : String(e)}`);
-      }
-    }
+    const skipped = (what: string) => (_: unknown, why: string) => log(`apps framework: a stored ${what} is left out: ${why}`);
+    loadDocuments(stored.apps, (j) => ({ app: versionedApp(j), json: j }), (a) => this.apply({ type: 'APP_SAVED', ...a }), skipped('app'));
     for (const [id, list] of stored.versions) if (this.appsById.has(id)) this.versionsById.set(id, [...list]);
-    for (const d of stored.deployments) this.apply({ type: 'DEPLOYMENT_SAVED', run: DeploymentRun.fromDoc(readDeploymentDoc(d.doc)) });
-    for (const s of stored.instances) this.apply({ type: 'INSTANCE_SAVED', instance: readInstance(s.doc) });
+    loadDocuments(stored.deployments, (d) => DeploymentRun.fromDoc(readDeploymentDoc(d.doc)), (run) => this.apply({ type: 'DEPLOYMENT_SAVED', run }), skipped('deployment'));
+    loadDocuments(stored.instances, (s) => readInstance(s.doc), (instance) => this.apply({ type: 'INSTANCE_SAVED', instance }), skipped('instance'));
   }
 
   apply(c: AppsStateChange): void {

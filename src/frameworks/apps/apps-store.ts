@@ -1,3 +1,4 @@
+import { DocumentReader, type JsonObject } from '../../core/document-reader.ts';
 import type { MarathonAppJson } from './app-definition.ts';
 
 /**
@@ -23,6 +24,44 @@ export interface AppsStore {
 
 /** An app as stored: its Marathon JSON with `version` and `versionInfo` set. */
 export type StoredAppJson = MarathonAppJson & { version: string; versionInfo: { lastScalingAt: string; lastConfigChangeAt: string } };
+
+/** The newest `docVersion` of a stored app this code reads (absent in a document: 1). */
+export const STORED_APP_DOC_VERSION = 1;
+
+/**
+ * Reads a stored app (an app's current definition, one of its versions, or an app of a stored
+ * deployment) back: checks what `StoredAppJson` adds to Marathon's JSON and what the store keys
+ * rows by (`id`, `version`, `versionInfo.lastScalingAt` and `.lastConfigChangeAt`, all strings),
+ * and its `docVersion`. Throws `InvalidStoredDocument` naming the app and the field otherwise.
+ *
+ * The rest of the definition is Marathon's JSON, checked by `parseAppDefinition` (its JSON Schema
+ * and rules) where the framework turns it into an `AppDefinition` (`versionedApp`), which leaves
+ * out an app that no longer parses rather than refusing the whole load.
+ */
+export function readStoredApp(doc: unknown): StoredAppJson {
+  const r = new DocumentReader('app', doc, storedAppName);
+  return checkStoredApp(r, r.rootObject());
+}
+
+/** `readStoredApp`'s checks of `o`, inside a document `r` reads (a deployment's apps). */
+export function checkStoredApp(r: DocumentReader, o: JsonObject): StoredAppJson {
+  r.version(o, STORED_APP_DOC_VERSION);
+  r.string(o, 'id');
+  r.string(o, 'version');
+  r.nested(o, 'versionInfo', checkVersionInfo);
+  return o as unknown as StoredAppJson;
+}
+
+function checkVersionInfo(r: DocumentReader, v: JsonObject): void {
+  r.string(v, 'lastScalingAt');
+  r.string(v, 'lastConfigChangeAt');
+}
+
+function storedAppName(doc: unknown): string | undefined {
+  const { id, version } = doc as { id?: unknown; version?: unknown };
+  if (typeof id !== 'string') return undefined;
+  return typeof version === 'string' ? `${id} version ${version}` : id;
+}
 
 /** A deployment in flight, as the framework serializes it (opaque to the store). */
 export interface StoredDeployment {

@@ -1,4 +1,5 @@
-import { isTerminal, type TaskState } from '../../core/task-state.ts';
+import { DocumentReader } from '../../core/document-reader.ts';
+import { TASK_STATES, isTerminal, type TaskState } from '../../core/task-state.ts';
 
 /**
  * One instance of an app: one Mesos task the framework launched (Marathon's instance with one
@@ -47,6 +48,46 @@ export interface Instance {
   message?: string;
 }
 
+/** The newest `docVersion` of a stored instance this code reads (absent in a document: 1). */
+export const INSTANCE_DOC_VERSION = 1;
+
+const TASK_STATE_SET: ReadonlySet<TaskState> = new Set(TASK_STATES);
+
+/**
+ * Reads a stored instance (the document of INSTANCE_SAVED) back: checks every field of `Instance`
+ * and the document's `docVersion`, and returns the document itself, typed. Throws
+ * `InvalidStoredDocument` naming the instance and the field that does not match.
+ */
+export function readInstance(doc: unknown): Instance {
+  const r = new DocumentReader('instance', doc, instanceName);
+  const o = r.rootObject();
+  r.version(o, INSTANCE_DOC_VERSION);
+  r.string(o, 'taskId');
+  r.string(o, 'appId');
+  r.string(o, 'version');
+  r.string(o, 'configVersion');
+  r.string(o, 'agentId');
+  r.string(o, 'host');
+  r.numbers(o, 'ports');
+  r.optNumbers(o, 'servicePorts');
+  r.oneOf(o, 'state', TASK_STATE_SET);
+  r.number(o, 'stagedAt');
+  r.optNumber(o, 'startedAt');
+  r.boolean(o, 'hasHealthCheck');
+  r.optBoolean(o, 'healthy');
+  r.boolean(o, 'ready');
+  r.boolean(o, 'killing');
+  r.optNumber(o, 'unreachableSince');
+  r.optString(o, 'message');
+  return o as unknown as Instance;
+}
+
+function instanceName(doc: unknown): string | undefined {
+  const { taskId, appId } = doc as { taskId?: unknown; appId?: unknown };
+  if (typeof taskId !== 'string') return undefined;
+  return typeof appId === 'string' ? `${taskId} of app ${appId}` : taskId;
+}
+
 /** Whether the instance runs, is reachable and passes its health check (RUNNING suffices without one). */
 export function isHealthy(i: Instance): boolean {
   if (i.state !== 'TASK_RUNNING' || i.unreachableSince !== undefined) return false;
@@ -60,9 +101,4 @@ export function isAlive(i: Instance): boolean {
 /** Marathon's task id shape (examples/app_tasks.json): the app id's path with `_` for `/`, then `.instance-` and a UUID. */
 export function newTaskId(appId: string, uuid: string): string {
   return `${appId.slice(1).replaceAll('/', '_')}.instance-${uuid}`;
-}
-
-/** An instance as the store gave it back. (Placeholder: the checking reader comes with the store work.) */
-export function readInstance(doc: unknown): Instance {
-  return doc as Instance;
 }

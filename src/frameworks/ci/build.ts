@@ -1,3 +1,4 @@
+import { DocumentReader, type JsonObject } from '../../core/document-reader.ts';
 import type { BuildEvent, Pipeline, StepStatus } from './pipeline/pipeline.ts';
 
 /**
@@ -71,4 +72,110 @@ export function buildKey(job: string, number: number): string {
 
 export function isFinished(b: Build): boolean {
   return FINISHED.has(b.status);
+}
+
+/** The newest `docVersion` of a stored build this code reads (absent in a document: 1). */
+export const BUILD_DOC_VERSION = 1;
+
+const BUILD_STATUSES: ReadonlySet<BuildStatus> = new Set<BuildStatus>(['queued', 'running', 'success', 'failure', 'cancelled', 'error']);
+const CAUSE_KINDS: ReadonlySet<BuildCause['kind']> = new Set<BuildCause['kind']>(['manual', 'tag', 'push', 'cron', 'webhook', 'rebuild']);
+const BUILD_EVENTS: ReadonlySet<BuildEvent> = new Set<BuildEvent>(['manual', 'push', 'tag', 'cron']);
+const STEP_STATUSES: ReadonlySet<StepStatus> = new Set<StepStatus>(['pending', 'running', 'success', 'failure', 'skipped', 'cancelled', 'error']);
+const CONDITION_STATUSES: ReadonlySet<'success' | 'failure'> = new Set(['success', 'failure'] as const);
+const FAILURE_MODES: ReadonlySet<'fail' | 'ignore'> = new Set(['fail', 'ignore'] as const);
+
+/**
+ * Reads a stored build (the document of BUILD_SAVED) back: checks every field of `Build`, its
+ * cause, steps, log sizes and the pipeline it was queued with, and the document's `docVersion`,
+ * and returns the document itself, typed. Throws `InvalidStoredDocument` naming the build
+ * (`job#number`) and the field that does not match.
+ *
+ * Linear in the size of the document and allocation-light (one reader, no copies): CI reads every
+ * build it loads and every page of history it serves through it.
+ */
+export function readBuild(doc: unknown): Build {
+  const r = new DocumentReader('build', doc, buildName);
+  const o = r.rootObject();
+  r.version(o, BUILD_DOC_VERSION);
+  r.string(o, 'job');
+  r.integer(o, 'number');
+  r.oneOf(o, 'status', BUILD_STATUSES);
+  r.nested(o, 'cause', checkCause);
+  r.oneOf(o, 'event', BUILD_EVENTS);
+  r.string(o, 'repo');
+  r.optString(o, 'commit');
+  r.optString(o, 'branch');
+  r.optString(o, 'tag');
+  r.string(o, 'label');
+  r.optNested(o, 'pipeline', checkPipeline);
+  r.objects(o, 'steps', checkBuildStep);
+  r.number(o, 'queuedAt');
+  r.optNumber(o, 'startedAt');
+  r.optNumber(o, 'finishedAt');
+  r.optString(o, 'executorId');
+  r.optString(o, 'agentId');
+  r.optString(o, 'hostname');
+  r.optString(o, 'error');
+  r.strings(o, 'artifacts');
+  r.optBoolean(o, 'cancelRequested');
+  r.integer(o, 'seq');
+  r.optNested(o, 'logBytes', checkLogBytes);
+  return o as unknown as Build;
+}
+
+// The parts of a build, each a function defined once (no closure per document read).
+
+function checkCause(r: DocumentReader, c: JsonObject): void {
+  r.oneOf(c, 'kind', CAUSE_KINDS);
+  r.string(c, 'description');
+}
+
+function checkBuildStep(r: DocumentReader, step: JsonObject): void {
+  r.string(step, 'name');
+  r.oneOf(step, 'status', STEP_STATUSES);
+  r.optInteger(step, 'exitCode');
+  r.optNumber(step, 'startedAt');
+  r.optNumber(step, 'finishedAt');
+  r.optNumber(step, 'durationMs');
+  r.optString(step, 'error');
+}
+
+function checkLogBytes(r: DocumentReader, l: JsonObject): void {
+  r.integer(l, 'whole');
+  r.numberRecord(l, 'steps');
+}
+
+/** The pipeline a build was queued with (`Pipeline`, as parsePipeline made it). */
+function checkPipeline(r: DocumentReader, p: JsonObject): void {
+  r.objects(p, 'steps', checkPipelineStep);
+  r.strings(p, 'artifacts');
+  r.optString(p, 'executor');
+}
+
+function checkPipelineStep(r: DocumentReader, step: JsonObject): void {
+  r.string(step, 'name');
+  r.optString(step, 'image');
+  r.strings(step, 'commands');
+  r.stringRecord(step, 'environment');
+  r.objects(step, 'when', checkCondition);
+  r.strings(step, 'dependsOn');
+  r.oneOf(step, 'failure', FAILURE_MODES);
+}
+
+function checkCondition(r: DocumentReader, condition: JsonObject): void {
+  const events = r.optStrings(condition, 'event');
+  if (events !== undefined) {
+    for (const e of events) if (!BUILD_EVENTS.has(e as BuildEvent)) r.fail('event', `must list only ${[...BUILD_EVENTS].join(', ')}, not ${JSON.stringify(e)}`);
+  }
+  r.optStrings(condition, 'branch');
+  const statuses = r.optStrings(condition, 'status');
+  if (statuses !== undefined) {
+    for (const st of statuses) if (!CONDITION_STATUSES.has(st as 'success')) r.fail('status', `must list only success, failure, not ${JSON.stringify(st)}`);
+  }
+}
+
+function buildName(doc: unknown): string | undefined {
+  const { job, number } = doc as { job?: unknown; number?: unknown };
+  if (typeof job !== 'string') return undefined;
+  return typeof number === 'number' ? buildKey(job, number) : job;
 }

@@ -7,7 +7,8 @@ import type { SimAgent } from '../../sim/sim-agent.ts';
 import type { SimCluster } from '../../sim/sim-cluster.ts';
 import { SimHost } from '../../sim/sim-host.ts';
 import type { SimRunner } from '../../sim/sim-runner.ts';
-import { SqliteCiStore } from '../../store/sqlite-ci-store.ts';
+import { KyselyCiStore } from '../../store/kysely-ci-store.ts';
+import { sqliteDatabases } from '../../store/sqlite-database.ts';
 import { StoreUnavailable } from '../../lib/write-queue.ts';
 import { WriteFaults } from '../../sim/write-faults.ts';
 import { REVIVE_RETRY_MS } from '../kit/offer-manners.ts';
@@ -87,7 +88,7 @@ class LossyTransport implements SchedulerTransport {
   }
 }
 
-type Host = SimHost<CiFramework, SqliteCiStore>;
+type Host = SimHost<CiFramework, KyselyCiStore>;
 
 interface World {
   host: Host;
@@ -110,10 +111,10 @@ async function world(agents: number, faults?: WriteFaults): Promise<World> {
 
 async function ci(agents: number, faults?: WriteFaults): Promise<World> {
   const parts = new Map<CiFramework, { executors: SimExecutors; transport: LossyTransport }>();
-  const host = await SimHost.start<CiFramework, SqliteCiStore>({
+  const host = await SimHost.start<CiFramework, KyselyCiStore>({
     agents,
     resources: AGENT,
-    openStore: (dir) => SqliteCiStore.open(dir),
+    openStore: (dir) => KyselyCiStore.open(sqliteDatabases(dir)),
     framework: (cluster, store, dir, list) => {
       const transport = new LossyTransport(new InProcessScheduler(cluster.master));
       let n = 0;

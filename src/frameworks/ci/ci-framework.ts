@@ -8,7 +8,7 @@ import type { Event } from '../../protocol/scheduler.ts';
 import type { SchedulerTransport } from '../../protocol/scheduler-transport.ts';
 import { FrameworkSession } from '../kit/framework-session.ts';
 import { FrameworkTurns } from '../kit/framework-turns.ts';
-import { buildKey, type Build, type BuildCause } from './build.ts';
+import { buildKey, readBuild, type Build, type BuildCause } from './build.ts';
 import { BuildLogStore } from './build-log-store.ts';
 import { resolveBuildSource } from './build-planner.ts';
 import { JobNotFound } from './ci-errors.ts';
@@ -134,7 +134,7 @@ export class CiFramework {
 
   async start(): Promise<void> {
     const stored = await this.options.store.load();
-    this.state.load(stored);
+    this.state.load(stored, this.log);
     this.triggers.load(stored.triggerStates);
     this.startedAt = this.clock.now();
     await mkdir(join(this.options.dataDir, 'logs'), { recursive: true });
@@ -234,13 +234,12 @@ export class CiFramework {
     const b = this.state.builds.get(buildKey(job, number));
     if (b !== undefined) return b;
     const [stored] = await this.options.store.builds(job, { limit: 1, before: number + 1 });
-    // Written by this code (the store's reader checks it).
-    return stored !== undefined && stored.number === number ? (stored.doc as Build) : undefined;
+    return stored !== undefined && stored.number === number ? readBuild(stored.doc) : undefined;
   }
 
   async listBuilds(job: string, limit: number, before?: number): Promise<Build[]> {
     const stored = await this.options.store.builds(job, { limit, ...(before !== undefined ? { before } : {}) });
-    return stored.map((s) => this.state.builds.get(buildKey(s.job, s.number)) ?? (s.doc as Build));
+    return stored.map((s) => this.state.builds.get(buildKey(s.job, s.number)) ?? readBuild(s.doc));
   }
 
   /** `POST /ci/v1/hooks/{job}`: see TriggerRunner.webhook for what it checks and throws. */

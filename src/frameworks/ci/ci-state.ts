@@ -1,11 +1,12 @@
 import type { Resources } from '../../core/resources.ts';
 import { setOrDelete } from '../../core/map-entry.ts';
 import { applyOfferMode, freshOfferManners, type OfferMannersState, type OfferModeChange } from '../kit/offer-manners.ts';
-import { buildKey, isFinished, type Build } from './build.ts';
+import { loadDocuments } from '../kit/load-documents.ts';
+import { buildKey, isFinished, readBuild, type Build } from './build.ts';
 import type { CiChange, StoredCiState } from './ci-store.ts';
 import type { WaitReason } from './executor-pool.ts';
 import { readExecutorRecord, type ExecutorRecord } from './executor-record.ts';
-import { DEFAULT_EXECUTOR_LABEL, defaultExecutorSpec, type ExecutorSpec, type JobDefinition } from './job-definition.ts';
+import { DEFAULT_EXECUTOR_LABEL, defaultExecutorSpec, readExecutorSpecDocument, readJobDocument, type ExecutorSpec, type JobDefinition } from './job-definition.ts';
 
 /** Executors of a label that ended before connecting, in a row, and when the next may start. */
 export interface LaunchFailure {
@@ -120,16 +121,18 @@ export class CiState implements CiView {
    * The stored state. Executors come back `launching` (they reconnect by themselves and say what
    * they run) unless they were being stopped.
    */
-  load(stored: StoredCiState): void {
+  load(stored: StoredCiState, log: (line: string) => void): void {
     if (stored.frameworkId !== undefined) this.apply({ type: 'FRAMEWORK_ID', frameworkId: stored.frameworkId });
-    // The documents are CI's own, written by this code; readers check them (see the store).
-    for (const j of stored.jobs) this.apply({ type: 'JOB_SAVED', job: j.doc as JobDefinition });
-    for (const s of stored.executorSpecs) this.apply({ type: 'EXECUTOR_SPEC_SAVED', label: s.label, spec: s.doc as ExecutorSpec });
-    for (const e of stored.executors) {
-      const doc = readExecutorRecord(e.doc);
-      this.apply({ type: 'EXECUTOR_SAVED', executor: { ...doc, state: doc.state === 'stopping' ? 'stopping' : 'launching' } });
-    }
-    for (const b of stored.builds) this.apply({ type: 'BUILD_SAVED', build: b.doc as Build });
+    const skipped = (what: string) => (_: unknown, why: string) => log(`ci framework: a stored ${what} is left out: ${why}`);
+    loadDocuments(stored.jobs, (j) => readJobDocument(j.doc), (job) => this.apply({ type: 'JOB_SAVED', job }), skipped('job'));
+    loadDocuments(stored.executorSpecs, (s) => ({ label: s.label, spec: readExecutorSpecDocument(s.doc) }), (s) => this.apply({ type: 'EXECUTOR_SPEC_SAVED', ...s }), skipped('executor spec'));
+    loadDocuments(
+      stored.executors,
+      (e) => readExecutorRecord(e.doc),
+      (doc) => this.apply({ type: 'EXECUTOR_SAVED', executor: { ...doc, state: doc.state === 'stopping' ? 'stopping' : 'launching' } }),
+      skipped('executor'),
+    );
+    loadDocuments(stored.builds, (b) => readBuild(b.doc), (build) => this.apply({ type: 'BUILD_SAVED', build }), skipped('build'));
     for (const [job, n] of stored.lastNumbers) this.numbers.set(job, Math.max(n, this.numbers.get(job) ?? 0));
   }
 

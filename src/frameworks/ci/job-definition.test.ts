@@ -1,5 +1,6 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
+import { assertReaderChecksEveryField, failureOf } from '../../core/document-reader-test-support.ts';
 import { httpStatusOf } from '../../core/http-status.ts';
 import { InvalidExecutorSpec, InvalidJob, type FieldProblem } from './ci-errors.ts';
 import {
@@ -8,6 +9,8 @@ import {
   defaultExecutorSpec,
   parseExecutorSpec,
   parseJobDefinition,
+  readExecutorSpecDocument,
+  readJobDocument,
   repoProblem,
   type ExecutorSpec,
   type JobDefinition,
@@ -378,5 +381,56 @@ describe('parseExecutorSpec', () => {
       assert.equal(httpStatusOf(e.code), 422);
       assert.equal(e.message, 'invalid executor spec: (body): the body must be a JSON object, not a list');
     }
+  });
+});
+
+describe('readJobDocument', () => {
+  const job = parseJobDefinition('app', {
+    repo: 'https://git.example/app.git',
+    branch: 'main',
+    pipeline: 'steps:\n  - name: t\n    commands: [make]\n',
+    triggers: { poll: { intervalSeconds: 30, tags: true, branch: true }, cron: '@daily', webhook: { secret: 's3cret', tags: true, branch: false } },
+    executor: 'linux',
+    concurrency: 2,
+    env: { GREETING: 'hello' },
+  });
+
+  it('reads what parseJobDefinition made back equal, and names the job and the field of one that does not match', () => {
+    assertReaderChecksEveryField(readJobDocument, job, { kind: 'job', optional: ['branch', 'pipelineFile', 'pipeline', 'executor'] });
+    const withFile = parseJobDefinition('app', { repo: '/srv/app.git' });
+    assert.deepEqual(readJobDocument(JSON.parse(JSON.stringify(withFile))), withFile);
+  });
+
+  it('names the field of a trigger that does not match', () => {
+    const e = failureOf(() => readJobDocument({ ...job, triggers: { ...job.triggers, poll: { intervalSeconds: 30, tags: 'yes', branch: true } } }));
+    assert.equal(e.field, 'triggers.poll.tags');
+    assert.equal(e.document, 'job app');
+    assert.equal(failureOf(() => readJobDocument({ ...job, env: { A: 1 } })).field, 'env.A');
+  });
+});
+
+describe('readExecutorSpecDocument', () => {
+  const spec = parseExecutorSpec('linux', {
+    cpus: 2,
+    mem: 2048,
+    disk: 8192,
+    containerizer: 'docker',
+    image: 'slipway/executor:1',
+    constraints: [{ field: 'os', operator: 'IS', value: 'linux' }, { field: 'hostname', operator: 'UNIQUE' }],
+    maxExecutors: 3,
+    idleTerminationSeconds: 60,
+    volumes: [{ containerPath: '/var/run/docker.sock', hostPath: '/var/run/docker.sock', mode: 'RW' }],
+  });
+
+  it('reads what parseExecutorSpec made back equal, and names the label and the field of one that does not match', () => {
+    assertReaderChecksEveryField(readExecutorSpecDocument, spec, { kind: 'executor spec', optional: ['image'] });
+    assert.deepEqual(readExecutorSpecDocument(JSON.parse(JSON.stringify(defaultExecutorSpec()))), defaultExecutorSpec());
+  });
+
+  it('names the field of a constraint or a volume that does not match', () => {
+    const e = failureOf(() => readExecutorSpecDocument({ ...spec, constraints: [{ field: 'os', operator: 'IS_NOT' }] }));
+    assert.equal(e.field, 'constraints[0].operator');
+    assert.equal(e.document, 'executor spec linux');
+    assert.equal(failureOf(() => readExecutorSpecDocument({ ...spec, volumes: [{ containerPath: '/a', mode: 'RW' }] })).field, 'volumes[0].hostPath');
   });
 });

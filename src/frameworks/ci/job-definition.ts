@@ -1,3 +1,4 @@
+import { DocumentReader, type JsonObject } from '../../core/document-reader.ts';
 import { InvalidExecutorSpec, InvalidJob, InvalidPipeline } from './ci-errors.ts';
 import type { FieldProblem } from './ci-errors.ts';
 import { InvalidCron, parseCron } from './cron-schedule.ts';
@@ -580,4 +581,103 @@ function describeJson(value: unknown): string {
   if (typeof value === 'string') return `the string ${JSON.stringify(value)}`;
   if (typeof value === 'number' || typeof value === 'boolean') return `${typeof value === 'number' ? 'the number' : 'the boolean'} ${String(value)}`;
   return typeof value;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Stored documents: what JOB_SAVED and EXECUTOR_SPEC_SAVED stored, read back. A stored job or
+// spec was parsed when it was PUT; reading it back checks its shape and version (cheaply: no
+// pipeline parse, no URL or name rules), not the rules of a PUT again.
+// ---------------------------------------------------------------------------------------------
+
+/** The newest `docVersion` of a stored job this code reads (absent in a document: 1). */
+export const JOB_DOC_VERSION = 1;
+/** The newest `docVersion` of a stored executor spec this code reads (absent in a document: 1). */
+export const EXECUTOR_SPEC_DOC_VERSION = 1;
+
+const CONTAINERIZERS: ReadonlySet<ExecutorContainerizer> = new Set<ExecutorContainerizer>(['process', 'docker']);
+const CONSTRAINT_OPERATOR_SET: ReadonlySet<ExecutorConstraintOperator> = new Set(CONSTRAINT_OPERATORS);
+const VOLUME_MODES: ReadonlySet<'RO' | 'RW'> = new Set(['RO', 'RW'] as const);
+const JOB_NAME = nameField('name');
+const SPEC_LABEL = nameField('label');
+
+/**
+ * Reads a stored job (the document of JOB_SAVED) back: checks every field of `JobDefinition`
+ * (its triggers included) and the document's `docVersion`, and returns the document itself,
+ * typed. Throws `InvalidStoredDocument` naming the job and the field that does not match.
+ */
+export function readJobDocument(doc: unknown): JobDefinition {
+  const r = new DocumentReader('job', doc, JOB_NAME);
+  const o = r.rootObject();
+  r.version(o, JOB_DOC_VERSION);
+  r.string(o, 'name');
+  r.string(o, 'repo');
+  r.optString(o, 'branch');
+  r.optString(o, 'pipelineFile');
+  r.optString(o, 'pipeline');
+  r.nested(o, 'triggers', checkTriggers);
+  r.optString(o, 'executor');
+  r.integer(o, 'concurrency');
+  r.stringRecord(o, 'env');
+  return o as unknown as JobDefinition;
+}
+
+/**
+ * Reads a stored executor spec (the document of EXECUTOR_SPEC_SAVED) back: checks every field of
+ * `ExecutorSpec` (constraints and volumes included) and the document's `docVersion`, and returns
+ * the document itself, typed. Throws `InvalidStoredDocument` naming the label and the field that
+ * does not match.
+ */
+export function readExecutorSpecDocument(doc: unknown): ExecutorSpec {
+  const r = new DocumentReader('executor spec', doc, SPEC_LABEL);
+  const o = r.rootObject();
+  r.version(o, EXECUTOR_SPEC_DOC_VERSION);
+  r.string(o, 'label');
+  r.number(o, 'cpus');
+  r.number(o, 'mem');
+  r.number(o, 'disk');
+  r.oneOf(o, 'containerizer', CONTAINERIZERS);
+  r.optString(o, 'image');
+  r.objects(o, 'constraints', checkConstraint);
+  r.integer(o, 'maxExecutors');
+  r.number(o, 'idleTerminationSeconds');
+  r.objects(o, 'volumes', checkVolume);
+  return o as unknown as ExecutorSpec;
+}
+
+function checkTriggers(r: DocumentReader, t: JsonObject): void {
+  r.optNested(t, 'poll', checkPoll);
+  r.optString(t, 'cron');
+  r.optNested(t, 'webhook', checkWebhook);
+}
+
+function checkPoll(r: DocumentReader, poll: JsonObject): void {
+  r.number(poll, 'intervalSeconds');
+  r.boolean(poll, 'tags');
+  r.boolean(poll, 'branch');
+}
+
+function checkWebhook(r: DocumentReader, webhook: JsonObject): void {
+  r.optString(webhook, 'secret');
+  r.boolean(webhook, 'tags');
+  r.boolean(webhook, 'branch');
+}
+
+function checkConstraint(r: DocumentReader, c: JsonObject): void {
+  r.string(c, 'field');
+  r.oneOf(c, 'operator', CONSTRAINT_OPERATOR_SET);
+  r.optString(c, 'value');
+}
+
+function checkVolume(r: DocumentReader, v: JsonObject): void {
+  r.string(v, 'containerPath');
+  r.string(v, 'hostPath');
+  r.oneOf(v, 'mode', VOLUME_MODES);
+}
+
+/** Names a document in errors by its string field `key`, if it has one. */
+function nameField(key: string): (doc: unknown) => string | undefined {
+  return (doc) => {
+    const v = isPlainObject(doc) ? doc[key] : undefined;
+    return typeof v === 'string' ? v : undefined;
+  };
 }

@@ -1,5 +1,6 @@
+import { DocumentReader, type JsonObject } from '../../../core/document-reader.ts';
 import { appToJSON, parseAppDefinition, type AppDefinition, type AppVersionInfo } from '../app-definition.ts';
-import type { StoredAppJson } from '../apps-store.ts';
+import { checkStoredApp, type StoredAppJson } from '../apps-store.ts';
 import { deploymentToJSON, type DeploymentActionName, type DeploymentJson, type DeploymentPlan, type DeploymentStep, type ReadinessCheckResultJson } from './deployment-plan.ts';
 
 /** An app definition with the version the store gave it. */
@@ -26,6 +27,47 @@ export interface DeploymentDoc {
   /** The affected apps before and after (an app absent from `target` is stopped). */
   original: StoredAppJson[];
   target: StoredAppJson[];
+}
+
+/** The newest `docVersion` of a stored deployment this code reads (absent in a document: 1). */
+export const DEPLOYMENT_DOC_VERSION = 1;
+
+const ACTION_NAMES: ReadonlySet<DeploymentActionName> = new Set<DeploymentActionName>(['StartApplication', 'ScaleApplication', 'RestartApplication', 'StopApplication']);
+
+/**
+ * Reads a stored deployment (the document of DEPLOYMENT_SAVED, `DeploymentRun.toDoc`) back:
+ * checks every field of `DeploymentDoc` (its steps' actions, and of its apps what `readStoredApp`
+ * checks) and the document's `docVersion`, and returns the document itself, typed. Throws
+ * `InvalidStoredDocument` naming the deployment and the field that does not match. The apps'
+ * definitions are parsed by `DeploymentRun.fromDoc`.
+ */
+export function readDeploymentDoc(doc: unknown): DeploymentDoc {
+  const r = new DocumentReader('deployment', doc, deploymentName);
+  const o = r.rootObject();
+  r.version(o, DEPLOYMENT_DOC_VERSION);
+  r.string(o, 'id');
+  r.string(o, 'version');
+  r.number(o, 'startedAt');
+  r.integer(o, 'currentStep');
+  r.objects(o, 'steps', checkStep);
+  r.strings(o, 'affectedApps');
+  r.objects(o, 'original', checkStoredApp);
+  r.objects(o, 'target', checkStoredApp);
+  return o as unknown as DeploymentDoc;
+}
+
+function checkStep(r: DocumentReader, step: JsonObject): void {
+  r.objects(step, 'actions', checkAction);
+}
+
+function checkAction(r: DocumentReader, action: JsonObject): void {
+  r.oneOf(action, 'action', ACTION_NAMES);
+  r.string(action, 'app');
+}
+
+function deploymentName(doc: unknown): string | undefined {
+  const id = (doc as { id?: unknown }).id;
+  return typeof id === 'string' ? id : undefined;
 }
 
 /**
@@ -141,9 +183,4 @@ export function versionedApp(j: StoredAppJson): VersionedApp {
     def: parseAppDefinition(j),
     info: { version: j.version, lastScalingAt: j.versionInfo.lastScalingAt, lastConfigChangeAt: j.versionInfo.lastConfigChangeAt },
   };
-}
-
-/** A deployment document as the store gave it back. (Placeholder: the checking reader comes with the store work.) */
-export function readDeploymentDoc(doc: unknown): DeploymentDoc {
-  return doc as DeploymentDoc;
 }

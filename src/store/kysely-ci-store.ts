@@ -1,31 +1,26 @@
-import { mkdir } from 'node:fs/promises';
-import { join } from 'node:path';
 import type { Kysely, Transaction } from 'kysely';
 import type { CiChange, CiStore, StoredBuild, StoredCiState } from '../frameworks/ci/ci-store.ts';
 import type { CiDatabase } from './ci-database.ts';
-import { CI_MIGRATIONS } from './ci-database.ts';
 import { CallQueue } from './call-queue.ts';
-import { migrateToLatest, openSqlite } from './database.ts';
+import type { StoreDatabase, StoreDatabases } from './store-database.ts';
 import { fromJson, toJson } from './json-column.ts';
 import { writeBatch } from './write-batch.ts';
-
-/** The CI framework's database file inside a data dir (beside `slipway.db` and `apps.db`). */
-export const CI_DATABASE_FILE = 'ci.db';
 
 /** The key of the framework id in `ci_meta`. */
 const FRAMEWORK_ID_KEY = 'framework_id';
 
 /**
- * The CI framework's store over SQLite: `<dataDir>/ci.db`, WAL mode, a database of its own (its
- * migrations are `CI_MIGRATIONS`), so that CI can run in its own process with its own data dir or
- * share one data dir with the master and the services framework in `slipway up`.
+ * The CI framework's store, over any database a factory of `store-database.ts` makes (SQLite's
+ * `<dataDir>/ci.db` in the embedded default). A database of its own (its migrations are
+ * `CI_MIGRATIONS`), so that CI can run in its own process with its own data dir or share one data
+ * dir with the master and the services framework in `slipway up`.
  *
  * Contract (beyond `CiStore`'s):
  * - Calls run one at a time in call order, `load` and `builds` included: a read sees every
  *   `write` called before it, and batches commit in the order they were handed in even if the
  *   caller does not await them. A failed `write` does not hold up the ones queued behind it.
  * - `write` resolves once its transaction committed (WAL, `synchronous = NORMAL`: a committed batch
- *   survives a crash of the process; see database.ts for what an OS crash may lose).
+ *   survives a crash of the process in SQLite; see sqlite-database.ts for what an OS crash may lose).
  * - A failed `write` rejects with `StoreWriteFailed`, naming the change that failed; nothing of
  *   its batch is applied. A document JSON cannot hold (a BigInt, a cycle, `undefined`) fails, and
  *   so does a BUILD_SAVED whose `number` is not a whole number of at least 1 or whose `finished`
@@ -41,31 +36,24 @@ const FRAMEWORK_ID_KEY = 'framework_id';
  * - `builds` pages by number, finished or not: the ones below `before`, highest first. It rejects
  *   with a `RangeError` if `limit` is not a whole number of at least 0 or `before` is not a whole
  *   number. An unknown job has no builds.
- * - `close` waits for queued calls, then closes the file; later calls reject with `StoreClosed`.
+ * - `close` waits for queued calls, then closes its database; later calls reject with `StoreClosed`.
  *
  * The SQL is portable (upserts by `ON CONFLICT ... DO UPDATE ... WHERE`, a correlated `max`
  * subquery), so that a PostgreSQL store can run the same statements over the same migrations;
  * the queries over builds are exported for that, and for the query-plan test.
  */
-export class SqliteCiStore implements CiStore {
+export class KyselyCiStore implements CiStore {
   private readonly db: Kysely<CiDatabase>;
   private readonly calls = new CallQueue('CI store');
 
-  private constructor(db: Kysely<CiDatabase>) {
-    this.db = db;
+  /** A store over `database` (open and migrated), which it owns from now on: `close` closes it. */
+  constructor(private readonly database: StoreDatabase<CiDatabase>) {
+    this.db = database.db;
   }
 
-  /** Opens the store in `dataDir` (created if missing) and migrates its database to the latest. */
-  static async open(dataDir: string): Promise<SqliteCiStore> {
-    await mkdir(dataDir, { recursive: true });
-    const db = openSqlite<CiDatabase>(join(dataDir, CI_DATABASE_FILE));
-    try {
-      await migrateToLatest(db, CI_MIGRATIONS);
-    } catch (err) {
-      await db.destroy();
-      throw err;
-    }
-    return new SqliteCiStore(db);
+  /** Opens CI's database of `databases` (e.g. `sqliteDatabases(dataDir)`) and a store over it. */
+  static async open(databases: StoreDatabases): Promise<KyselyCiStore> {
+    return new KyselyCiStore(await databases.open('ci'));
   }
 
   load(): Promise<StoredCiState> {
@@ -93,7 +81,7 @@ export class SqliteCiStore implements CiStore {
   }
 
   close(): Promise<void> {
-    return this.calls.close(() => this.db.destroy());
+    return this.calls.close(() => this.database.close());
   }
 }
 
@@ -148,7 +136,7 @@ export function selectBuildPage(db: Kysely<CiDatabase>, job: string, options: { 
 }
 
 function toStoredBuild(row: { job: string; number: number | string; finished: number | string; doc: string }): StoredBuild {
-  return { job: row.job, number: Number(row.number), finished: Number(row.finished) === 1, doc: fromJson<unknown>(row.doc) };
+  return { job: row.job, number: Number(row.number), finished: Number(row.finished) === 1, doc: fromJson(row.doc) };
 }
 
 // Writes ---------------------------------------------------------------------------------------
@@ -263,16 +251,16 @@ async function readState(trx: Transaction<CiDatabase>): Promise<StoredCiState> {
   if (meta) state.frameworkId = meta.value;
 
   for (const row of await trx.selectFrom('jobs').selectAll().orderBy('name').execute()) {
-    state.jobs.push({ name: row.name, doc: fromJson<unknown>(row.doc) });
+    state.jobs.push({ name: row.name, doc: fromJson(row.doc) });
   }
   for (const row of await trx.selectFrom('executor_specs').selectAll().orderBy('label').execute()) {
-    state.executorSpecs.push({ label: row.label, doc: fromJson<unknown>(row.doc) });
+    state.executorSpecs.push({ label: row.label, doc: fromJson(row.doc) });
   }
   for (const row of await trx.selectFrom('executors').selectAll().orderBy('id').execute()) {
-    state.executors.push({ id: row.id, doc: fromJson<unknown>(row.doc) });
+    state.executors.push({ id: row.id, doc: fromJson(row.doc) });
   }
   for (const row of await trx.selectFrom('trigger_states').selectAll().orderBy('job').execute()) {
-    state.triggerStates.push({ job: row.job, doc: fromJson<unknown>(row.doc) });
+    state.triggerStates.push({ job: row.job, doc: fromJson(row.doc) });
   }
 
   const unfinished = (await selectUnfinishedBuilds(trx).execute()).map(toStoredBuild);

@@ -1,5 +1,3 @@
-import { mkdir } from 'node:fs/promises';
-import { join } from 'node:path';
 import type { Kysely, Transaction } from 'kysely';
 import type {
   MasterChange,
@@ -9,19 +7,24 @@ import type {
   StoredState,
   StoredTask,
 } from '../master/master-store.ts';
-import type { Attribute, FrameworkInfo, Resource, TaskInfo, TaskStatus } from '../protocol/mesos.ts';
-import type { TaskState } from '../core/task-state.ts';
-import type { Database } from './database.ts';
-import { migrateToLatest, openSqlite } from './database.ts';
+import {
+  readAgentAttributes,
+  readAgentResources,
+  readFrameworkInfo,
+  readQuotaLimits,
+  readTaskInfo,
+  readTaskState,
+  readTaskStatus,
+} from '../master/master-store.ts';
+import type { MasterDatabase } from './master-database.ts';
+import type { StoreDatabase, StoreDatabases } from './store-database.ts';
 import { CallQueue } from './call-queue.ts';
 import { fromJson, toJson } from './json-column.ts';
 import { writeBatch } from './write-batch.ts';
 
-/** The database file inside a data dir. */
-export const DATABASE_FILE = 'slipway.db';
-
 /**
- * The master's store over SQLite (the embedded default): `<dataDir>/slipway.db`, WAL mode.
+ * The master's store, over any database a factory of `store-database.ts` makes (SQLite's
+ * `<dataDir>/slipway.db` in the embedded default).
  *
  * Contract (beyond `MasterStore`'s):
  * - Calls run one at a time in call order, `load` included: a `load` sees every `write` called
@@ -31,30 +34,23 @@ export const DATABASE_FILE = 'slipway.db';
  *   its batch is applied.
  * - Removal is for good: FRAMEWORK_REMOVED / AGENT_REMOVED retire the id even if it was never
  *   saved, and a later *_SAVED of a retired id updates its row but does not bring it back.
- * - `close` waits for queued calls, then closes the file; later calls reject with `StoreClosed`.
+ * - `close` waits for queued calls, then closes its database; later calls reject with `StoreClosed`.
  *
  * The SQL is portable (upserts by `ON CONFLICT ... DO UPDATE`, no SQLite-only clause), so that a
  * PostgreSQL store can run the same statements over the same migrations.
  */
-export class SqliteMasterStore implements MasterStore {
-  private readonly db: Kysely<Database>;
+export class KyselyMasterStore implements MasterStore {
+  private readonly db: Kysely<MasterDatabase>;
   private readonly calls = new CallQueue('master store');
 
-  private constructor(db: Kysely<Database>) {
-    this.db = db;
+  /** A store over `database` (open and migrated), which it owns from now on: `close` closes it. */
+  constructor(private readonly database: StoreDatabase<MasterDatabase>) {
+    this.db = database.db;
   }
 
-  /** Opens the store in `dataDir` (created if missing) and migrates its database to the latest. */
-  static async open(dataDir: string): Promise<SqliteMasterStore> {
-    await mkdir(dataDir, { recursive: true });
-    const db = openSqlite(join(dataDir, DATABASE_FILE));
-    try {
-      await migrateToLatest(db);
-    } catch (err) {
-      await db.destroy();
-      throw err;
-    }
-    return new SqliteMasterStore(db);
+  /** Opens the master's database of `databases` (e.g. `sqliteDatabases(dataDir)`) and a store over it. */
+  static async open(databases: StoreDatabases): Promise<KyselyMasterStore> {
+    return new KyselyMasterStore(await databases.open('master'));
   }
 
   load(): Promise<StoredState> {
@@ -68,11 +64,11 @@ export class SqliteMasterStore implements MasterStore {
   }
 
   close(): Promise<void> {
-    return this.calls.close(() => this.db.destroy());
+    return this.calls.close(() => this.database.close());
   }
 }
 
-async function applyChange(trx: Transaction<Database>, change: MasterChange): Promise<void> {
+async function applyChange(trx: Transaction<MasterDatabase>, change: MasterChange): Promise<void> {
   switch (change.type) {
     case 'FRAMEWORK_SAVED': {
       const { id, info, registeredAt } = change.framework;
@@ -180,7 +176,7 @@ async function applyChange(trx: Transaction<Database>, change: MasterChange): Pr
   }
 }
 
-async function readState(trx: Transaction<Database>): Promise<StoredState> {
+async function readState(trx: Transaction<MasterDatabase>): Promise<StoredState> {
   const state: StoredState = {
     frameworks: [],
     removedFrameworks: [],
@@ -198,7 +194,7 @@ async function readState(trx: Transaction<Database>): Promise<StoredState> {
     }
     const framework: StoredFramework = {
       id: row.id,
-      info: fromJson<FrameworkInfo>(row.info),
+      info: readFrameworkInfo(fromJson(row.info), row.id),
       registeredAt: Number(row.registered_at),
     };
     state.frameworks.push(framework);
@@ -212,8 +208,8 @@ async function readState(trx: Transaction<Database>): Promise<StoredState> {
     const agent: StoredAgent = {
       id: row.id,
       hostname: row.hostname,
-      resources: fromJson<Resource[]>(row.resources),
-      attributes: fromJson<Attribute[]>(row.attributes),
+      resources: readAgentResources(fromJson(row.resources), row.id),
+      attributes: readAgentAttributes(fromJson(row.attributes), row.id),
       registeredAt: Number(row.registered_at),
     };
     // Absent rather than `url: undefined`, so the object equals the one that was saved.
@@ -228,11 +224,10 @@ async function readState(trx: Transaction<Database>): Promise<StoredState> {
       frameworkId: row.framework_id,
       taskId: row.task_id,
       agentId: row.agent_id,
-      info: fromJson<TaskInfo>(row.info),
-      // Written from a TaskState by `write`; the store reads back only what it wrote.
-      state: row.state as TaskState,
+      info: readTaskInfo(fromJson(row.info), row.framework_id, row.task_id),
+      state: readTaskState(row.state, row.framework_id, row.task_id),
     };
-    if (row.status !== null) task.status = fromJson<TaskStatus>(row.status);
+    if (row.status !== null) task.status = readTaskStatus(fromJson(row.status), row.framework_id, row.task_id);
     if (row.role !== null) task.role = row.role;
     state.tasks.push(task);
   }
@@ -241,7 +236,7 @@ async function readState(trx: Transaction<Database>): Promise<StoredState> {
     state.weights[row.role] = Number(row.weight);
   }
   for (const row of await trx.selectFrom('quotas').selectAll().orderBy('role').execute()) {
-    state.quotas[row.role] = fromJson<Record<string, number>>(row.limits);
+    state.quotas[row.role] = readQuotaLimits(fromJson(row.limits), row.role);
   }
   return state;
 }

@@ -1,27 +1,32 @@
 import { afterEach, beforeEach, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readdir, readlink, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { sql } from 'kysely';
 import type { Kysely, Migration } from 'kysely';
-import type { Database } from './database.ts';
-import { MIGRATIONS, migrateToLatest, openSqlite } from './database.ts';
+import type { MasterDatabase } from './master-database.ts';
+import { MASTER_MIGRATIONS as MIGRATIONS } from './master-database.ts';
 import { APPS_MIGRATIONS } from './apps-database.ts';
 import { CI_MIGRATIONS } from './ci-database.ts';
 import { StoreMigrationFailed } from './errors.ts';
+import { migrateToLatest } from './migrate-to-latest.ts';
+import { SQLITE_FILES, openSqlite, sqliteDatabases } from './sqlite-database.ts';
+import type { StoreDatabase } from './store-database.ts';
 
 /** SQLite specifics that the dialect-neutral conformance suite does not see: pragmas, migrations. */
 describe('SQLite database', () => {
   let dir: string;
-  let db: Kysely<Database>;
+  let database: StoreDatabase<MasterDatabase>;
+  let db: Kysely<MasterDatabase>;
 
   beforeEach(async () => {
     dir = await mkdtemp(join(tmpdir(), 'slipway-db-'));
-    db = openSqlite(join(dir, 'test.db'));
+    database = openSqlite(join(dir, 'test.db'));
+    db = database.db;
   });
   afterEach(async () => {
-    await db.destroy();
+    await database.close();
     await rm(dir, { recursive: true, force: true });
   });
 
@@ -45,10 +50,10 @@ describe('SQLite database', () => {
   });
 
   it('creates the master tables, and a second run changes nothing', async () => {
-    await migrateToLatest(db);
+    await migrateToLatest(db, MIGRATIONS);
     assert.deepEqual(await tables(), ['agents', 'frameworks', 'quotas', 'tasks', 'weights']);
     await db.insertInto('weights').values({ role: 'web', weight: 2 }).execute();
-    await migrateToLatest(db);
+    await migrateToLatest(db, MIGRATIONS);
     assert.deepEqual(await db.selectFrom('weights').selectAll().execute(), [{ role: 'web', weight: 2 }]);
   });
 
@@ -57,7 +62,7 @@ describe('SQLite database', () => {
     assert.deepEqual(await tables(), ['app_versions', 'apps', 'apps_meta', 'deployments', 'instances']);
     await migrateToLatest(db, APPS_MIGRATIONS);
     // One database, one list of migrations: the master's list finds 0001-apps unknown.
-    await assert.rejects(migrateToLatest(db), (err: unknown) => {
+    await assert.rejects(migrateToLatest(db, MIGRATIONS), (err: unknown) => {
       assert.ok(err instanceof StoreMigrationFailed);
       assert.match(err.message, /0001-apps/);
       return true;
@@ -98,7 +103,7 @@ describe('SQLite database', () => {
     // 0001 ran in the same transaction as the broken 0002, so it is gone too: no half schema.
     assert.deepEqual(await tables(), []);
 
-    await migrateToLatest(db);
+    await migrateToLatest(db, MIGRATIONS);
     assert.deepEqual(await tables(), ['agents', 'frameworks', 'quotas', 'tasks', 'weights']);
   });
 
@@ -109,11 +114,66 @@ describe('SQLite database', () => {
       },
     };
     await migrateToLatest(db, { ...MIGRATIONS, '0099-future': future });
-    await assert.rejects(migrateToLatest(db), (err: unknown) => {
+    await assert.rejects(migrateToLatest(db, MIGRATIONS), (err: unknown) => {
       assert.ok(err instanceof StoreMigrationFailed);
       assert.match(err.message, /newer version/);
       assert.match(err.message, /0099-future/);
       return true;
     });
   });
+
+  it('closes the file even if no query ever ran on it, and a second close is the first', async () => {
+    const other = openSqlite(join(dir, 'idle.db'));
+    assert.ok((await openFiles()).some((f) => f.endsWith('idle.db')), 'the file was open before close');
+    const closing = other.close();
+    assert.equal(other.close(), closing);
+    await closing;
+    assert.deepEqual((await openFiles()).filter((f) => f.includes('idle.db')), []);
+  });
 });
+
+describe('sqliteDatabases (the SQLite factory)', () => {
+  let dir: string;
+
+  beforeEach(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'slipway-db-'));
+  });
+  afterEach(async () => {
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it("opens each owner's own file in a data dir it creates, migrated to that owner's latest", async () => {
+    const dataDir = join(dir, 'data', 'nested');
+    const databases = sqliteDatabases(dataDir);
+    assert.equal(databases.dialect, 'sqlite');
+    const master = await databases.open('master');
+    const apps = await databases.open('apps');
+    const ci = await databases.open('ci');
+    try {
+      assert.equal(master.dialect, 'sqlite');
+      await master.db.insertInto('weights').values({ role: 'web', weight: 2 }).execute();
+      await apps.db.insertInto('apps_meta').values({ key: 'k', value: 'v' }).execute();
+      await ci.db.insertInto('job_numbers').values({ job: 'j', last_number: 3 }).execute();
+    } finally {
+      await Promise.all([master.close(), apps.close(), ci.close()]);
+    }
+    assert.deepEqual((await readdir(dataDir)).filter((f) => f.endsWith('.db')).sort(), ['apps.db', 'ci.db', 'slipway.db']);
+    assert.deepEqual(SQLITE_FILES, { master: 'slipway.db', apps: 'apps.db', ci: 'ci.db' });
+  });
+
+  it("refuses, and leaves nothing open, a file that another owner's migrations wrote", async () => {
+    // The CI database under the master's file name: the master's migrations refuse it.
+    const wrong = openSqlite(join(dir, SQLITE_FILES.master));
+    await migrateToLatest(wrong.db, CI_MIGRATIONS);
+    await wrong.close();
+    await assert.rejects(sqliteDatabases(dir).open('master'), StoreMigrationFailed);
+    assert.deepEqual((await openFiles()).filter((f) => f.startsWith(dir)), []);
+  });
+});
+
+/** The files this process has open (Linux's /proc). */
+async function openFiles(): Promise<string[]> {
+  const fds = await readdir('/proc/self/fd');
+  const targets = await Promise.all(fds.map((fd) => readlink(`/proc/self/fd/${fd}`).catch(() => '')));
+  return targets.filter((t) => t !== '');
+}

@@ -1,44 +1,38 @@
-import { mkdir } from 'node:fs/promises';
-import { join } from 'node:path';
 import type { Kysely, Transaction } from 'kysely';
 import type {
   AppsChange,
   AppsStore,
-  StoredAppJson,
   StoredAppsState,
   StoredDeployment,
   StoredInstance,
 } from '../frameworks/apps/apps-store.ts';
-import { MAX_VERSIONS_PER_APP } from '../frameworks/apps/apps-store.ts';
+import { MAX_VERSIONS_PER_APP, readStoredApp } from '../frameworks/apps/apps-store.ts';
 import type { AppsDatabase } from './apps-database.ts';
-import { APPS_MIGRATIONS } from './apps-database.ts';
 import { CallQueue } from './call-queue.ts';
-import { migrateToLatest, openSqlite } from './database.ts';
+import type { StoreDatabase, StoreDatabases } from './store-database.ts';
 import { fromJson, toJson } from './json-column.ts';
 import { writeBatch } from './write-batch.ts';
-
-/** The services framework's database file inside a data dir (beside the master's `slipway.db`). */
-export const APPS_DATABASE_FILE = 'apps.db';
 
 /** The key of the framework id in `apps_meta`. */
 const FRAMEWORK_ID_KEY = 'framework_id';
 
-export interface SqliteAppsStoreOptions {
+export interface KyselyAppsStoreOptions {
   /** How many versions of an app are kept (oldest dropped); Marathon's `--max_versions`. Default `MAX_VERSIONS_PER_APP`. */
   maxVersionsPerApp?: number;
 }
 
 /**
- * The services framework's store over SQLite: `<dataDir>/apps.db`, WAL mode, a database of its
- * own (its migrations are `APPS_MIGRATIONS`), so that the framework can run in its own process
- * with its own data dir or share the master's data dir in `slipway up`.
+ * The services framework's store, over any database a factory of `store-database.ts` makes
+ * (SQLite's `<dataDir>/apps.db` in the embedded default). A database of its own (its migrations
+ * are `APPS_MIGRATIONS`), so that the framework can run in its own process with its own data dir
+ * or share the master's data dir in `slipway up`.
  *
  * Contract (beyond `AppsStore`'s):
  * - Calls run one at a time in call order, `load` included: a `load` sees every `write` called
  *   before it, and batches commit in the order they were handed in even if the caller does not
  *   await them. A failed `write` does not hold up the ones queued behind it.
  * - `write` resolves once its transaction committed (WAL, `synchronous = NORMAL`: a committed batch
- *   survives a crash of the process; see database.ts for what an OS crash may lose).
+ *   survives a crash of the process in SQLite; see sqlite-database.ts for what an OS crash may lose).
  * - A failed `write` rejects with `StoreWriteFailed`, naming the change that failed; nothing of
  *   its batch is applied. A document JSON cannot hold (a BigInt, a cycle, `undefined`) fails.
  * - Versions: APP_SAVED sets the app's current definition and records `app.version` as the app's
@@ -51,39 +45,37 @@ export interface SqliteAppsStoreOptions {
  *   the framework's to remove.
  * - `load` lists apps, deployments and instances by key (the port promises no order), and each
  *   app's versions oldest first.
- * - `close` waits for queued calls, then closes the file; later calls reject with `StoreClosed`.
+ * - `close` waits for queued calls, then closes its database; later calls reject with `StoreClosed`.
  *
  * The SQL is portable (upserts by `ON CONFLICT ... DO UPDATE`, `LIMIT ... OFFSET`), so that a
  * PostgreSQL store can run the same statements over the same migrations.
  */
-export class SqliteAppsStore implements AppsStore {
+export class KyselyAppsStore implements AppsStore {
   private readonly db: Kysely<AppsDatabase>;
   private readonly maxVersionsPerApp: number;
   private readonly calls = new CallQueue('apps store');
 
-  private constructor(db: Kysely<AppsDatabase>, maxVersionsPerApp: number) {
-    this.db = db;
-    this.maxVersionsPerApp = maxVersionsPerApp;
+  /**
+   * A store over `database` (open and migrated), which it owns from now on: `close` closes it.
+   * Throws a `RangeError` if `maxVersionsPerApp` is not a whole number of at least 1 (the
+   * database is then still the caller's).
+   */
+  constructor(
+    private readonly database: StoreDatabase<AppsDatabase>,
+    options: KyselyAppsStoreOptions = {},
+  ) {
+    this.db = database.db;
+    this.maxVersionsPerApp = maxVersionsOf(options);
   }
 
   /**
-   * Opens the store in `dataDir` (created if missing) and migrates its database to the latest.
-   * Throws a `RangeError` if `maxVersionsPerApp` is not a whole number of at least 1.
+   * Opens the services framework's database of `databases` (e.g. `sqliteDatabases(dataDir)`) and
+   * a store over it. Throws a `RangeError`, opening nothing, if `maxVersionsPerApp` is not a
+   * whole number of at least 1.
    */
-  static async open(dataDir: string, options: SqliteAppsStoreOptions = {}): Promise<SqliteAppsStore> {
-    const maxVersionsPerApp = options.maxVersionsPerApp ?? MAX_VERSIONS_PER_APP;
-    if (!Number.isSafeInteger(maxVersionsPerApp) || maxVersionsPerApp < 1) {
-      throw new RangeError(`maxVersionsPerApp must be a whole number of at least 1, not ${maxVersionsPerApp}`);
-    }
-    await mkdir(dataDir, { recursive: true });
-    const db = openSqlite<AppsDatabase>(join(dataDir, APPS_DATABASE_FILE));
-    try {
-      await migrateToLatest(db, APPS_MIGRATIONS);
-    } catch (err) {
-      await db.destroy();
-      throw err;
-    }
-    return new SqliteAppsStore(db, maxVersionsPerApp);
+  static async open(databases: StoreDatabases, options: KyselyAppsStoreOptions = {}): Promise<KyselyAppsStore> {
+    maxVersionsOf(options);
+    return new KyselyAppsStore(await databases.open('apps'), options);
   }
 
   load(): Promise<StoredAppsState> {
@@ -98,8 +90,16 @@ export class SqliteAppsStore implements AppsStore {
   }
 
   close(): Promise<void> {
-    return this.calls.close(() => this.db.destroy());
+    return this.calls.close(() => this.database.close());
   }
+}
+
+function maxVersionsOf(options: KyselyAppsStoreOptions): number {
+  const maxVersionsPerApp = options.maxVersionsPerApp ?? MAX_VERSIONS_PER_APP;
+  if (!Number.isSafeInteger(maxVersionsPerApp) || maxVersionsPerApp < 1) {
+    throw new RangeError(`maxVersionsPerApp must be a whole number of at least 1, not ${maxVersionsPerApp}`);
+  }
+  return maxVersionsPerApp;
 }
 
 async function applyChange(trx: Transaction<AppsDatabase>, change: AppsChange, maxVersions: number): Promise<void> {
@@ -199,7 +199,7 @@ async function readState(trx: Transaction<AppsDatabase>, maxVersions: number): P
   if (meta) state.frameworkId = meta.value;
 
   for (const row of await trx.selectFrom('apps').selectAll().orderBy('id').execute()) {
-    state.apps.push(fromJson<StoredAppJson>(row.doc));
+    state.apps.push(readStoredApp(fromJson(row.doc)));
   }
 
   const versions = await trx
@@ -211,7 +211,7 @@ async function readState(trx: Transaction<AppsDatabase>, maxVersions: number): P
   for (const row of versions) {
     let list = state.versions.get(row.app_id);
     if (!list) state.versions.set(row.app_id, (list = []));
-    list.push(fromJson<StoredAppJson>(row.doc));
+    list.push(readStoredApp(fromJson(row.doc)));
   }
   // Only after a re-open with a lower limit: rows past it stay until the app's next save.
   for (const [appId, list] of state.versions) {
@@ -219,11 +219,11 @@ async function readState(trx: Transaction<AppsDatabase>, maxVersions: number): P
   }
 
   for (const row of await trx.selectFrom('deployments').selectAll().orderBy('id').execute()) {
-    const deployment: StoredDeployment = { id: row.id, doc: fromJson<unknown>(row.doc) };
+    const deployment: StoredDeployment = { id: row.id, doc: fromJson(row.doc) };
     state.deployments.push(deployment);
   }
   for (const row of await trx.selectFrom('instances').selectAll().orderBy('task_id').execute()) {
-    const instance: StoredInstance = { taskId: row.task_id, appId: row.app_id, doc: fromJson<unknown>(row.doc) };
+    const instance: StoredInstance = { taskId: row.task_id, appId: row.app_id, doc: fromJson(row.doc) };
     state.instances.push(instance);
   }
   return state;
