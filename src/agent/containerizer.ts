@@ -4,6 +4,7 @@ import type { CommandInfo, ContainerInfo } from '../protocol/mesos.ts';
 /** A containerizer that was asked for but cannot work here (unknown kind, no Docker engine). */
 export class ContainerizerUnavailable extends SlipwayError {
   readonly code = 'CONTAINERIZER_UNAVAILABLE';
+  readonly status = 503;
 }
 
 /**

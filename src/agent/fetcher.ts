@@ -37,6 +37,10 @@ export type CommandUri = NonNullable<CommandInfo['uris']>[number];
 /** A URI could not be fetched: the message names it and says why, for the TASK_FAILED update. */
 export class FetchFailed extends SlipwayError {
   readonly code = 'FETCH_FAILED';
+  // 502: the agent fetches on the task's behalf, like a gateway, and what fails is mostly the
+  // other end (a server that answers an error, cannot be reached, or stalls). Today the failure
+  // goes into the task's TASK_FAILED update and no HTTP answer carries it.
+  readonly status = 502;
 
   constructor(
     readonly uri: string,

@@ -4,15 +4,17 @@ import { PassThrough } from 'node:stream';
 import { resolve, sep } from 'node:path';
 import Fastify, { type FastifyError, type FastifyInstance } from 'fastify';
 import { SlipwayError } from '../core/errors.ts';
-import { httpErrorReply } from '../core/http-status.ts';
+import { httpErrorReply } from '../core/http-error-reply.ts';
 
 /** A path outside a sandbox, a missing task or file. HTTP 404 (400 for a path that escapes). */
 export class FileNotFound extends SlipwayError {
   readonly code = 'FILE_NOT_FOUND';
+  readonly status = 404;
 }
 
 export class BadFilePath extends SlipwayError {
   readonly code = 'INVALID_REQUEST';
+  readonly status = 400;
 }
 
 /**

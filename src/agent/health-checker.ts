@@ -6,6 +6,7 @@ import { probeCommand, probeHttp, probeTcp, type ProbeResult } from './health-pr
 /** A task's health_check that cannot be run (no port, no command, bad scheme or path...). */
 export class InvalidHealthCheck extends SlipwayError {
   readonly code = 'INVALID_HEALTH_CHECK';
+  readonly status = 400;
 }
 
 /** Mesos's defaults for the fields a HealthCheck leaves out. */

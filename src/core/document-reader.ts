@@ -21,6 +21,11 @@ import { SlipwayError } from './errors.ts';
 /** A stored document that does not have the shape of its type (or is of a newer version). */
 export class InvalidStoredDocument extends SlipwayError {
   readonly code = 'INVALID_STORED_DOCUMENT';
+  /**
+   * The server's own data is damaged: nothing the client can fix, and not a bug of the request
+   * either; the part cannot serve that document until an operator repairs the store (503).
+   */
+  readonly status = 503;
 
   /** `document` names it (`build ci#3`), `field` is the path of the field (`steps[2].status`; '' for the whole). */
   constructor(

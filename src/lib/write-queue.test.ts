@@ -110,4 +110,23 @@ describe('WriteQueue', () => {
     await q.flush();
     assert.deepEqual(store.batches.flat(), [1, 2]);
   });
+
+  it('gives a slowly failing store up after retryForMs, however few attempts that is', async () => {
+    const clock = new ManualClock();
+    let calls = 0;
+    const q = new WriteQueue<number>({
+      // Each attempt takes 5 s of the clock (a busy timeout), then fails.
+      write: async () => {
+        calls++;
+        clock.advance(5_000);
+        throw new Error('database is locked');
+      },
+      clock,
+      name: 'test store',
+      attempts: 10,
+      retryForMs: 3_000,
+    });
+    await assert.rejects(q.write([1]), (e: unknown) => e instanceof StoreUnavailable && /1 time\(s\)/.test(e.message));
+    assert.equal(calls, 1);
+  });
 });

@@ -20,6 +20,12 @@ export interface WriteQueueOptions<C> {
    * trying (write-behind, where nobody waits and nothing may be dropped). Default 10.
    */
   attempts?: number;
+  /**
+   * How long a batch is tried at most (ms, from its first attempt): no attempt starts after
+   * that. Default Infinity. A store that fails slowly (a lock held elsewhere: each attempt waits
+   * out the busy timeout) is then given up in about this time, not `attempts` times as long.
+   */
+  retryForMs?: number;
   /** The wait before attempt `n + 1` after `n` failed (default 50 ms × n, at most 2 s). */
   retryDelayMs?: (failedAttempts: number) => number;
   /** Called on each failed attempt (for the log), and once the store takes writes again. */
@@ -56,10 +62,12 @@ export class WriteQueue<C> {
   private running: Promise<void> | undefined;
   private current: StoreHealth = { ok: true };
   private readonly attempts: number;
+  private readonly retryForMs: number;
   private readonly retryDelayMs: (n: number) => number;
 
   constructor(private readonly o: WriteQueueOptions<C>) {
     this.attempts = o.attempts ?? 10;
+    this.retryForMs = o.retryForMs ?? Infinity;
     this.retryDelayMs = o.retryDelayMs ?? ((n) => Math.min(2000, 50 * n));
   }
 
@@ -97,6 +105,7 @@ export class WriteQueue<C> {
   }
 
   private async writeWithRetries(changes: readonly C[]): Promise<StoreUnavailable | undefined> {
+    const firstAt = this.o.clock.now();
     for (let attempt = 1; ; attempt++) {
       try {
         await this.o.write(changes);
@@ -110,21 +119,23 @@ export class WriteQueue<C> {
         const since = this.current.ok ? this.o.clock.now() : this.current.since;
         this.current = { ok: false, reason, since, failedAttempts: attempt };
         this.o.onHealth?.(this.current);
-        if (attempt >= this.attempts) {
+        const delay = this.retryDelayMs(attempt);
+        if (attempt >= this.attempts || this.o.clock.now() + delay - firstAt > this.retryForMs) {
           const error = new StoreUnavailable(`the ${this.o.name} refused a write ${attempt} time(s); nothing of the change was written: ${reason}`);
           error.cause = e;
           return error;
         }
-        await new Promise<void>((r) => this.o.clock.setTimer(this.retryDelayMs(attempt), r));
+        await new Promise<void>((r) => this.o.clock.setTimer(delay, r));
       }
     }
   }
 }
 
 /**
- * The write queue of a framework's store, write-through: a batch is tried `attempts` times
- * (default 10, about 2.75 s of retries) before the change it records is refused with
- * StoreUnavailable; each failure and the recovery are logged.
+ * The write queue of a framework's store, write-through: a batch is tried up to `attempts` times
+ * (default 10) within about 3 s before the change it records is refused with StoreUnavailable
+ * (an API call answers 503 in seconds, however the store fails); each failure and the recovery
+ * are logged.
  */
 export function writeThrough<C>(
   name: string,
@@ -136,6 +147,7 @@ export function writeThrough<C>(
     write: (changes) => store.write(changes),
     clock: o.clock,
     attempts: o.attempts ?? 10,
+    retryForMs: 3_000,
     onHealth: (h) => o.log(h.ok ? `${name} takes writes again` : `${name} write failed (attempt ${h.failedAttempts}): ${h.reason}`),
   });
 }

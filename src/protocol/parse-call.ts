@@ -6,6 +6,7 @@ import { CALL_PAYLOADS, CALL_TYPES, type Call, type CallType } from './scheduler
 /** A scheduler call that is not valid JSON of the v1 API; the HTTP layer answers 400 with the message. */
 export class InvalidCall extends SlipwayError {
   readonly code = 'INVALID_CALL';
+  readonly status = 400;
 }
 
 const checks = new Map<CallType, TypeCheck<TSchema>>();

@@ -5,7 +5,8 @@ import { SlipwayError } from '../core/errors.ts';
 /** A data dir that cannot be written (a read-only file system, wrong owner, full disk). */
 export class DataDirNotWritable extends SlipwayError {
   readonly code = 'DATA_DIR_NOT_WRITABLE';
-  readonly status = 500;
+  /** The server cannot keep anything until the operator fixes the dir (raised at start, before any route). */
+  readonly status = 503;
 }
 
 /**

@@ -1,8 +1,8 @@
-import { SchedulerCallRefused, SlipwayError } from '../core/errors.ts';
-import { httpStatusOf } from '../core/http-status.ts';
+import { SchedulerCallRefused } from '../core/errors.ts';
 import type { FrameworkConnection, Master } from '../master/master.ts';
 import { parseCall } from '../protocol/parse-call.ts';
 import type { Event, FrameworkCall, SubscribeCall } from '../protocol/scheduler.ts';
+import { schedulerCallRefusal } from '../protocol/scheduler-error-reply.ts';
 import type { SchedulerHandlers, SchedulerSubscription, SchedulerTransport } from '../protocol/scheduler-transport.ts';
 
 /**
@@ -65,7 +65,7 @@ export class InProcessScheduler implements SchedulerTransport {
     try {
       frameworkId = this.master.subscribe(call, conn);
     } catch (e) {
-      throw refused(e);
+      throw schedulerCallRefusal(e);
     }
     await whenSubscribed;
     const master = this.master;
@@ -77,7 +77,7 @@ export class InProcessScheduler implements SchedulerTransport {
         try {
           master.call(c);
         } catch (e) {
-          throw refused(e);
+          throw schedulerCallRefusal(e);
         }
       },
       close() {
@@ -95,10 +95,7 @@ function parseOrRefuse(call: unknown): void {
   try {
     parseCall(call);
   } catch (e) {
-    throw refused(e);
+    throw schedulerCallRefusal(e);
   }
 }
 
-function refused(e: unknown): unknown {
-  return e instanceof SlipwayError && !(e instanceof SchedulerCallRefused) ? new SchedulerCallRefused(httpStatusOf(e.code), e.message) : e;
-}

@@ -1,11 +1,12 @@
 import { SlipwayError } from '../../core/errors.ts';
 
-// Failures of the services framework's operations, each with its own code (mapped to HTTP in
-// src/core/http-status.ts). Messages are Marathon's where Marathon has one, because deploy
+// Failures of the services framework's operations, each with its own code and HTTP status (the
+// Marathon routes answer them through marathonErrorReply). Messages are Marathon's where Marathon has one, because deploy
 // scripts match on them.
 
 export class AppNotFound extends SlipwayError {
   readonly code = 'APP_NOT_FOUND';
+  readonly status = 404;
   constructor(readonly appId: string) {
     super(`App '${appId}' does not exist`);
   }
@@ -13,6 +14,7 @@ export class AppNotFound extends SlipwayError {
 
 export class AppAlreadyExists extends SlipwayError {
   readonly code = 'APP_ALREADY_EXISTS';
+  readonly status = 409;
   constructor(readonly appId: string) {
     super(`An app with id [${appId}] already exists.`);
   }
@@ -20,6 +22,7 @@ export class AppAlreadyExists extends SlipwayError {
 
 export class GroupNotFound extends SlipwayError {
   readonly code = 'GROUP_NOT_FOUND';
+  readonly status = 404;
   constructor(readonly groupId: string) {
     super(`Group '${groupId}' does not exist`);
   }
@@ -28,6 +31,7 @@ export class GroupNotFound extends SlipwayError {
 /** POST of a group that exists (Marathon's ConflictingChangeException for groups). */
 export class GroupAlreadyExists extends SlipwayError {
   readonly code = 'GROUP_ALREADY_EXISTS';
+  readonly status = 409;
   constructor(readonly groupId: string) {
     super(`Group ${groupId} is already created. Use PUT to change this group.`);
   }
@@ -35,6 +39,7 @@ export class GroupAlreadyExists extends SlipwayError {
 
 export class TaskNotFoundInApp extends SlipwayError {
   readonly code = 'APP_TASK_NOT_FOUND';
+  readonly status = 404;
   constructor(readonly taskId: string) {
     super(`Task '${taskId}' does not exist`);
   }
@@ -42,6 +47,7 @@ export class TaskNotFoundInApp extends SlipwayError {
 
 export class DeploymentNotFound extends SlipwayError {
   readonly code = 'DEPLOYMENT_NOT_FOUND';
+  readonly status = 404;
   constructor(readonly deploymentId: string) {
     super(`DeploymentPlan ${deploymentId} does not exist`);
   }
@@ -49,6 +55,7 @@ export class DeploymentNotFound extends SlipwayError {
 
 export class AppVersionNotFound extends SlipwayError {
   readonly code = 'APP_VERSION_NOT_FOUND';
+  readonly status = 404;
   constructor(appId: string, version: string) {
     super(`App '${appId}' does not exist in version ${version}`);
   }
@@ -57,26 +64,30 @@ export class AppVersionNotFound extends SlipwayError {
 /** A change touches apps that a running deployment holds (Marathon's AppLockedException, 409). */
 export class AppLocked extends SlipwayError {
   readonly code = 'APP_LOCKED';
+  readonly status = 409;
   constructor(readonly deploymentIds: string[]) {
     super(
       `App is locked by one or more deployments. Override with the option '?force=true'. View details at '/v2/deployments/<DEPLOYMENT_ID>'.`,
     );
+  }
+
+  /** Marathon's 409 body: the message and the deployments that hold the app. */
+  override get body(): { message: string; deployments: { id: string }[] } {
+    return { message: this.message, deployments: this.deploymentIds.map((id) => ({ id })) };
   }
 }
 
 /** The change does not make sense as a whole (e.g. a group PUT whose app ids are outside it). */
 export class InvalidAppsRequest extends SlipwayError {
   readonly code = 'INVALID_APPS_REQUEST';
+  readonly status = 400;
 }
 
-/** The framework's store refused a write: nothing was changed. */
-export class AppsStoreUnavailable extends SlipwayError {
-  readonly code = 'APPS_STORE_UNAVAILABLE';
-}
 
 /** Every port of the service port range is named by some app (Marathon's PortRangeExhaustedException). */
 export class ServicePortsExhausted extends SlipwayError {
   readonly code = 'SERVICE_PORTS_EXHAUSTED';
+  readonly status = 409;
   constructor(min: number, max: number) {
     super(`All ports in the range ${min}-${max} are already in use`);
   }

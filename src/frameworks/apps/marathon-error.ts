@@ -19,6 +19,7 @@ export interface MarathonErrorBody {
  */
 export class MarathonValidationError extends SlipwayError {
   readonly code = 'MARATHON_INVALID_APP';
+  readonly status = 422;
 
   constructor(
     readonly details: MarathonErrorDetail[],
@@ -29,7 +30,7 @@ export class MarathonValidationError extends SlipwayError {
   }
 
   /** The 422 body, exactly as Marathon shapes it. */
-  get body(): MarathonErrorBody {
+  override get body(): MarathonErrorBody {
     return { message: this.bodyMessage, details: this.details.map((d) => ({ path: d.path, errors: [...d.errors] })) };
   }
 }

@@ -11,7 +11,7 @@ import { FrameworkTurns } from '../kit/framework-turns.ts';
 import { buildKey, readBuild, type Build, type BuildCause } from './build.ts';
 import { BuildLogStore } from './build-log-store.ts';
 import { resolveBuildSource } from './build-planner.ts';
-import { JobNotFound } from './ci-errors.ts';
+import { BuildNotFound, JobNotFound } from './ci-errors.ts';
 import { CiState, toStoreChange, type CiStateChange, type CiView } from './ci-state.ts';
 import type { CiChange, CiStore } from './ci-store.ts';
 import { ExecutorHub, type ExecutorReport } from './executor-hub.ts';
@@ -205,7 +205,7 @@ export class CiFramework {
     opts: { cause: BuildCause; event: BuildEvent; commit?: string; branch?: string; tag?: string; pipeline?: Pipeline; alsoWrite?: TriggerStateChange[] },
   ): Promise<Build> {
     const job = this.state.jobs.get(jobName);
-    if (job === undefined) throw new JobNotFound(`no job ${jobName}`);
+    if (job === undefined) throw new JobNotFound(jobName);
     const ref = { ...(opts.commit !== undefined ? { commit: opts.commit } : {}), ...(opts.branch !== undefined ? { branch: opts.branch } : {}), ...(opts.tag !== undefined ? { tag: opts.tag } : {}), ...(opts.pipeline !== undefined ? { pipeline: opts.pipeline } : {}) };
     const source = await resolveBuildSource(job, ref, join(this.options.dataDir, 'scratch'));
     const request = { cause: opts.cause, event: opts.event, ...(opts.tag !== undefined ? { tag: opts.tag } : {}), ...(opts.alsoWrite !== undefined ? { alsoWrite: opts.alsoWrite } : {}) };
@@ -214,7 +214,7 @@ export class CiFramework {
 
   async rebuild(jobName: string, number: number): Promise<Build> {
     const old = await this.getBuild(jobName, number);
-    if (old === undefined) throw new JobNotFound(`no build ${jobName} #${number}`);
+    if (old === undefined) throw new BuildNotFound(jobName, number);
     return this.trigger(jobName, {
       cause: { kind: 'rebuild', description: `rebuild of #${number}` },
       event: old.event,

@@ -6,6 +6,7 @@ import { SlipwayError } from '../../core/errors.ts';
 /** A cron expression that cannot be read, or that names no date that exists. */
 export class InvalidCron extends SlipwayError {
   readonly code = 'INVALID_CRON';
+  readonly status = 422;
 }
 
 export interface CronSchedule {

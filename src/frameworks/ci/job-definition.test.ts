@@ -1,7 +1,6 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { assertReaderChecksEveryField, failureOf } from '../../core/document-reader-test-support.ts';
-import { httpStatusOf } from '../../core/http-status.ts';
 import { InvalidExecutorSpec, InvalidJob, type FieldProblem } from './ci-errors.ts';
 import {
   DEFAULT_EXECUTOR_SPEC,
@@ -266,7 +265,7 @@ describe('parseJobDefinition', () => {
     } catch (e) {
       assert.ok(e instanceof InvalidJob);
       assert.equal(e.code, 'INVALID_JOB');
-      assert.equal(httpStatusOf(e.code), 422);
+      assert.equal(e.status, 422);
       assert.match(e.message, /^invalid job: 3 problems:\n {2}repo: a local path must be absolute/);
       assert.match(e.message, /\n {2}pipeline \(line 2, column 12\): steps\[0\]\.image: must be a string, not a number \(1\)/);
       assert.match(e.message, /\n {2}concurrency: must be from 1 to 1000/);
@@ -378,7 +377,7 @@ describe('parseExecutorSpec', () => {
       assert.fail('expected a refusal');
     } catch (e) {
       assert.ok(e instanceof InvalidExecutorSpec);
-      assert.equal(httpStatusOf(e.code), 422);
+      assert.equal(e.status, 422);
       assert.equal(e.message, 'invalid executor spec: (body): the body must be a JSON object, not a list');
     }
   });

@@ -1,6 +1,6 @@
 import Fastify, { type FastifyError, type FastifyInstance } from 'fastify';
 import websocket from '@fastify/websocket';
-import { httpErrorReply } from '../../core/http-status.ts';
+import { httpErrorReply } from '../../core/http-error-reply.ts';
 import type { Master } from '../master.ts';
 import { agentRoutes } from './agent-routes.ts';
 import { filesRoutes } from './files-routes.ts';
@@ -9,9 +9,10 @@ import { schedulerRoutes } from './scheduler-routes.ts';
 
 /**
  * The master's HTTP server: scheduler API, operator API, agent streams and sandbox files. Errors
- * answer with the status of their code (src/core/http-status.ts) and the message as plain text,
- * as Mesos does; a request Fastify itself refuses (malformed JSON, wrong content type) keeps its
- * 4xx status with Fastify's message. Nothing a client sends can make a 500.
+ * answer with the status their class declares and the message as plain text, as Mesos does
+ * (httpErrorReply; the scheduler API through schedulerErrorReply, the same answer that the
+ * in-process transport gives); a request Fastify itself refuses (malformed JSON, wrong content
+ * type) keeps its 4xx status with Fastify's message. Nothing a client sends can make a 500.
  */
 export async function buildMasterApp(master: Master, options: { version: string; logger?: boolean }): Promise<FastifyInstance> {
   // forceCloseConnections: close() must not wait for idle keep-alive sockets a client left open

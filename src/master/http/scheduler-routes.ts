@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
-import type { FastifyInstance } from 'fastify';
+import type { FastifyError, FastifyInstance } from 'fastify';
 import { parseCall } from '../../protocol/parse-call.ts';
+import { schedulerErrorReply } from '../../protocol/scheduler-error-reply.ts';
 import type { Event } from '../../protocol/scheduler.ts';
 import { FrameworkNotSubscribed, MissingStreamId, StreamIdMismatch } from '../errors.ts';
 import type { FrameworkConnection, Master } from '../master.ts';
@@ -15,8 +16,22 @@ import { recordio } from '../../protocol/recordio.ts';
  * - Every other call must name a subscribed framework (else 403) and carry that framework's
  *   current `Mesos-Stream-Id` (missing: 400, another one: 403); it answers 202 with no body.
  * - Malformed JSON or an invalid call: 400 with a message that says what is wrong.
+ *
+ * Errors answer schedulerErrorReply (their status, the message as plain text), in a scope of
+ * their own: the same reply that the in-process transport turns into its refusals.
  */
 export function schedulerRoutes(app: FastifyInstance, master: Master): void {
+  void app.register(async (scope) => {
+    scope.setErrorHandler((error: FastifyError, request, reply) => {
+      const { status, message, internal } = schedulerErrorReply(error);
+      if (internal) request.log.error(error);
+      return reply.code(status).type('text/plain').send(message);
+    });
+    routes(scope, master);
+  });
+}
+
+function routes(app: FastifyInstance, master: Master): void {
   /** framework id -> its current stream id. */
   const streams = new Map<string, string>();
   /** Open event streams, ended when the server closes (else close() would wait on them forever). */

@@ -45,6 +45,7 @@ export interface DeploymentPlan {
 /** The same app depends on itself through a chain of `dependencies`: no order can satisfy it. */
 export class DeploymentCycle extends SlipwayError {
   readonly code = 'DEPLOYMENT_CYCLE';
+  readonly status = 422;
 
   /** `cycle` lists the apps along the cycle, the first repeated at the end: `[/a, /b, /a]`. */
   constructor(readonly cycle: string[]) {

@@ -1,14 +1,13 @@
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { SlipwayError } from '../../../core/errors.ts';
-import { httpErrorReply } from '../../../core/http-status.ts';
 import { appToJSON, parseAppDefinition, type AppDefinition, type MarathonAppJson } from '../app-definition.ts';
-import { AppAlreadyExists, AppLocked, AppNotFound, AppVersionNotFound, GroupAlreadyExists, GroupNotFound, InvalidAppsRequest, TaskNotFoundInApp } from '../apps-errors.ts';
+import { AppAlreadyExists, AppNotFound, AppVersionNotFound, GroupAlreadyExists, GroupNotFound, InvalidAppsRequest, TaskNotFoundInApp } from '../apps-errors.ts';
 import type { AppsFramework } from '../apps-framework.ts';
 import type { AppsView } from '../apps-state.ts';
 import type { StoredAppJson } from '../apps-store.ts';
 import type { VersionedApp } from '../deployment/deployment-run.ts';
 import { parseGroupDefinition, resolveGroupId } from '../group-definition.ts';
 import { MarathonValidationError } from '../marathon-error.ts';
+import { marathonErrorReply } from './marathon-error-reply.ts';
 import { appJson, appJsonText, groupJson, parseEmbed, queueJson, taskJson, type Embed } from './marathon-views.ts';
 
 export interface MarathonRoutesOptions {
@@ -31,17 +30,15 @@ type Query = Record<string, string | string[] | undefined>;
 
 /**
  * Marathon's REST API v2 (raml/*.raml) over the services framework, in its own Fastify scope so
- * that errors answer in Marathon's JSON shape (`{"message"}`, plus `details` for 422 and
- * `deployments` for 409) while the master's routes on the same server keep plain text.
+ * that errors answer in Marathon's JSON shape (marathonErrorReply: `{"message"}`, plus `details`
+ * for 422 and `deployments` for 409) while the master's routes on the same server keep plain text.
  */
 export function marathonRoutes(app: FastifyInstance, options: MarathonRoutesOptions): void {
   void app.register(async (scope) => {
     scope.setErrorHandler((error: FastifyError, request, reply) => {
-      if (error instanceof MarathonValidationError) return reply.code(422).send(error.body);
-      if (error instanceof AppLocked) return reply.code(409).send({ message: error.message, deployments: error.deploymentIds.map((id) => ({ id })) });
-      const { status, message, internal } = httpErrorReply(error);
+      const { status, body, internal } = marathonErrorReply(error);
       if (internal) request.log.error(error);
-      return reply.code(status).send({ message: error instanceof SlipwayError || status < 500 ? message : 'internal error' });
+      return reply.code(status).send(body);
     });
     options.registerEvents?.(scope);
     registerRoutes(scope, options);

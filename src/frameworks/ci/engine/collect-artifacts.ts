@@ -6,6 +6,7 @@ import { globRegExp, hasGlobSyntax } from './glob-pattern.ts';
 /** An artifact pattern that names nothing inside the workspace: absolute, or with a `..` segment. */
 export class InvalidArtifactPattern extends SlipwayError {
   readonly code = 'INVALID_ARTIFACT_PATTERN';
+  readonly status = 422;
   constructor(
     readonly pattern: string,
     readonly problem: string,

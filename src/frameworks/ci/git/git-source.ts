@@ -5,6 +5,8 @@ import { SlipwayError } from '../../../core/errors.ts';
 /** A git command failed: the repository is unreachable, the ref unknown, ... */
 export class GitFailed extends SlipwayError {
   readonly code = 'GIT_FAILED';
+  // The repository (another server) failed or could not be reached: a bad gateway, not a bug of ours.
+  readonly status = 502;
 }
 
 /** What a remote has: branch heads and tags (annotated tags peeled to their commit). */

@@ -3,29 +3,13 @@ import { mkdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { dirname, join, normalize, sep } from 'node:path';
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { WebSocket } from 'ws';
-import { SlipwayError } from '../../../core/errors.ts';
-import { httpErrorReply } from '../../../core/http-status.ts';
 import { buildKey, isFinished, type Build } from '../build.ts';
-import { InvalidExecutorSpec, InvalidJob, InvalidPipeline } from '../ci-errors.ts';
+import { BuildNotFound, CiBadRequest, CiConflict, CiNotFound, JobNotFound } from '../ci-errors.ts';
 import type { LogPiece } from '../build-log-store.ts';
 import type { CiFramework } from '../ci-framework.ts';
 import type { ExecutorToServer } from '../executor-protocol.ts';
 import { parseExecutorSpec, parseJobDefinition } from '../job-definition.ts';
-
-/** A job, build, executor or artifact that does not exist. */
-export class CiNotFound extends SlipwayError {
-  readonly code = 'CI_NOT_FOUND';
-}
-
-/** A request that does not fit the resource's state (cancel an ended build, ...). */
-export class CiConflict extends SlipwayError {
-  readonly code = 'CI_CONFLICT';
-}
-
-/** A malformed request (a bad number, a path out of bounds). */
-export class CiBadRequest extends SlipwayError {
-  readonly code = 'CI_BAD_REQUEST';
-}
+import { ciErrorReply } from './ci-error-reply.ts';
 
 export interface CiRoutesOptions {
   framework: CiFramework;
@@ -35,17 +19,15 @@ export interface CiRoutesOptions {
 
 /**
  * CI's REST API (`/ci/v1`) and the executors' stream, in their own Fastify scope: errors answer
- * `{code, message, details?}` JSON with the status of their code. Needs @fastify/websocket
+ * `{code, message, details?}` JSON with their status (ciErrorReply). Needs @fastify/websocket
  * registered on the server.
  */
 export function ciRoutes(app: FastifyInstance, o: CiRoutesOptions): void {
   void app.register(async (scope) => {
     scope.setErrorHandler((error: FastifyError, request, reply) => {
-      if (error instanceof InvalidJob || error instanceof InvalidExecutorSpec) return reply.code(422).send(error.body);
-      if (error instanceof InvalidPipeline) return reply.code(422).send(error.body);
-      const { status, message, internal } = httpErrorReply(error);
+      const { status, body, internal } = ciErrorReply(error);
       if (internal) request.log.error(error);
-      return reply.code(status).send({ code: error instanceof SlipwayError ? error.code : 'HTTP_ERROR', message });
+      return reply.code(status).send(body);
     });
     routes(scope, o);
   });
@@ -55,7 +37,7 @@ function routes(app: FastifyInstance, o: CiRoutesOptions): void {
   const ci = o.framework;
   const jobOf = (name: string) => {
     const job = ci.view.jobs.get(name);
-    if (job === undefined) throw new CiNotFound(`no job ${name}`);
+    if (job === undefined) throw new JobNotFound(name);
     return job;
   };
   const numberOf = (raw: string) => {
@@ -67,7 +49,7 @@ function routes(app: FastifyInstance, o: CiRoutesOptions): void {
     jobOf(name);
     const n = numberOf(raw);
     const b = await ci.getBuild(name, n);
-    if (b === undefined) throw new CiNotFound(`no build ${name} #${n}`);
+    if (b === undefined) throw new BuildNotFound(name, n);
     return b;
   };
 

@@ -5,11 +5,11 @@ import { basename } from 'node:path';
 import { parse as parseForm } from 'node:querystring';
 import { Readable } from 'node:stream';
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { httpErrorReply } from '../../../core/http-status.ts';
+import { httpErrorReply } from '../../../core/http-error-reply.ts';
 import { buildKey, isFinished, type Build, type BuildCause } from '../build.ts';
+import { CiBadRequest, CiNotFound, JobNotFound } from '../ci-errors.ts';
 import type { CiFramework } from '../ci-framework.ts';
 import type { JobDefinition } from '../job-definition.ts';
-import { CiBadRequest, CiNotFound } from './ci-routes.ts';
 
 // Jenkins's remote API under `/jenkins`: the subset that the common clients (the npm `jenkins`
 // package, python-jenkins, curl scripts) use to trigger a job, follow its queue item to its build,
@@ -62,6 +62,7 @@ export interface JenkinsRoutesOptions {
 export function jenkinsRoutes(app: FastifyInstance, o: JenkinsRoutesOptions): void {
   void app.register(
     async (scope) => {
+      // Jenkins answers errors as plain text: the plain-text reply, with each error's own status.
       scope.setErrorHandler((error: FastifyError, request, reply) => {
         const { status, message, internal } = httpErrorReply(error);
         if (internal) request.log.error(error);
@@ -206,7 +207,7 @@ function routes(app: FastifyInstance, ci: CiFramework): void {
 
   const jobOf = (name: string): JobDefinition => {
     const job = ci.view.jobs.get(name);
-    if (job === undefined) throw new CiNotFound(`no job ${name}`);
+    if (job === undefined) throw new JobNotFound(name);
     return job;
   };
 

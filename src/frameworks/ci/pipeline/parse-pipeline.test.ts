@@ -3,7 +3,6 @@ import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { stringify } from 'yaml';
 import { InvalidPipeline, type PipelineProblem } from '../ci-errors.ts';
-import { httpStatusOf } from '../../../core/http-status.ts';
 import { parsePipeline } from './parse-pipeline.ts';
 import type { Pipeline, PipelineStep } from './pipeline.ts';
 import { topologicalOrder } from './step-graph.ts';
@@ -578,7 +577,7 @@ describe('parsePipeline: refused pipelines, each problem with its line and colum
     } catch (e) {
       assert.ok(e instanceof InvalidPipeline);
       assert.equal(e.code, 'INVALID_PIPELINE');
-      assert.equal(httpStatusOf(e.code), 422);
+      assert.equal(e.status, 422);
       assert.deepEqual(
         e.problems.map((p) => [p.line, p.column]),
         [

@@ -58,7 +58,7 @@ export interface QueueRequest {
  */
 export function planQueueBuild(view: CiView, jobName: string, source: BuildSource, request: QueueRequest, now: number): Planned<Build> {
   const job = view.jobs.get(jobName);
-  if (job === undefined) throw new JobNotFound(`no job ${jobName}`);
+  if (job === undefined) throw new JobNotFound(jobName);
   const number = view.lastNumber(jobName) + 1;
   const base = {
     job: jobName,

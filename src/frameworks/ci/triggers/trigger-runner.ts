@@ -1,5 +1,5 @@
 import { SystemClock, type Clock, type Timer } from '../../../core/clock.ts';
-import { SlipwayError } from '../../../core/errors.ts';
+import { CiStopping, JobNotFound } from '../ci-errors.ts';
 import type { Build, BuildCause } from '../build.ts';
 import type { CiChange } from '../ci-store.ts';
 import { nextCronTime, parseCron, type CronSchedule } from '../cron-schedule.ts';
@@ -23,11 +23,6 @@ import {
 
 /** What the runner writes: a job's trigger state. */
 export type TriggerStateChange = Extract<CiChange, { type: 'TRIGGER_STATE_SAVED' }>;
-
-/** A webhook call for a job that does not exist (404). */
-export class WebhookJobNotFound extends SlipwayError {
-  readonly code = 'CI_NOT_FOUND';
-}
 
 /** What the runner needs of CI (ci-framework.ts gives it). */
 export interface TriggerHost {
@@ -338,12 +333,12 @@ export class TriggerRunner {
   /**
    * A call of `POST /ci/v1/hooks/{job}`: checks that the job takes webhooks and that the call
    * proves its secret, reads the push, and builds it unless it was seen already (by polling or an
-   * earlier call: forges deliver again). Throws WebhookJobNotFound, WebhookDisabled,
+   * earlier call: forges deliver again). Throws JobNotFound, WebhookDisabled,
    * WebhookSignatureInvalid or InvalidWebhookPayload; GitFailed when the remote cannot be read.
    */
   async webhook(name: string, call: { headers: Headers; body: Buffer }): Promise<WebhookOutcome> {
     const job = this.host.job(name);
-    if (job === undefined) throw new WebhookJobNotFound(`no job ${name}`);
+    if (job === undefined) throw new JobNotFound(name);
     const hook = job.triggers.webhook;
     if (hook === undefined) throw new WebhookDisabled(`job ${name} does not take webhooks: its triggers.webhook is off`);
     const source = webhookSource(call.headers);
@@ -361,7 +356,7 @@ export class TriggerRunner {
 
   private async applyPush(name: string, event: Extract<WebhookEvent, { type: 'push' }>): Promise<WebhookOutcome> {
     const job = this.host.job(name);
-    if (job === undefined) throw new WebhookJobNotFound(`no job ${name}`);
+    if (job === undefined) throw new JobNotFound(name);
     const hook = job.triggers.webhook;
     if (hook === undefined) throw new WebhookDisabled(`job ${name} does not take webhooks: its triggers.webhook is off`);
     const via = `${SOURCE_NAMES[event.source]} webhook`;
@@ -421,7 +416,7 @@ export class TriggerRunner {
 
   /** Queues a build with `state` in its write; the state is CI's once the write is done. */
   private async build(name: string, state: TriggerState, opts: { cause: BuildCause; event: BuildEvent; commit?: string; branch?: string; tag?: string }): Promise<Build> {
-    if (this.stopped) throw new Error('CI is stopping');
+    if (this.stopped) throw new CiStopping();
     const build = await this.host.trigger(name, { ...opts, alsoWrite: [{ type: 'TRIGGER_STATE_SAVED', job: name, doc: triggerStateToDoc(state) }] });
     this.states.set(name, state);
     return build;

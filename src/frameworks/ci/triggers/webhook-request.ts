@@ -8,16 +8,19 @@ import { branchProblem } from '../job-definition.ts';
 /** A call whose body is not a push event this endpoint can read (400). */
 export class InvalidWebhookPayload extends SlipwayError {
   readonly code = 'INVALID_WEBHOOK_PAYLOAD';
+  readonly status = 400;
 }
 
 /** A call to a job whose `triggers.webhook` is off (403). */
 export class WebhookDisabled extends SlipwayError {
   readonly code = 'WEBHOOK_DISABLED';
+  readonly status = 403;
 }
 
 /** A call without the proof of the job's webhook secret, or with a wrong one (403). */
 export class WebhookSignatureInvalid extends SlipwayError {
   readonly code = 'WEBHOOK_SIGNATURE_INVALID';
+  readonly status = 403;
 }
 
 export type WebhookSource = 'github' | 'gitea' | 'gitlab' | 'generic';
