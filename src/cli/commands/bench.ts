@@ -3,6 +3,7 @@ import { fileURLToPath } from 'node:url';
 import { InvalidArgumentError, type Command } from 'commander';
 import { APPS_BENCH_DEFAULTS, type AppsBenchPart } from '../../../bench/apps-options.ts';
 import { CI_BENCH_DEFAULTS, CI_BENCH_PARTS, type CiBenchPart } from '../../../bench/ci-options.ts';
+import { FUZZ_BENCH_DEFAULTS } from '../../../bench/fuzz-options.ts';
 import { positiveInt, positiveNumber } from '../options.ts';
 
 /** `slipway bench ...`: the benchmarks of bench/, runnable by any user of the installed command. */
@@ -28,6 +29,25 @@ export function registerBench(program: Command): void {
       const child = spawn(process.execPath, [...flags, '--import', 'tsx', entry, JSON.stringify(options), opts.json ? 'json' : 'text'], { stdio: 'inherit' });
       const code = await new Promise<number>((resolve) => child.on('exit', (c) => resolve(c ?? 1)));
       process.exitCode = code;
+    });
+
+  bench
+    .command('fuzz')
+    .description('the hostile-input suite, long: every route of `slipway up` attacked with malformed and heavy requests, its agent and executor streams, slow connections; reports the worst event-loop block (budget 100 ms)')
+    .option('--seconds <n>', 'seconds of HTTP requests', positiveInt('--seconds'), FUZZ_BENCH_DEFAULTS.seconds)
+    .option('--seed <n>', 'seed of the generated requests (a finding is reproduced with the same seed)', positiveInt('--seed'), FUZZ_BENCH_DEFAULTS.seed)
+    .option('--concurrency <n>', 'requests in flight at once', positiveInt('--concurrency'), FUZZ_BENCH_DEFAULTS.concurrency)
+    .option('--light', 'light bodies only (as in CI): no million-element arrays or 10 MB ids')
+    .option('--slow-connections <n>', 'slow connections held open (one body byte a second)', positiveInt('--slow-connections'), FUZZ_BENCH_DEFAULTS.slowConnections)
+    .option('--slow-seconds <n>', 'seconds the slow connections are held', positiveInt('--slow-seconds'), FUZZ_BENCH_DEFAULTS.slowSeconds)
+    .option('--json', 'print one JSON object on stdout instead of text')
+    .action(async (opts: { seconds: number; seed: number; concurrency: number; light?: boolean; slowConnections: number; slowSeconds: number; json?: boolean }) => {
+      const { runFuzzBench, formatFuzzBench } = await import('../../../bench/fuzz.ts');
+      const result = await runFuzzBench(
+        { seconds: opts.seconds, seed: opts.seed, concurrency: opts.concurrency, heavy: opts.light !== true, slowConnections: opts.slowConnections, slowSeconds: opts.slowSeconds },
+        (line) => process.stderr.write(line + '\n'),
+      );
+      process.stdout.write(opts.json ? JSON.stringify(result) + '\n' : formatFuzzBench(result) + '\n');
     });
 
   bench
