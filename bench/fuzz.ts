@@ -39,7 +39,7 @@ export function formatFuzzBench(r: HostileReport & { loopBudgetMs: number }): st
     `slow connections: ${r.slow.connections} held; ${r.slow.pingsDuring} pings meanwhile, slowest ${r.slow.pingMaxMs} ms; ${r.slow.closedByServer} closed by the server`,
     `canary task: ${r.canary ?? 'undisturbed'}`,
     `findings: ${r.findingCount}`,
-    ...r.findings.slice(0, 40).map((f) => `  ${f.what}: ${f.method} ${f.path.slice(0, 100)} [${f.kind}]${f.excerpt !== undefined ? ` ${f.excerpt.slice(0, 120).replace(/\s+/g, ' ')}` : ''}`),
+    ...r.findings.slice(0, 40).map((f) => `  ${f.what}: ${f.method} ${f.path.slice(0, 100)} [${f.kind}]${f.headers !== undefined ? ` headers ${f.headers}` : ''}${f.excerpt !== undefined ? ` ${f.excerpt.slice(0, 120).replace(/\s+/g, ' ')}` : ''}`),
   ];
   if (r.serverExit !== undefined) lines.push(`THE SERVER ${r.serverExit.toUpperCase()}`);
   return lines.join('\n');

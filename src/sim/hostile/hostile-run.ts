@@ -42,6 +42,8 @@ export interface Finding {
   method: string;
   path: string;
   kind: string;
+  /** The request's headers, when it sent any beyond the content type (some findings need them). */
+  headers?: string;
   status?: number;
   excerpt?: string;
 }
@@ -91,6 +93,9 @@ export async function runHostile(target: HostileTarget, o: HostileRunOptions): P
   const byStatus: Record<string, number> = {};
   const hit = new Set<string>();
   const inFlight = new Map<string, { port: number; request: HostileRequest }>();
+  // Every request that was in flight at some time since the watcher's last look: a request that
+  // blocked the loop has often been answered by the time the watcher's question gets through.
+  let window = new Map<string, { port: number; request: HostileRequest }>();
   const worstBlocks: (LoopBlock & { requests: { port: number; request: HostileRequest }[] })[] = [];
   let rssMax = first.rssBytes;
   let loopMax = 0;
@@ -106,9 +111,11 @@ export async function runHostile(target: HostileTarget, o: HostileRunOptions): P
       if (s === undefined) break;
       rssMax = Math.max(rssMax, s.rssBytes);
       loopP99 = Math.max(loopP99, s.loop.p99Ms);
+      const seen = new Map([...window, ...inFlight]);
+      window = new Map();
       if (s.loop.maxMs > loopMax) {
         loopMax = s.loop.maxMs;
-        worstBlocks.push({ maxMs: Math.round(s.loop.maxMs), during: [...inFlight.keys()].slice(0, 8), requests: [...inFlight.values()] });
+        worstBlocks.push({ maxMs: Math.round(s.loop.maxMs), during: [...seen.keys()].slice(0, 8), requests: [...seen.values()] });
         worstBlocks.sort((a, b) => b.maxMs - a.maxMs);
         worstBlocks.length = Math.min(worstBlocks.length, 5);
       }
@@ -146,6 +153,7 @@ export async function runHostile(target: HostileTarget, o: HostileRunOptions): P
       if (destroysEverything(next.request)) continue;
       const label = `${next.request.method} ${next.request.route.url} (${next.request.kind})`;
       inFlight.set(label, next);
+      window.set(label, next);
       const outcome = await send(next.port, next.request, agent, o.stallMs);
       inFlight.delete(label);
       requests++;
@@ -153,7 +161,7 @@ export async function runHostile(target: HostileTarget, o: HostileRunOptions): P
       const key = outcome.status === undefined ? outcome.error ?? 'no answer' : `${Math.floor(outcome.status / 100)}xx`;
       byStatus[key] = (byStatus[key] ?? 0) + 1;
       const finding = judge(outcome, next.request.method);
-      if (finding !== undefined) note({ what: finding, method: next.request.method, path: next.request.path.slice(0, 200), kind: next.request.kind, ...(outcome.status !== undefined ? { status: outcome.status } : {}), ...(outcome.excerpt !== undefined ? { excerpt: outcome.excerpt } : {}) });
+      if (finding !== undefined) note({ what: finding, method: next.request.method, path: next.request.path.slice(0, 200), kind: next.request.kind, ...(Object.keys(next.request.headers).some((h) => h !== 'content-type') ? { headers: JSON.stringify(next.request.headers).slice(0, 300) } : {}), ...(outcome.status !== undefined ? { status: outcome.status } : {}), ...(outcome.excerpt !== undefined ? { excerpt: outcome.excerpt } : {}) });
       if (Date.now() - lastProgress > 5_000) {
         lastProgress = Date.now();
         progress(`  ${requests} requests, ${hit.size}/${routes.length} routes, ${findingCount} findings, loop max ${Math.round(loopMax)} ms`);
@@ -166,7 +174,7 @@ export async function runHostile(target: HostileTarget, o: HostileRunOptions): P
 
   progress('WebSocket streams: malformed messages to the agent and executor streams');
   const masterPort = new URL(target.url).port;
-  const ws = await attackWebSockets(Number(masterPort), o.seed, inFlight, note);
+  const ws = await attackWebSockets(Number(masterPort), o.seed, inFlight, window, note);
   progress(`slow connections: ${o.slowConnections} sending one body byte a second for ${o.slowSeconds} s`);
   const slow = await slowConnections(Number(masterPort), o, note);
 
@@ -221,6 +229,7 @@ async function replayBlocks(target: HostileTarget, blocks: { requests: { port: n
 }
 
 interface Outcome {
+  sentBytes: number;
   status?: number;
   error?: string;
   excerpt?: string;
@@ -228,8 +237,12 @@ interface Outcome {
   ms: number;
 }
 
+/** Bodies above this may be refused by closing the connection (after a 413), as servers do. */
+const CLOSE_REFUSAL_BYTES = 1024 * 1024;
+
 function judge(o: Outcome, method: string): string | undefined {
   if (o.error?.startsWith('not sent') === true) return undefined;
+  if ((o.error === 'EPIPE' || o.error === 'ECONNRESET') && o.sentBytes > CLOSE_REFUSAL_BYTES) return undefined;
   if (o.error === 'stalled') return 'no answer in time (stalled)';
   if (o.status === undefined) return `no answer: ${o.error}`;
   if (o.status >= 500) return `answered ${o.status}`;
@@ -259,14 +272,15 @@ function send(port: number, r: HostileRequest, agent: Agent, stallMs: number): P
   const started = Date.now();
   return new Promise((resolve) => {
     let done = false;
-    const finish = (o: Omit<Outcome, 'ms'>) => {
+    const body = r.body?.();
+    const sentBytes = body?.length ?? 0;
+    const finish = (o: Omit<Outcome, 'ms' | 'sentBytes'>) => {
       if (done) return;
       done = true;
       clearTimeout(stall);
       req.destroy();
-      resolve({ ...o, ms: Date.now() - started });
+      resolve({ ...o, sentBytes, ms: Date.now() - started });
     };
-    const body = r.body?.();
     const headers: Record<string, string | number> = { ...r.headers };
     if (body !== undefined) headers['content-length'] = body.length;
     let req: ReturnType<typeof httpRequest>;
@@ -274,7 +288,7 @@ function send(port: number, r: HostileRequest, agent: Agent, stallMs: number): P
       req = httpRequest({ host: '127.0.0.1', port, method: r.method, path: r.path, headers, agent });
     } catch (e) {
       // Node's client refused to send it (a character it does not allow): nothing reached the server.
-      resolve({ error: `not sent: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`, bodyBytes: 0, ms: 0 });
+      resolve({ error: `not sent: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`, bodyBytes: 0, sentBytes, ms: 0 });
       return;
     }
     const stall = setTimeout(() => finish({ error: 'stalled', bodyBytes: 0 }), stallMs);
@@ -306,7 +320,7 @@ function send(port: number, r: HostileRequest, agent: Agent, stallMs: number): P
  * Malformed messages on the agent stream (`/api/v1/agent`) and the CI executor stream: each
  * connection sends a few and is closed. A finding: the server not answering the upgrade, or gone.
  */
-async function attackWebSockets(port: number, seed: number, inFlight: Map<string, unknown>, note: (f: Finding) => void): Promise<HostileReport['webSocket']> {
+async function attackWebSockets(port: number, seed: number, inFlight: Map<string, unknown>, window: Map<string, unknown>, note: (f: Finding) => void): Promise<HostileReport['webSocket']> {
   const messages = fc.sample(
     fc.oneof(
       fc.jsonValue({ maxDepth: 3 }).map((v) => JSON.stringify(v)),
@@ -337,7 +351,9 @@ async function attackWebSockets(port: number, seed: number, inFlight: Map<string
     const path = paths[c % paths.length]!;
     const batch = messages.slice((c * 6) % messages.length, ((c * 6) % messages.length) + 6);
     const label = `WebSocket ${path}`;
-    inFlight.set(label, { port, request: { route: { method: 'GET', url: path }, method: 'GET', path, headers: {}, body: undefined, kind: 'WebSocket messages' } });
+    const entry = { port, request: { route: { method: 'GET', url: path }, method: 'GET', path, headers: {}, body: undefined, kind: 'WebSocket messages' } };
+    inFlight.set(label, entry);
+    window.set(label, entry);
     const outcome = await new Promise<string | undefined>((resolve) => {
       const socket = new WebSocket(`ws://127.0.0.1:${port}${path}`, { maxPayload: 16 * 1024 * 1024 });
       const timer = setTimeout(() => {
