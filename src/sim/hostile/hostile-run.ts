@@ -213,7 +213,10 @@ async function replayBlocks(target: HostileTarget, blocks: { requests: { port: n
   const seen = new Set<HostileRequest>();
   const out: HostileReport['culprits'] = [];
   const agent = new Agent({ keepAlive: false });
-  for (const { port, request } of blocks.flatMap((b) => b.requests)) {
+  // Requests with a body first, the kinds that carry the most work (arrays, nesting, long ids) ahead.
+  const weight = (r: HostileRequest) => (r.body === undefined ? 0 : /array|nesting|characters/.test(r.kind) ? 2 : 1);
+  const candidates = blocks.flatMap((b) => b.requests).sort((a, b) => weight(b.request) - weight(a.request));
+  for (const { port, request } of candidates) {
     if (seen.has(request) || seen.size >= 12 || request.kind === 'WebSocket messages' || target.exitReason !== undefined) continue;
     seen.add(request);
     await target.resetLoop();
@@ -292,7 +295,17 @@ function send(port: number, r: HostileRequest, agent: Agent, stallMs: number): P
       return;
     }
     const stall = setTimeout(() => finish({ error: 'stalled', bodyBytes: 0 }), stallMs);
-    req.on('error', (e: NodeJS.ErrnoException) => finish({ error: e.code ?? e.message, bodyBytes: 0 }));
+    req.on('error', (e: NodeJS.ErrnoException) => {
+      // A kept-alive socket that the server closed just before it was reused (its idle timeout):
+      // the request never reached the server. Sent again on a new connection, as clients do.
+      if (req.reusedSocket && (e.code === 'ECONNRESET' || e.code === 'EPIPE') && !done) {
+        done = true;
+        clearTimeout(stall);
+        resolve(send(port, r, new Agent({ keepAlive: false }), stallMs));
+        return;
+      }
+      finish({ error: e.code ?? e.message, bodyBytes: 0 });
+    });
     req.on('response', (res) => {
       const chunks: Buffer[] = [];
       let bytes = 0;
