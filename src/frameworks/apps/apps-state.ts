@@ -149,6 +149,11 @@ export interface AppsView {
   readonly seed: number;
   /** `/v2/queue`: apps waiting for instances now. */
   queue(now: number): QueueEntry[];
+  /**
+   * Grows with every change applied (any kind): whatever is computed from the view alone, at
+   * one revision, is the same at that revision (the routes cache answers by it).
+   */
+  readonly revision: number;
 }
 
 /**
@@ -177,6 +182,7 @@ export class AppsState implements AppsView {
   manners: OfferMannersState = freshOfferManners();
   lastVersionAt = 0;
   seed = 1;
+  revision = 0;
 
   /** The stored state, through `apply`. A document that does not read (or an app that no longer parses) is left out, and logged. */
   load(stored: StoredAppsState, log: (line: string) => void): void {
@@ -189,6 +195,7 @@ export class AppsState implements AppsView {
   }
 
   apply(c: AppsStateChange): void {
+    this.revision++;
     switch (c.type) {
       case 'FRAMEWORK_ID':
         this.frameworkId = c.frameworkId;

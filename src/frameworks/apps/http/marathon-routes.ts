@@ -1,11 +1,11 @@
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { appToJSON, parseAppDefinition, type AppDefinition, type MarathonAppJson } from '../app-definition.ts';
-import { AppAlreadyExists, AppNotFound, AppVersionNotFound, GroupAlreadyExists, GroupNotFound, InvalidAppsRequest, TaskNotFoundInApp } from '../apps-errors.ts';
+import { AppAlreadyExists, AppNotFound, AppVersionNotFound, GroupAlreadyExists, GroupNotFound, InvalidAppsRequest, TaskNotFoundInApp, TooManyInRequest } from '../apps-errors.ts';
 import type { AppsFramework } from '../apps-framework.ts';
 import type { AppsView } from '../apps-state.ts';
 import type { StoredAppJson } from '../apps-store.ts';
 import type { VersionedApp } from '../deployment/deployment-run.ts';
-import { parseGroupDefinition, resolveGroupId } from '../group-definition.ts';
+import { groupIdProblem, MAX_APPS_PER_REQUEST, parseGroupDefinition, resolveGroupId } from '../group-definition.ts';
 import { MarathonValidationError } from '../marathon-error.ts';
 import { marathonErrorReply } from './marathon-error-reply.ts';
 import { appJson, appJsonText, groupJson, parseEmbed, queueJson, taskJson, type Embed } from './marathon-views.ts';
@@ -96,7 +96,16 @@ function registerRoutes(app: FastifyInstance, o: MarathonRoutesOptions): void {
 
   // --- apps ---------------------------------------------------------------------------------
 
-  app.get('/v2/apps', (req, reply) => {
+  // GET /v2/apps: at 5,000 apps the list is megabytes, and building it takes milliseconds per
+  // request. Answers are kept by query for one state revision (nothing they show changes while
+  // the revision stays), and no answer is built for a client that has already left.
+  const listAnswers = new Map<string, string>();
+  let listRevision = -1;
+  app.get('/v2/apps', async (req, reply) => {
+    // One turn of the event loop first, so that a connection its client closed meanwhile is seen
+    // closed (clients that give up on a busy server are the ones that pile up).
+    await new Promise<void>((resolve) => setImmediate(resolve));
+    if (clientLeft(req, reply)) return abandon(reply);
     const q = req.query as Query;
     // Marathon always embeds counts and deployments in the list, whatever `embed` asks for.
     const embed = parseEmbed(list(q, 'embed'), []).add('counts').add('deployments');
@@ -104,13 +113,24 @@ function registerRoutes(app: FastifyInstance, o: MarathonRoutesOptions): void {
     // Both filters are case-insensitive substrings, as in Marathon's AppsResource.search.
     const cmdFilter = first(q, 'cmd')?.toLowerCase();
     const selector = first(q, 'label');
-    const match = selector !== undefined ? labelSelector(selector) : undefined;
-    const apps = view
-      .apps()
-      .filter((a) => idFilter === undefined || a.def.id.toLowerCase().includes(idFilter))
-      .filter((a) => cmdFilter === undefined || (a.def.cmd !== undefined && a.def.cmd.toLowerCase().includes(cmdFilter)))
-      .filter((a) => match === undefined || match(a.def.labels));
-    return reply.type('application/json; charset=utf-8').send(`{"apps":[${apps.map((a) => appJsonText(view, a, embed)).join(',')}]}`);
+    if (view.revision !== listRevision) {
+      listAnswers.clear();
+      listRevision = view.revision;
+    }
+    const key = JSON.stringify([[...embed].sort(), idFilter ?? null, cmdFilter ?? null, selector ?? null]);
+    let text = listAnswers.get(key);
+    if (text === undefined) {
+      const match = selector !== undefined ? labelSelector(selector) : undefined;
+      const apps = view
+        .apps()
+        .filter((a) => idFilter === undefined || a.def.id.toLowerCase().includes(idFilter))
+        .filter((a) => cmdFilter === undefined || (a.def.cmd !== undefined && a.def.cmd.toLowerCase().includes(cmdFilter)))
+        .filter((a) => match === undefined || match(a.def.labels));
+      text = `{"apps":[${apps.map((a) => appJsonText(view, a, embed)).join(',')}]}`;
+      // A few distinct queries per revision are kept (dashboards poll the same ones).
+      if (listAnswers.size < LIST_ANSWERS_KEPT) listAnswers.set(key, text);
+    }
+    return reply.type('application/json; charset=utf-8').send(text);
   });
 
   app.post('/v2/apps', async (req, reply) => {
@@ -126,7 +146,7 @@ function registerRoutes(app: FastifyInstance, o: MarathonRoutesOptions): void {
     const created = apps.get(def.id)!;
     return reply
       .code(201)
-      .header('Location', `/v2/apps${def.id}`)
+      .header('Location', location('/v2/apps', def.id))
       .header('Marathon-Deployment-Id', deploymentId)
       .send({ ...appJson(view, created, new Set<Embed>(['counts'])), deployments: [{ id: deploymentId }], tasks: [] });
   });
@@ -134,6 +154,10 @@ function registerRoutes(app: FastifyInstance, o: MarathonRoutesOptions): void {
   const bulk = async (req: FastifyRequest, reply: FastifyReply, partialDefault: boolean) => {
     const q = req.query as Query;
     if (!Array.isArray(req.body)) throw new MarathonValidationError([{ path: '/', errors: ['error.expected.jsarray'] }]);
+    // Before anything of the body is read: at most MAX_APPS_PER_REQUEST apps are validated at once.
+    if (req.body.length > MAX_APPS_PER_REQUEST) {
+      throw new TooManyInRequest(`${req.body.length} apps in one request: at most ${MAX_APPS_PER_REQUEST} apps per ${req.method} /v2/apps (send them in several requests)`);
+    }
     const partial = bool(q, 'partialUpdate', partialDefault);
     const items = req.body as unknown[];
     const { deploymentId, version } = await fw.deploy(
@@ -212,7 +236,7 @@ function registerRoutes(app: FastifyInstance, o: MarathonRoutesOptions): void {
       { force: bool(q, 'force') },
     );
     // A PUT that creates the app answers as POST does: 201 with its Location.
-    if (created) reply.code(201).header('Location', `/v2/apps${appId}`);
+    if (created) reply.code(201).header('Location', location('/v2/apps', appId));
     return reply.header('Marathon-Deployment-Id', deploymentId).send({ deploymentId, version });
   };
   app.put('/v2/apps/*', (req, reply) => updateOne(req, reply, true));
@@ -276,6 +300,9 @@ function registerRoutes(app: FastifyInstance, o: MarathonRoutesOptions): void {
   const putGroup = async (req: FastifyRequest, reply: FastifyReply, create: boolean) => {
     const q = req.query as Query;
     const urlId = resolveGroupId(wildcardOr(req, ''), '/');
+    // The URL's group is the group of a body without id: it is checked as a body's id would be.
+    const urlProblem = groupIdProblem(urlId);
+    if (urlProblem !== undefined) throw new MarathonValidationError([{ path: '/id', errors: [urlProblem] }]);
     const body = req.body;
     if (body === null || typeof body !== 'object' || Array.isArray(body)) throw new MarathonValidationError([{ path: '/', errors: ['error.expected.jsobject'] }]);
     const prefixOf = (g: string) => (g === '/' ? '/' : `${g}/`);
@@ -320,7 +347,7 @@ function registerRoutes(app: FastifyInstance, o: MarathonRoutesOptions): void {
       },
       { force: bool(q, 'force') },
     );
-    if (create) reply.header('Location', `/v2/groups${groupId}`);
+    if (create) reply.header('Location', location('/v2/groups', groupId));
     return reply.code(create ? 201 : 200).header('Marathon-Deployment-Id', deploymentId).send({ deploymentId, version });
   };
   app.post('/v2/groups', (req, reply) => putGroup(req, reply, true));
@@ -455,6 +482,29 @@ function checkNotAGroup(declared: ReadonlyMap<string, AppDefinition>, appId: str
     const ancestor = `/${parts.slice(0, k).join('/')}`;
     if (declared.has(ancestor)) throw new MarathonValidationError([{ path: '/id', errors: [`${ancestor} is an app: it cannot hold ${appId}`] }]);
   }
+}
+
+/** How many GET /v2/apps answers (distinct queries) are kept for one state revision. */
+const LIST_ANSWERS_KEPT = 8;
+
+/** Whether the client of `req` is gone: its connection closed before the answer was begun. */
+function clientLeft(req: FastifyRequest, reply: FastifyReply): boolean {
+  return req.raw.socket.destroyed || reply.raw.destroyed;
+}
+
+/** Ends a request whose client has left, without building or sending anything. */
+function abandon(reply: FastifyReply): FastifyReply {
+  reply.hijack();
+  reply.raw.destroy();
+  return reply;
+}
+
+/**
+ * A Location header: the route and an id that passed validation (letters, digits, `-`, `.`, `/`),
+ * percent-encoded all the same, so that no text of a request can make the header invalid.
+ */
+function location(route: string, id: string): string {
+  return encodeURI(`${route}${id}`);
 }
 
 function wildcard(req: FastifyRequest): string {
