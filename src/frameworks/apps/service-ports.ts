@@ -1,6 +1,7 @@
 import { jsonEqual } from '../../core/json-equal.ts';
 import type { AppDefinition } from './app-definition.ts';
 import { ServicePortsExhausted } from './apps-errors.ts';
+import { DraftApps } from './plan/draft-apps.ts';
 
 /** Marathon's `--local_port_min` / `--local_port_max`: where service ports are taken from. */
 export const DEFAULT_SERVICE_PORT_RANGE: Readonly<ServicePortRange> = Object.freeze({ min: 10000, max: 20000 });
@@ -27,19 +28,33 @@ export function assignServicePorts(
   original: ReadonlyMap<string, AppDefinition>,
   target: ReadonlyMap<string, AppDefinition>,
   range: ServicePortRange = DEFAULT_SERVICE_PORT_RANGE,
+  /**
+   * The ids that may differ between original and target (a DraftApps' `changed`): only those are
+   * looked at, and the answer is an overlay over `target` instead of a copy. Without it, all.
+   */
+  changed?: ReadonlySet<string>,
 ): Map<string, AppDefinition> {
-  const used = new Set<number>();
-  for (const apps of [original, target]) for (const app of apps.values()) for (const p of app.portDefinitions) if (p.port !== 0) used.add(p.port);
+  // The ports every app names, gathered only when a port is to be given out (a pass over every app).
+  let used: Set<number> | undefined;
+  const usedPorts = (): Set<number> => {
+    if (used === undefined) {
+      used = new Set<number>();
+      for (const apps of [original, target]) for (const app of apps.values()) for (const p of app.portDefinitions) if (p.port !== 0) used.add(p.port);
+    }
+    return used;
+  };
   let next = range.min;
   const nextFree = (): number => {
+    const used = usedPorts();
     while (next < range.max && used.has(next)) next++;
     if (next >= range.max) throw new ServicePortsExhausted(range.min, range.max);
     used.add(next);
     return next;
   };
 
-  const out = new Map(target);
-  for (const [id, app] of target) {
+  const out: Map<string, AppDefinition> = changed !== undefined ? new DraftApps(target) : new Map(target);
+  const looked = changed !== undefined ? [...changed].flatMap((id) => (target.has(id) ? [[id, target.get(id)!] as const] : [])) : target;
+  for (const [id, app] of looked) {
     const before = original.get(id);
     if (!app.portDefinitions.some((p) => p.port === 0)) continue;
     // Unchanged, or only scaled: an app stored before service ports were assigned keeps its 0s

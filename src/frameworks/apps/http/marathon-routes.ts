@@ -7,6 +7,7 @@ import type { StoredAppJson } from '../apps-store.ts';
 import type { VersionedApp } from '../deployment/deployment-run.ts';
 import { groupIdProblem, MAX_APPS_PER_REQUEST, parseGroupDefinition, resolveGroupId } from '../group-definition.ts';
 import { MarathonValidationError } from '../marathon-error.ts';
+import { DraftApps } from '../plan/draft-apps.ts';
 import { marathonErrorReply } from './marathon-error-reply.ts';
 import { appJson, appJsonText, groupJson, parseEmbed, queueJson, taskJson, type Embed } from './marathon-views.ts';
 
@@ -138,7 +139,7 @@ function registerRoutes(app: FastifyInstance, o: MarathonRoutesOptions): void {
     const { deploymentId, apps } = await fw.deploy(
       (target) => {
         if (target.has(def.id)) throw new AppAlreadyExists(def.id);
-        checkNotAGroup(target, def.id);
+        checkNotAGroup(view, target, def.id);
         return target.set(def.id, def);
       },
       { force: bool(req.query as Query, 'force') },
@@ -229,7 +230,7 @@ function registerRoutes(app: FastifyInstance, o: MarathonRoutesOptions): void {
       (target) => {
         const existing = target.get(appId);
         created = existing === undefined;
-        if (existing === undefined) checkNotAGroup(target, appId);
+        if (existing === undefined) checkNotAGroup(view, target, appId);
         const def = rolledBack(view, appId, body) ?? updatedDefinition(existing, withId, bool(q, 'partialUpdate', partialDefault));
         return target.set(appId, def);
       },
@@ -471,10 +472,15 @@ function updatedDefinition(existing: AppDefinition | undefined, body: unknown, p
   return parseAppDefinition({ ...base, ...b });
 }
 
-/** An app's id must not be a group (have apps under it), nor lie under an app, among `declared`. */
-function checkNotAGroup(declared: ReadonlyMap<string, AppDefinition>, appId: string): void {
+/**
+ * An app's id must not be a group (have apps under it), nor lie under an app, among `declared`.
+ * `declared` is the deploy's draft: while it holds no change yet (a create), the state's sorted
+ * ids answer in logarithmic time; otherwise every id is looked at.
+ */
+function checkNotAGroup(view: AppsView, declared: ReadonlyMap<string, AppDefinition>, appId: string): void {
   const prefix = `${appId}/`;
-  if ([...declared.keys()].some((id) => id.startsWith(prefix))) {
+  const unchanged = declared instanceof DraftApps && declared.changed.size === 0;
+  if (unchanged ? view.hasAppUnder(appId) : [...declared.keys()].some((id) => id.startsWith(prefix))) {
     throw new MarathonValidationError([{ path: '/id', errors: [`${appId} is a group: an app cannot have the id of a group`] }]);
   }
   const parts = appId.split('/').filter(Boolean);
