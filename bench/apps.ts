@@ -413,7 +413,6 @@ async function upgrade(cluster: RealCluster, stream: EventStream, o: AppsBenchOp
 
 /** `started` hands the server process to the caller at once, so that it is stopped whatever happens. */
 async function list(dir: string, o: AppsBenchOptions, result: AppsBenchResult, progress: (line: string) => void, started: (child: ChildProcess) => void): Promise<void> {
-  const port = await freePort();
   const total = o.listApps * o.listInstances;
   const perAgent = Math.ceil(total / o.listAgents);
   const agentResources = `cpus:${round(perAgent * o.instanceCpus + 1, 2)};mem:${perAgent * o.instanceMem + 1024};disk:100000;ports:[31000-${31000 + Math.max(1000, perAgent * 2)}]`;
