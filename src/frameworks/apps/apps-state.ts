@@ -157,6 +157,8 @@ export interface AppsView {
   queue(now: number): QueueEntry[];
   /** Whether some declared app's id lies under `groupId` (starts with `groupId/`). Logarithmic. */
   hasAppUnder(groupId: string): boolean;
+  /** Whether a declared app names `port` in its port definitions (service ports; constant time). */
+  namesServicePort(port: number): boolean;
   /** The declared apps' definitions by id (not a copy: read only). */
   declared(): ReadonlyMap<string, AppDefinition>;
   /**
@@ -204,6 +206,8 @@ export class AppsState implements AppsView {
   /** The declared apps in id order, kept in order as apps are saved and removed (binary search). */
   private readonly sortedApps: VersionedApp[] = [];
   readonly dirty = new Set<string>();
+  /** How many declared apps name each port (non-zero port definitions). */
+  private readonly portUse = new Map<number, number>();
   lastFullPassAt = 0;
 
   /** The stored state, through `apply`. A document that does not read (or an app that no longer parses) is left out, and logged. */
@@ -223,6 +227,8 @@ export class AppsState implements AppsView {
         this.frameworkId = c.frameworkId;
         return;
       case 'APP_SAVED': {
+        this.countPorts(this.defsById.get(c.app.def.id), -1);
+        this.countPorts(c.app.def, 1);
         this.appsById.set(c.app.def.id, c.app);
         this.defsById.set(c.app.def.id, c.app.def);
         const at = this.sortedIndex(c.app.def.id);
@@ -235,6 +241,7 @@ export class AppsState implements AppsView {
         return;
       }
       case 'APP_REMOVED':
+        this.countPorts(this.defsById.get(c.appId), -1);
         this.appsById.delete(c.appId);
         this.defsById.delete(c.appId);
         {
@@ -338,6 +345,19 @@ export class AppsState implements AppsView {
         }
         return;
     }
+  }
+
+  private countPorts(def: AppDefinition | undefined, by: 1 | -1): void {
+    for (const p of def?.portDefinitions ?? []) {
+      if (p.port === 0) continue;
+      const n = (this.portUse.get(p.port) ?? 0) + by;
+      if (n > 0) this.portUse.set(p.port, n);
+      else this.portUse.delete(p.port);
+    }
+  }
+
+  namesServicePort(port: number): boolean {
+    return this.portUse.has(port);
   }
 
   private unindexRun(run: DeploymentRun): void {

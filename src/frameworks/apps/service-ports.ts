@@ -33,22 +33,29 @@ export function assignServicePorts(
    * looked at, and the answer is an overlay over `target` instead of a copy. Without it, all.
    */
   changed?: ReadonlySet<string>,
+  /**
+   * Whether an app of `original` names the port (the state's index, AppsView.namesServicePort):
+   * with it and `changed`, giving out a port looks at the changed apps only.
+   */
+  originalNames?: (port: number) => boolean,
 ): Map<string, AppDefinition> {
-  // The ports every app names, gathered only when a port is to be given out (a pass over every app).
+  // The ports apps name, gathered only when a port is to be given out: from the index and the
+  // changed apps when there is one, else by a pass over every app.
   let used: Set<number> | undefined;
   const usedPorts = (): Set<number> => {
     if (used === undefined) {
       used = new Set<number>();
-      for (const apps of [original, target]) for (const app of apps.values()) for (const p of app.portDefinitions) if (p.port !== 0) used.add(p.port);
+      const everyApp: Iterable<AppDefinition>[] = originalNames !== undefined && changed !== undefined ? [[...changed].flatMap((id) => target.get(id) ?? [])] : [original.values(), target.values()];
+      for (const apps of everyApp) for (const app of apps) for (const p of app.portDefinitions) if (p.port !== 0) used.add(p.port);
     }
     return used;
   };
+  const isUsed = (port: number): boolean => usedPorts().has(port) || (originalNames !== undefined && changed !== undefined && originalNames(port));
   let next = range.min;
   const nextFree = (): number => {
-    const used = usedPorts();
-    while (next < range.max && used.has(next)) next++;
+    while (next < range.max && isUsed(next)) next++;
     if (next >= range.max) throw new ServicePortsExhausted(range.min, range.max);
-    used.add(next);
+    usedPorts().add(next);
     return next;
   };
 

@@ -57,7 +57,7 @@ export function planDeploy(
   const draft = new DraftApps(original);
   const edited = edit(draft);
   const touched = edited === draft ? draft.changed : undefined;
-  const target = assignServicePorts(original, edited, undefined, touched);
+  const target = assignServicePorts(original, edited, undefined, touched, (port) => view.namesServicePort(port));
   const plan = planDeployment(original, target, { id: ctx.uuid(), version }, touched);
   const restarts = new Set(opts.restart ?? []);
   for (const id of restarts) {
