@@ -3,7 +3,7 @@
  * can show its defaults without loading the benchmark.
  */
 
-export type AppsBenchPart = 'scale' | 'failover' | 'upgrade' | 'list';
+export type AppsBenchPart = 'scale' | 'failover' | 'upgrade' | 'list' | 'creates';
 
 export interface AppsBenchOptions {
   agents: number;
@@ -17,6 +17,9 @@ export interface AppsBenchOptions {
   listInstances: number;
   listRequests: number;
   listAgents: number;
+  /** The creates part: apps declared before timing, and how many creates are timed. */
+  createsBaseApps: number;
+  createsSamples: number;
   topology: 'embedded' | 'separate';
   skip: AppsBenchPart[];
 }
@@ -33,6 +36,8 @@ export const APPS_BENCH_DEFAULTS: AppsBenchOptions = {
   listInstances: 10,
   listRequests: 200,
   listAgents: 100,
+  createsBaseApps: 10_000,
+  createsSamples: 500,
   topology: 'embedded',
   skip: [],
 };
@@ -41,5 +46,7 @@ export const APPS_BENCH_TARGETS = {
   scaleUpSeconds: 2,
   failoverSeconds: 8,
   listAppsP50Ms: 50,
+  /** Issue 11 §2: at least 500 POST /v2/apps per second with 10,000 apps declared. */
+  createsPerSecondAt10k: 500,
 };
 

@@ -34,6 +34,10 @@ import { freePort, killTaskProcesses, RealCluster, removeDir, removeTaskCgroups,
  *   with its SQLite store; only the agents are simulated), `listRequests` requests one after the
  *   other from this process once every instance runs and no deployment is left; each is timed
  *   until the whole body is read.
+ * - creates: POST /v2/apps of one app of no instances, `createsSamples` times one after the
+ *   other, first with almost no apps declared (createsPerSecondAtStart), then with
+ *   `createsBaseApps` more declared (createsPerSecondAt10k), on the simulated-agents server. A
+ *   create must cost the same whatever the number of apps.
  *
  * Before anything is timed, an app of no instances is created and deleted: a fresh server spends
  * ~100 ms on its first POST (lazy compilation), which a server that has been up has paid. Every
@@ -75,6 +79,15 @@ export interface AppsBenchResult {
   listCreateSeconds: number | null;
   /** From the first POST to every instance RUNNING and no deployment left. */
   listAllRunningSeconds: number | null;
+  /** Apps that exist before the creates are timed (10,000 by default). */
+  createsApps: number;
+  createsSamples: number;
+  /** POST /v2/apps of one app each, one after the other, with `createsApps` apps declared. */
+  createsPerSecondAt10k: number | null;
+  /** The same, with only the warm-up apps declared: the two should be alike. */
+  createsPerSecondAtStart: number | null;
+  /** Creating the `createsApps` apps first, by PUT /v2/apps of 1,000 at a time. */
+  createsBaseSeconds: number | null;
   machine: { cpus: number; cpuModel: string; memoryGb: number; node: string; platform: string; loadAverageAtStart: number[]; loadAverageAtEnd: number[] };
   targets: typeof APPS_BENCH_TARGETS;
 }
@@ -157,6 +170,11 @@ export async function runAppsBench(o: AppsBenchOptions, progress: (line: string)
     listResponseBytes: null,
     listCreateSeconds: null,
     listAllRunningSeconds: null,
+    createsApps: o.createsBaseApps,
+    createsSamples: o.createsSamples,
+    createsPerSecondAt10k: null,
+    createsPerSecondAtStart: null,
+    createsBaseSeconds: null,
     machine: { cpus: cpuList.length, cpuModel: cpuList[0]?.model.trim() ?? 'unknown', memoryGb: round(os.totalmem() / 2 ** 30, 1), node: process.version, platform: `${os.platform()} ${os.release()}`, loadAverageAtStart: loadAverage(), loadAverageAtEnd: [] },
     targets: APPS_BENCH_TARGETS,
   };
@@ -164,14 +182,14 @@ export async function runAppsBench(o: AppsBenchOptions, progress: (line: string)
   const dir = mkdtempSync(join(os.tmpdir(), 'slipway-bench-apps-'));
   let cluster: RealCluster | undefined;
   let stream: EventStream | undefined;
-  let listServer: ChildProcess | undefined;
+  const simServers: ChildProcess[] = [];
   let cleaned: Promise<void> | undefined;
   const cleanup = () =>
     (cleaned ??= (async () => {
       stream?.close();
       await cluster?.close().catch(() => undefined);
-      if (listServer !== undefined && listServer.exitCode === null && listServer.signalCode === null) {
-        const child = listServer;
+      for (const child of simServers) {
+        if (child.exitCode !== null || child.signalCode !== null) continue;
         const exited = new Promise((r) => child.once('exit', r));
         child.kill('SIGINT');
         const timer = setTimeout(() => child.kill('SIGKILL'), 5000);
@@ -207,7 +225,10 @@ export async function runAppsBench(o: AppsBenchOptions, progress: (line: string)
       cluster = undefined;
     }
     if (!skip.has('list')) {
-      await list(dir, o, result, progress, (child) => (listServer = child));
+      await list(dir, o, result, progress, (child) => simServers.push(child));
+    }
+    if (!skip.has('creates')) {
+      await creates(dir, o, result, progress, (child) => simServers.push(child));
     }
     result.machine.loadAverageAtEnd = loadAverage();
     return result;
@@ -396,27 +417,11 @@ async function upgrade(cluster: RealCluster, stream: EventStream, o: AppsBenchOp
 
 /** `started` hands the server process to the caller at once, so that it is stopped whatever happens. */
 async function list(dir: string, o: AppsBenchOptions, result: AppsBenchResult, progress: (line: string) => void, started: (child: ChildProcess) => void): Promise<void> {
-  const port = await freePort();
   const total = o.listApps * o.listInstances;
   const perAgent = Math.ceil(total / o.listAgents);
   const agentResources = `cpus:${round(perAgent * o.instanceCpus + 1, 2)};mem:${perAgent * o.instanceMem + 1024};disk:100000;ports:[31000-${31000 + Math.max(1000, perAgent * 2)}]`;
   progress(`list: ${o.listAgents} simulated agents, ${o.listApps} apps of ${o.listInstances} instances...`);
-  const child = spawn(process.execPath, ['--import', 'tsx', LIST_MAIN, JSON.stringify({ port, dataDir: join(dir, 'list-apps'), agents: o.listAgents, agentResources })], { stdio: ['ignore', 'pipe', 'pipe'] });
-  started(child);
-  let stderr = '';
-  child.stderr!.on('data', (d: Buffer) => {
-    stderr = (stderr + d.toString()).slice(-4000);
-  });
-  const base = await new Promise<string>((resolve, reject) => {
-    let out = '';
-    child.stdout!.on('data', (d: Buffer) => {
-      out += d.toString();
-      const m = /ready (\S+)\n/.exec(out);
-      if (m !== null) resolve(m[1]!);
-    });
-    child.once('exit', (code) => reject(new Error(`bench: the list server exited (${code}): ${stderr}`)));
-    setTimeout(() => reject(new Error(`bench: the list server did not start within 60 s: ${stderr}`)), 60_000).unref();
-  });
+  const base = await startSimServer(join(dir, 'list-apps'), o.listAgents, agentResources, started);
   const c0 = performance.now();
   for (let i = 0; i < o.listApps; i++) {
     await expectOk(base, 'POST', '/v2/apps', { id: `/list/app-${String(i).padStart(5, '0')}`, cmd: 'sleep 100000', cpus: o.instanceCpus, mem: o.instanceMem, disk: 0, instances: o.listInstances });
@@ -437,7 +442,7 @@ async function list(dir: string, o: AppsBenchOptions, result: AppsBenchResult, p
     },
     `${total} instances running`,
     600_000,
-    () => (child.exitCode !== null || child.signalCode !== null ? `the list server exited (${child.exitCode ?? child.signalCode}): ${stderr}` : undefined),
+    undefined,
     // Each look lists every app: looking often would load the server it waits for.
     500,
   );
@@ -467,6 +472,66 @@ async function list(dir: string, o: AppsBenchOptions, result: AppsBenchResult, p
   progress(`  p50 ${result.listAppsP50Ms} ms, p99 ${result.listAppsP99Ms} ms (${(first.body.byteLength / 2 ** 20).toFixed(1)} MiB each)`);
 }
 
+/**
+ * Starts bench/apps-list-main.ts (a real master core, simulated agents, the services framework
+ * with its SQLite store, Marathon's API over HTTP) and answers its URL.
+ */
+async function startSimServer(dataDir: string, agents: number, agentResources: string, started: (child: ChildProcess) => void): Promise<string> {
+  const port = await freePort();
+  const child = spawn(process.execPath, ['--import', 'tsx', LIST_MAIN, JSON.stringify({ port, dataDir, agents, agentResources })], { stdio: ['ignore', 'pipe', 'pipe'] });
+  started(child);
+  let stderr = '';
+  child.stderr!.on('data', (d: Buffer) => {
+    stderr = (stderr + d.toString()).slice(-4000);
+  });
+  return new Promise<string>((resolve, reject) => {
+    let out = '';
+    child.stdout!.on('data', (d: Buffer) => {
+      out += d.toString();
+      const m = /ready (\S+)\n/.exec(out);
+      if (m !== null) resolve(m[1]!);
+    });
+    child.once('exit', (code) => reject(new Error(`bench: the bench server exited (${code}): ${stderr}`)));
+    setTimeout(() => reject(new Error(`bench: the bench server did not start within 60 s: ${stderr}`)), 60_000).unref();
+  });
+}
+
+/**
+ * The creates part: `createsBaseApps` apps (of no instances, PUT /v2/apps in bulks of 1,000)
+ * on the simulated-agents server, then `createsSamples` POST /v2/apps of one app each, one after
+ * the other, timed from the first POST to the last answer. What a create costs when many apps
+ * exist: issue 11 found it growing with the number of apps (122/s up to 3.7k apps, 51/s at 5.2k).
+ */
+async function creates(dir: string, o: AppsBenchOptions, result: AppsBenchResult, progress: (line: string) => void, started: (child: ChildProcess) => void): Promise<void> {
+  progress(`creates: ${o.createsBaseApps} apps, then ${o.createsSamples} × POST /v2/apps...`);
+  const base = await startSimServer(join(dir, 'creates-apps'), 1, 'cpus:1;mem:1024;disk:1000', started);
+  const noDeployments = () => waitFor(async () => (((await expectOk(base, 'GET', '/v2/deployments')) as unknown as unknown[]).length === 0 ? true : undefined), 'no deployment left', 600_000, undefined, 200);
+  // No ports: 10,000 apps with a port each would take every service port of 10000-19999.
+  const app = (id: string) => ({ id, cmd: 'sleep 100000', cpus: 0.01, mem: 8, disk: 0, instances: 0, portDefinitions: [] });
+  // Warm up (JIT, schema compilation), then the same creates with (almost) no apps declared: a
+  // create must cost the same at 10,000 apps.
+  for (let i = 0; i < 20; i++) await expectOk(base, 'POST', '/v2/apps', app(`/warm/a${i}`));
+  await noDeployments();
+  const timeCreates = async (prefix: string): Promise<number> => {
+    const t0 = performance.now();
+    for (let i = 0; i < o.createsSamples; i++) await expectOk(base, 'POST', '/v2/apps', app(`${prefix}/a${String(i).padStart(5, '0')}`));
+    const rate = round(o.createsSamples / ((performance.now() - t0) / 1000), 1);
+    await noDeployments();
+    return rate;
+  };
+  result.createsPerSecondAtStart = await timeCreates('/first');
+  progress(`  ${result.createsPerSecondAtStart} creates/s at ${20 + o.createsSamples} apps`);
+  const b0 = performance.now();
+  for (let k = 0; k < o.createsBaseApps; k += 1000) {
+    const ids = Array.from({ length: Math.min(1000, o.createsBaseApps - k) }, (_, i) => `/base/g${String(Math.floor((k + i) / 100)).padStart(4, '0')}/a${String(k + i).padStart(5, '0')}`);
+    await expectOk(base, 'PUT', '/v2/apps', ids.map(app));
+    await noDeployments();
+  }
+  result.createsBaseSeconds = round((performance.now() - b0) / 1000);
+  result.createsPerSecondAt10k = await timeCreates('/new');
+  progress(`  ${result.createsPerSecondAt10k} creates/s at ${o.createsBaseApps} apps`);
+}
+
 const mark = (ok: boolean) => (ok ? 'met' : 'MISSED');
 
 export function formatAppsBench(r: AppsBenchResult): string {
@@ -493,6 +558,11 @@ export function formatAppsBench(r: AppsBenchResult): string {
     lines.push(
       `  GET /v2/apps?embed=apps.tasks  ${r.listApps} apps × ${r.listInstances} instances (simulated agents): p50 ${r.listAppsP50Ms} ms (target ${t.listAppsP50Ms} ms: ${mark(r.listAppsP50Ms <= t.listAppsP50Ms)}), p99 ${r.listAppsP99Ms} ms, max ${r.listAppsMaxMs} ms, ${((r.listResponseBytes ?? 0) / 2 ** 20).toFixed(1)} MiB`,
       `  list setup          ${r.listApps} POSTs in ${r.listCreateSeconds} s; all ${r.listApps * r.listInstances} RUNNING after ${r.listAllRunningSeconds} s`,
+    );
+  }
+  if (r.createsPerSecondAt10k !== null) {
+    lines.push(
+      `  POST /v2/apps       ${r.createsPerSecondAt10k} creates/s with ${r.createsApps} apps declared, ${r.createsSamples} one after the other (target ${t.createsPerSecondAt10k}/s: ${mark(r.createsPerSecondAt10k >= t.createsPerSecondAt10k)}); ${r.createsPerSecondAtStart}/s with ~${r.createsSamples} apps; the ${r.createsApps} apps took ${r.createsBaseSeconds} s in bulks of 1,000`,
     );
   }
   return lines.join('\n');

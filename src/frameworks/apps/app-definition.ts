@@ -1,5 +1,7 @@
+import { constraintPatternProblem } from '../kit/constraints-pattern.ts';
 import type { Constraint, ConstraintOperator } from '../kit/constraints.ts';
 import { MarathonErrorCollector, MarathonValidationError, marathonPath } from './marathon-error.ts';
+import { canonical, ID_SEGMENT_MESSAGE, isIdSegment, parsePath, toId } from './path-id.ts';
 import { FETCH_SCHEMES, findUnsupportedFields } from './unsupported-fields.ts';
 import { CMD_ARGS_OR_CONTAINER, validateAppSchema } from './validate-app-schema.ts';
 
@@ -280,46 +282,14 @@ export function parseAppDefinition(json: unknown, options: ParseAppOptions = {})
   return app;
 }
 
-// ---------------------------------------------------------------------------------------------
-// Ids (Marathon's PathId): segments of lowercase letters, digits, dashes and dots; `.` and `..`
-// resolved; leading and trailing slashes do not make segments.
-// ---------------------------------------------------------------------------------------------
-
-/** Marathon's ID_PATH_SEGMENT_PATTERN (state/PathId.scala), quoted as is in its error message. */
-const ID_SEGMENT_PATTERN = '^(([a-z0-9]|[a-z0-9][a-z0-9\\-]*[a-z0-9])\\.)*([a-z0-9]|[a-z0-9][a-z0-9\\-]*[a-z0-9])|(\\.|\\.\\.)$';
-/** The same, matched against a whole segment as Java's `matches` does. */
-const ID_SEGMENT = /^(?:(?:(?:[a-z0-9]|[a-z0-9][a-z0-9-]*[a-z0-9])\.)*(?:[a-z0-9]|[a-z0-9][a-z0-9-]*[a-z0-9])|\.|\.\.)$/;
+// Ids: path-id.ts (Marathon's PathId, checked in one pass without regular expressions).
 const RESERVED_LAST_SEGMENTS = ['restart', 'tasks', 'versions'];
-
-interface ParsedPath {
-  absolute: boolean;
-  segments: string[];
-}
-
-function parsePath(s: string): ParsedPath {
-  return { absolute: s.startsWith('/'), segments: s.replace(/^\/+|\/+$/g, '').split('/').filter((p) => p !== '') };
-}
-
-/** Marathon's canonicalPath: relative paths hang under `base`; `.` is dropped, `..` climbs. */
-function canonical(p: ParsedPath, base: string[]): string[] {
-  const out: string[] = [];
-  for (const s of p.absolute ? p.segments : [...base, ...p.segments]) {
-    if (s === '.') continue;
-    if (s === '..') out.pop();
-    else out.push(s);
-  }
-  return out;
-}
 
 function groupPath(idPrefix: string): string[] {
   const p = parsePath(idPrefix);
   // A programming error of the caller (the groups route), not a user's mistake.
   if (!p.absolute) throw new TypeError(`idPrefix must be an absolute group path, not '${idPrefix}'`);
   return canonical(p, []);
-}
-
-function toId(segments: string[]): string {
-  return `/${segments.join('/')}`;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -330,7 +300,7 @@ function normalize(raw: MarathonAppJson, base: string[], inGroup: boolean, error
   const id = normalizeId(raw.id, base, inGroup, errors);
   const dependencies = (raw.dependencies ?? []).map((d, i) => {
     const p = parsePath(d);
-    if (!p.segments.every((s) => ID_SEGMENT.test(s))) errors.add(marathonPath(['dependencies', i]), `must fully match regular expression '${ID_SEGMENT_PATTERN}'`);
+    if (!p.segments.every(isIdSegment)) errors.add(marathonPath(['dependencies', i]), ID_SEGMENT_MESSAGE);
     return toId(canonical(p, base));
   });
 
@@ -345,6 +315,7 @@ function normalize(raw: MarathonAppJson, base: string[], inGroup: boolean, error
   // alone lets 1e308 through, which is an integer to JavaScript).
   if ((raw.instances ?? 0) > MAX_INSTANCES) errors.add('/instances', `got ${raw.instances}, expected ${MAX_INSTANCES} or less`);
   if (raw.acceptedResourceRoles !== undefined && raw.acceptedResourceRoles.length === 0) errors.add('/acceptedResourceRoles', 'must not be empty');
+  checkProcessStrings(raw, errors);
 
   const portDefinitions = normalizePortDefinitions(raw, errors);
   // Port mappings are refused (no bridge), but while they are there they are what indices count.
@@ -392,9 +363,32 @@ function normalize(raw: MarathonAppJson, base: string[], inGroup: boolean, error
   return app;
 }
 
+const NO_NUL = 'must not contain NUL characters (a process cannot be given them)';
+
+/**
+ * Marathon's EnvVarValidation (non-strict, as for apps): a variable name must not be empty. Also
+ * what no process can be started with, which Marathon leaves to Mesos to fail at launch: a `=` in
+ * a name, a NUL anywhere in the environment, the command or its arguments. Refused here, a
+ * definition cannot reach an agent that would fail every launch of it.
+ */
+function checkProcessStrings(raw: MarathonAppJson, errors: MarathonErrorCollector): void {
+  Object.entries(raw.env ?? {}).forEach(([name, value], i) => {
+    const at = marathonPath(['env', 'keys', i]);
+    if (name === '') errors.add(at, 'must not be empty');
+    else if (name.includes('=')) errors.add(at, `'${name}': must not contain '=' (it ends a variable's name)`);
+    if (name.includes('\0')) errors.add(at, NO_NUL);
+    if (typeof value === 'string' && value.includes('\0')) errors.add(marathonPath(['env', name]), NO_NUL);
+  });
+  if (raw.cmd?.includes('\0') === true) errors.add('/cmd', NO_NUL);
+  (raw.args ?? []).forEach((a, i) => {
+    if (a.includes('\0')) errors.add(marathonPath(['args', i]), NO_NUL);
+  });
+  if (raw.user?.includes('\0') === true) errors.add('/user', NO_NUL);
+}
+
 function normalizeId(rawId: string, base: string[], inGroup: boolean, errors: MarathonErrorCollector): string {
   const p = parsePath(rawId);
-  if (!p.segments.every((s) => ID_SEGMENT.test(s))) errors.add('/id', `must fully match regular expression '${ID_SEGMENT_PATTERN}'`);
+  if (!p.segments.every(isIdSegment)) errors.add('/id', ID_SEGMENT_MESSAGE);
   const segments = canonical(p, base);
   if (segments.length === 0) {
     errors.add('/id', 'Path must contain at least one path element');
@@ -579,10 +573,10 @@ function normalizeConstraints(given: string[][], errors: MarathonErrorCollector)
       case 'LIKE':
       case 'UNLIKE':
         if (value === undefined) return bad('A regular expression value must be provided');
-        try {
-          new RegExp(value);
-        } catch {
-          return bad(`'${value}' is not a valid regular expression`);
+        {
+          // A user's regex, run by a backtracking engine on every offer: bounded shapes only.
+          const problem = constraintPatternProblem(value);
+          if (problem !== undefined) return bad(problem);
         }
         break;
     }

@@ -83,6 +83,15 @@ export class InvalidAppsRequest extends SlipwayError {
   readonly status = 400;
 }
 
+/**
+ * A request carries more than a route takes at once (`PUT /v2/apps` of more than
+ * MAX_APPS_PER_REQUEST apps): refused before any of it is read, so that one request cannot hold
+ * the event loop for seconds nor answer megabytes of errors. Split it into several requests.
+ */
+export class TooManyInRequest extends SlipwayError {
+  readonly code = 'TOO_MANY_IN_REQUEST';
+  readonly status = 413;
+}
 
 /** Every port of the service port range is named by some app (Marathon's PortRangeExhaustedException). */
 export class ServicePortsExhausted extends SlipwayError {

@@ -7,6 +7,7 @@ import { MAX_VERSIONS_PER_APP, type AppsChange, type StoredAppJson, type StoredA
 import type { ReadinessCheckResultJson } from './deployment/deployment-plan.ts';
 import { DeploymentRun, readDeploymentDoc, versionedApp, type RunSpec, type VersionedApp } from './deployment/deployment-run.ts';
 import { readInstance, type Instance } from './instance.ts';
+import type { AppDefinition } from './app-definition.ts';
 
 /** Marathon's `lastTaskFailure`. */
 export interface TaskFailure {
@@ -78,6 +79,11 @@ export type AppsStateChange =
   | { type: 'VERSION_ISSUED'; at: number }
   /** The next seed of the placement's tie-breaking shuffle. */
   | { type: 'SEED'; seed: number }
+  /**
+   * A pass reconciled `apps` (every app when `full`): they are no longer dirty. Apps that became
+   * dirty after the pass was planned stay dirty (turns run one at a time, so none do).
+   */
+  | { type: 'PASSED'; at: number; full: boolean; apps: readonly string[] }
   /** What each app waits to launch (the last pass's answer), and the offer mode. */
   | OfferModeChange;
 
@@ -149,6 +155,24 @@ export interface AppsView {
   readonly seed: number;
   /** `/v2/queue`: apps waiting for instances now. */
   queue(now: number): QueueEntry[];
+  /** Whether some declared app's id lies under `groupId` (starts with `groupId/`). Logarithmic. */
+  hasAppUnder(groupId: string): boolean;
+  /** Whether a declared app names `port` in its port definitions (service ports; constant time). */
+  namesServicePort(port: number): boolean;
+  /** The declared apps' definitions by id (not a copy: read only). */
+  declared(): ReadonlyMap<string, AppDefinition>;
+  /**
+   * Apps whose reconciliation inputs (definition, deployment, instances, backoff) changed since
+   * the last pass that covered them: what a pass between full ones needs to look at.
+   */
+  readonly dirty: ReadonlySet<string>;
+  /** When the last pass over every app ran. */
+  readonly lastFullPassAt: number;
+  /**
+   * Grows with every change applied (any kind): whatever is computed from the view alone, at
+   * one revision, is the same at that revision (the routes cache answers by it).
+   */
+  readonly revision: number;
 }
 
 /**
@@ -177,6 +201,14 @@ export class AppsState implements AppsView {
   manners: OfferMannersState = freshOfferManners();
   lastVersionAt = 0;
   seed = 1;
+  revision = 0;
+  private readonly defsById = new Map<string, AppDefinition>();
+  /** The declared apps in id order, kept in order as apps are saved and removed (binary search). */
+  private readonly sortedApps: VersionedApp[] = [];
+  readonly dirty = new Set<string>();
+  /** How many declared apps name each port (non-zero port definitions). */
+  private readonly portUse = new Map<number, number>();
+  lastFullPassAt = 0;
 
   /** The stored state, through `apply`. A document that does not read (or an app that no longer parses) is left out, and logged. */
   load(stored: StoredAppsState, log: (line: string) => void): void {
@@ -189,19 +221,34 @@ export class AppsState implements AppsView {
   }
 
   apply(c: AppsStateChange): void {
+    this.revision++;
     switch (c.type) {
       case 'FRAMEWORK_ID':
         this.frameworkId = c.frameworkId;
         return;
       case 'APP_SAVED': {
+        this.countPorts(this.defsById.get(c.app.def.id), -1);
+        this.countPorts(c.app.def, 1);
         this.appsById.set(c.app.def.id, c.app);
+        this.defsById.set(c.app.def.id, c.app.def);
+        const at = this.sortedIndex(c.app.def.id);
+        if (this.sortedApps[at]?.def.id === c.app.def.id) this.sortedApps[at] = c.app;
+        else this.sortedApps.splice(at, 0, c.app);
+        this.dirty.add(c.app.def.id);
         const list = (this.versionsById.get(c.app.def.id) ?? []).filter((v) => v.version !== c.json.version);
         list.push(c.json);
         this.versionsById.set(c.app.def.id, list.slice(-MAX_VERSIONS_PER_APP));
         return;
       }
       case 'APP_REMOVED':
+        this.countPorts(this.defsById.get(c.appId), -1);
         this.appsById.delete(c.appId);
+        this.defsById.delete(c.appId);
+        {
+          const at = this.sortedIndex(c.appId);
+          if (this.sortedApps[at]?.def.id === c.appId) this.sortedApps.splice(at, 1);
+        }
+        this.dirty.add(c.appId);
         this.versionsById.delete(c.appId);
         this.backoffs.delete(c.appId);
         this.failures.delete(c.appId);
@@ -210,7 +257,10 @@ export class AppsState implements AppsView {
         const before = this.runs.get(c.run.id);
         if (before !== undefined) this.unindexRun(before);
         this.runs.set(c.run.id, c.run);
-        for (const app of c.run.plan.affectedApps) this.runByApp.set(app, c.run);
+        for (const app of c.run.plan.affectedApps) {
+          this.runByApp.set(app, c.run);
+          this.dirty.add(app);
+        }
         return;
       }
       case 'DEPLOYMENT_REMOVED': {
@@ -218,6 +268,7 @@ export class AppsState implements AppsView {
         if (run === undefined) return;
         this.runs.delete(c.id);
         this.unindexRun(run);
+        for (const app of run.plan.affectedApps) this.dirty.add(app);
         return;
       }
       case 'INSTANCE_SAVED': {
@@ -226,6 +277,7 @@ export class AppsState implements AppsView {
         let m = this.byApp.get(i.appId);
         if (m === undefined) this.byApp.set(i.appId, (m = new Map()));
         m.set(i.taskId, i);
+        this.dirty.add(i.appId);
         return;
       }
       case 'INSTANCE_REMOVED': {
@@ -236,6 +288,7 @@ export class AppsState implements AppsView {
         this.heard.delete(c.taskId);
         this.killsSent.delete(c.taskId);
         this.readiness.delete(c.taskId);
+        this.dirty.add(i.appId);
         const m = this.byApp.get(i.appId);
         m?.delete(c.taskId);
         if (m?.size === 0) this.byApp.delete(i.appId);
@@ -243,6 +296,7 @@ export class AppsState implements AppsView {
       }
       case 'BACKOFF':
         setOrDelete(this.backoffs, c.appId, c.backoff);
+        this.dirty.add(c.appId);
         return;
       case 'FAILURE':
         this.failures.set(c.appId, c.failure);
@@ -282,7 +336,28 @@ export class AppsState implements AppsView {
       case 'SEED':
         this.seed = c.seed;
         return;
+      case 'PASSED':
+        if (c.full) {
+          this.dirty.clear();
+          this.lastFullPassAt = c.at;
+        } else {
+          for (const id of c.apps) this.dirty.delete(id);
+        }
+        return;
     }
+  }
+
+  private countPorts(def: AppDefinition | undefined, by: 1 | -1): void {
+    for (const p of def?.portDefinitions ?? []) {
+      if (p.port === 0) continue;
+      const n = (this.portUse.get(p.port) ?? 0) + by;
+      if (n > 0) this.portUse.set(p.port, n);
+      else this.portUse.delete(p.port);
+    }
+  }
+
+  namesServicePort(port: number): boolean {
+    return this.portUse.has(port);
   }
 
   private unindexRun(run: DeploymentRun): void {
@@ -296,7 +371,29 @@ export class AppsState implements AppsView {
   }
 
   apps(): VersionedApp[] {
-    return [...this.appsById.values()].sort((a, b) => (a.def.id < b.def.id ? -1 : 1));
+    return [...this.sortedApps];
+  }
+
+  /** Where `id` is, or would go, in sortedApps. */
+  private sortedIndex(id: string): number {
+    let lo = 0;
+    let hi = this.sortedApps.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if (this.sortedApps[mid]!.def.id < id) lo = mid + 1;
+      else hi = mid;
+    }
+    return lo;
+  }
+
+  hasAppUnder(groupId: string): boolean {
+    const prefix = groupId === '/' ? '/' : `${groupId}/`;
+    // Ids under the prefix, if any, start where the prefix would go.
+    return this.sortedApps[this.sortedIndex(prefix)]?.def.id.startsWith(prefix) ?? false;
+  }
+
+  declared(): ReadonlyMap<string, AppDefinition> {
+    return this.defsById;
   }
 
   versions(appId: string): readonly StoredAppJson[] {

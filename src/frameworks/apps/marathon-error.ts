@@ -21,18 +21,38 @@ export class MarathonValidationError extends SlipwayError {
   readonly code = 'MARATHON_INVALID_APP';
   readonly status = 422;
 
+  readonly details: MarathonErrorDetail[];
+
+  /**
+   * At most MAX_ERROR_DETAILS details are kept, the last of them saying how many more there were
+   * (`{"path":"/","errors":["and 999900 more"]}`), and at most MAX_ERROR_DETAILS errors per
+   * detail: a request of a million bad elements answers a few kilobytes, not 55 MB.
+   */
   constructor(
-    readonly details: MarathonErrorDetail[],
+    details: readonly MarathonErrorDetail[],
     readonly bodyMessage = 'Object is not valid',
   ) {
+    const kept = capDetails(details);
     // The Error message spells the details out, so that a log line or a failed test says what is wrong.
-    super(`${bodyMessage}: ${details.map((d) => `${d.path}: ${d.errors.join('; ')}`).join(', ')}`);
+    super(`${bodyMessage}: ${kept.map((d) => `${d.path}: ${d.errors.join('; ')}`).join(', ')}`);
+    this.details = kept;
   }
 
   /** The 422 body, exactly as Marathon shapes it. */
   override get body(): MarathonErrorBody {
     return { message: this.bodyMessage, details: this.details.map((d) => ({ path: d.path, errors: [...d.errors] })) };
   }
+}
+
+/** How many details (and errors per detail) a MarathonValidationError keeps. */
+export const MAX_ERROR_DETAILS = 100;
+
+function capDetails(details: readonly MarathonErrorDetail[]): MarathonErrorDetail[] {
+  const capErrors = (d: MarathonErrorDetail): MarathonErrorDetail =>
+    d.errors.length <= MAX_ERROR_DETAILS ? d : { path: d.path, errors: [...d.errors.slice(0, MAX_ERROR_DETAILS - 1), `and ${d.errors.length - MAX_ERROR_DETAILS + 1} more`] };
+  if (details.length <= MAX_ERROR_DETAILS) return details.map(capErrors);
+  const more = details.length - (MAX_ERROR_DETAILS - 1);
+  return [...details.slice(0, MAX_ERROR_DETAILS - 1).map(capErrors), { path: '/', errors: [`and ${more} more`] }];
 }
 
 /**

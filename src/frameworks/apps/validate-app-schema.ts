@@ -1,7 +1,10 @@
 import { Ajv, type ErrorObject, type SchemaObject, type ValidateFunction } from 'ajv';
+import type { RegExpEngine } from 'ajv/dist/types/index.js';
 import addFormats from 'ajv-formats';
 import marathonAppSchema from './schema/AppDefinition.json' with { type: 'json' };
+import { patternHazard } from '../kit/constraints-pattern.ts';
 import { marathonPath, type MarathonErrorCollector } from './marathon-error.ts';
+import { matchesPathType, PATH_TYPE_PATTERN } from './path-id.ts';
 
 /**
  * Marathon's AppDefinition JSON Schema (schema/AppDefinition.json, kept byte for byte as Marathon
@@ -18,8 +21,33 @@ function amendedSchema(): SchemaObject {
   //    value with Marathon's own messages ("Constraint operator must be one of ...").
   const properties = schema['properties'] as Record<string, SchemaObject>;
   properties['constraints'] = { type: 'array', items: { type: 'array', items: { type: 'string' } } };
+  // 3. Ids (`pathType`): Marathon's pattern, run by a backtracking engine, takes exponential time
+  //    on ids like 42 slashes and a `!` (issue 11: 33 s of blocked event loop for 82 bytes). The
+  //    same language is checked by a one-pass function (path-id.ts matchesPathType), as a format.
+  const definitions = schema['definitions'] as Record<string, SchemaObject>;
+  const { pattern: _pathPattern, ...pathType } = definitions['pathType']!;
+  definitions['pathType'] = { ...pathType, format: PATH_TYPE_FORMAT };
+  // 4. `executor`: its pattern repeats a group holding a quantifier, which the guard below
+  //    refuses; every executor but "" and "//cmd" is refused as unsupported (UNSUPPORTED_FIELDS).
+  const { pattern: _executorPattern, ...executor } = properties['executor']!;
+  properties['executor'] = executor;
   return schema;
 }
+
+const PATH_TYPE_FORMAT = 'marathon-path';
+
+/**
+ * Ajv's regex engine for schema patterns: V8's, behind patternHazard (kit/constraints-pattern.ts).
+ * A pattern it refuses fails the schema's compilation (a programming error, found by any test).
+ */
+const guardedRegExp: RegExpEngine = Object.assign(
+  (pattern: string, flags: string): RegExp => {
+    const hazard = patternHazard(pattern);
+    if (hazard !== undefined) throw new TypeError(`schema pattern ${pattern} ${hazard}`);
+    return new RegExp(pattern, flags);
+  },
+  { code: 'new RegExp' },
+);
 
 let compiled: ValidateFunction | undefined;
 
@@ -28,8 +56,11 @@ function validator(): ValidateFunction {
     // allErrors: Marathon reports every problem at once. strict: false because Marathon's schema
     // uses tuple `items` and an `items` on an object (healthChecks[].command) that strict mode
     // refuses; they are harmless. verbose: errors carry the data and schema, used below.
-    const ajv = new Ajv({ allErrors: true, strict: false, verbose: true });
+    // code.regExp: every `pattern` and `patternProperties` of the schema is compiled through a
+    // guard that refuses, when the schema is compiled, shapes that can take exponential time.
+    const ajv = new Ajv({ allErrors: true, strict: false, verbose: true, code: { regExp: guardedRegExp } });
     addFormats.default(ajv, ['date-time']);
+    ajv.addFormat(PATH_TYPE_FORMAT, { type: 'string', validate: matchesPathType });
     compiled = ajv.compile(amendedSchema());
   }
   return compiled;
@@ -117,6 +148,7 @@ function messageOf(e: ErrorObject): string {
     case 'enum':
       return `must be one of: ${(p['allowedValues'] as unknown[]).map(String).join(', ')}`;
     case 'format':
+      if (p['format'] === PATH_TYPE_FORMAT) return `must fully match regular expression '${PATH_TYPE_PATTERN}'`;
       return p['format'] === 'date-time' ? 'error.expected.date.isoformat' : `must be a ${String(p['format'])}`;
     case 'not':
       // The only `not` in the schema is at the top: cmd and args together.

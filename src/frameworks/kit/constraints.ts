@@ -1,3 +1,4 @@
+import { compileValuePattern, type ValuePattern } from './constraints-pattern.ts';
 import { fieldValue, type InstanceTally, type Location } from './instance-tally.ts';
 
 export type ConstraintOperator = 'UNIQUE' | 'CLUSTER' | 'GROUP_BY' | 'LIKE' | 'UNLIKE' | 'MAX_PER' | 'IS';
@@ -28,7 +29,7 @@ export interface Constraint {
  * - IS: the value equals.
  * An agent without the attribute passes only UNLIKE, as in Marathon.
  */
-export function meetsConstraint(c: Constraint, candidate: Location, placed: InstanceTally, pattern?: RegExp): boolean {
+export function meetsConstraint(c: Constraint, candidate: Location, placed: InstanceTally, pattern?: ValuePattern): boolean {
   const value = fieldValue(c.fieldName, candidate);
   if (value === undefined) return c.operator === 'UNLIKE';
   switch (c.operator) {
@@ -71,21 +72,17 @@ function parseCount(value: string | undefined): number | undefined {
 
 /**
  * The regex of a LIKE / UNLIKE value, anchored to match the whole value (Java's `String.matches`).
- * Undefined when it does not compile: such a constraint is met by no agent.
+ * Undefined when it does not compile, or has a shape that can take exponential time
+ * (constraints-pattern.ts): such a constraint is met by no agent.
  */
-export function wholeValuePattern(value: string | undefined): RegExp | undefined {
-  if (value === undefined) return undefined;
-  try {
-    return new RegExp(`^(?:${value})$`);
-  } catch {
-    return undefined;
-  }
+export function wholeValuePattern(value: string | undefined): ValuePattern | undefined {
+  return value === undefined ? undefined : compileValuePattern(value);
 }
 
 /** Whether `candidate` meets every constraint; `patterns[i]` is the compiled regex of constraint i. */
 export function meetsConstraints(
   constraints: readonly Constraint[],
-  patterns: readonly (RegExp | undefined)[],
+  patterns: readonly (ValuePattern | undefined)[],
   candidate: Location,
   placed: InstanceTally,
 ): boolean {

@@ -57,12 +57,18 @@ export function planDeployment(
   original: ReadonlyMap<string, AppDefinition>,
   target: ReadonlyMap<string, AppDefinition>,
   meta: { id: string; version: string },
+  /**
+   * The ids that may differ between original and target (a DraftApps' `changed`); without it,
+   * every id is compared. With it, planning looks only at those apps and what they depend on.
+   */
+  touched?: ReadonlySet<string>,
 ): DeploymentPlan {
-  const removed = [...original.keys()].filter((id) => !target.has(id)).sort();
-  const added = [...target.keys()].filter((id) => !original.has(id)).sort();
+  const removed = (touched !== undefined ? [...touched].filter((id) => original.has(id) && !target.has(id)) : [...original.keys()].filter((id) => !target.has(id))).sort();
+  const added = (touched !== undefined ? [...touched].filter((id) => target.has(id) && !original.has(id)) : [...target.keys()].filter((id) => !original.has(id))).sort();
   const changed: string[] = [];
   const scaleOnly = new Set<string>();
-  for (const [id, next] of target) {
+  const candidates = touched !== undefined ? [...touched].flatMap((id) => (target.has(id) ? [[id, target.get(id)!] as const] : [])) : target;
+  for (const [id, next] of candidates) {
     const prev = original.get(id);
     if (prev === undefined || jsonEqual(prev, next)) continue;
     changed.push(id);
@@ -157,19 +163,34 @@ export function deploymentToJSON(plan: DeploymentPlan, progress: DeploymentProgr
  * every app under it (but an app under a group it depends on does not depend on itself through
  * it). Dependencies on ids that match no app are ignored: they constrain nothing here.
  */
-function dependencyGraph(apps: ReadonlyMap<string, AppDefinition>): Map<string, string[]> {
-  const ids = [...apps.keys()].sort();
+function dependencyGraph(apps: ReadonlyMap<string, AppDefinition>): DependencyGraph {
+  // Built on demand, per app that layering visits: a deploy of one app at 10,000 apps looks at
+  // that app and what it depends on, not at every app. The sorted ids are needed only for a
+  // dependency that names a group.
+  let ids: string[] | undefined;
   const graph = new Map<string, string[]>();
-  for (const id of ids) {
+  const get = (id: string): string[] | undefined => {
+    const known = graph.get(id);
+    if (known !== undefined) return known;
+    const app = apps.get(id);
+    if (app === undefined) return undefined;
     const deps = new Set<string>();
-    for (const dep of apps.get(id)?.dependencies ?? []) {
+    for (const dep of app.dependencies) {
       if (apps.has(dep)) deps.add(dep);
       const prefix = dep === '/' ? '/' : `${dep}/`;
+      ids ??= [...apps.keys()].sort();
       for (const other of ids) if (other !== id && other.startsWith(prefix)) deps.add(other);
     }
-    graph.set(id, [...deps].sort());
-  }
-  return graph;
+    const sorted = [...deps].sort();
+    graph.set(id, sorted);
+    return sorted;
+  };
+  return { get };
+}
+
+/** Edges app -> the apps it depends on, sorted; undefined for an id that is no app. */
+interface DependencyGraph {
+  get(id: string): readonly string[] | undefined;
 }
 
 /**
@@ -177,7 +198,7 @@ function dependencyGraph(apps: ReadonlyMap<string, AppDefinition>): Map<string, 
  * Layers are computed over the whole graph, so an app in between that is not in `ids` still
  * orders those around it. A cycle reachable from `ids` throws DeploymentCycle.
  */
-function layersOf(ids: readonly string[], graph: ReadonlyMap<string, readonly string[]>): string[][] {
+function layersOf(ids: readonly string[], graph: DependencyGraph): string[][] {
   const layer = new Map<string, number>();
   const onPath: string[] = [];
   const onPathSet = new Set<string>();

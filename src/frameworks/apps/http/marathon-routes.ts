@@ -1,12 +1,13 @@
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { appToJSON, parseAppDefinition, type AppDefinition, type MarathonAppJson } from '../app-definition.ts';
-import { AppAlreadyExists, AppNotFound, AppVersionNotFound, GroupAlreadyExists, GroupNotFound, InvalidAppsRequest, TaskNotFoundInApp } from '../apps-errors.ts';
+import { AppAlreadyExists, AppNotFound, AppVersionNotFound, GroupAlreadyExists, GroupNotFound, InvalidAppsRequest, TaskNotFoundInApp, TooManyInRequest } from '../apps-errors.ts';
 import type { AppsFramework } from '../apps-framework.ts';
 import type { AppsView } from '../apps-state.ts';
 import type { StoredAppJson } from '../apps-store.ts';
 import type { VersionedApp } from '../deployment/deployment-run.ts';
-import { parseGroupDefinition, resolveGroupId } from '../group-definition.ts';
+import { groupIdProblem, MAX_APPS_PER_REQUEST, parseGroupDefinition, resolveGroupId } from '../group-definition.ts';
 import { MarathonValidationError } from '../marathon-error.ts';
+import { DraftApps } from '../plan/draft-apps.ts';
 import { marathonErrorReply } from './marathon-error-reply.ts';
 import { appJson, appJsonText, groupJson, parseEmbed, queueJson, taskJson, type Embed } from './marathon-views.ts';
 
@@ -96,7 +97,18 @@ function registerRoutes(app: FastifyInstance, o: MarathonRoutesOptions): void {
 
   // --- apps ---------------------------------------------------------------------------------
 
-  app.get('/v2/apps', (req, reply) => {
+  // GET /v2/apps: at 5,000 apps the list is megabytes, and building it takes milliseconds per
+  // request. Answers are kept by query for one state revision (nothing they show changes while
+  // the revision stays), and no answer is built for a client that has already left.
+  // Kept as bytes: sending a kept answer then costs no encoding and no copy (a 4 MB string is
+  // encoded anew for every socket it is written to).
+  const listAnswers = new Map<string, Buffer>();
+  let listRevision = -1;
+  app.get('/v2/apps', async (req, reply) => {
+    // One turn of the event loop first, so that a connection its client closed meanwhile is seen
+    // closed (clients that give up on a busy server are the ones that pile up).
+    await new Promise<void>((resolve) => setImmediate(resolve));
+    if (clientLeft(req, reply)) return abandon(reply);
     const q = req.query as Query;
     // Marathon always embeds counts and deployments in the list, whatever `embed` asks for.
     const embed = parseEmbed(list(q, 'embed'), []).add('counts').add('deployments');
@@ -104,13 +116,24 @@ function registerRoutes(app: FastifyInstance, o: MarathonRoutesOptions): void {
     // Both filters are case-insensitive substrings, as in Marathon's AppsResource.search.
     const cmdFilter = first(q, 'cmd')?.toLowerCase();
     const selector = first(q, 'label');
-    const match = selector !== undefined ? labelSelector(selector) : undefined;
-    const apps = view
-      .apps()
-      .filter((a) => idFilter === undefined || a.def.id.toLowerCase().includes(idFilter))
-      .filter((a) => cmdFilter === undefined || (a.def.cmd !== undefined && a.def.cmd.toLowerCase().includes(cmdFilter)))
-      .filter((a) => match === undefined || match(a.def.labels));
-    return reply.type('application/json; charset=utf-8').send(`{"apps":[${apps.map((a) => appJsonText(view, a, embed)).join(',')}]}`);
+    if (view.revision !== listRevision) {
+      listAnswers.clear();
+      listRevision = view.revision;
+    }
+    const key = JSON.stringify([[...embed].sort(), idFilter ?? null, cmdFilter ?? null, selector ?? null]);
+    let answer = listAnswers.get(key);
+    if (answer === undefined) {
+      const match = selector !== undefined ? labelSelector(selector) : undefined;
+      const apps = view
+        .apps()
+        .filter((a) => idFilter === undefined || a.def.id.toLowerCase().includes(idFilter))
+        .filter((a) => cmdFilter === undefined || (a.def.cmd !== undefined && a.def.cmd.toLowerCase().includes(cmdFilter)))
+        .filter((a) => match === undefined || match(a.def.labels));
+      answer = Buffer.from(`{"apps":[${apps.map((a) => appJsonText(view, a, embed)).join(',')}]}`, 'utf8');
+      // A few distinct queries per revision are kept (dashboards poll the same ones).
+      if (listAnswers.size < LIST_ANSWERS_KEPT) listAnswers.set(key, answer);
+    }
+    return reply.type('application/json; charset=utf-8').send(answer);
   });
 
   app.post('/v2/apps', async (req, reply) => {
@@ -118,7 +141,7 @@ function registerRoutes(app: FastifyInstance, o: MarathonRoutesOptions): void {
     const { deploymentId, apps } = await fw.deploy(
       (target) => {
         if (target.has(def.id)) throw new AppAlreadyExists(def.id);
-        checkNotAGroup(target, def.id);
+        checkNotAGroup(view, target, def.id);
         return target.set(def.id, def);
       },
       { force: bool(req.query as Query, 'force') },
@@ -126,7 +149,7 @@ function registerRoutes(app: FastifyInstance, o: MarathonRoutesOptions): void {
     const created = apps.get(def.id)!;
     return reply
       .code(201)
-      .header('Location', `/v2/apps${def.id}`)
+      .header('Location', location('/v2/apps', def.id))
       .header('Marathon-Deployment-Id', deploymentId)
       .send({ ...appJson(view, created, new Set<Embed>(['counts'])), deployments: [{ id: deploymentId }], tasks: [] });
   });
@@ -134,6 +157,10 @@ function registerRoutes(app: FastifyInstance, o: MarathonRoutesOptions): void {
   const bulk = async (req: FastifyRequest, reply: FastifyReply, partialDefault: boolean) => {
     const q = req.query as Query;
     if (!Array.isArray(req.body)) throw new MarathonValidationError([{ path: '/', errors: ['error.expected.jsarray'] }]);
+    // Before anything of the body is read: at most MAX_APPS_PER_REQUEST apps are validated at once.
+    if (req.body.length > MAX_APPS_PER_REQUEST) {
+      throw new TooManyInRequest(`${req.body.length} apps in one request: at most ${MAX_APPS_PER_REQUEST} apps per ${req.method} /v2/apps (send them in several requests)`);
+    }
     const partial = bool(q, 'partialUpdate', partialDefault);
     const items = req.body as unknown[];
     const { deploymentId, version } = await fw.deploy(
@@ -205,14 +232,14 @@ function registerRoutes(app: FastifyInstance, o: MarathonRoutesOptions): void {
       (target) => {
         const existing = target.get(appId);
         created = existing === undefined;
-        if (existing === undefined) checkNotAGroup(target, appId);
+        if (existing === undefined) checkNotAGroup(view, target, appId);
         const def = rolledBack(view, appId, body) ?? updatedDefinition(existing, withId, bool(q, 'partialUpdate', partialDefault));
         return target.set(appId, def);
       },
       { force: bool(q, 'force') },
     );
     // A PUT that creates the app answers as POST does: 201 with its Location.
-    if (created) reply.code(201).header('Location', `/v2/apps${appId}`);
+    if (created) reply.code(201).header('Location', location('/v2/apps', appId));
     return reply.header('Marathon-Deployment-Id', deploymentId).send({ deploymentId, version });
   };
   app.put('/v2/apps/*', (req, reply) => updateOne(req, reply, true));
@@ -276,6 +303,9 @@ function registerRoutes(app: FastifyInstance, o: MarathonRoutesOptions): void {
   const putGroup = async (req: FastifyRequest, reply: FastifyReply, create: boolean) => {
     const q = req.query as Query;
     const urlId = resolveGroupId(wildcardOr(req, ''), '/');
+    // The URL's group is the group of a body without id: it is checked as a body's id would be.
+    const urlProblem = groupIdProblem(urlId);
+    if (urlProblem !== undefined) throw new MarathonValidationError([{ path: '/id', errors: [urlProblem] }]);
     const body = req.body;
     if (body === null || typeof body !== 'object' || Array.isArray(body)) throw new MarathonValidationError([{ path: '/', errors: ['error.expected.jsobject'] }]);
     const prefixOf = (g: string) => (g === '/' ? '/' : `${g}/`);
@@ -320,7 +350,7 @@ function registerRoutes(app: FastifyInstance, o: MarathonRoutesOptions): void {
       },
       { force: bool(q, 'force') },
     );
-    if (create) reply.header('Location', `/v2/groups${groupId}`);
+    if (create) reply.header('Location', location('/v2/groups', groupId));
     return reply.code(create ? 201 : 200).header('Marathon-Deployment-Id', deploymentId).send({ deploymentId, version });
   };
   app.post('/v2/groups', (req, reply) => putGroup(req, reply, true));
@@ -444,10 +474,15 @@ function updatedDefinition(existing: AppDefinition | undefined, body: unknown, p
   return parseAppDefinition({ ...base, ...b });
 }
 
-/** An app's id must not be a group (have apps under it), nor lie under an app, among `declared`. */
-function checkNotAGroup(declared: ReadonlyMap<string, AppDefinition>, appId: string): void {
+/**
+ * An app's id must not be a group (have apps under it), nor lie under an app, among `declared`.
+ * `declared` is the deploy's draft: while it holds no change yet (a create), the state's sorted
+ * ids answer in logarithmic time; otherwise every id is looked at.
+ */
+function checkNotAGroup(view: AppsView, declared: ReadonlyMap<string, AppDefinition>, appId: string): void {
   const prefix = `${appId}/`;
-  if ([...declared.keys()].some((id) => id.startsWith(prefix))) {
+  const unchanged = declared instanceof DraftApps && declared.changed.size === 0;
+  if (unchanged ? view.hasAppUnder(appId) : [...declared.keys()].some((id) => id.startsWith(prefix))) {
     throw new MarathonValidationError([{ path: '/id', errors: [`${appId} is a group: an app cannot have the id of a group`] }]);
   }
   const parts = appId.split('/').filter(Boolean);
@@ -455,6 +490,29 @@ function checkNotAGroup(declared: ReadonlyMap<string, AppDefinition>, appId: str
     const ancestor = `/${parts.slice(0, k).join('/')}`;
     if (declared.has(ancestor)) throw new MarathonValidationError([{ path: '/id', errors: [`${ancestor} is an app: it cannot hold ${appId}`] }]);
   }
+}
+
+/** How many GET /v2/apps answers (distinct queries) are kept for one state revision. */
+const LIST_ANSWERS_KEPT = 8;
+
+/** Whether the client of `req` is gone: its connection closed before the answer was begun. */
+function clientLeft(req: FastifyRequest, reply: FastifyReply): boolean {
+  return req.raw.socket.destroyed || reply.raw.destroyed;
+}
+
+/** Ends a request whose client has left, without building or sending anything. */
+function abandon(reply: FastifyReply): FastifyReply {
+  reply.hijack();
+  reply.raw.destroy();
+  return reply;
+}
+
+/**
+ * A Location header: the route and an id that passed validation (letters, digits, `-`, `.`, `/`),
+ * percent-encoded all the same, so that no text of a request can make the header invalid.
+ */
+function location(route: string, id: string): string {
+  return encodeURI(`${route}${id}`);
 }
 
 function wildcard(req: FastifyRequest): string {

@@ -8,6 +8,7 @@ import { apiPostEvent, deploymentFailed, deploymentInfo, deploymentPlanJson, gro
 import type { Instance } from '../instance.ts';
 import { assignServicePorts } from '../service-ports.ts';
 import { AppsPlanBuilder, type AppsPlan } from './apps-plan.ts';
+import { DraftApps } from './draft-apps.ts';
 
 // The REST API's verbs as pure planners: each reads the state and answers a plan and the result
 // the route answers with, or throws (a 4xx: nothing happens). The framework runs each in a turn
@@ -32,11 +33,6 @@ export interface DeployResult {
   apps: ReadonlyMap<string, VersionedApp>;
 }
 
-/** The declared apps, as a map to edit into a deploy target. */
-export function declaredApps(view: AppsView): Map<string, AppDefinition> {
-  return new Map(view.apps().map((v) => [v.def.id, v.def] as const));
-}
-
 /**
  * Deploys a new set of declared apps: `edit` gets the declared apps (a copy, to change and
  * return: a route's create, update, delete or group change) and may throw to refuse the request.
@@ -55,9 +51,14 @@ export function planDeploy(
   const b = new AppsPlanBuilder();
   const at = Math.max(ctx.now, view.lastVersionAt + 1);
   const version = new Date(at).toISOString();
-  const original = declaredApps(view);
-  const target = assignServicePorts(original, edit(declaredApps(view)));
-  const plan = planDeployment(original, target, { id: ctx.uuid(), version });
+  // No copy of the declared apps: the edit writes into a draft over them, which names what it
+  // changed, and planning looks at those apps only (a create costs the same at 10 or 10,000 apps).
+  const original = view.declared();
+  const draft = new DraftApps(original);
+  const edited = edit(draft);
+  const touched = edited === draft ? draft.changed : undefined;
+  const target = assignServicePorts(original, edited, undefined, touched, (port) => view.namesServicePort(port));
+  const plan = planDeployment(original, target, { id: ctx.uuid(), version }, touched);
   const restarts = new Set(opts.restart ?? []);
   for (const id of restarts) {
     if (plan.affectedApps.includes(id) || !target.has(id)) continue;

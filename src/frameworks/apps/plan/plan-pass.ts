@@ -16,6 +16,12 @@ export interface PassContext {
   /** Whether the framework is subscribed (reconciliation and SUPPRESS need a subscription). */
   subscribed: boolean;
   role: string;
+  /**
+   * Reconcile every app (default), or only those the state marks dirty. Between full passes
+   * nothing changes for the other apps but time: the framework runs a full pass at least every
+   * second, for what time changes (backoffs running out, unreachable instances going inactive).
+   */
+  full?: boolean;
 }
 
 /**
@@ -36,7 +42,8 @@ export function planPass(view: AppsView, ctx: PassContext): AppsPlan {
   if (advanceDeployments(view, ctx.now, b)) return b.pass().plan;
   const expunged = expungeUnreachable(view, ctx.now, b);
   reconcileUnconfirmed(view, ctx, b);
-  const needs = reconcileApps(view, ctx.now, expunged, b);
+  const full = ctx.full !== false;
+  const needs = reconcileApps(view, ctx.now, expunged, full, b);
   forgetOldBackoffs(view, ctx.now, b);
   retryKills(view, ctx.now, b);
   if (!sameNeeds(needs, view.needs)) b.change({ type: 'NEEDS', needs });
@@ -126,11 +133,29 @@ function reconcileUnconfirmed(view: AppsView, ctx: PassContext, b: AppsPlanBuild
   for (let k = 0; k < tasks.length; k += 1000) b.call({ type: 'RECONCILE', reconcile: { tasks: tasks.slice(k, k + 1000) } });
 }
 
-/** Every app against its run spec: kills now; launches wanted, returned as the needs. */
-function reconcileApps(view: AppsView, now: number, expunged: ReadonlySet<string>, b: AppsPlanBuilder): Map<string, number> {
-  const needs = new Map<string, number>();
-  const ids = new Set<string>([...view.apps().map((a) => a.def.id), ...view.appsWithInstances()]);
-  for (const run of view.deployments()) for (const a of run.plan.affectedApps) ids.add(a);
+/**
+ * Apps against their run specs (every app, or the dirty ones and those with expunged instances):
+ * kills now; launches wanted, returned as the needs (of every app: those not looked at keep
+ * theirs). The pass is recorded (PASSED), which clears what it covered from the dirty set.
+ */
+function reconcileApps(view: AppsView, now: number, expunged: ReadonlySet<string>, full: boolean, b: AppsPlanBuilder): Map<string, number> {
+  let needs: Map<string, number>;
+  let ids: Set<string>;
+  if (full) {
+    needs = new Map<string, number>();
+    ids = new Set<string>([...view.apps().map((a) => a.def.id), ...view.appsWithInstances()]);
+    for (const run of view.deployments()) for (const a of run.plan.affectedApps) ids.add(a);
+  } else {
+    needs = new Map(view.needs);
+    ids = new Set(view.dirty);
+    for (const taskId of expunged) {
+      const appId = view.instance(taskId)?.appId;
+      if (appId !== undefined) ids.add(appId);
+    }
+    for (const id of ids) needs.delete(id);
+    ids = new Set([...ids].sort()); // the order a full pass takes them in
+  }
+  b.change({ type: 'PASSED', at: now, full, apps: full ? [] : [...ids] });
   for (const appId of ids) {
     const spec = view.runSpec(appId);
     const instances = view.instancesOf(appId).filter((i) => !expunged.has(i.taskId));
