@@ -6,7 +6,7 @@ import type { MasterToAgent } from '../protocol/agent.ts';
 import type { Offer, TaskInfo, TaskStatus } from '../protocol/mesos.ts';
 import type { Event, FrameworkCall } from '../protocol/scheduler.ts';
 import { SimCluster } from '../sim/sim-cluster.ts';
-import { FrameworkNotSubscribed, FrameworkRemoved } from './errors.ts';
+import { FrameworkNotSubscribed, FrameworkRemoved, InvalidRequest } from './errors.ts';
 import { Master } from './master.ts';
 
 /**
@@ -372,6 +372,42 @@ describe('Master', () => {
   });
 
   describe('ACCEPT', () => {
+    it('answers TASK_ERROR for a task that does not match TaskInfo, launches the others and returns the rest of the offer', () => {
+      const h = new Harness();
+      const fw = h.subscribe('a');
+      const agent = h.addAgent('cpus:4;mem:1024');
+      h.tick();
+      const offer = fw.offers()[0]!;
+      fw.take();
+      const bad = { ...task(offer, 'bad'), command: { value: 'true', environment: { variables: [{ name: '', value: 'foo' }] } } };
+      // In process, as built-in frameworks call: nothing parsed it before the master.
+      fw.call({ type: 'ACCEPT', accept: { offer_ids: [offer.id], operations: [{ type: 'LAUNCH', launch: { task_infos: [bad, task(offer, 'good')] } }], filters: { refuse_seconds: 0 } } });
+      const error = fw.updates().find((s) => s.task_id.value === 'bad')!;
+      assert.equal(error.state, 'TASK_ERROR');
+      assert.match(error.message ?? '', /^task bad: command\.environment\.variables\[0\]\.name: /);
+      assert.deepEqual(h.agentInbox.get(agent)!.filter((m) => m.type === 'LAUNCH').map((m) => m.type === 'LAUNCH' && m.task.task_id.value), ['good']);
+      h.tick();
+      assert.ok(offered(fw.offers()).equals(Resources.parse('cpus:3;mem:896')), 'what the good task does not use is offered again');
+    });
+
+    it('refuses an ACCEPT it cannot read as a whole only after returning its offer and launching what it could', () => {
+      const h = new Harness();
+      const fw = h.subscribe('a');
+      const agent = h.addAgent('cpus:4;mem:1024');
+      h.tick();
+      const offer = fw.offers()[0]!;
+      fw.take();
+      const call = { type: 'ACCEPT', accept: { offer_ids: [offer.id], operations: [{ type: 'RESERVE' }, 'x', { type: 'LAUNCH', launch: { task_infos: [{ name: 'no id' }, task(offer, 'good')] } }], filters: { refuse_seconds: 'soon' } } };
+      assert.throws(
+        () => fw.call(call as unknown as CallBody),
+        (e: unknown) => e instanceof InvalidRequest && /filters.*operations\[0\].*RESERVE.*operations\[1\].*operations\[2\]\.launch\.task_infos\[0\]/.test(e.message),
+      );
+      assert.equal(h.agentInbox.get(agent)!.filter((m) => m.type === 'LAUNCH').length, 1, 'the readable task was launched');
+      h.tick(5_000); // Unreadable filters: the default filter (5 s) applies.
+      assert.ok(offered(fw.offers()).equals(Resources.parse('cpus:3;mem:896')), 'the rest of the offer is offered again');
+      assert.equal(h.master.offerCount(), 1);
+    });
+
     it('launches tasks on the agent and reports a task that fails the checks as TASK_ERROR', () => {
       const h = new Harness();
       const fw = h.subscribe('a');

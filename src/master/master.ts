@@ -6,6 +6,7 @@ import { Resources } from '../core/resources.ts';
 import { isTerminal, type TaskState, type TaskStatusReason } from '../core/task-state.ts';
 import type { AgentToMaster, MasterToAgent } from '../protocol/agent.ts';
 import type { Attribute, FrameworkInfo, KillPolicy, Offer, TaskInfo, TaskStatus } from '../protocol/mesos.ts';
+import { readAccept } from '../protocol/read-accept.ts';
 import type { AcceptCall, Event, FrameworkCall, SubscribeCall } from '../protocol/scheduler.ts';
 import { Allocator, type Allocation, type RoleInfo } from './allocator.ts';
 import { AgentGone, AgentNotFound, FrameworkNotSubscribed, FrameworkRemoved, InvalidRequest } from './errors.ts';
@@ -754,9 +755,17 @@ export class Master {
   // =============================================================================================
   // Calls
 
+  /**
+   * ACCEPT. Whatever the framework sends, the offers named go back (what no task uses) and every
+   * part of the call is answered on its own (issue 11 §1): a task that cannot be launched gets
+   * TASK_ERROR with the reason in its `message`, and the other tasks are launched. Parts that
+   * cannot be answered per task (an operation other than LAUNCH, a task info without a readable
+   * task_id, bad filters) make the call refused (InvalidRequest, 400) once the rest is done, with
+   * every such part named. Only `offer_ids` was checked before (parseCall).
+   */
   private accept(fw: FrameworkRecord, call: AcceptCall): void {
     const now = this.clock.now();
-    const tasks = call.accept.operations.flatMap((op) => op.launch.task_infos);
+    const read = readAccept(call.accept);
     const offers: OfferRecord[] = [];
     const invalid: string[] = [];
     for (const offerId of call.accept.offer_ids) {
@@ -764,7 +773,7 @@ export class Master {
       if (offer === undefined || offer.frameworkId !== fw.id) invalid.push(offerId.value);
       else if (!offers.includes(offer)) offers.push(offer);
     }
-    const refuse = call.accept.filters?.refuse_seconds ?? this.options.defaultRefuseSeconds;
+    const refuse = read.refuseSeconds ?? this.options.defaultRefuseSeconds;
     for (const o of offers) this.removeOffer(o);
     const giveBack = () => {
       for (const o of offers) {
@@ -772,10 +781,14 @@ export class Master {
         this.allocateSoon(o.agentId);
       }
     };
+    const refuseRest = () => {
+      if (read.unreadable.length > 0) throw new InvalidRequest(`ACCEPT: ${read.unreadable.join('; ')} (the rest of the call was carried out; unused resources were returned)`);
+    };
     if (invalid.length > 0) {
       giveBack();
       const message = `Offer ${invalid.join(', ')} is no longer valid (unknown, rescinded or used)`;
-      for (const t of tasks) this.sendMasterUpdate(fw, t, fw.partitionAware ? 'TASK_DROPPED' : 'TASK_LOST', 'REASON_INVALID_OFFERS', message);
+      for (const t of read.tasks) this.sendMasterUpdate(fw, t.info, fw.partitionAware ? 'TASK_DROPPED' : 'TASK_LOST', 'REASON_INVALID_OFFERS', message);
+      refuseRest();
       return;
     }
     const first = offers[0]!;
@@ -786,17 +799,18 @@ export class Master {
         spread.agentId !== first.agentId
           ? `the offers are on more than one agent (${first.agentId}, ${spread.agentId}); all offers of an ACCEPT must be of one agent`
           : `the offers are for more than one role (${first.role}, ${spread.role})`;
-      for (const t of tasks) this.sendMasterUpdate(fw, t, 'TASK_ERROR', 'REASON_TASK_INVALID', why);
+      for (const t of read.tasks) this.sendMasterUpdate(fw, t.info, 'TASK_ERROR', 'REASON_TASK_INVALID', why);
+      refuseRest();
       return;
     }
     const agent = this.agents.get(first.agentId)!;
     let pool = Resources.EMPTY;
     for (const o of offers) pool = pool.add(o.resources);
     const seen = new Set<string>();
-    for (const info of tasks) {
-      const problem = this.validateTask(fw, agent, info, seen);
+    for (const { info, problem: invalidInfo } of read.tasks) {
+      const problem = invalidInfo !== undefined ? `task ${info.task_id.value}: ${invalidInfo}` : this.validateTask(fw, agent, info, seen);
       if (typeof problem === 'string') {
-        this.sendMasterUpdate(fw, info, 'TASK_ERROR', 'REASON_TASK_INVALID', problem);
+        this.sendMasterUpdate(fw, info, 'TASK_ERROR', 'REASON_TASK_INVALID', problem, agent.idObj);
         continue;
       }
       if (!pool.contains(problem)) {
@@ -815,6 +829,7 @@ export class Master {
       this.allocator.recover(fw.id, agent.id, first.role, pool, now, refuse);
       this.allocateSoon(agent.id);
     }
+    refuseRest();
   }
 
   /** The task's resources, or why it cannot be launched (TASK_ERROR's message). */
@@ -929,14 +944,16 @@ export class Master {
   }
 
   /** An update the master makes itself: no uuid, so it needs no acknowledgement. */
-  private sendMasterUpdate(fw: FrameworkRecord, task: Task | TaskInfo, state: TaskState, reason: TaskStatusReason, message: string | undefined): void {
+  private sendMasterUpdate(fw: FrameworkRecord, task: Task | TaskInfo, state: TaskState, reason: TaskStatusReason, message: string | undefined, agentId?: { value: string }): void {
     const info = 'info' in task ? task.info : task;
+    // A task info that failed its schema may lack a readable agent_id: the offers' agent is named.
+    const named = typeof info.agent_id?.value === 'string' ? info.agent_id : agentId;
     const status: TaskStatus = {
       task_id: info.task_id,
       state,
       source: 'SOURCE_MASTER',
       reason,
-      agent_id: info.agent_id,
+      ...(named !== undefined ? { agent_id: named } : {}),
       timestamp: this.clock.now() / 1000,
       ...(message !== undefined ? { message } : {}),
     };
