@@ -1,4 +1,5 @@
 import { mkdirSync, readFileSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { userInfo } from 'node:os';
 import { join } from 'node:path';
 import type { Clock } from '../core/clock.ts';
 import type { Resources } from '../core/resources.ts';
@@ -6,6 +7,7 @@ import { isTerminal, type TaskState, type TaskStatusReason } from '../core/task-
 import { newUuidBase64 } from '../core/uuid.ts';
 import type { AgentTask, MasterToAgent } from '../protocol/agent.ts';
 import type { Attribute, FrameworkID, FrameworkInfo, KillPolicy, TaskInfo } from '../protocol/mesos.ts';
+import { unhonouredTaskField } from '../protocol/task-support.ts';
 import type { ContainerExit, ContainerRef, Containerizer, ContainerizerInfo, Recovered } from './containerizer.ts';
 import { fetchUris } from './fetcher.ts';
 import { HealthChecker } from './health-checker.ts';
@@ -281,6 +283,13 @@ export class Agent {
       }
     });
     try {
+      // What the containerizer would ignore is refused, not run as if it had not been asked for
+      // (the master checks the same before a LAUNCH; this is for a master of another version).
+      const unhonoured = unhonouredTaskField(info) ?? (wantsDocker ? undefined : processUserProblem(info));
+      if (unhonoured !== undefined) {
+        this.transition(t, 'TASK_ERROR', unhonoured, 'REASON_TASK_INVALID');
+        return;
+      }
       if (containerizer === undefined) {
         this.transition(t, 'TASK_FAILED', `this agent has no ${wantsDocker ? 'docker' : 'process'} containerizer`, 'REASON_CONTAINER_LAUNCH_FAILED');
         return;
@@ -755,6 +764,25 @@ function errorMessage(e: unknown): string {
 
 function describeRef(ref: ContainerRef): string {
   return ref.kind === 'docker' ? `${ref.name || ref.containerId.slice(0, 12)} (docker)` : `pid ${ref.pid} (process)`;
+}
+
+/**
+ * The process containerizer runs a task as the agent's own user: a `command.user` other than that
+ * is refused (it would run as another user than asked). Docker tasks get theirs (`User`).
+ */
+function processUserProblem(info: TaskInfo): string | undefined {
+  const user = info.command?.user;
+  if (user === undefined) return undefined;
+  const own = agentUser();
+  return user === own ? undefined : `task ${info.task_id.value}: command.user: process tasks run as the agent's user (${own}), not as ${JSON.stringify(user)}`;
+}
+
+function agentUser(): string {
+  try {
+    return userInfo().username;
+  } catch {
+    return String(process.getuid?.() ?? '?');
+  }
 }
 
 function scalar(info: TaskInfo, name: string): number {

@@ -372,6 +372,25 @@ describe('Master', () => {
   });
 
   describe('ACCEPT', () => {
+    it('refuses tasks that ask for what no containerizer here honours, naming the field', () => {
+      const h = new Harness();
+      const fw = h.subscribe('a');
+      const agent = h.addAgent('cpus:8;mem:4096');
+      h.tick();
+      const offer = fw.offers()[0]!;
+      const asks: [Partial<TaskInfo>, RegExp][] = [
+        [{ container: { type: 'MESOS', mesos: { image: { type: 'DOCKER', docker: { name: 'busybox' } } } } as unknown as TaskInfo['container'] }, /container\.mesos\.image/],
+        [{ container: { type: 'MESOS', volumes: [{ container_path: '/data', host_path: '/srv' }] } }, /container\.volumes/],
+        [{ container: { type: 'DOCKER', docker: { image: 'x' }, network_infos: [{}] } as unknown as TaskInfo['container'] }, /container\.network_infos/],
+        [{ command: { value: 'true', environment: { variables: [{ name: 'TOKEN', type: 'SECRET' }] } } }, /variables\[0\] \(TOKEN\): SECRET/],
+        [{ max_completion_time: { nanoseconds: 1 } } as unknown as Partial<TaskInfo>, /max_completion_time/],
+      ];
+      fw.launch(offer, [...asks.map(([over]) => over), {}]);
+      const errors = fw.updates().filter((s) => s.state === 'TASK_ERROR');
+      asks.forEach(([, message], i) => assert.match(errors.find((e) => e.task_id.value === `t${i}`)?.message ?? '', message));
+      assert.deepEqual(h.agentInbox.get(agent)!.filter((m) => m.type === 'LAUNCH').map((m) => m.type === 'LAUNCH' && m.task.task_id.value), [`t${asks.length}`]);
+    });
+
     it('answers TASK_ERROR for a task that does not match TaskInfo, launches the others and returns the rest of the offer', () => {
       const h = new Harness();
       const fw = h.subscribe('a');

@@ -7,6 +7,7 @@ import { isTerminal, type TaskState, type TaskStatusReason } from '../core/task-
 import type { AgentToMaster, MasterToAgent } from '../protocol/agent.ts';
 import type { Attribute, FrameworkInfo, KillPolicy, Offer, TaskInfo, TaskStatus } from '../protocol/mesos.ts';
 import { readAccept } from '../protocol/read-accept.ts';
+import { unhonouredTaskField } from '../protocol/task-support.ts';
 import type { AcceptCall, Event, FrameworkCall, SubscribeCall } from '../protocol/scheduler.ts';
 import { Allocator, type Allocation, type RoleInfo } from './allocator.ts';
 import { AgentGone, AgentNotFound, FrameworkNotSubscribed, FrameworkRemoved, InvalidRequest } from './errors.ts';
@@ -840,6 +841,8 @@ export class Master {
     if (fw.tasks.has(id) || seen.has(id)) return `task id '${id}' is already used by a task of this framework`;
     if (info.agent_id.value !== agent.id) return `task ${id} names agent ${info.agent_id.value}, but the offers are of agent ${agent.id}`;
     if (info.executor !== undefined) return `task ${id}: custom executors are not supported; give a command or a container`;
+    const unhonoured = unhonouredTaskField(info);
+    if (unhonoured !== undefined) return unhonoured;
     if (info.command === undefined && info.container === undefined) return `task ${id} needs a command or a container`;
     if (info.command !== undefined && info.command.shell !== false && (info.command.value ?? '') === '' && info.container === undefined) {
       return `task ${id}: command.value is empty`;
