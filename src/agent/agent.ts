@@ -1,6 +1,6 @@
-import { mkdirSync, readFileSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, readdirSync, realpathSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { userInfo } from 'node:os';
-import { join } from 'node:path';
+import { join, sep } from 'node:path';
 import type { Clock } from '../core/clock.ts';
 import type { Resources } from '../core/resources.ts';
 import { isTerminal, type TaskState, type TaskStatusReason } from '../core/task-state.ts';
@@ -150,16 +150,30 @@ export class Agent {
     return this.options.containerizers.map((c) => c.info());
   }
 
-  /** The sandbox of a task of this agent, for the files server. */
+  /**
+   * The sandbox of a task of this agent, for the files server. Contract: only a directory inside
+   * `<work dir>/sandboxes/` (once links are resolved) is ever answered, so the agent's own state
+   * (agent_id, checkpoints, update streams, its lock) is never served, whatever a checkpoint names
+   * as a task's sandbox.
+   */
   sandboxOf(frameworkId: string, taskId: string): { dir: string; ended: boolean } | undefined {
     const t = this.tasks.get(key(frameworkId, taskId));
-    if (t !== undefined) return { dir: t.sandbox, ended: isTerminal(t.state) };
+    if (t !== undefined) return this.isSandbox(t.sandbox) ? { dir: t.sandbox, ended: isTerminal(t.state) } : undefined;
     const dir = this.sandboxDir(frameworkId, taskId);
     try {
       readdirSync(dir);
-      return { dir, ended: true };
+      return this.isSandbox(dir) ? { dir, ended: true } : undefined;
     } catch {
       return undefined;
+    }
+  }
+
+  private isSandbox(dir: string): boolean {
+    try {
+      const root = realpathSync(join(this.options.workDir, 'sandboxes'));
+      return realpathSync(dir).startsWith(root + sep);
+    } catch {
+      return false;
     }
   }
 
