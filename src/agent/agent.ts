@@ -17,6 +17,7 @@ import { safeReaddir } from './safe-readdir.ts';
 import { StatusUpdateManager } from './status-update-manager.ts';
 import { readTaskCheckpoint, type TaskCheckpoint } from './task-checkpoint.ts';
 import { taskEnvironment } from './task-environment.ts';
+import { WorkDirLock } from './work-dir-lock.ts';
 
 /**
  * The agent daemon: registers with the master over one long-lived stream, runs the tasks it is
@@ -91,6 +92,8 @@ export class Agent {
   private readonly link: MasterLink;
   private readonly metaDir: string;
   private stopped = false;
+  /** The work dir's lock, from start() to stop(). */
+  private lock: WorkDirLock | undefined;
 
   constructor(private readonly options: AgentOptions) {
     this.metaDir = join(options.workDir, 'meta');
@@ -128,10 +131,18 @@ export class Agent {
    * knows (orphans), then connects to the master.
    */
   async start(): Promise<void> {
-    this.updates.recover();
-    await this.recoverTasks();
-    await this.killOrphans();
-    this.link.start();
+    // First of all: a second agent on this work dir would take over the same agent id and the
+    // two would close each other's stream for ever (WorkDirLocked names the holder's pid).
+    this.lock = WorkDirLock.acquire(this.options.workDir, (line) => this.log(line));
+    try {
+      this.updates.recover();
+      await this.recoverTasks();
+      await this.killOrphans();
+      this.link.start();
+    } catch (e) {
+      this.lock.release();
+      throw e;
+    }
   }
 
   async stop(): Promise<void> {
@@ -143,6 +154,7 @@ export class Agent {
     this.updates.stop();
     this.link.stop();
     for (const c of this.options.containerizers) c.release();
+    this.lock?.release();
   }
 
   /** Containerizers and whether they enforce limits, for the agent's state. */
