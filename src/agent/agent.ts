@@ -58,6 +58,13 @@ export interface AgentOptions {
   defaultKillGraceMs?: number;
   /** A download of a task's URIs that receives nothing for this long fails the task. Default 60 s. */
   fetchStallTimeoutMs?: number;
+  /**
+   * stop() tells the master this is a planned restart (RESTARTING), so that it waits longer
+   * (its agentRestartGraceMs) before it reports the tasks here unreachable. Default true: a stop
+   * leaves the tasks running for the next agent process. False for an agent that will not come
+   * back (drain it first, then stop it).
+   */
+  announceRestartOnStop?: boolean;
   log?: (line: string) => void;
 }
 
@@ -146,6 +153,7 @@ export class Agent {
   }
 
   async stop(): Promise<void> {
+    if (this.options.announceRestartOnStop !== false) this.announceRestart();
     this.stopped = true;
     for (const t of this.tasks.values()) {
       t.health?.stop();
@@ -155,6 +163,17 @@ export class Agent {
     this.link.stop();
     for (const c of this.options.containerizers) c.release();
     this.lock?.release();
+  }
+
+  /**
+   * Tells the master that this agent is about to restart on purpose (RESTARTING, the agent
+   * contract): it launches nothing more here and gives the agent its restart grace once the
+   * stream drops. Answers whether the message went out (it needs a registered stream).
+   */
+  announceRestart(): boolean {
+    const sent = this.link.send({ type: 'RESTARTING' });
+    if (sent) this.log('told the master this is a planned restart');
+    return sent;
   }
 
   /** Containerizers and whether they enforce limits, for the agent's state. */
@@ -239,7 +258,7 @@ export class Agent {
         this.launch(m.framework, m.task);
         return;
       case 'KILL':
-        this.kill(m.framework_id.value, m.task_id.value, m.kill_policy, undefined);
+        this.kill(m.framework_id.value, m.task_id.value, m.kill_policy, m.reason);
         return;
       case 'ACKNOWLEDGE':
         this.updates.acknowledge(m.framework_id.value, m.task_id.value, m.uuid);

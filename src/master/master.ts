@@ -69,6 +69,20 @@ export interface MasterOptions {
   agentHeartbeatIntervalMs?: number;
   /** After a master restart, agents known from the store have this long to reregister. Default 60 s. */
   agentReregisterTimeoutMs?: number;
+  /**
+   * An agent that announced a planned restart (RESTARTING) has this long to register again
+   * before it is unreachable, instead of `agentReconnectGraceMs`. Default 120 s.
+   */
+  agentRestartGraceMs?: number;
+}
+
+/** Mesos's DrainInfo (master.proto): DRAINING until every task of the agent ended and was acknowledged. */
+export interface DrainInfo {
+  state: 'DRAINING' | 'DRAINED';
+  /** Upper bound of the kill grace period of the agent's tasks, in ms. */
+  maxGracePeriodMs: number | undefined;
+  /** Remove the agent for good (as removeAgent) once drained. */
+  markGone: boolean;
 }
 
 export interface Task {
@@ -129,9 +143,21 @@ interface AgentRecord {
   containerizers: { kind: string; limits: { enforced: boolean; reason?: string } }[];
   /** Runs out the grace period of a dropped stream, or the reregistration timeout after recovery. */
   graceTimer: Timer | undefined;
+  /** Deactivated by the operator (DEACTIVATE_AGENT, DRAIN_AGENT): no offers until REACTIVATE_AGENT. */
+  deactivated: boolean;
+  drain: DrainInfo | undefined;
+  /** When the agent announced a planned restart (RESTARTING); cleared by its next REGISTER. */
+  restartAnnouncedAt: number | undefined;
+  /** When its stream dropped, while it is away within its grace. */
+  disconnectedAt: number | undefined;
+  /** A drained check is due (it runs on its own turn: it may remove the agent). */
+  drainCheck: Timer | undefined;
 }
 
 const ROLE_PATTERN = /^[a-zA-Z0-9_][a-zA-Z0-9_.\-/]*$/;
+
+/** The agent's kill grace for a task without a kill policy (AgentOptions.defaultKillGraceMs's default). */
+const DEFAULT_KILL_GRACE_NS = 3e9;
 
 /** One shared empty list for agents that report no containerizers (the simulator's 50,000). */
 const NONE: AgentRecord['containerizers'] = Object.freeze([]) as unknown as AgentRecord['containerizers'];
@@ -194,6 +220,7 @@ export class Master {
       agentReconnectGraceMs: options.agentReconnectGraceMs ?? 5000,
       agentHeartbeatIntervalMs: options.agentHeartbeatIntervalMs ?? 5000,
       agentReregisterTimeoutMs: options.agentReregisterTimeoutMs ?? 60_000,
+      agentRestartGraceMs: options.agentRestartGraceMs ?? 120_000,
     };
     this.onAllocation = options.onAllocation;
     this.journal = options.journal === true ? [] : undefined;
@@ -225,7 +252,9 @@ export class Master {
     const liveness = () => {
       const limit = this.clock.now() - 3 * this.options.agentHeartbeatIntervalMs;
       for (const agent of [...this.agents.values()]) {
-        if (agent.state === 'ACTIVE' && agent.lastHeartbeatAt < limit) this.markAgentUnreachable(agent.id);
+        // Only a connected agent can miss heartbeats: one whose stream dropped is on its grace
+        // timer (the reconnect grace, or the longer one of an announced restart).
+        if (agent.state === 'ACTIVE' && agent.conn !== undefined && agent.lastHeartbeatAt < limit) this.markAgentUnreachable(agent.id);
         else agent.conn?.send({ type: 'HEARTBEAT' });
       }
       this.livenessTimer = this.clock.setTimer(this.options.agentHeartbeatIntervalMs, liveness);
@@ -239,7 +268,10 @@ export class Master {
     for (const t of [this.batchTimer, this.heartbeatTimer, this.soonTimer, this.livenessTimer]) t?.cancel();
     this.soonTimer = undefined;
     for (const fw of this.frameworks.values()) fw.failoverTimer?.cancel();
-    for (const agent of this.agents.values()) agent.graceTimer?.cancel();
+    for (const agent of this.agents.values()) {
+      agent.graceTimer?.cancel();
+      agent.drainCheck?.cancel();
+    }
   }
 
   /** The changes made since the last call, oldest first, for the store (empty without `journal`). */
@@ -324,6 +356,11 @@ export class Master {
         url: a.url,
         containerizers: NONE,
         graceTimer: undefined,
+        deactivated: false,
+        drain: undefined,
+        restartAnnouncedAt: undefined,
+        disconnectedAt: undefined,
+        drainCheck: undefined,
       };
       this.agents.set(a.id, agent);
       if (agent.state === 'UNREACHABLE') continue;
@@ -358,12 +395,16 @@ export class Master {
     const agent = this.agents.get(agentId);
     if (agent === undefined || agent.conn !== conn || agent.state !== 'ACTIVE') return;
     agent.conn = undefined;
+    agent.disconnectedAt = this.clock.now();
     // No offers of it while it is away: a LAUNCH could not reach it.
     this.allocator.setAgentActive(agent.id, false);
     this.rescindOffers(agent);
     agent.graceTimer?.cancel();
     if (!this.running) return;
-    agent.graceTimer = this.clock.setTimer(this.options.agentReconnectGraceMs, () => {
+    // A restart the agent announced is planned work (an upgrade, a reboot): its tasks run on,
+    // and it gets the long grace. A lost machine said nothing and gets the short one.
+    const grace = agent.restartAnnouncedAt !== undefined ? this.options.agentRestartGraceMs : this.options.agentReconnectGraceMs;
+    agent.graceTimer = this.clock.setTimer(grace, () => {
       agent.graceTimer = undefined;
       if (agent.conn === undefined && agent.state === 'ACTIVE') this.markAgentUnreachable(agent.id);
     });
@@ -540,6 +581,8 @@ export class Master {
       agent.lastHeartbeatAt = now;
       agent.url = message.url;
       agent.containerizers = message.containerizers ?? NONE;
+      agent.restartAnnouncedAt = undefined;
+      agent.disconnectedAt = undefined;
     } else {
       const id = requested ?? this.newAgentId();
       agent = {
@@ -558,13 +601,25 @@ export class Master {
         url: message.url,
         containerizers: message.containerizers ?? NONE,
         graceTimer: undefined,
+        deactivated: false,
+        drain: undefined,
+        restartAnnouncedAt: undefined,
+        disconnectedAt: undefined,
+        drainCheck: undefined,
       };
       this.agents.set(id, agent);
     }
     this.record({ type: 'AGENT_SAVED', agent: { id: agent.id, hostname: agent.hostname, resources: message.resources, attributes: agent.attributes, registeredAt: agent.registeredAt, ...(agent.url !== undefined ? { url: agent.url } : {}) } });
     this.allocator.addAgent(agent.id, total);
+    // Deactivated and draining agents stay so across a reconnection (only REACTIVATE_AGENT ends it).
+    if (agent.deactivated) this.allocator.setAgentActive(agent.id, false);
     this.reconcileAgentTasks(agent, message, wasUnreachable);
     conn.send({ type: 'REGISTERED', agent_id: agent.idObj, heartbeat_interval_seconds: this.options.agentHeartbeatIntervalMs / 1000 });
+    if (agent.drain?.state === 'DRAINING') {
+      // Kills asked while it was away go out now, with their reason.
+      for (const task of agent.tasks) if (!isTerminal(task.state)) this.drainKill(agent, task);
+      this.scheduleDrainCheck(agent);
+    }
     this.allocateSoon(agent.id);
     return agent.id;
   }
@@ -579,6 +634,13 @@ export class Master {
         return;
       case 'STATUS_UPDATE':
         this.statusUpdate(agent, message.framework_id.value, message.status, message.latest_state);
+        return;
+      case 'RESTARTING':
+        // It is going away on purpose: nothing more is launched there, and when its stream
+        // drops it gets the restart grace (agentDisconnected).
+        agent.restartAnnouncedAt = this.clock.now();
+        this.allocator.setAgentActive(agent.id, false);
+        this.rescindOffers(agent);
         return;
       case 'REGISTER':
         throw new InvalidRequest('REGISTER is only valid as the first message of a stream');
@@ -637,10 +699,55 @@ export class Master {
     }
     if (agent.state === 'ACTIVE') this.allocator.removeAgent(agent.id);
     agent.graceTimer?.cancel();
+    agent.drainCheck?.cancel();
+    agent.drain = undefined;
     agent.conn?.close();
     this.agents.delete(agent.id);
     this.goneAgents.add(agent.id);
     this.record({ type: 'AGENT_REMOVED', id: agent.id, removedAt: this.clock.now() });
+  }
+
+  /**
+   * DEACTIVATE_AGENT (Mesos's manual draining, "maintenance"): the agent gets no offers (those
+   * outstanding are rescinded) until REACTIVATE_AGENT; its tasks run on. Idempotent.
+   */
+  deactivateAgent(agentId: string): void {
+    const agent = this.operatedAgent(agentId);
+    agent.deactivated = true;
+    this.allocator.setAgentActive(agent.id, false);
+    this.rescindOffers(agent);
+  }
+
+  /**
+   * DRAIN_AGENT (Mesos's automatic node draining, docs/maintenance.md): the agent is deactivated
+   * and every task on it is killed (TASK_KILLED, REASON_AGENT_DRAINING, the kill grace capped
+   * at `maxGracePeriodMs`) so that frameworks place them elsewhere; an agent that is away gets
+   * the kills when it registers again. DRAINING becomes DRAINED once every task of the agent
+   * ended and was acknowledged; with `markGone`, the agent is then removed for good. Draining an
+   * agent that drains already changes nothing.
+   */
+  drainAgent(agentId: string, options: { maxGracePeriodMs?: number; markGone?: boolean } = {}): void {
+    const agent = this.operatedAgent(agentId);
+    const max = options.maxGracePeriodMs;
+    if (max !== undefined && (!(max >= 0) || !Number.isFinite(max))) throw new InvalidRequest(`max_grace_period must be a duration >= 0, got ${max} ms`);
+    if (agent.drain !== undefined) return;
+    this.deactivateAgent(agentId);
+    agent.drain = { state: 'DRAINING', maxGracePeriodMs: max, markGone: options.markGone === true };
+    for (const task of agent.tasks) if (!isTerminal(task.state)) this.drainKill(agent, task);
+    this.scheduleDrainCheck(agent);
+  }
+
+  /** REACTIVATE_AGENT: ends a deactivation or a drain; the agent is offered again. Idempotent. */
+  reactivateAgent(agentId: string): void {
+    const agent = this.operatedAgent(agentId);
+    agent.deactivated = false;
+    agent.drain = undefined;
+    agent.drainCheck?.cancel();
+    agent.drainCheck = undefined;
+    if (agent.state === 'ACTIVE' && agent.conn !== undefined && agent.restartAnnouncedAt === undefined) {
+      this.allocator.setAgentActive(agent.id, true);
+      this.allocateSoon(agent.id);
+    }
   }
 
   // =============================================================================================
@@ -709,6 +816,10 @@ export class Master {
         offers: number;
         registeredAt: number;
         lastHeartbeatAt: number;
+        deactivated: boolean;
+        drain: DrainInfo | undefined;
+        /** When a planned restart was announced, and until when the agent may take to come back (while away). */
+        restart: { announcedAt: number; backBy: number | undefined } | undefined;
       }
     | undefined {
     const a = this.agents.get(id);
@@ -732,6 +843,12 @@ export class Master {
       offers: a.offers.length,
       registeredAt: a.registeredAt,
       lastHeartbeatAt: a.lastHeartbeatAt,
+      deactivated: a.deactivated,
+      drain: a.drain === undefined ? undefined : { ...a.drain },
+      restart:
+        a.restartAnnouncedAt === undefined
+          ? undefined
+          : { announcedAt: a.restartAnnouncedAt, backBy: a.conn === undefined && a.state === 'ACTIVE' ? this.graceEnd(a) : undefined },
     };
   }
 
@@ -991,7 +1108,11 @@ export class Master {
   private completeTask(task: Task): void {
     this.freeTask(task);
     const fw = this.frameworks.get(task.frameworkId);
-    this.agents.get(task.agentId)?.tasks.delete(task);
+    const agent = this.agents.get(task.agentId);
+    if (agent !== undefined) {
+      agent.tasks.delete(task);
+      if (agent.drain?.state === 'DRAINING' && agent.tasks.size === 0) this.scheduleDrainCheck(agent);
+    }
     if (fw === undefined) return;
     fw.tasks.delete(task.id);
     this.record({ type: 'TASK_REMOVED', frameworkId: fw.id, taskId: task.id });
@@ -1073,6 +1194,51 @@ export class Master {
       const gone = task.state === 'TASK_STAGING' ? 'TASK_DROPPED' : 'TASK_GONE';
       this.endTask(task, fw?.partitionAware ? gone : 'TASK_LOST', 'REASON_AGENT_RESTARTED', `Task is not on agent ${agent.id} any more`);
     }
+  }
+
+  /** The agent an operator call names: known, not removed. */
+  private operatedAgent(agentId: string): AgentRecord {
+    const agent = this.agents.get(agentId);
+    if (agent === undefined) {
+      if (this.goneAgents.has(agentId)) throw new AgentGone(`agent ${agentId} was removed`);
+      throw new AgentNotFound(`agent ${agentId} is not known`);
+    }
+    return agent;
+  }
+
+  /** Kills a task of a draining agent, with the reason, the kill grace capped by the drain's. */
+  private drainKill(agent: AgentRecord, task: Task): void {
+    const fw = this.frameworks.get(task.frameworkId);
+    if (fw === undefined) return;
+    if (agent.conn === undefined || agent.state !== 'ACTIVE') return; // Sent when it registers again.
+    const max = agent.drain?.maxGracePeriodMs;
+    const own = task.info.kill_policy?.grace_period?.nanoseconds;
+    // Without a policy of its own, the agent's default applies (3 s): capped like any other.
+    const graceNs = max === undefined ? own : Math.min(own ?? DEFAULT_KILL_GRACE_NS, Math.round(max * 1e6));
+    agent.conn.send({
+      type: 'KILL',
+      framework_id: fw.idObj,
+      task_id: task.info.task_id,
+      ...(graceNs !== undefined ? { kill_policy: { grace_period: { nanoseconds: graceNs } } } : {}),
+      reason: { status: 'REASON_AGENT_DRAINING', message: `Agent ${agent.id} (${agent.hostname}) is being drained by the operator` },
+    });
+  }
+
+  /** Looks, on a turn of its own, whether a draining agent is drained (it may then be removed). */
+  private scheduleDrainCheck(agent: AgentRecord): void {
+    if (agent.drainCheck !== undefined) return;
+    agent.drainCheck = this.clock.setTimer(0, () => {
+      agent.drainCheck = undefined;
+      if (this.agents.get(agent.id) !== agent || agent.drain?.state !== 'DRAINING' || agent.tasks.size > 0) return;
+      agent.drain.state = 'DRAINED';
+      if (agent.drain.markGone) this.removeAgent(agent.id);
+    });
+  }
+
+  /** When the grace of an agent whose stream dropped runs out (for the state views). */
+  private graceEnd(agent: AgentRecord): number | undefined {
+    if (agent.restartAnnouncedAt === undefined) return undefined;
+    return agent.disconnectedAt === undefined ? undefined : agent.disconnectedAt + this.options.agentRestartGraceMs;
   }
 
   private addRecoveredFramework(id: string, info: FrameworkInfo, now: number): FrameworkRecord {
