@@ -1,6 +1,9 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
 import { join } from 'node:path';
 import { Resources } from '../src/core/resources.ts';
 import type { Offer, TaskInfo } from '../src/protocol/mesos.ts';
@@ -14,6 +17,37 @@ import { SlipwayProcess, activeAgents, freePort, operator, tempDir, waitForHttp 
  */
 
 const dir = tempDir('hardening');
+const BIN = fileURLToPath(new URL('../bin/slipway.js', import.meta.url));
+/** The reconnect grace the master runs with: short, so that a restart that is not announced shows. */
+const GRACE_MS = 1000;
+
+/** Runs the `slipway` command as an operator would; resolves with its exit code and output. */
+async function slipway(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  try {
+    const { stdout, stderr } = await promisify(execFile)(process.execPath, [BIN, ...args], { timeout: 60_000 });
+    return { code: 0, stdout, stderr };
+  } catch (e) {
+    const err = e as { code?: number; stdout?: string; stderr?: string };
+    return { code: err.code ?? -1, stdout: err.stdout ?? '', stderr: err.stderr ?? '' };
+  }
+}
+
+interface AgentState {
+  agent_info: { id: { value: string }; hostname: string };
+  active: boolean;
+  url?: string;
+  deactivated?: boolean;
+  drain_info?: { state: string };
+  planned_restart?: { announced_time: { nanoseconds: number }; back_by_time?: { nanoseconds: number } };
+}
+
+async function agentState(hostname: string): Promise<AgentState | undefined> {
+  const state = (await operator(masterUrl, 'GET_AGENTS')) as { get_agents: { agents: AgentState[] } };
+  return state.get_agents.agents.find((a) => a.agent_info.hostname === hostname);
+}
+
+/** The number of an offer id (`<master>-O<n>`): later offers have larger numbers. */
+const offerNumber = (o: Offer) => Number(o.id.value.slice(o.id.value.lastIndexOf('-O') + 2));
 let masterUrl = '';
 let master: SlipwayProcess;
 const agents: SlipwayProcess[] = [];
@@ -40,8 +74,14 @@ function task(offer: Offer, id: string, over: Partial<TaskInfo> = {}): TaskInfo 
   };
 }
 
+/** Offers neither used nor rescinded. */
+function outstanding(fw: SchedulerClient): Offer[] {
+  const rescinded = new Set(fw.events.flatMap((e) => (e.type === 'RESCIND' ? [e.rescind.offer_id.value] : [])));
+  return fw.offers().filter((o) => !used.has(o.id.value) && !rescinded.has(o.id.value));
+}
+
 async function offerOf(fw: SchedulerClient, hostname: string): Promise<Offer> {
-  const offer = await fw.waitFor(() => fw.offers().findLast((o) => o.hostname === hostname && !used.has(o.id.value)), `an offer of ${hostname}`);
+  const offer = await fw.waitFor(() => outstanding(fw).findLast((o) => o.hostname === hostname), `an offer of ${hostname}`);
   used.add(offer.id.value);
   return offer;
 }
@@ -57,7 +97,7 @@ describe('cluster hardening (issue 11), over real processes', { timeout: 240_000
   before(async () => {
     const port = await freePort();
     masterUrl = `http://127.0.0.1:${port}`;
-    master = new SlipwayProcess('master', ['master', '--port', String(port), '--data-dir', join(dir, 'master'), '--heartbeat', '2'], join(dir, 'master.log'));
+    master = new SlipwayProcess('master', ['master', '--port', String(port), '--data-dir', join(dir, 'master'), '--heartbeat', '2', '--agent-grace', String(GRACE_MS)], join(dir, 'master.log'));
     master.start();
     await waitForHttp(`${masterUrl}/health`);
     for (let i = 0; i < 2; i++) {
@@ -184,6 +224,82 @@ describe('cluster hardening (issue 11), over real processes', { timeout: 240_000
     const state = (await operator(masterUrl, 'GET_AGENTS')) as { get_agents: { agents: { agent_info: { hostname: string }; active: boolean }[] } };
     assert.equal(state.get_agents.agents.find((a) => a.agent_info.hostname === 'agent-0')?.active, true);
     assert.equal(state.get_agents.agents.some((a) => a.agent_info.hostname === 'agent-0-again'), false);
+  });
+
+  it('drains an agent from the command line: its tasks are killed with a reason, it gets no offers, and reactivate brings it back', async () => {
+    const offer = await offerOf(fw, 'agent-0');
+    assert.equal((await accept(fw, offer, [task(offer, 'drain-me', { kill_policy: { grace_period: { nanoseconds: 60e9 } }, command: { value: "trap '' TERM; exec sleep 300" } })])).status, 202);
+    await fw.waitForState('drain-me', 'TASK_RUNNING');
+    const drain = await slipway('agents', 'drain', 'agent-0', '--max-grace-period', '1', '--master', masterUrl);
+    assert.equal(drain.code, 0, drain.stderr);
+    assert.match(drain.stdout, /is draining/);
+    // The task ignores SIGTERM and asked for 60 s: the drain's 1 s cap is what ends it.
+    const killed = await fw.waitForState('drain-me', 'TASK_KILLED', 20_000);
+    assert.equal(killed.reason, 'REASON_AGENT_DRAINING');
+    assert.match(killed.message ?? '', /drained by the operator/);
+    await waitUntil(async () => (await agentState('agent-0'))?.drain_info?.state === 'DRAINED', 'agent-0 to be DRAINED');
+    const list = await slipway('agents', '--master', masterUrl);
+    assert.equal(list.code, 0, list.stderr);
+    assert.match(list.stdout, /agent-0 +ACTIVE +DRAINED/);
+    // No offers of it: once every offer held is declined, agent-1 is offered again, agent-0 is not.
+    const drainedAt = Math.max(...fw.offers().map(offerNumber));
+    const held = outstanding(fw);
+    for (const o of held) used.add(o.id.value);
+    if (held.length > 0) assert.equal((await fw.call({ type: 'DECLINE', decline: { offer_ids: held.map((o) => o.id), filters: { refuse_seconds: 0 } } })).status, 202);
+    await fw.waitFor(() => fw.offers().find((o) => o.hostname === 'agent-1' && offerNumber(o) > drainedAt), 'a new offer of agent-1');
+    assert.equal(fw.offers().some((o) => o.hostname === 'agent-0' && offerNumber(o) > drainedAt), false, 'no offer of the drained agent');
+    const reactivate = await slipway('agents', 'reactivate', agentIds.get('agent-0')!, '--master', masterUrl);
+    assert.equal(reactivate.code, 0, reactivate.stderr);
+    await fw.waitFor(() => fw.offers().find((o) => o.hostname === 'agent-0' && offerNumber(o) > drainedAt), 'an offer of agent-0 once reactivated');
+    assert.equal((await agentState('agent-0'))?.drain_info, undefined);
+  });
+
+  it('maintain (DEACTIVATE_AGENT) keeps the tasks of the agent running and offers nothing of it; bad input is a 4xx with a message', async () => {
+    const offer = await offerOf(fw, 'agent-0');
+    assert.equal((await accept(fw, offer, [task(offer, 'kept')])).status, 202);
+    await fw.waitForState('kept', 'TASK_RUNNING');
+    const maintain = await slipway('agents', '--master', masterUrl, 'maintain', 'agent-0');
+    assert.equal(maintain.code, 0, maintain.stderr);
+    assert.equal((await agentState('agent-0'))?.deactivated, true);
+    const unknown = await slipway('agents', 'drain', 'no-such-agent', '--master', masterUrl);
+    assert.equal(unknown.code, 1);
+    assert.match(unknown.stderr, /no agent has the id or hostname no-such-agent/);
+    const post = (body: unknown) => fetch(`${masterUrl}/api/v1`, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(body) });
+    for (const [body, status] of [
+      [{ type: 'DRAIN_AGENT' }, 400],
+      [{ type: 'DRAIN_AGENT', drain_agent: { agent_id: { value: agentIds.get('agent-0') }, max_grace_period: '10mins' } }, 400],
+      [{ type: 'DEACTIVATE_AGENT', deactivate_agent: { agent_id: { value: 'nope' } } }, 404],
+    ] as const) {
+      const r = await post(body);
+      assert.equal(r.status, status, await r.text());
+    }
+    assert.equal(fw.updates('kept').some((u) => u.state !== 'TASK_RUNNING' && u.state !== 'TASK_STARTING'), false, 'the task runs on');
+    assert.equal((await slipway('agents', 'reactivate', 'agent-0', '--master', masterUrl)).code, 0);
+  });
+
+  it('an agent stopped with SIGTERM announces its restart: the master waits longer than the reconnect grace, and its tasks run on unreported', async () => {
+    const offer = await offerOf(fw, 'agent-1');
+    assert.equal((await accept(fw, offer, [task(offer, 'survivor')])).status, 202);
+    await fw.waitForState('survivor', 'TASK_RUNNING');
+    const oldUrl = await agentFilesUrl('agent-1');
+    const stopped = agents[1]!;
+    const exited = new Promise<number | null>((resolve) => stopped.child!.once('exit', (code) => resolve(code)));
+    stopped.child!.kill('SIGTERM');
+    assert.equal(await exited, 0);
+    const downAt = Date.now();
+    const announced = await waitUntil(async () => {
+      const a = await agentState('agent-1');
+      return a?.planned_restart?.back_by_time !== undefined ? a : undefined;
+    }, 'the master to show the planned restart');
+    assert.equal(announced.active, true);
+    // Down for longer than the reconnect grace: a restart that was not announced would be reported.
+    await waitUntil(async () => Date.now() - downAt > 3 * GRACE_MS && (await agentState('agent-1'))?.active === true, `agent-1 to stay active ${3 * GRACE_MS} ms after it stopped`);
+    const again = agentProcess(1);
+    agents[1] = again;
+    again.start();
+    await agentFilesUrl('agent-1', oldUrl);
+    assert.equal((await agentState('agent-1'))?.planned_restart, undefined);
+    assert.deepEqual(fw.updates('survivor').map((u) => u.state).filter((s) => s !== 'TASK_RUNNING'), [], 'nothing but RUNNING was reported');
   });
 });
 
