@@ -246,6 +246,39 @@ describe('Master', () => {
     });
   });
 
+  describe('allocation passes in slices', () => {
+    it('splits a pass over many agents into slices, deferred one after the other, so that calls are handled between them', () => {
+      const clock = new ManualClock();
+      const deferred: (() => void)[] = [];
+      const passes: [number, number][] = [];
+      // A slice of 0 ms: every call to the allocator (500 agents) ends a slice.
+      const master = new Master({ clock, masterId: 'm', agentHeartbeatIntervalMs: 3_600_000, allocationSliceMs: 0, defer: (run) => void deferred.push(run), onAllocation: (_ms, offers, longest) => void passes.push([offers, longest]) });
+      master.start();
+      for (let i = 0; i < 1200; i++) master.registerAgent({ type: 'REGISTER', hostname: `h${i}`, resources: Resources.parse('cpus:1;mem:64').toJSON(), attributes: [], tasks: [], frameworks: [] }, { send: () => undefined, close: () => undefined });
+      clock.advance(0);
+      const events: Event[] = [];
+      const id = master.subscribe({ type: 'SUBSCRIBE', subscribe: { framework_info: { name: 'a', roles: ['*'] } } }, { send: (e) => void events.push(e), close: () => undefined });
+      clock.advance(0);
+      const offers = () => events.flatMap((e) => (e.type === 'OFFERS' ? e.offers.offers : []));
+      assert.equal(offers().length, 0, 'the pass starts on a turn of its own');
+      deferred.shift()!();
+      assert.equal(offers().length, 500, 'the first slice');
+      assert.equal(master.allocating(), true);
+      // A call between slices is handled at once, and the pass goes on.
+      master.call({ type: 'DECLINE', framework_id: { value: id }, decline: { offer_ids: [offers()[0]!.id], filters: { refuse_seconds: 60 } } });
+      deferred.shift()!();
+      assert.equal(offers().length, 1000);
+      deferred.shift()!();
+      assert.equal(offers().length, 1200);
+      assert.equal(master.allocating(), false);
+      assert.equal(new Set(offers().map((o) => o.agent_id.value)).size, 1200, 'every agent once');
+      assert.equal(passes.length, 1);
+      assert.equal(passes[0]![0], 1200);
+      assert.equal(deferred.length, 0);
+      master.stop();
+    });
+  });
+
   describe('filters, SUPPRESS and REVIVE', () => {
     it("returns a declined offer's resources to the same framework only after refuse_seconds", () => {
       const h = new Harness();

@@ -59,8 +59,19 @@ export interface MasterOptions {
   /** Seed of the allocator's random choices. */
   seed?: number;
   minAllocatable?: Record<string, number>[];
-  /** Told after every allocation pass (duration in ms, offers made): for metrics and benchmarks. */
-  onAllocation?: (durationMs: number, offers: number) => void;
+  /**
+   * Told after every allocation pass: its duration in ms (the time its slices ran, not the time
+   * between them), the offers made, and its longest slice in ms. For metrics and benchmarks.
+   */
+  onAllocation?: (durationMs: number, offers: number, longestSliceMs: number) => void;
+  /** A slice of an allocation pass runs at most about this long before the rest is deferred. Default 20 ms. */
+  allocationSliceMs?: number;
+  /**
+   * Runs the next slice of a pass later. Default: a 0 ms timer of the clock (on the system
+   * clock, after pending I/O). The scheduler bench gives `setImmediate`, to run its simulated
+   * cluster on the real event loop.
+   */
+  defer?: (run: () => void) => void;
   /** Keep a journal of changes for a store (`drainChanges`). Off: nothing is kept. */
   journal?: boolean;
   /** An agent whose stream dropped is marked unreachable unless it is back within this. Default 5 s. */
@@ -114,7 +125,11 @@ interface FrameworkRecord {
   partitionAware: boolean;
   conn: FrameworkConnection | undefined;
   tasks: Map<string, Task>;
-  offers: Set<OfferRecord>;
+  /**
+   * How many offers it holds. Not a set of them: adding 50,000 offers to sets costs a pass more
+   * than the rare walks over `Master.offers` that need a framework's offers (failover, removal).
+   */
+  offerCount: number;
   completed: Task[];
   registeredAt: number;
   disconnectedAt: number | undefined;
@@ -154,6 +169,9 @@ interface AgentRecord {
   drainCheck: Timer | undefined;
 }
 
+/** Agents per call to the allocator within a slice: small enough to stop close to the slice's time. */
+const SLICE_AGENTS = 500;
+
 const ROLE_PATTERN = /^[a-zA-Z0-9_][a-zA-Z0-9_.\-/]*$/;
 
 /** The agent's kill grace for a task without a kill policy (AgentOptions.defaultKillGraceMs's default). */
@@ -165,7 +183,12 @@ const NONE: AgentRecord['containerizers'] = Object.freeze([]) as unknown as Agen
 export class Master {
   readonly id: string;
   private readonly clock: Clock;
-  private readonly options: Required<Omit<MasterOptions, 'onAllocation' | 'minAllocatable' | 'seed' | 'masterId' | 'clock' | 'journal'>>;
+  private readonly options: Required<Omit<MasterOptions, 'onAllocation' | 'minAllocatable' | 'seed' | 'masterId' | 'clock' | 'journal' | 'defer'>>;
+  private readonly defer: (run: () => void) => void;
+  /** `<master id>-O`: offer ids are this and a number. */
+  private readonly offerIdPrefix: string;
+  /** The allocation pass under way: its agents (shuffled) and how far it got. */
+  private pass: { ids: string[]; next: number; busyMs: number; longestSliceMs: number; offers: number } | undefined;
   private readonly onAllocation: MasterOptions['onAllocation'];
   private readonly journal: MasterChange[] | undefined;
   readonly allocator: Allocator;
@@ -174,7 +197,11 @@ export class Master {
   private readonly removedFrameworks = new Set<string>();
   private readonly agents = new Map<string, AgentRecord>();
   private readonly goneAgents = new Set<string>();
-  private readonly offers = new Map<string, OfferRecord>();
+  /**
+   * Outstanding offers by the number in their id (`<master id>-O<n>`): a number key spares
+   * hashing 50,000 new strings a pass.
+   */
+  private readonly offers = new Map<number, OfferRecord>();
   /**
    * Parsed task resources by the identity of their JSON array. In-process frameworks launch many
    * tasks with one shared array; calls are immutable once made, so one parse serves them all.
@@ -221,7 +248,10 @@ export class Master {
       agentHeartbeatIntervalMs: options.agentHeartbeatIntervalMs ?? 5000,
       agentReregisterTimeoutMs: options.agentReregisterTimeoutMs ?? 60_000,
       agentRestartGraceMs: options.agentRestartGraceMs ?? 120_000,
+      allocationSliceMs: options.allocationSliceMs ?? 20,
     };
+    this.defer = options.defer ?? ((run) => void this.clock.setTimer(0, run));
+    this.offerIdPrefix = `${this.id}-O`;
     this.onAllocation = options.onAllocation;
     this.journal = options.journal === true ? [] : undefined;
     this.allocator = new Allocator({
@@ -265,6 +295,7 @@ export class Master {
   /** Stops the timers. Connections stay as they are. */
   stop(): void {
     this.running = false;
+    this.pass = undefined;
     for (const t of [this.batchTimer, this.heartbeatTimer, this.soonTimer, this.livenessTimer]) t?.cancel();
     this.soonTimer = undefined;
     for (const fw of this.frameworks.values()) fw.failoverTimer?.cancel();
@@ -461,7 +492,7 @@ export class Master {
         partitionAware,
         conn,
         tasks: new Map(),
-        offers: new Set(),
+        offerCount: 0,
         completed: [],
         registeredAt: now,
         disconnectedAt: undefined,
@@ -498,7 +529,7 @@ export class Master {
         return;
       case 'DECLINE':
         for (const offerId of call.decline.offer_ids) {
-          const offer = this.offers.get(offerId.value);
+          const offer = this.offerById(offerId.value);
           if (offer === undefined || offer.frameworkId !== fw.id) continue; // Mesos ignores unknown offers here.
           this.removeOffer(offer);
           this.allocator.recover(fw.id, offer.agentId, offer.role, offer.resources, this.clock.now(), call.decline.filters?.refuse_seconds ?? this.options.defaultRefuseSeconds);
@@ -778,7 +809,7 @@ export class Master {
   /** Runs an allocation pass now over every agent (tests; the batch timer does it otherwise). */
   allocateNow(): void {
     this.dirtyAll = true;
-    this.runAllocation();
+    this.runAllocation(true);
   }
 
   // ---------------------------------------------------------------------------------------------
@@ -793,7 +824,7 @@ export class Master {
     | undefined {
     const fw = this.frameworks.get(id);
     if (fw === undefined) return undefined;
-    return { id, info: fw.info, roles: [...fw.roles], connected: fw.conn !== undefined, tasks: [...fw.tasks.values()], completed: [...fw.completed], offers: fw.offers.size, registeredAt: fw.registeredAt };
+    return { id, info: fw.info, roles: [...fw.roles], connected: fw.conn !== undefined, tasks: [...fw.tasks.values()], completed: [...fw.completed], offers: fw.offerCount, registeredAt: fw.registeredAt };
   }
 
   agentIds(): string[] {
@@ -860,7 +891,7 @@ export class Master {
   }
 
   /** Allocation passes run, and their total and last duration (for /metrics). */
-  readonly allocationStats = { runs: 0, totalMs: 0, lastMs: 0 };
+  readonly allocationStats = { runs: 0, totalMs: 0, lastMs: 0, longestSliceMs: 0 };
 
   task(frameworkId: string, taskId: string): Task | undefined {
     return this.frameworks.get(frameworkId)?.tasks.get(taskId);
@@ -868,6 +899,11 @@ export class Master {
 
   offerCount(): number {
     return this.offers.size;
+  }
+
+  /** Whether an allocation pass is under way (some of its slices are still to run). */
+  allocating(): boolean {
+    return this.pass !== undefined;
   }
 
   // =============================================================================================
@@ -887,7 +923,7 @@ export class Master {
     const offers: OfferRecord[] = [];
     const invalid: string[] = [];
     for (const offerId of call.accept.offer_ids) {
-      const offer = this.offers.get(offerId.value);
+      const offer = this.offerById(offerId.value);
       if (offer === undefined || offer.frameworkId !== fw.id) invalid.push(offerId.value);
       else if (!offers.includes(offer)) offers.push(offer);
     }
@@ -1256,7 +1292,7 @@ export class Master {
       partitionAware: (info.capabilities ?? []).some((c) => c.type === 'PARTITION_AWARE'),
       conn: undefined,
       tasks: new Map(),
-      offers: new Set(),
+      offerCount: 0,
       completed: [],
       registeredAt: now,
       disconnectedAt: now,
@@ -1310,8 +1346,10 @@ export class Master {
   // Offers
 
   private removeOffer(offer: OfferRecord): void {
-    this.offers.delete(offer.id);
-    this.frameworks.get(offer.frameworkId)?.offers.delete(offer);
+    // Its id is one this master made: the number follows the prefix.
+    this.offers.delete(Number(offer.id.slice(this.offerIdPrefix.length)));
+    const fw = this.frameworks.get(offer.frameworkId);
+    if (fw !== undefined) fw.offerCount--;
     const onAgent = this.agents.get(offer.agentId)?.offers;
     if (onAgent !== undefined) {
       const i = onAgent.indexOf(offer);
@@ -1322,12 +1360,26 @@ export class Master {
   /** Takes back every offer of a framework (failover, disconnection, removal), optionally telling it. */
   private recoverOffers(fw: FrameworkRecord, rescind: boolean): void {
     const now = this.clock.now();
-    for (const offer of [...fw.offers]) {
+    if (fw.offerCount === 0) return;
+    for (const offer of [...this.offers.values()].filter((o) => o.frameworkId === fw.id)) {
       this.removeOffer(offer);
       this.allocator.recover(fw.id, offer.agentId, offer.role, offer.resources, now);
       if (rescind) fw.conn?.send({ type: 'RESCIND', rescind: { offer_id: { value: offer.id } } });
       this.allocateSoon(offer.agentId);
     }
+  }
+
+  /** The number of an offer id of this master, or undefined for any other text. */
+  private offerNumber(id: string): number | undefined {
+    if (!id.startsWith(this.offerIdPrefix)) return undefined;
+    const digits = id.slice(this.offerIdPrefix.length);
+    const n = Number(digits);
+    return /^(0|[1-9][0-9]*)$/.test(digits) && Number.isSafeInteger(n) ? n : undefined;
+  }
+
+  private offerById(id: string): OfferRecord | undefined {
+    const n = this.offerNumber(id);
+    return n === undefined ? undefined : this.offers.get(n);
   }
 
   private newFrameworkId(): string {
@@ -1377,11 +1429,11 @@ export class Master {
     }
   }
 
-  /** Asks for an allocation as soon as the current work is done (coalesced). */
+  /** Asks for an allocation as soon as the current work is done (coalesced; after the pass under way, if any). */
   private allocateSoon(agentId?: string): void {
     if (agentId === undefined) this.dirtyAll = true;
     else if (!this.dirtyAll) this.dirty.add(agentId);
-    if (this.soonTimer === undefined && this.running) {
+    if (this.soonTimer === undefined && this.running && this.pass === undefined) {
       this.soonTimer = this.clock.setTimer(0, () => {
         this.soonTimer = undefined;
         this.runAllocation();
@@ -1389,18 +1441,89 @@ export class Master {
     }
   }
 
-  private runAllocation(): void {
+  /**
+   * Starts an allocation pass over the dirty agents (every agent after the batch timer), unless
+   * one is under way: what got dirty meanwhile waits for the next pass, which starts as soon as
+   * this one ends. `unbounded`: the whole pass now, in one go (allocateNow, for tests).
+   *
+   * A pass is split into slices (issue 11 §2): agents in a seeded random order, 500 at a time,
+   * until a slice has run `allocationSliceMs` (default 20 ms); each slice, the first one too,
+   * runs from `defer` (a timer of 0 ms by default), so that no pass holds the event loop for
+   * long, and calls, agent messages and I/O are handled between slices. Each slice sends its offers at
+   * once. An agent removed or deactivated meanwhile is skipped by the allocator.
+   */
+  private runAllocation(unbounded = false): void {
+    if (this.pass !== undefined) {
+      if (unbounded) this.continuePass(true);
+      return;
+    }
     if (!this.dirtyAll && this.dirty.size === 0) return;
     // Left dirty: the first allocation once the store takes writes again covers them.
     if (this.storeTrouble !== undefined) return;
+    if (!this.allocator.wantsOffers()) {
+      // Nobody wants offers: nothing to do. A framework that comes to want them (SUBSCRIBE,
+      // REVIVE) asks for a pass over every agent.
+      this.dirtyAll = false;
+      this.dirty = new Set();
+      return;
+    }
     const started = performance.now();
-    const agentIds = this.dirtyAll ? undefined : this.dirty;
-    const allocations = this.allocator.allocate(this.clock.now(), agentIds);
+    const ids = this.dirtyAll ? this.allocator.agentIds() : [...this.dirty];
     this.dirtyAll = false;
     this.dirty = new Set();
+    const pass = { ids: this.allocator.shuffle(ids), next: 0, busyMs: performance.now() - started, longestSliceMs: 0, offers: 0 };
+    this.pass = pass;
+    // Every slice runs from `defer`, the first one too: a pass starts on a turn of its own.
+    if (unbounded) this.continuePass(true);
+    else this.defer(() => this.pass === pass && this.continuePass());
+  }
+
+  /** Runs the next slice of the pass under way (all of it when `unbounded`). */
+  private continuePass(unbounded = false): void {
+    const pass = this.pass;
+    if (pass === undefined) return;
+    if (this.storeTrouble !== undefined) {
+      // No offers while the store refuses writes: the rest of the pass waits for it (dirty again).
+      for (let i = pass.next; i < pass.ids.length; i++) this.dirty.add(pass.ids[i]!);
+      this.pass = undefined;
+      return;
+    }
+    const started = performance.now();
+    const now = this.clock.now();
     const byFramework = new Map<FrameworkRecord, Offer[]>();
+    while (pass.next < pass.ids.length) {
+      const end = Math.min(pass.next + SLICE_AGENTS, pass.ids.length);
+      const allocations = this.allocator.allocate(now, pass.ids.slice(pass.next, end), true);
+      pass.next = end;
+      this.makeOffers(allocations, byFramework);
+      pass.offers += allocations.length;
+      if (!unbounded && performance.now() - started >= this.options.allocationSliceMs) break;
+    }
+    for (const [fw, offers] of byFramework) fw.conn?.send({ type: 'OFFERS', offers: { offers } });
+    const ms = performance.now() - started;
+    pass.busyMs += ms;
+    pass.longestSliceMs = Math.max(pass.longestSliceMs, ms);
+    if (pass.next < pass.ids.length) {
+      this.defer(() => {
+        if (this.pass === pass) this.continuePass();
+      });
+      return;
+    }
+    this.pass = undefined;
+    this.allocationStats.runs++;
+    this.allocationStats.totalMs += pass.busyMs;
+    this.allocationStats.lastMs = pass.busyMs;
+    this.allocationStats.longestSliceMs = Math.max(this.allocationStats.longestSliceMs, pass.longestSliceMs);
+    this.onAllocation?.(pass.busyMs, pass.offers, pass.longestSliceMs);
+    // What got dirty during the pass.
+    if (this.dirtyAll || this.dirty.size > 0) this.allocateSoon();
+  }
+
+  /** Turns allocations into offers: recorded, and added to their framework's list in `byFramework`. */
+  private makeOffers(allocations: Allocation[], byFramework: Map<FrameworkRecord, Offer[]>): void {
     let lastFw: FrameworkRecord | undefined;
     let list: Offer[] = [];
+    const prefix = this.offerIdPrefix;
     for (const a of allocations) {
       const fw = lastFw !== undefined && lastFw.id === a.frameworkId ? lastFw : this.frameworks.get(a.frameworkId)!;
       if (fw !== lastFw) {
@@ -1410,9 +1533,10 @@ export class Master {
       }
       const agent = this.agents.get(a.agentId)!;
       const offer = a as OfferRecord;
-      offer.id = `${this.id}-O${this.nextOffer++}`;
-      this.offers.set(offer.id, offer);
-      fw.offers.add(offer);
+      const n = this.nextOffer++;
+      offer.id = prefix + n;
+      this.offers.set(n, offer);
+      fw.offerCount++;
       agent.offers.push(offer);
       list.push({
         id: { value: offer.id },
@@ -1424,12 +1548,6 @@ export class Master {
         allocation_info: this.allocationInfo(a.role),
       });
     }
-    for (const [fw, offers] of byFramework) fw.conn?.send({ type: 'OFFERS', offers: { offers } });
-    const ms = performance.now() - started;
-    this.allocationStats.runs++;
-    this.allocationStats.totalMs += ms;
-    this.allocationStats.lastMs = ms;
-    this.onAllocation?.(ms, allocations.length);
   }
 
   /** One shared `{role}` per role for offers' allocation_info (events are read-only). */
