@@ -8,5 +8,5 @@ import { formatSchedulerBench, runSchedulerBench, type SchedulerBenchOptions } f
 const options = JSON.parse(process.argv[2] ?? '{}') as SchedulerBenchOptions;
 const json = process.argv[3] === 'json';
 if (!json) process.stderr.write(`placing ${options.tasks} tasks on ${options.agents} simulated agents...\n`);
-const result = runSchedulerBench(options, json ? undefined : (line) => process.stderr.write(line + '\n'));
+const result = await runSchedulerBench(options, json ? undefined : (line) => process.stderr.write(line + '\n'));
 process.stdout.write(json ? JSON.stringify(result) + '\n' : formatSchedulerBench(result) + '\n');

@@ -1,3 +1,4 @@
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import v8 from 'node:v8';
 import vm from 'node:vm';
 import { percentile } from '../src/core/percentile.ts';
@@ -12,8 +13,15 @@ import { SimCluster } from '../src/sim/sim-cluster.ts';
  * acknowledged) and measures:
  * - placements per second and seconds to place all: wall time from the first subscription to the
  *   last RUNNING update;
- * - offer-cycle latency: wall time of each allocation pass (the allocator's decisions, the offers
- *   made and handed to the frameworks' streams), as Mesos's `allocation_run_ms`;
+ * - offer-cycle latency: the time each allocation pass runs (the allocator's decisions, the offers
+ *   made and handed to the frameworks' streams), as Mesos's `allocation_run_ms`; a pass runs in
+ *   slices (MasterOptions.allocationSliceMs) with the event loop free between them, and the time
+ *   between slices is not counted;
+ * - how long a pass holds the event loop: its longest slice, and the event loop's delay measured
+ *   with perf_hooks.monitorEventLoopDelay (10 ms resolution; a sample is the time between two of
+ *   its ticks, so at least 10 ms) while passes are under way. The master defers each slice to the
+ *   bench, which runs them one per turn of the real event loop before the simulated agents and
+ *   frameworks handle the pass's offers (their own work is synchronous and not part of the figure);
  * - heap bytes per agent and per task, after a full GC, over the whole process (master, allocator
  *   and the simulators' own state, so an upper bound for the master alone).
  */
@@ -25,12 +33,19 @@ export interface SchedulerBenchOptions {
   taskCpus: number;
   taskMem: number;
   seed?: number;
+  /**
+   * The master's allocationSliceMs (default 20). A large value (1e9) runs every pass in one
+   * slice, as before passes were split: the whole cost of a pass over every agent, with no chance
+   * for the frameworks to answer (and suppress) in between.
+   */
+  sliceMs?: number;
 }
 
 export interface SchedulerBenchResult {
   agents: number;
   frameworks: number;
   tasks: number;
+  sliceMs: number;
   placed: number;
   seconds: number;
   placementsPerSecond: number;
@@ -38,12 +53,20 @@ export interface SchedulerBenchResult {
   offerCycleP50Ms: number;
   offerCycleP99Ms: number;
   offerCycleMaxMs: number;
+  /** The longest slice of any pass: the longest the master held the event loop with a pass. */
+  offerSliceMaxMs: number;
+  /** Event loop delay while passes were under way (monitorEventLoopDelay), p99 and max. */
+  eventLoopDelayP99Ms: number;
+  eventLoopDelayMaxMs: number;
   registerAgentsSeconds: number;
   heapBytesPerAgent: number;
   heapBytesPerTask: number;
   shares: Record<string, number>;
   weights: Record<string, number>;
 }
+
+/** Resolution of the event loop delay histogram. */
+const LOOP_DELAY_RESOLUTION_MS = 10;
 
 function gcFunction(): () => void {
   v8.setFlagsFromString('--expose-gc');
@@ -56,18 +79,52 @@ function heapUsed(gc: () => void): number {
   return process.memoryUsage().heapUsed;
 }
 
-export function runSchedulerBench(o: SchedulerBenchOptions, progress?: (line: string) => void): SchedulerBenchResult {
+export async function runSchedulerBench(o: SchedulerBenchOptions, progress?: (line: string) => void): Promise<SchedulerBenchResult> {
   const gc = gcFunction();
   const cycles: number[] = [];
+  let longestSlice = 0;
+  /** Slices of a pass the master deferred, run by the bench on the real event loop (yieldUntilPassDone). */
+  const slices: (() => void)[] = [];
   const base = heapUsed(gc);
-  const cluster = new SimCluster({ onAllocation: (ms, offers) => offers > 0 && cycles.push(ms), ...(o.seed !== undefined ? { seed: o.seed } : {}) });
-
+  const cluster = new SimCluster({
+    onAllocation: (ms, offers, slice) => {
+      if (offers === 0) return;
+      cycles.push(ms);
+      longestSlice = Math.max(longestSlice, slice);
+    },
+    defer: (run) => void slices.push(run),
+    ...(o.sliceMs !== undefined ? { allocationSliceMs: o.sliceMs } : {}),
+    ...(o.seed !== undefined ? { seed: o.seed } : {}),
+  });
+  const loopDelay = monitorEventLoopDelay({ resolution: LOOP_DELAY_RESOLUTION_MS });
+  const histogramTicks = () => new Promise<void>((resolve) => setTimeout(resolve, 2 * LOOP_DELAY_RESOLUTION_MS + 1));
+  /**
+   * Runs the slices the master deferred, each after a 0 ms timer (a turn of the event loop), with the
+   * histogram on: it ticks twice before the first slice (its first tick only starts the count)
+   * and twice after the last, so that every slice is measured.
+   */
+  const yieldUntilPassDone = async () => {
+    if (slices.length === 0) return;
+    loopDelay.enable();
+    await histogramTicks();
+    while (slices.length > 0) {
+      slices.shift()!();
+      // A 0 ms timer between slices, as the master's default `defer` on the system clock: the
+      // event loop goes round (timers, I/O) between two slices.
+      await new Promise<void>((resolve) => setTimeout(resolve, 0));
+    }
+    await histogramTicks();
+    loopDelay.disable();
+  };
   const t0 = performance.now();
   for (let i = 0; i < o.agents; i++) cluster.addAgent('cpus:8;mem:32768;ports:[31000-32000]', { hostname: `agent-${i}` });
   cluster.settle();
+  await yieldUntilPassDone();
   const registerAgentsSeconds = (performance.now() - t0) / 1000;
   const withAgents = heapUsed(gc);
   cycles.length = 0;
+  longestSlice = 0;
+  loopDelay.reset();
 
   const weights: Record<string, number> = {};
   const per = Math.floor(o.tasks / o.frameworks);
@@ -83,6 +140,10 @@ export function runSchedulerBench(o: SchedulerBenchOptions, progress?: (line: st
   const deadline = start + 10 * 60_000;
   for (;;) {
     cluster.settle();
+    if (slices.length > 0) {
+      await yieldUntilPassDone();
+      continue;
+    }
     const placed = cluster.frameworks.reduce((n, f) => n + f.running, 0);
     if (cluster.frameworks.every((f) => f.done())) break;
     const now = performance.now();
@@ -106,6 +167,7 @@ export function runSchedulerBench(o: SchedulerBenchOptions, progress?: (line: st
     agents: o.agents,
     frameworks: o.frameworks,
     tasks: o.tasks,
+    sliceMs: o.sliceMs ?? 20,
     placed,
     seconds: Number(seconds.toFixed(3)),
     placementsPerSecond: Math.round(placed / seconds),
@@ -113,6 +175,10 @@ export function runSchedulerBench(o: SchedulerBenchOptions, progress?: (line: st
     offerCycleP50Ms: Number(percentile(sorted, 50).toFixed(2)),
     offerCycleP99Ms: Number(percentile(sorted, 99).toFixed(2)),
     offerCycleMaxMs: Number((sorted[sorted.length - 1] ?? 0).toFixed(2)),
+    offerSliceMaxMs: Number(longestSlice.toFixed(2)),
+    // The histogram is in nanoseconds; with no sample (no pass was deferred), 0.
+    eventLoopDelayP99Ms: loopDelay.count === 0 ? 0 : Number((loopDelay.percentile(99) / 1e6).toFixed(2)),
+    eventLoopDelayMaxMs: loopDelay.count === 0 ? 0 : Number((loopDelay.max / 1e6).toFixed(2)),
     registerAgentsSeconds: Number(registerAgentsSeconds.toFixed(3)),
     heapBytesPerAgent: Math.round((withAgents - base) / o.agents),
     heapBytesPerTask: Math.round((withTasks - withAgents) / Math.max(1, placed)),
@@ -123,10 +189,11 @@ export function runSchedulerBench(o: SchedulerBenchOptions, progress?: (line: st
 
 export function formatSchedulerBench(r: SchedulerBenchResult): string {
   return [
-    `scheduler benchmark: ${r.agents} agents, ${r.frameworks} frameworks, ${r.tasks} tasks`,
+    `scheduler benchmark: ${r.agents} agents, ${r.frameworks} frameworks, ${r.tasks} tasks, passes in slices of ${r.sliceMs} ms`,
     `  placed                ${r.placed} tasks in ${r.seconds.toFixed(2)} s`,
     `  placements per second ${r.placementsPerSecond}`,
     `  offer cycle           p50 ${r.offerCycleP50Ms} ms, p99 ${r.offerCycleP99Ms} ms, max ${r.offerCycleMaxMs} ms (${r.offerCycles} cycles)`,
+    `  event loop held       longest slice of a pass ${r.offerSliceMaxMs} ms; loop delay during passes p99 ${r.eventLoopDelayP99Ms} ms, max ${r.eventLoopDelayMaxMs} ms`,
     `  agents registered in  ${r.registerAgentsSeconds.toFixed(2)} s`,
     `  heap per agent        ${r.heapBytesPerAgent} bytes`,
     `  heap per task         ${r.heapBytesPerTask} bytes`,

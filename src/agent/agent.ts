@@ -1,11 +1,13 @@
-import { mkdirSync, readFileSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { mkdirSync, readFileSync, readdirSync, realpathSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { userInfo } from 'node:os';
+import { join, sep } from 'node:path';
 import type { Clock } from '../core/clock.ts';
 import type { Resources } from '../core/resources.ts';
 import { isTerminal, type TaskState, type TaskStatusReason } from '../core/task-state.ts';
 import { newUuidBase64 } from '../core/uuid.ts';
 import type { AgentTask, MasterToAgent } from '../protocol/agent.ts';
 import type { Attribute, FrameworkID, FrameworkInfo, KillPolicy, TaskInfo } from '../protocol/mesos.ts';
+import { unhonouredTaskField } from '../protocol/task-support.ts';
 import type { ContainerExit, ContainerRef, Containerizer, ContainerizerInfo, Recovered } from './containerizer.ts';
 import { fetchUris } from './fetcher.ts';
 import { HealthChecker } from './health-checker.ts';
@@ -15,6 +17,7 @@ import { safeReaddir } from './safe-readdir.ts';
 import { StatusUpdateManager } from './status-update-manager.ts';
 import { readTaskCheckpoint, type TaskCheckpoint } from './task-checkpoint.ts';
 import { taskEnvironment } from './task-environment.ts';
+import { WorkDirLock } from './work-dir-lock.ts';
 
 /**
  * The agent daemon: registers with the master over one long-lived stream, runs the tasks it is
@@ -55,6 +58,13 @@ export interface AgentOptions {
   defaultKillGraceMs?: number;
   /** A download of a task's URIs that receives nothing for this long fails the task. Default 60 s. */
   fetchStallTimeoutMs?: number;
+  /**
+   * stop() tells the master this is a planned restart (RESTARTING), so that it waits longer
+   * (its agentRestartGraceMs) before it reports the tasks here unreachable. Default true: a stop
+   * leaves the tasks running for the next agent process. False for an agent that will not come
+   * back (drain it first, then stop it).
+   */
+  announceRestartOnStop?: boolean;
   log?: (line: string) => void;
 }
 
@@ -89,6 +99,8 @@ export class Agent {
   private readonly link: MasterLink;
   private readonly metaDir: string;
   private stopped = false;
+  /** The work dir's lock, from start() to stop(). */
+  private lock: WorkDirLock | undefined;
 
   constructor(private readonly options: AgentOptions) {
     this.metaDir = join(options.workDir, 'meta');
@@ -126,13 +138,22 @@ export class Agent {
    * knows (orphans), then connects to the master.
    */
   async start(): Promise<void> {
-    this.updates.recover();
-    await this.recoverTasks();
-    await this.killOrphans();
-    this.link.start();
+    // First of all: a second agent on this work dir would take over the same agent id and the
+    // two would close each other's stream for ever (WorkDirLocked names the holder's pid).
+    this.lock = WorkDirLock.acquire(this.options.workDir, (line) => this.log(line));
+    try {
+      this.updates.recover();
+      await this.recoverTasks();
+      await this.killOrphans();
+      this.link.start();
+    } catch (e) {
+      this.lock.release();
+      throw e;
+    }
   }
 
   async stop(): Promise<void> {
+    if (this.options.announceRestartOnStop !== false) this.announceRestart();
     this.stopped = true;
     for (const t of this.tasks.values()) {
       t.health?.stop();
@@ -141,6 +162,18 @@ export class Agent {
     this.updates.stop();
     this.link.stop();
     for (const c of this.options.containerizers) c.release();
+    this.lock?.release();
+  }
+
+  /**
+   * Tells the master that this agent is about to restart on purpose (RESTARTING, the agent
+   * contract): it launches nothing more here and gives the agent its restart grace once the
+   * stream drops. Answers whether the message went out (it needs a registered stream).
+   */
+  announceRestart(): boolean {
+    const sent = this.link.send({ type: 'RESTARTING' });
+    if (sent) this.log('told the master this is a planned restart');
+    return sent;
   }
 
   /** Containerizers and whether they enforce limits, for the agent's state. */
@@ -148,16 +181,30 @@ export class Agent {
     return this.options.containerizers.map((c) => c.info());
   }
 
-  /** The sandbox of a task of this agent, for the files server. */
+  /**
+   * The sandbox of a task of this agent, for the files server. Contract: only a directory inside
+   * `<work dir>/sandboxes/` (once links are resolved) is ever answered, so the agent's own state
+   * (agent_id, checkpoints, update streams, its lock) is never served, whatever a checkpoint names
+   * as a task's sandbox.
+   */
   sandboxOf(frameworkId: string, taskId: string): { dir: string; ended: boolean } | undefined {
     const t = this.tasks.get(key(frameworkId, taskId));
-    if (t !== undefined) return { dir: t.sandbox, ended: isTerminal(t.state) };
+    if (t !== undefined) return this.isSandbox(t.sandbox) ? { dir: t.sandbox, ended: isTerminal(t.state) } : undefined;
     const dir = this.sandboxDir(frameworkId, taskId);
     try {
       readdirSync(dir);
-      return { dir, ended: true };
+      return this.isSandbox(dir) ? { dir, ended: true } : undefined;
     } catch {
       return undefined;
+    }
+  }
+
+  private isSandbox(dir: string): boolean {
+    try {
+      const root = realpathSync(join(this.options.workDir, 'sandboxes'));
+      return realpathSync(dir).startsWith(root + sep);
+    } catch {
+      return false;
     }
   }
 
@@ -211,7 +258,7 @@ export class Agent {
         this.launch(m.framework, m.task);
         return;
       case 'KILL':
-        this.kill(m.framework_id.value, m.task_id.value, m.kill_policy, undefined);
+        this.kill(m.framework_id.value, m.task_id.value, m.kill_policy, m.reason);
         return;
       case 'ACKNOWLEDGE':
         this.updates.acknowledge(m.framework_id.value, m.task_id.value, m.uuid);
@@ -281,6 +328,13 @@ export class Agent {
       }
     });
     try {
+      // What the containerizer would ignore is refused, not run as if it had not been asked for
+      // (the master checks the same before a LAUNCH; this is for a master of another version).
+      const unhonoured = unhonouredTaskField(info) ?? (wantsDocker ? undefined : processUserProblem(info));
+      if (unhonoured !== undefined) {
+        this.transition(t, 'TASK_ERROR', unhonoured, 'REASON_TASK_INVALID');
+        return;
+      }
       if (containerizer === undefined) {
         this.transition(t, 'TASK_FAILED', `this agent has no ${wantsDocker ? 'docker' : 'process'} containerizer`, 'REASON_CONTAINER_LAUNCH_FAILED');
         return;
@@ -755,6 +809,25 @@ function errorMessage(e: unknown): string {
 
 function describeRef(ref: ContainerRef): string {
   return ref.kind === 'docker' ? `${ref.name || ref.containerId.slice(0, 12)} (docker)` : `pid ${ref.pid} (process)`;
+}
+
+/**
+ * The process containerizer runs a task as the agent's own user: a `command.user` other than that
+ * is refused (it would run as another user than asked). Docker tasks get theirs (`User`).
+ */
+function processUserProblem(info: TaskInfo): string | undefined {
+  const user = info.command?.user;
+  if (user === undefined) return undefined;
+  const own = agentUser();
+  return user === own ? undefined : `task ${info.task_id.value}: command.user: process tasks run as the agent's user (${own}), not as ${JSON.stringify(user)}`;
+}
+
+function agentUser(): string {
+  try {
+    return userInfo().username;
+  } catch {
+    return String(process.getuid?.() ?? '?');
+  }
 }
 
 function scalar(info: TaskInfo, name: string): number {

@@ -28,7 +28,11 @@ export class BadFilePath extends SlipwayError {
  * - a path must stay in the sandbox lexically and once every link is resolved: the file opened is
  *   checked again through /proc/self/fd, so a link swapped in between cannot lead out either;
  * - read, download and follow serve regular files only (400 for anything else, 404 when missing),
- *   opened without blocking (a FIFO cannot hang the server);
+ *   opened without blocking (a FIFO cannot hang the server), and only those with one link
+ *   (`st_nlink` 1, checked with fstat on the opened file): a hard link to /etc/shadow or to the
+ *   agent's state is the file itself, and no path check can tell;
+ * - the agent answers only sandboxes under its work dir's `sandboxes/` (`sandboxOf`), never a
+ *   directory of its own state, whatever a checkpoint says;
  * - nothing a client sends answers 500 or ends the process: a follow that fails mid-way ends its
  *   stream.
  */
@@ -125,7 +129,12 @@ export async function buildFilesApp(agent: SandboxLookup): Promise<FastifyInstan
       // What was opened, not what the path says now: a link swapped in meanwhile is caught here.
       const opened = await readlink(`/proc/self/fd/${fh.fd}`).catch(() => real);
       if (!inside(root, opened)) throw new BadFilePath(`path '${relative}' leads outside the task's sandbox`);
-      if (!(await fh.stat()).isFile()) throw new BadFilePath(`'${relative}' is not a regular file`);
+      // fstat of the opened file, not stat of the path: what is checked is what is read.
+      const st = await fh.stat();
+      if (!st.isFile()) throw new BadFilePath(`'${relative}' is not a regular file`);
+      // A hard link is the file itself, wherever its other names are (/etc/shadow, the agent's
+      // own state): no path check can see that it leads out. Only files of one link are served.
+      if (st.nlink !== 1) throw new BadFilePath(`'${relative}' has ${st.nlink} hard links: only files with a single link are served (a hard link may lead out of the sandbox)`);
       return fh;
     } catch (e) {
       await fh.close().catch(() => undefined);

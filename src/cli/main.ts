@@ -1,4 +1,5 @@
 import { Command } from 'commander';
+import { registerAgents } from './commands/agents.ts';
 import { registerBench } from './commands/bench.ts';
 import { registerCluster } from './commands/cluster.ts';
 
@@ -12,6 +13,7 @@ export function buildProgram(): Command {
     .version('0.1.0')
     .showHelpAfterError();
   registerCluster(program);
+  registerAgents(program);
   registerBench(program);
   return program;
 }

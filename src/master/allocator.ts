@@ -24,6 +24,11 @@ export interface Allocation {
   agentId: string;
   role: string;
   resources: Resources;
+  /**
+   * Empty; the master writes the offer's id here and keeps the allocation as its offer record.
+   * Made with the object so that naming it does not change the object's shape (50,000 offers a pass).
+   */
+  id: string;
 }
 
 interface AgentView {
@@ -252,15 +257,16 @@ export class Allocator {
   }
 
   /**
-   * One allocation pass over `agentIds` (all agents when undefined). Returns the allocations made;
-   * they are already counted as allocated.
+   * One allocation pass over `agentIds` (all agents when undefined), in a seeded random order.
+   * Returns the allocations made; they are already counted as allocated. `inOrder`: the ids come
+   * shuffled already (`shuffle`), as when a pass is split into slices, and are taken as they are.
    */
-  allocate(now: number, agentIds?: Iterable<string>): Allocation[] {
+  allocate(now: number, agentIds?: Iterable<string>, inOrder = false): Allocation[] {
     const out: Allocation[] = [];
     const candidates = this.candidateRoles();
     if (candidates.length === 0) return out;
-    const ids = agentIds === undefined ? [...this.agents.keys()] : [...agentIds];
-    this.random.shuffle(ids);
+    const ids = agentIds === undefined ? [...this.agents.keys()] : inOrder && Array.isArray(agentIds) ? (agentIds as string[]) : [...agentIds];
+    if (!inOrder) this.random.shuffle(ids);
     const order = candidates.slice();
     const keys = new Float64Array(order.length);
     for (const agentId of ids) {
@@ -276,11 +282,31 @@ export class Allocator {
         if (fw === undefined) continue;
         agent.free = agent.free.subtract(offerable);
         this.track(fw.id, role.name, offerable, +1);
-        out.push({ frameworkId: fw.id, agentId, role: role.name, resources: offerable });
+        // `id: ''`: the master names the offer in this same object (see Allocation.id).
+        out.push({ frameworkId: fw.id, agentId, role: role.name, resources: offerable, id: '' });
         if (agent.free.isEmpty()) break;
       }
     }
     return out;
+  }
+
+  /**
+   * Whether any role has a framework that wants offers (active, not suppressed). Without one, a
+   * pass would offer nothing; whatever makes one want offers asks for a pass over every agent.
+   */
+  wantsOffers(): boolean {
+    return this.candidateRoles().length > 0;
+  }
+
+  /** Shuffles agent ids in place with the allocator's seeded random (Mesos shuffles agents per pass). */
+  shuffle(ids: string[]): string[] {
+    this.random.shuffle(ids);
+    return ids;
+  }
+
+  /** Ids of every agent the allocator knows. */
+  agentIds(): string[] {
+    return [...this.agents.keys()];
   }
 
   // ---------------------------------------------------------------------------------------------

@@ -6,7 +6,7 @@ import type { MasterToAgent } from '../protocol/agent.ts';
 import type { Offer, TaskInfo, TaskStatus } from '../protocol/mesos.ts';
 import type { Event, FrameworkCall } from '../protocol/scheduler.ts';
 import { SimCluster } from '../sim/sim-cluster.ts';
-import { FrameworkNotSubscribed, FrameworkRemoved } from './errors.ts';
+import { AgentNotFound, FrameworkNotSubscribed, FrameworkRemoved, InvalidRequest } from './errors.ts';
 import { Master } from './master.ts';
 
 /**
@@ -246,6 +246,39 @@ describe('Master', () => {
     });
   });
 
+  describe('allocation passes in slices', () => {
+    it('splits a pass over many agents into slices, deferred one after the other, so that calls are handled between them', () => {
+      const clock = new ManualClock();
+      const deferred: (() => void)[] = [];
+      const passes: [number, number][] = [];
+      // A slice of 0 ms: every call to the allocator (500 agents) ends a slice.
+      const master = new Master({ clock, masterId: 'm', agentHeartbeatIntervalMs: 3_600_000, allocationSliceMs: 0, defer: (run) => void deferred.push(run), onAllocation: (_ms, offers, longest) => void passes.push([offers, longest]) });
+      master.start();
+      for (let i = 0; i < 1200; i++) master.registerAgent({ type: 'REGISTER', hostname: `h${i}`, resources: Resources.parse('cpus:1;mem:64').toJSON(), attributes: [], tasks: [], frameworks: [] }, { send: () => undefined, close: () => undefined });
+      clock.advance(0);
+      const events: Event[] = [];
+      const id = master.subscribe({ type: 'SUBSCRIBE', subscribe: { framework_info: { name: 'a', roles: ['*'] } } }, { send: (e) => void events.push(e), close: () => undefined });
+      clock.advance(0);
+      const offers = () => events.flatMap((e) => (e.type === 'OFFERS' ? e.offers.offers : []));
+      assert.equal(offers().length, 0, 'the pass starts on a turn of its own');
+      deferred.shift()!();
+      assert.equal(offers().length, 500, 'the first slice');
+      assert.equal(master.allocating(), true);
+      // A call between slices is handled at once, and the pass goes on.
+      master.call({ type: 'DECLINE', framework_id: { value: id }, decline: { offer_ids: [offers()[0]!.id], filters: { refuse_seconds: 60 } } });
+      deferred.shift()!();
+      assert.equal(offers().length, 1000);
+      deferred.shift()!();
+      assert.equal(offers().length, 1200);
+      assert.equal(master.allocating(), false);
+      assert.equal(new Set(offers().map((o) => o.agent_id.value)).size, 1200, 'every agent once');
+      assert.equal(passes.length, 1);
+      assert.equal(passes[0]![0], 1200);
+      assert.equal(deferred.length, 0);
+      master.stop();
+    });
+  });
+
   describe('filters, SUPPRESS and REVIVE', () => {
     it("returns a declined offer's resources to the same framework only after refuse_seconds", () => {
       const h = new Harness();
@@ -372,6 +405,61 @@ describe('Master', () => {
   });
 
   describe('ACCEPT', () => {
+    it('refuses tasks that ask for what no containerizer here honours, naming the field', () => {
+      const h = new Harness();
+      const fw = h.subscribe('a');
+      const agent = h.addAgent('cpus:8;mem:4096');
+      h.tick();
+      const offer = fw.offers()[0]!;
+      const asks: [Partial<TaskInfo>, RegExp][] = [
+        [{ container: { type: 'MESOS', mesos: { image: { type: 'DOCKER', docker: { name: 'busybox' } } } } as unknown as TaskInfo['container'] }, /container\.mesos\.image/],
+        [{ container: { type: 'MESOS', volumes: [{ container_path: '/data', host_path: '/srv' }] } }, /container\.volumes/],
+        [{ container: { type: 'DOCKER', docker: { image: 'x' }, network_infos: [{}] } as unknown as TaskInfo['container'] }, /container\.network_infos/],
+        [{ command: { value: 'true', environment: { variables: [{ name: 'TOKEN', type: 'SECRET' }] } } }, /variables\[0\] \(TOKEN\): SECRET/],
+        [{ max_completion_time: { nanoseconds: 1 } } as unknown as Partial<TaskInfo>, /max_completion_time/],
+      ];
+      fw.launch(offer, [...asks.map(([over]) => over), {}]);
+      const errors = fw.updates().filter((s) => s.state === 'TASK_ERROR');
+      asks.forEach(([, message], i) => assert.match(errors.find((e) => e.task_id.value === `t${i}`)?.message ?? '', message));
+      assert.deepEqual(h.agentInbox.get(agent)!.filter((m) => m.type === 'LAUNCH').map((m) => m.type === 'LAUNCH' && m.task.task_id.value), [`t${asks.length}`]);
+    });
+
+    it('answers TASK_ERROR for a task that does not match TaskInfo, launches the others and returns the rest of the offer', () => {
+      const h = new Harness();
+      const fw = h.subscribe('a');
+      const agent = h.addAgent('cpus:4;mem:1024');
+      h.tick();
+      const offer = fw.offers()[0]!;
+      fw.take();
+      const bad = { ...task(offer, 'bad'), command: { value: 'true', environment: { variables: [{ name: '', value: 'foo' }] } } };
+      // In process, as built-in frameworks call: nothing parsed it before the master.
+      fw.call({ type: 'ACCEPT', accept: { offer_ids: [offer.id], operations: [{ type: 'LAUNCH', launch: { task_infos: [bad, task(offer, 'good')] } }], filters: { refuse_seconds: 0 } } });
+      const error = fw.updates().find((s) => s.task_id.value === 'bad')!;
+      assert.equal(error.state, 'TASK_ERROR');
+      assert.match(error.message ?? '', /^task bad: command\.environment\.variables\[0\]\.name: /);
+      assert.deepEqual(h.agentInbox.get(agent)!.filter((m) => m.type === 'LAUNCH').map((m) => m.type === 'LAUNCH' && m.task.task_id.value), ['good']);
+      h.tick();
+      assert.ok(offered(fw.offers()).equals(Resources.parse('cpus:3;mem:896')), 'what the good task does not use is offered again');
+    });
+
+    it('refuses an ACCEPT it cannot read as a whole only after returning its offer and launching what it could', () => {
+      const h = new Harness();
+      const fw = h.subscribe('a');
+      const agent = h.addAgent('cpus:4;mem:1024');
+      h.tick();
+      const offer = fw.offers()[0]!;
+      fw.take();
+      const call = { type: 'ACCEPT', accept: { offer_ids: [offer.id], operations: [{ type: 'RESERVE' }, 'x', { type: 'LAUNCH', launch: { task_infos: [{ name: 'no id' }, task(offer, 'good')] } }], filters: { refuse_seconds: 'soon' } } };
+      assert.throws(
+        () => fw.call(call as unknown as CallBody),
+        (e: unknown) => e instanceof InvalidRequest && /filters.*operations\[0\].*RESERVE.*operations\[1\].*operations\[2\]\.launch\.task_infos\[0\]/.test(e.message),
+      );
+      assert.equal(h.agentInbox.get(agent)!.filter((m) => m.type === 'LAUNCH').length, 1, 'the readable task was launched');
+      h.tick(5_000); // Unreadable filters: the default filter (5 s) applies.
+      assert.ok(offered(fw.offers()).equals(Resources.parse('cpus:3;mem:896')), 'the rest of the offer is offered again');
+      assert.equal(h.master.offerCount(), 1);
+    });
+
     it('launches tasks on the agent and reports a task that fails the checks as TASK_ERROR', () => {
       const h = new Harness();
       const fw = h.subscribe('a');
@@ -757,6 +845,138 @@ describe('Master', () => {
       assert.ok(master.frameworkView('m-0001'), 'failover_timeout 0, still kept during the agents\' timeout');
       clock.advance(1_000);
       assert.equal(master.frameworkView('m-0001'), undefined);
+    });
+  });
+
+  describe('maintenance: deactivation, draining and planned restarts', () => {
+    /** A master with real liveness (5 s heartbeats, 5 s reconnect grace), one agent with a running task. */
+    function cluster() {
+      const clock = new ManualClock();
+      const master = new Master({ clock, masterId: 'm', agentHeartbeatIntervalMs: 5_000, agentReconnectGraceMs: 5_000 });
+      master.start();
+      const inbox: MasterToAgent[] = [];
+      const resources = Resources.parse('cpus:4;mem:1024').toJSON();
+      let conn = { send: (m: MasterToAgent) => void inbox.push(m), close: () => undefined };
+      const agent = master.registerAgent({ type: 'REGISTER', hostname: 'h0', resources, attributes: [], tasks: [], frameworks: [] }, conn);
+      const events: Event[] = [];
+      const fwId = master.subscribe({ type: 'SUBSCRIBE', subscribe: { framework_info: { name: 'a', roles: ['*'], failover_timeout: 3600, capabilities: [{ type: 'PARTITION_AWARE' }] } } }, { send: (e) => void events.push(e), close: () => undefined });
+      clock.advance(0);
+      const offers = () => events.flatMap((e) => (e.type === 'OFFERS' ? e.offers.offers : []));
+      const updates = () => events.flatMap((e) => (e.type === 'UPDATE' ? [e.update.status] : []));
+      const offer = offers()[0]!;
+      const info = { ...task(offer, 't0'), kill_policy: { grace_period: { nanoseconds: 30e9 } } };
+      master.call({ type: 'ACCEPT', framework_id: { value: fwId }, accept: { offer_ids: [offer.id], operations: [{ type: 'LAUNCH', launch: { task_infos: [info] } }], filters: { refuse_seconds: 0 } } });
+      const report = (state: TaskStatus['state'], uuid: string, reason?: TaskStatus['reason']) =>
+        master.agentMessage(agent, { type: 'STATUS_UPDATE', framework_id: { value: fwId }, status: { task_id: { value: 't0' }, state, uuid, source: 'SOURCE_EXECUTOR', agent_id: { value: agent }, ...(reason !== undefined ? { reason } : {}) }, latest_state: state });
+      report('TASK_RUNNING', 'u1');
+      clock.advance(0);
+      // Heartbeats as a live agent sends them, for `ms` of simulated time.
+      const live = (ms: number) => {
+        for (let t = 0; t < ms; t += 1_000) {
+          clock.advance(1_000);
+          if (master.agentView(agent)?.state === 'ACTIVE' && t % 5_000 === 0) master.agentMessage(agent, { type: 'HEARTBEAT' });
+        }
+      };
+      const reregister = () => {
+        conn = { send: (m: MasterToAgent) => void inbox.push(m), close: () => undefined };
+        master.registerAgent({ type: 'REGISTER', agent_id: { value: agent }, hostname: 'h0', resources, attributes: [], tasks: [{ framework_id: { value: fwId }, task: info, state: 'TASK_RUNNING' }], frameworks: [] }, conn);
+      };
+      return { clock, master, agent, fwId, inbox, events, offers, updates, report, live, reregister, conn: () => conn };
+    }
+
+    it('DEACTIVATE_AGENT: no offers of the agent, the outstanding one rescinded, its tasks run on; REACTIVATE_AGENT offers it again', () => {
+      const c = cluster();
+      c.clock.advance(1_000);
+      const before = c.offers().length;
+      c.master.deactivateAgent(c.agent);
+      assert.ok(c.events.some((e) => e.type === 'RESCIND'), 'the outstanding offer is rescinded');
+      assert.equal(c.master.offerCount(), 0);
+      c.live(10_000);
+      assert.equal(c.offers().length, before, 'no offer while deactivated');
+      assert.equal(c.master.agentView(c.agent)?.deactivated, true);
+      assert.equal(c.master.task(c.fwId, 't0')?.state, 'TASK_RUNNING');
+      assert.equal(c.inbox.filter((m) => m.type === 'KILL').length, 0);
+      c.master.reactivateAgent(c.agent);
+      c.clock.advance(0);
+      assert.equal(c.offers().length, before + 1, 'offered again');
+      assert.equal(c.master.agentView(c.agent)?.deactivated, false);
+      assert.throws(() => c.master.deactivateAgent('nope'), AgentNotFound);
+    });
+
+    it('DRAIN_AGENT: kills every task with REASON_AGENT_DRAINING and the grace capped, offers nothing, DRAINED once the kills are acknowledged; mark_gone removes the agent', () => {
+      const c = cluster();
+      c.master.drainAgent(c.agent, { maxGracePeriodMs: 2_000, markGone: true });
+      const kill = c.inbox.find((m) => m.type === 'KILL');
+      assert.deepEqual(kill, {
+        type: 'KILL',
+        framework_id: { value: c.fwId },
+        task_id: { value: 't0' },
+        kill_policy: { grace_period: { nanoseconds: 2e9 } },
+        reason: { status: 'REASON_AGENT_DRAINING', message: `Agent ${c.agent} (h0) is being drained by the operator` },
+      });
+      assert.equal(c.master.agentView(c.agent)?.drain?.state, 'DRAINING');
+      assert.equal(c.master.agentView(c.agent)?.deactivated, true);
+      c.report('TASK_KILLED', 'u2', 'REASON_AGENT_DRAINING');
+      c.live(3_000);
+      assert.equal(c.master.agentView(c.agent)?.drain?.state, 'DRAINING', 'until the framework acknowledged TASK_KILLED');
+      assert.equal(c.updates().at(-1)?.reason, 'REASON_AGENT_DRAINING');
+      const offersBefore = c.offers().length;
+      c.master.call({ type: 'ACKNOWLEDGE', framework_id: { value: c.fwId }, acknowledge: { agent_id: { value: c.agent }, task_id: { value: 't0' }, uuid: 'u2' } });
+      c.clock.advance(0);
+      assert.equal(c.master.agentView(c.agent), undefined, 'drained, then removed for good (mark_gone)');
+      assert.equal(c.offers().length, offersBefore, 'nothing of it was offered');
+    });
+
+    it('DRAIN_AGENT of an agent that is away: the kills go out, with their reason, when it registers again', () => {
+      const c = cluster();
+      c.master.agentDisconnected(c.agent, c.conn());
+      c.master.drainAgent(c.agent);
+      assert.equal(c.inbox.filter((m) => m.type === 'KILL').length, 0);
+      c.clock.advance(1_000);
+      c.reregister();
+      const kill = c.inbox.find((m) => m.type === 'KILL');
+      assert.equal(kill?.type === 'KILL' && kill.reason?.status, 'REASON_AGENT_DRAINING');
+      assert.deepEqual(kill?.type === 'KILL' && kill.kill_policy, { grace_period: { nanoseconds: 30e9 } }, "the task's own grace, no cap given");
+      c.clock.advance(0);
+      assert.equal(c.master.offerCount(), 0, 'still no offers of it');
+    });
+
+    it('keeps the tasks of an agent that announced its restart for the restart grace (22 s away), and reports a lost agent after the short grace', () => {
+      const c = cluster();
+      c.live(6_000);
+      c.master.agentMessage(c.agent, { type: 'RESTARTING' });
+      c.clock.advance(0);
+      assert.equal(c.master.offerCount(), 0, 'nothing is offered of an agent about to restart');
+      c.master.agentDisconnected(c.agent, c.conn());
+      assert.ok(c.master.agentView(c.agent)?.restart?.backBy !== undefined);
+      c.clock.advance(22_000);
+      assert.equal(c.master.agentView(c.agent)?.state, 'ACTIVE', 'neither the reconnect grace nor missed heartbeats made it unreachable');
+      assert.deepEqual(c.updates().map((u) => u.state), ['TASK_RUNNING']);
+      c.reregister();
+      c.live(10_000);
+      assert.equal(c.master.task(c.fwId, 't0')?.state, 'TASK_RUNNING');
+      assert.deepEqual(c.updates().map((u) => u.state), ['TASK_RUNNING'], 'the framework heard of nothing');
+      assert.equal(c.master.agentView(c.agent)?.restart, undefined);
+      assert.ok(c.master.offerCount() > 0, 'offered again once back');
+      // The same agent lost without a word: unreachable after the reconnect grace.
+      c.master.agentDisconnected(c.agent, c.conn());
+      c.clock.advance(5_000);
+      assert.equal(c.master.agentView(c.agent)?.state, 'UNREACHABLE');
+      assert.equal(c.updates().at(-1)?.state, 'TASK_UNREACHABLE');
+    });
+
+    it('gives up on an agent that announced its restart once the restart grace has passed', () => {
+      const clock = new ManualClock();
+      const master = new Master({ clock, masterId: 'm', agentRestartGraceMs: 60_000, agentHeartbeatIntervalMs: 5_000 });
+      master.start();
+      const conn = { send: () => undefined, close: () => undefined };
+      const id = master.registerAgent({ type: 'REGISTER', hostname: 'h', resources: Resources.parse('cpus:1;mem:64').toJSON(), attributes: [], tasks: [], frameworks: [] }, conn);
+      master.agentMessage(id, { type: 'RESTARTING' });
+      master.agentDisconnected(id, conn);
+      clock.advance(59_999);
+      assert.equal(master.agentView(id)?.state, 'ACTIVE');
+      clock.advance(1);
+      assert.equal(master.agentView(id)?.state, 'UNREACHABLE');
     });
   });
 

@@ -6,6 +6,8 @@ import { Resources } from '../core/resources.ts';
 import { isTerminal, type TaskState, type TaskStatusReason } from '../core/task-state.ts';
 import type { AgentToMaster, MasterToAgent } from '../protocol/agent.ts';
 import type { Attribute, FrameworkInfo, KillPolicy, Offer, TaskInfo, TaskStatus } from '../protocol/mesos.ts';
+import { readAccept } from '../protocol/read-accept.ts';
+import { unhonouredTaskField } from '../protocol/task-support.ts';
 import type { AcceptCall, Event, FrameworkCall, SubscribeCall } from '../protocol/scheduler.ts';
 import { Allocator, type Allocation, type RoleInfo } from './allocator.ts';
 import { AgentGone, AgentNotFound, FrameworkNotSubscribed, FrameworkRemoved, InvalidRequest } from './errors.ts';
@@ -57,8 +59,19 @@ export interface MasterOptions {
   /** Seed of the allocator's random choices. */
   seed?: number;
   minAllocatable?: Record<string, number>[];
-  /** Told after every allocation pass (duration in ms, offers made): for metrics and benchmarks. */
-  onAllocation?: (durationMs: number, offers: number) => void;
+  /**
+   * Told after every allocation pass: its duration in ms (the time its slices ran, not the time
+   * between them), the offers made, and its longest slice in ms. For metrics and benchmarks.
+   */
+  onAllocation?: (durationMs: number, offers: number, longestSliceMs: number) => void;
+  /** A slice of an allocation pass runs at most about this long before the rest is deferred. Default 20 ms. */
+  allocationSliceMs?: number;
+  /**
+   * Runs the next slice of a pass later. Default: a 0 ms timer of the clock (on the system
+   * clock, after pending I/O). The scheduler bench gives `setImmediate`, to run its simulated
+   * cluster on the real event loop.
+   */
+  defer?: (run: () => void) => void;
   /** Keep a journal of changes for a store (`drainChanges`). Off: nothing is kept. */
   journal?: boolean;
   /** An agent whose stream dropped is marked unreachable unless it is back within this. Default 5 s. */
@@ -67,6 +80,20 @@ export interface MasterOptions {
   agentHeartbeatIntervalMs?: number;
   /** After a master restart, agents known from the store have this long to reregister. Default 60 s. */
   agentReregisterTimeoutMs?: number;
+  /**
+   * An agent that announced a planned restart (RESTARTING) has this long to register again
+   * before it is unreachable, instead of `agentReconnectGraceMs`. Default 120 s.
+   */
+  agentRestartGraceMs?: number;
+}
+
+/** Mesos's DrainInfo (master.proto): DRAINING until every task of the agent ended and was acknowledged. */
+export interface DrainInfo {
+  state: 'DRAINING' | 'DRAINED';
+  /** Upper bound of the kill grace period of the agent's tasks, in ms. */
+  maxGracePeriodMs: number | undefined;
+  /** Remove the agent for good (as removeAgent) once drained. */
+  markGone: boolean;
 }
 
 export interface Task {
@@ -98,7 +125,11 @@ interface FrameworkRecord {
   partitionAware: boolean;
   conn: FrameworkConnection | undefined;
   tasks: Map<string, Task>;
-  offers: Set<OfferRecord>;
+  /**
+   * How many offers it holds. Not a set of them: adding 50,000 offers to sets costs a pass more
+   * than the rare walks over `Master.offers` that need a framework's offers (failover, removal).
+   */
+  offerCount: number;
   completed: Task[];
   registeredAt: number;
   disconnectedAt: number | undefined;
@@ -127,9 +158,24 @@ interface AgentRecord {
   containerizers: { kind: string; limits: { enforced: boolean; reason?: string } }[];
   /** Runs out the grace period of a dropped stream, or the reregistration timeout after recovery. */
   graceTimer: Timer | undefined;
+  /** Deactivated by the operator (DEACTIVATE_AGENT, DRAIN_AGENT): no offers until REACTIVATE_AGENT. */
+  deactivated: boolean;
+  drain: DrainInfo | undefined;
+  /** When the agent announced a planned restart (RESTARTING); cleared by its next REGISTER. */
+  restartAnnouncedAt: number | undefined;
+  /** When its stream dropped, while it is away within its grace. */
+  disconnectedAt: number | undefined;
+  /** A drained check is due (it runs on its own turn: it may remove the agent). */
+  drainCheck: Timer | undefined;
 }
 
+/** Agents per call to the allocator within a slice: small enough to stop close to the slice's time. */
+const SLICE_AGENTS = 500;
+
 const ROLE_PATTERN = /^[a-zA-Z0-9_][a-zA-Z0-9_.\-/]*$/;
+
+/** The agent's kill grace for a task without a kill policy (AgentOptions.defaultKillGraceMs's default). */
+const DEFAULT_KILL_GRACE_NS = 3e9;
 
 /** One shared empty list for agents that report no containerizers (the simulator's 50,000). */
 const NONE: AgentRecord['containerizers'] = Object.freeze([]) as unknown as AgentRecord['containerizers'];
@@ -137,7 +183,12 @@ const NONE: AgentRecord['containerizers'] = Object.freeze([]) as unknown as Agen
 export class Master {
   readonly id: string;
   private readonly clock: Clock;
-  private readonly options: Required<Omit<MasterOptions, 'onAllocation' | 'minAllocatable' | 'seed' | 'masterId' | 'clock' | 'journal'>>;
+  private readonly options: Required<Omit<MasterOptions, 'onAllocation' | 'minAllocatable' | 'seed' | 'masterId' | 'clock' | 'journal' | 'defer'>>;
+  private readonly defer: (run: () => void) => void;
+  /** `<master id>-O`: offer ids are this and a number. */
+  private readonly offerIdPrefix: string;
+  /** The allocation pass under way: its agents (shuffled) and how far it got. */
+  private pass: { ids: string[]; next: number; busyMs: number; longestSliceMs: number; offers: number } | undefined;
   private readonly onAllocation: MasterOptions['onAllocation'];
   private readonly journal: MasterChange[] | undefined;
   readonly allocator: Allocator;
@@ -146,7 +197,11 @@ export class Master {
   private readonly removedFrameworks = new Set<string>();
   private readonly agents = new Map<string, AgentRecord>();
   private readonly goneAgents = new Set<string>();
-  private readonly offers = new Map<string, OfferRecord>();
+  /**
+   * Outstanding offers by the number in their id (`<master id>-O<n>`): a number key spares
+   * hashing 50,000 new strings a pass.
+   */
+  private readonly offers = new Map<number, OfferRecord>();
   /**
    * Parsed task resources by the identity of their JSON array. In-process frameworks launch many
    * tasks with one shared array; calls are immutable once made, so one parse serves them all.
@@ -192,7 +247,11 @@ export class Master {
       agentReconnectGraceMs: options.agentReconnectGraceMs ?? 5000,
       agentHeartbeatIntervalMs: options.agentHeartbeatIntervalMs ?? 5000,
       agentReregisterTimeoutMs: options.agentReregisterTimeoutMs ?? 60_000,
+      agentRestartGraceMs: options.agentRestartGraceMs ?? 120_000,
+      allocationSliceMs: options.allocationSliceMs ?? 20,
     };
+    this.defer = options.defer ?? ((run) => void this.clock.setTimer(0, run));
+    this.offerIdPrefix = `${this.id}-O`;
     this.onAllocation = options.onAllocation;
     this.journal = options.journal === true ? [] : undefined;
     this.allocator = new Allocator({
@@ -223,7 +282,9 @@ export class Master {
     const liveness = () => {
       const limit = this.clock.now() - 3 * this.options.agentHeartbeatIntervalMs;
       for (const agent of [...this.agents.values()]) {
-        if (agent.state === 'ACTIVE' && agent.lastHeartbeatAt < limit) this.markAgentUnreachable(agent.id);
+        // Only a connected agent can miss heartbeats: one whose stream dropped is on its grace
+        // timer (the reconnect grace, or the longer one of an announced restart).
+        if (agent.state === 'ACTIVE' && agent.conn !== undefined && agent.lastHeartbeatAt < limit) this.markAgentUnreachable(agent.id);
         else agent.conn?.send({ type: 'HEARTBEAT' });
       }
       this.livenessTimer = this.clock.setTimer(this.options.agentHeartbeatIntervalMs, liveness);
@@ -234,10 +295,14 @@ export class Master {
   /** Stops the timers. Connections stay as they are. */
   stop(): void {
     this.running = false;
+    this.pass = undefined;
     for (const t of [this.batchTimer, this.heartbeatTimer, this.soonTimer, this.livenessTimer]) t?.cancel();
     this.soonTimer = undefined;
     for (const fw of this.frameworks.values()) fw.failoverTimer?.cancel();
-    for (const agent of this.agents.values()) agent.graceTimer?.cancel();
+    for (const agent of this.agents.values()) {
+      agent.graceTimer?.cancel();
+      agent.drainCheck?.cancel();
+    }
   }
 
   /** The changes made since the last call, oldest first, for the store (empty without `journal`). */
@@ -322,6 +387,11 @@ export class Master {
         url: a.url,
         containerizers: NONE,
         graceTimer: undefined,
+        deactivated: false,
+        drain: undefined,
+        restartAnnouncedAt: undefined,
+        disconnectedAt: undefined,
+        drainCheck: undefined,
       };
       this.agents.set(a.id, agent);
       if (agent.state === 'UNREACHABLE') continue;
@@ -356,12 +426,16 @@ export class Master {
     const agent = this.agents.get(agentId);
     if (agent === undefined || agent.conn !== conn || agent.state !== 'ACTIVE') return;
     agent.conn = undefined;
+    agent.disconnectedAt = this.clock.now();
     // No offers of it while it is away: a LAUNCH could not reach it.
     this.allocator.setAgentActive(agent.id, false);
     this.rescindOffers(agent);
     agent.graceTimer?.cancel();
     if (!this.running) return;
-    agent.graceTimer = this.clock.setTimer(this.options.agentReconnectGraceMs, () => {
+    // A restart the agent announced is planned work (an upgrade, a reboot): its tasks run on,
+    // and it gets the long grace. A lost machine said nothing and gets the short one.
+    const grace = agent.restartAnnouncedAt !== undefined ? this.options.agentRestartGraceMs : this.options.agentReconnectGraceMs;
+    agent.graceTimer = this.clock.setTimer(grace, () => {
       agent.graceTimer = undefined;
       if (agent.conn === undefined && agent.state === 'ACTIVE') this.markAgentUnreachable(agent.id);
     });
@@ -418,7 +492,7 @@ export class Master {
         partitionAware,
         conn,
         tasks: new Map(),
-        offers: new Set(),
+        offerCount: 0,
         completed: [],
         registeredAt: now,
         disconnectedAt: undefined,
@@ -455,7 +529,7 @@ export class Master {
         return;
       case 'DECLINE':
         for (const offerId of call.decline.offer_ids) {
-          const offer = this.offers.get(offerId.value);
+          const offer = this.offerById(offerId.value);
           if (offer === undefined || offer.frameworkId !== fw.id) continue; // Mesos ignores unknown offers here.
           this.removeOffer(offer);
           this.allocator.recover(fw.id, offer.agentId, offer.role, offer.resources, this.clock.now(), call.decline.filters?.refuse_seconds ?? this.options.defaultRefuseSeconds);
@@ -538,6 +612,8 @@ export class Master {
       agent.lastHeartbeatAt = now;
       agent.url = message.url;
       agent.containerizers = message.containerizers ?? NONE;
+      agent.restartAnnouncedAt = undefined;
+      agent.disconnectedAt = undefined;
     } else {
       const id = requested ?? this.newAgentId();
       agent = {
@@ -556,13 +632,25 @@ export class Master {
         url: message.url,
         containerizers: message.containerizers ?? NONE,
         graceTimer: undefined,
+        deactivated: false,
+        drain: undefined,
+        restartAnnouncedAt: undefined,
+        disconnectedAt: undefined,
+        drainCheck: undefined,
       };
       this.agents.set(id, agent);
     }
     this.record({ type: 'AGENT_SAVED', agent: { id: agent.id, hostname: agent.hostname, resources: message.resources, attributes: agent.attributes, registeredAt: agent.registeredAt, ...(agent.url !== undefined ? { url: agent.url } : {}) } });
     this.allocator.addAgent(agent.id, total);
+    // Deactivated and draining agents stay so across a reconnection (only REACTIVATE_AGENT ends it).
+    if (agent.deactivated) this.allocator.setAgentActive(agent.id, false);
     this.reconcileAgentTasks(agent, message, wasUnreachable);
     conn.send({ type: 'REGISTERED', agent_id: agent.idObj, heartbeat_interval_seconds: this.options.agentHeartbeatIntervalMs / 1000 });
+    if (agent.drain?.state === 'DRAINING') {
+      // Kills asked while it was away go out now, with their reason.
+      for (const task of agent.tasks) if (!isTerminal(task.state)) this.drainKill(agent, task);
+      this.scheduleDrainCheck(agent);
+    }
     this.allocateSoon(agent.id);
     return agent.id;
   }
@@ -577,6 +665,13 @@ export class Master {
         return;
       case 'STATUS_UPDATE':
         this.statusUpdate(agent, message.framework_id.value, message.status, message.latest_state);
+        return;
+      case 'RESTARTING':
+        // It is going away on purpose: nothing more is launched there, and when its stream
+        // drops it gets the restart grace (agentDisconnected).
+        agent.restartAnnouncedAt = this.clock.now();
+        this.allocator.setAgentActive(agent.id, false);
+        this.rescindOffers(agent);
         return;
       case 'REGISTER':
         throw new InvalidRequest('REGISTER is only valid as the first message of a stream');
@@ -635,10 +730,55 @@ export class Master {
     }
     if (agent.state === 'ACTIVE') this.allocator.removeAgent(agent.id);
     agent.graceTimer?.cancel();
+    agent.drainCheck?.cancel();
+    agent.drain = undefined;
     agent.conn?.close();
     this.agents.delete(agent.id);
     this.goneAgents.add(agent.id);
     this.record({ type: 'AGENT_REMOVED', id: agent.id, removedAt: this.clock.now() });
+  }
+
+  /**
+   * DEACTIVATE_AGENT (Mesos's manual draining, "maintenance"): the agent gets no offers (those
+   * outstanding are rescinded) until REACTIVATE_AGENT; its tasks run on. Idempotent.
+   */
+  deactivateAgent(agentId: string): void {
+    const agent = this.operatedAgent(agentId);
+    agent.deactivated = true;
+    this.allocator.setAgentActive(agent.id, false);
+    this.rescindOffers(agent);
+  }
+
+  /**
+   * DRAIN_AGENT (Mesos's automatic node draining, docs/maintenance.md): the agent is deactivated
+   * and every task on it is killed (TASK_KILLED, REASON_AGENT_DRAINING, the kill grace capped
+   * at `maxGracePeriodMs`) so that frameworks place them elsewhere; an agent that is away gets
+   * the kills when it registers again. DRAINING becomes DRAINED once every task of the agent
+   * ended and was acknowledged; with `markGone`, the agent is then removed for good. Draining an
+   * agent that drains already changes nothing.
+   */
+  drainAgent(agentId: string, options: { maxGracePeriodMs?: number; markGone?: boolean } = {}): void {
+    const agent = this.operatedAgent(agentId);
+    const max = options.maxGracePeriodMs;
+    if (max !== undefined && (!(max >= 0) || !Number.isFinite(max))) throw new InvalidRequest(`max_grace_period must be a duration >= 0, got ${max} ms`);
+    if (agent.drain !== undefined) return;
+    this.deactivateAgent(agentId);
+    agent.drain = { state: 'DRAINING', maxGracePeriodMs: max, markGone: options.markGone === true };
+    for (const task of agent.tasks) if (!isTerminal(task.state)) this.drainKill(agent, task);
+    this.scheduleDrainCheck(agent);
+  }
+
+  /** REACTIVATE_AGENT: ends a deactivation or a drain; the agent is offered again. Idempotent. */
+  reactivateAgent(agentId: string): void {
+    const agent = this.operatedAgent(agentId);
+    agent.deactivated = false;
+    agent.drain = undefined;
+    agent.drainCheck?.cancel();
+    agent.drainCheck = undefined;
+    if (agent.state === 'ACTIVE' && agent.conn !== undefined && agent.restartAnnouncedAt === undefined) {
+      this.allocator.setAgentActive(agent.id, true);
+      this.allocateSoon(agent.id);
+    }
   }
 
   // =============================================================================================
@@ -669,7 +809,7 @@ export class Master {
   /** Runs an allocation pass now over every agent (tests; the batch timer does it otherwise). */
   allocateNow(): void {
     this.dirtyAll = true;
-    this.runAllocation();
+    this.runAllocation(true);
   }
 
   // ---------------------------------------------------------------------------------------------
@@ -684,7 +824,7 @@ export class Master {
     | undefined {
     const fw = this.frameworks.get(id);
     if (fw === undefined) return undefined;
-    return { id, info: fw.info, roles: [...fw.roles], connected: fw.conn !== undefined, tasks: [...fw.tasks.values()], completed: [...fw.completed], offers: fw.offers.size, registeredAt: fw.registeredAt };
+    return { id, info: fw.info, roles: [...fw.roles], connected: fw.conn !== undefined, tasks: [...fw.tasks.values()], completed: [...fw.completed], offers: fw.offerCount, registeredAt: fw.registeredAt };
   }
 
   agentIds(): string[] {
@@ -707,6 +847,10 @@ export class Master {
         offers: number;
         registeredAt: number;
         lastHeartbeatAt: number;
+        deactivated: boolean;
+        drain: DrainInfo | undefined;
+        /** When a planned restart was announced, and until when the agent may take to come back (while away). */
+        restart: { announcedAt: number; backBy: number | undefined } | undefined;
       }
     | undefined {
     const a = this.agents.get(id);
@@ -730,6 +874,12 @@ export class Master {
       offers: a.offers.length,
       registeredAt: a.registeredAt,
       lastHeartbeatAt: a.lastHeartbeatAt,
+      deactivated: a.deactivated,
+      drain: a.drain === undefined ? undefined : { ...a.drain },
+      restart:
+        a.restartAnnouncedAt === undefined
+          ? undefined
+          : { announcedAt: a.restartAnnouncedAt, backBy: a.conn === undefined && a.state === 'ACTIVE' ? this.graceEnd(a) : undefined },
     };
   }
 
@@ -741,7 +891,7 @@ export class Master {
   }
 
   /** Allocation passes run, and their total and last duration (for /metrics). */
-  readonly allocationStats = { runs: 0, totalMs: 0, lastMs: 0 };
+  readonly allocationStats = { runs: 0, totalMs: 0, lastMs: 0, longestSliceMs: 0 };
 
   task(frameworkId: string, taskId: string): Task | undefined {
     return this.frameworks.get(frameworkId)?.tasks.get(taskId);
@@ -751,20 +901,33 @@ export class Master {
     return this.offers.size;
   }
 
+  /** Whether an allocation pass is under way (some of its slices are still to run). */
+  allocating(): boolean {
+    return this.pass !== undefined;
+  }
+
   // =============================================================================================
   // Calls
 
+  /**
+   * ACCEPT. Whatever the framework sends, the offers named go back (what no task uses) and every
+   * part of the call is answered on its own (issue 11 §1): a task that cannot be launched gets
+   * TASK_ERROR with the reason in its `message`, and the other tasks are launched. Parts that
+   * cannot be answered per task (an operation other than LAUNCH, a task info without a readable
+   * task_id, bad filters) make the call refused (InvalidRequest, 400) once the rest is done, with
+   * every such part named. Only `offer_ids` was checked before (parseCall).
+   */
   private accept(fw: FrameworkRecord, call: AcceptCall): void {
     const now = this.clock.now();
-    const tasks = call.accept.operations.flatMap((op) => op.launch.task_infos);
+    const read = readAccept(call.accept);
     const offers: OfferRecord[] = [];
     const invalid: string[] = [];
     for (const offerId of call.accept.offer_ids) {
-      const offer = this.offers.get(offerId.value);
+      const offer = this.offerById(offerId.value);
       if (offer === undefined || offer.frameworkId !== fw.id) invalid.push(offerId.value);
       else if (!offers.includes(offer)) offers.push(offer);
     }
-    const refuse = call.accept.filters?.refuse_seconds ?? this.options.defaultRefuseSeconds;
+    const refuse = read.refuseSeconds ?? this.options.defaultRefuseSeconds;
     for (const o of offers) this.removeOffer(o);
     const giveBack = () => {
       for (const o of offers) {
@@ -772,10 +935,14 @@ export class Master {
         this.allocateSoon(o.agentId);
       }
     };
+    const refuseRest = () => {
+      if (read.unreadable.length > 0) throw new InvalidRequest(`ACCEPT: ${read.unreadable.join('; ')} (the rest of the call was carried out; unused resources were returned)`);
+    };
     if (invalid.length > 0) {
       giveBack();
       const message = `Offer ${invalid.join(', ')} is no longer valid (unknown, rescinded or used)`;
-      for (const t of tasks) this.sendMasterUpdate(fw, t, fw.partitionAware ? 'TASK_DROPPED' : 'TASK_LOST', 'REASON_INVALID_OFFERS', message);
+      for (const t of read.tasks) this.sendMasterUpdate(fw, t.info, fw.partitionAware ? 'TASK_DROPPED' : 'TASK_LOST', 'REASON_INVALID_OFFERS', message);
+      refuseRest();
       return;
     }
     const first = offers[0]!;
@@ -786,17 +953,18 @@ export class Master {
         spread.agentId !== first.agentId
           ? `the offers are on more than one agent (${first.agentId}, ${spread.agentId}); all offers of an ACCEPT must be of one agent`
           : `the offers are for more than one role (${first.role}, ${spread.role})`;
-      for (const t of tasks) this.sendMasterUpdate(fw, t, 'TASK_ERROR', 'REASON_TASK_INVALID', why);
+      for (const t of read.tasks) this.sendMasterUpdate(fw, t.info, 'TASK_ERROR', 'REASON_TASK_INVALID', why);
+      refuseRest();
       return;
     }
     const agent = this.agents.get(first.agentId)!;
     let pool = Resources.EMPTY;
     for (const o of offers) pool = pool.add(o.resources);
     const seen = new Set<string>();
-    for (const info of tasks) {
-      const problem = this.validateTask(fw, agent, info, seen);
+    for (const { info, problem: invalidInfo } of read.tasks) {
+      const problem = invalidInfo !== undefined ? `task ${info.task_id.value}: ${invalidInfo}` : this.validateTask(fw, agent, info, seen);
       if (typeof problem === 'string') {
-        this.sendMasterUpdate(fw, info, 'TASK_ERROR', 'REASON_TASK_INVALID', problem);
+        this.sendMasterUpdate(fw, info, 'TASK_ERROR', 'REASON_TASK_INVALID', problem, agent.idObj);
         continue;
       }
       if (!pool.contains(problem)) {
@@ -815,6 +983,7 @@ export class Master {
       this.allocator.recover(fw.id, agent.id, first.role, pool, now, refuse);
       this.allocateSoon(agent.id);
     }
+    refuseRest();
   }
 
   /** The task's resources, or why it cannot be launched (TASK_ERROR's message). */
@@ -825,6 +994,8 @@ export class Master {
     if (fw.tasks.has(id) || seen.has(id)) return `task id '${id}' is already used by a task of this framework`;
     if (info.agent_id.value !== agent.id) return `task ${id} names agent ${info.agent_id.value}, but the offers are of agent ${agent.id}`;
     if (info.executor !== undefined) return `task ${id}: custom executors are not supported; give a command or a container`;
+    const unhonoured = unhonouredTaskField(info);
+    if (unhonoured !== undefined) return unhonoured;
     if (info.command === undefined && info.container === undefined) return `task ${id} needs a command or a container`;
     if (info.command !== undefined && info.command.shell !== false && (info.command.value ?? '') === '' && info.container === undefined) {
       return `task ${id}: command.value is empty`;
@@ -929,14 +1100,16 @@ export class Master {
   }
 
   /** An update the master makes itself: no uuid, so it needs no acknowledgement. */
-  private sendMasterUpdate(fw: FrameworkRecord, task: Task | TaskInfo, state: TaskState, reason: TaskStatusReason, message: string | undefined): void {
+  private sendMasterUpdate(fw: FrameworkRecord, task: Task | TaskInfo, state: TaskState, reason: TaskStatusReason, message: string | undefined, agentId?: { value: string }): void {
     const info = 'info' in task ? task.info : task;
+    // A task info that failed its schema may lack a readable agent_id: the offers' agent is named.
+    const named = typeof info.agent_id?.value === 'string' ? info.agent_id : agentId;
     const status: TaskStatus = {
       task_id: info.task_id,
       state,
       source: 'SOURCE_MASTER',
       reason,
-      agent_id: info.agent_id,
+      ...(named !== undefined ? { agent_id: named } : {}),
       timestamp: this.clock.now() / 1000,
       ...(message !== undefined ? { message } : {}),
     };
@@ -971,7 +1144,11 @@ export class Master {
   private completeTask(task: Task): void {
     this.freeTask(task);
     const fw = this.frameworks.get(task.frameworkId);
-    this.agents.get(task.agentId)?.tasks.delete(task);
+    const agent = this.agents.get(task.agentId);
+    if (agent !== undefined) {
+      agent.tasks.delete(task);
+      if (agent.drain?.state === 'DRAINING' && agent.tasks.size === 0) this.scheduleDrainCheck(agent);
+    }
     if (fw === undefined) return;
     fw.tasks.delete(task.id);
     this.record({ type: 'TASK_REMOVED', frameworkId: fw.id, taskId: task.id });
@@ -1055,6 +1232,51 @@ export class Master {
     }
   }
 
+  /** The agent an operator call names: known, not removed. */
+  private operatedAgent(agentId: string): AgentRecord {
+    const agent = this.agents.get(agentId);
+    if (agent === undefined) {
+      if (this.goneAgents.has(agentId)) throw new AgentGone(`agent ${agentId} was removed`);
+      throw new AgentNotFound(`agent ${agentId} is not known`);
+    }
+    return agent;
+  }
+
+  /** Kills a task of a draining agent, with the reason, the kill grace capped by the drain's. */
+  private drainKill(agent: AgentRecord, task: Task): void {
+    const fw = this.frameworks.get(task.frameworkId);
+    if (fw === undefined) return;
+    if (agent.conn === undefined || agent.state !== 'ACTIVE') return; // Sent when it registers again.
+    const max = agent.drain?.maxGracePeriodMs;
+    const own = task.info.kill_policy?.grace_period?.nanoseconds;
+    // Without a policy of its own, the agent's default applies (3 s): capped like any other.
+    const graceNs = max === undefined ? own : Math.min(own ?? DEFAULT_KILL_GRACE_NS, Math.round(max * 1e6));
+    agent.conn.send({
+      type: 'KILL',
+      framework_id: fw.idObj,
+      task_id: task.info.task_id,
+      ...(graceNs !== undefined ? { kill_policy: { grace_period: { nanoseconds: graceNs } } } : {}),
+      reason: { status: 'REASON_AGENT_DRAINING', message: `Agent ${agent.id} (${agent.hostname}) is being drained by the operator` },
+    });
+  }
+
+  /** Looks, on a turn of its own, whether a draining agent is drained (it may then be removed). */
+  private scheduleDrainCheck(agent: AgentRecord): void {
+    if (agent.drainCheck !== undefined) return;
+    agent.drainCheck = this.clock.setTimer(0, () => {
+      agent.drainCheck = undefined;
+      if (this.agents.get(agent.id) !== agent || agent.drain?.state !== 'DRAINING' || agent.tasks.size > 0) return;
+      agent.drain.state = 'DRAINED';
+      if (agent.drain.markGone) this.removeAgent(agent.id);
+    });
+  }
+
+  /** When the grace of an agent whose stream dropped runs out (for the state views). */
+  private graceEnd(agent: AgentRecord): number | undefined {
+    if (agent.restartAnnouncedAt === undefined) return undefined;
+    return agent.disconnectedAt === undefined ? undefined : agent.disconnectedAt + this.options.agentRestartGraceMs;
+  }
+
   private addRecoveredFramework(id: string, info: FrameworkInfo, now: number): FrameworkRecord {
     let roles: string[];
     try {
@@ -1070,7 +1292,7 @@ export class Master {
       partitionAware: (info.capabilities ?? []).some((c) => c.type === 'PARTITION_AWARE'),
       conn: undefined,
       tasks: new Map(),
-      offers: new Set(),
+      offerCount: 0,
       completed: [],
       registeredAt: now,
       disconnectedAt: now,
@@ -1124,8 +1346,10 @@ export class Master {
   // Offers
 
   private removeOffer(offer: OfferRecord): void {
-    this.offers.delete(offer.id);
-    this.frameworks.get(offer.frameworkId)?.offers.delete(offer);
+    // Its id is one this master made: the number follows the prefix.
+    this.offers.delete(Number(offer.id.slice(this.offerIdPrefix.length)));
+    const fw = this.frameworks.get(offer.frameworkId);
+    if (fw !== undefined) fw.offerCount--;
     const onAgent = this.agents.get(offer.agentId)?.offers;
     if (onAgent !== undefined) {
       const i = onAgent.indexOf(offer);
@@ -1136,12 +1360,26 @@ export class Master {
   /** Takes back every offer of a framework (failover, disconnection, removal), optionally telling it. */
   private recoverOffers(fw: FrameworkRecord, rescind: boolean): void {
     const now = this.clock.now();
-    for (const offer of [...fw.offers]) {
+    if (fw.offerCount === 0) return;
+    for (const offer of [...this.offers.values()].filter((o) => o.frameworkId === fw.id)) {
       this.removeOffer(offer);
       this.allocator.recover(fw.id, offer.agentId, offer.role, offer.resources, now);
       if (rescind) fw.conn?.send({ type: 'RESCIND', rescind: { offer_id: { value: offer.id } } });
       this.allocateSoon(offer.agentId);
     }
+  }
+
+  /** The number of an offer id of this master, or undefined for any other text. */
+  private offerNumber(id: string): number | undefined {
+    if (!id.startsWith(this.offerIdPrefix)) return undefined;
+    const digits = id.slice(this.offerIdPrefix.length);
+    const n = Number(digits);
+    return /^(0|[1-9][0-9]*)$/.test(digits) && Number.isSafeInteger(n) ? n : undefined;
+  }
+
+  private offerById(id: string): OfferRecord | undefined {
+    const n = this.offerNumber(id);
+    return n === undefined ? undefined : this.offers.get(n);
   }
 
   private newFrameworkId(): string {
@@ -1191,11 +1429,11 @@ export class Master {
     }
   }
 
-  /** Asks for an allocation as soon as the current work is done (coalesced). */
+  /** Asks for an allocation as soon as the current work is done (coalesced; after the pass under way, if any). */
   private allocateSoon(agentId?: string): void {
     if (agentId === undefined) this.dirtyAll = true;
     else if (!this.dirtyAll) this.dirty.add(agentId);
-    if (this.soonTimer === undefined && this.running) {
+    if (this.soonTimer === undefined && this.running && this.pass === undefined) {
       this.soonTimer = this.clock.setTimer(0, () => {
         this.soonTimer = undefined;
         this.runAllocation();
@@ -1203,18 +1441,89 @@ export class Master {
     }
   }
 
-  private runAllocation(): void {
+  /**
+   * Starts an allocation pass over the dirty agents (every agent after the batch timer), unless
+   * one is under way: what got dirty meanwhile waits for the next pass, which starts as soon as
+   * this one ends. `unbounded`: the whole pass now, in one go (allocateNow, for tests).
+   *
+   * A pass is split into slices (issue 11 §2): agents in a seeded random order, 500 at a time,
+   * until a slice has run `allocationSliceMs` (default 20 ms); each slice, the first one too,
+   * runs from `defer` (a timer of 0 ms by default), so that no pass holds the event loop for
+   * long, and calls, agent messages and I/O are handled between slices. Each slice sends its offers at
+   * once. An agent removed or deactivated meanwhile is skipped by the allocator.
+   */
+  private runAllocation(unbounded = false): void {
+    if (this.pass !== undefined) {
+      if (unbounded) this.continuePass(true);
+      return;
+    }
     if (!this.dirtyAll && this.dirty.size === 0) return;
     // Left dirty: the first allocation once the store takes writes again covers them.
     if (this.storeTrouble !== undefined) return;
+    if (!this.allocator.wantsOffers()) {
+      // Nobody wants offers: nothing to do. A framework that comes to want them (SUBSCRIBE,
+      // REVIVE) asks for a pass over every agent.
+      this.dirtyAll = false;
+      this.dirty = new Set();
+      return;
+    }
     const started = performance.now();
-    const agentIds = this.dirtyAll ? undefined : this.dirty;
-    const allocations = this.allocator.allocate(this.clock.now(), agentIds);
+    const ids = this.dirtyAll ? this.allocator.agentIds() : [...this.dirty];
     this.dirtyAll = false;
     this.dirty = new Set();
+    const pass = { ids: this.allocator.shuffle(ids), next: 0, busyMs: performance.now() - started, longestSliceMs: 0, offers: 0 };
+    this.pass = pass;
+    // Every slice runs from `defer`, the first one too: a pass starts on a turn of its own.
+    if (unbounded) this.continuePass(true);
+    else this.defer(() => this.pass === pass && this.continuePass());
+  }
+
+  /** Runs the next slice of the pass under way (all of it when `unbounded`). */
+  private continuePass(unbounded = false): void {
+    const pass = this.pass;
+    if (pass === undefined) return;
+    if (this.storeTrouble !== undefined) {
+      // No offers while the store refuses writes: the rest of the pass waits for it (dirty again).
+      for (let i = pass.next; i < pass.ids.length; i++) this.dirty.add(pass.ids[i]!);
+      this.pass = undefined;
+      return;
+    }
+    const started = performance.now();
+    const now = this.clock.now();
     const byFramework = new Map<FrameworkRecord, Offer[]>();
+    while (pass.next < pass.ids.length) {
+      const end = Math.min(pass.next + SLICE_AGENTS, pass.ids.length);
+      const allocations = this.allocator.allocate(now, pass.ids.slice(pass.next, end), true);
+      pass.next = end;
+      this.makeOffers(allocations, byFramework);
+      pass.offers += allocations.length;
+      if (!unbounded && performance.now() - started >= this.options.allocationSliceMs) break;
+    }
+    for (const [fw, offers] of byFramework) fw.conn?.send({ type: 'OFFERS', offers: { offers } });
+    const ms = performance.now() - started;
+    pass.busyMs += ms;
+    pass.longestSliceMs = Math.max(pass.longestSliceMs, ms);
+    if (pass.next < pass.ids.length) {
+      this.defer(() => {
+        if (this.pass === pass) this.continuePass();
+      });
+      return;
+    }
+    this.pass = undefined;
+    this.allocationStats.runs++;
+    this.allocationStats.totalMs += pass.busyMs;
+    this.allocationStats.lastMs = pass.busyMs;
+    this.allocationStats.longestSliceMs = Math.max(this.allocationStats.longestSliceMs, pass.longestSliceMs);
+    this.onAllocation?.(pass.busyMs, pass.offers, pass.longestSliceMs);
+    // What got dirty during the pass.
+    if (this.dirtyAll || this.dirty.size > 0) this.allocateSoon();
+  }
+
+  /** Turns allocations into offers: recorded, and added to their framework's list in `byFramework`. */
+  private makeOffers(allocations: Allocation[], byFramework: Map<FrameworkRecord, Offer[]>): void {
     let lastFw: FrameworkRecord | undefined;
     let list: Offer[] = [];
+    const prefix = this.offerIdPrefix;
     for (const a of allocations) {
       const fw = lastFw !== undefined && lastFw.id === a.frameworkId ? lastFw : this.frameworks.get(a.frameworkId)!;
       if (fw !== lastFw) {
@@ -1224,9 +1533,10 @@ export class Master {
       }
       const agent = this.agents.get(a.agentId)!;
       const offer = a as OfferRecord;
-      offer.id = `${this.id}-O${this.nextOffer++}`;
-      this.offers.set(offer.id, offer);
-      fw.offers.add(offer);
+      const n = this.nextOffer++;
+      offer.id = prefix + n;
+      this.offers.set(n, offer);
+      fw.offerCount++;
       agent.offers.push(offer);
       list.push({
         id: { value: offer.id },
@@ -1238,12 +1548,6 @@ export class Master {
         allocation_info: this.allocationInfo(a.role),
       });
     }
-    for (const [fw, offers] of byFramework) fw.conn?.send({ type: 'OFFERS', offers: { offers } });
-    const ms = performance.now() - started;
-    this.allocationStats.runs++;
-    this.allocationStats.totalMs += ms;
-    this.allocationStats.lastMs = ms;
-    this.onAllocation?.(ms, allocations.length);
   }
 
   /** One shared `{role}` per role for offers' allocation_info (events are read-only). */

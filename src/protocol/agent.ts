@@ -1,5 +1,5 @@
 import type { AgentID, Attribute, FrameworkID, FrameworkInfo, KillPolicy, Resource, TaskID, TaskInfo, TaskStatus } from './mesos.ts';
-import type { TaskState } from '../core/task-state.ts';
+import type { TaskState, TaskStatusReason } from '../core/task-state.ts';
 
 /**
  * Slipway's agent protocol: what an agent and the master say over the agent's one long-lived
@@ -17,6 +17,14 @@ import type { TaskState } from '../core/task-state.ts';
  *   SHUTDOWN_FRAMEWORK; nothing the master sends needs an answer but the status updates that
  *   follow. Messages that cannot be delivered (no stream) are dropped: the master learns the
  *   truth from the next REGISTER, the agent from the master's next command.
+ * - A planned restart: an agent that stops on purpose (SIGTERM, `slipway agent` stopped, or
+ *   `Agent.announceRestart()`) sends RESTARTING before its stream ends. The master then offers
+ *   nothing more of it and gives it `agentRestartGraceMs` (default 120 s) instead of the reconnect
+ *   grace to REGISTER again before its tasks are reported unreachable; its tasks keep running
+ *   meanwhile (containers outlive the agent process). A machine that is lost sends nothing and
+ *   gets the short grace. RESTARTING is cleared by the next REGISTER.
+ * - KILL may carry the reason of a kill the master decided (an operator's DRAIN_AGENT): the
+ *   agent reports TASK_KILLED with that reason and message.
  * - Which errors are retried: status updates, always (below); nothing else is.
  * Mesos has no public agent-to-master API; these messages carry the same information as
  * Mesos's internal ones (RegisterSlaveMessage, RunTaskMessage, StatusUpdateMessage, ...).
@@ -60,12 +68,14 @@ export type AgentToMaster =
       frameworks: FrameworkInfo[];
     }
   | { type: 'HEARTBEAT' }
-  | { type: 'STATUS_UPDATE'; framework_id: FrameworkID; status: TaskStatus & { uuid: string }; latest_state: TaskState };
+  | { type: 'STATUS_UPDATE'; framework_id: FrameworkID; status: TaskStatus & { uuid: string }; latest_state: TaskState }
+  /** The agent stops on purpose and will be back (see the contract above): sent last, before the stream ends. */
+  | { type: 'RESTARTING' };
 
 export type MasterToAgent =
   | { type: 'REGISTERED'; agent_id: AgentID; heartbeat_interval_seconds: number }
   | { type: 'LAUNCH'; framework: FrameworkInfo & { id: FrameworkID }; task: TaskInfo }
-  | { type: 'KILL'; framework_id: FrameworkID; task_id: TaskID; kill_policy?: KillPolicy }
+  | { type: 'KILL'; framework_id: FrameworkID; task_id: TaskID; kill_policy?: KillPolicy; /** Why the master kills it (TASK_KILLED's reason and message). */ reason?: { status: TaskStatusReason; message: string } }
   | { type: 'ACKNOWLEDGE'; framework_id: FrameworkID; task_id: TaskID; uuid: string }
   | { type: 'SHUTDOWN_FRAMEWORK'; framework_id: FrameworkID }
   | { type: 'HEARTBEAT' }

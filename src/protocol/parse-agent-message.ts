@@ -34,6 +34,8 @@ export function parseAgentMessage(json: unknown): AgentToMaster {
       return m as unknown as AgentToMaster;
     case 'HEARTBEAT':
       return { type: 'HEARTBEAT' };
+    case 'RESTARTING':
+      return { type: 'RESTARTING' };
     case 'STATUS_UPDATE': {
       const status = m['status'] as Record<string, unknown> | undefined;
       if (!isId(m['framework_id'])) throw new InvalidCall("STATUS_UPDATE needs 'framework_id'");

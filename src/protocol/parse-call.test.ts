@@ -19,6 +19,12 @@ describe('parseCall', () => {
     for (const c of calls) assert.equal(parseCall(c).type, c.type);
   });
 
+  it("checks only the offers of an ACCEPT: the master answers its operations one by one, so the offers always go back", () => {
+    const fid = { value: 'f1' };
+    const call = { type: 'ACCEPT', framework_id: fid, accept: { offer_ids: [{ value: 'o' }], operations: [{ type: 'RESERVE' }, { type: 'LAUNCH', launch: { task_infos: [{ name: '' }] } }] } };
+    assert.equal(parseCall(call).type, 'ACCEPT');
+  });
+
   it('refuses malformed calls with the path and what was expected', () => {
     const fid = { value: 'f1' };
     const cases: [unknown, RegExp][] = [
@@ -28,7 +34,7 @@ describe('parseCall', () => {
       [{ type: 'REVIVE', framework_id: 'f1' }, /'framework_id' must be an object/],
       [{ type: 'ACCEPT', framework_id: fid }, /needs the 'accept' object/],
       [{ type: 'ACCEPT', framework_id: fid, accept: { offer_ids: 'o', operations: [] } }, /^accept\.offer_ids: Expected array/],
-      [{ type: 'ACCEPT', framework_id: fid, accept: { offer_ids: [{ value: 'o' }], operations: [{ type: 'RESERVE' }] } }, /^accept\.operations\.0/],
+      [{ type: 'ACCEPT', framework_id: fid, accept: { operations: [] } }, /^accept\.offer_ids/],
       [{ type: 'SUBSCRIBE', subscribe: { framework_info: { user: 'u' } } }, /^subscribe\.framework_info/],
       [{ type: 'SUBSCRIBE', framework_id: fid, subscribe: { framework_info: { name: 'n' } } }, /must equal 'subscribe\.framework_info\.id'/],
       [{ type: 'KILL', framework_id: fid, kill: {} }, /^kill\.task_id/],

@@ -35,16 +35,24 @@ export type LaunchOperation = Static<typeof LaunchOperation>;
 
 export const SubscribePayload = Type.Object({ framework_info: FrameworkInfo, suppressed_roles: Opt(Type.Array(Type.String())) });
 export const AcceptPayload = Type.Object({ offer_ids: Type.Array(OfferID, { minItems: 1 }), operations: Type.Array(LaunchOperation), filters: Opt(Filters) });
+/**
+ * What `parseCall` checks of an ACCEPT: its offers. The operations are read one by one by the
+ * master (`readAccept`), so that a bad task fails alone and the offers always go back.
+ */
+export const AcceptEnvelope = Type.Object({ offer_ids: Type.Array(OfferID, { minItems: 1 }) });
 export const DeclinePayload = Type.Object({ offer_ids: Type.Array(OfferID, { minItems: 1 }), filters: Opt(Filters) });
 export const KillPayload = Type.Object({ task_id: TaskID, agent_id: Opt(AgentID), kill_policy: Opt(KillPolicy) });
 export const AcknowledgePayload = Type.Object({ agent_id: AgentID, task_id: TaskID, uuid: Type.String({ minLength: 1 }) });
 export const ReconcilePayload = Type.Object({ tasks: Opt(Type.Array(Type.Object({ task_id: TaskID, agent_id: Opt(AgentID) }))) });
 
-/** Payload schema of each call type, under the field named after the type in lower case. */
+/**
+ * Payload schema of each call type, under the field named after the type in lower case, as
+ * `parseCall` checks it (ACCEPT: only its envelope; see AcceptEnvelope).
+ */
 export const CALL_PAYLOADS: Record<CallType, TSchema | undefined> = {
   SUBSCRIBE: SubscribePayload,
   TEARDOWN: undefined,
-  ACCEPT: AcceptPayload,
+  ACCEPT: AcceptEnvelope,
   DECLINE: DeclinePayload,
   REVIVE: Roles,
   SUPPRESS: Roles,
@@ -58,6 +66,10 @@ export const CALL_TYPES = Object.keys(CALL_PAYLOADS) as CallType[];
 
 export type SubscribeCall = { type: 'SUBSCRIBE'; framework_id?: FrameworkID; subscribe: Static<typeof SubscribePayload> };
 export type TeardownCall = { type: 'TEARDOWN'; framework_id: FrameworkID };
+/**
+ * As frameworks write it. As the master receives it, only `offer_ids` was checked: the master
+ * reads the rest with `readAccept`, never trusting this type.
+ */
 export type AcceptCall = { type: 'ACCEPT'; framework_id: FrameworkID; accept: Static<typeof AcceptPayload> };
 export type DeclineCall = { type: 'DECLINE'; framework_id: FrameworkID; decline: Static<typeof DeclinePayload> };
 export type ReviveCall = { type: 'REVIVE'; framework_id: FrameworkID; revive?: Static<typeof Roles> };

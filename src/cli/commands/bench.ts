@@ -18,10 +18,19 @@ export function registerBench(program: Command): void {
     .option('--task-cpus <n>', 'cpus per task', positiveNumber('--task-cpus'), 0.1)
     .option('--task-mem <n>', 'mem (MB) per task', positiveNumber('--task-mem'), 128)
     .option('--seed <n>', 'seed of the allocator', positiveInt('--seed'))
+    .option('--slice-ms <ms>', 'an allocation pass runs in slices of about this long (the master\'s default 20; 1e9: one slice per pass)', positiveNumber('--slice-ms'))
     .option('--json', 'print one JSON object on stdout instead of text')
     .option('--semi-space <mb>', "V8's young generation size (MB) for the benchmark process; 0 for Node's default", (v) => Number(v), 32)
-    .action(async (opts: { agents: number; frameworks: number; tasks: number; taskCpus: number; taskMem: number; seed?: number; json?: boolean; semiSpace: number }) => {
-      const options = { agents: opts.agents, frameworks: opts.frameworks, tasks: opts.tasks, taskCpus: opts.taskCpus, taskMem: opts.taskMem, ...(opts.seed !== undefined ? { seed: opts.seed } : {}) };
+    .action(async (opts: { agents: number; frameworks: number; tasks: number; taskCpus: number; taskMem: number; seed?: number; sliceMs?: number; json?: boolean; semiSpace: number }) => {
+      const options = {
+        agents: opts.agents,
+        frameworks: opts.frameworks,
+        tasks: opts.tasks,
+        taskCpus: opts.taskCpus,
+        taskMem: opts.taskMem,
+        ...(opts.seed !== undefined ? { seed: opts.seed } : {}),
+        ...(opts.sliceMs !== undefined ? { sliceMs: opts.sliceMs } : {}),
+      };
       // A process of its own: a fresh heap per run, and the young-generation size the master is
       // meant to run with (the allocation pass makes many short-lived objects).
       const entry = fileURLToPath(new URL('../../../bench/scheduler-main.ts', import.meta.url));

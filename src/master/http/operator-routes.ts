@@ -5,7 +5,8 @@ import { isValidRole, type Master, type Task } from '../master.ts';
 
 /**
  * The operator API: a subset of Mesos's `POST /api/v1` (docs/operator-http-api.md) in its JSON
- * shapes, plus `GET /master/state` (a summary like Mesos's /master/state), `GET /health` and
+ * shapes (maintenance: DEACTIVATE_AGENT, REACTIVATE_AGENT, DRAIN_AGENT as docs/maintenance.md
+ * describes them; GET_AGENTS shows `deactivated` and `drain_info`), plus `GET /master/state` (a summary like Mesos's /master/state), `GET /health` and
  * `GET /metrics` (Prometheus text).
  */
 
@@ -54,6 +55,13 @@ export function operatorState(master: Master, version: string) {
         agent_info: { id: { value: a.id }, hostname: a.hostname, resources: a.total.toJSON(), attributes: a.attributes },
         active: a.state === 'ACTIVE',
         state: a.state,
+        deactivated: a.deactivated,
+        ...(a.drain !== undefined
+          ? { drain_info: { state: a.drain.state, config: { mark_gone: a.drain.markGone, ...(a.drain.maxGracePeriodMs !== undefined ? { max_grace_period: nanos(a.drain.maxGracePeriodMs) } : {}) } } }
+          : {}),
+        // Slipway's own (Mesos has no such field): a restart the agent announced, and while it is
+        // away, until when the master waits for it before its tasks are reported unreachable.
+        ...(a.restart !== undefined ? { planned_restart: { announced_time: nanos(a.restart.announcedAt), ...(a.restart.backBy !== undefined ? { back_by_time: nanos(a.restart.backBy) } : {}) } } : {}),
         url: a.url,
         containerizers: a.containerizers,
         registered_time: nanos(a.registeredAt),
@@ -66,6 +74,14 @@ export function operatorState(master: Master, version: string) {
     get_tasks: { pending_tasks: [], tasks, unreachable_tasks: unreachable, completed_tasks: completed },
     get_executors: { executors: [], orphan_executors: [] },
   };
+}
+
+/** The agent id of an agent call (`{"type": "DRAIN_AGENT", "drain_agent": {"agent_id": {"value": "..."}}}`). */
+function agentIdOf(body: object, field: string): string {
+  const payload = (body as Record<string, unknown>)[field];
+  const id = typeof payload === 'object' && payload !== null ? (payload as { agent_id?: { value?: unknown } }).agent_id?.value : undefined;
+  if (typeof id !== 'string' || id === '') throw new InvalidRequest(`${field.toUpperCase()} needs '${field}.agent_id': {"value": "<agent id>"}`);
+  return id;
 }
 
 export function operatorRoutes(app: FastifyInstance, master: Master, version: string): void {
@@ -117,8 +133,31 @@ export function operatorRoutes(app: FastifyInstance, master: Master, version: st
         for (const w of infos as { role: string; weight: number }[]) master.setWeight(w.role, w.weight);
         return {};
       }
+      case 'DEACTIVATE_AGENT':
+        master.deactivateAgent(agentIdOf(body, 'deactivate_agent'));
+        return {};
+      case 'REACTIVATE_AGENT':
+        master.reactivateAgent(agentIdOf(body, 'reactivate_agent'));
+        return {};
+      case 'DRAIN_AGENT': {
+        const id = agentIdOf(body, 'drain_agent');
+        const drain = (body as Record<string, Record<string, unknown>>)['drain_agent']!;
+        const max = drain['max_grace_period'];
+        const markGone = drain['mark_gone'];
+        if (markGone !== undefined && typeof markGone !== 'boolean') throw new InvalidRequest("drain_agent.mark_gone must be true or false");
+        let maxGracePeriodMs: number | undefined;
+        if (max !== undefined) {
+          const ns = typeof max === 'object' && max !== null ? (max as { nanoseconds?: unknown }).nanoseconds : undefined;
+          if (typeof ns !== 'number' || !Number.isFinite(ns) || ns < 0) throw new InvalidRequest('drain_agent.max_grace_period must be a DurationInfo {"nanoseconds": <integer >= 0>}');
+          maxGracePeriodMs = ns / 1e6;
+        }
+        master.drainAgent(id, { ...(maxGracePeriodMs !== undefined ? { maxGracePeriodMs } : {}), ...(markGone !== undefined ? { markGone } : {}) });
+        return {};
+      }
       default:
-        throw new InvalidRequest(`operator call type '${body.type}' is not supported; supported: GET_HEALTH, GET_VERSION, GET_STATE, GET_AGENTS, GET_FRAMEWORKS, GET_TASKS, GET_ROLES, GET_WEIGHTS, UPDATE_WEIGHTS`);
+        throw new InvalidRequest(
+          `operator call type '${body.type}' is not supported; supported: GET_HEALTH, GET_VERSION, GET_STATE, GET_AGENTS, GET_FRAMEWORKS, GET_TASKS, GET_ROLES, GET_WEIGHTS, UPDATE_WEIGHTS, DEACTIVATE_AGENT, REACTIVATE_AGENT, DRAIN_AGENT`,
+        );
     }
   });
 
