@@ -2,6 +2,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import websocket from '@fastify/websocket';
 import Fastify, { type FastifyInstance } from 'fastify';
+import { fastifyServerOptions, httpServerLimits, type HttpServerLimits } from '../lib/http-server-limits.ts';
 import type { Clock } from '../core/clock.ts';
 import { CiFramework } from '../frameworks/ci/ci-framework.ts';
 import { ciRoutes } from '../frameworks/ci/http/ci-routes.ts';
@@ -92,13 +93,15 @@ export interface CiServerOptions {
   dataDir: string;
   role?: string;
   log?: (line: string) => void;
+  /** The HTTP server's limits (src/lib/http-server-limits.ts); unset ones take their defaults. */
+  httpLimits?: Partial<HttpServerLimits>;
 }
 
 /** `slipway ci`: CI in its own process, on its own port. */
 export async function startCiServer(o: CiServerOptions): Promise<{ url: string; service: CiService; close(): Promise<void> }> {
   let url = `http://${o.host}:${o.port}`;
   const service = await startCiService({ transport: new HttpScheduler(o.masterUrl), dataDir: o.dataDir, serverUrl: () => url, ...(o.role !== undefined ? { role: o.role } : {}), ...(o.log !== undefined ? { log: o.log } : {}), ...(o.mirrorRepo !== undefined ? { mirrorRepo: o.mirrorRepo } : {}) });
-  const app = Fastify({ logger: false, bodyLimit: 16 * 1024 * 1024, forceCloseConnections: true });
+  const app = Fastify({ logger: false, ...fastifyServerOptions({ limits: httpServerLimits(o.httpLimits), ...(o.log !== undefined ? { log: o.log } : {}) }) });
   await app.register(websocket);
   mountCiApi(app, service);
   try {
