@@ -20,7 +20,7 @@ import { waitUntil } from './support/wait.ts';
 // /v2/events, the WebSocket streams) outlive every one of these timeouts. The limits are small
 // here so that the test takes seconds; the defaults are in src/lib/http-server-limits.ts.
 
-const LIMITS = { requestTimeoutMs: 1500, headersTimeoutMs: 1000, idleTimeoutMs: 800, keepAliveTimeoutMs: 800 };
+const LIMITS = { requestTimeoutMs: 1500, headersTimeoutMs: 1000, idleTimeoutMs: 800, keepAliveTimeoutMs: 800, minBodyBytesPerSecond: 100_000 };
 /** Generous: the limits plus Node's connection check (a tenth of the request timeout) and a loaded machine. */
 const CUT_WITHIN_MS = 10_000;
 
@@ -130,6 +130,28 @@ describe('HTTP servers: slow and silent clients are cut, long streams are not', 
       const r = await fetch(`${url}${path}`);
       await r.arrayBuffer();
       assert.ok(r.status < 500, `${name} answers ${path}: ${r.status}`);
+    }
+  });
+
+  it('lets a body that keeps coming fast take longer than the request timeout', async () => {
+    // 64 KiB every 100 ms for 2.5 s: past the request timeout, well above the minimum rate.
+    const chunk = `${'x'.repeat(64 * 1024)}`;
+    const total = chunk.length * 25;
+    const c = rawClient(server.master.url);
+    c.socket.write(`PUT /ci/v1/jobs/big HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: ${total}\r\n\r\n`);
+    let sent = 0;
+    const timer = setInterval(() => {
+      c.socket.write(chunk);
+      if (++sent === 25) clearInterval(timer);
+    }, 100);
+    try {
+      // The whole body went in, and the server answered it (not JSON: a 400), not a 408.
+      const status = await waitUntil(() => /^HTTP\/1\.1 (\d+)/.exec(c.received())?.[1], 'the answer to the large body', CUT_WITHIN_MS);
+      assert.equal(sent, 25);
+      assert.equal(status, '400', c.received().slice(0, 300));
+    } finally {
+      clearInterval(timer);
+      c.socket.destroy();
     }
   });
 

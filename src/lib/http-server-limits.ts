@@ -9,9 +9,11 @@ import { SystemClock, type Clock } from '../core/clock.ts';
  * enough of them took every file descriptor, with nothing logged).
  *
  * Contract:
- * - A request's head must arrive within `headersTimeoutMs`, and the whole request (head and body)
- *   within `requestTimeoutMs`, from its first byte; else the connection is closed (Node answers
- *   408 when it still can).
+ * - A request's head must arrive within `headersTimeoutMs`, and its body within `requestTimeoutMs`
+ *   of the head; else the connection is closed (with a 408 when no answer was begun). A body that
+ *   still arrives at `minBodyBytesPerSecond` or more (averaged since the head) may take longer,
+ *   up to `maxRequestMs` in all (an executor uploading a large artifact), so that a timeout sized
+ *   for a trickle does not cut a large upload.
  * - A connection on which the client owes bytes (a request begun and not complete, or nothing at
  *   all yet) and sends none for `idleTimeoutMs` is closed. A connection between two requests is
  *   closed after `keepAliveTimeoutMs`, and after `maxRequestsPerSocket` requests.
@@ -26,6 +28,10 @@ import { SystemClock, type Clock } from '../core/clock.ts';
  */
 export interface HttpServerLimits {
   requestTimeoutMs: number;
+  /** The rate at which a body may take longer than requestTimeoutMs. */
+  minBodyBytesPerSecond: number;
+  /** No request, however fast, takes longer (head and body). */
+  maxRequestMs: number;
   headersTimeoutMs: number;
   idleTimeoutMs: number;
   keepAliveTimeoutMs: number;
@@ -62,7 +68,7 @@ export function openFileLimit(): number {
 }
 
 /**
- * The defaults: 30 s for a whole request, 15 s for its head and for silence while the client
+ * The defaults: 30 s for a body slower than 256 KiB/s, an hour for any request, 15 s for its head and for silence while the client
  * owes bytes, 10 s between requests, 1000 requests a connection, and `share` of the file
  * descriptors left after RESERVED_FDS (at least 32). One process may run two servers (`slipway
  * up`: the master's and the agent's files server): their shares must add up to at most 1.
@@ -71,6 +77,8 @@ export function httpServerLimits(overrides: Partial<HttpServerLimits> = {}, shar
   const requestTimeoutMs = overrides.requestTimeoutMs ?? 30_000;
   return {
     requestTimeoutMs,
+    minBodyBytesPerSecond: overrides.minBodyBytesPerSecond ?? 256 * 1024,
+    maxRequestMs: Math.max(overrides.maxRequestMs ?? 60 * 60_000, requestTimeoutMs),
     // Node refuses a head timeout longer than the request's.
     headersTimeoutMs: Math.min(overrides.headersTimeoutMs ?? 15_000, requestTimeoutMs),
     idleTimeoutMs: overrides.idleTimeoutMs ?? 15_000,
@@ -98,7 +106,7 @@ export function fastifyServerOptions(o: { limits?: HttpServerLimits; bodyLimit?:
     // close() must not wait for idle keep-alive sockets a client left open (an aborted fetch of
     // an event stream leaves one).
     forceCloseConnections: true,
-    requestTimeout: limits.requestTimeoutMs,
+    requestTimeout: limits.maxRequestMs,
     keepAliveTimeout: limits.keepAliveTimeoutMs,
     connectionTimeout: limits.idleTimeoutMs,
     maxRequestsPerSocket: limits.maxRequestsPerSocket,
@@ -112,7 +120,7 @@ export function fastifyServerOptions(o: { limits?: HttpServerLimits; bodyLimit?:
 
 function createServerWithLimits(limits: HttpServerLimits, handler: (req: IncomingMessage, res: ServerResponse) => void): Server {
   return createServer(
-    { requestTimeout: limits.requestTimeoutMs, headersTimeout: limits.headersTimeoutMs, keepAliveTimeout: limits.keepAliveTimeoutMs, connectionsCheckingInterval: checkingIntervalMs(limits) },
+    { requestTimeout: limits.maxRequestMs, headersTimeout: limits.headersTimeoutMs, keepAliveTimeout: limits.keepAliveTimeoutMs, connectionsCheckingInterval: checkingIntervalMs(limits) },
     handler,
   );
 }
@@ -122,8 +130,12 @@ interface Guard {
   log: (line: string) => void;
   /** The request each connection is on, while its response is not done. */
   current: WeakMap<Socket, { req: IncomingMessage; res: ServerResponse }>;
+  /** Requests whose body is not all in yet: when their head came, and the connection's bytes then. */
+  incoming: Set<{ req: IncomingMessage; res: ServerResponse; since: number; bytesAtHead: number }>;
   refusedSinceLog: number;
   lastLogAt: number | undefined;
+  /** The interval that cuts slow bodies (checkBodies). */
+  check: ReturnType<typeof setInterval> | undefined;
 }
 
 const guards = new WeakMap<Server, Guard>();
@@ -135,7 +147,8 @@ const guards = new WeakMap<Server, Guard>();
  * Fastify options set with defaults.
  */
 export function guardHttpServer(server: Server, limits: HttpServerLimits, log: (line: string) => void = (line) => void process.stderr.write(`${line}\n`)): void {
-  server.requestTimeout = limits.requestTimeoutMs;
+  // Node's own request timeout is the ceiling; the body's is checked below, rate included.
+  server.requestTimeout = limits.maxRequestMs;
   server.headersTimeout = limits.headersTimeoutMs;
   server.keepAliveTimeout = limits.keepAliveTimeoutMs;
   server.maxRequestsPerSocket = limits.maxRequestsPerSocket;
@@ -149,18 +162,25 @@ export function guardHttpServer(server: Server, limits: HttpServerLimits, log: (
   if (existing !== undefined) {
     existing.limits = limits;
     existing.log = log;
+    clearInterval(existing.check);
+    existing.check = checkBodies(existing);
     return;
   }
-  const guard: Guard = { limits, log, current: new WeakMap(), refusedSinceLog: 0, lastLogAt: undefined };
+  const guard: Guard = { limits, log, current: new WeakMap(), incoming: new Set(), refusedSinceLog: 0, lastLogAt: undefined, check: undefined };
   guards.set(server, guard);
   server.on('request', (req: IncomingMessage, res: ServerResponse) => {
     const socket = req.socket;
     const entry = { req, res };
     guard.current.set(socket, entry);
+    const pending = { req, res, since: Date.now(), bytesAtHead: socket.bytesRead };
+    if (!req.complete) guard.incoming.add(pending);
     res.once('close', () => {
       if (guard.current.get(socket) === entry) guard.current.delete(socket);
+      guard.incoming.delete(pending);
     });
   });
+  guard.check = checkBodies(guard);
+  server.once('close', () => clearInterval(guard.check));
   server.on('timeout', (socket: Socket) => {
     const on = guard.current.get(socket);
     // The request is in, its answer is being written: the server owes the bytes (a stream, a slow handler).
@@ -179,3 +199,30 @@ export function guardHttpServer(server: Server, limits: HttpServerLimits, log: (
     guard.refusedSinceLog = 0;
   });
 }
+
+/**
+ * Cuts the requests whose body is past its timeout and slower than the minimum rate: with a 408
+ * when no answer was begun. Real time, as Node's own timeouts (the clock times the log only).
+ */
+function checkBodies(guard: Guard): ReturnType<typeof setInterval> {
+  return setInterval(() => {
+    const now = Date.now();
+    for (const p of guard.incoming) {
+      const socket = p.req.socket;
+      if (p.req.complete || socket.destroyed) {
+        guard.incoming.delete(p);
+        continue;
+      }
+      const elapsed = now - p.since;
+      if (elapsed <= guard.limits.requestTimeoutMs) continue;
+      const rate = (socket.bytesRead - p.bytesAtHead) / (elapsed / 1000);
+      if (rate >= guard.limits.minBodyBytesPerSecond) continue;
+      guard.incoming.delete(p);
+      if (p.res.headersSent) socket.destroy();
+      else socket.end(REQUEST_TIMEOUT_ANSWER, () => socket.destroy());
+    }
+  }, checkingIntervalMs(guard.limits)).unref();
+}
+
+const REQUEST_TIMEOUT_BODY = 'the request body came too slowly: cut off\n';
+const REQUEST_TIMEOUT_ANSWER = `HTTP/1.1 408 Request Timeout\r\nConnection: close\r\nContent-Type: text/plain\r\nContent-Length: ${Buffer.byteLength(REQUEST_TIMEOUT_BODY)}\r\n\r\n${REQUEST_TIMEOUT_BODY}`;
