@@ -80,8 +80,8 @@ export async function startCiService(o: CiServiceOptions): Promise<CiService> {
 }
 
 /** CI's API on `app` (which must have @fastify/websocket registered). */
-export function mountCiApi(app: FastifyInstance, service: CiService): void {
-  ciRoutes(app, { framework: service.framework, artifactsDir: join(service.dataDir, 'artifacts') });
+export function mountCiApi(app: FastifyInstance, service: CiService, options: { maxArtifactBytes?: number } = {}): void {
+  ciRoutes(app, { framework: service.framework, artifactsDir: join(service.dataDir, 'artifacts'), ...(options.maxArtifactBytes !== undefined ? { maxArtifactBytes: options.maxArtifactBytes } : {}) });
   jenkinsRoutes(app, { framework: service.framework });
 }
 
@@ -95,6 +95,8 @@ export interface CiServerOptions {
   log?: (line: string) => void;
   /** The HTTP server's limits (src/lib/http-server-limits.ts); unset ones take their defaults. */
   httpLimits?: Partial<HttpServerLimits>;
+  /** The largest artifact an executor may upload (default 1 GiB). */
+  maxArtifactBytes?: number;
 }
 
 /** `slipway ci`: CI in its own process, on its own port. */
@@ -103,7 +105,7 @@ export async function startCiServer(o: CiServerOptions): Promise<{ url: string; 
   const service = await startCiService({ transport: new HttpScheduler(o.masterUrl), dataDir: o.dataDir, serverUrl: () => url, ...(o.role !== undefined ? { role: o.role } : {}), ...(o.log !== undefined ? { log: o.log } : {}), ...(o.mirrorRepo !== undefined ? { mirrorRepo: o.mirrorRepo } : {}) });
   const app = Fastify({ logger: false, ...fastifyServerOptions({ limits: httpServerLimits(o.httpLimits), ...(o.log !== undefined ? { log: o.log } : {}) }) });
   await app.register(websocket);
-  mountCiApi(app, service);
+  mountCiApi(app, service, o.maxArtifactBytes !== undefined ? { maxArtifactBytes: o.maxArtifactBytes } : {});
   try {
     await app.listen({ host: o.host, port: o.port });
   } catch (e) {

@@ -24,6 +24,8 @@ export interface UpOptions {
   ciClock?: Clock;
   /** The limits of the master's server (which serves every API here) and of the agent's files server. */
   httpLimits?: Partial<HttpServerLimits>;
+  /** The largest artifact a CI executor may upload (default 1 GiB). */
+  ciMaxArtifactBytes?: number;
 }
 
 export interface Up {
@@ -60,7 +62,7 @@ export async function up(o: UpOptions): Promise<Up> {
         await service.close();
         throw e;
       }
-      mountCiApi(app, ci);
+      mountCiApi(app, ci, o.ciMaxArtifactBytes !== undefined ? { maxArtifactBytes: o.ciMaxArtifactBytes } : {});
     },
   });
   url = master.url;
