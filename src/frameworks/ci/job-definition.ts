@@ -1,4 +1,5 @@
 import { DocumentReader, type JsonObject } from '../../core/document-reader.ts';
+import { regexBacktrackingRisk } from '../../lib/regex-risk.ts';
 import { InvalidExecutorSpec, InvalidJob, InvalidPipeline } from './ci-errors.ts';
 import type { FieldProblem } from './ci-errors.ts';
 import { InvalidCron, parseCron } from './cron-schedule.ts';
@@ -492,6 +493,13 @@ function readConstraint(json: unknown, field: string, bad: (field: string, messa
       new RegExp(`^(?:${c.value})$`);
     } catch (e) {
       bad(`${field}.value`, `is not a regular expression: ${(e as Error).message}`);
+      return [];
+    }
+    // Matched against every offer's attributes, on CI's event loop: no pattern that can
+    // backtrack catastrophically (issue 11, finding 2).
+    const risk = regexBacktrackingRisk(c.value);
+    if (risk !== undefined) {
+      bad(`${field}.value`, `${risk}`);
       return [];
     }
   }
