@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
-import { connect } from 'node:net';
+import { connect, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -54,6 +54,7 @@ describe('CI hardening on `slipway up`', { timeout: 120_000 }, () => {
   let server: Up;
   let base: string;
   let executor: { pid: number; id: string; token: string };
+  let follow: { socket: Socket; text: string; closed: boolean };
 
   before(async () => {
     dir = mkdtempSync(join(tmpdir(), 'slipway-ci-hardening-'));
@@ -68,6 +69,8 @@ describe('CI hardening on `slipway up`', { timeout: 120_000 }, () => {
       containerizers: ['process'],
       resources: 'cpus:4;mem:8192;disk:20000;ports:[34100-34199]',
       ciMaxArtifactBytes: MAX_ARTIFACT_BYTES,
+      // Small, so that the log follow below is seen to outlive them.
+      httpLimits: { requestTimeoutMs: 1500, headersTimeoutMs: 1000, idleTimeoutMs: 800, keepAliveTimeoutMs: 800 },
     });
     base = server.master.url;
     const put = await fetch(`${base}/ci/v1/jobs/slow`, { method: 'PUT', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ repo: repo.path }) });
@@ -82,6 +85,16 @@ describe('CI hardening on `slipway up`', { timeout: 120_000 }, () => {
       .find((p) => p.argv.includes('ci-executor'));
     assert.ok(found !== undefined, 'the executor process');
     executor = { pid: found.pid, id: found.argv[found.argv.indexOf('--id') + 1] as string, token: found.argv[found.argv.indexOf('--token') + 1] as string };
+    // A tail of the build's log: silent while the step sleeps, until the build ends.
+    const { hostname, port } = new URL(base);
+    follow = { socket: connect({ host: hostname, port: Number(port) }), text: '', closed: false };
+    const f = follow;
+    f.socket.setEncoding('utf8');
+    f.socket.on('data', (d: string) => (f.text += d));
+    f.socket.on('error', () => {});
+    f.socket.on('close', () => (f.closed = true));
+    f.socket.write('GET /ci/v1/jobs/slow/builds/1/log?follow=true HTTP/1.1\r\nHost: x\r\n\r\n');
+    await waitUntil(() => f.text.includes('started-work'), 'the log follow to give the first line');
   });
 
   after(async () => {
@@ -195,6 +208,24 @@ describe('CI hardening on `slipway up`', { timeout: 120_000 }, () => {
 
   describe('a killed executor (finding 10)', () => {
     it('reports the step it was running as error, "executor lost", with the log it had streamed', async () => {
+      // Past the server's request and idle timeouts (a trickled body and a silent connection are
+      // cut), the log follow is still open: the server owes its bytes.
+      const { hostname, port } = new URL(base);
+      const silent = connect({ host: hostname, port: Number(port) });
+      silent.on('error', () => {});
+      const trickle = connect({ host: hostname, port: Number(port) });
+      trickle.on('error', () => {});
+      trickle.write('PUT /ci/v1/jobs/x HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n');
+      const drip = setInterval(() => trickle.write(' '), 100);
+      try {
+        let cut = 0;
+        for (const s of [silent, trickle]) s.on('close', () => cut++);
+        await waitUntil(() => cut === 2, 'the silent and the trickling connection to be cut', 10_000);
+      } finally {
+        clearInterval(drip);
+      }
+      assert.equal(follow.closed, false, 'the log follow outlives the timeouts');
+
       process.kill(executor.pid, 'SIGKILL');
       const ended = await waitUntil(
         async () => {
@@ -216,6 +247,9 @@ describe('CI hardening on `slipway up`', { timeout: 120_000 }, () => {
       assert.match(log, /started-work/);
       const whole = await (await fetch(`${base}/ci/v1/jobs/slow/builds/1/log`)).text();
       assert.match(whole, /started-work/);
+      // The follow ends with the build.
+      await waitUntil(() => follow.closed, 'the log follow to end with the build', 10_000);
+      assert.match(follow.text, /started-work/);
     });
   });
 });
