@@ -7,7 +7,7 @@ import { parseCron } from '../src/frameworks/ci/cron-schedule.ts';
 import { collectArtifacts } from '../src/frameworks/ci/engine/collect-artifacts.ts';
 import { evaluateWhen } from '../src/frameworks/ci/engine/evaluate-when.ts';
 import { matchesGlob } from '../src/frameworks/ci/engine/glob-pattern.ts';
-import { parseExecutorSpec } from '../src/frameworks/ci/job-definition.ts';
+import { parseExecutorSpec, readExecutorSpecDocument } from '../src/frameworks/ci/job-definition.ts';
 import { readWebhook } from '../src/frameworks/ci/triggers/webhook-request.ts';
 
 // Issue 11, finding 2 (CI's part): every pattern CI matches user input with answers in linear
@@ -62,7 +62,9 @@ describe('CI patterns against adversarial input', () => {
     await quick('webhook: a long ref', () => readWebhook('github', { 'x-github-event': 'push' }, Buffer.from(JSON.stringify({ ref, after: '0'.repeat(100_000) + 'x' }))));
   });
 
-  it('refuses executor constraints that would backtrack when matched', async () => {
+  it('refuses executor constraints that would backtrack when matched, given or stored', async () => {
     await quick('(a+)+b', () => assert.throws(() => parseExecutorSpec('x', { constraints: [['hostname', 'LIKE', '(a+)+b']] }), /backtrack/));
+    const stored = { ...parseExecutorSpec('x', {}), label: 'x', docVersion: 1, constraints: [{ field: 'hostname', operator: 'UNLIKE', value: '(a|a)*b' }] };
+    await quick('a stored (a|a)*b', () => assert.throws(() => readExecutorSpecDocument(stored), /backtrack/));
   });
 });
