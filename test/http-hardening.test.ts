@@ -155,7 +155,7 @@ describe('HTTP servers: slow and silent clients are cut, long streams are not', 
     }
   });
 
-  it("keeps a scheduler subscription, Marathon's event stream and the WebSocket streams open past the timeouts", async () => {
+  it("keeps a scheduler subscription, Marathon's event stream, a task's log follow and the WebSocket streams open past the timeouts", async () => {
     const base = server.master.url;
     // A SUBSCRIBE that gets no offers (its role suppressed): silent until the master's first heartbeat (15 s).
     const sub = rawClient(base);
@@ -180,6 +180,20 @@ describe('HTTP servers: slow and silent clients are cut, long streams are not', 
       return { ws, frames, opened: new Promise<void>((resolve) => ws.on('open', () => resolve())) };
     });
     await Promise.all(sockets.map((s) => within(s.opened, 5000, 'a WebSocket to open')));
+    // A task's stdout followed through the master, which streams it from the agent's files server:
+    // silent once the task has written its line.
+    const app = await fetch(`${base}/v2/apps`, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ id: '/tail', cmd: 'echo tail-line; sleep 1000', cpus: 0.1, mem: 16, instances: 1 }) });
+    assert.equal(app.status, 201, await app.text());
+    const taskId = await waitUntil(async () => {
+      const tasks = ((await (await fetch(`${base}/v2/apps/tail/tasks`)).json()) as { tasks?: { id: string; state?: string }[] }).tasks ?? [];
+      return tasks.find((t) => t.state === 'TASK_RUNNING')?.id;
+    }, 'the task of /tail to run', 30_000);
+    const appsFrameworkId = ((await (await fetch(`${base}/v2/info`)).json()) as { frameworkId: string }).frameworkId;
+    const tail = rawClient(base);
+    tail.socket.write(`GET /files/follow?framework_id=${appsFrameworkId}&task_id=${encodeURIComponent(taskId)}&path=stdout HTTP/1.1\r\nHost: x\r\n\r\n`);
+    await waitUntil(() => tail.received().includes('tail-line'), "the follow to give the task's line", 10_000);
+    let tailClosed = false;
+    void tail.closed.then(() => (tailClosed = true));
     let subClosed = false;
     let sseClosed = false;
     void sub.closed.then(() => (subClosed = true));
@@ -197,6 +211,7 @@ describe('HTTP servers: slow and silent clients are cut, long streams are not', 
     }
     assert.equal(subClosed, false, 'the SUBSCRIBE stream is open');
     assert.equal(sseClosed, false, 'the event stream is open');
+    assert.equal(tailClosed, false, 'the follow of the task\'s stdout is open');
     for (const s of sockets) assert.equal(s.ws.readyState, WebSocket.OPEN, 'the executor stream is open');
 
     // And each still carries what comes next.
@@ -206,7 +221,7 @@ describe('HTTP servers: slow and silent clients are cut, long streams are not', 
     await waitUntil(() => sub.received().includes('no-such-task'), 'the UPDATE of the reconciliation on the SUBSCRIBE stream');
     const post = await fetch(`${base}/v2/apps`, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ id: '/hardening', cmd: 'sleep 1000', cpus: 0.1, mem: 16, instances: 0 }) });
     assert.equal(post.status, 201, await post.text());
-    await waitUntil(() => sse.received().includes('api_post_event'), 'api_post_event on the event stream');
+    await waitUntil(() => /api_post_event[^\n]*\n[^\n]*"\/hardening"/.test(sse.received()), 'the api_post_event of /hardening on the event stream');
     for (const s of sockets) {
       s.ws.send(JSON.stringify({ type: 'HELLO', executorId: 'somebody-else' }));
       await waitUntil(() => s.frames.some((f) => f.includes('ERROR')), "the executor stream's answer");
@@ -214,6 +229,7 @@ describe('HTTP servers: slow and silent clients are cut, long streams are not', 
     }
     sub.socket.destroy();
     sse.socket.destroy();
+    tail.socket.destroy();
   });
 
   it('refuses connections past its limit, says so in its log once per window, and serves again once the slow ones are cut', async () => {
