@@ -14,8 +14,24 @@ import { waitUntil } from './support/wait.ts';
 // (7), the step a killed executor was running reported as it was (10), and user patterns that
 // cannot stall the event loop (2).
 
-/** The artifact limit of this test's server: small, so that going past it is cheap. */
-const MAX_ARTIFACT_BYTES = 1024 * 1024;
+/** The artifact limit of this test's server: large enough to see whether an upload is held in memory. */
+const MAX_ARTIFACT_BYTES = 256 * 1024 * 1024;
+
+/** A body of `total` bytes made as it is read (the sender holds 1 MiB at a time). */
+function generatedBody(total: number): ReadableStream<Uint8Array> {
+  const chunk = new Uint8Array(1024 * 1024).fill(0x61);
+  let sent = 0;
+  return new ReadableStream<Uint8Array>({
+    pull(controller) {
+      if (sent >= total) controller.close();
+      else {
+        const n = Math.min(chunk.length, total - sent);
+        sent += n;
+        controller.enqueue(n === chunk.length ? chunk : chunk.subarray(0, n));
+      }
+    },
+  });
+}
 
 /** Every file under `dir`, relative. */
 function filesUnder(dir: string, rel = ''): string[] {
@@ -125,6 +141,23 @@ describe('CI hardening on `slipway up`', { timeout: 120_000 }, () => {
       assert.deepEqual(filesUnder(artifactsDir()), []);
     });
 
+    it('streams a large upload to disk without holding it in memory', async () => {
+      const size = 200 * 1024 * 1024;
+      const before = process.memoryUsage().rss;
+      let peak = before;
+      const sampler = setInterval(() => (peak = Math.max(peak, process.memoryUsage().rss)), 20);
+      try {
+        const r = await fetch(upload('out/large.bin'), { method: 'PUT', headers: { 'Content-Type': 'application/octet-stream' }, body: generatedBody(size), duplex: 'half' } as RequestInit);
+        assert.equal(r.status, 201, await r.text());
+      } finally {
+        clearInterval(sampler);
+      }
+      assert.equal(statSync(join(artifactsDir(), 'slow', '1', 'out', 'large.bin')).size, size);
+      // Client and server share this process: neither holds the body (it was buffered whole before).
+      assert.ok(peak - before < 100 * 1024 * 1024, `the process grew by ${Math.round((peak - before) / 1024 / 1024)} MiB during a 200 MiB upload`);
+      rmSync(join(artifactsDir(), 'slow', '1', 'out', 'large.bin'));
+    });
+
     it('streams an upload to its file (0600), and refuses one past the limit with 413, leaving nothing of it', async () => {
       const ok = await fetch(upload('out/result.txt'), { method: 'PUT', headers: { 'Content-Type': 'application/octet-stream' }, body: 'artifact-content\n' });
       assert.equal(ok.status, 201, await ok.text());
@@ -133,17 +166,7 @@ describe('CI hardening on `slipway up`', { timeout: 120_000 }, () => {
       assert.equal(statSync(file).mode & 0o777, 0o600);
 
       // Chunked (no length said): cut when it passes the limit.
-      const chunk = new Uint8Array(256 * 1024);
-      let sent = 0;
-      const body = new ReadableStream<Uint8Array>({
-        pull(controller) {
-          if (sent >= 4 * MAX_ARTIFACT_BYTES) controller.close();
-          else {
-            sent += chunk.length;
-            controller.enqueue(chunk);
-          }
-        },
-      });
+      const body = generatedBody(MAX_ARTIFACT_BYTES + 64 * 1024 * 1024);
       const big = await fetch(upload('out/big.bin'), { method: 'PUT', headers: { 'Content-Type': 'application/octet-stream' }, body, duplex: 'half' } as RequestInit).catch((e: unknown) => e as Error);
       if (big instanceof Error) throw big;
       assert.equal(big.status, 413, await big.text());
