@@ -106,10 +106,8 @@ export function fastifyServerOptions(o: { limits?: HttpServerLimits; bodyLimit?:
     // close() must not wait for idle keep-alive sockets a client left open (an aborted fetch of
     // an event stream leaves one).
     forceCloseConnections: true,
-    requestTimeout: limits.maxRequestMs,
-    keepAliveTimeout: limits.keepAliveTimeoutMs,
-    connectionTimeout: limits.idleTimeoutMs,
-    maxRequestsPerSocket: limits.maxRequestsPerSocket,
+    // Fastify's own timeout options are not given: with a serverFactory it applies none of them,
+    // guardHttpServer sets them all on the server.
     serverFactory: (handler: (req: IncomingMessage, res: ServerResponse) => void): Server => {
       const server = createServerWithLimits(limits, handler);
       guardHttpServer(server, limits, o.log);
