@@ -6,6 +6,7 @@ import { describe, it } from 'node:test';
 import { parseCron } from '../src/frameworks/ci/cron-schedule.ts';
 import { collectArtifacts } from '../src/frameworks/ci/engine/collect-artifacts.ts';
 import { evaluateWhen } from '../src/frameworks/ci/engine/evaluate-when.ts';
+import { parsePipeline } from '../src/frameworks/ci/pipeline/parse-pipeline.ts';
 import { matchesGlob } from '../src/frameworks/ci/engine/glob-pattern.ts';
 import { parseExecutorSpec, readExecutorSpecDocument } from '../src/frameworks/ci/job-definition.ts';
 import { readWebhook } from '../src/frameworks/ci/triggers/webhook-request.ts';
@@ -41,6 +42,11 @@ describe('CI patterns against adversarial input', () => {
 
   it("evaluates a step's branch condition on an adversarial branch name at once", async () => {
     await quick('when: branch', () => assert.equal(evaluateWhen([{ branch: [`${'*b'.repeat(6)}c`] }], { event: 'push', branch: 'b'.repeat(80), upstreamFailed: false }).run, false));
+  });
+
+  it('refuses a branch pattern longer than any branch, when the pipeline is read', () => {
+    const text = ['steps:', '  - name: a', '    commands: [echo]', '    when:', `      branch: '${'*a'.repeat(600)}'`, ''].join('\n');
+    assert.throws(() => parsePipeline(text), /longer than 1024 characters/);
   });
 
   it('reads an artifact pattern with a long run of slashes at once', async () => {
