@@ -7,6 +7,7 @@ import { DockerContainerizer } from '../agent/containerizers/docker-containerize
 import { ProcessContainerizer } from '../agent/containerizers/process-containerizer.ts';
 import { detectResources, parseAttributes } from '../agent/detect-resources.ts';
 import { buildFilesApp } from '../agent/files-app.ts';
+import { FILES_SERVER_SHARE, guardHttpServer, httpServerLimits, type HttpServerLimits } from '../lib/http-server-limits.ts';
 
 /**
  * Wires an agent process: its resources (given or detected), its containerizers, its files
@@ -30,6 +31,8 @@ export interface AgentServerOptions {
    */
   cgroupsEnableCfs?: boolean;
   log?: (line: string) => void;
+  /** The files server's limits (src/lib/http-server-limits.ts); unset ones take their defaults. */
+  httpLimits?: Partial<HttpServerLimits>;
 }
 
 export interface AgentServer {
@@ -57,6 +60,8 @@ export async function startAgentServer(o: AgentServerOptions): Promise<AgentServ
   // a known port, then create the agent with that URL.
   const holder: { agent?: Agent } = {};
   const files = await buildFilesApp({ sandboxOf: (fw, task) => holder.agent?.sandboxOf(fw, task) });
+  // The agent builds its files server; its limits are those of every server of Slipway.
+  guardHttpServer(files.server, httpServerLimits(o.httpLimits, FILES_SERVER_SHARE), o.log);
   await files.listen({ host, port: o.port ?? 0 });
   const address = files.server.address();
   const url = `http://${host}:${typeof address === 'object' && address !== null ? address.port : 0}`;

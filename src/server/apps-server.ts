@@ -1,4 +1,5 @@
 import Fastify, { type FastifyInstance } from 'fastify';
+import { fastifyServerOptions, httpServerLimits, type HttpServerLimits } from '../lib/http-server-limits.ts';
 import { AppsFramework } from '../frameworks/apps/apps-framework.ts';
 import { eventsRoute } from '../frameworks/apps/events/events-route.ts';
 import { MarathonEventBus } from '../frameworks/apps/events/marathon-event-bus.ts';
@@ -77,6 +78,8 @@ export interface AppsServerOptions {
   dataDir: string;
   role?: string;
   log?: (line: string) => void;
+  /** The HTTP server's limits (src/lib/http-server-limits.ts); unset ones take their defaults. */
+  httpLimits?: Partial<HttpServerLimits>;
 }
 
 export interface AppsServer {
@@ -94,7 +97,7 @@ export async function startAppsServer(o: AppsServerOptions): Promise<AppsServer>
     ...(o.role !== undefined ? { role: o.role } : {}),
     ...(o.log !== undefined ? { log: o.log } : {}),
   });
-  const app = Fastify({ logger: false, bodyLimit: 16 * 1024 * 1024, forceCloseConnections: true });
+  const app = Fastify({ logger: false, ...fastifyServerOptions({ limits: httpServerLimits(o.httpLimits), ...(o.log !== undefined ? { log: o.log } : {}) }) });
   let leader = `${o.host}:${o.port}`;
   mountMarathonApi(app, service, { leader: () => leader, masterUrl: o.masterUrl, rootMetrics: true });
   app.setNotFoundHandler((request, reply) => reply.code(404).send({ message: `no route ${request.method} ${request.url}` }));

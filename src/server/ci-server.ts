@@ -2,6 +2,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import websocket from '@fastify/websocket';
 import Fastify, { type FastifyInstance } from 'fastify';
+import { fastifyServerOptions, httpServerLimits, type HttpServerLimits } from '../lib/http-server-limits.ts';
 import type { Clock } from '../core/clock.ts';
 import { CiFramework } from '../frameworks/ci/ci-framework.ts';
 import { ciRoutes } from '../frameworks/ci/http/ci-routes.ts';
@@ -79,8 +80,8 @@ export async function startCiService(o: CiServiceOptions): Promise<CiService> {
 }
 
 /** CI's API on `app` (which must have @fastify/websocket registered). */
-export function mountCiApi(app: FastifyInstance, service: CiService): void {
-  ciRoutes(app, { framework: service.framework, artifactsDir: join(service.dataDir, 'artifacts') });
+export function mountCiApi(app: FastifyInstance, service: CiService, options: { maxArtifactBytes?: number } = {}): void {
+  ciRoutes(app, { framework: service.framework, artifactsDir: join(service.dataDir, 'artifacts'), ...(options.maxArtifactBytes !== undefined ? { maxArtifactBytes: options.maxArtifactBytes } : {}) });
   jenkinsRoutes(app, { framework: service.framework });
 }
 
@@ -92,15 +93,19 @@ export interface CiServerOptions {
   dataDir: string;
   role?: string;
   log?: (line: string) => void;
+  /** The HTTP server's limits (src/lib/http-server-limits.ts); unset ones take their defaults. */
+  httpLimits?: Partial<HttpServerLimits>;
+  /** The largest artifact an executor may upload (default 1 GiB). */
+  maxArtifactBytes?: number;
 }
 
 /** `slipway ci`: CI in its own process, on its own port. */
 export async function startCiServer(o: CiServerOptions): Promise<{ url: string; service: CiService; close(): Promise<void> }> {
   let url = `http://${o.host}:${o.port}`;
   const service = await startCiService({ transport: new HttpScheduler(o.masterUrl), dataDir: o.dataDir, serverUrl: () => url, ...(o.role !== undefined ? { role: o.role } : {}), ...(o.log !== undefined ? { log: o.log } : {}), ...(o.mirrorRepo !== undefined ? { mirrorRepo: o.mirrorRepo } : {}) });
-  const app = Fastify({ logger: false, bodyLimit: 16 * 1024 * 1024, forceCloseConnections: true });
+  const app = Fastify({ logger: false, ...fastifyServerOptions({ limits: httpServerLimits(o.httpLimits), ...(o.log !== undefined ? { log: o.log } : {}) }) });
   await app.register(websocket);
-  mountCiApi(app, service);
+  mountCiApi(app, service, o.maxArtifactBytes !== undefined ? { maxArtifactBytes: o.maxArtifactBytes } : {});
   try {
     await app.listen({ host: o.host, port: o.port });
   } catch (e) {

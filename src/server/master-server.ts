@@ -3,6 +3,7 @@ import { SystemClock } from '../core/clock.ts';
 import { buildMasterApp } from '../master/http/master-app.ts';
 import { Master, type MasterOptions } from '../master/master.ts';
 import type { MasterChange, MasterStore } from '../master/master-store.ts';
+import { guardHttpServer, httpServerLimits, type HttpServerLimits } from '../lib/http-server-limits.ts';
 import { WriteQueue } from '../lib/write-queue.ts';
 import { prepareDataDir } from './data-dir.ts';
 import { KyselyMasterStore } from '../store/kysely-master-store.ts';
@@ -24,6 +25,8 @@ export interface MasterServerOptions {
   agentReregisterTimeoutMs?: number;
   allocationIntervalMs?: number;
   log?: (line: string) => void;
+  /** The HTTP server's limits (src/lib/http-server-limits.ts); unset ones take their defaults. */
+  httpLimits?: Partial<HttpServerLimits>;
   /**
    * Adds routes to the master's HTTP server before it listens (the built-in frameworks' APIs of
    * `slipway up`, on the same port); `url` is where the server will listen once it does.
@@ -89,6 +92,7 @@ export async function startMasterServer(o: MasterServerOptions): Promise<MasterS
   };
 
   const app = await buildMasterApp(master, { version: VERSION });
+  guardHttpServer(app.server, httpServerLimits(o.httpLimits), o.log);
   try {
     await o.extend?.(app, master);
     await app.listen({ host: o.host, port: o.port });

@@ -1,5 +1,6 @@
 import { join, resolve } from 'node:path';
 import type { Clock } from '../core/clock.ts';
+import type { HttpServerLimits } from '../lib/http-server-limits.ts';
 import { startAgentServer, type AgentServer } from './agent-server.ts';
 import { mountMarathonApi, startAppsService, type AppsService } from './apps-server.ts';
 import { mountCiApi, startCiService, type CiService } from './ci-server.ts';
@@ -21,6 +22,10 @@ export interface UpOptions {
   log?: (line: string) => void;
   /** CI's clock (tests of cron triggers run it ahead); default the system clock. */
   ciClock?: Clock;
+  /** The limits of the master's server (which serves every API here) and of the agent's files server. */
+  httpLimits?: Partial<HttpServerLimits>;
+  /** The largest artifact a CI executor may upload (default 1 GiB). */
+  ciMaxArtifactBytes?: number;
 }
 
 export interface Up {
@@ -41,6 +46,7 @@ export async function up(o: UpOptions): Promise<Up> {
     port: o.port,
     dataDir: join(dataDir, 'master'),
     ...(o.log !== undefined ? { log: o.log } : {}),
+    ...(o.httpLimits !== undefined ? { httpLimits: o.httpLimits } : {}),
     extend: async (app, core) => {
       const service = await startAppsService({
         transport: new InProcessScheduler(core),
@@ -56,7 +62,7 @@ export async function up(o: UpOptions): Promise<Up> {
         await service.close();
         throw e;
       }
-      mountCiApi(app, ci);
+      mountCiApi(app, ci, o.ciMaxArtifactBytes !== undefined ? { maxArtifactBytes: o.ciMaxArtifactBytes } : {});
     },
   });
   url = master.url;
@@ -69,6 +75,7 @@ export async function up(o: UpOptions): Promise<Up> {
       workDir: join(dataDir, 'agent'),
       containerizers: o.containerizers,
       host: o.host,
+      ...(o.httpLimits !== undefined ? { httpLimits: o.httpLimits } : {}),
       ...(o.resources !== undefined ? { resources: o.resources } : {}),
       ...(o.log !== undefined ? { log: o.log } : {}),
     });

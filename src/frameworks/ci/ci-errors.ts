@@ -41,6 +41,22 @@ export class CiBadRequest extends SlipwayError {
   readonly status = 400;
 }
 
+/** An artifact upload that is not from the executor running the build (no token, a wrong one, another build's). */
+export class ArtifactUploadForbidden extends SlipwayError {
+  readonly code = 'CI_FORBIDDEN';
+  readonly status = 403;
+}
+
+/** An artifact larger than the server takes (`maxArtifactBytes`): said by its length, or found while it streams. */
+export class ArtifactTooLarge extends SlipwayError {
+  readonly code = 'CI_ARTIFACT_TOO_LARGE';
+  readonly status = 413;
+
+  constructor(readonly limit: number) {
+    super(`an artifact may have at most ${limit} bytes`);
+  }
+}
+
 /** CI cannot take the request because it is stopping (a trigger that arrives during shutdown). */
 export class CiStopping extends SlipwayError {
   readonly code = 'CI_STOPPING';

@@ -1,4 +1,5 @@
 import { DocumentReader, type JsonObject } from '../../core/document-reader.ts';
+import { regexBacktrackingRisk } from '../../lib/regex-risk.ts';
 import { InvalidExecutorSpec, InvalidJob, InvalidPipeline } from './ci-errors.ts';
 import type { FieldProblem } from './ci-errors.ts';
 import { InvalidCron, parseCron } from './cron-schedule.ts';
@@ -494,6 +495,13 @@ function readConstraint(json: unknown, field: string, bad: (field: string, messa
       bad(`${field}.value`, `is not a regular expression: ${(e as Error).message}`);
       return [];
     }
+    // Matched against every offer's attributes, on CI's event loop: no pattern that can
+    // backtrack catastrophically (issue 11, finding 2).
+    const risk = regexBacktrackingRisk(c.value);
+    if (risk !== undefined) {
+      bad(`${field}.value`, `${risk}`);
+      return [];
+    }
   }
   return [{ field: c.field, operator, value: c.value }];
 }
@@ -666,6 +674,13 @@ function checkConstraint(r: DocumentReader, c: JsonObject): void {
   r.string(c, 'field');
   r.oneOf(c, 'operator', CONSTRAINT_OPERATOR_SET);
   r.optString(c, 'value');
+  // A spec stored before such patterns were refused is left out (with the reason in the log)
+  // rather than matched against every offer on the event loop.
+  const value = c['value'];
+  if ((c['operator'] === 'LIKE' || c['operator'] === 'UNLIKE') && typeof value === 'string') {
+    const risk = regexBacktrackingRisk(value);
+    if (risk !== undefined) r.fail('value', risk);
+  }
 }
 
 function checkVolume(r: DocumentReader, v: JsonObject): void {

@@ -1,6 +1,7 @@
 import Fastify, { type FastifyError, type FastifyInstance } from 'fastify';
 import websocket from '@fastify/websocket';
 import { httpErrorReply } from '../../core/http-error-reply.ts';
+import { fastifyServerOptions } from '../../lib/http-server-limits.ts';
 import type { Master } from '../master.ts';
 import { agentRoutes } from './agent-routes.ts';
 import { filesRoutes } from './files-routes.ts';
@@ -17,7 +18,7 @@ import { schedulerRoutes } from './scheduler-routes.ts';
 export async function buildMasterApp(master: Master, options: { version: string; logger?: boolean }): Promise<FastifyInstance> {
   // forceCloseConnections: close() must not wait for idle keep-alive sockets a client left open
   // (an aborted fetch of an event stream leaves one; Fastify would wait out its 72 s timeout).
-  const app = Fastify({ logger: options.logger ?? false, bodyLimit: 16 * 1024 * 1024, forceCloseConnections: true });
+  const app = Fastify({ logger: options.logger ?? false, ...fastifyServerOptions() });
   await app.register(websocket);
   app.setErrorHandler((error: FastifyError, request, reply) => {
     const { status, message, internal } = httpErrorReply(error);

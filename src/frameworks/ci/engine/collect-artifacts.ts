@@ -1,7 +1,7 @@
 import { copyFile, lstat, mkdir, readdir, realpath, stat } from 'node:fs/promises';
 import { dirname, join, resolve, sep } from 'node:path';
 import { SlipwayError } from '../../../core/errors.ts';
-import { globRegExp, hasGlobSyntax } from './glob-pattern.ts';
+import { globMatcher, hasGlobSyntax, type GlobMatcher } from './glob-pattern.ts';
 
 /** An artifact pattern that names nothing inside the workspace: absolute, or with a `..` segment. */
 export class InvalidArtifactPattern extends SlipwayError {
@@ -30,12 +30,16 @@ export interface CollectedArtifacts {
   unmatched: string[];
 }
 
+export const MAX_ARTIFACT_PATTERN_LENGTH = 4096;
+
 /**
  * Why an artifact pattern is refused, or undefined when it is fine: for the parser, so that a
  * pipeline with such a pattern is refused when it is saved rather than when a build ends.
  */
 export function artifactPatternProblem(pattern: string): string | undefined {
   if (pattern.trim() === '') return 'is empty';
+  // No path is longer (Linux's PATH_MAX); and the walk below is linear in the pattern's length.
+  if (pattern.length > MAX_ARTIFACT_PATTERN_LENGTH) return `is longer than ${MAX_ARTIFACT_PATTERN_LENGTH} characters`;
   if (pattern.includes('\0')) return 'holds a NUL character';
   if (pattern.startsWith('/') || pattern.startsWith('~')) return 'is absolute; artifact paths are relative to the workspace';
   if (pattern.split('/').includes('..')) return 'leaves the workspace (a `..` segment)';
@@ -88,9 +92,10 @@ class Walker {
   ) {}
 
   async walkPattern(raw: string): Promise<void> {
-    const pattern = raw.replace(/^(\.\/)+/, '').replace(/\/+$/, '');
+    // `a//b` is `a/b`, as for the file system (and no lstat per empty segment).
+    const segments = trimPattern(raw).split('/').filter((s) => s !== '');
+    const pattern = segments.join('/');
     if (pattern === '' || pattern === '.') return this.#tree('');
-    const segments = pattern.split('/');
     // Start at the longest prefix without glob syntax; go only as deep as the pattern can reach.
     let base = 0;
     while (base < segments.length - 1 && !hasGlobSyntax(segments[base] as string)) base++;
@@ -107,11 +112,11 @@ class Walker {
       }
       if (!info.isDirectory()) return;
     }
-    await this.#walk(dir, depth, globRegExp(pattern));
+    await this.#walk(dir, depth, globMatcher(pattern));
   }
 
   /** Entries of directory `dir`, matched against `re`, `depth` levels down. */
-  async #walk(dir: string, depth: number, re: RegExp): Promise<void> {
+  async #walk(dir: string, depth: number, re: GlobMatcher): Promise<void> {
     if (depth <= 0) return;
     for (const entry of await this.#entries(dir)) {
       const path = dir === '' ? entry.name : `${dir}/${entry.name}`;
@@ -161,4 +166,17 @@ class Walker {
   #abs(path: string): string {
     return path === '' ? this.root : join(this.root, ...path.split('/'));
   }
+}
+
+/**
+ * A pattern without its leading `./`s and trailing slashes. Index scans, not `/\/+$/`: that
+ * regular expression is quadratic on a long run of slashes not at the end (a pattern is user
+ * input; issue 11, finding 2).
+ */
+function trimPattern(raw: string): string {
+  let start = 0;
+  while (raw.startsWith('./', start)) start += 2;
+  let end = raw.length;
+  while (end > start && raw.charCodeAt(end - 1) === 0x2f) end--;
+  return raw.slice(start, end);
 }

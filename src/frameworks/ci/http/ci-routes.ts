@@ -1,21 +1,30 @@
-import { createReadStream } from 'node:fs';
-import { mkdir, readFile, stat, writeFile } from 'node:fs/promises';
-import { dirname, join, normalize, sep } from 'node:path';
+import { randomBytes, timingSafeEqual } from 'node:crypto';
+import { createReadStream, createWriteStream } from 'node:fs';
+import { mkdir, readFile, rename, rm, stat } from 'node:fs/promises';
+import type { IncomingMessage } from 'node:http';
+import { basename, dirname, join, normalize, sep } from 'node:path';
+import { Transform } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { WebSocket } from 'ws';
 import { buildKey, isFinished, type Build } from '../build.ts';
-import { BuildNotFound, CiBadRequest, CiConflict, CiNotFound, JobNotFound } from '../ci-errors.ts';
+import { ArtifactTooLarge, ArtifactUploadForbidden, BuildNotFound, CiBadRequest, CiConflict, CiNotFound, JobNotFound } from '../ci-errors.ts';
 import type { LogPiece } from '../build-log-store.ts';
 import type { CiFramework } from '../ci-framework.ts';
 import type { ExecutorToServer } from '../executor-protocol.ts';
 import { parseExecutorSpec, parseJobDefinition } from '../job-definition.ts';
 import { ciErrorReply } from './ci-error-reply.ts';
+import { parseWholeNumber } from './whole-number.ts';
 
 export interface CiRoutesOptions {
   framework: CiFramework;
   /** Where artifacts are kept (`<dir>/<job>/<n>/<path>`). */
   artifactsDir: string;
+  /** The largest artifact an executor may upload (413 past it); default DEFAULT_MAX_ARTIFACT_BYTES. */
+  maxArtifactBytes?: number;
 }
+
+export const DEFAULT_MAX_ARTIFACT_BYTES = 1024 * 1024 * 1024;
 
 /**
  * CI's REST API (`/ci/v1`) and the executors' stream, in their own Fastify scope: errors answer
@@ -40,9 +49,10 @@ function routes(app: FastifyInstance, o: CiRoutesOptions): void {
     if (job === undefined) throw new JobNotFound(name);
     return job;
   };
-  const numberOf = (raw: string) => {
-    const n = Number(raw);
-    if (!Number.isSafeInteger(n) || n < 1) throw new CiBadRequest(`build number must be a positive integer, not ${raw}`);
+  /** A build number, `?before=` or `?limit=`: digits only, a safe integer, at least 1 (400 otherwise). */
+  const numberOf = (raw: string, what = 'build number') => {
+    const n = parseWholeNumber(raw);
+    if (n === undefined || n < 1) throw new CiBadRequest(`${what} must be a whole number from 1 to ${Number.MAX_SAFE_INTEGER} (digits only), not ${JSON.stringify(raw)}`);
     return n;
   };
   const buildOf = async (name: string, raw: string): Promise<Build> => {
@@ -99,8 +109,8 @@ function routes(app: FastifyInstance, o: CiRoutesOptions): void {
     const { name } = req.params as { name: string };
     jobOf(name);
     const q = req.query as { limit?: string; before?: string };
-    const limit = q.limit !== undefined ? Math.min(numberOf(q.limit), 1000) : 50;
-    return { builds: await ci.listBuilds(name, limit, q.before !== undefined ? numberOf(q.before) : undefined) };
+    const limit = q.limit !== undefined ? Math.min(numberOf(q.limit, 'limit'), 1000) : 50;
+    return { builds: await ci.listBuilds(name, limit, q.before !== undefined ? numberOf(q.before, 'before') : undefined) };
   });
   app.get('/ci/v1/jobs/:name/builds/:n', async (req) => {
     const { name, n } = req.params as { name: string; n: string };
@@ -138,9 +148,11 @@ function routes(app: FastifyInstance, o: CiRoutesOptions): void {
 
   // --- artifacts ----------------------------------------------------------------------------
 
+  const maxArtifactBytes = o.maxArtifactBytes ?? DEFAULT_MAX_ARTIFACT_BYTES;
   const artifactFile = (name: string, n: number, path: string) => {
+    if (path === '' || path.length > 4096 || path.includes('\0')) throw new CiBadRequest('an artifact path is 1 to 4096 characters, without NUL');
     const rel = normalize(path);
-    if (rel.startsWith('..') || rel.startsWith(sep) || rel === '.') throw new CiBadRequest(`artifact path ${path} is outside the build`);
+    if (rel.startsWith('..') || rel.startsWith(sep) || rel === '.' || rel.endsWith(sep)) throw new CiBadRequest(`artifact path ${path} is outside the build, or not a file's`);
     return join(o.artifactsDir, name, String(n), rel);
   };
   app.get('/ci/v1/jobs/:name/builds/:n/artifacts/*', async (req, reply) => {
@@ -152,20 +164,46 @@ function routes(app: FastifyInstance, o: CiRoutesOptions): void {
     if (st === undefined) throw new CiNotFound(`artifact ${path} of ${name} #${b.number} is gone`);
     return reply.type('application/octet-stream').header('Content-Length', st.size).send(createReadStream(file));
   });
-  // Executors upload artifacts before BUILD_DONE, with their token.
-  app.addContentTypeParser('application/octet-stream', { parseAs: 'buffer', bodyLimit: 1024 * 1024 * 1024 }, (_req, body, done) => done(null, body));
-  app.put('/ci/v1/jobs/:name/builds/:n/artifacts/*', async (req, reply) => {
-    const { name, n, '*': path } = req.params as { name: string; n: string; '*': string };
-    const q = req.query as { executor?: string; token?: string };
-    const b = await buildOf(name, n);
-    const e = q.executor !== undefined ? ci.view.executors.get(q.executor) : undefined;
-    if (e === undefined || e.token !== q.token || e.build !== buildKey(name, b.number)) {
-      return reply.code(403).send({ code: 'CI_FORBIDDEN', message: 'only the executor running the build may store its artifacts' });
-    }
-    const file = artifactFile(name, b.number, path);
-    await mkdir(dirname(file), { recursive: true });
-    await writeFile(file, req.body as Buffer);
-    return reply.code(201).send();
+  // Executors upload artifacts before BUILD_DONE, with their token (uploadArtifact).
+  void app.register(async (uploads) => {
+    // The body is not parsed: the handler streams it to disk, once the checks are passed.
+    uploads.removeAllContentTypeParsers();
+    uploads.addContentTypeParser('*', (_req, _payload, done) => done(null, undefined));
+    const targets = new WeakMap<FastifyRequest, string>();
+    uploads.put('/ci/v1/jobs/:name/builds/:n/artifacts/*', {
+      // Every check before a byte of the body is read (issue 11, finding 6: a body of up to 1 GB
+      // was buffered first, then refused). A refusal closes the connection, so that the body
+      // announced is not read either.
+      onRequest: async (req, reply) => {
+        try {
+          const { name, n, '*': path } = req.params as { name: string; n: string; '*': string };
+          const q = req.query as { executor?: string; token?: string };
+          const b = await buildOf(name, n);
+          const e = q.executor !== undefined ? ci.view.executors.get(q.executor) : undefined;
+          if (e === undefined || q.token === undefined || !tokensEqual(e.token, q.token) || e.build !== buildKey(name, b.number)) {
+            throw new ArtifactUploadForbidden('only the executor running the build may store its artifacts');
+          }
+          const file = artifactFile(name, b.number, path);
+          const declared = req.headers['content-length'];
+          if (declared !== undefined && !(Number(declared) <= maxArtifactBytes)) throw new ArtifactTooLarge(maxArtifactBytes);
+          targets.set(req, file);
+        } catch (error) {
+          const { status, body } = ciErrorReply(error);
+          return reply.code(status).header('connection', 'close').send(body);
+        }
+      },
+    }, async (req, reply) => {
+      const file = targets.get(req);
+      if (file === undefined) throw new CiBadRequest('the upload was not checked'); // onRequest answered already.
+      try {
+        await uploadArtifact(req.raw, file, maxArtifactBytes);
+      } catch (error) {
+        // The rest of the body is not read: the connection closes once the answer is out.
+        const { status, body } = ciErrorReply(error);
+        return reply.code(status).header('connection', 'close').send(body);
+      }
+      return reply.code(201).send();
+    });
   });
 
   // --- triggers: webhooks, and what the triggers have seen ----------------------------------
@@ -282,4 +320,45 @@ async function followLog(ci: CiFramework, req: FastifyRequest, reply: FastifyRep
   }
   if (ended || isFinished((await ci.getBuild(b.job, b.number)) ?? b)) finish();
   return reply;
+}
+
+/** Compares tokens in time independent of where they differ. */
+function tokensEqual(expected: string, given: string): boolean {
+  const a = Buffer.from(expected);
+  const b = Buffer.from(given);
+  return a.length === b.length && timingSafeEqual(a, b);
+}
+
+/**
+ * Streams an upload to `file`: into a temporary file beside it (0600, in directories 0700), renamed
+ * over it once complete, so that a reader never sees half an artifact. Past `limit` bytes the
+ * upload is cut (ArtifactTooLarge, 413), and a cut or failed upload leaves no file behind.
+ */
+async function uploadArtifact(body: IncomingMessage, file: string, limit: number): Promise<void> {
+  await mkdir(dirname(file), { recursive: true, mode: 0o700 });
+  const temp = join(dirname(file), `.${basename(file)}.upload-${randomBytes(6).toString('hex')}`);
+  let received = 0;
+  const counter = new Transform({
+    transform(chunk: Buffer, _encoding, done) {
+      received += chunk.length;
+      if (received > limit) done(new ArtifactTooLarge(limit));
+      else done(null, chunk);
+    },
+  });
+  // Not pipeline(body, ...): it would destroy the request, and with it the connection the 413
+  // must go out on. The body is piped; a client that goes away ends the counter.
+  body.once('error', (e) => counter.destroy(e));
+  body.once('close', () => {
+    if (!body.complete) counter.destroy(new Error('the client went away'));
+  });
+  body.pipe(counter);
+  try {
+    await pipeline(counter, createWriteStream(temp, { flags: 'wx', mode: 0o600 }));
+    await rename(temp, file);
+  } catch (e) {
+    body.unpipe(counter);
+    await rm(temp, { force: true });
+    if (e instanceof ArtifactTooLarge) throw e;
+    throw new CiBadRequest(`the upload did not complete: ${(e as Error).message}`);
+  }
 }

@@ -10,6 +10,7 @@ import { buildKey, isFinished, type Build, type BuildCause } from '../build.ts';
 import { CiBadRequest, CiNotFound, JobNotFound } from '../ci-errors.ts';
 import type { CiFramework } from '../ci-framework.ts';
 import type { JobDefinition } from '../job-definition.ts';
+import { parseWholeNumber } from './whole-number.ts';
 
 // Jenkins's remote API under `/jenkins`: the subset that the common clients (the npm `jenkins`
 // package, python-jenkins, curl scripts) use to trigger a job, follow its queue item to its build,
@@ -244,8 +245,8 @@ function routes(app: FastifyInstance, ci: CiFramework): void {
       for await (const b of history(name, PERMALINK_SCAN_LIMIT)) if (permalink(b)) return b;
       throw new CiNotFound(`job ${name} has no ${raw}`);
     }
-    const n = /^[1-9][0-9]{0,15}$/.test(raw) ? Number(raw) : undefined;
-    const b = n !== undefined ? await ci.getBuild(name, n) : undefined;
+    const n = parseWholeNumber(raw);
+    const b = n !== undefined && n >= 1 ? await ci.getBuild(name, n) : undefined;
     if (b === undefined || !isJenkinsBuild(b)) throw new CiNotFound(`no build ${name} #${raw}`);
     return b;
   };
@@ -327,7 +328,7 @@ function routes(app: FastifyInstance, ci: CiFramework): void {
   };
 
   const queueItemOf = async (raw: string): Promise<{ id: number; build: Build }> => {
-    const id = /^[0-9]{1,16}$/.test(raw) ? Number(raw) : undefined;
+    const id = parseWholeNumber(raw);
     const ref = id !== undefined ? queueIds.lookup(id) : undefined;
     const build = ref !== undefined ? await ci.getBuild(ref.job, ref.number) : undefined;
     if (id === undefined || build === undefined) throw new CiNotFound(`no queue item ${raw}`);
@@ -498,8 +499,9 @@ function routes(app: FastifyInstance, ci: CiFramework): void {
     const raw = query['start'] ?? body['start'];
     let start = 0;
     if (raw !== undefined && raw !== '') {
-      if (typeof raw !== 'string' || !/^[0-9]{1,15}$/.test(raw)) throw new CiBadRequest(`start must be a byte offset, not ${String(raw)}`);
-      start = Number(raw);
+      const offset = typeof raw === 'string' ? parseWholeNumber(raw) : undefined;
+      if (offset === undefined) throw new CiBadRequest(`start must be a byte offset (digits only), not ${String(raw)}`);
+      start = offset;
     }
     if (isFinished(b)) await ci.logs.written(name, b.number);
     b = (await ci.getBuild(name, b.number)) ?? b;

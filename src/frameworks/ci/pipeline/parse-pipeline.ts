@@ -17,6 +17,9 @@ import type { YamlMap, YamlValue } from './yaml-tree.ts';
 export const PIPELINE_KEYS = ['steps', 'artifacts', 'executor'] as const;
 export const STEP_KEYS = ['name', 'image', 'commands', 'environment', 'when', 'depends_on', 'failure'] as const;
 export const CONDITION_KEYS = ['event', 'branch', 'status'] as const;
+
+/** The longest branch pattern of a `when` condition. */
+export const MAX_BRANCH_PATTERN_LENGTH = 1024;
 export const BUILD_EVENTS: readonly BuildEvent[] = ['manual', 'push', 'tag', 'cron'];
 export const CONDITION_STATUSES = ['success', 'failure'] as const;
 export const FAILURE_MODES = ['fail', 'ignore'] as const;
@@ -404,6 +407,12 @@ function readBranches(value: YamlValue, path: string, problems: Problems): strin
   for (const p of patterns) {
     if (p.value.trim() === '' || /\s/.test(p.value)) {
       problems.add(p.path, `is not a branch pattern: ${JSON.stringify(p.value)}`, p.pos);
+      ok = false;
+    }
+    // Matching is linear in the pattern and the branch (glob-pattern.ts); a branch name has at
+    // most 255 characters, so a longer pattern is a mistake, or an attempt to slow matching down.
+    else if (p.value.length > MAX_BRANCH_PATTERN_LENGTH) {
+      problems.add(p.path, `is longer than ${MAX_BRANCH_PATTERN_LENGTH} characters`, p.pos);
       ok = false;
     }
   }

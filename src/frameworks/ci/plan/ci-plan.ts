@@ -1,5 +1,5 @@
 import { PlanBuilder, type Plan } from '../../kit/plan-applier.ts';
-import { isFinished, type Build } from '../build.ts';
+import { isFinished, type Build, type BuildStep } from '../build.ts';
 import type { StoredLogSizes } from '../build-log-store.ts';
 import type { CiStateChange } from '../ci-state.ts';
 import type { ExecutorRecord } from '../executor-record.ts';
@@ -51,9 +51,9 @@ export class CiPlanBuilder extends PlanBuilder<CiStateChange, never, CiPlan> {
     return this.change({ type: 'EXECUTOR_SAVED', executor: e });
   }
 
-  /** Ends a build (steps not run are skipped, or cancelled) and stores it. */
-  finishBuild(b: Build, status: Build['status'], now: number, error?: string): Build {
-    const done = finishedBuild(b, status, now, error);
+  /** Ends a build (see finishedBuild) and stores it. */
+  finishBuild(b: Build, status: Build['status'], now: number, error?: string, stepError?: string): Build {
+    const done = finishedBuild(b, status, now, error, stepError);
     this.saveBuild(done);
     if (!isFinished(b)) this.plan.ended.push(done);
     return done;
@@ -70,19 +70,30 @@ export class CiPlanBuilder extends PlanBuilder<CiStateChange, never, CiPlan> {
    */
   removeExecutor(e: ExecutorRecord, build: Build | undefined, why: string, now: number): void {
     this.change({ type: 'EXECUTOR_REMOVED', id: e.id });
-    if (build !== undefined && !isFinished(build)) this.finishBuild(build, build.cancelRequested === true ? 'cancelled' : 'error', now, `the build stopped because ${why}`);
+    if (build !== undefined && !isFinished(build)) this.finishBuild(build, build.cancelRequested === true ? 'cancelled' : 'error', now, `the build stopped because ${why}`, `executor lost: ${why}`);
     this.pass();
   }
 }
 
-/** A build ended: steps not run are skipped (cancelled, for a cancelled build). */
-export function finishedBuild(b: Build, status: Build['status'], now: number, error?: string): Build {
+/**
+ * A build ended. Steps that did not start are `skipped` (`cancelled`, for a cancelled build). A
+ * step still running is reported as it was: it ran from its start until now, and ends
+ * `cancelled` for a cancelled build, else `error` with `stepError` (what ended it: "executor
+ * lost: ..." when its executor went away mid-step), or the build's error. Its log stays as it was
+ * streamed (issue 11, finding 10: such a step was reported `skipped`).
+ */
+export function finishedBuild(b: Build, status: Build['status'], now: number, error?: string, stepError?: string): Build {
+  const endRunning = (s: BuildStep): BuildStep => {
+    const ended: BuildStep = { ...s, status: status === 'cancelled' ? 'cancelled' : 'error', finishedAt: now, ...(s.startedAt !== undefined ? { durationMs: now - s.startedAt } : {}) };
+    if (ended.status === 'error') ended.error = stepError ?? error ?? 'the build ended before the step reported its end';
+    return ended;
+  };
   return {
     ...b,
     status,
     finishedAt: now,
     ...(error !== undefined ? { error } : {}),
-    steps: b.steps.map((s) => (s.status === 'pending' || s.status === 'running' ? { ...s, status: status === 'cancelled' ? 'cancelled' : 'skipped' } : s)),
+    steps: b.steps.map((s) => (s.status === 'running' ? endRunning(s) : s.status === 'pending' ? { ...s, status: status === 'cancelled' ? 'cancelled' : 'skipped' } : s)),
   };
 }
 

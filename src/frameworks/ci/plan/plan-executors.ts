@@ -27,7 +27,7 @@ export function planHello(view: CiView, hello: Extract<ExecutorToServer, { type:
   const next: ExecutorRecord = { ...e };
   if (e.build !== undefined && running !== e.build) {
     const build = view.builds.get(e.build);
-    if (build !== undefined && !isFinished(build)) b.finishBuild(build, 'error', now, `executor ${e.id} came back without it (restarted?)`);
+    if (build !== undefined && !isFinished(build)) b.finishBuild(build, 'error', now, `executor ${e.id} came back without it (restarted?)`, `executor lost: executor ${e.id} came back without the build (restarted?)`);
     delete next.build;
   }
   if (next.state !== 'stopping') next.state = next.build !== undefined ? 'busy' : 'idle';
