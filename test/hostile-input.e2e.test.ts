@@ -45,7 +45,9 @@ describe('hostile input against slipway up', { timeout: (SECONDS + 240) * 1000 }
 
   it('attacks every route of every server', () => {
     assert.ok(report.routes >= 100, `only ${report.routes} routes were found in the servers`);
-    assert.equal(report.routesHit, report.routes, 'some routes were never sent a request');
+    // Marathon's DELETE and PUT of the root group are held back (they rightly remove the canary).
+    assert.deepEqual(report.routesHeldBack.sort(), ['DELETE /v2/groups', 'PUT /v2/groups']);
+    assert.equal(report.routesHit + report.routesHeldBack.length, report.routes, 'some routes were never sent a request');
   });
 
   it('answers no request with a 5xx or not at all', () => {

@@ -95,6 +95,8 @@ interface AgentTaskRecord {
 export class Agent {
   agentId: string | undefined;
   private readonly tasks = new Map<string, AgentTaskRecord>();
+  /** LAUNCHes received and not yet started, in arrival order (see launch()). */
+  private readonly pendingLaunches = new Map<string, { framework: FrameworkInfo & { id: FrameworkID }; info: TaskInfo }>();
   private readonly updates: StatusUpdateManager;
   private readonly link: MasterLink;
   private readonly metaDir: string;
@@ -275,8 +277,35 @@ export class Agent {
     }
   }
 
-  /** Launches a task; whatever goes wrong is reported TASK_FAILED, never thrown. */
+  /**
+   * Launches a task; whatever goes wrong is reported TASK_FAILED, never thrown.
+   *
+   * Launches wait in `pendingLaunches` and start one per turn of the event loop: the synchronous
+   * part of a launch (sandbox, checkpoint, fork, cgroups) takes about 7 ms, and an app scaled to
+   * 60 instances used to arrive as 60 LAUNCH messages handled in one go, holding the loop of
+   * `slipway up` for 420 ms (issue 11's hostile-input suite). A KILL or a framework shutdown for a
+   * pending task starts its launch at once first, so that they act on it exactly as before.
+   */
   private launch(framework: FrameworkInfo & { id: FrameworkID }, info: TaskInfo): void {
+    const k = key(framework.id.value, info.task_id.value);
+    this.pendingLaunches.delete(k); // A resent LAUNCH keeps the newest, in its new place.
+    this.pendingLaunches.set(k, { framework, info });
+    if (this.pendingLaunches.size === 1) setImmediate(() => this.startPendingLaunches());
+  }
+
+  private startPendingLaunches(): void {
+    const first = this.pendingLaunches.keys().next();
+    if (first.done === true) return;
+    this.startLaunch(first.value);
+    if (this.pendingLaunches.size > 0) setImmediate(() => this.startPendingLaunches());
+  }
+
+  private startLaunch(k: string): void {
+    const pending = this.pendingLaunches.get(k);
+    if (pending === undefined) return;
+    this.pendingLaunches.delete(k);
+    if (this.stopped) return;
+    const { framework, info } = pending;
     this.launchTask(framework, info).catch((e: unknown) => this.launchFailed(framework, info, e));
   }
 
@@ -474,6 +503,7 @@ export class Agent {
 
   /** Kills a task; never throws (a failure is logged, and reported when the task is known). */
   private kill(frameworkId: string, taskId: string, policy: KillPolicy | undefined, reason: { message: string; status: TaskStatusReason } | undefined): void {
+    this.startLaunch(key(frameworkId, taskId));
     this.killTask(frameworkId, taskId, policy, reason).catch((e: unknown) => this.log(`task ${taskId}: kill failed: ${errorMessage(e)}`));
   }
 
@@ -526,6 +556,7 @@ export class Agent {
    * acknowledge them), and its tasks forgotten, checkpoints included, once they ended.
    */
   private shutdownFramework(frameworkId: string): void {
+    for (const [k, p] of [...this.pendingLaunches]) if (p.framework.id.value === frameworkId) this.startLaunch(k);
     this.updates.dropFramework(frameworkId);
     for (const t of [...this.tasks.values()]) {
       if (t.framework.id.value !== frameworkId) continue;

@@ -88,12 +88,12 @@ export function registerBench(program: Command): void {
     .option('--list-requests <n>', 'timed GET /v2/apps?embed=apps.tasks requests', positiveInt('--list-requests'), APPS_BENCH_DEFAULTS.listRequests)
     .option('--list-agents <n>', 'simulated agents for the list part', positiveInt('--list-agents'), APPS_BENCH_DEFAULTS.listAgents)
     .option('--topology <kind>', 'embedded (master and services framework in one process, as `slipway up`) or separate (`slipway master` + `slipway apps`)', APPS_BENCH_DEFAULTS.topology)
-    .option('--skip <parts>', 'comma-separated parts to skip: scale, failover, upgrade, list (skipping scale skips failover)', '')
+    .option('--skip <parts>', 'comma-separated parts to skip: scale, failover, upgrade, list, creates (skipping scale skips failover)', '')
     .option('--json', 'print one JSON object on stdout instead of text')
     .action(
       async (opts: { agents: number; instances: number; upgradeInstances: number; minHealth: number; maxOver: number; listApps: number; listInstances: number; listRequests: number; listAgents: number; topology: string; skip: string; json?: boolean }) => {
         if (opts.topology !== 'embedded' && opts.topology !== 'separate') program.error(`--topology must be embedded or separate, got '${opts.topology}'`);
-        const parts = ['scale', 'failover', 'upgrade', 'list'];
+        const parts = ['scale', 'failover', 'upgrade', 'list', 'creates'];
         const skip = opts.skip.split(',').map((s) => s.trim()).filter((s) => s !== '');
         for (const s of skip) if (!parts.includes(s)) program.error(`--skip takes ${parts.join(', ')}; got '${s}'`);
         const { runAppsBench, formatAppsBench } = await import('../../../bench/apps.ts');

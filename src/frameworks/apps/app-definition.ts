@@ -1,7 +1,7 @@
 import { constraintPatternProblem } from '../kit/constraints-pattern.ts';
 import type { Constraint, ConstraintOperator } from '../kit/constraints.ts';
 import { MarathonErrorCollector, MarathonValidationError, marathonPath } from './marathon-error.ts';
-import { canonical, ID_SEGMENT_MESSAGE, isIdSegment, parsePath, toId } from './path-id.ts';
+import { canonical, ID_SEGMENT_MESSAGE, ID_TOO_LONG_MESSAGE, isIdSegment, MAX_ID_LENGTH, parsePath, toId } from './path-id.ts';
 import { FETCH_SCHEMES, findUnsupportedFields } from './unsupported-fields.ts';
 import { CMD_ARGS_OR_CONTAINER, validateAppSchema } from './validate-app-schema.ts';
 
@@ -394,6 +394,7 @@ function normalizeId(rawId: string, base: string[], inGroup: boolean, errors: Ma
     errors.add('/id', 'Path must contain at least one path element');
     return '/';
   }
+  if (toId(segments).length > MAX_ID_LENGTH) errors.add('/id', ID_TOO_LONG_MESSAGE);
   const last = segments[segments.length - 1] ?? '';
   if (RESERVED_LAST_SEGMENTS.includes(last)) errors.add('/id', `must not end with any of the following reserved keywords: ${RESERVED_LAST_SEGMENTS.join(', ')}`);
   // In a group, an app must sit directly in it (PathId.childOf); relative ids always do.

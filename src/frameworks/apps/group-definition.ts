@@ -1,7 +1,7 @@
 import { parseAppDefinition, type AppDefinition } from './app-definition.ts';
 import { TooManyInRequest } from './apps-errors.ts';
 import { MarathonValidationError, type MarathonErrorDetail } from './marathon-error.ts';
-import { badIdSegment, ID_SEGMENT_MESSAGE, matchesPathType, PATH_TYPE_PATTERN } from './path-id.ts';
+import { badIdSegment, ID_SEGMENT_MESSAGE, ID_TOO_LONG_MESSAGE, matchesPathType, MAX_ID_LENGTH, PATH_TYPE_PATTERN } from './path-id.ts';
 
 /**
  * The most apps one request may carry (`PUT/PATCH /v2/apps`, a group's apps with its subgroups'):
@@ -110,6 +110,7 @@ export function parseGroupDefinition(json: unknown, parentId = '/'): GroupDefini
  * (path-id.ts). Group ids end up in URLs and in the Location header of the answer.
  */
 export function groupIdProblem(id: string): string | undefined {
+  if (id.length > MAX_ID_LENGTH) return ID_TOO_LONG_MESSAGE;
   if (!matchesPathType(id)) return `must fully match regular expression '${PATH_TYPE_PATTERN}'`;
   if (badIdSegment(id) !== undefined) return ID_SEGMENT_MESSAGE;
   return undefined;

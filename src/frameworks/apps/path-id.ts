@@ -99,6 +99,15 @@ export function toId(segments: readonly string[]): string {
   return `/${segments.join('/')}`;
 }
 
+/**
+ * The longest id Slipway takes (characters of the canonical id). Marathon sets none, but an id
+ * names task ids, sandbox directories (255 bytes per file name on Linux, with the instance
+ * suffix) and the Location header of the answer: a 300 kB id was taken and answered with a header
+ * no client reads.
+ */
+export const MAX_ID_LENGTH = 200;
+export const ID_TOO_LONG_MESSAGE = `must be at most ${MAX_ID_LENGTH} characters long`;
+
 /** The first segment of `s` that breaks Marathon's rule, or undefined when every one keeps it. */
 export function badIdSegment(s: string): string | undefined {
   return parsePath(s).segments.find((seg) => !isIdSegment(seg));

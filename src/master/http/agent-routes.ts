@@ -2,6 +2,7 @@ import type { FastifyInstance } from 'fastify';
 import type {} from '@fastify/websocket';
 import type { WebSocket } from 'ws';
 import { SlipwayError } from '../../core/errors.ts';
+import { websocketOnly } from '../../core/websocket-only.ts';
 import type { AgentToMaster } from '../../protocol/agent.ts';
 import { parseAgentMessage } from '../../protocol/parse-agent-message.ts';
 import type { AgentConnection, Master } from '../master.ts';
@@ -13,7 +14,7 @@ import type { AgentConnection, Master } from '../master.ts';
  * stream drops, the master gives the agent its grace period to come back.
  */
 export function agentRoutes(app: FastifyInstance, master: Master): void {
-  app.get('/api/v1/agent', { websocket: true }, (socket: WebSocket) => {
+  app.get('/api/v1/agent', { websocket: true, onRequest: websocketOnly('GET /api/v1/agent (the agents\' stream)') }, (socket: WebSocket) => {
     let agentId: string | undefined;
     const conn: AgentConnection = {
       send: (message) => {

@@ -60,6 +60,8 @@ export interface HostileReport {
   requests: number;
   routes: number;
   routesHit: number;
+  /** Routes never sent a request because every one drawn was held back (destroysEverything). */
+  routesHeldBack: string[];
   byStatus: Record<string, number>;
   findings: Finding[];
   findingCount: number;
@@ -92,6 +94,7 @@ export async function runHostile(target: HostileTarget, o: HostileRunOptions): P
   };
   const byStatus: Record<string, number> = {};
   const hit = new Set<string>();
+  const heldBack = new Set<string>();
   const inFlight = new Map<string, { port: number; request: HostileRequest }>();
   // Every request that was in flight at some time since the watcher's last look: a request that
   // blocked the loop has often been answered by the time the watcher's question gets through.
@@ -150,7 +153,10 @@ export async function runHostile(target: HostileTarget, o: HostileRunOptions): P
     while (Date.now() < deadline && target.exitReason === undefined) {
       if (queue.length === 0) refill();
       const next = queue.shift()!;
-      if (destroysEverything(next.request)) continue;
+      if (destroysEverything(next.request)) {
+        heldBack.add(`${next.request.method} ${next.request.route.url}`);
+        continue;
+      }
       const label = `${next.request.method} ${next.request.route.url} (${next.request.kind})`;
       inFlight.set(label, next);
       window.set(label, next);
@@ -193,6 +199,7 @@ export async function runHostile(target: HostileTarget, o: HostileRunOptions): P
     requests,
     routes: routes.length,
     routesHit: hit.size,
+    routesHeldBack: [...heldBack].filter((k) => ![...hit].some((h) => h.endsWith(` ${k}`))),
     byStatus,
     findings,
     findingCount,
@@ -245,6 +252,10 @@ const CLOSE_REFUSAL_BYTES = 1024 * 1024;
 
 function judge(o: Outcome, method: string): string | undefined {
   if (o.error?.startsWith('not sent') === true) return undefined;
+  // Node's parser refused an answer to HEAD that carried a body: Fastify's answer to a request
+  // line it cannot take (414, 431) comes with a JSON body whatever the method. Its GET twin is
+  // judged on the answer itself.
+  if (method === 'HEAD' && o.error === 'HPE_INVALID_CONSTANT') return undefined;
   if ((o.error === 'EPIPE' || o.error === 'ECONNRESET') && o.sentBytes > CLOSE_REFUSAL_BYTES) return undefined;
   if (o.error === 'stalled') return 'no answer in time (stalled)';
   if (o.status === undefined) return `no answer: ${o.error}`;
@@ -268,7 +279,13 @@ export function destroysEverything(r: HostileRequest): boolean {
   } catch {
     return false;
   }
-  return decoded.split('/').every((s) => s === '' || s === '.' || s === '..');
+  // Resolved as Marathon resolves a path id: `.` stays, `..` climbs (`/x/..` is the root too).
+  const resolved: string[] = [];
+  for (const s of decoded.split('/')) {
+    if (s === '..') resolved.pop();
+    else if (s !== '' && s !== '.') resolved.push(s);
+  }
+  return resolved.length === 0;
 }
 
 function send(port: number, r: HostileRequest, agent: Agent, stallMs: number): Promise<Outcome> {

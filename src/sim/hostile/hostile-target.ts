@@ -165,7 +165,9 @@ export class HostileTarget {
       clearTimeout(timer);
     }
     killProcessesUnder(join(this.dataDir, 'data'));
-    rmSync(this.dataDir, { recursive: true, force: true, maxRetries: 3 });
+    // SLIPWAY_KEEP_HOSTILE=1 keeps the server's data dir and log, to find what a finding did.
+    if (process.env['SLIPWAY_KEEP_HOSTILE'] === '1') console.error(`kept ${this.dataDir}`);
+    else rmSync(this.dataDir, { recursive: true, force: true, maxRetries: 3 });
   }
 
   private async waitFor<T>(what: string, fn: () => Promise<T | undefined | false>, timeoutMs: number): Promise<T> {

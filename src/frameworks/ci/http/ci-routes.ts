@@ -1,3 +1,4 @@
+import { websocketOnly } from '../../../core/websocket-only.ts';
 import { randomBytes, timingSafeEqual } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
 import { mkdir, readFile, rename, rm, stat } from 'node:fs/promises';
@@ -245,7 +246,7 @@ function routes(app: FastifyInstance, o: CiRoutesOptions): void {
 
   // --- the executors' stream ----------------------------------------------------------------
 
-  app.get('/ci/v1/executor-stream', { websocket: true }, (socket: WebSocket, req) => {
+  app.get('/ci/v1/executor-stream', { websocket: true, onRequest: websocketOnly('GET /ci/v1/executor-stream (the CI executors\' stream)') }, (socket: WebSocket, req) => {
     const q = req.query as { executor?: string; token?: string };
     let executorId: string | undefined;
     const conn = {
