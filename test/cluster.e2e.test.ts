@@ -9,8 +9,9 @@ import { pathSegment } from '../src/agent/path-segment.ts';
 import type { Offer, TaskInfo } from '../src/protocol/mesos.ts';
 import { ensureBusyboxImage } from '../src/sim/busybox-image.ts';
 import { SchedulerClient } from '../src/sdk/scheduler-client.ts';
+import { killProcessesUnder } from './support/sandbox-processes.ts';
 import { waitUntil } from './support/wait.ts';
-import { SlipwayProcess, activeAgents, freePort, operator, tempDir, waitForHttp } from './support/processes.ts';
+import { SlipwayProcess, activeAgents, freePort, operator, tearDownFramework, tempDir, waitForHttp } from './support/processes.ts';
 
 /**
  * A master and three agents as real processes on 127.0.0.1, driven through the HTTP scheduler
@@ -95,16 +96,13 @@ describe('a master and three agents as real processes', { timeout: 240_000 }, ()
   after(async () => {
     // Tear the framework down so that the agents kill its tasks, then stop the processes.
     if (fw !== undefined && master?.child?.exitCode === null) {
-      await fw.call({ type: 'TEARDOWN' }).catch(() => undefined);
-      await waitUntil(async () => {
-        const t = (await operator(masterUrl, 'GET_TASKS').catch(() => undefined)) as { get_tasks: { tasks: unknown[] } } | undefined;
-        return t !== undefined && t.get_tasks.tasks.length === 0;
-      }, 'all tasks gone').catch(() => undefined);
+      await tearDownFramework(fw, masterUrl);
       await new Promise((r) => setTimeout(r, 500)); // Let the agents deliver the kills they were sent.
     }
     fw?.close();
     for (const a of agents) await a.kill9();
     await master?.kill9();
+    killProcessesUnder(dir); // Whatever task the teardown did not reach (tasks outlive agents).
     if (dockerImage !== undefined) {
       const docker = new Docker();
       for (const c of await docker.listContainers({ all: true, filters: { label: ['slipway.agent_id'] } })) {

@@ -1,6 +1,7 @@
 import type { TSchema } from '@sinclair/typebox';
 import { TypeCompiler, type TypeCheck } from '@sinclair/typebox/compiler';
 import { Filters, TaskInfo } from './mesos.ts';
+import { fieldPath } from './read-by-schema.ts';
 
 /**
  * Reading the operations of an ACCEPT, one by one (issue 11 §1). `parseCall` checks only the
@@ -95,16 +96,6 @@ function firstError(schema: TSchema, value: unknown): string {
   if (first === undefined) return 'does not match its schema';
   const path = fieldPath(first.path);
   return `${path === '' ? '' : path + ': '}${first.message}`;
-}
-
-/** A JSON pointer (`/command/environment/variables/0/name`) as a field path (`command.environment.variables[0].name`). */
-function fieldPath(pointer: string): string {
-  let path = '';
-  for (const part of pointer.split('/').slice(1)) {
-    const key = part.replaceAll('~1', '/').replaceAll('~0', '~');
-    path += /^\d+$/.test(key) ? `[${key}]` : path === '' ? key : `.${key}`;
-  }
-  return path;
 }
 
 function isObject(v: unknown): v is Record<string, unknown> {

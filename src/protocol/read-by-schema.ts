@@ -28,7 +28,7 @@ export function readBySchema<S extends TSchema>(schema: S, doc: unknown, documen
 const checks = new Map<TSchema, TypeCheck<TSchema>>();
 
 /** A JSON pointer (`/resources/0/name`) as a field path (`resources[0].name`). */
-function fieldPath(pointer: string): string {
+export function fieldPath(pointer: string): string {
   let path = '';
   for (const part of pointer.split('/').slice(1)) {
     const key = part.replaceAll('~1', '/').replaceAll('~0', '~');

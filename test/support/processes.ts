@@ -95,3 +95,15 @@ export async function waitForHttp(url: string, timeoutMs = 20_000): Promise<void
     timeoutMs,
   );
 }
+
+/**
+ * Tears a framework down so that the agents kill its tasks, and waits (best effort: a teardown
+ * must not fail a test's cleanup) until the master lists no task.
+ */
+export async function tearDownFramework(fw: { call(call: { type: 'TEARDOWN' }): Promise<unknown> }, masterUrl: string): Promise<void> {
+  await fw.call({ type: 'TEARDOWN' }).catch(() => undefined);
+  await waitUntil(async () => {
+    const t = (await operator(masterUrl, 'GET_TASKS').catch(() => undefined)) as { get_tasks: { tasks: unknown[] } } | undefined;
+    return t !== undefined && t.get_tasks.tasks.length === 0;
+  }, 'all tasks gone').catch(() => undefined);
+}
