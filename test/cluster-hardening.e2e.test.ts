@@ -21,6 +21,8 @@ const dir = tempDir('hardening');
 const BIN = fileURLToPath(new URL('../bin/slipway.js', import.meta.url));
 /** The reconnect grace the master runs with: short, so that a restart that is not announced shows. */
 const GRACE_MS = 1000;
+/** The restart grace the master runs with (`--agent-restart-grace`; the default is 120 s). */
+const RESTART_GRACE_MS = 90_000;
 
 /** Runs the `slipway` command as an operator would; resolves with its exit code and output. */
 async function slipway(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
@@ -56,10 +58,10 @@ const extra: SlipwayProcess[] = [];
 let agentIds = new Map<string, string>();
 const used = new Set<string>();
 
-function agentProcess(i: number): SlipwayProcess {
+function agentProcess(i: number, ...extraArgs: string[]): SlipwayProcess {
   return new SlipwayProcess(
     `agent-${i}`,
-    ['agent', '--master', masterUrl, '--work-dir', join(dir, `agent-${i}`), '--resources', `cpus:2;mem:1024;disk:1000;ports:[3${i + 5}000-3${i + 5}099]`, '--containerizers', 'process', '--hostname', `agent-${i}`],
+    ['agent', '--master', masterUrl, '--work-dir', join(dir, `agent-${i}`), '--resources', `cpus:2;mem:1024;disk:1000;ports:[3${i + 5}000-3${i + 5}099]`, '--containerizers', 'process', '--hostname', `agent-${i}`, ...extraArgs],
     join(dir, `agent-${i}.log`),
   );
 }
@@ -98,7 +100,7 @@ describe('cluster hardening (issue 11), over real processes', { timeout: 240_000
   before(async () => {
     const port = await freePort();
     masterUrl = `http://127.0.0.1:${port}`;
-    master = new SlipwayProcess('master', ['master', '--port', String(port), '--data-dir', join(dir, 'master'), '--heartbeat', '2', '--agent-grace', String(GRACE_MS)], join(dir, 'master.log'));
+    master = new SlipwayProcess('master', ['master', '--port', String(port), '--data-dir', join(dir, 'master'), '--heartbeat', '2', '--agent-grace', String(GRACE_MS), '--agent-restart-grace', String(RESTART_GRACE_MS)], join(dir, 'master.log'));
     master.start();
     await waitForHttp(`${masterUrl}/health`);
     for (let i = 0; i < 2; i++) {
@@ -292,6 +294,8 @@ describe('cluster hardening (issue 11), over real processes', { timeout: 240_000
       return a?.planned_restart?.back_by_time !== undefined ? a : undefined;
     }, 'the master to show the planned restart');
     assert.equal(announced.active, true);
+    const graceNs = announced.planned_restart!.back_by_time!.nanoseconds - announced.planned_restart!.announced_time.nanoseconds;
+    assert.ok(Math.abs(graceNs / 1e6 - RESTART_GRACE_MS) < 5_000, `back by ${graceNs / 1e6} ms after the announcement: the master's --agent-restart-grace`);
     // Down for longer than the reconnect grace: a restart that was not announced would be reported.
     await waitUntil(async () => Date.now() - downAt > 3 * GRACE_MS && (await agentState('agent-1'))?.active === true, `agent-1 to stay active ${3 * GRACE_MS} ms after it stopped`);
     const again = agentProcess(1);
@@ -300,6 +304,28 @@ describe('cluster hardening (issue 11), over real processes', { timeout: 240_000
     await agentFilesUrl('agent-1', oldUrl);
     assert.equal((await agentState('agent-1'))?.planned_restart, undefined);
     assert.deepEqual(fw.updates('survivor').map((u) => u.state).filter((s) => s !== 'TASK_RUNNING'), [], 'nothing but RUNNING was reported');
+  });
+
+  it('an agent started with --no-announce-restart and stopped with SIGTERM gets only the reconnect grace: its tasks are reported unreachable', async () => {
+    const oldUrl = await agentFilesUrl('agent-1');
+    let stopped = agentProcess(1, '--no-announce-restart');
+    // The running agent is replaced by one with the flag (its task is adopted: same work dir).
+    await agents[1]!.kill9();
+    agents[1] = stopped;
+    stopped.start();
+    const newUrl = await agentFilesUrl('agent-1', oldUrl);
+    const offer = await offerOf(fw, 'agent-1');
+    assert.equal((await accept(fw, offer, [task(offer, 'unannounced')])).status, 202);
+    await fw.waitForState('unannounced', 'TASK_RUNNING');
+    const exited = new Promise<number | null>((resolve) => stopped.child!.once('exit', (code) => resolve(code)));
+    stopped.child!.kill('SIGTERM');
+    assert.equal(await exited, 0);
+    await fw.waitForState('unannounced', 'TASK_UNREACHABLE');
+    assert.equal((await agentState('agent-1'))?.planned_restart, undefined, 'no restart was announced');
+    stopped = agentProcess(1);
+    agents[1] = stopped;
+    stopped.start();
+    await agentFilesUrl('agent-1', newUrl);
   });
 });
 

@@ -95,6 +95,16 @@ function checkingIntervalMs(l: HttpServerLimits): number {
 }
 
 /**
+ * The largest request body a route takes unless it says otherwise (artifacts stream past it):
+ * 4 MiB holds a bulk of 1,000 Marathon apps or a Mesos ACCEPT of hundreds of tasks, and parses in
+ * ~25 ms here (16 MiB took 70-130 ms, past the 100 ms event-loop budget of issue 11).
+ */
+export const DEFAULT_BODY_LIMIT = 4 * 1024 * 1024;
+
+/** The largest message of the agents' and executors' WebSocket streams (ws's default is 100 MiB). */
+export const WEBSOCKET_MAX_PAYLOAD = 8 * 1024 * 1024;
+
+/**
  * Options for `Fastify(...)`, the limits included: `serverFactory` makes the Node server with
  * them (guardHttpServer), so that a server is limited from its construction on, whoever builds it.
  * `bodyLimit` is the largest request body a route takes unless it says otherwise.
@@ -102,7 +112,7 @@ function checkingIntervalMs(l: HttpServerLimits): number {
 export function fastifyServerOptions(o: { limits?: HttpServerLimits; bodyLimit?: number; log?: (line: string) => void } = {}) {
   const limits = o.limits ?? httpServerLimits();
   return {
-    bodyLimit: o.bodyLimit ?? 16 * 1024 * 1024,
+    bodyLimit: o.bodyLimit ?? DEFAULT_BODY_LIMIT,
     // close() must not wait for idle keep-alive sockets a client left open (an aborted fetch of
     // an event stream leaves one).
     forceCloseConnections: true,

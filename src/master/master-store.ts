@@ -32,6 +32,16 @@ export interface StoredAgent {
   registeredAt: number;
   /** Set while the agent is unreachable: after a restart it comes back as from a partition. */
   unreachableAt?: number;
+  /** Set while the operator has the agent deactivated or draining; absent for the others. */
+  maintenance?: AgentMaintenance;
+}
+
+/** What the operator set on an agent: it survives a restart of the master (and of the agent). */
+export interface AgentMaintenance {
+  /** DEACTIVATE_AGENT or DRAIN_AGENT: no offers until REACTIVATE_AGENT. */
+  deactivated: boolean;
+  /** DRAIN_AGENT: its progress and options (Mesos's DrainInfo and DrainConfig). */
+  drain?: { state: 'DRAINING' | 'DRAINED'; maxGracePeriodMs?: number; markGone: boolean };
 }
 
 export interface StoredTask {
@@ -85,6 +95,12 @@ export interface MasterStore {
 const ResourceList = Type.Array(Resource);
 const AttributeList = Type.Array(Attribute);
 const QuotaLimits = Type.Record(Type.String(), Type.Number());
+const AgentMaintenanceSchema = Type.Object({
+  deactivated: Type.Boolean(),
+  drain: Type.Optional(
+    Type.Object({ state: Type.Union([Type.Literal('DRAINING'), Type.Literal('DRAINED')]), maxGracePeriodMs: Type.Optional(Type.Number({ minimum: 0 })), markGone: Type.Boolean() }),
+  ),
+});
 
 /** The stored `FrameworkInfo` of framework `frameworkId`. */
 export function readFrameworkInfo(doc: unknown, frameworkId: string): FrameworkInfo {
@@ -99,6 +115,11 @@ export function readAgentResources(doc: unknown, agentId: string): Resource[] {
 /** The stored attributes (`Attribute[]`) of agent `agentId`. */
 export function readAgentAttributes(doc: unknown, agentId: string): Attribute[] {
   return readBySchema(AttributeList, doc, () => `attributes of agent ${agentId}`);
+}
+
+/** The stored maintenance (deactivation, drain) of agent `agentId`. */
+export function readAgentMaintenance(doc: unknown, agentId: string): AgentMaintenance {
+  return readBySchema(AgentMaintenanceSchema, doc, () => `maintenance of agent ${agentId}`);
 }
 
 /** The stored `TaskInfo` of task `taskId` of framework `frameworkId`. */

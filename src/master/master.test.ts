@@ -927,6 +927,50 @@ describe('Master', () => {
       assert.equal(c.offers().length, offersBefore, 'nothing of it was offered');
     });
 
+    it('a restarted master keeps what the operator set: a deactivated agent gets no offers, a drain goes on when the agent returns', () => {
+      const clock = new ManualClock();
+      const master = new Master({ clock, masterId: 'm', journal: true, agentHeartbeatIntervalMs: 5_000 });
+      master.start();
+      const resources = Resources.parse('cpus:4;mem:1024').toJSON();
+      const none = { send: () => undefined, close: () => undefined };
+      const quiet = master.registerAgent({ type: 'REGISTER', hostname: 'h0', resources, attributes: [], tasks: [], frameworks: [] }, none);
+      const draining = master.registerAgent({ type: 'REGISTER', hostname: 'h1', resources, attributes: [], tasks: [], frameworks: [] }, none);
+      const plain = master.registerAgent({ type: 'REGISTER', hostname: 'h2', resources, attributes: [], tasks: [], frameworks: [] }, none);
+      master.deactivateAgent(quiet);
+      master.drainAgent(draining, { maxGracePeriodMs: 1_000 });
+      const saved = master.drainChanges().filter((c) => c.type === 'AGENT_SAVED');
+      const last = (id: string) => saved.filter((c) => c.type === 'AGENT_SAVED' && c.agent.id === id).at(-1);
+      assert.deepEqual(last(quiet)?.type === 'AGENT_SAVED' && last(quiet)?.agent.maintenance, { deactivated: true });
+      assert.deepEqual(last(draining)?.type === 'AGENT_SAVED' && last(draining)?.agent.maintenance, { deactivated: true, drain: { state: 'DRAINING', maxGracePeriodMs: 1_000, markGone: false } });
+      const agents = [quiet, draining, plain].map((id) => {
+        const c = last(id);
+        assert.ok(c?.type === 'AGENT_SAVED');
+        return c.agent;
+      });
+
+      // A new master over the stored state.
+      const clock2 = new ManualClock();
+      const next = new Master({ clock: clock2, masterId: 'm2', journal: true, agentHeartbeatIntervalMs: 5_000 });
+      next.recover({ frameworks: [], removedFrameworks: [], agents, removedAgents: [], tasks: [], weights: {}, quotas: {} });
+      next.start();
+      assert.equal(next.agentView(quiet)?.deactivated, true);
+      assert.equal(next.agentView(draining)?.drain?.state, 'DRAINING');
+      for (const [id, hostname] of [[quiet, 'h0'], [draining, 'h1'], [plain, 'h2']] as const) {
+        next.registerAgent({ type: 'REGISTER', agent_id: { value: id }, hostname, resources, attributes: [], tasks: [], frameworks: [] }, none);
+      }
+      const events: Event[] = [];
+      next.subscribe({ type: 'SUBSCRIBE', subscribe: { framework_info: { name: 'a', roles: ['*'] } } }, { send: (e) => void events.push(e), close: () => undefined });
+      clock2.advance(0);
+      const offered = events.flatMap((e) => (e.type === 'OFFERS' ? e.offers.offers.map((o) => o.agent_id.value) : []));
+      assert.deepEqual(offered, [plain], 'only the agent the operator left alone is offered');
+      assert.equal(next.agentView(draining)?.drain?.state, 'DRAINED', 'nothing ran there: drained once back');
+      const after = next.drainChanges().filter((c) => c.type === 'AGENT_SAVED' && c.agent.id === draining).at(-1);
+      assert.deepEqual(after?.type === 'AGENT_SAVED' && after.agent.maintenance?.drain?.state, 'DRAINED', 'DRAINED is journaled too');
+      next.reactivateAgent(quiet);
+      const cleared = next.drainChanges().filter((c) => c.type === 'AGENT_SAVED' && c.agent.id === quiet).at(-1);
+      assert.ok(cleared?.type === 'AGENT_SAVED' && cleared.agent.maintenance === undefined, 'REACTIVATE_AGENT clears it in the store');
+    });
+
     it('DRAIN_AGENT of an agent that is away: the kills go out, with their reason, when it registers again', () => {
       const c = cluster();
       c.master.agentDisconnected(c.agent, c.conn());

@@ -5,13 +5,13 @@ import { invalidIdReason } from '../core/ids.ts';
 import { Resources } from '../core/resources.ts';
 import { isTerminal, type TaskState, type TaskStatusReason } from '../core/task-state.ts';
 import type { AgentToMaster, MasterToAgent } from '../protocol/agent.ts';
-import type { Attribute, FrameworkInfo, KillPolicy, Offer, TaskInfo, TaskStatus } from '../protocol/mesos.ts';
+import type { Attribute, FrameworkInfo, KillPolicy, Offer, Resource, TaskInfo, TaskStatus } from '../protocol/mesos.ts';
 import { readAccept } from '../protocol/read-accept.ts';
 import { unhonouredTaskField } from '../protocol/task-support.ts';
 import type { AcceptCall, Event, FrameworkCall, SubscribeCall } from '../protocol/scheduler.ts';
 import { Allocator, type Allocation, type RoleInfo } from './allocator.ts';
 import { AgentGone, AgentNotFound, FrameworkNotSubscribed, FrameworkRemoved, InvalidRequest } from './errors.ts';
-import type { MasterChange, StoredState } from './master-store.ts';
+import type { AgentMaintenance, MasterChange, StoredAgent, StoredState } from './master-store.ts';
 
 /**
  * The master: agents, frameworks, offers and tasks, and the rules between them (Mesos's master).
@@ -387,8 +387,10 @@ export class Master {
         url: a.url,
         containerizers: NONE,
         graceTimer: undefined,
-        deactivated: false,
-        drain: undefined,
+        // What the operator set stays set (only REACTIVATE_AGENT ends it); a drain goes on when
+        // the agent registers again (register).
+        deactivated: a.maintenance?.deactivated === true,
+        drain: a.maintenance?.drain !== undefined ? { state: a.maintenance.drain.state, maxGracePeriodMs: a.maintenance.drain.maxGracePeriodMs, markGone: a.maintenance.drain.markGone } : undefined,
         restartAnnouncedAt: undefined,
         disconnectedAt: undefined,
         drainCheck: undefined,
@@ -640,7 +642,7 @@ export class Master {
       };
       this.agents.set(id, agent);
     }
-    this.record({ type: 'AGENT_SAVED', agent: { id: agent.id, hostname: agent.hostname, resources: message.resources, attributes: agent.attributes, registeredAt: agent.registeredAt, ...(agent.url !== undefined ? { url: agent.url } : {}) } });
+    this.saveAgent(agent, message.resources);
     this.allocator.addAgent(agent.id, total);
     // Deactivated and draining agents stay so across a reconnection (only REACTIVATE_AGENT ends it).
     if (agent.deactivated) this.allocator.setAgentActive(agent.id, false);
@@ -691,7 +693,7 @@ export class Master {
     agent.graceTimer = undefined;
     agent.state = 'UNREACHABLE';
     agent.unreachableAt = this.clock.now();
-    this.record({ type: 'AGENT_SAVED', agent: { id: agent.id, hostname: agent.hostname, resources: agent.total.toJSON(), attributes: agent.attributes, registeredAt: agent.registeredAt, unreachableAt: agent.unreachableAt, ...(agent.url !== undefined ? { url: agent.url } : {}) } });
+    this.saveAgent(agent);
     agent.conn?.close();
     agent.conn = undefined;
     this.rescindOffers(agent);
@@ -747,6 +749,7 @@ export class Master {
     agent.deactivated = true;
     this.allocator.setAgentActive(agent.id, false);
     this.rescindOffers(agent);
+    this.saveAgent(agent);
   }
 
   /**
@@ -764,6 +767,7 @@ export class Master {
     if (agent.drain !== undefined) return;
     this.deactivateAgent(agentId);
     agent.drain = { state: 'DRAINING', maxGracePeriodMs: max, markGone: options.markGone === true };
+    this.saveAgent(agent);
     for (const task of agent.tasks) if (!isTerminal(task.state)) this.drainKill(agent, task);
     this.scheduleDrainCheck(agent);
   }
@@ -775,6 +779,7 @@ export class Master {
     agent.drain = undefined;
     agent.drainCheck?.cancel();
     agent.drainCheck = undefined;
+    this.saveAgent(agent);
     if (agent.state === 'ACTIVE' && agent.conn !== undefined && agent.restartAnnouncedAt === undefined) {
       this.allocator.setAgentActive(agent.id, true);
       this.allocateSoon(agent.id);
@@ -1260,6 +1265,25 @@ export class Master {
     });
   }
 
+  /**
+   * Journals the agent as it is now (AGENT_SAVED): its resources (`resources`, as it reported them,
+   * when given), whether it is unreachable, and what the operator set on it.
+   */
+  private saveAgent(agent: AgentRecord, resources: Resource[] = agent.total.toJSON()): void {
+    const stored: StoredAgent = { id: agent.id, hostname: agent.hostname, resources, attributes: agent.attributes, registeredAt: agent.registeredAt };
+    if (agent.url !== undefined) stored.url = agent.url;
+    if (agent.unreachableAt !== undefined) stored.unreachableAt = agent.unreachableAt;
+    if (agent.deactivated || agent.drain !== undefined) {
+      const maintenance: AgentMaintenance = { deactivated: agent.deactivated };
+      if (agent.drain !== undefined) {
+        maintenance.drain = { state: agent.drain.state, markGone: agent.drain.markGone };
+        if (agent.drain.maxGracePeriodMs !== undefined) maintenance.drain.maxGracePeriodMs = agent.drain.maxGracePeriodMs;
+      }
+      stored.maintenance = maintenance;
+    }
+    this.record({ type: 'AGENT_SAVED', agent: stored });
+  }
+
   /** Looks, on a turn of its own, whether a draining agent is drained (it may then be removed). */
   private scheduleDrainCheck(agent: AgentRecord): void {
     if (agent.drainCheck !== undefined) return;
@@ -1268,6 +1292,7 @@ export class Master {
       if (this.agents.get(agent.id) !== agent || agent.drain?.state !== 'DRAINING' || agent.tasks.size > 0) return;
       agent.drain.state = 'DRAINED';
       if (agent.drain.markGone) this.removeAgent(agent.id);
+      else this.saveAgent(agent);
     });
   }
 

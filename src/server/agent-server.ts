@@ -30,6 +30,8 @@ export interface AgentServerOptions {
    * `--cgroups_enable_cfs`). Default false: small quotas slow task start-up.
    */
   cgroupsEnableCfs?: boolean;
+  /** Tell the master on stop that this is a planned restart (RESTARTING); default true. */
+  announceRestartOnStop?: boolean;
   log?: (line: string) => void;
   /** The files server's limits (src/lib/http-server-limits.ts); unset ones take their defaults. */
   httpLimits?: Partial<HttpServerLimits>;
@@ -75,6 +77,7 @@ export async function startAgentServer(o: AgentServerOptions): Promise<AgentServ
     containerizers,
     clock: new SystemClock(),
     ...(o.statusRetryMs !== undefined ? { statusRetryMs: o.statusRetryMs } : {}),
+    ...(o.announceRestartOnStop !== undefined ? { announceRestartOnStop: o.announceRestartOnStop } : {}),
     ...(o.log !== undefined ? { log: o.log } : {}),
   });
   holder.agent = agent;

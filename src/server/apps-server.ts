@@ -1,5 +1,6 @@
 import Fastify, { type FastifyInstance } from 'fastify';
 import { fastifyServerOptions, httpServerLimits, type HttpServerLimits } from '../lib/http-server-limits.ts';
+import { guardJsonBodies } from '../lib/json-depth.ts';
 import { AppsFramework } from '../frameworks/apps/apps-framework.ts';
 import { eventsRoute } from '../frameworks/apps/events/events-route.ts';
 import { MarathonEventBus } from '../frameworks/apps/events/marathon-event-bus.ts';
@@ -98,6 +99,7 @@ export async function startAppsServer(o: AppsServerOptions): Promise<AppsServer>
     ...(o.log !== undefined ? { log: o.log } : {}),
   });
   const app = Fastify({ logger: false, ...fastifyServerOptions({ limits: httpServerLimits(o.httpLimits), ...(o.log !== undefined ? { log: o.log } : {}) }) });
+  guardJsonBodies(app);
   let leader = `${o.host}:${o.port}`;
   mountMarathonApi(app, service, { leader: () => leader, masterUrl: o.masterUrl, rootMetrics: true });
   app.setNotFoundHandler((request, reply) => reply.code(404).send({ message: `no route ${request.method} ${request.url}` }));

@@ -21,6 +21,8 @@ export interface MasterServerOptions {
   dataDir: string;
   heartbeatIntervalSeconds?: number;
   agentReconnectGraceMs?: number;
+  /** How long an agent that announced its restart (RESTARTING) has to come back; default 120 s. */
+  agentRestartGraceMs?: number;
   agentHeartbeatIntervalMs?: number;
   agentReregisterTimeoutMs?: number;
   allocationIntervalMs?: number;
@@ -53,6 +55,7 @@ export async function startMasterServer(o: MasterServerOptions): Promise<MasterS
     version: VERSION,
     ...(o.heartbeatIntervalSeconds !== undefined ? { heartbeatIntervalSeconds: o.heartbeatIntervalSeconds } : {}),
     ...(o.agentReconnectGraceMs !== undefined ? { agentReconnectGraceMs: o.agentReconnectGraceMs } : {}),
+    ...(o.agentRestartGraceMs !== undefined ? { agentRestartGraceMs: o.agentRestartGraceMs } : {}),
     ...(o.agentHeartbeatIntervalMs !== undefined ? { agentHeartbeatIntervalMs: o.agentHeartbeatIntervalMs } : {}),
     ...(o.agentReregisterTimeoutMs !== undefined ? { agentReregisterTimeoutMs: o.agentReregisterTimeoutMs } : {}),
     ...(o.allocationIntervalMs !== undefined ? { allocationIntervalMs: o.allocationIntervalMs } : {}),

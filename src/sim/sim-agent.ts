@@ -146,7 +146,8 @@ export class SimAgent {
         if (isTerminal(t.state)) return;
         // TASK_KILLING first, for frameworks that asked for it (Mesos's TASK_KILLING_STATE).
         if ((t.framework.capabilities ?? []).some((c) => c.type === 'TASK_KILLING_STATE')) this.transition(t, 'TASK_KILLING', undefined);
-        this.transition(t, 'TASK_KILLED', 'Killed by the framework');
+        // A kill the master decided carries its reason (DRAIN_AGENT), which the update reports.
+        this.transition(t, 'TASK_KILLED', m.reason?.message ?? 'Killed by the framework', undefined, m.reason?.status);
         return;
       }
       case 'ACKNOWLEDGE': {
@@ -208,7 +209,7 @@ export class SimAgent {
   }
 
   /** Records a new state and queues its update; sends it if nothing else of the task is in flight. */
-  private transition(t: SimTask, state: TaskState, message: string | undefined, healthy?: boolean): void {
+  private transition(t: SimTask, state: TaskState, message: string | undefined, healthy?: boolean, reason?: TaskStatus['reason']): void {
     t.state = state;
     if (isTerminal(state)) {
       t.timer?.cancel();
@@ -225,6 +226,7 @@ export class SimAgent {
       timestamp: this.options.clock.now() / 1000,
       ...(message !== undefined ? { message } : {}),
       ...(healthy !== undefined ? { healthy } : {}),
+      ...(reason !== undefined ? { reason } : {}),
     };
     t.pending.push(status);
     if (t.pending.length === 1) this.sendHead(t);

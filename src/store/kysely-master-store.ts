@@ -9,7 +9,7 @@ import type {
 } from '../master/master-store.ts';
 import {
   readAgentAttributes,
-  readAgentResources,
+  readAgentMaintenance, readAgentResources,
   readFrameworkInfo,
   readQuotaLimits,
   readTaskInfo,
@@ -101,6 +101,7 @@ async function applyChange(trx: Transaction<MasterDatabase>, change: MasterChang
         attributes: toJson(a.attributes),
         registered_at: a.registeredAt,
         unreachable_at: a.unreachableAt ?? null,
+        maintenance: a.maintenance !== undefined ? toJson(a.maintenance) : null,
       };
       await trx
         .insertInto('agents')
@@ -215,6 +216,7 @@ async function readState(trx: Transaction<MasterDatabase>): Promise<StoredState>
     // Absent rather than `url: undefined`, so the object equals the one that was saved.
     if (row.url !== null) agent.url = row.url;
     if (row.unreachable_at !== null) agent.unreachableAt = Number(row.unreachable_at);
+    if (row.maintenance !== null) agent.maintenance = readAgentMaintenance(fromJson(row.maintenance), row.id);
     state.agents.push(agent);
   }
 

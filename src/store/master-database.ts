@@ -1,6 +1,7 @@
 import type { ColumnType, Migration } from 'kysely';
 import { migration0001Master } from './migrations/0001-master.ts';
 import { migration0002UnreachableAndRole } from './migrations/0002-unreachable-and-role.ts';
+import { migration0003AgentMaintenance } from './migrations/0003-agent-maintenance.ts';
 
 /**
  * The tables of the master's database (`slipway.db` in SQLite), as Kysely sees them, and its
@@ -38,6 +39,8 @@ export interface AgentsTable {
   removed_at: MillisOrNull;
   /** Set while the agent is unreachable (migration 0002). */
   unreachable_at: MillisOrNull;
+  /** JSON of `AgentMaintenance` while the operator deactivated or drains the agent, else null (migration 0003). */
+  maintenance: string | null;
 }
 
 export interface TasksTable {
@@ -82,4 +85,5 @@ export interface MasterDatabase {
 export const MASTER_MIGRATIONS: Readonly<Record<string, Migration>> = {
   '0001-master': migration0001Master,
   '0002-unreachable-and-role': migration0002UnreachableAndRole,
+  '0003-agent-maintenance': migration0003AgentMaintenance,
 };

@@ -437,7 +437,7 @@ async function seed(store: MasterStore): Promise<StoredState> {
   const f1 = framework('f1');
   const f2 = framework('f2');
   const a1 = agent('a1', { url: 'http://127.0.0.1:5051' });
-  const a2 = agent('a2', { unreachableAt: T0 + 5 });
+  const a2 = agent('a2', { unreachableAt: T0 + 5, maintenance: { deactivated: true, drain: { state: 'DRAINING', maxGracePeriodMs: 2_000, markGone: false } } });
   const t1 = { ...task('f1', 't1', 'a1', 'TASK_RUNNING', status('t1', 'TASK_RUNNING')), role: 'web' };
   const t2 = task('f2', 't2', 'a1', 'TASK_STAGING');
   await store.write([

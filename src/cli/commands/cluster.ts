@@ -102,10 +102,11 @@ export function registerCluster(program: Command): void {
     .option('--host <ip>', 'address to bind', '127.0.0.1')
     .option('--data-dir <dir>', 'where the master keeps its state', './.slipway/master')
     .option('--agent-grace <ms>', 'how long a dropped agent has to come back before its tasks are reported', positiveInt('--agent-grace'), 5000)
+    .option('--agent-restart-grace <ms>', 'how long an agent that announced a restart (stopped with SIGTERM) has to come back', positiveInt('--agent-restart-grace'), 120_000)
     .option('--heartbeat <seconds>', 'heartbeat interval to frameworks', positiveInt('--heartbeat'), 15)
-    .action(async (o: { port: number; host: string; dataDir: string; agentGrace: number; heartbeat: number }) => {
+    .action(async (o: { port: number; host: string; dataDir: string; agentGrace: number; agentRestartGrace: number; heartbeat: number }) => {
       const { startMasterServer } = await import('../../server/master-server.ts');
-      const server = await startMasterServer({ host: o.host, port: o.port, dataDir: o.dataDir, agentReconnectGraceMs: o.agentGrace, heartbeatIntervalSeconds: o.heartbeat, log });
+      const server = await startMasterServer({ host: o.host, port: o.port, dataDir: o.dataDir, agentReconnectGraceMs: o.agentGrace, agentRestartGraceMs: o.agentRestartGrace, heartbeatIntervalSeconds: o.heartbeat, log });
       process.stdout.write(`master listening at ${server.url}\n`);
       stopOnSignal(() => server.close(), 'master', log);
     });
@@ -122,7 +123,8 @@ export function registerCluster(program: Command): void {
     .option('--ip <ip>', 'address of the agent\'s files server', '127.0.0.1')
     .option('--port <port>', 'port of the agent\'s files server (default: any free one)', positiveInt('--port'))
     .option('--cgroups-enable-cfs', 'enforce cpu limits with CFS quota, not only shares, as Mesos\'s --cgroups_enable_cfs (small quotas slow task start-up)')
-    .action(async (o: { master: string; workDir: string; resources?: string; attributes?: string; containerizers: 'auto' | ('process' | 'docker')[]; hostname?: string; ip: string; port?: number; cgroupsEnableCfs?: boolean }) => {
+    .option('--no-announce-restart', 'on SIGTERM, do not tell the master this is a planned restart (it then reports the tasks after the short --agent-grace)')
+    .action(async (o: { master: string; workDir: string; resources?: string; attributes?: string; containerizers: 'auto' | ('process' | 'docker')[]; hostname?: string; ip: string; port?: number; cgroupsEnableCfs?: boolean; announceRestart: boolean }) => {
       mkdirSync(o.workDir, { recursive: true });
       const { startAgentServer } = await import('../../server/agent-server.ts');
       const server = await startAgentServer({
@@ -131,6 +133,7 @@ export function registerCluster(program: Command): void {
         containerizers: o.containerizers,
         host: o.ip,
         cgroupsEnableCfs: o.cgroupsEnableCfs === true,
+        announceRestartOnStop: o.announceRestart,
         log,
         ...(o.resources !== undefined ? { resources: o.resources } : {}),
         ...(o.attributes !== undefined ? { attributes: o.attributes } : {}),

@@ -161,6 +161,21 @@ describe('the services framework on simulated time', () => {
     assert.equal(fw.view.backoffs.get('/crash')?.delaySeconds, 1, 'the backoff starts over');
   });
 
+  it('replaces the instances of a drained agent at once: a drain is no failure of the app, and starts no backoff', async () => {
+    w = await world(2);
+    const { fw, runner, cluster, agents } = w;
+    await fw.deploy((t) => t.set('/web', app({ id: '/web', instances: 4, backoffSeconds: 600 })));
+    await runner.until('4 instances running', () => running(fw, '/web').length === 4);
+    const drained = agents[0]!;
+    const there = running(fw, '/web').filter((i) => i.host === drained.options.hostname).length;
+    assert.equal(there, 2, 'spread over both agents');
+    cluster.master.drainAgent(drained.agentId!);
+    const took = await runner.until('4 instances running off the drained agent', () => running(fw, '/web').filter((i) => i.host !== drained.options.hostname).length === 4, 30_000);
+    assert.ok(took < 10_000, `replaced ${took} ms of cluster time after the drain (a backoff would hold them 600 s)`);
+    assert.equal(fw.view.backoffs.get('/web'), undefined, 'no backoff');
+    assert.equal(w.events.filter((e) => e.eventType === 'status_update_event' && e.taskStatus === 'TASK_KILLED').length, there);
+  });
+
   it('keeps the API, memory and disk in agreement while its store refuses writes, and after a restart', async () => {
     const faults = new WriteFaults();
     w = await world(2, undefined, faults);

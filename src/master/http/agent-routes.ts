@@ -6,6 +6,7 @@ import { websocketOnly } from '../../core/websocket-only.ts';
 import type { AgentToMaster } from '../../protocol/agent.ts';
 import { parseAgentMessage } from '../../protocol/parse-agent-message.ts';
 import type { AgentConnection, Master } from '../master.ts';
+import { parseJsonText } from '../../lib/json-depth.ts';
 
 /**
  * `GET /api/v1/agent` (WebSocket): an agent's one long-lived stream. The agent's first message is
@@ -29,7 +30,7 @@ export function agentRoutes(app: FastifyInstance, master: Master): void {
     socket.on('message', (data) => {
       let message: AgentToMaster;
       try {
-        message = parseAgentMessage(JSON.parse(data.toString()));
+        message = parseAgentMessage(parseJsonText(data.toString()));
       } catch (e) {
         refuse(`bad message: ${(e as Error).message}`);
         return;

@@ -1,7 +1,8 @@
 import Fastify, { type FastifyError, type FastifyInstance } from 'fastify';
 import websocket from '@fastify/websocket';
 import { httpErrorReply } from '../../core/http-error-reply.ts';
-import { fastifyServerOptions } from '../../lib/http-server-limits.ts';
+import { fastifyServerOptions, WEBSOCKET_MAX_PAYLOAD } from '../../lib/http-server-limits.ts';
+import { guardJsonBodies } from '../../lib/json-depth.ts';
 import type { Master } from '../master.ts';
 import { agentRoutes } from './agent-routes.ts';
 import { filesRoutes } from './files-routes.ts';
@@ -19,7 +20,8 @@ export async function buildMasterApp(master: Master, options: { version: string;
   // forceCloseConnections: close() must not wait for idle keep-alive sockets a client left open
   // (an aborted fetch of an event stream leaves one; Fastify would wait out its 72 s timeout).
   const app = Fastify({ logger: options.logger ?? false, ...fastifyServerOptions() });
-  await app.register(websocket);
+  guardJsonBodies(app);
+  await app.register(websocket, { options: { maxPayload: WEBSOCKET_MAX_PAYLOAD } });
   app.setErrorHandler((error: FastifyError, request, reply) => {
     const { status, message, internal } = httpErrorReply(error);
     if (internal) request.log.error(error);

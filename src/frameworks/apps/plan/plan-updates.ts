@@ -122,7 +122,8 @@ function recordFailure(view: AppsView, inst: Instance, status: TaskStatus, now: 
     appId: inst.appId,
     failure: { appId: inst.appId, host: inst.host, message: status.message ?? '', state: status.state, taskId: inst.taskId, timestamp: new Date(now).toISOString(), version: inst.version, slaveId: inst.agentId },
   });
-  if (!FAILED.includes(status.state)) return;
+  // An operator's drain killed it, not a fault of the app: its replacement goes out at once.
+  if (!FAILED.includes(status.state) || status.reason === 'REASON_AGENT_DRAINING') return;
   const spec = view.runSpec(inst.appId).def;
   if (spec === undefined) return;
   // Marathon's RateLimiter: the first failure waits backoffSeconds, each further one factor

@@ -16,6 +16,7 @@ import type { ExecutorToServer } from '../executor-protocol.ts';
 import { parseExecutorSpec, parseJobDefinition } from '../job-definition.ts';
 import { ciErrorReply } from './ci-error-reply.ts';
 import { parseWholeNumber } from './whole-number.ts';
+import { JsonTooDeep, parseJsonText } from '../../../lib/json-depth.ts';
 
 export interface CiRoutesOptions {
   framework: CiFramework;
@@ -258,9 +259,9 @@ function routes(app: FastifyInstance, o: CiRoutesOptions): void {
     socket.on('message', (data) => {
       let m: ExecutorToServer;
       try {
-        m = JSON.parse(String(data)) as ExecutorToServer;
-      } catch {
-        conn.send({ type: 'ERROR', message: 'a frame is not JSON' });
+        m = parseJsonText(String(data)) as ExecutorToServer;
+      } catch (e) {
+        conn.send({ type: 'ERROR', message: e instanceof JsonTooDeep ? e.message : 'a frame is not JSON' });
         socket.close();
         return;
       }

@@ -1,6 +1,7 @@
 import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
 import { SlipwayError } from '../../../core/errors.ts';
 import { branchProblem } from '../job-definition.ts';
+import { parseJsonText } from '../../../lib/json-depth.ts';
 
 // `POST /ci/v1/hooks/{job}`: which forge sent a call (by its event header), whether it proves the
 // job's secret, and what it says was pushed. Pure: no git, no state (trigger-runner.ts acts on it).
@@ -134,7 +135,7 @@ function payloadOf(name: string, headers: Headers, body: Buffer): Record<string,
 function jsonObject(text: string, what: string): Record<string, unknown> {
   let v: unknown;
   try {
-    v = JSON.parse(text);
+    v = parseJsonText(text);
   } catch (e) {
     throw new InvalidWebhookPayload(`${what} is not JSON: ${(e as Error).message}`);
   }
