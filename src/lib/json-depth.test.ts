@@ -3,7 +3,7 @@ import { describe, it } from 'node:test';
 import Fastify from 'fastify';
 import fc from 'fast-check';
 import { fastifyServerOptions } from './http-server-limits.ts';
-import { assertJsonDepth, guardJsonBodies, JsonDepthScanner, JsonTooDeep, MAX_JSON_DEPTH, parseJsonText } from './json-depth.ts';
+import { assertJsonDepth, guardJsonBodies, JsonDepthScanner, JsonTooDeep, JsonTooLarge, MAX_JSON_DEPTH, MAX_JSON_VALUES, parseJsonText } from './json-depth.ts';
 
 const nested = (n: number) => '['.repeat(n) + ']'.repeat(n);
 
@@ -12,6 +12,13 @@ describe('JsonDepthScanner', () => {
     assert.ok(Array.isArray(parseJsonText(nested(MAX_JSON_DEPTH))));
     assert.throws(() => parseJsonText(nested(MAX_JSON_DEPTH + 1)), (e: unknown) => e instanceof JsonTooDeep && e.statusCode === 400 && /more than 64 levels/.test(e.message));
     assert.throws(() => assertJsonDepth('{"a":'.repeat(10) + '1' + '}'.repeat(10), 9), JsonTooDeep);
+  });
+
+  it('refuses a document of more values than allowed (commas and colons outside strings)', () => {
+    const many = (n: number) => '[' + '0,'.repeat(n) + '0]';
+    assert.doesNotThrow(() => parseJsonText(many(MAX_JSON_VALUES)));
+    assert.throws(() => parseJsonText(many(MAX_JSON_VALUES + 1)), (e: unknown) => e instanceof JsonTooLarge && e.statusCode === 413);
+    assert.doesNotThrow(() => parseJsonText(JSON.stringify({ s: ','.repeat(MAX_JSON_VALUES * 2) })), 'commas inside a string are no values');
   });
 
   it('does not count brackets inside strings, escaped quotes included', () => {
@@ -74,6 +81,9 @@ describe('guardJsonBodies', () => {
       assert.equal(big.status, 413);
       const poison = await fetch(`${url}/echo`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"__proto__":{"x":1}}' });
       assert.equal(poison.status, 400);
+      const many = await fetch(`${url}/echo`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '[' + '{},'.repeat(300_000) + '{}]' });
+      assert.equal(many.status, 413);
+      assert.match(await many.text(), /more than 250000 values/);
       // Not JSON: the guard stays out of the way.
       const text = await fetch(`${url}/echo`, { method: 'POST', headers: { 'content-type': 'text/plain' }, body: nested(1000) });
       assert.equal(text.status, 200);
