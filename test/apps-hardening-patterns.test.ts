@@ -40,7 +40,8 @@ describe('ids are checked in one pass, as Marathon\u2019s patterns would', () =>
     assert.equal(matchesPathType(`${'/'.repeat(42)}!`), false);
     assert.equal(matchesPathType(`${'/'.repeat(1_000_000)}!`), false);
     assert.equal(isIdSegment(`${'a-'.repeat(500_000)}!`), false);
-    assert.throws(() => parseAppDefinition({ id: `${'/'.repeat(100_000)}!`, cmd: 'x' }), /must fully match/);
+    assert.throws(() => parseAppDefinition({ id: `${'/'.repeat(100_000)}!`, cmd: 'x' }), /must be at most 200 characters/, 'refused by its length, before any pattern');
+    assert.throws(() => parseAppDefinition({ id: `${'/'.repeat(4000)}!`, cmd: 'x' }), /must fully match/);
     assert.ok(performance.now() - started < 1000);
   });
 });
