@@ -39,6 +39,7 @@ const KNOWN_SRC_FOLDERS = [
   'core',
   'lib',
   'protocol',
+  'auth',
   'master',
   'agent',
   'frameworks/[^/]+',
@@ -92,6 +93,13 @@ module.exports = {
         'mapping): it may import only src/core, so that using it never drags another layer in.',
     ),
     layer(
+      'auth-imports-only-core-and-lib',
+      '^src/auth/',
+      ['^src/(auth|core|lib)/'],
+      'src/auth (tokens, policies, capabilities, the HTTP gate, audit) is used by every HTTP layer: ' +
+        'it may import only src/core and src/lib.',
+    ),
+    layer(
       'protocol-imports-only-core-and-lib',
       '^src/protocol/',
       ['^src/(core|lib|protocol)/'],
@@ -101,8 +109,8 @@ module.exports = {
     layer(
       'master-agent-config-import-only-core-and-protocol',
       '^src/(master|agent|config)/',
-      ['^src/($1|core|lib|protocol)/'],
-      'src/master, src/agent and src/config may import only src/core, src/lib and src/protocol: never ' +
+      ['^src/($1|core|lib|protocol|auth)/'],
+      'src/master, src/agent and src/config may import only src/core, src/lib, src/protocol and src/auth (their HTTP layers check tokens and capabilities): never ' +
         'each other, never a framework, never store/server/sdk/cli/web/sim. What they persist ' +
         'goes through a narrow interface of their own that src/store implements.',
     ),
@@ -117,8 +125,8 @@ module.exports = {
     layer(
       'frameworks-import-only-core-lib-protocol-and-kit',
       '^src/frameworks/(?!kit/)([^/]+)/',
-      ['^src/(frameworks/$1|frameworks/kit|core|lib|protocol)/'],
-      'A framework (src/frameworks/X) may import only src/core, src/lib, src/protocol and ' +
+      ['^src/(frameworks/$1|frameworks/kit|core|lib|protocol|auth)/'],
+      'A framework (src/frameworks/X) may import only src/core, src/lib, src/protocol, src/auth (its http/ layer) and ' +
         'src/frameworks/kit: it reaches the master only through the scheduler API, and never ' +
         'imports another framework, the agent, config, or store/server/sdk/cli/web/sim.',
     ),
@@ -132,7 +140,7 @@ module.exports = {
     layer(
       'store-implements-interfaces-only',
       '^src/store/',
-      ['^src/(store|core|lib|protocol|master|agent|frameworks|config)/'],
+      ['^src/(store|core|lib|protocol|master|agent|frameworks|config|auth)/'],
       'src/store may import src/core, src/lib, src/protocol and the persistence interfaces of ' +
         'master/agent/frameworks/config; never server/sdk/cli/web/sim, test/ or bench/.',
     ),

@@ -1,4 +1,6 @@
 import Fastify from 'fastify';
+import { singleTokenGate } from '../src/server/local-auth.ts';
+import { runToken } from '../src/sim/bench-token.ts';
 import { SystemClock } from '../src/core/clock.ts';
 import { Resources } from '../src/core/resources.ts';
 import { Master } from '../src/master/master.ts';
@@ -62,8 +64,11 @@ for (let i = 0; i < o.agents; i++) {
 
 const service = await startAppsService({ transport: new InProcessScheduler(master), dataDir: o.dataDir, masterUrl: 'in-process', log });
 const app = Fastify({ logger: false, bodyLimit: 64 * 1024 * 1024 });
+// Authentication on, as everywhere: the run's token (its parent made it) is the one admin token.
+const gate = singleTokenGate(runToken());
+gate.install(app);
 let leader = '';
-mountMarathonApi(app, service, { leader: () => leader, masterUrl: 'in-process', rootMetrics: true });
+mountMarathonApi(app, service, { leader: () => leader, masterUrl: 'in-process', rootMetrics: true, gate });
 await app.listen({ host: '127.0.0.1', port: o.port });
 leader = `127.0.0.1:${o.port}`;
 process.stdout.write(`ready http://${leader}\n`);

@@ -22,9 +22,9 @@ const master = await startMasterServer({
   port,
   dataDir: join(dataDir, 'master'),
   log,
-  extend: async (app, core) => {
-    apps = await startAppsService({ transport: new InProcessScheduler(core), dataDir: join(dataDir, 'apps'), masterUrl: 'in-process', log });
-    mountMarathonApi(app, apps, { leader: () => url.replace(/^http:\/\//, ''), masterUrl: 'in-process', rootMetrics: false });
+  extend: async (app, core, gate) => {
+    apps = await startAppsService({ transport: new InProcessScheduler(core, 'slipway-apps'), dataDir: join(dataDir, 'apps'), masterUrl: 'in-process', log });
+    mountMarathonApi(app, apps, { leader: () => url.replace(/^http:\/\//, ''), masterUrl: 'in-process', rootMetrics: false, gate });
   },
 });
 url = master.url;

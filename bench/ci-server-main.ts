@@ -23,9 +23,9 @@ const master = await startMasterServer({
   port,
   dataDir: join(dataDir, 'master'),
   log,
-  extend: async (app, core) => {
-    ci = await startCiService({ transport: new InProcessScheduler(core), dataDir: join(dataDir, 'ci'), serverUrl: () => url, log });
-    mountCiApi(app, ci);
+  extend: async (app, core, gate) => {
+    ci = await startCiService({ transport: new InProcessScheduler(core, 'slipway-ci'), dataDir: join(dataDir, 'ci'), serverUrl: () => url, log });
+    mountCiApi(app, ci, { gate });
   },
 });
 url = master.url;

@@ -42,7 +42,9 @@ await fw.call({
 });
 const end = await fw.waitForState('hello-1', 'TASK_FINISHED');
 for (const u of fw.updates('hello-1')) console.log(`update: ${u.state}${u.message ? ` (${u.message})` : ''}`);
-const log = (await (await fetch(`${fw.masterUrl}/files/read?framework_id=${fw.frameworkId}&task_id=hello-1&path=stdout`)).json()) as { data: string };
+// Every API asks for a token: SLIPWAY_TOKEN (the SchedulerClient above sends it too).
+const auth = process.env['SLIPWAY_TOKEN'] !== undefined ? { Authorization: `Bearer ${process.env['SLIPWAY_TOKEN']}` } : undefined;
+const log = (await (await fetch(`${fw.masterUrl}/files/read?framework_id=${fw.frameworkId}&task_id=hello-1&path=stdout`, { ...(auth !== undefined ? { headers: auth } : {}) })).json()) as { data: string };
 console.log(`stdout: ${log.data.trim()}`);
 console.log(end.state === 'TASK_FINISHED' ? 'done' : 'unexpected end');
 await fw.call({ type: 'TEARDOWN' });

@@ -5,6 +5,7 @@ import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { runAuthorization } from '../src/sim/bench-token.ts';
 import { up, type Up } from '../src/server/up.ts';
 import { killProcessesUnder } from './support/sandbox-processes.ts';
 import { waitUntil } from './support/wait.ts';
@@ -20,6 +21,7 @@ type MarathonEventBusClientCtor = new (options: {
   marathonHost: string;
   marathonPort: number;
   eventTypes: string[];
+  marathonHeaders?: Record<string, string>;
   handlers: Record<string, (name: string, data: unknown) => void>;
 }) => MarathonEventBusClient;
 const MarathonEventBusClient = createRequire(import.meta.url)('marathon-event-bus-client') as MarathonEventBusClientCtor;
@@ -49,7 +51,8 @@ describe('Marathon events of a deployment, through marathon-event-bus-client', (
     const types = ['deployment_info', 'deployment_step_success', 'deployment_success', 'status_update_event'];
     const record = (name: string, data: unknown) => seen.push({ name, data: data as Record<string, unknown> });
     const port = Number(new URL(server.master.url).port);
-    const client = new MarathonEventBusClient({ marathonHost: '127.0.0.1', marathonPort: port, eventTypes: types, handlers: Object.fromEntries(types.map((t) => [t, record])) });
+    // Authenticated as Marathon clients are: the client's own Authorization header option.
+    const client = new MarathonEventBusClient({ marathonHost: '127.0.0.1', marathonPort: port, marathonHeaders: { Authorization: runAuthorization() }, eventTypes: types, handlers: Object.fromEntries(types.map((t) => [t, record])) });
     const subscribed = new Promise<void>((resolve) => client.once('subscribed', () => resolve()));
     client.on('error', () => undefined);
     client.subscribe();

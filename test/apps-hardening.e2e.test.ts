@@ -7,6 +7,7 @@ import { up, type Up } from '../src/server/up.ts';
 import { tempDir } from './support/processes.ts';
 import { killProcessesUnder } from './support/sandbox-processes.ts';
 import { waitUntil } from './support/wait.ts';
+import { runAuthorization } from '../src/sim/bench-token.ts';
 
 /**
  * Issue 11's findings on Marathon's API, each as a client would meet it: `slipway up` in this
@@ -62,7 +63,7 @@ async function sendAndLeave(path: string, n: number, leaveAfterMs: number): Prom
       { length: n },
       () =>
         new Promise<void>((resolve) => {
-          const socket = connect({ host: hostname, port: Number(port) }, () => socket.write(`GET ${path} HTTP/1.1\r\nHost: ${hostname}\r\n\r\n`, () => resolve()));
+          const socket = connect({ host: hostname, port: Number(port) }, () => socket.write(`GET ${path} HTTP/1.1\r\nHost: ${hostname}\r\nAuthorization: ${runAuthorization()}\r\n\r\n`, () => resolve()));
           socket.on('error', () => resolve());
           socket.on('data', () => undefined);
           sockets.push(socket);

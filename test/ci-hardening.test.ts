@@ -8,6 +8,7 @@ import { up, type Up } from '../src/server/up.ts';
 import { createTestRepo } from './support/git-repo.ts';
 import { killProcessesUnder, processesUnder } from './support/sandbox-processes.ts';
 import { waitUntil } from './support/wait.ts';
+import { runAuthorization } from '../src/sim/bench-token.ts';
 
 // Issue 11 (hardening), CI's findings, on `slipway up` over real HTTP: artifact uploads checked
 // before their body is read and streamed to disk with a limit (6), build numbers parsed strictly
@@ -109,7 +110,7 @@ describe('CI hardening on `slipway up`', { timeout: 120_000 }, () => {
     f.socket.on('data', (d: string) => (f.text += d));
     f.socket.on('error', () => {});
     f.socket.on('close', () => (f.closed = true));
-    f.socket.write('GET /ci/v1/jobs/slow/builds/1/log?follow=true HTTP/1.1\r\nHost: x\r\n\r\n');
+    f.socket.write('GET /ci/v1/jobs/slow/builds/1/log?follow=true HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: ' + runAuthorization() + '\r\n\r\n');
     await waitUntil(() => f.text.includes('started-work'), 'the log follow to give the first line');
   });
 
@@ -135,7 +136,7 @@ describe('CI hardening on `slipway up`', { timeout: 120_000 }, () => {
       ];
       for (const [path, expected] of heads) {
         // 1 GiB announced, nothing sent: an answer can only come from checks made before the body.
-        const answer = await headOnly(base, `PUT ${path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/octet-stream\r\nContent-Length: ${1024 ** 3}\r\n\r\n`, 5000);
+        const answer = await headOnly(base, `PUT ${path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: ${runAuthorization()}\r\nContent-Type: application/octet-stream\r\nContent-Length: ${1024 ** 3}\r\n\r\n`, 5000);
         assert.match(answer ?? 'no answer in 5 s', expected, path);
       }
       assert.deepEqual(filesUnder(artifactsDir()), []);
@@ -238,7 +239,7 @@ describe('CI hardening on `slipway up`', { timeout: 120_000 }, () => {
       silent.on('error', () => {});
       const trickle = connect({ host: hostname, port: Number(port) });
       trickle.on('error', () => {});
-      trickle.write('PUT /ci/v1/jobs/x HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n');
+      trickle.write('PUT /ci/v1/jobs/x HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: ' + runAuthorization() + '\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n');
       const drip = setInterval(() => trickle.write(' '), 100);
       try {
         let cut = 0;

@@ -12,6 +12,7 @@ import { SchedulerClient } from '../src/sdk/scheduler-client.ts';
 import { killProcessesUnder } from './support/sandbox-processes.ts';
 import { waitUntil } from './support/wait.ts';
 import { SlipwayProcess, activeAgents, freePort, operator, tearDownFramework, tempDir, waitForHttp } from './support/processes.ts';
+import { runAuthorization } from '../src/sim/bench-token.ts';
 
 /**
  * A master and three agents as real processes on 127.0.0.1, driven through the HTTP scheduler
@@ -236,7 +237,7 @@ describe('a master and three agents as real processes', { timeout: 240_000 }, ()
     assert.equal(escape.status, 400, escape.text);
     assert.match(escape.text, /outside the task's sandbox/);
     // An agent stream that does not start with REGISTER is refused with an ERROR message.
-    const ws = new WebSocket(`ws://127.0.0.1:${masterPort}/api/v1/agent`);
+    const ws = new WebSocket(`ws://127.0.0.1:${masterPort}/api/v1/agent`, { headers: { authorization: runAuthorization() } });
     const reply = await new Promise<string>((resolve, reject) => {
       ws.on('open', () => ws.send(JSON.stringify({ type: 'HEARTBEAT' })));
       ws.on('message', (d) => resolve(d.toString()));

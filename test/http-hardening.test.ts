@@ -12,6 +12,7 @@ import { startCiServer } from '../src/server/ci-server.ts';
 import { up, type Up } from '../src/server/up.ts';
 import { killProcessesUnder } from './support/sandbox-processes.ts';
 import { waitUntil } from './support/wait.ts';
+import { runAuthorization } from '../src/sim/bench-token.ts';
 
 // Issue 11, finding 4: every HTTP server of Slipway (the master's, which `slipway up` also serves
 // Marathon's and CI's APIs on; `slipway apps`; `slipway ci`; the agent's files server) cuts a
@@ -40,7 +41,7 @@ function rawClient(url: string): { socket: Socket; connected: Promise<void>; clo
 /** Sends `head`, then one byte of a 1000-byte body every 100 ms (never idle, never done). */
 function trickleBody(url: string, head: string): { closed: Promise<string>; stop(): void } {
   const c = rawClient(url);
-  c.socket.write(`${head}\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n`);
+  c.socket.write(`${head}\r\nHost: 127.0.0.1\r\nAuthorization: ${runAuthorization()}\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n`);
   const timer = setInterval(() => c.socket.write(' '), 100);
   void c.closed.then(() => clearInterval(timer));
   return { closed: c.closed, stop: () => (clearInterval(timer), c.socket.destroy()) };
@@ -49,7 +50,7 @@ function trickleBody(url: string, head: string): { closed: Promise<string>; stop
 /** Sends a request head one byte every 100 ms, never finishing it. */
 function trickleHeaders(url: string): { closed: Promise<string>; stop(): void } {
   const c = rawClient(url);
-  const head = `GET / HTTP/1.1\r\nHost: x\r\nX-Slow: ${'a'.repeat(10_000)}`;
+  const head = `GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: ${runAuthorization()}\r\nX-Slow: ${'a'.repeat(10_000)}`;
   let i = 0;
   const timer = setInterval(() => c.socket.write(head[i++ % head.length] as string), 100);
   void c.closed.then(() => clearInterval(timer));
@@ -138,7 +139,7 @@ describe('HTTP servers: slow and silent clients are cut, long streams are not', 
     const chunk = `${'x'.repeat(64 * 1024)}`;
     const total = chunk.length * 25;
     const c = rawClient(server.master.url);
-    c.socket.write(`PUT /ci/v1/jobs/big HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: ${total}\r\n\r\n`);
+    c.socket.write(`PUT /ci/v1/jobs/big HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: ${runAuthorization()}\r\nContent-Type: application/json\r\nContent-Length: ${total}\r\n\r\n`);
     let sent = 0;
     const timer = setInterval(() => {
       c.socket.write(chunk);
@@ -163,13 +164,13 @@ describe('HTTP servers: slow and silent clients are cut, long streams are not', 
       type: 'SUBSCRIBE',
       subscribe: { framework_info: { user: 'test', name: 'hardening', roles: ['*'], capabilities: [{ type: 'MULTI_ROLE' }] }, suppressed_roles: ['*'] },
     });
-    sub.socket.write(`POST /api/v1/scheduler HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nAccept: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`);
+    sub.socket.write(`POST /api/v1/scheduler HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: ${runAuthorization()}\r\nContent-Type: application/json\r\nAccept: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`);
     const subscribed = await waitUntil(() => /"type":"SUBSCRIBED".*?"framework_id":\{"value":"([^"]+)"\}/s.exec(sub.received()) ?? undefined, 'SUBSCRIBED');
     const frameworkId = subscribed[1] as string;
     const streamId = /mesos-stream-id: (\S+)/i.exec(sub.received())?.[1] as string;
     // Marathon's event stream: silent until its keep-alive (10 s) or an event.
     const sse = rawClient(base);
-    sse.socket.write('GET /v2/events HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\n\r\n');
+    sse.socket.write('GET /v2/events HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: ' + runAuthorization() + '\r\nAccept: text/event-stream\r\n\r\n');
     await waitUntil(() => sse.received().startsWith('HTTP/1.1 200'), 'the event stream to open');
     // CI's executor stream on `slipway up` and on `slipway ci`: opened, nothing sent.
     const sockets = [base, ci.url].map((url) => {
@@ -190,7 +191,7 @@ describe('HTTP servers: slow and silent clients are cut, long streams are not', 
     }, 'the task of /tail to run', 30_000);
     const appsFrameworkId = ((await (await fetch(`${base}/v2/info`)).json()) as { frameworkId: string }).frameworkId;
     const tail = rawClient(base);
-    tail.socket.write(`GET /files/follow?framework_id=${appsFrameworkId}&task_id=${encodeURIComponent(taskId)}&path=stdout HTTP/1.1\r\nHost: x\r\n\r\n`);
+    tail.socket.write(`GET /files/follow?framework_id=${appsFrameworkId}&task_id=${encodeURIComponent(taskId)}&path=stdout HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: ${runAuthorization()}\r\n\r\n`);
     await waitUntil(() => tail.received().includes('tail-line'), "the follow to give the task's line", 10_000);
     let tailClosed = false;
     void tail.closed.then(() => (tailClosed = true));

@@ -9,6 +9,7 @@ import { up, type Up } from '../src/server/up.ts';
 import { createTestRepo } from './support/git-repo.ts';
 import { killProcessesUnder, processesUnder } from './support/sandbox-processes.ts';
 import { waitUntil } from './support/wait.ts';
+import { runToken } from '../src/sim/bench-token.ts';
 
 // Jenkins's remote API as the clients teams already have use it: the npm `jenkins` package (a
 // real client nobody here wrote) against `slipway up`, over a git repository with a pipeline.
@@ -105,7 +106,8 @@ describe('Jenkins remote API on `slipway up`, driven by the npm `jenkins` client
     });
     server = await up({ host: '127.0.0.1', port: 0, dataDir: join(dir, 'data'), containerizers: ['process'], resources: 'cpus:4;mem:8192;disk:20000;ports:[34100-34199]' });
     base = server.master.url;
-    jenkins = new Jenkins({ baseUrl: `${base}/jenkins` });
+    // As Jenkins clients authenticate: user:apiToken in the URL (Basic, the token as password).
+    jenkins = new Jenkins({ baseUrl: `${base.replace('http://', `http://admin:${runToken()}@`)}/jenkins` });
     const put = async (name: string, body: unknown) => {
       const r = await fetch(`${base}/ci/v1/jobs/${name}`, { method: 'PUT', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(body) });
       assert.equal(r.status, 201, await r.text());

@@ -11,6 +11,7 @@ import type { SchedulerTransport } from '../src/protocol/scheduler-transport.ts'
 import { HttpScheduler } from '../src/sdk/http-scheduler.ts';
 import { InProcessScheduler } from '../src/server/in-process-scheduler.ts';
 import { waitUntil } from './support/wait.ts';
+import { memoryAuth } from './support/memory-auth.ts';
 
 /**
  * One suite for both carriers of the scheduler API: a framework must see the same calls, events
@@ -21,11 +22,12 @@ const TRANSPORTS: [string, (master: Master) => Promise<{ transport: SchedulerTra
   [
     'over HTTP',
     async (master) => {
-      const app: FastifyInstance = await buildMasterApp(master, { version: 'test' });
+      const { auth, adminToken } = await memoryAuth();
+      const app: FastifyInstance = await buildMasterApp(master, { version: 'test', auth });
       await app.listen({ host: '127.0.0.1', port: 0 });
       const address = app.server.address();
       const port = typeof address === 'object' && address !== null ? address.port : 0;
-      return { transport: new HttpScheduler(`http://127.0.0.1:${port}`), close: () => app.close() };
+      return { transport: new HttpScheduler(`http://127.0.0.1:${port}`, adminToken), close: () => app.close() };
     },
   ],
 ];

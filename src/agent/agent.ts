@@ -44,6 +44,8 @@ import { WorkDirLock } from './work-dir-lock.ts';
 
 export interface AgentOptions {
   masterUrl: string;
+  /** The join token it registers with (`slipway agent --join-token FILE`). */
+  token?: string;
   workDir: string;
   hostname: string;
   /** Where this agent's files server can be reached, e.g. http://127.0.0.1:5051. */
@@ -132,6 +134,7 @@ export class Agent {
       },
       clock: options.clock,
       log: (line) => this.log(line),
+      ...(options.token !== undefined ? { token: options.token } : {}),
     });
   }
 

@@ -2,6 +2,7 @@ import { constants } from 'node:fs';
 import { lstat, open, readdir, readlink, realpath, stat, type FileHandle } from 'node:fs/promises';
 import { PassThrough } from 'node:stream';
 import { resolve, sep } from 'node:path';
+import type { HttpGate } from '../auth/http-gate.ts';
 import Fastify, { type FastifyError, type FastifyInstance } from 'fastify';
 import { SlipwayError } from '../core/errors.ts';
 import { httpErrorReply } from '../core/http-error-reply.ts';
@@ -48,8 +49,16 @@ const FOLLOW_POLL_MS = 200;
 
 type Query = Record<string, string | string[] | undefined>;
 
-export async function buildFilesApp(agent: SandboxLookup): Promise<FastifyInstance> {
+/**
+ * `gate` checks who may read sandboxes (the files capability; src/auth/http-gate.ts): the agent's
+ * server always has one (src/server/agent-server.ts), tokens resolved by the master.
+ */
+export async function buildFilesApp(agent: SandboxLookup, gate?: HttpGate): Promise<FastifyInstance> {
   const app = Fastify({ logger: false });
+  if (gate !== undefined) {
+    gate.install(app);
+    gate.addRules(['browse', 'read', 'download', 'follow'].map((action) => ({ method: 'GET', url: `/files/${action}`, access: () => [{ capability: 'files' as const, resource: { kind: 'frameworks' as const, name: '*' } }] })));
+  }
   app.setErrorHandler((error: FastifyError, _request, reply) => {
     const { status, message } = httpErrorReply(error);
     return reply.code(status).type('text/plain').send(message);

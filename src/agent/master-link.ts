@@ -15,11 +15,15 @@ export interface MasterLinkOptions {
   onMessage: (message: MasterToAgent) => void;
   clock: Clock;
   log: (line: string) => void;
+  /** The join token (a token that may register agents), sent on the stream's upgrade request. */
+  token?: string;
 }
 
 export class MasterLink {
   private socket: WebSocket | undefined;
   private registered = false;
+  /** The status of the last refused upgrade, said once until it changes. */
+  private lastRefusal: number | undefined;
   private stopped = false;
   private backoffMs = 100;
   private heartbeatTimer: Timer | undefined;
@@ -80,7 +84,7 @@ export class MasterLink {
     if (this.stopped) return;
     const url = new URL('/api/v1/agent', this.options.masterUrl);
     url.protocol = url.protocol === 'https:' ? 'wss:' : 'ws:';
-    const socket = new WebSocket(url);
+    const socket = new WebSocket(url, this.options.token !== undefined ? { headers: { Authorization: `Bearer ${this.options.token}` } } : {});
     this.socket = socket;
     socket.on('open', () => {
       this.backoffMs = 100;
@@ -95,8 +99,22 @@ export class MasterLink {
         this.options.log('the master sent a message that is not JSON; ignored');
         return;
       }
-      if (message.type === 'REGISTERED') this.registered = true;
+      if (message.type === 'REGISTERED') {
+        this.registered = true;
+        this.lastRefusal = undefined;
+      }
       this.options.onMessage(message);
+    });
+    // A refused upgrade (401: no or a bad join token; 403: a token that may not register agents)
+    // is said once per status, and tried again with the backoff: a token may be fixed meanwhile.
+    socket.on('unexpected-response', (_req, res) => {
+      const status = res.statusCode ?? 0;
+      if (status !== this.lastRefusal) {
+        this.lastRefusal = status;
+        this.options.log(`the master refused the agent's stream with ${status}${status === 401 || status === 403 ? ': give a join token that may register agents (--join-token FILE, or SLIPWAY_JOIN_TOKEN)' : ''}`);
+      }
+      res.resume();
+      socket.terminate();
     });
     socket.on('error', () => undefined); // 'close' follows; the reconnect happens there.
     socket.on('close', () => {

@@ -2,6 +2,8 @@ import { Command } from 'commander';
 import { registerAgents } from './commands/agents.ts';
 import { registerBench } from './commands/bench.ts';
 import { registerCluster } from './commands/cluster.ts';
+import { registerTokens } from './commands/tokens.ts';
+import { useToken } from './token.ts';
 
 /**
  * The `slipway` command line. Each subcommand lives in `commands/`; this file only assembles
@@ -11,10 +13,14 @@ export function buildProgram(): Command {
   const program = new Command('slipway')
     .description('One pool of machines for services and CI: cluster manager, services, CI and config center')
     .version('0.1.0')
+    .option('--token <token>', 'the token to call Slipway with (default: SLIPWAY_TOKEN, else ./.slipway/admin.token)')
     .showHelpAfterError();
+  // Before any subcommand runs: every client it makes sends this token (src/sdk/credentials.ts).
+  program.hook('preSubcommand', (thisCommand) => useToken((thisCommand.opts() as { token?: string }).token));
   registerCluster(program);
   registerAgents(program);
   registerBench(program);
+  registerTokens(program);
   return program;
 }
 

@@ -53,3 +53,9 @@ export class AgentUnavailable extends SlipwayError {
   readonly code = 'AGENT_UNAVAILABLE';
   readonly status = 503;
 }
+
+/** A REGISTER naming a known agent id with another credential than the one the id is bound to. */
+export class AgentCredentialMismatch extends SlipwayError {
+  readonly code = 'AGENT_CREDENTIAL_MISMATCH';
+  readonly status = 403;
+}

@@ -34,6 +34,8 @@ export interface StoredAgent {
   unreachableAt?: number;
   /** Set while the operator has the agent deactivated or draining; absent for the others. */
   maintenance?: AgentMaintenance;
+  /** The credential (a token id) its id is bound to; absent for agents registered without one. */
+  credential?: string;
 }
 
 /** What the operator set on an agent: it survives a restart of the master (and of the agent). */

@@ -10,7 +10,7 @@ import { readAccept } from '../protocol/read-accept.ts';
 import { unhonouredTaskField } from '../protocol/task-support.ts';
 import type { AcceptCall, Event, FrameworkCall, SubscribeCall } from '../protocol/scheduler.ts';
 import { Allocator, type Allocation, type RoleInfo } from './allocator.ts';
-import { AgentGone, AgentNotFound, FrameworkNotSubscribed, FrameworkRemoved, InvalidRequest } from './errors.ts';
+import { AgentCredentialMismatch, AgentGone, AgentNotFound, FrameworkNotSubscribed, FrameworkRemoved, InvalidRequest } from './errors.ts';
 import type { AgentMaintenance, MasterChange, StoredAgent, StoredState } from './master-store.ts';
 
 /**
@@ -160,6 +160,8 @@ interface AgentRecord {
   graceTimer: Timer | undefined;
   /** Deactivated by the operator (DEACTIVATE_AGENT, DRAIN_AGENT): no offers until REACTIVATE_AGENT. */
   deactivated: boolean;
+  /** The credential its id is bound to (registerAgent). */
+  credential: string | undefined;
   drain: DrainInfo | undefined;
   /** When the agent announced a planned restart (RESTARTING); cleared by its next REGISTER. */
   restartAnnouncedAt: number | undefined;
@@ -394,6 +396,7 @@ export class Master {
         restartAnnouncedAt: undefined,
         disconnectedAt: undefined,
         drainCheck: undefined,
+        credential: a.credential,
       };
       this.agents.set(a.id, agent);
       if (agent.state === 'UNREACHABLE') continue;
@@ -580,7 +583,13 @@ export class Master {
    * REGISTER from an agent: a new agent, or one that comes back (with `agent_id`) after a restart,
    * a partition or a master failover. Reconciles the tasks it reports with those the master knows.
    */
-  registerAgent(message: Extract<AgentToMaster, { type: 'REGISTER' }>, conn: AgentConnection): string {
+  /**
+   * `credential` names what the agent authenticated with (the HTTP layer gives its token's id): an
+   * agent id is bound to the credential of its first registration, and a REGISTER of a known id
+   * with another credential is refused (AgentCredentialMismatch), so that a client cannot take
+   * over a real agent's tasks by naming its id. Undefined (in-process tests) binds nothing.
+   */
+  registerAgent(message: Extract<AgentToMaster, { type: 'REGISTER' }>, conn: AgentConnection, credential?: string): string {
     let total: Resources;
     try {
       total = this.intern(Resources.fromJSON(message.resources));
@@ -594,6 +603,9 @@ export class Master {
     if (badId !== undefined) throw new InvalidRequest(`agent_id ${badId}`);
     if (requested !== undefined && this.goneAgents.has(requested)) throw new AgentGone(`agent ${requested} was removed and cannot register again`);
     let agent = requested === undefined ? undefined : this.agents.get(requested);
+    if (agent !== undefined && agent.credential !== undefined && credential !== undefined && agent.credential !== credential) {
+      throw new AgentCredentialMismatch(`agent ${agent.id} (${agent.hostname}) registered with another credential: refused`);
+    }
     const wasUnreachable = agent?.state === 'UNREACHABLE';
     if (agent !== undefined) {
       agent.graceTimer?.cancel();
@@ -616,6 +628,7 @@ export class Master {
       agent.containerizers = message.containerizers ?? NONE;
       agent.restartAnnouncedAt = undefined;
       agent.disconnectedAt = undefined;
+      agent.credential ??= credential;
     } else {
       const id = requested ?? this.newAgentId();
       agent = {
@@ -639,6 +652,7 @@ export class Master {
         restartAnnouncedAt: undefined,
         disconnectedAt: undefined,
         drainCheck: undefined,
+        credential,
       };
       this.agents.set(id, agent);
     }
@@ -822,6 +836,11 @@ export class Master {
 
   frameworkIds(): string[] {
     return [...this.frameworks.keys()];
+  }
+
+  /** The FrameworkInfo of a framework (its principal, for the HTTP layer's checks), without copying its tasks. */
+  frameworkInfo(id: string): FrameworkInfo | undefined {
+    return this.frameworks.get(id)?.info;
   }
 
   frameworkView(id: string):
@@ -1273,6 +1292,7 @@ export class Master {
     const stored: StoredAgent = { id: agent.id, hostname: agent.hostname, resources, attributes: agent.attributes, registeredAt: agent.registeredAt };
     if (agent.url !== undefined) stored.url = agent.url;
     if (agent.unreachableAt !== undefined) stored.unreachableAt = agent.unreachableAt;
+    if (agent.credential !== undefined) stored.credential = agent.credential;
     if (agent.deactivated || agent.drain !== undefined) {
       const maintenance: AgentMaintenance = { deactivated: agent.deactivated };
       if (agent.drain !== undefined) {

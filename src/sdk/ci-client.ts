@@ -1,3 +1,4 @@
+import { authHeaders, defaultToken } from './credentials.ts';
 /**
  * A client of CI's REST API (`/ci/v1`), for the CLI and other tools. It knows the wire shapes only
  * (not the CI framework's types): a build is what `GET /ci/v1/jobs/{job}/builds/{n}` answers.
@@ -65,7 +66,10 @@ export class CiUnreachable extends Error {
 }
 
 export class CiClient {
-  constructor(readonly baseUrl: string) {}
+  constructor(
+    readonly baseUrl: string,
+    private readonly token: string | undefined = defaultToken(),
+  ) {}
 
   /** fetch, with a failure to connect turned into CiUnreachable. */
   private async request(path: string, init?: RequestInit): Promise<Response> {
@@ -76,7 +80,7 @@ export class CiClient {
       throw new Error(`${this.baseUrl} is not a URL of CI (e.g. http://127.0.0.1:5050)`);
     }
     try {
-      return await fetch(url, init);
+      return await fetch(url, { ...init, headers: { ...authHeaders(this.token), ...(init?.headers as Record<string, string> | undefined) } });
     } catch (e) {
       throw new CiUnreachable(this.baseUrl, e);
     }

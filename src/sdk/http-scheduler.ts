@@ -1,5 +1,6 @@
 import { SchedulerCallRefused } from '../core/errors.ts';
 import { RecordIODecoder } from '../protocol/recordio.ts';
+import { authHeaders, defaultToken } from './credentials.ts';
 import type { Event, FrameworkCall, SubscribeCall } from '../protocol/scheduler.ts';
 import type { SchedulerHandlers, SchedulerSubscription, SchedulerTransport } from '../protocol/scheduler-transport.ts';
 
@@ -12,14 +13,18 @@ const MISSED_HEARTBEATS = 3;
  * src/protocol/scheduler-transport.ts.
  */
 export class HttpScheduler implements SchedulerTransport {
-  constructor(readonly masterUrl: string) {}
+  /** `token` authenticates every call (its name is the framework's principal); default SLIPWAY_TOKEN. */
+  constructor(
+    readonly masterUrl: string,
+    private readonly token: string | undefined = defaultToken(),
+  ) {}
 
   async subscribe(call: SubscribeCall, handlers: SchedulerHandlers): Promise<SchedulerSubscription & { streamId: string }> {
     const abort = new AbortController();
     const endpoint = new URL('/api/v1/scheduler', this.masterUrl);
     const response = await fetch(endpoint, {
       method: 'POST',
-      headers: { 'Content-Type': 'application/json', Accept: 'application/json' },
+      headers: { 'Content-Type': 'application/json', Accept: 'application/json', ...authHeaders(this.token) },
       body: JSON.stringify(call),
       signal: abort.signal,
     });
@@ -88,11 +93,12 @@ export class HttpScheduler implements SchedulerTransport {
       }
     })();
     await ready;
+    const auth = authHeaders(this.token);
     return {
       frameworkId,
       streamId,
       async call(c: FrameworkCall): Promise<void> {
-        const r = await fetch(endpoint, { method: 'POST', headers: { 'Content-Type': 'application/json', 'Mesos-Stream-Id': streamId }, body: JSON.stringify(c) });
+        const r = await fetch(endpoint, { method: 'POST', headers: { 'Content-Type': 'application/json', 'Mesos-Stream-Id': streamId, ...auth }, body: JSON.stringify(c) });
         const text = await r.text();
         if (r.status !== 202) throw new SchedulerCallRefused(r.status, text);
       },

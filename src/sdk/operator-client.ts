@@ -1,4 +1,5 @@
 import { SlipwayError } from '../core/errors.ts';
+import { authHeaders, defaultToken } from './credentials.ts';
 
 /**
  * The master refused an operator call (unknown agent, bad input) or could not be reached.
@@ -34,12 +35,15 @@ export interface OperatorAgent {
  * once the master answered 200, and throws OperatorCallRefused with its message otherwise.
  */
 export class OperatorClient {
-  constructor(readonly masterUrl: string) {}
+  constructor(
+    readonly masterUrl: string,
+    private readonly token: string | undefined = defaultToken(),
+  ) {}
 
   async call<T = Record<string, unknown>>(type: string, payload: Record<string, unknown> = {}): Promise<T> {
     let response: Response;
     try {
-      response = await fetch(new URL('/api/v1', this.masterUrl), { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ type, ...payload }) });
+      response = await fetch(new URL('/api/v1', this.masterUrl), { method: 'POST', headers: { 'Content-Type': 'application/json', ...authHeaders(this.token) }, body: JSON.stringify({ type, ...payload }) });
     } catch (e) {
       throw new OperatorCallRefused(`the master at ${this.masterUrl} does not answer: ${e instanceof Error ? (e.cause instanceof Error ? e.cause.message : e.message) : String(e)}`);
     }

@@ -2,6 +2,7 @@ import type { SchedulerSubscription } from '../protocol/scheduler-transport.ts';
 import { HttpScheduler } from './http-scheduler.ts';
 import type { Offer, TaskStatus } from '../protocol/mesos.ts';
 import type { Event, FrameworkCall, SubscribeCall } from '../protocol/scheduler.ts';
+import { authHeaders, defaultToken } from './credentials.ts';
 
 /** A call without its framework_id (the client adds it); distributes over the union of calls. */
 export type CallBody = FrameworkCall extends infer C ? (C extends FrameworkCall ? Omit<C, 'framework_id'> & { framework_id?: { value: string } } : never) : never;
@@ -22,10 +23,11 @@ export class SchedulerClient {
   constructor(
     readonly masterUrl: string,
     readonly autoAcknowledge = true,
+    private readonly token: string | undefined = defaultToken(),
   ) {}
 
   async subscribe(call: SubscribeCall): Promise<void> {
-    this.subscription = await new HttpScheduler(this.masterUrl).subscribe(call, {
+    this.subscription = await new HttpScheduler(this.masterUrl, this.token).subscribe(call, {
       onEvent: (e) => {
         if (e.type === 'SUBSCRIBED') this.frameworkId = e.subscribed.framework_id.value;
         this.events.push(e);
@@ -46,7 +48,7 @@ export class SchedulerClient {
     const body = { framework_id: { value: this.frameworkId }, ...call };
     const response = await fetch(new URL('/api/v1/scheduler', this.masterUrl), {
       method: 'POST',
-      headers: { 'Content-Type': 'application/json', 'Mesos-Stream-Id': this.streamId, ...headers },
+      headers: { 'Content-Type': 'application/json', 'Mesos-Stream-Id': this.streamId, ...authHeaders(this.token), ...headers },
       body: JSON.stringify(body),
     });
     return { status: response.status, text: await response.text() };

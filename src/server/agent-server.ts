@@ -7,6 +7,7 @@ import { DockerContainerizer } from '../agent/containerizers/docker-containerize
 import { ProcessContainerizer } from '../agent/containerizers/process-containerizer.ts';
 import { detectResources, parseAttributes } from '../agent/detect-resources.ts';
 import { buildFilesApp } from '../agent/files-app.ts';
+import { remoteGate, type AuthOptions } from './local-auth.ts';
 import { FILES_SERVER_SHARE, guardHttpServer, httpServerLimits, type HttpServerLimits } from '../lib/http-server-limits.ts';
 
 /**
@@ -30,6 +31,10 @@ export interface AgentServerOptions {
    * `--cgroups_enable_cfs`). Default false: small quotas slow task start-up.
    */
   cgroupsEnableCfs?: boolean;
+  /** The join token it registers with; default SLIPWAY_JOIN_TOKEN, else SLIPWAY_TOKEN. */
+  token?: string;
+  /** How its files server authenticates (tokens are resolved by the master). */
+  auth?: AuthOptions;
   /** Tell the master on stop that this is a planned restart (RESTARTING); default true. */
   announceRestartOnStop?: boolean;
   log?: (line: string) => void;
@@ -61,7 +66,8 @@ export async function startAgentServer(o: AgentServerOptions): Promise<AgentServ
   // The files server needs the agent, and the agent announces the server's URL: listen first on
   // a known port, then create the agent with that URL.
   const holder: { agent?: Agent } = {};
-  const files = await buildFilesApp({ sandboxOf: (fw, task) => holder.agent?.sandboxOf(fw, task) });
+  const joinToken = o.token ?? envToken('SLIPWAY_JOIN_TOKEN') ?? envToken('SLIPWAY_TOKEN');
+  const files = await buildFilesApp({ sandboxOf: (fw, task) => holder.agent?.sandboxOf(fw, task) }, remoteGate(o.masterUrl, o.auth));
   // The agent builds its files server; its limits are those of every server of Slipway.
   guardHttpServer(files.server, httpServerLimits(o.httpLimits, FILES_SERVER_SHARE), o.log);
   await files.listen({ host, port: o.port ?? 0 });
@@ -69,6 +75,7 @@ export async function startAgentServer(o: AgentServerOptions): Promise<AgentServ
   const url = `http://${host}:${typeof address === 'object' && address !== null ? address.port : 0}`;
   const agent = new Agent({
     masterUrl: o.masterUrl,
+    ...(joinToken !== undefined ? { token: joinToken } : {}),
     workDir: o.workDir,
     hostname: o.hostname ?? os.hostname(),
     url,
@@ -91,4 +98,9 @@ export async function startAgentServer(o: AgentServerOptions): Promise<AgentServ
       await files.close();
     },
   };
+}
+
+function envToken(name: string): string | undefined {
+  const v = process.env[name];
+  return v !== undefined && v.trim() !== '' ? v.trim() : undefined;
 }

@@ -1,6 +1,10 @@
 import Fastify, { type FastifyInstance } from 'fastify';
 import { fastifyServerOptions, httpServerLimits, type HttpServerLimits } from '../lib/http-server-limits.ts';
 import { guardJsonBodies } from '../lib/json-depth.ts';
+import type { HttpGate } from '../auth/http-gate.ts';
+import { marathonAccessRules } from '../frameworks/apps/http/access-rules.ts';
+import { defaultToken } from '../sdk/credentials.ts';
+import { remoteGate, type AuthOptions } from './local-auth.ts';
 import { AppsFramework } from '../frameworks/apps/apps-framework.ts';
 import { eventsRoute } from '../frameworks/apps/events/events-route.ts';
 import { MarathonEventBus } from '../frameworks/apps/events/marathon-event-bus.ts';
@@ -61,7 +65,8 @@ export async function startAppsService(o: AppsServiceOptions): Promise<AppsServi
 }
 
 /** Marathon's API (and /v2/events) for `service` on `app`. */
-export function mountMarathonApi(app: FastifyInstance, service: AppsService, where: { leader: () => string; masterUrl: string; rootMetrics: boolean }): void {
+export function mountMarathonApi(app: FastifyInstance, service: AppsService, where: { leader: () => string; masterUrl: string; rootMetrics: boolean; gate: HttpGate }): void {
+  where.gate.addRules(marathonAccessRules(service.framework.view, { rootMetrics: where.rootMetrics }));
   marathonRoutes(app, {
     rootMetrics: where.rootMetrics,
     framework: service.framework,
@@ -81,6 +86,9 @@ export interface AppsServerOptions {
   log?: (line: string) => void;
   /** The HTTP server's limits (src/lib/http-server-limits.ts); unset ones take their defaults. */
   httpLimits?: Partial<HttpServerLimits>;
+  /** The token it registers with at the master (its principal); default SLIPWAY_TOKEN. */
+  token?: string;
+  auth?: AuthOptions;
 }
 
 export interface AppsServer {
@@ -92,7 +100,7 @@ export interface AppsServer {
 /** `slipway apps`: the services framework in its own process, on its own port. */
 export async function startAppsServer(o: AppsServerOptions): Promise<AppsServer> {
   const service = await startAppsService({
-    transport: new HttpScheduler(o.masterUrl),
+    transport: new HttpScheduler(o.masterUrl, o.token ?? defaultToken()),
     dataDir: o.dataDir,
     masterUrl: o.masterUrl,
     ...(o.role !== undefined ? { role: o.role } : {}),
@@ -100,8 +108,10 @@ export async function startAppsServer(o: AppsServerOptions): Promise<AppsServer>
   });
   const app = Fastify({ logger: false, ...fastifyServerOptions({ limits: httpServerLimits(o.httpLimits), ...(o.log !== undefined ? { log: o.log } : {}) }) });
   guardJsonBodies(app);
+  const gate = remoteGate(o.masterUrl, o.auth);
+  gate.install(app);
   let leader = `${o.host}:${o.port}`;
-  mountMarathonApi(app, service, { leader: () => leader, masterUrl: o.masterUrl, rootMetrics: true });
+  mountMarathonApi(app, service, { leader: () => leader, masterUrl: o.masterUrl, rootMetrics: true, gate });
   app.setNotFoundHandler((request, reply) => reply.code(404).send({ message: `no route ${request.method} ${request.url}` }));
   try {
     await app.listen({ host: o.host, port: o.port });

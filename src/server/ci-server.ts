@@ -4,6 +4,10 @@ import websocket from '@fastify/websocket';
 import Fastify, { type FastifyInstance } from 'fastify';
 import { fastifyServerOptions, httpServerLimits, WEBSOCKET_MAX_PAYLOAD, type HttpServerLimits } from '../lib/http-server-limits.ts';
 import { guardJsonBodies } from '../lib/json-depth.ts';
+import type { HttpGate } from '../auth/http-gate.ts';
+import { CI_ACCESS_RULES } from '../frameworks/ci/http/access-rules.ts';
+import { defaultToken } from '../sdk/credentials.ts';
+import { remoteGate, type AuthOptions } from './local-auth.ts';
 import type { Clock } from '../core/clock.ts';
 import { CiFramework } from '../frameworks/ci/ci-framework.ts';
 import { ciRoutes } from '../frameworks/ci/http/ci-routes.ts';
@@ -81,7 +85,8 @@ export async function startCiService(o: CiServiceOptions): Promise<CiService> {
 }
 
 /** CI's API on `app` (which must have @fastify/websocket registered). */
-export function mountCiApi(app: FastifyInstance, service: CiService, options: { maxArtifactBytes?: number } = {}): void {
+export function mountCiApi(app: FastifyInstance, service: CiService, options: { maxArtifactBytes?: number; gate: HttpGate }): void {
+  options.gate.addRules(CI_ACCESS_RULES);
   ciRoutes(app, { framework: service.framework, artifactsDir: join(service.dataDir, 'artifacts'), ...(options.maxArtifactBytes !== undefined ? { maxArtifactBytes: options.maxArtifactBytes } : {}) });
   jenkinsRoutes(app, { framework: service.framework });
 }
@@ -98,16 +103,21 @@ export interface CiServerOptions {
   httpLimits?: Partial<HttpServerLimits>;
   /** The largest artifact an executor may upload (default 1 GiB). */
   maxArtifactBytes?: number;
+  /** The token it registers with at the master (its principal); default SLIPWAY_TOKEN. */
+  token?: string;
+  auth?: AuthOptions;
 }
 
 /** `slipway ci`: CI in its own process, on its own port. */
 export async function startCiServer(o: CiServerOptions): Promise<{ url: string; service: CiService; close(): Promise<void> }> {
   let url = `http://${o.host}:${o.port}`;
-  const service = await startCiService({ transport: new HttpScheduler(o.masterUrl), dataDir: o.dataDir, serverUrl: () => url, ...(o.role !== undefined ? { role: o.role } : {}), ...(o.log !== undefined ? { log: o.log } : {}), ...(o.mirrorRepo !== undefined ? { mirrorRepo: o.mirrorRepo } : {}) });
+  const service = await startCiService({ transport: new HttpScheduler(o.masterUrl, o.token ?? defaultToken()), dataDir: o.dataDir, serverUrl: () => url, ...(o.role !== undefined ? { role: o.role } : {}), ...(o.log !== undefined ? { log: o.log } : {}), ...(o.mirrorRepo !== undefined ? { mirrorRepo: o.mirrorRepo } : {}) });
   const app = Fastify({ logger: false, ...fastifyServerOptions({ limits: httpServerLimits(o.httpLimits), ...(o.log !== undefined ? { log: o.log } : {}) }) });
   guardJsonBodies(app);
+  const gate = remoteGate(o.masterUrl, o.auth);
+  gate.install(app);
   await app.register(websocket, { options: { maxPayload: WEBSOCKET_MAX_PAYLOAD } });
-  mountCiApi(app, service, o.maxArtifactBytes !== undefined ? { maxArtifactBytes: o.maxArtifactBytes } : {});
+  mountCiApi(app, service, { gate, ...(o.maxArtifactBytes !== undefined ? { maxArtifactBytes: o.maxArtifactBytes } : {}) });
   try {
     await app.listen({ host: o.host, port: o.port });
   } catch (e) {

@@ -13,9 +13,18 @@ import type { SchedulerHandlers, SchedulerSubscription, SchedulerTransport } fro
  * master, exactly as with a network in between.
  */
 export class InProcessScheduler implements SchedulerTransport {
-  constructor(private readonly master: Master) {}
+  /**
+   * `principal` is the framework's (FrameworkInfo.principal), as the HTTP layer sets it from the
+   * caller's token: a built-in framework of `slipway up` has its own (`slipway-apps`,
+   * `slipway-ci`), so that no one over HTTP may subscribe with its framework id.
+   */
+  constructor(
+    private readonly master: Master,
+    private readonly principal?: string,
+  ) {}
 
   async subscribe(call: SubscribeCall, handlers: SchedulerHandlers): Promise<SchedulerSubscription> {
+    if (this.principal !== undefined) call = { ...call, subscribe: { ...call.subscribe, framework_info: { ...call.subscribe.framework_info, principal: this.principal } } };
     parseOrRefuse(call);
     const queue: Event[] = [];
     let open = true;

@@ -9,6 +9,9 @@ import { prepareDataDir } from './data-dir.ts';
 import { KyselyMasterStore } from '../store/kysely-master-store.ts';
 import { sqliteDatabases } from '../store/sqlite-database.ts';
 import { VERSION } from './version.ts';
+import type { HttpGate } from '../auth/http-gate.ts';
+import { join } from 'node:path';
+import { openLocalAuth, type AuthOptions, type LocalAuth } from './local-auth.ts';
 
 /**
  * Wires a master process: the store (SQLite in the data dir), the master core recovered from it,
@@ -33,12 +36,20 @@ export interface MasterServerOptions {
    * Adds routes to the master's HTTP server before it listens (the built-in frameworks' APIs of
    * `slipway up`, on the same port); `url` is where the server will listen once it does.
    */
-  extend?: (app: FastifyInstance, master: Master) => Promise<void>;
+  extend?: (app: FastifyInstance, master: Master, gate: HttpGate) => Promise<void>;
+  /** Authentication options (src/server/local-auth.ts); the gate is always on. */
+  auth?: AuthOptions;
+  /** Where the first start writes the admin token; default `<dataDir>/admin.token`. */
+  adminTokenFile?: string;
 }
 
 export interface MasterServer {
   url: string;
   master: Master;
+  /** The tokens (`slipway up` makes its agent's join token there). */
+  auth: LocalAuth;
+  /** Where the admin token was written at the first start. */
+  adminTokenFile: string;
   close(): Promise<void>;
 }
 
@@ -94,16 +105,28 @@ export async function startMasterServer(o: MasterServerOptions): Promise<MasterS
     if (gaveUp) o.log?.(`master store: the last changes could not be written before shutdown: ${writes.health.ok ? '' : writes.health.reason}`);
   };
 
-  const app = await buildMasterApp(master, { version: VERSION });
+  const adminTokenFile = o.adminTokenFile ?? join(o.dataDir, 'admin.token');
+  let auth: LocalAuth;
+  try {
+    auth = await openLocalAuth({ ...o.auth, dataDir: o.dataDir, adminTokenFile, clock, ...(o.log !== undefined ? { log: o.log } : {}) });
+  } catch (e) {
+    clearInterval(flusher);
+    master.stop();
+    await flushAtClose(5000);
+    await store.close();
+    throw e;
+  }
+  const app = await buildMasterApp(master, { version: VERSION, auth, ...(o.log !== undefined ? { log: o.log } : {}) });
   guardHttpServer(app.server, httpServerLimits(o.httpLimits), o.log);
   try {
-    await o.extend?.(app, master);
+    await o.extend?.(app, master, auth.gate);
     await app.listen({ host: o.host, port: o.port });
   } catch (e) {
     clearInterval(flusher);
     master.stop();
     await app.close();
     await flushAtClose(5000);
+    await auth.close();
     await store.close();
     throw e;
   }
@@ -113,12 +136,15 @@ export async function startMasterServer(o: MasterServerOptions): Promise<MasterS
   return {
     url,
     master,
+    auth,
+    adminTokenFile,
     async close() {
       clearInterval(flusher);
       master.stop();
       await flushAtClose(5000);
       await app.close();
       await flushAtClose(5000); // What the last disconnections changed.
+      await auth.close();
       await store.close();
     },
   };

@@ -6,6 +6,8 @@ import { mountMarathonApi, startAppsService, type AppsService } from './apps-ser
 import { mountCiApi, startCiService, type CiService } from './ci-server.ts';
 import { InProcessScheduler } from './in-process-scheduler.ts';
 import { startMasterServer, type MasterServer } from './master-server.ts';
+import { localToken } from '../auth/bootstrap.ts';
+import type { AuthOptions } from './local-auth.ts';
 
 /**
  * `slipway up`: the embedded single-machine default. One process runs a master (state in SQLite
@@ -26,10 +28,14 @@ export interface UpOptions {
   httpLimits?: Partial<HttpServerLimits>;
   /** The largest artifact a CI executor may upload (default 1 GiB). */
   ciMaxArtifactBytes?: number;
+  /** Authentication options; the first start writes the admin token to `<dataDir>/admin.token`. */
+  auth?: AuthOptions;
 }
 
 export interface Up {
   master: MasterServer;
+  /** Where the admin token is (written at the first start). */
+  adminTokenFile: string;
   apps: AppsService;
   ci: CiService;
   agent: AgentServer;
@@ -47,31 +53,37 @@ export async function up(o: UpOptions): Promise<Up> {
     dataDir: join(dataDir, 'master'),
     ...(o.log !== undefined ? { log: o.log } : {}),
     ...(o.httpLimits !== undefined ? { httpLimits: o.httpLimits } : {}),
-    extend: async (app, core) => {
+    ...(o.auth !== undefined ? { auth: o.auth } : {}),
+    adminTokenFile: join(dataDir, 'admin.token'),
+    extend: async (app, core, gate) => {
       const service = await startAppsService({
-        transport: new InProcessScheduler(core),
+        transport: new InProcessScheduler(core, 'slipway-apps'),
         dataDir: join(dataDir, 'apps'),
         masterUrl: 'in-process',
         ...(o.log !== undefined ? { log: o.log } : {}),
       });
       apps = service;
-      mountMarathonApi(app, service, { leader: () => url.replace(/^http:\/\//, ''), masterUrl: 'in-process', rootMetrics: false });
+      mountMarathonApi(app, service, { leader: () => url.replace(/^http:\/\//, ''), masterUrl: 'in-process', rootMetrics: false, gate });
       try {
-        ci = await startCiService({ transport: new InProcessScheduler(core), dataDir: join(dataDir, 'ci'), serverUrl: () => url, ...(o.log !== undefined ? { log: o.log } : {}), ...(o.ciClock !== undefined ? { clock: o.ciClock } : {}) });
+        ci = await startCiService({ transport: new InProcessScheduler(core, 'slipway-ci'), dataDir: join(dataDir, 'ci'), serverUrl: () => url, ...(o.log !== undefined ? { log: o.log } : {}), ...(o.ciClock !== undefined ? { clock: o.ciClock } : {}) });
       } catch (e) {
         await service.close();
         throw e;
       }
-      mountCiApi(app, ci, o.ciMaxArtifactBytes !== undefined ? { maxArtifactBytes: o.ciMaxArtifactBytes } : {});
+      mountCiApi(app, ci, { gate, ...(o.ciMaxArtifactBytes !== undefined ? { maxArtifactBytes: o.ciMaxArtifactBytes } : {}) });
     },
   });
   url = master.url;
+  // Its own agent joins with a token of its own, kept in the master's data dir (0600).
+  const joinToken = await localToken(master.auth.tokens, join(dataDir, 'master', 'agent.token'), { name: 'local-agent', policies: ['agent'] });
   const appsService = apps!;
   const ciService = ci!;
   let agent: AgentServer;
   try {
     agent = await startAgentServer({
       masterUrl: master.url,
+      token: joinToken,
+      ...(o.auth !== undefined ? { auth: o.auth } : {}),
       workDir: join(dataDir, 'agent'),
       containerizers: o.containerizers,
       host: o.host,
@@ -87,6 +99,7 @@ export async function up(o: UpOptions): Promise<Up> {
   }
   return {
     master,
+    adminTokenFile: master.adminTokenFile,
     apps: appsService,
     ci: ciService,
     agent,

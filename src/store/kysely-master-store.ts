@@ -102,6 +102,7 @@ async function applyChange(trx: Transaction<MasterDatabase>, change: MasterChang
         registered_at: a.registeredAt,
         unreachable_at: a.unreachableAt ?? null,
         maintenance: a.maintenance !== undefined ? toJson(a.maintenance) : null,
+        credential: a.credential ?? null,
       };
       await trx
         .insertInto('agents')
@@ -216,6 +217,7 @@ async function readState(trx: Transaction<MasterDatabase>): Promise<StoredState>
     // Absent rather than `url: undefined`, so the object equals the one that was saved.
     if (row.url !== null) agent.url = row.url;
     if (row.unreachable_at !== null) agent.unreachableAt = Number(row.unreachable_at);
+    if (row.credential !== null) agent.credential = row.credential;
     if (row.maintenance !== null) agent.maintenance = readAgentMaintenance(fromJson(row.maintenance), row.id);
     state.agents.push(agent);
   }

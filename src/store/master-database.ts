@@ -2,6 +2,7 @@ import type { ColumnType, Migration } from 'kysely';
 import { migration0001Master } from './migrations/0001-master.ts';
 import { migration0002UnreachableAndRole } from './migrations/0002-unreachable-and-role.ts';
 import { migration0003AgentMaintenance } from './migrations/0003-agent-maintenance.ts';
+import { migration0004AgentCredential } from './migrations/0004-agent-credential.ts';
 
 /**
  * The tables of the master's database (`slipway.db` in SQLite), as Kysely sees them, and its
@@ -41,6 +42,8 @@ export interface AgentsTable {
   unreachable_at: MillisOrNull;
   /** JSON of `AgentMaintenance` while the operator deactivated or drains the agent, else null (migration 0003). */
   maintenance: string | null;
+  /** The token id the agent's id is bound to (migration 0004). */
+  credential: string | null;
 }
 
 export interface TasksTable {
@@ -86,4 +89,5 @@ export const MASTER_MIGRATIONS: Readonly<Record<string, Migration>> = {
   '0001-master': migration0001Master,
   '0002-unreachable-and-role': migration0002UnreachableAndRole,
   '0003-agent-maintenance': migration0003AgentMaintenance,
+  '0004-agent-credential': migration0004AgentCredential,
 };

@@ -149,16 +149,18 @@ describe('sqliteDatabases (the SQLite factory)', () => {
     const master = await databases.open('master');
     const apps = await databases.open('apps');
     const ci = await databases.open('ci');
+    const auth = await databases.open('auth');
     try {
       assert.equal(master.dialect, 'sqlite');
       await master.db.insertInto('weights').values({ role: 'web', weight: 2 }).execute();
       await apps.db.insertInto('apps_meta').values({ key: 'k', value: 'v' }).execute();
       await ci.db.insertInto('job_numbers').values({ job: 'j', last_number: 3 }).execute();
+      await auth.db.insertInto('tokens').values({ id: 't', name: 'n', policies: '[]', hash: 'h', created_at: 1, expires_at: null, revoked_at: null }).execute();
     } finally {
-      await Promise.all([master.close(), apps.close(), ci.close()]);
+      await Promise.all([master.close(), apps.close(), ci.close(), auth.close()]);
     }
-    assert.deepEqual((await readdir(dataDir)).filter((f) => f.endsWith('.db')).sort(), ['apps.db', 'ci.db', 'slipway.db']);
-    assert.deepEqual(SQLITE_FILES, { master: 'slipway.db', apps: 'apps.db', ci: 'ci.db' });
+    assert.deepEqual((await readdir(dataDir)).filter((f) => f.endsWith('.db')).sort(), ['apps.db', 'auth.db', 'ci.db', 'slipway.db']);
+    assert.deepEqual(SQLITE_FILES, { master: 'slipway.db', apps: 'apps.db', ci: 'ci.db', auth: 'auth.db' });
   });
 
   it("refuses, and leaves nothing open, a file that another owner's migrations wrote", async () => {

@@ -17,6 +17,7 @@ export const SQLITE_FILES: { readonly [O in StoreOwner]: string } = {
   master: 'slipway.db',
   apps: 'apps.db',
   ci: 'ci.db',
+  auth: 'auth.db',
 };
 
 /**

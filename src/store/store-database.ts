@@ -1,4 +1,6 @@
 import type { Kysely, Migration } from 'kysely';
+import type { AuthDatabase } from './auth-database.ts';
+import { AUTH_MIGRATIONS } from './auth-database.ts';
 import type { AppsDatabase } from './apps-database.ts';
 import { APPS_MIGRATIONS } from './apps-database.ts';
 import type { CiDatabase } from './ci-database.ts';
@@ -37,9 +39,10 @@ export interface OwnerDatabases {
   master: MasterDatabase;
   apps: AppsDatabase;
   ci: CiDatabase;
+  auth: AuthDatabase;
 }
 
-/** Who owns a database: the master, the services framework, CI. Each has a database of its own. */
+/** Who owns a database: the master, the services framework, CI, authentication. Each has a database of its own. */
 export type StoreOwner = keyof OwnerDatabases;
 
 /**
@@ -50,6 +53,7 @@ export const OWNER_MIGRATIONS: { readonly [O in StoreOwner]: Readonly<Record<str
   master: MASTER_MIGRATIONS,
   apps: APPS_MIGRATIONS,
   ci: CI_MIGRATIONS,
+  auth: AUTH_MIGRATIONS,
 };
 
 /**

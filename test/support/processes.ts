@@ -25,11 +25,13 @@ export class SlipwayProcess {
     readonly name: string,
     readonly args: string[],
     readonly logFile: string,
+    /** The environment of the process (default: this one's, with the test run's token). */
+    readonly env: NodeJS.ProcessEnv = process.env,
   ) {}
 
   start(): void {
     const log = createWriteStream(this.logFile, { flags: 'a' });
-    this.child = spawn(process.execPath, [BIN, ...this.args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    this.child = spawn(process.execPath, [BIN, ...this.args], { stdio: ['ignore', 'pipe', 'pipe'], env: this.env });
     this.child.stdout!.pipe(log);
     this.child.stderr!.pipe(log);
   }

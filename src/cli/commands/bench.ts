@@ -5,10 +5,17 @@ import { APPS_BENCH_DEFAULTS, type AppsBenchPart } from '../../../bench/apps-opt
 import { CI_BENCH_DEFAULTS, CI_BENCH_PARTS, type CiBenchPart } from '../../../bench/ci-options.ts';
 import { FUZZ_BENCH_DEFAULTS } from '../../../bench/fuzz-options.ts';
 import { positiveInt, positiveNumber } from '../options.ts';
+import { authenticateLoopbackFetch, runToken } from '../../sim/bench-token.ts';
 
 /** `slipway bench ...`: the benchmarks of bench/, runnable by any user of the installed command. */
 export function registerBench(program: Command): void {
   const bench = program.command('bench').description('run a benchmark and print its figures');
+  // Benchmarks run with authentication on: one token for the run, which the servers they start
+  // take as their admin token and which every request sends (src/sim/bench-token.ts).
+  bench.hook('preSubcommand', () => {
+    runToken();
+    authenticateLoopbackFetch();
+  });
   bench
     .command('scheduler')
     .description('place tasks on simulated agents through the real master core (weighted DRF offers)')

@@ -1,4 +1,4 @@
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { InvalidArgumentError, type Command } from 'commander';
 import { stopOnSignal } from '../../server/stop-on-signal.ts';
@@ -20,18 +20,64 @@ function containerizers(value: string): 'auto' | ('process' | 'docker')[] {
 
 const log = (line: string) => process.stderr.write(`${new Date().toISOString()} ${line}\n`);
 
+interface AuthFlags {
+  hostName?: string[];
+  anonymousPolicy?: string[];
+  anonymousLoopbackOnly?: boolean;
+}
+
+const list = (v: string, all: string[] = []) => [...all, ...v.split(',').map((x) => x.trim()).filter((x) => x !== '')];
+
+/** The authentication flags every server takes (docs/security.md). */
+function authFlags(c: Command): Command {
+  return c
+    .option('--host-name <names>', 'names clients use for this server (the Host header is checked against them, besides IP addresses and localhost); repeatable, comma-separated', list)
+    .option('--anonymous-policy <names>', 'grant these policies to requests without a token (off by default; e.g. viewer)', list)
+    .option('--anonymous-loopback-only', 'grant the anonymous policies only to requests from this machine');
+}
+
+function authOptions(o: AuthFlags) {
+  return {
+    ...(o.hostName !== undefined ? { hostNames: o.hostName } : {}),
+    ...(o.anonymousPolicy !== undefined ? { anonymousPolicies: o.anonymousPolicy } : {}),
+    ...(o.anonymousLoopbackOnly === true ? { anonymousLoopbackOnly: true } : {}),
+  };
+}
+
+/** Says so when a server listens beyond this machine without TLS: its tokens travel in clear. */
+function warnIfExposed(host: string): void {
+  if (host === '127.0.0.1' || host === '::1' || host === 'localhost' || host.startsWith('127.')) return;
+  log(`WARNING: listening on ${host} without TLS: tokens and secrets cross the network in clear. Put a TLS proxy (nginx) in front, or bind to 127.0.0.1.`);
+}
+
+/** A token from a file (0600, as `slipway token create` output saved), or the environment's. */
+function tokenFrom(file: string | undefined, ...envNames: string[]): string | undefined {
+  if (file !== undefined) {
+    const text = readFileSync(file, 'utf8').trim();
+    if (text === '') throw new InvalidArgumentError(`${file} holds no token`);
+    return text;
+  }
+  for (const n of envNames) {
+    const v = process.env[n];
+    if (v !== undefined && v.trim() !== '') return v.trim();
+  }
+  return undefined;
+}
+
 export function registerCluster(program: Command): void {
-  program
+  const upCommand = program
     .command('up')
     .description('run a master and one agent on this machine (the embedded single-machine default)')
     .option('--port <port>', 'port of the master', positiveInt('--port'), 5050)
     .option('--host <ip>', 'address to bind', '127.0.0.1')
     .option('--data-dir <dir>', 'where state, sandboxes and logs live', './.slipway')
     .option('--containerizers <list>', 'process,docker or auto (docker when an engine answers)', containerizers, 'auto' as const)
-    .option('--resources <text>', 'the agent\'s resources, e.g. "cpus:4;mem:8192;ports:[31000-32000]" (default: detected)')
-    .action(async (o: { port: number; host: string; dataDir: string; containerizers: 'auto' | ('process' | 'docker')[]; resources?: string }) => {
+    .option('--resources <text>', 'the agent\'s resources, e.g. "cpus:4;mem:8192;ports:[31000-32000]" (default: detected)');
+  authFlags(upCommand).action(
+    async (o: AuthFlags & { port: number; host: string; dataDir: string; containerizers: 'auto' | ('process' | 'docker')[]; resources?: string }) => {
+      warnIfExposed(o.host);
       const { up } = await import('../../server/up.ts');
-      const running = await up({ host: o.host, port: o.port, dataDir: o.dataDir, containerizers: o.containerizers, log, ...(o.resources !== undefined ? { resources: o.resources } : {}) });
+      const running = await up({ host: o.host, port: o.port, dataDir: o.dataDir, containerizers: o.containerizers, log, auth: authOptions(o), ...(o.resources !== undefined ? { resources: o.resources } : {}) });
       process.stdout.write(
         [
           `Slipway is up at ${running.master.url}`,
@@ -41,14 +87,16 @@ export function registerCluster(program: Command): void {
           `  operator API    POST ${running.master.url}/api/v1   state: ${running.master.url}/master/state`,
           `  services API    ${running.master.url}/v2/apps (Marathon's REST API)   events: ${running.master.url}/v2/events`,
           `  CI API          ${running.master.url}/ci/v1/jobs`,
+          `  admin token     ${running.adminTokenFile} (the CLI finds it there; for curl: export SLIPWAY_TOKEN=$(cat ${running.adminTokenFile}), then curl -u :$SLIPWAY_TOKEN ...)`,
           'Press Ctrl-C to stop (running tasks keep running and are recovered by the next `slipway up`).',
           '',
         ].join('\n'),
       );
       stopOnSignal(() => running.close(), 'master, services and agent', log);
-    });
+    },
+  );
 
-  program
+  const appsCommand = program
     .command('apps')
     .description('run the services framework (Marathon\'s REST API) in its own process, against a master')
     .requiredOption('--master <url>', 'the master, e.g. http://127.0.0.1:5050')
@@ -56,9 +104,12 @@ export function registerCluster(program: Command): void {
     .option('--host <ip>', 'address to bind', '127.0.0.1')
     .option('--data-dir <dir>', 'where the framework keeps its state', './.slipway/apps')
     .option('--role <role>', 'the role to subscribe with', '*')
-    .action(async (o: { master: string; port: number; host: string; dataDir: string; role: string }) => {
+    .option('--token-file <file>', 'the token it registers with at the master (its principal; default: SLIPWAY_TOKEN)');
+  authFlags(appsCommand).action(async (o: AuthFlags & { master: string; port: number; host: string; dataDir: string; role: string; tokenFile?: string }) => {
+      warnIfExposed(o.host);
+      const token = tokenFrom(o.tokenFile, 'SLIPWAY_TOKEN');
       const { startAppsServer } = await import('../../server/apps-server.ts');
-      const server = await startAppsServer({ masterUrl: o.master, host: o.host, port: o.port, dataDir: o.dataDir, role: o.role, log });
+      const server = await startAppsServer({ masterUrl: o.master, host: o.host, port: o.port, dataDir: o.dataDir, role: o.role, log, auth: authOptions(o), ...(token !== undefined ? { token } : {}) });
       process.stdout.write(`services (Marathon API) at ${server.url}/v2/apps, framework ${server.service.framework.id ?? '?'}; master ${o.master}\n`);
       stopOnSignal(() => server.close(), 'services framework', log);
     });
@@ -73,10 +124,13 @@ export function registerCluster(program: Command): void {
     .option('--data-dir <dir>', 'where CI keeps its state, logs and artifacts', './.slipway/ci')
     .option('--role <role>', 'the role to subscribe with', '*')
     .option('--mirror <git>', 'a git repository to mirror jobs and executor specs to, on every change')
-    .action(async (o: { master?: string; port: number; host: string; dataDir: string; role: string; mirror?: string }) => {
+    .option('--token-file <file>', 'the token it registers with at the master (its principal; default: SLIPWAY_TOKEN)');
+  authFlags(ci).action(async (o: AuthFlags & { master?: string; port: number; host: string; dataDir: string; role: string; mirror?: string; tokenFile?: string }) => {
       if (o.master === undefined) ci.error("error: required option '--master <url>' not specified");
+      warnIfExposed(o.host);
+      const token = tokenFrom(o.tokenFile, 'SLIPWAY_TOKEN');
       const { startCiServer } = await import('../../server/ci-server.ts');
-      const server = await startCiServer({ masterUrl: o.master!, host: o.host, port: o.port, dataDir: o.dataDir, role: o.role, log, ...(o.mirror !== undefined ? { mirrorRepo: o.mirror } : {}) });
+      const server = await startCiServer({ masterUrl: o.master!, host: o.host, port: o.port, dataDir: o.dataDir, role: o.role, log, auth: authOptions(o), ...(token !== undefined ? { token } : {}), ...(o.mirror !== undefined ? { mirrorRepo: o.mirror } : {}) });
       process.stdout.write(`CI at ${server.url}/ci/v1/jobs; master ${o.master}\n`);
       stopOnSignal(() => server.close(), 'CI', log);
     });
@@ -87,15 +141,17 @@ export function registerCluster(program: Command): void {
     .description('a CI build executor (CI launches these as tasks; not for running by hand)')
     .requiredOption('--server <url>', 'CI, e.g. http://127.0.0.1:5050')
     .requiredOption('--id <id>', 'the executor id CI gave')
-    .requiredOption('--token <token>', 'the token CI gave')
     .requiredOption('--label <label>', 'the executor label')
-    .action(async (o: { server: string; id: string; token: string; label: string }) => {
+    .action(async (o: { server: string; id: string; label: string }) => {
+      // `--token` is the program's own option (src/cli/main.ts puts it in SLIPWAY_TOKEN).
+      const token = (program.opts() as { token?: string }).token ?? process.env['SLIPWAY_TOKEN'];
+      if (token === undefined) throw new InvalidArgumentError('ci-executor needs the token CI gave (--token)');
       const { runCiExecutor } = await import('../../server/ci-executor-main.ts');
-      const code = await runCiExecutor({ serverUrl: o.server, id: o.id, token: o.token, label: o.label, log });
+      const code = await runCiExecutor({ serverUrl: o.server, id: o.id, token, label: o.label, log });
       process.exit(code);
     });
 
-  program
+  const masterCommand = program
     .command('master')
     .description('run a master')
     .option('--port <port>', 'port', positiveInt('--port'), 5050)
@@ -103,15 +159,16 @@ export function registerCluster(program: Command): void {
     .option('--data-dir <dir>', 'where the master keeps its state', './.slipway/master')
     .option('--agent-grace <ms>', 'how long a dropped agent has to come back before its tasks are reported', positiveInt('--agent-grace'), 5000)
     .option('--agent-restart-grace <ms>', 'how long an agent that announced a restart (stopped with SIGTERM) has to come back', positiveInt('--agent-restart-grace'), 120_000)
-    .option('--heartbeat <seconds>', 'heartbeat interval to frameworks', positiveInt('--heartbeat'), 15)
-    .action(async (o: { port: number; host: string; dataDir: string; agentGrace: number; agentRestartGrace: number; heartbeat: number }) => {
+    .option('--heartbeat <seconds>', 'heartbeat interval to frameworks', positiveInt('--heartbeat'), 15);
+  authFlags(masterCommand).action(async (o: AuthFlags & { port: number; host: string; dataDir: string; agentGrace: number; agentRestartGrace: number; heartbeat: number }) => {
+      warnIfExposed(o.host);
       const { startMasterServer } = await import('../../server/master-server.ts');
-      const server = await startMasterServer({ host: o.host, port: o.port, dataDir: o.dataDir, agentReconnectGraceMs: o.agentGrace, agentRestartGraceMs: o.agentRestartGrace, heartbeatIntervalSeconds: o.heartbeat, log });
-      process.stdout.write(`master listening at ${server.url}\n`);
+      const server = await startMasterServer({ host: o.host, port: o.port, dataDir: o.dataDir, agentReconnectGraceMs: o.agentGrace, agentRestartGraceMs: o.agentRestartGrace, heartbeatIntervalSeconds: o.heartbeat, log, auth: authOptions(o) });
+      process.stdout.write(`master listening at ${server.url}; admin token (first start): ${server.adminTokenFile}\n`);
       stopOnSignal(() => server.close(), 'master', log);
     });
 
-  program
+  const agentCommand = program
     .command('agent')
     .description('run an agent that offers this machine to a master')
     .requiredOption('--master <url>', 'the master, e.g. http://127.0.0.1:5050')
@@ -124,7 +181,11 @@ export function registerCluster(program: Command): void {
     .option('--port <port>', 'port of the agent\'s files server (default: any free one)', positiveInt('--port'))
     .option('--cgroups-enable-cfs', 'enforce cpu limits with CFS quota, not only shares, as Mesos\'s --cgroups_enable_cfs (small quotas slow task start-up)')
     .option('--no-announce-restart', 'on SIGTERM, do not tell the master this is a planned restart (it then reports the tasks after the short --agent-grace)')
-    .action(async (o: { master: string; workDir: string; resources?: string; attributes?: string; containerizers: 'auto' | ('process' | 'docker')[]; hostname?: string; ip: string; port?: number; cgroupsEnableCfs?: boolean; announceRestart: boolean }) => {
+    .option('--join-token <file>', 'a token that may register agents (`slipway token create <name> --policy agent`); default: SLIPWAY_JOIN_TOKEN, else SLIPWAY_TOKEN');
+  authFlags(agentCommand).action(async (o: AuthFlags & { master: string; workDir: string; resources?: string; attributes?: string; containerizers: 'auto' | ('process' | 'docker')[]; hostname?: string; ip: string; port?: number; cgroupsEnableCfs?: boolean; announceRestart: boolean; joinToken?: string }) => {
+      warnIfExposed(o.ip);
+      const token = tokenFrom(o.joinToken, 'SLIPWAY_JOIN_TOKEN', 'SLIPWAY_TOKEN');
+      if (token === undefined) log('no join token (--join-token, SLIPWAY_JOIN_TOKEN or SLIPWAY_TOKEN): the master will refuse this agent');
       mkdirSync(o.workDir, { recursive: true });
       const { startAgentServer } = await import('../../server/agent-server.ts');
       const server = await startAgentServer({
@@ -134,6 +195,8 @@ export function registerCluster(program: Command): void {
         host: o.ip,
         cgroupsEnableCfs: o.cgroupsEnableCfs === true,
         announceRestartOnStop: o.announceRestart,
+        auth: authOptions(o),
+        ...(token !== undefined ? { token } : {}),
         log,
         ...(o.resources !== undefined ? { resources: o.resources } : {}),
         ...(o.attributes !== undefined ? { attributes: o.attributes } : {}),

@@ -1,4 +1,6 @@
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import { identityOf } from '../../auth/http-gate.ts';
+import { AgentCredentialMismatch } from '../errors.ts';
 import type {} from '@fastify/websocket';
 import type { WebSocket } from 'ws';
 import { SlipwayError } from '../../core/errors.ts';
@@ -14,8 +16,11 @@ import { parseJsonText } from '../../lib/json-depth.ts';
  * src/protocol/agent.ts. A bad message gets an ERROR message and the stream is closed; when the
  * stream drops, the master gives the agent its grace period to come back.
  */
-export function agentRoutes(app: FastifyInstance, master: Master): void {
-  app.get('/api/v1/agent', { websocket: true, onRequest: websocketOnly('GET /api/v1/agent (the agents\' stream)') }, (socket: WebSocket) => {
+export function agentRoutes(app: FastifyInstance, master: Master, log: (line: string) => void = () => undefined): void {
+  app.get('/api/v1/agent', { websocket: true, onRequest: websocketOnly('GET /api/v1/agent (the agents\' stream)') }, (socket: WebSocket, request: FastifyRequest) => {
+    // The gate let the stream open for a token that may register agents; its id binds the agent id.
+    const who = identityOf(request);
+    const credential = who?.tokenId ?? who?.name;
     let agentId: string | undefined;
     const conn: AgentConnection = {
       send: (message) => {
@@ -41,13 +46,14 @@ export function agentRoutes(app: FastifyInstance, master: Master): void {
             refuse('the first message of an agent stream must be REGISTER');
             return;
           }
-          agentId = master.registerAgent(message, conn);
+          agentId = master.registerAgent(message, conn, credential);
         } else {
           master.agentMessage(agentId, message);
         }
       } catch (e) {
         // Never let a message take the master down: a bug surfaces as a refused stream, logged.
         if (!(e instanceof SlipwayError)) app.log.error(e);
+        if (e instanceof AgentCredentialMismatch) log(`refused an agent stream from ${request.ip} (token ${who?.tokenId ?? 'none'} '${who?.name ?? ''}'): ${e.message}`);
         refuse(e instanceof SlipwayError ? e.message : 'internal error while handling the message');
       }
     });

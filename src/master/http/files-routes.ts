@@ -34,7 +34,9 @@ export function filesRoutes(app: FastifyInstance, master: Master): void {
       request.raw.on('close', () => abort.abort());
       let response: Response;
       try {
-        response = await fetch(url, { signal: abort.signal });
+        // The caller's credentials go with it: the agent asks the master who they are.
+        const authorization = request.headers.authorization;
+        response = await fetch(url, { signal: abort.signal, ...(authorization !== undefined ? { headers: { Authorization: authorization } } : {}) });
       } catch (e) {
         throw new AgentUnavailable(`agent ${task.agentId} did not answer: ${(e as Error).message}`);
       }

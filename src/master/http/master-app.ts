@@ -3,7 +3,12 @@ import websocket from '@fastify/websocket';
 import { httpErrorReply } from '../../core/http-error-reply.ts';
 import { fastifyServerOptions, WEBSOCKET_MAX_PAYLOAD } from '../../lib/http-server-limits.ts';
 import { guardJsonBodies } from '../../lib/json-depth.ts';
+import type { AuditLog } from '../../auth/audit-log.ts';
+import { AUTH_ROUTE_RULES, mountAuthRoutes } from '../../auth/auth-routes.ts';
+import type { HttpGate } from '../../auth/http-gate.ts';
+import type { TokenRegistry } from '../../auth/tokens.ts';
 import type { Master } from '../master.ts';
+import { masterAccessRules } from './access-rules.ts';
 import { agentRoutes } from './agent-routes.ts';
 import { filesRoutes } from './files-routes.ts';
 import { operatorRoutes } from './operator-routes.ts';
@@ -16,11 +21,25 @@ import { schedulerRoutes } from './scheduler-routes.ts';
  * in-process transport gives); a request Fastify itself refuses (malformed JSON, wrong content
  * type) keeps its 4xx status with Fastify's message. Nothing a client sends can make a 500.
  */
-export async function buildMasterApp(master: Master, options: { version: string; logger?: boolean }): Promise<FastifyInstance> {
+export interface MasterAuth {
+  gate: HttpGate;
+  tokens: TokenRegistry;
+  audit: AuditLog;
+}
+
+/**
+ * `auth` is the gate every route passes (src/auth/http-gate.ts): installed before any route, with
+ * the master's rules and /auth/v1; APIs mounted later on the same app add their rules first.
+ */
+export async function buildMasterApp(master: Master, options: { version: string; logger?: boolean; auth: MasterAuth; log?: (line: string) => void }): Promise<FastifyInstance> {
   // forceCloseConnections: close() must not wait for idle keep-alive sockets a client left open
   // (an aborted fetch of an event stream leaves one; Fastify would wait out its 72 s timeout).
   const app = Fastify({ logger: options.logger ?? false, ...fastifyServerOptions() });
   guardJsonBodies(app);
+  const { gate } = options.auth;
+  gate.install(app);
+  gate.addRules(masterAccessRules(master));
+  gate.addRules(AUTH_ROUTE_RULES);
   await app.register(websocket, { options: { maxPayload: WEBSOCKET_MAX_PAYLOAD } });
   app.setErrorHandler((error: FastifyError, request, reply) => {
     const { status, message, internal } = httpErrorReply(error);
@@ -30,7 +49,8 @@ export async function buildMasterApp(master: Master, options: { version: string;
   app.setNotFoundHandler((request, reply) => reply.code(404).type('text/plain').send(`no route ${request.method} ${request.url}`));
   schedulerRoutes(app, master);
   operatorRoutes(app, master, options.version);
-  agentRoutes(app, master);
+  agentRoutes(app, master, options.log);
   filesRoutes(app, master);
+  mountAuthRoutes(app, options.auth);
   return app;
 }

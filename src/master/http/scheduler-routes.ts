@@ -6,6 +6,9 @@ import type { Event } from '../../protocol/scheduler.ts';
 import { FrameworkNotSubscribed, MissingStreamId, StreamIdMismatch } from '../errors.ts';
 import type { FrameworkConnection, Master } from '../master.ts';
 import { recordio } from '../../protocol/recordio.ts';
+import { Forbidden, identityOf } from '../../auth/http-gate.ts';
+import { decide } from '../../auth/policy.ts';
+import type { Identity } from '../../auth/tokens.ts';
 
 /**
  * `POST /api/v1/scheduler`: Mesos's v1 scheduler HTTP API, JSON flavour (docs/scheduler-http-api.md).
@@ -31,6 +34,21 @@ export function schedulerRoutes(app: FastifyInstance, master: Master): void {
   });
 }
 
+function isAdmin(who: Identity): boolean {
+  return decide(who.policies, 'admin', { kind: 'frameworks', name: '*' }).allowed;
+}
+
+/**
+ * Calls for a framework (SUBSCRIBE with its id, ACCEPT, KILL, TEARDOWN, ...) come only from the
+ * principal that registered it, or from an admin of frameworks: 403 otherwise, naming both.
+ */
+function checkOwner(master: Master, who: Identity, frameworkId: string): void {
+  const info = master.frameworkInfo(frameworkId);
+  if (info === undefined || info.principal === who.name || isAdmin(who)) return;
+  // A framework registered without a principal (before authentication) is an admin's to claim.
+  throw new Forbidden(`framework ${frameworkId} belongs to principal '${info.principal ?? '(none)'}', not to '${who.name}'`);
+}
+
 function routes(app: FastifyInstance, master: Master): void {
   /** framework id -> its current stream id. */
   const streams = new Map<string, string>();
@@ -42,8 +60,11 @@ function routes(app: FastifyInstance, master: Master): void {
 
   app.post('/api/v1/scheduler', async (request, reply) => {
     const call = parseCall(request.body);
+    const who = identityOf(request);
+    if (who === undefined) throw new Forbidden('the scheduler API needs an authenticated caller');
     if (call.type !== 'SUBSCRIBE') {
       const frameworkId = call.framework_id.value;
+      checkOwner(master, who, frameworkId);
       const current = streams.get(frameworkId);
       if (current === undefined) throw new FrameworkNotSubscribed(`framework ${frameworkId} is not subscribed`);
       const streamId = request.headers['mesos-stream-id'];
@@ -52,6 +73,17 @@ function routes(app: FastifyInstance, master: Master): void {
       master.call(call);
       return reply.code(202).send();
     }
+
+    // The framework's principal is its caller's token name (Mesos's FrameworkInfo.principal, which
+    // Mesos checks against the authenticated principal); a framework id already taken is only
+    // for the principal that registered it.
+    const info = call.subscribe.framework_info;
+    if (info.principal !== undefined && info.principal !== who.name && !isAdmin(who)) {
+      throw new Forbidden(`framework_info.principal '${info.principal}' is not the caller's principal '${who.name}'`);
+    }
+    info.principal ??= who.name;
+    const requested = call.framework_id?.value ?? info.id?.value;
+    if (requested !== undefined) checkOwner(master, who, requested);
 
     const streamId = randomUUID();
     const raw = reply.raw;

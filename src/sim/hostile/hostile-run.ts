@@ -4,6 +4,7 @@ import fc from 'fast-check';
 import WebSocket from 'ws';
 import { requestArb, type HostileRequest, type Route } from './hostile-requests.ts';
 import type { HostileTarget } from './hostile-target.ts';
+import { runAuthorization } from '../bench-token.ts';
 
 /**
  * The hostile-input suite's driver: it attacks every route of every server of a HostileTarget
@@ -301,7 +302,9 @@ function send(port: number, r: HostileRequest, agent: Agent, stallMs: number): P
       req.destroy();
       resolve({ ...o, sentBytes, ms: Date.now() - started });
     };
-    const headers: Record<string, string | number> = { ...r.headers };
+    // As an authenticated client (the run's admin token; src/sim/bench-token.ts): the handlers
+    // behind the gate are what is under attack. A request that names its own Authorization keeps it.
+    const headers: Record<string, string | number> = { authorization: runAuthorization(), ...r.headers };
     if (body !== undefined) headers['content-length'] = body.length;
     let req: ReturnType<typeof httpRequest>;
     try {
@@ -385,7 +388,7 @@ async function attackWebSockets(port: number, seed: number, inFlight: Map<string
     inFlight.set(label, entry);
     window.set(label, entry);
     const outcome = await new Promise<string | undefined>((resolve) => {
-      const socket = new WebSocket(`ws://127.0.0.1:${port}${path}`, { maxPayload: 16 * 1024 * 1024 });
+      const socket = new WebSocket(`ws://127.0.0.1:${port}${path}`, { maxPayload: 16 * 1024 * 1024, headers: { authorization: runAuthorization() } });
       const timer = setTimeout(() => {
         socket.terminate();
         resolve(undefined);
@@ -428,7 +431,7 @@ async function slowConnections(port: number, o: HostileRunOptions, note: (f: Fin
     const s = connect(port, '127.0.0.1');
     s.on('error', () => {});
     s.on('close', () => closedByServer++);
-    s.write(`POST /v2/apps HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: 100000\r\n\r\n{`);
+    s.write(`POST /v2/apps HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: ${runAuthorization()}\r\nContent-Type: application/json\r\nContent-Length: 100000\r\n\r\n{`);
     sockets.push(s);
   }
   const drip = setInterval(() => {

@@ -1,0 +1,69 @@
+import type { FastifyInstance } from 'fastify';
+import { SlipwayError } from '../core/errors.ts';
+import type { AuditLog } from './audit-log.ts';
+import { identityOf, Unauthenticated, type HttpGate, type RouteRule } from './http-gate.ts';
+import { capabilitiesOn, RESOURCE_KINDS, type Capability, type ResourceKind } from './policy.ts';
+import type { TokenRegistry } from './tokens.ts';
+
+/**
+ * `/auth/v1`: who the caller is, tokens, the audit log (docs/security.md).
+ * - `GET /auth/v1/whoami`: the caller's name, token id, policies and capabilities by kind of
+ *   resource (on every name of the kind: what the UI enables); any authenticated caller.
+ * - `GET /auth/v1/tokens`, `GET /auth/v1/tokens/:id`: tokens without their secrets (read on tokens).
+ * - `POST /auth/v1/tokens {"name", "policies": [...], "ttlSeconds"?}`: 201 with the token's text,
+ *   shown this once (admin on tokens).
+ * - `DELETE /auth/v1/tokens/:id`: revoked for good (admin on tokens).
+ * - `GET /auth/v1/audit?limit=&before=`: the newest changes first (read on tokens `audit`).
+ */
+export const AUTH_ROUTE_RULES: readonly RouteRule[] = [
+  { method: 'GET', url: '/auth/v1/whoami', access: () => [] },
+  { method: 'GET', url: '/auth/v1/tokens', access: () => [{ capability: 'read', resource: { kind: 'tokens', name: '*' } }] },
+  { method: 'GET', url: '/auth/v1/tokens/:id', access: () => [{ capability: 'read', resource: { kind: 'tokens', name: '*' } }] },
+  { method: 'POST', url: '/auth/v1/tokens', access: () => [{ capability: 'admin', resource: { kind: 'tokens', name: '*' } }] },
+  { method: 'DELETE', url: '/auth/v1/tokens/:id', access: () => [{ capability: 'admin', resource: { kind: 'tokens', name: '*' } }] },
+  { method: 'GET', url: '/auth/v1/audit', access: () => [{ capability: 'read', resource: { kind: 'tokens', name: 'audit' } }] },
+];
+
+export class InvalidAuthRequest extends SlipwayError {
+  readonly code = 'INVALID_AUTH_REQUEST';
+  readonly status = 400;
+}
+
+export interface WhoAmI {
+  name: string;
+  tokenId: string | null;
+  policies: string[];
+  capabilities: Record<ResourceKind, Capability[]>;
+}
+
+/** The routes of /auth/v1 on `app` (whose gate must have AUTH_ROUTE_RULES). */
+export function mountAuthRoutes(app: FastifyInstance, o: { gate: HttpGate; tokens: TokenRegistry; audit: AuditLog }): void {
+  app.get('/auth/v1/whoami', (req): WhoAmI => {
+    const who = identityOf(req);
+    if (who === undefined) throw new Unauthenticated('authentication required');
+    const capabilities = Object.fromEntries(RESOURCE_KINDS.map((kind) => [kind, capabilitiesOn(who.policies, { kind, name: '*' })])) as Record<ResourceKind, Capability[]>;
+    return { name: who.name, tokenId: who.tokenId ?? null, policies: who.policies.map((p) => p.name), capabilities };
+  });
+  app.get('/auth/v1/tokens', () => ({ tokens: o.tokens.list() }));
+  app.get('/auth/v1/tokens/:id', (req) => o.tokens.get((req.params as { id: string }).id));
+  app.post('/auth/v1/tokens', async (req, reply) => {
+    const body = req.body;
+    if (typeof body !== 'object' || body === null || Array.isArray(body)) throw new InvalidAuthRequest('the body must be a JSON object: {"name": "...", "policies": ["viewer"], "ttlSeconds": 3600}');
+    const { name, policies, ttlSeconds } = body as Record<string, unknown>;
+    if (typeof name !== 'string') throw new InvalidAuthRequest('name must be a string');
+    if (!Array.isArray(policies) || !policies.every((p): p is string => typeof p === 'string')) throw new InvalidAuthRequest('policies must be an array of policy names');
+    if (ttlSeconds !== undefined && (typeof ttlSeconds !== 'number' || !Number.isSafeInteger(ttlSeconds) || ttlSeconds <= 0)) throw new InvalidAuthRequest('ttlSeconds must be a positive integer');
+    const created = await o.tokens.create({ name, policies, ...(ttlSeconds !== undefined ? { ttlMs: ttlSeconds * 1000 } : {}) });
+    return reply.code(201).send({ ...created.view, token: created.token });
+  });
+  app.delete('/auth/v1/tokens/:id', async (req) => o.tokens.revoke((req.params as { id: string }).id));
+  app.get('/auth/v1/audit', async (req) => {
+    const q = req.query as Record<string, unknown>;
+    const limit = q['limit'] === undefined ? 100 : Number(q['limit']);
+    const before = q['before'] === undefined ? undefined : Number(q['before']);
+    if (!Number.isSafeInteger(limit) || limit < 1 || limit > 1000) throw new InvalidAuthRequest('limit must be an integer from 1 to 1000');
+    if (before !== undefined && !Number.isSafeInteger(before)) throw new InvalidAuthRequest('before must be an integer (the seq of an entry)');
+    const entries = await o.audit.list({ limit, ...(before !== undefined ? { before } : {}) });
+    return { entries: entries.map((e) => ({ ...e, at: new Date(e.at).toISOString() })) };
+  });
+}

@@ -1,0 +1,40 @@
+import { builtInPolicy, type Policy } from './policy.ts';
+import type { Identity } from './tokens.ts';
+
+/**
+ * Identities resolved by the master (`GET /auth/v1/whoami` with the caller's token), for the parts
+ * that run apart from it (`slipway apps`, `slipway ci`, an agent's files server): the master holds
+ * the tokens, the others ask it. Answers are cached for `ttlMs` (default 10 s): a revoked token is
+ * refused everywhere within that time. A master that does not answer refuses the request (the
+ * caller hears 401), never lets it through.
+ */
+export class RemoteIdentities {
+  private readonly cache = new Map<string, { identity: Identity | undefined; until: number }>();
+
+  constructor(
+    private readonly masterUrl: string,
+    private readonly o: { ttlMs?: number; now?: () => number } = {},
+  ) {}
+
+  async resolve(token: string): Promise<Identity | undefined> {
+    const now = (this.o.now ?? Date.now)();
+    const hit = this.cache.get(token);
+    if (hit !== undefined && hit.until > now) return hit.identity;
+    let identity: Identity | undefined;
+    try {
+      const r = await fetch(new URL('/auth/v1/whoami', this.masterUrl), { headers: { Authorization: `Bearer ${token}` }, signal: AbortSignal.timeout(5_000) });
+      if (r.status === 200) {
+        const who = (await r.json()) as { name: string; tokenId: string | null; policies: string[] };
+        identity = { tokenId: who.tokenId ?? undefined, name: who.name, policies: who.policies.flatMap((p): Policy[] => {
+        const policy = builtInPolicy(p);
+        return policy !== undefined ? [policy] : [];
+      }) };
+      } else if (r.status !== 401) return undefined; // Not cached: the master may answer next time.
+    } catch {
+      return undefined;
+    }
+    if (this.cache.size > 10_000) this.cache.clear();
+    this.cache.set(token, { identity, until: now + (this.o.ttlMs ?? 10_000) });
+    return identity;
+  }
+}

@@ -1,0 +1,78 @@
+import type { Command } from 'commander';
+import { AuthClient, AuthRequestFailed } from '../../sdk/auth-client.ts';
+import { positiveInt } from '../options.ts';
+
+/**
+ * `slipway token create|list|revoke` and `slipway whoami`: tokens of a master (`/auth/v1`). The
+ * caller's own token comes from --token, SLIPWAY_TOKEN or ./.slipway/admin.token (src/cli/main.ts).
+ *
+ *   slipway token create <name> --policy developer [--policy ...] [--ttl <seconds>]
+ *                                         prints the new token (shown this once) on stdout
+ *   slipway token list                    id, name, policies, created, revoked
+ *   slipway token revoke <id>
+ */
+export function registerTokens(program: Command): void {
+  const token = program.command('token').description('create, list and revoke tokens (a token names policies: viewer, developer, deployer, operator, admin, agent, framework)');
+  const MASTER = ['--master <url>', 'the master', 'http://127.0.0.1:5050'] as const;
+
+  token
+    .command('create <name>')
+    .description('create a token; prints it on stdout, shown this once')
+    .option(...MASTER)
+    .option('--policy <name>', 'a policy the token holds (repeat for more)', (v: string, all: string[] = []) => [...all, v])
+    .option('--ttl <seconds>', 'expires after this many seconds', positiveInt('--ttl'))
+    .action(async (name: string, o: { master: string; policy?: string[]; ttl?: number }) => {
+      await run(async () => {
+        const t = await new AuthClient(o.master).createToken({ name, policies: o.policy ?? ['viewer'], ...(o.ttl !== undefined ? { ttlSeconds: o.ttl } : {}) });
+        process.stderr.write(`token ${t.id} '${t.name}' (${t.policies.join(', ')})${t.expiresAt !== undefined ? `, expires ${t.expiresAt}` : ''}: keep it secret, it is not shown again\n`);
+        process.stdout.write(`${t.token}\n`);
+      });
+    });
+
+  token
+    .command('list')
+    .description('list the tokens (without their secrets)')
+    .option(...MASTER)
+    .action(async (o: { master: string }) => {
+      await run(async () => {
+        const list = await new AuthClient(o.master).tokens();
+        const rows = list.map((t) => [t.id, t.name, t.policies.join(','), t.createdAt, t.revoked ? 'revoked' : t.expiresAt !== undefined ? `expires ${t.expiresAt}` : '']);
+        const head = ['ID', 'NAME', 'POLICIES', 'CREATED', 'STATE'];
+        const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
+        const line = (r: string[]) => r.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd() + '\n';
+        process.stdout.write(line(head) + rows.map(line).join(''));
+      });
+    });
+
+  token
+    .command('revoke <id>')
+    .description('revoke a token for good')
+    .option(...MASTER)
+    .action(async (id: string, o: { master: string }) => {
+      await run(async () => {
+        const t = await new AuthClient(o.master).revokeToken(id);
+        process.stdout.write(`token ${t.id} '${t.name}' is revoked\n`);
+      });
+    });
+
+  program
+    .command('whoami')
+    .description('who the token is: its name, policies and capabilities')
+    .option(...MASTER)
+    .action(async (o: { master: string }) => {
+      await run(async () => {
+        const me = await new AuthClient(o.master).whoami();
+        process.stdout.write(`${me.name}${me.tokenId !== null ? ` (token ${me.tokenId})` : ''}: ${me.policies.join(', ') || 'no policies'}\n`);
+        for (const [kind, caps] of Object.entries(me.capabilities)) if (caps.length > 0) process.stdout.write(`  ${kind.padEnd(10)} ${caps.join(', ')}\n`);
+      });
+    });
+}
+
+async function run(f: () => Promise<void>): Promise<void> {
+  try {
+    await f();
+  } catch (e) {
+    process.stderr.write(`slipway: ${e instanceof AuthRequestFailed || e instanceof Error ? e.message : String(e)}\n`);
+    process.exitCode = 1;
+  }
+}

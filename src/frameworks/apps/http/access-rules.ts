@@ -1,0 +1,128 @@
+import type { Check, GateRequest, RouteRule } from '../../../auth/http-gate.ts';
+import type { Capability, ChangedObject } from '../../../auth/policy.ts';
+import type { AppsView } from '../apps-state.ts';
+import { resolveGroupId } from '../group-definition.ts';
+
+/**
+ * What each route of Marathon's API asks of its caller (src/auth/http-gate.ts; docs/security.md).
+ * Resources are apps by their canonical id (`..` resolved first, so `/team-a/../team-b/x` is
+ * team-b's); a group is named by its id with a trailing slash, so that a rule `/team-a/*` covers
+ * the group `/team-a` and all below it. Changes are checked against the whole definition sent:
+ * each app's `user`, cpus, mem and instances (the policy's limits), apps inside groups included.
+ * Lists (`GET /v2/apps`, groups, tasks, queue, deployments, events) need read on every app (`*`).
+ */
+
+const ALL_APPS = { kind: 'apps', name: '*' } as const;
+const on = (capability: Capability, name: string, object?: ChangedObject): Check => ({ capability, resource: { kind: 'apps', name }, ...(object !== undefined ? { object } : {}) });
+
+/** The app id a wildcard path names, once its action suffix is taken off (`/a/b/restart` is `/a/b`). */
+export function appIdOfPath(path: string): string {
+  const m = /^(.*?)(\/restart|\/tasks(\/[^/]+)?|\/versions(\/[^/]+)?|\/delay)?$/.exec(path);
+  return resolveGroupId(m?.[1] ?? path, '/');
+}
+
+const groupName = (id: string) => (id === '/' ? '/' : `${id}/`);
+
+function record(v: unknown): Record<string, unknown> | undefined {
+  return typeof v === 'object' && v !== null && !Array.isArray(v) ? (v as Record<string, unknown>) : undefined;
+}
+
+/** What the policies' limits look at in an app definition (absent fields are not checked). */
+function objectOf(app: Record<string, unknown>): ChangedObject {
+  const o: ChangedObject = {};
+  if (typeof app['user'] === 'string') o.taskUser = app['user'];
+  if (typeof app['cpus'] === 'number') o.cpus = app['cpus'];
+  if (typeof app['mem'] === 'number') o.mem = app['mem'];
+  if (typeof app['instances'] === 'number') o.instances = app['instances'];
+  return o;
+}
+
+/** deploy on each app of a group definition (nested groups too, bounded as the parser bounds them). */
+function groupChecks(groupId: string, body: unknown, out: Check[], depth = 0): void {
+  const g = record(body);
+  if (g === undefined || depth > 16 || out.length > 2_000) return;
+  for (const a of Array.isArray(g['apps']) ? g['apps'] : []) {
+    const app = record(a);
+    if (app !== undefined && typeof app['id'] === 'string') out.push(on('deploy', resolveGroupId(app['id'], groupId), objectOf(app)));
+  }
+  for (const child of Array.isArray(g['groups']) ? g['groups'] : []) {
+    const c = record(child);
+    if (c !== undefined && typeof c['id'] === 'string') {
+      const id = resolveGroupId(c['id'], groupId);
+      out.push(on('deploy', groupName(id)));
+      groupChecks(id, c, out, depth + 1);
+    }
+  }
+}
+
+const wildcard = (req: GateRequest) => req.params['*'] ?? '';
+
+function appChecks(req: GateRequest, fallbackId?: string): Check[] {
+  const items = Array.isArray(req.body) ? req.body : [req.body];
+  return items.map((item) => {
+    const app = record(item) ?? {};
+    const id = fallbackId ?? (typeof app['id'] === 'string' ? resolveGroupId(app['id'], '/') : '*');
+    return on('deploy', id, objectOf(app));
+  });
+}
+
+export function marathonAccessRules(view: AppsView, o: { rootMetrics: boolean }): RouteRule[] {
+  const read = () => [{ capability: 'read' as const, resource: ALL_APPS }];
+  return [
+    { method: 'GET', url: '/ping', access: 'public' },
+    { method: 'GET', url: '/v2/leader', access: () => [] },
+    { method: 'GET', url: '/v2/info', access: () => [] },
+    { method: 'GET', url: '/v2/metrics', access: () => [{ capability: 'read', resource: { kind: 'cluster', name: 'metrics' } }] },
+    ...(o.rootMetrics ? [{ method: 'GET', url: '/metrics', access: () => [{ capability: 'read' as const, resource: { kind: 'cluster' as const, name: 'metrics' } }] }] : []),
+    { method: 'GET', url: '/v2/events', access: read },
+    { method: 'GET', url: '/v2/apps', access: read },
+    { method: 'POST', url: '/v2/apps', access: (req) => appChecks(req) },
+    { method: ['PUT', 'PATCH'], url: '/v2/apps', access: (req) => appChecks(req) },
+    { method: 'GET', url: '/v2/apps/*', access: (req) => [on('read', appIdOfPath(wildcard(req)))] },
+    { method: ['PUT', 'PATCH'], url: '/v2/apps/*', access: (req) => appChecks(req, appIdOfPath(wildcard(req))) },
+    { method: 'POST', url: '/v2/apps/*', access: (req) => [on('restart', appIdOfPath(wildcard(req)))] },
+    {
+      method: 'DELETE',
+      url: '/v2/apps/*',
+      access: (req) => {
+        const path = wildcard(req);
+        return [on(/\/tasks(\/[^/]+)?$/.test(path) ? 'kill' : 'delete', appIdOfPath(path))];
+      },
+    },
+    { method: 'GET', url: '/v2/groups', access: read },
+    { method: 'GET', url: '/v2/groups/*', access: read },
+    ...(['POST', 'PUT'] as const).flatMap((method): RouteRule[] => [
+      { method, url: '/v2/groups', access: (req) => groupBodyChecks('/', req.body) },
+      { method, url: '/v2/groups/*', access: (req) => groupBodyChecks(resolveGroupId(wildcard(req), '/'), req.body) },
+    ]),
+    { method: 'DELETE', url: '/v2/groups', access: () => [on('delete', '/')] },
+    { method: 'DELETE', url: '/v2/groups/*', access: (req) => [on('delete', groupName(resolveGroupId(wildcard(req), '/')))] },
+    { method: 'GET', url: '/v2/deployments', access: read },
+    { method: 'DELETE', url: '/v2/deployments/:id', access: () => [{ capability: 'deploy', resource: ALL_APPS }] },
+    { method: 'GET', url: '/v2/tasks', access: read },
+    {
+      method: 'POST',
+      url: '/v2/tasks/delete',
+      access: (req) => {
+        const ids = record(req.body)?.['ids'];
+        if (!Array.isArray(ids)) return [];
+        // Tasks that are gone are ignored by the route (as Marathon does): nothing to check.
+        return ids.slice(0, 10_000).flatMap((id) => {
+          const appId = typeof id === 'string' ? view.instance(id)?.appId : undefined;
+          return appId !== undefined ? [on('kill', appId)] : [];
+        });
+      },
+    },
+    { method: 'GET', url: '/v2/queue', access: read },
+    { method: 'DELETE', url: '/v2/queue/*', access: (req) => [on('deploy', appIdOfPath(wildcard(req)))] },
+  ];
+}
+
+function groupBodyChecks(groupId: string, body: unknown): Check[] {
+  const out: Check[] = [];
+  const g = record(body);
+  const id = g !== undefined && typeof g['id'] === 'string' ? resolveGroupId(g['id'], groupId) : groupId;
+  out.push(on('deploy', groupName(id)));
+  groupChecks(id, body, out);
+  return out;
+}

@@ -1,0 +1,52 @@
+import type { Check, GateRequest, RouteRule } from '../../../auth/http-gate.ts';
+import type { Capability } from '../../../auth/policy.ts';
+
+/**
+ * What each route of CI's API and of its Jenkins API asks of its caller (src/auth/http-gate.ts;
+ * docs/security.md). Resources are jobs by name; lists need read on every job (`*`). Three routes
+ * prove their caller by their own means (`own`): an executor's stream and its artifact uploads
+ * (the executor's token, bound to it), and webhooks (the job's webhook secret, a signature).
+ */
+const job = (capability: Capability, name: string | undefined): Check => ({ capability, resource: { kind: 'ci', name: name ?? '*' } });
+const byName = (capability: Capability) => (req: GateRequest) => [job(capability, req.params['name'])];
+const all = (capability: Capability) => () => [job(capability, '*')];
+
+export const CI_ACCESS_RULES: readonly RouteRule[] = [
+  { method: 'GET', url: '/ci/v1/jobs', access: all('read') },
+  { method: 'PUT', url: '/ci/v1/jobs/:name', access: byName('configure') },
+  { method: 'GET', url: '/ci/v1/jobs/:name', access: byName('read') },
+  { method: 'DELETE', url: '/ci/v1/jobs/:name', access: byName('delete') },
+  { method: 'POST', url: '/ci/v1/jobs/:name/builds', access: byName('trigger') },
+  { method: 'GET', url: '/ci/v1/jobs/:name/builds', access: byName('read') },
+  { method: 'GET', url: '/ci/v1/jobs/:name/builds/:n', access: byName('read') },
+  { method: 'POST', url: '/ci/v1/jobs/:name/builds/:n/cancel', access: byName('trigger') },
+  { method: 'POST', url: '/ci/v1/jobs/:name/builds/:n/rebuild', access: byName('trigger') },
+  { method: 'GET', url: '/ci/v1/jobs/:name/builds/:n/log', access: byName('read-logs') },
+  { method: 'GET', url: '/ci/v1/jobs/:name/builds/:n/artifacts/*', access: byName('read') },
+  { method: 'PUT', url: '/ci/v1/jobs/:name/builds/:n/artifacts/*', access: 'own' },
+  { method: 'POST', url: '/ci/v1/hooks/:job', access: 'own' },
+  { method: 'GET', url: '/ci/v1/jobs/:name/triggers', access: byName('read') },
+  { method: 'PUT', url: '/ci/v1/executors/:label', access: () => [job('configure', 'executors')] },
+  { method: 'GET', url: '/ci/v1/executors', access: all('read') },
+  { method: 'GET', url: '/ci/v1/queue', access: all('read') },
+  { method: 'GET', url: '/ci/v1/executor-stream', access: 'own' },
+  // Jenkins's remote API.
+  { method: 'GET', url: '/jenkins/api/json', access: all('read') },
+  { method: 'GET', url: '/jenkins/', access: all('read') },
+  { method: 'GET', url: '/jenkins', access: all('read') },
+  { method: 'GET', url: '/jenkins/crumbIssuer/api/json', access: () => [] },
+  { method: 'GET', url: '/jenkins/queue/api/json', access: all('read') },
+  { method: 'GET', url: '/jenkins/queue/item/:id/api/json', access: all('read') },
+  { method: 'POST', url: '/jenkins/queue/item/:id/cancelQueue', access: all('trigger') },
+  { method: 'GET', url: '/jenkins/job/:name/api/json', access: byName('read') },
+  { method: 'POST', url: '/jenkins/job/:name/build', access: byName('trigger') },
+  { method: 'POST', url: '/jenkins/job/:name/buildWithParameters', access: byName('trigger') },
+  { method: 'GET', url: '/jenkins/job/:name/:n/api/json', access: byName('read') },
+  { method: 'GET', url: '/jenkins/job/:name/:n/buildNumber', access: byName('read') },
+  { method: 'POST', url: '/jenkins/job/:name/:n/stop', access: byName('trigger') },
+  { method: 'POST', url: '/jenkins/job/:name/:n/term', access: byName('trigger') },
+  { method: 'POST', url: '/jenkins/job/:name/:n/kill', access: byName('trigger') },
+  { method: ['GET', 'POST'], url: '/jenkins/job/:name/:n/logText/progressiveText', access: byName('read-logs') },
+  { method: 'GET', url: '/jenkins/job/:name/:n/consoleText', access: byName('read-logs') },
+  { method: 'GET', url: '/jenkins/job/:name/:n/artifact/*', access: byName('read') },
+];

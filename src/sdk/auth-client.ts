@@ -1,0 +1,62 @@
+import { authHeaders, defaultToken } from './credentials.ts';
+
+/** A token as `/auth/v1/tokens` shows it (never its secret, but once, when it is created). */
+export interface TokenInfo {
+  id: string;
+  name: string;
+  policies: string[];
+  createdAt: string;
+  expiresAt?: string;
+  revoked: boolean;
+  /** Only in the answer that created it. */
+  token?: string;
+}
+
+export class AuthRequestFailed extends Error {
+  constructor(
+    readonly status: number,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+/** A client of `/auth/v1` (tokens, whoami, audit), for the CLI and tools. */
+export class AuthClient {
+  constructor(
+    readonly baseUrl: string,
+    private readonly token: string | undefined = defaultToken(),
+  ) {}
+
+  private async json<T>(method: string, path: string, body?: unknown): Promise<T> {
+    let r: Response;
+    try {
+      r = await fetch(new URL(path, this.baseUrl), {
+        method,
+        headers: { ...authHeaders(this.token), ...(body !== undefined ? { 'Content-Type': 'application/json' } : {}) },
+        ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
+      });
+    } catch (e) {
+      throw new AuthRequestFailed(0, `cannot reach ${this.baseUrl}: ${e instanceof Error ? (e.cause instanceof Error ? e.cause.message : e.message) : String(e)}`);
+    }
+    const text = await r.text();
+    if (!r.ok) throw new AuthRequestFailed(r.status, `${method} ${path}: ${r.status} ${text}`);
+    return JSON.parse(text) as T;
+  }
+
+  whoami(): Promise<{ name: string; tokenId: string | null; policies: string[]; capabilities: Record<string, string[]> }> {
+    return this.json('GET', '/auth/v1/whoami');
+  }
+
+  async tokens(): Promise<TokenInfo[]> {
+    return (await this.json<{ tokens: TokenInfo[] }>('GET', '/auth/v1/tokens')).tokens;
+  }
+
+  createToken(o: { name: string; policies: string[]; ttlSeconds?: number }): Promise<TokenInfo & { token: string }> {
+    return this.json('POST', '/auth/v1/tokens', o);
+  }
+
+  revokeToken(id: string): Promise<TokenInfo> {
+    return this.json('DELETE', `/auth/v1/tokens/${encodeURIComponent(id)}`);
+  }
+}

@@ -1,0 +1,41 @@
+import type { ColumnType, Migration } from 'kysely';
+import type { Millis } from './master-database.ts';
+import { migration0001Auth } from './migrations/auth/0001-auth.ts';
+
+/** The tables of the authentication database (`auth.db`), as Kysely sees them, and its migrations. */
+
+type MillisOrNull = ColumnType<number | string | null, number | null, number | null>;
+
+export interface TokensTable {
+  id: string;
+  name: string;
+  /** JSON of the policy names. */
+  policies: string;
+  /** Hex SHA-256 of the token text. */
+  hash: string;
+  created_at: Millis;
+  expires_at: MillisOrNull;
+  revoked_at: MillisOrNull;
+}
+
+export interface AuditTable {
+  seq: Millis;
+  at: Millis;
+  token_id: string | null;
+  name: string;
+  method: string;
+  path: string;
+  status: ColumnType<number | string, number, number>;
+  remote: string;
+  request_id: string;
+}
+
+export interface AuthDatabase {
+  tokens: TokensTable;
+  audit: AuditTable;
+}
+
+/** Every migration of the authentication database, by name. Append only (see master-database.ts). */
+export const AUTH_MIGRATIONS: Readonly<Record<string, Migration>> = {
+  '0001-auth': migration0001Auth,
+};

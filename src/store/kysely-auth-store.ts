@@ -1,0 +1,76 @@
+import type { Kysely } from 'kysely';
+import type { AuditEntry } from '../auth/http-gate.ts';
+import type { StoredToken, TokenStore } from '../auth/tokens.ts';
+import type { AuthDatabase } from './auth-database.ts';
+import { CallQueue } from './call-queue.ts';
+import { fromJson, toJson } from './json-column.ts';
+import type { StoreDatabase, StoreDatabases } from './store-database.ts';
+
+/**
+ * Tokens and the audit log (src/auth) in the authentication database. Tokens are written through
+ * (a created token answers once it is durable); audit entries are appended in batches (`appendAudit`
+ * resolves once the batch holding them is written).
+ */
+export class KyselyAuthStore implements TokenStore {
+  private readonly db: Kysely<AuthDatabase>;
+  private readonly calls = new CallQueue('auth store');
+
+  constructor(private readonly database: StoreDatabase<AuthDatabase>) {
+    this.db = database.db;
+  }
+
+  static async open(databases: StoreDatabases): Promise<KyselyAuthStore> {
+    return new KyselyAuthStore(await databases.open('auth'));
+  }
+
+  loadTokens(): Promise<StoredToken[]> {
+    return this.calls.run('load tokens', async () => {
+      const rows = await this.db.selectFrom('tokens').selectAll().orderBy('created_at').execute();
+      return rows.map((r) => {
+        const policies = fromJson(r.policies);
+        const t: StoredToken = { id: r.id, name: r.name, policies: Array.isArray(policies) ? policies.filter((p): p is string => typeof p === 'string') : [], hash: r.hash, createdAt: Number(r.created_at) };
+        if (r.expires_at !== null) t.expiresAt = Number(r.expires_at);
+        if (r.revoked_at !== null) t.revokedAt = Number(r.revoked_at);
+        return t;
+      });
+    });
+  }
+
+  saveToken(t: StoredToken): Promise<void> {
+    const row = { name: t.name, policies: toJson(t.policies), hash: t.hash, created_at: t.createdAt, expires_at: t.expiresAt ?? null, revoked_at: t.revokedAt ?? null };
+    return this.calls.run('save token', async () => {
+      await this.db.insertInto('tokens').values({ id: t.id, ...row }).onConflict((oc) => oc.column('id').doUpdateSet(row)).execute();
+    });
+  }
+
+  appendAudit(entries: readonly AuditEntry[]): Promise<void> {
+    const batch = entries.slice();
+    return this.calls.run('append audit', () =>
+      this.db.transaction().execute(async (trx) => {
+        const top = await trx.selectFrom('audit').select((eb) => eb.fn.max('seq').as('top')).executeTakeFirst();
+        let seq = Number(top?.top ?? 0);
+        for (const e of batch) {
+          seq++;
+          await trx
+            .insertInto('audit')
+            .values({ seq, at: e.at, token_id: e.tokenId ?? null, name: e.name, method: e.method, path: e.path, status: e.status, remote: e.remote, request_id: e.requestId })
+            .execute();
+        }
+      }),
+    );
+  }
+
+  /** The newest `limit` entries before `before` (a seq), newest first. */
+  listAudit(o: { limit: number; before?: number }): Promise<(AuditEntry & { seq: number })[]> {
+    return this.calls.run('list audit', async () => {
+      let q = this.db.selectFrom('audit').selectAll().orderBy('seq', 'desc').limit(o.limit);
+      if (o.before !== undefined) q = q.where('seq', '<', o.before);
+      const rows = await q.execute();
+      return rows.map((r) => ({ seq: Number(r.seq), at: Number(r.at), tokenId: r.token_id ?? undefined, name: r.name, method: r.method, path: r.path, status: Number(r.status), remote: r.remote, requestId: r.request_id }));
+    });
+  }
+
+  close(): Promise<void> {
+    return this.calls.close(() => this.database.close());
+  }
+}

@@ -1,0 +1,31 @@
+import { AuditLog, type AuditStore } from '../../src/auth/audit-log.ts';
+import { HttpGate, type AuditEntry } from '../../src/auth/http-gate.ts';
+import { TokenRegistry, type StoredToken, type TokenStore } from '../../src/auth/tokens.ts';
+import { SystemClock } from '../../src/core/clock.ts';
+
+/**
+ * Authentication for a server a test builds by hand (buildMasterApp): tokens and the audit log in
+ * memory, and an admin token to call it with.
+ */
+export async function memoryAuth(): Promise<{ auth: { gate: HttpGate; tokens: TokenRegistry; audit: AuditLog }; adminToken: string; audit: AuditEntry[] }> {
+  const rows = new Map<string, StoredToken>();
+  const entries: (AuditEntry & { seq: number })[] = [];
+  const store: TokenStore & AuditStore = {
+    loadTokens: () => Promise.resolve([...rows.values()]),
+    saveToken: (t) => {
+      rows.set(t.id, { ...t });
+      return Promise.resolve();
+    },
+    appendAudit: (batch) => {
+      for (const e of batch) entries.push({ ...e, seq: entries.length + 1 });
+      return Promise.resolve();
+    },
+    listAudit: (o) => Promise.resolve(entries.filter((e) => o.before === undefined || e.seq < o.before).reverse().slice(0, o.limit)),
+  };
+  const clock = new SystemClock();
+  const tokens = await TokenRegistry.open(store, clock);
+  const { token } = await tokens.create({ name: 'admin', policies: ['admin'] });
+  const audit = new AuditLog(store, { flushMs: 10 });
+  const gate = new HttpGate({ resolve: (t) => tokens.resolve(t), now: () => clock.now(), audit: (e) => audit.record(e) });
+  return { auth: { gate, tokens, audit }, adminToken: token, audit: entries };
+}
