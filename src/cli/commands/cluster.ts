@@ -18,6 +18,11 @@ function containerizers(value: string): 'auto' | ('process' | 'docker')[] {
   return list as ('process' | 'docker')[];
 }
 
+// No commander defaults for these two: an agent that is not root says when it ignores a
+// --default-user given to it, and CI leaves the user to the agent unless told one.
+const DEFAULT_USER_HELP = 'the user tasks that name none run as, when the agent runs as root (default: nobody; root only if named)';
+const CI_USER_HELP = "the user CI executor tasks run as (default: the agent's default user); builds with image steps need one in the docker group";
+
 const log = (line: string) => process.stderr.write(`${new Date().toISOString()} ${line}\n`);
 
 export function registerCluster(program: Command): void {
@@ -29,9 +34,20 @@ export function registerCluster(program: Command): void {
     .option('--data-dir <dir>', 'where state, sandboxes and logs live', './.slipway')
     .option('--containerizers <list>', 'process,docker or auto (docker when an engine answers)', containerizers, 'auto' as const)
     .option('--resources <text>', 'the agent\'s resources, e.g. "cpus:4;mem:8192;ports:[31000-32000]" (default: detected)')
-    .action(async (o: { port: number; host: string; dataDir: string; containerizers: 'auto' | ('process' | 'docker')[]; resources?: string }) => {
+    .option('--default-user <name>', DEFAULT_USER_HELP)
+    .option('--ci-user <name>', CI_USER_HELP)
+    .action(async (o: { port: number; host: string; dataDir: string; containerizers: 'auto' | ('process' | 'docker')[]; resources?: string; defaultUser?: string; ciUser?: string }) => {
       const { up } = await import('../../server/up.ts');
-      const running = await up({ host: o.host, port: o.port, dataDir: o.dataDir, containerizers: o.containerizers, log, ...(o.resources !== undefined ? { resources: o.resources } : {}) });
+      const running = await up({
+        host: o.host,
+        port: o.port,
+        dataDir: o.dataDir,
+        containerizers: o.containerizers,
+        log,
+        ...(o.resources !== undefined ? { resources: o.resources } : {}),
+        ...(o.defaultUser !== undefined ? { defaultUser: o.defaultUser } : {}),
+        ...(o.ciUser !== undefined ? { ciUser: o.ciUser } : {}),
+      });
       process.stdout.write(
         [
           `Slipway is up at ${running.master.url}`,
@@ -73,10 +89,11 @@ export function registerCluster(program: Command): void {
     .option('--data-dir <dir>', 'where CI keeps its state, logs and artifacts', './.slipway/ci')
     .option('--role <role>', 'the role to subscribe with', '*')
     .option('--mirror <git>', 'a git repository to mirror jobs and executor specs to, on every change')
-    .action(async (o: { master?: string; port: number; host: string; dataDir: string; role: string; mirror?: string }) => {
+    .option('--ci-user <name>', CI_USER_HELP)
+    .action(async (o: { master?: string; port: number; host: string; dataDir: string; role: string; mirror?: string; ciUser?: string }) => {
       if (o.master === undefined) ci.error("error: required option '--master <url>' not specified");
       const { startCiServer } = await import('../../server/ci-server.ts');
-      const server = await startCiServer({ masterUrl: o.master!, host: o.host, port: o.port, dataDir: o.dataDir, role: o.role, log, ...(o.mirror !== undefined ? { mirrorRepo: o.mirror } : {}) });
+      const server = await startCiServer({ masterUrl: o.master!, host: o.host, port: o.port, dataDir: o.dataDir, role: o.role, log, ...(o.mirror !== undefined ? { mirrorRepo: o.mirror } : {}), ...(o.ciUser !== undefined ? { ciUser: o.ciUser } : {}) });
       process.stdout.write(`CI at ${server.url}/ci/v1/jobs; master ${o.master}\n`);
       stopOnSignal(() => server.close(), 'CI', log);
     });
@@ -124,7 +141,8 @@ export function registerCluster(program: Command): void {
     .option('--port <port>', 'port of the agent\'s files server (default: any free one)', positiveInt('--port'))
     .option('--cgroups-enable-cfs', 'enforce cpu limits with CFS quota, not only shares, as Mesos\'s --cgroups_enable_cfs (small quotas slow task start-up)')
     .option('--no-announce-restart', 'on SIGTERM, do not tell the master this is a planned restart (it then reports the tasks after the short --agent-grace)')
-    .action(async (o: { master: string; workDir: string; resources?: string; attributes?: string; containerizers: 'auto' | ('process' | 'docker')[]; hostname?: string; ip: string; port?: number; cgroupsEnableCfs?: boolean; announceRestart: boolean }) => {
+    .option('--default-user <name>', DEFAULT_USER_HELP)
+    .action(async (o: { master: string; workDir: string; resources?: string; attributes?: string; containerizers: 'auto' | ('process' | 'docker')[]; hostname?: string; ip: string; port?: number; cgroupsEnableCfs?: boolean; announceRestart: boolean; defaultUser?: string }) => {
       mkdirSync(o.workDir, { recursive: true });
       const { startAgentServer } = await import('../../server/agent-server.ts');
       const server = await startAgentServer({
@@ -139,6 +157,7 @@ export function registerCluster(program: Command): void {
         ...(o.attributes !== undefined ? { attributes: o.attributes } : {}),
         ...(o.hostname !== undefined ? { hostname: o.hostname } : {}),
         ...(o.port !== undefined ? { port: o.port } : {}),
+        ...(o.defaultUser !== undefined ? { defaultUser: o.defaultUser } : {}),
       });
       process.stdout.write(`agent serving files at ${server.url}, containerizers: ${server.containerizers.join(', ')}; master ${o.master}\n`);
       stopOnSignal(() => server.close(), 'agent', log);
