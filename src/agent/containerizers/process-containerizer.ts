@@ -116,11 +116,7 @@ export class ProcessContainerizer implements Containerizer {
     mkdirSync(meta, { recursive: true, mode: 0o700 });
     rmSync(join(meta, STATUS_FILE), { force: true });
     rmSync(join(meta, KILL_FILE), { force: true });
-    const cgroups = this.#cgroups.create(cgroupName(spec.taskId), { cpus: spec.cpus, memMb: spec.memMb });
-    writeFileSync(join(meta, CGROUPS_FILE), JSON.stringify(cgroups ?? null));
-
-    const env: Record<string, string> = { ...spec.env };
-    if (env['PATH'] === undefined && process.env['PATH'] !== undefined) env['PATH'] = process.env['PATH'];
+    // Before the cgroups: a log that cannot be opened (a link left there) leaves nothing behind.
     const stdout = openLog(spec.sandbox, 'stdout', spec.user);
     let stderr: number;
     try {
@@ -129,6 +125,11 @@ export class ProcessContainerizer implements Containerizer {
       closeSync(stdout);
       throw e;
     }
+    const cgroups = this.#cgroups.create(cgroupName(spec.taskId), { cpus: spec.cpus, memMb: spec.memMb });
+    writeFileSync(join(meta, CGROUPS_FILE), JSON.stringify(cgroups ?? null));
+
+    const env: Record<string, string> = { ...spec.env };
+    if (env['PATH'] === undefined && process.env['PATH'] !== undefined) env['PATH'] = process.env['PATH'];
     let child: ChildProcess;
     try {
       // The wrapper itself runs as the agent's user: it joins the cgroups (root's files) and
