@@ -62,7 +62,9 @@ describe('Marathon apps with Docker and fetch on `slipway up`', () => {
     const created = await api('POST', '/v2/apps', {
       id: '/docker/web',
       container: { type: 'DOCKER', docker: { image, network: 'HOST', parameters: [{ key: 'label', value: 'MARATHON_APP_ID=/docker/web' }] } },
-      cmd: 'mkdir -p /www && echo "hello from $MESOS_TASK_ID" > /www/index.html && exec httpd -f -p $PORT0 -h /www',
+      // In /tmp: the app names no user, so it runs as the agent's default user (nobody), who
+      // may not write at the image's root.
+      cmd: 'mkdir -p /tmp/www && echo "hello from $MESOS_TASK_ID" > /tmp/www/index.html && exec httpd -f -p $PORT0 -h /tmp/www',
       cpus: 0.1,
       mem: 32,
       instances: 2,

@@ -320,7 +320,9 @@ class Cluster {
 
   /** `slipway ci` on its data dir and port (executors reconnect to the same URL); resolves once it subscribed. */
   async startCi(): Promise<void> {
-    this.ciProcess = run('ci', ['ci', '--master', this.proxy.url, '--port', String(this.ciPort), '--data-dir', join(this.dir, 'ci')]);
+    // Executors as root, explicitly: they clone the test's repositories, which are root's (git
+    // refuses another user's repository: "dubious ownership"); other tasks run as nobody.
+    this.ciProcess = run('ci', ['ci', '--master', this.proxy.url, '--port', String(this.ciPort), '--data-dir', join(this.dir, 'ci'), '--ci-user', 'root']);
     await waitForHttp(`${this.ci.url}/ci/v1/jobs`);
     const fw = await waitUntil(async () => (await masterState(this.masterUrl))?.frameworks.find((f) => f.framework_info.name === 'slipway-ci' && f.connected), 'CI to subscribe');
     if (this.frameworkId !== '') assert.equal(fw.framework_info.id.value, this.frameworkId, 'CI comes back as the same framework');

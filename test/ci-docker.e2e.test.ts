@@ -67,6 +67,10 @@ describe('CI executors in Docker containers on `slipway up`', { timeout: 180_000
       dataDir: join(dir, 'data'),
       containerizers: docker !== undefined ? ['process', 'docker'] : ['process'],
       resources: 'cpus:4;mem:8192;disk:20000;ports:[34600-34699]',
+      // CI executors as root, explicitly: they clone the test's repositories, which are root's
+      // (git refuses another user's repository: "dubious ownership"), and their image steps use
+      // the Docker socket (a CI user for that must be in the docker group: docs/security.md).
+      ciUser: 'root',
     });
   });
 

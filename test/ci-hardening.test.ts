@@ -86,6 +86,9 @@ describe('CI hardening on `slipway up`', { timeout: 120_000 }, () => {
       containerizers: ['process'],
       resources: 'cpus:4;mem:8192;disk:20000;ports:[34100-34199]',
       ciMaxArtifactBytes: MAX_ARTIFACT_BYTES,
+      // CI executors as root, explicitly: they clone the test's repositories, which are root's
+      // (git refuses another user's repository: "dubious ownership"); other tasks run as nobody.
+      ciUser: 'root',
       // Small, so that the log follow below is seen to outlive them.
       httpLimits: { requestTimeoutMs: 1500, headersTimeoutMs: 1000, idleTimeoutMs: 800, keepAliveTimeoutMs: 800 },
     });

@@ -67,7 +67,9 @@ describe('git polling and webhooks on `slipway up`', { timeout: 180_000 }, () =>
   let repos: ReturnType<typeof gitRepos>;
   const call = api(() => server!.master.url);
   const start = async () => {
-    server = await up({ host: '127.0.0.1', port: 0, dataDir: join(dir, 'data'), containerizers: ['process'], resources: RESOURCES });
+    // CI executors as root, explicitly: they clone the test's repositories, which are root's (git
+    // refuses another user's repository: "dubious ownership"); other tasks run as nobody.
+    server = await up({ host: '127.0.0.1', port: 0, dataDir: join(dir, 'data'), containerizers: ['process'], resources: RESOURCES, ciUser: 'root' });
   };
 
   before(async () => {
@@ -268,7 +270,7 @@ describe('cron on `slipway up`, on a clock run ahead', { timeout: 120_000 }, () 
     offset = fake - Date.now();
   };
   const start = async () => {
-    server = await up({ host: '127.0.0.1', port: 0, dataDir: join(dir, 'data'), containerizers: ['process'], resources: RESOURCES, ciClock: new ShiftedClock(() => offset) });
+    server = await up({ host: '127.0.0.1', port: 0, dataDir: join(dir, 'data'), containerizers: ['process'], resources: RESOURCES, ciClock: new ShiftedClock(() => offset), ciUser: 'root' });
   };
 
   before(async () => {

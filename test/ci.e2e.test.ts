@@ -37,7 +37,9 @@ describe('CI on `slipway up`: a git repo, a job, a build, its log', { timeout: 1
         '',
       ].join('\n'),
     });
-    server = await up({ host: '127.0.0.1', port: 0, dataDir: join(dir, 'data'), containerizers: ['process'], resources: 'cpus:4;mem:8192;disk:20000;ports:[34000-34099]' });
+    // CI executors as root, explicitly: they clone the test's repositories, which are root's (git
+    // refuses another user's repository: "dubious ownership"); other tasks run as nobody.
+    server = await up({ host: '127.0.0.1', port: 0, dataDir: join(dir, 'data'), containerizers: ['process'], resources: 'cpus:4;mem:8192;disk:20000;ports:[34000-34099]', ciUser: 'root' });
     base = server.master.url;
   });
 

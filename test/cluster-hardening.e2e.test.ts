@@ -162,7 +162,9 @@ describe('cluster hardening (issue 11), over real processes', { timeout: 240_000
     assert.equal(fw.updates('mesos-image').some((s) => s.state === 'TASK_RUNNING'), false);
   });
 
-  it('refuses a process task that names another user than the agent\'s: TASK_ERROR from the agent, naming command.user', async () => {
+  // The agents run as root here: a user they do not know fails the task. (An agent that is not
+  // root refuses any other user than its own the same way: src/agent/agent.test.ts.)
+  it('refuses a process task whose user does not exist on the agent: TASK_ERROR from the agent, naming command.user', async () => {
     const offer = await offerOf(fw, 'agent-1');
     const info = task(offer, 'other-user', { command: { value: 'exec sleep 300', user: 'slipway-no-such-user' } });
     assert.equal((await accept(fw, offer, [info])).status, 202);
@@ -176,7 +178,9 @@ describe('cluster hardening (issue 11), over real processes', { timeout: 240_000
     const secret = join(dir, 'secret.txt');
     writeFileSync(secret, 'not for tasks\n', { mode: 0o600 });
     const offer = await offerOf(fw, 'agent-0');
-    const info = task(offer, 'hardlink', { command: { value: `ln ${secret} linked && echo done > plain && exec sleep 300` } });
+    // As root, explicitly: nobody (the agents' default task user) may not link a file of root's
+    // (protected_hardlinks); the files server must refuse the link whoever made it.
+    const info = task(offer, 'hardlink', { command: { value: `ln ${secret} linked && echo done > plain && exec sleep 300`, user: 'root' } });
     assert.equal((await accept(fw, offer, [info])).status, 202);
     await fw.waitForState('hardlink', 'TASK_RUNNING');
     const read = (path: string) => fetch(`${masterUrl}/files/read?framework_id=${fw.frameworkId}&task_id=hardlink&path=${path}`);

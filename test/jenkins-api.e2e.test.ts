@@ -104,7 +104,9 @@ describe('Jenkins remote API on `slipway up`, driven by the npm `jenkins` client
         '',
       ].join('\n'),
     });
-    server = await up({ host: '127.0.0.1', port: 0, dataDir: join(dir, 'data'), containerizers: ['process'], resources: 'cpus:4;mem:8192;disk:20000;ports:[34100-34199]' });
+    // CI executors as root, explicitly: they clone the test's repositories, which are root's (git
+    // refuses another user's repository: "dubious ownership"); other tasks run as nobody.
+    server = await up({ host: '127.0.0.1', port: 0, dataDir: join(dir, 'data'), containerizers: ['process'], resources: 'cpus:4;mem:8192;disk:20000;ports:[34100-34199]', ciUser: 'root' });
     base = server.master.url;
     // As Jenkins clients authenticate: user:apiToken in the URL (Basic, the token as password).
     jenkins = new Jenkins({ baseUrl: `${base.replace('http://', `http://admin:${runToken()}@`)}/jenkins` });

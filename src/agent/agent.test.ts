@@ -1,6 +1,7 @@
 import { after, before, beforeEach, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { execFileSync, spawn } from 'node:child_process';
+import { chmodSync, chownSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createServer, type Server, type ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -14,7 +15,7 @@ import type { AgentToMaster, MasterToAgent } from '../protocol/agent.ts';
 import type { FrameworkInfo, TaskInfo, TaskStatus } from '../protocol/mesos.ts';
 import { waitUntil } from '../../test/support/wait.ts';
 import { ensureBusyboxImage } from '../sim/busybox-image.ts';
-import { Agent } from './agent.ts';
+import { Agent, type AgentOptions } from './agent.ts';
 import type { Containerizer } from './containerizer.ts';
 import { DockerContainerizer, LABELS } from './containerizers/docker-containerizer.ts';
 import { ProcessContainerizer } from './containerizers/process-containerizer.ts';
@@ -92,17 +93,22 @@ function processContainerizer(): Containerizer {
 }
 
 async function startAgent(master: StandInMaster, workDir: string, containerizers: Containerizer[] = [processContainerizer()], log: string[] = []): Promise<Agent> {
+  return startAgentWith(master, workDir, { containerizers }, log);
+}
+
+async function startAgentWith(master: StandInMaster, workDir: string, more: Partial<AgentOptions>, log: string[] = []): Promise<Agent> {
   const agent = new Agent({
     masterUrl: master.url,
     workDir,
     hostname: 'h',
     resources: Resources.parse('cpus:4;mem:1024'),
     attributes: [],
-    containerizers,
+    containerizers: [processContainerizer()],
     clock: new SystemClock(),
     statusRetryMs: 200,
     defaultKillGraceMs: 200,
     log: (line) => void log.push(line),
+    ...more,
   });
   await agent.start();
   await waitUntil(() => agent.connected(), 'the agent to register');
@@ -441,6 +447,251 @@ describe('the agent', () => {
       await agent.stop();
     } finally {
       await orphan.remove({ force: true }).catch(() => undefined);
+    }
+  });
+});
+
+/** A user of this host with a supplementary group (a member in `getent group`), for the groups case. */
+function userWithSupplementaryGroup(): { name: string; group: number } | undefined {
+  let groups: string;
+  try {
+    groups = execFileSync('getent', ['group'], { encoding: 'utf8' });
+  } catch {
+    return undefined;
+  }
+  for (const line of groups.split('\n')) {
+    const [, , gid, members] = line.split(':');
+    const name = members?.split(',').find((m) => m !== '' && m !== 'root');
+    if (name !== undefined && gid !== undefined) return { name, group: Number(gid) };
+  }
+  return undefined;
+}
+
+const NOBODY = { uid: 65534, gid: Number(execFileSync('id', ['-g', 'nobody'], { encoding: 'utf8' }).trim()) };
+const asRoot = process.getuid?.() === 0;
+
+describe('the users tasks run as', { skip: asRoot ? false : 'the agent switches users only when it runs as root' }, () => {
+  let root: string;
+  let master: StandInMaster;
+  let uris: UriServer;
+  before(async () => {
+    root = mkdtempSync(join(tmpdir(), 'agent-users-'));
+    // The tasks' users must be able to pass through to their sandboxes (see the warning case).
+    chmodSync(root, 0o711);
+    master = await StandInMaster.start();
+    uris = await UriServer.start();
+  });
+  beforeEach(() => {
+    master.updates.length = 0;
+    master.autoAck = true;
+  });
+  after(async () => {
+    await master.close();
+    await uris.close();
+    rmSync(root, { recursive: true, force: true });
+  });
+
+  it('runs a process task as its command.user, in a sandbox of that user with mode 0700', async () => {
+    const work = join(root, 'named');
+    const agent = await startAgent(master, work);
+    uris.serve('/fetched.txt', 'fetched\n');
+    const command = 'id -u; id -g; echo written > "$MESOS_SANDBOX/mine"; cat "$MESOS_SANDBOX/mine" fetched.txt';
+    master.send({ type: 'LAUNCH', framework: framework('f'), task: task('as-nobody', command, { command: { value: command, user: 'nobody', uris: [{ value: uris.url('/fetched.txt') }] } }) });
+    await master.waitForState('as-nobody', 'TASK_FINISHED');
+    const sandbox = agent.sandboxOf('f', 'as-nobody')!.dir;
+    assert.equal(readFileSync(join(sandbox, 'stdout'), 'utf8'), `${NOBODY.uid}\n${NOBODY.gid}\nwritten\nfetched\n`);
+    const st = statSync(sandbox);
+    assert.deepEqual({ uid: st.uid, gid: st.gid, mode: (st.mode & 0o7777).toString(8) }, { uid: NOBODY.uid, gid: NOBODY.gid, mode: '700' });
+    // What the agent wrote there (the fetched file, the logs) is the task's too.
+    assert.equal(statSync(join(sandbox, 'fetched.txt')).uid, NOBODY.uid);
+    assert.equal(statSync(join(sandbox, 'stdout')).uid, NOBODY.uid);
+    // The agent's own state stays out of the task's reach.
+    assert.equal((statSync(join(work, 'meta')).mode & 0o777).toString(8), '700');
+    assert.equal((statSync(join(work, 'sandboxes')).mode & 0o777).toString(8), '711');
+    await agent.stop();
+  });
+
+  it('runs a task that names no user as the default user: nobody unless the agent is told otherwise, root only when named', async () => {
+    const work = join(root, 'default');
+    const agent = await startAgent(master, work);
+    master.send({ type: 'LAUNCH', framework: framework('f'), task: task('no-user', 'id -un; id -u') });
+    await master.waitForState('no-user', 'TASK_FINISHED');
+    assert.equal(readFileSync(join(agent.sandboxOf('f', 'no-user')!.dir, 'stdout'), 'utf8'), `nobody\n${NOBODY.uid}\n`);
+    await agent.stop();
+
+    const rootWork = join(root, 'default-root');
+    const rooted = await startAgentWith(master, rootWork, { defaultUser: 'root' });
+    master.send({ type: 'LAUNCH', framework: framework('f'), task: task('no-user-root', 'id -u') });
+    await master.waitForState('no-user-root', 'TASK_FINISHED');
+    assert.equal(readFileSync(join(rooted.sandboxOf('f', 'no-user-root')!.dir, 'stdout'), 'utf8'), '0\n');
+    await rooted.stop();
+  });
+
+  it('fails a task whose user does not exist with TASK_ERROR naming the user, and never runs it', async () => {
+    const work = join(root, 'unknown');
+    const log: string[] = [];
+    const agent = await startAgentWith(master, work, { defaultUser: 'slipway-no-such-default' }, log);
+    assert.ok(log.some((l) => l.includes('"slipway-no-such-default" does not exist')), log.join('\n'));
+    master.send({ type: 'LAUNCH', framework: framework('f'), task: task('ghost', 'touch ran', { command: { value: 'touch ran', user: 'slipway-no-such-user' } }) });
+    const error = await master.waitForState('ghost', 'TASK_ERROR');
+    assert.equal(error.reason, 'REASON_TASK_INVALID');
+    assert.match(error.message ?? '', /command\.user: no user "slipway-no-such-user" on this agent/);
+    master.send({ type: 'LAUNCH', framework: framework('f'), task: task('ghost-default', 'touch ran') });
+    const defaultError = await master.waitForState('ghost-default', 'TASK_ERROR');
+    assert.match(defaultError.message ?? '', /default task user.*no user "slipway-no-such-default"/);
+    master.send({ type: 'LAUNCH', framework: framework('f'), task: task('bad-name', 'touch ran', { command: { value: 'touch ran', user: '-o root' } }) });
+    assert.match((await master.waitForState('bad-name', 'TASK_ERROR')).message ?? '', /"-o root" is not a valid user name/);
+    for (const id of ['ghost', 'ghost-default', 'bad-name']) {
+      assert.ok(!master.states(id).includes('TASK_RUNNING'));
+      assert.ok(!existsSync(join(agent.sandboxOf('f', id)!.dir, 'ran')));
+    }
+    await agent.stop();
+  });
+
+  it('gives a task its user\'s supplementary groups (what the docker group needs), which spawn\'s uid option would drop', async (t) => {
+    const member = userWithSupplementaryGroup();
+    if (member === undefined) {
+      t.skip('no user of this host has a supplementary group');
+      return;
+    }
+    const work = join(root, 'groups');
+    const agent = await startAgentWith(master, work, {});
+    master.send({ type: 'LAUNCH', framework: framework('f'), task: task('grouped', 'id -G', { command: { value: 'id -G', user: member.name } }) });
+    await master.waitForState('grouped', 'TASK_FINISHED');
+    const groups = readFileSync(join(agent.sandboxOf('f', 'grouped')!.dir, 'stdout'), 'utf8').trim().split(' ').map(Number);
+    assert.ok(groups.includes(member.group), `${member.name} is in group ${member.group}; the task had ${groups.join(' ')}`);
+    await agent.stop();
+  });
+
+  it('runs COMMAND health checks as the task\'s user', async () => {
+    const work = join(root, 'health');
+    const agent = await startAgent(master, work);
+    const check = { type: 'COMMAND' as const, command: { value: `test "$(id -u)" = ${NOBODY.uid}` }, delay_seconds: 0, interval_seconds: 0.1, grace_period_seconds: 0, consecutive_failures: 1 };
+    master.send({ type: 'LAUNCH', framework: framework('f'), task: task('checked', 'exec sleep 30', { health_check: check }) });
+    await waitUntil(() => master.updates.find((u) => u.status.task_id.value === 'checked' && u.status.healthy !== undefined)?.status, 'a health result');
+    const first = master.updates.find((u) => u.status.task_id.value === 'checked' && u.status.healthy !== undefined)!.status;
+    assert.equal(first.healthy, true, first.message);
+    master.send({ type: 'KILL', framework_id: { value: 'f' }, task_id: { value: 'checked' } });
+    await master.waitForState('checked', 'TASK_KILLED');
+    await agent.stop();
+  });
+
+  it('never writes through a link a task left where its log was, when the task id is launched again', async () => {
+    const work = join(root, 'links');
+    const victim = join(root, 'victim');
+    writeFileSync(victim, 'root only\n', { mode: 0o644 });
+    const agent = await startAgent(master, work);
+    master.autoAck = false; // Its end unacknowledged, the ended task is remembered: its id is launched again.
+    const plant = `rm -f stdout; ln -s ${victim} stdout`;
+    master.send({ type: 'LAUNCH', framework: framework('f'), task: task('planter', plant, { command: { value: plant, user: 'nobody' } }) });
+    await master.waitForState('planter', 'TASK_RUNNING');
+    await waitUntil(() => agent.runningTasks() === 0, 'the first run to end');
+    const sandbox = agent.sandboxOf('f', 'planter')!.dir;
+    assert.ok(lstatSync(join(sandbox, 'stdout')).isSymbolicLink());
+    master.autoAck = true;
+    master.send({ type: 'LAUNCH', framework: framework('f'), task: task('planter', 'echo appended', { command: { value: 'echo appended', user: 'nobody' } }) });
+    const failed = await waitUntil(() => master.updates.find((u) => u.status.task_id.value === 'planter' && u.status.state === 'TASK_FAILED')?.status, 'the second launch to fail');
+    assert.match(failed.message ?? '', /stdout/);
+    assert.equal(readFileSync(victim, 'utf8'), 'root only\n');
+    await agent.stop();
+  });
+
+  it('says at start when the default user cannot reach the sandboxes by path', async () => {
+    const closed = mkdtempSync(join(tmpdir(), 'agent-closed-'));
+    try {
+      const log: string[] = [];
+      const agent = await startAgentWith(master, join(closed, 'work'), {}, log);
+      assert.ok(log.some((l) => l.includes('tasks of user nobody cannot reach their sandbox') && l.includes(`${closed} (mode 0700`)), log.join('\n'));
+      await agent.stop();
+    } finally {
+      rmSync(closed, { recursive: true, force: true });
+    }
+  });
+
+  it('runs a docker task as its user: User uid:gid, in a sandbox it may write', async (t) => {
+    const docker = new Docker();
+    let image: string;
+    try {
+      await docker.ping();
+      image = await ensureBusyboxImage(docker);
+    } catch (e) {
+      t.skip(`no Docker engine: ${(e as Error).message}`);
+      return;
+    }
+    const work = join(root, 'docker');
+    const agent = await startAgent(master, work, [processContainerizer(), new DockerContainerizer({ docker })]);
+    const container = { type: 'DOCKER' as const, docker: { image, network: 'HOST' as const } };
+    const command = 'id -u; id -g; echo ok > /mnt/mesos/sandbox/mine && cat /mnt/mesos/sandbox/mine';
+    master.send({ type: 'LAUNCH', framework: framework('f'), task: task('docker-nobody', command, { command: { value: command, user: 'nobody' }, container }) });
+    master.send({ type: 'LAUNCH', framework: framework('f'), task: task('docker-default', 'id -u', { container }) });
+    master.send({ type: 'LAUNCH', framework: framework('f'), task: task('docker-root', 'id -u', { command: { value: 'id -u', user: 'root' }, container }) });
+    const rootParam = { ...container, docker: { ...container.docker, parameters: [{ key: 'user', value: 'root' }] } };
+    master.send({ type: 'LAUNCH', framework: framework('f'), task: task('docker-param', 'id -u', { container: rootParam }) });
+    for (const id of ['docker-nobody', 'docker-default', 'docker-root']) await master.waitForState(id, 'TASK_FINISHED');
+    const out = (id: string) => readFileSync(join(agent.sandboxOf('f', id)!.dir, 'stdout'), 'utf8');
+    await waitUntil(() => out('docker-nobody').includes('ok'), 'the container to print');
+    assert.equal(out('docker-nobody'), `${NOBODY.uid}\n${NOBODY.gid}\nok\n`);
+    await waitUntil(() => out('docker-default') !== '', 'the default-user container to print');
+    assert.equal(out('docker-default'), `${NOBODY.uid}\n`);
+    await waitUntil(() => out('docker-root') !== '', 'the root container to print');
+    assert.equal(out('docker-root'), '0\n');
+    // A docker parameter cannot undo the task's user.
+    const refused = await master.waitForState('docker-param', 'TASK_FAILED');
+    assert.match(refused.message ?? '', /--user root differs from the task's user nobody/);
+    await agent.stop();
+  });
+});
+
+describe('an agent that is not root', { skip: asRoot ? false : 'this case starts the agent as nobody, which needs root' }, () => {
+  let root: string;
+  let master: StandInMaster;
+  before(async () => {
+    root = mkdtempSync(join(tmpdir(), 'agent-nonroot-'));
+    chmodSync(root, 0o711);
+    master = await StandInMaster.start();
+  });
+  after(async () => {
+    await master.close();
+    rmSync(root, { recursive: true, force: true });
+  });
+
+  it('runs a task that names no user as itself, and refuses a process task that names another user with TASK_ERROR', async () => {
+    const work = join(root, 'work');
+    mkdirSync(work);
+    chownSync(work, NOBODY.uid, NOBODY.gid);
+    const code = [
+      `const { Agent } = await import(${JSON.stringify(new URL('./agent.ts', import.meta.url).href)});`,
+      `const { ProcessContainerizer } = await import(${JSON.stringify(new URL('./containerizers/process-containerizer.ts', import.meta.url).href)});`,
+      `const { TaskCgroups } = await import(${JSON.stringify(new URL('./containerizers/task-cgroups.ts', import.meta.url).href)});`,
+      `const { Resources } = await import(${JSON.stringify(new URL('../core/resources.ts', import.meta.url).href)});`,
+      `const { SystemClock } = await import(${JSON.stringify(new URL('../core/clock.ts', import.meta.url).href)});`,
+      `const agent = new Agent({ masterUrl: ${JSON.stringify(master.url)}, workDir: ${JSON.stringify(work)}, hostname: 'h', resources: Resources.parse('cpus:1;mem:128'), attributes: [], clock: new SystemClock(), defaultUser: 'root',`,
+      "  containerizers: [new ProcessContainerizer({ cgroups: TaskCgroups.disabled('not needed'), pollIntervalMs: 25 })], log: (l) => console.log(l) });",
+      'await agent.start();',
+      'setInterval(() => {}, 60_000);',
+    ].join('\n');
+    const child = spawn('setpriv', [`--reuid=${NOBODY.uid}`, `--regid=${NOBODY.gid}`, '--clear-groups', '--', process.execPath, '--import', 'tsx', '--input-type=module', '-e', code], {
+      cwd: new URL('../..', import.meta.url).pathname,
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: { ...process.env, HOME: work },
+    });
+    let output = '';
+    child.stdout.on('data', (c: Buffer) => (output += c.toString()));
+    child.stderr.on('data', (c: Buffer) => (output += c.toString()));
+    try {
+      await waitUntil(() => master.registers.length > 0 || child.exitCode !== null, 'the agent to register', 20_000);
+      assert.equal(child.exitCode, null, output);
+      master.send({ type: 'LAUNCH', framework: framework('f'), task: task('itself', 'id -u') });
+      master.send({ type: 'LAUNCH', framework: framework('f'), task: task('other', 'touch ran', { command: { value: 'touch ran', user: 'root' } }) });
+      await master.waitForState('itself', 'TASK_FINISHED');
+      const sandboxes = join(work, 'sandboxes', pathSegment('f'));
+      assert.equal(readFileSync(join(sandboxes, pathSegment('itself'), 'stdout'), 'utf8'), `${NOBODY.uid}\n`);
+      const error = await master.waitForState('other', 'TASK_ERROR');
+      assert.match(error.message ?? '', /command\.user: this agent runs as nobody, not root, and runs process tasks as nobody, not as "root"/);
+      assert.ok(!existsSync(join(sandboxes, pathSegment('other'), 'ran')));
+      assert.match(output, /runs as nobody, not root: every task runs as nobody; the default task user "root" is ignored/);
+    } finally {
+      child.kill('SIGKILL');
     }
   });
 });

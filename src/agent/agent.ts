@@ -1,4 +1,4 @@
-import { mkdirSync, readFileSync, readdirSync, realpathSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, mkdirSync, readFileSync, readdirSync, realpathSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { userInfo } from 'node:os';
 import { join, sep } from 'node:path';
 import type { Clock } from '../core/clock.ts';
@@ -17,6 +17,7 @@ import { safeReaddir } from './safe-readdir.ts';
 import { StatusUpdateManager } from './status-update-manager.ts';
 import { readTaskCheckpoint, type TaskCheckpoint } from './task-checkpoint.ts';
 import { taskEnvironment } from './task-environment.ts';
+import { chownTree, TaskUsers, unsearchableOnTheWay, validUserName, type TaskUser } from './task-user.ts';
 import { WorkDirLock } from './work-dir-lock.ts';
 
 /**
@@ -35,7 +36,9 @@ import { WorkDirLock } from './work-dir-lock.ts';
  *
  * On disk, under the work dir: `agent_id`; `meta/tasks/<fw>/<task>/task.json` (framework, task,
  * container ref, kill asked for) and `meta/updates/...` (the update streams); `sandboxes/<fw>/<task>/`
- * (the task's files, kept after it ends). Each id is a `pathSegment` there (never the id itself:
+ * (the task's files, kept after it ends). `meta/` is 0700 (checkpoints hold the tasks' environments);
+ * `sandboxes/` and its framework dirs are 0711 (a task's user may pass, not list); each sandbox is
+ * 0700, owned by the task's user. Each id is a `pathSegment` there (never the id itself:
  * ids come over the wire), and the ids are read back from the files, never from the names.
  *
  * Nothing a message holds may end the agent process: every launch, kill and watch runs under a
@@ -67,8 +70,17 @@ export interface AgentOptions {
    * back (drain it first, then stop it).
    */
   announceRestartOnStop?: boolean;
+  /**
+   * The user a task without `command.user` runs as, when the agent runs as root (Marathon's
+   * `--mesos_user`, Mesos's `--switch_user`). Default `nobody`; root only when named here. An
+   * agent that is not root runs every task as itself, and ignores this (it says so at start).
+   */
+  defaultUser?: string;
   log?: (line: string) => void;
 }
+
+/** The default task user of an agent that runs as root. */
+export const DEFAULT_TASK_USER = 'nobody';
 
 interface AgentTaskRecord {
   framework: FrameworkInfo & { id: FrameworkID };
@@ -92,6 +104,8 @@ interface AgentTaskRecord {
   frameworkShutDown: boolean;
   /** Stops the fetch of its URIs while one runs (a kill, the agent stopping). */
   fetching: AbortController | undefined;
+  /** The user it runs as (root agents only; resolved at launch, checkpointed for health checks). */
+  user: TaskUser | undefined;
 }
 
 export class Agent {
@@ -105,11 +119,19 @@ export class Agent {
   private stopped = false;
   /** The work dir's lock, from start() to stop(). */
   private lock: WorkDirLock | undefined;
+  /** Whether this process may run tasks as other users (it is root). */
+  private readonly root = process.getuid?.() === 0;
+  private readonly users = new TaskUsers();
+  /** Users already told they cannot reach the sandboxes by path (logged once each). */
+  private readonly toldUnreachable = new Set<number>();
 
   constructor(private readonly options: AgentOptions) {
     this.metaDir = join(options.workDir, 'meta');
     mkdirSync(join(this.metaDir, 'tasks'), { recursive: true });
     mkdirSync(join(options.workDir, 'sandboxes'), { recursive: true });
+    // Tasks run as other users: they may reach their own sandbox, never the agent's state.
+    chmodSync(this.metaDir, 0o700);
+    chmodSync(join(options.workDir, 'sandboxes'), 0o711);
     try {
       this.agentId = readFileSync(join(options.workDir, 'agent_id'), 'utf8').trim() || undefined;
     } catch {
@@ -147,6 +169,7 @@ export class Agent {
     // two would close each other's stream for ever (WorkDirLocked names the holder's pid).
     this.lock = WorkDirLock.acquire(this.options.workDir, (line) => this.log(line));
     try {
+      await this.checkDefaultUser();
       this.updates.recover();
       await this.recoverTasks();
       await this.killOrphans();
@@ -155,6 +178,77 @@ export class Agent {
       this.lock.release();
       throw e;
     }
+  }
+
+  /** Says at start what tasks without a user will run as, and what will not work for them. */
+  private async checkDefaultUser(): Promise<void> {
+    const wanted = this.options.defaultUser;
+    if (!this.root) {
+      const own = agentUser();
+      if (wanted !== undefined && wanted !== own) this.log(`this agent runs as ${own}, not root: every task runs as ${own}; the default task user ${JSON.stringify(wanted)} is ignored`);
+      return;
+    }
+    const name = wanted ?? DEFAULT_TASK_USER;
+    let user: TaskUser | undefined;
+    try {
+      user = await this.users.resolve(name);
+    } catch (e) {
+      this.log(`the default task user ${JSON.stringify(name)} cannot be looked up: ${errorMessage(e)}`);
+      return;
+    }
+    if (user === undefined) {
+      this.log(`the default task user ${JSON.stringify(name)} does not exist on this host: tasks that name no user will fail (TASK_ERROR)`);
+      return;
+    }
+    this.log(`tasks that name no user run as ${user.name} (uid ${user.uid})`);
+    this.warnIfUnreachable(user);
+  }
+
+  /** Once per user: the sandboxes' path has a directory that user may not search. */
+  private warnIfUnreachable(user: TaskUser): void {
+    if (this.toldUnreachable.has(user.uid)) return;
+    const blocked = unsearchableOnTheWay(join(this.options.workDir, 'sandboxes'), user);
+    if (blocked === undefined) return;
+    this.toldUnreachable.add(user.uid);
+    this.log(
+      `tasks of user ${user.name} cannot reach their sandbox by its path: ${blocked} may not be searched by that user. They run in it (their working directory), but $MESOS_SANDBOX and absolute paths into it fail; give the agent a work dir whose parent directories others may search (chmod o+x), e.g. /var/lib/slipway`,
+    );
+  }
+
+  /**
+   * The user a task runs as: `{ user }` (undefined: as the agent itself) or the TASK_ERROR
+   * message. A root agent runs it as `command.user`, else as its default user, resolved on this
+   * host (an unknown user fails the task, naming it); an agent that is not root runs tasks as
+   * itself, and refuses a process task that names another user (it cannot switch).
+   */
+  private async taskUser(info: TaskInfo, docker: boolean): Promise<{ user: TaskUser | undefined } | { problem: string }> {
+    const asked = info.command?.user;
+    const taskId = info.task_id.value;
+    if (!this.root) {
+      if (asked === undefined || docker) return { user: undefined };
+      const own = agentUser();
+      return asked === own ? { user: undefined } : { problem: `task ${taskId}: command.user: this agent runs as ${own}, not root, and runs process tasks as ${own}, not as ${JSON.stringify(asked)}` };
+    }
+    const name = asked ?? this.options.defaultUser ?? DEFAULT_TASK_USER;
+    const what = asked !== undefined ? 'command.user' : "the agent's default task user (slipway agent --default-user)";
+    if (!validUserName(name)) return { problem: `task ${taskId}: ${what}: ${JSON.stringify(name)} is not a valid user name` };
+    const user = await this.users.resolve(name);
+    if (user === undefined) return { problem: `task ${taskId}: ${what}: no user ${JSON.stringify(name)} on this agent (${this.options.hostname})` };
+    return { user };
+  }
+
+  /**
+   * The sandbox belongs to the task's user, 0700: other tasks cannot read it; the agent (root)
+   * and its files server still can. The framework's directory above it may be passed, not listed.
+   */
+  private prepareSandbox(t: AgentTaskRecord): void {
+    chmodSync(join(t.sandbox, '..'), 0o711);
+    chmodSync(t.sandbox, 0o700);
+    const user = t.user;
+    if (user === undefined) return;
+    const st = statSync(t.sandbox);
+    if (st.uid !== user.uid || st.gid !== user.gid) chownSync(t.sandbox, user.uid, user.gid);
+    if (user.uid !== 0) this.warnIfUnreachable(user);
   }
 
   async stop(): Promise<void> {
@@ -344,10 +438,11 @@ export class Agent {
       killStatusReason: undefined,
       frameworkShutDown: false,
       fetching: undefined,
+      user: undefined,
     };
     // Known before anything can fail, so that a failure is reported for this task.
     this.tasks.set(k, t);
-    mkdirSync(sandbox, { recursive: true });
+    mkdirSync(sandbox, { recursive: true, mode: 0o700 });
     this.checkpoint(t);
     // TASK_STARTING is optional in Mesos's lifecycle: it is sent only when a launch takes a while
     // (an image pull), so that a fast launch reaches RUNNING without waiting for the framework to
@@ -362,20 +457,29 @@ export class Agent {
     try {
       // What the containerizer would ignore is refused, not run as if it had not been asked for
       // (the master checks the same before a LAUNCH; this is for a master of another version).
-      const unhonoured = unhonouredTaskField(info) ?? (wantsDocker ? undefined : processUserProblem(info));
+      const unhonoured = unhonouredTaskField(info);
       if (unhonoured !== undefined) {
         this.transition(t, 'TASK_ERROR', unhonoured, 'REASON_TASK_INVALID');
         return;
       }
+      const who = await this.taskUser(info, wantsDocker);
+      if ('problem' in who) {
+        this.transition(t, 'TASK_ERROR', who.problem, 'REASON_TASK_INVALID');
+        return;
+      }
+      t.user = who.user;
       if (containerizer === undefined) {
         this.transition(t, 'TASK_FAILED', `this agent has no ${wantsDocker ? 'docker' : 'process'} containerizer`, 'REASON_CONTAINER_LAUNCH_FAILED');
         return;
       }
-      const env = taskEnvironment({ info, frameworkId: fwId, agentId: this.agentId ?? '', hostname: this.options.hostname, sandbox, docker: wantsDocker });
+      this.prepareSandbox(t);
+      const env = taskEnvironment({ info, frameworkId: fwId, agentId: this.agentId ?? '', hostname: this.options.hostname, sandbox, docker: wantsDocker, ...homeOf(t) });
       if (!(await this.fetchUris(t))) {
         starting.cancel();
         return;
       }
+      // The fetcher ran as the agent: what it wrote is the task's.
+      if (t.user !== undefined && (info.command?.uris ?? []).length > 0) chownTree(sandbox, t.user, process.getuid?.() ?? 0);
       let ref: ContainerRef;
       try {
         const container = wantsDocker && info.container !== undefined
@@ -386,6 +490,8 @@ export class Agent {
           taskId,
           agentId: this.agentId ?? '',
           sandbox,
+          metaDir: join(t.metaDir, 'container'),
+          ...(t.user !== undefined ? { user: t.user } : {}),
           command: info.command,
           container,
           env,
@@ -584,6 +690,8 @@ export class Agent {
       t.health = new HealthChecker(check, {
         clock: this.options.clock,
         sandbox: t.sandbox,
+        // COMMAND checks run as the task's user, as the task does.
+        ...(t.user !== undefined ? { user: t.user } : {}),
         env,
         startedAt: this.options.clock.now(),
         onHealthChanged: (healthy, message) => {
@@ -673,8 +781,9 @@ export class Agent {
       ...(t.killReason !== undefined ? { killReason: t.killReason } : {}),
       ...(t.killStatusReason !== undefined ? { killStatusReason: t.killStatusReason } : {}),
       ...(t.frameworkShutDown ? { frameworkShutDown: true } : {}),
+      ...(t.user !== undefined ? { user: t.user } : {}),
     };
-    writeFileSync(join(dir, 'task.json.tmp'), JSON.stringify(data));
+    writeFileSync(join(dir, 'task.json.tmp'), JSON.stringify(data), { mode: 0o600 });
     // Rename is atomic: a crash leaves the old checkpoint or the new one, never half of one.
     renameSync(join(dir, 'task.json.tmp'), join(dir, 'task.json'));
   }
@@ -719,6 +828,7 @@ export class Agent {
           killStatusReason: data.killStatusReason,
           frameworkShutDown: data.frameworkShutDown ?? false,
           fetching: undefined,
+          user: data.user,
         };
         // A shutdown checkpointed before its kill was: the kill is asked for all the same.
         if (t.frameworkShutDown) t.killRequested = true;
@@ -764,7 +874,7 @@ export class Agent {
             this.background(this.signal(t), `killing task ${t.info.task_id.value}`);
           } else {
             this.log(`recovered running task ${t.info.task_id.value}`);
-            const env = taskEnvironment({ info: t.info, frameworkId: t.framework.id.value, agentId: this.agentId ?? '', hostname: this.options.hostname, sandbox: t.sandbox, docker: containerizer.kind === 'docker' });
+            const env = taskEnvironment({ info: t.info, frameworkId: t.framework.id.value, agentId: this.agentId ?? '', hostname: this.options.hostname, sandbox: t.sandbox, docker: containerizer.kind === 'docker', ...homeOf(t) });
             this.startHealthChecks(t, env);
             this.watch(t);
           }
@@ -846,14 +956,18 @@ function describeRef(ref: ContainerRef): string {
 }
 
 /**
- * The process containerizer runs a task as the agent's own user: a `command.user` other than that
- * is refused (it would run as another user than asked). Docker tasks get theirs (`User`).
+ * HOME of a task that runs as another user than the agent: its home directory when there is
+ * one, else its sandbox (nobody's home is /nonexistent; the agent's own HOME is not theirs).
  */
-function processUserProblem(info: TaskInfo): string | undefined {
-  const user = info.command?.user;
-  if (user === undefined) return undefined;
-  const own = agentUser();
-  return user === own ? undefined : `task ${info.task_id.value}: command.user: process tasks run as the agent's user (${own}), not as ${JSON.stringify(user)}`;
+function homeOf(t: AgentTaskRecord): { home?: string } {
+  const user = t.user;
+  if (user === undefined || user.uid === (process.getuid?.() ?? 0)) return {};
+  try {
+    if (statSync(user.home).isDirectory()) return { home: user.home };
+  } catch {
+    // No such directory.
+  }
+  return { home: t.sandbox };
 }
 
 function agentUser(): string {

@@ -1,5 +1,6 @@
 import { SlipwayError } from '../core/errors.ts';
 import type { CommandInfo, ContainerInfo } from '../protocol/mesos.ts';
+import type { TaskUser } from './task-user.ts';
 
 /** A containerizer that was asked for but cannot work here (unknown kind, no Docker engine). */
 export class ContainerizerUnavailable extends SlipwayError {
@@ -36,6 +37,20 @@ export interface LaunchSpec {
   agentId: string;
   /** Absolute path of the task's sandbox directory; it exists when launch is called. */
   sandbox: string;
+  /**
+   * A directory of the agent's own, out of the task's reach, for the containerizer's files about
+   * this container (exit status, kill notes, cgroups, log positions); made if missing. Default
+   * `<sandbox>/.slipway`, which is fine only while the task runs as the agent's own user: a task
+   * of another user owns its sandbox and could put links there for the agent to write through.
+   */
+  metaDir?: string;
+  /**
+   * The user the task runs as (resolved on this host), when the agent runs as root: the process
+   * containerizer drops to its uid, gid and groups (setpriv); the docker containerizer passes
+   * `User: uid:gid` and its other groups (`GroupAdd`). Absent: the agent's own user (process) or
+   * `command.user` as given, else the image's user (docker).
+   */
+  user?: TaskUser;
   command: CommandInfo | undefined;
   container: ContainerInfo | undefined;
   /** The whole environment of the task, computed by the agent (PORT0.., HOST, MESOS_*, task's own). */
@@ -47,8 +62,8 @@ export interface LaunchSpec {
 }
 
 export type ContainerRef =
-  | { kind: 'process'; pid: number; /** From /proc/<pid>/stat, to tell a recycled pid apart. */ startTime: string; sandbox: string }
-  | { kind: 'docker'; containerId: string; name: string; sandbox: string };
+  | { kind: 'process'; pid: number; /** From /proc/<pid>/stat, to tell a recycled pid apart. */ startTime: string; sandbox: string; /** LaunchSpec.metaDir; absent: `<sandbox>/.slipway`. */ meta?: string }
+  | { kind: 'docker'; containerId: string; name: string; sandbox: string; /** LaunchSpec.metaDir; absent: `<sandbox>/.slipway`. */ meta?: string };
 
 export interface ContainerExit {
   /** Exit code, when the container exited; undefined when killed by a signal or unknown. */

@@ -2,6 +2,7 @@ import type { Clock, Timer } from '../core/clock.ts';
 import { SlipwayError } from '../core/errors.ts';
 import type { HealthCheck } from '../protocol/mesos.ts';
 import { probeCommand, probeHttp, probeTcp, type ProbeResult } from './health-probes.ts';
+import type { TaskUser } from './task-user.ts';
 
 /** A task's health_check that cannot be run (no port, no command, bad scheme or path...). */
 export class InvalidHealthCheck extends SlipwayError {
@@ -32,6 +33,8 @@ export interface HealthCheckerOptions {
   onFailureThreshold(message: string): void;
   /** Where HTTP and TCP checks connect. Default 127.0.0.1 (::1 for an HTTP check with protocol IPv6). */
   host?: string;
+  /** The task's user: COMMAND checks run as it (setpriv), as the task does. Default: the agent's user. */
+  user?: TaskUser;
 }
 
 /** What the checker knows, for the agent's state endpoints and for tests. */
@@ -243,7 +246,7 @@ export class HealthChecker {
         // The task's environment may lack PATH (a container image's env, say); without it even
         // `curl` in a check would not be found. The agent's PATH is the best guess there is.
         if (env.PATH === undefined && process.env.PATH !== undefined) env.PATH = process.env.PATH;
-        const probe = { command, env, cwd: this.options.sandbox };
+        const probe = { command, env, cwd: this.options.sandbox, ...(this.options.user !== undefined ? { user: this.options.user } : {}) };
         return (signal) => probeCommand(probe, signal);
       }
       default: {

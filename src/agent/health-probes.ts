@@ -3,6 +3,7 @@ import http from 'node:http';
 import https from 'node:https';
 import net from 'node:net';
 import type { CommandInfo } from '../protocol/mesos.ts';
+import { findSetpriv, switchUserArgv, type TaskUser } from './task-user.ts';
 
 /**
  * One probe of each kind Mesos's health checks know (COMMAND, HTTP, TCP). A probe runs once and
@@ -98,6 +99,8 @@ export interface CommandProbe {
   /** The process's whole environment. */
   env: Record<string, string>;
   cwd: string;
+  /** Run as this user (setpriv), not as the agent's. */
+  user?: TaskUser;
 }
 
 /** How much of the command's stderr ends up in a failure message. */
@@ -130,6 +133,18 @@ export function probeCommand(probe: CommandProbe, signal: AbortSignal): Promise<
       const argv = command.arguments ?? [];
       argv0 = argv[0];
       args = argv.slice(1);
+    }
+    if (probe.user !== undefined && probe.user.uid !== 0) {
+      const setpriv = findSetpriv();
+      if (setpriv === undefined) {
+        resolve({ healthy: false, message: `COMMAND health check failed: cannot run it as user ${probe.user.name}: setpriv (util-linux) is not installed` });
+        return;
+      }
+      // setpriv execs `file` with its own argv: argv[0] is then the program, not `arguments[0]`.
+      const [prefix, ...rest] = switchUserArgv(setpriv, probe.user);
+      args = [...rest, file, ...args];
+      file = prefix!;
+      argv0 = undefined;
     }
     const child = spawn(file, args, {
       cwd: probe.cwd,

@@ -4,6 +4,7 @@ import { TASK_STATES, type TaskState, type TaskStatusReason } from '../core/task
 import { FrameworkID, FrameworkInfo, TaskInfo } from '../protocol/mesos.ts';
 import { readBySchema } from '../protocol/read-by-schema.ts';
 import type { ContainerRef } from './containerizer.ts';
+import type { TaskUser } from './task-user.ts';
 
 /** What a task's `task.json` checkpoint holds, so that a restarted agent finds its tasks again. */
 export interface TaskCheckpoint {
@@ -18,6 +19,8 @@ export interface TaskCheckpoint {
   killReason?: string;
   killStatusReason?: TaskStatusReason;
   frameworkShutDown?: boolean;
+  /** The user the task runs as (a root agent's tasks), for its COMMAND health checks after a restart. */
+  user?: TaskUser;
 }
 
 /** The newest `docVersion` of a task checkpoint this code reads (absent in a document: 1). */
@@ -48,12 +51,14 @@ export function readTaskCheckpoint(doc: unknown, where: string): TaskCheckpoint 
   const reason = r.optString(o, 'killStatusReason');
   if (reason !== undefined && !reason.startsWith('REASON_')) r.fail('killStatusReason', `must be a Mesos TaskStatus reason (REASON_...), not ${JSON.stringify(reason)}`);
   r.optBoolean(o, 'frameworkShutDown');
+  r.optNested(o, 'user', checkTaskUser);
   return o as unknown as TaskCheckpoint;
 }
 
 function checkContainerRef(r: DocumentReader, ref: JsonObject): void {
   const kind = r.oneOf(ref, 'kind', CONTAINER_KINDS);
   r.string(ref, 'sandbox');
+  r.optString(ref, 'meta');
   if (kind === 'process') {
     r.integer(ref, 'pid');
     r.string(ref, 'startTime');
@@ -61,6 +66,14 @@ function checkContainerRef(r: DocumentReader, ref: JsonObject): void {
     r.string(ref, 'containerId');
     r.string(ref, 'name');
   }
+}
+
+function checkTaskUser(r: DocumentReader, user: JsonObject): void {
+  r.string(user, 'name');
+  r.integer(user, 'uid');
+  r.integer(user, 'gid');
+  r.numbers(user, 'groups');
+  r.string(user, 'home');
 }
 
 const CONTAINER_KINDS: ReadonlySet<ContainerRef['kind']> = new Set<ContainerRef['kind']>(['process', 'docker']);

@@ -23,7 +23,8 @@ import type { TaskInfo } from './mesos.ts';
  * Honoured, or harmless when ignored (left as they are): `discovery`, `labels`, `data`,
  * `command.uris[i].cache` (every launch downloads). Docker's own fields are checked by the docker
  * containerizer at launch (TASK_FAILED naming the field: network BRIDGE, port_mappings, parameters).
- * `command.user` depends on the agent's user and is checked by the agent (process tasks run as it).
+ * `command.user` depends on the agent's user and is checked by the agent: a root agent runs the
+ * task as that user (an unknown one is TASK_ERROR), one that is not root only as itself.
  *
  * Returns the TASK_ERROR message (`task <id>: <field>: why`), or undefined when nothing is refused.
  */

@@ -37,6 +37,8 @@ export interface AgentServerOptions {
   auth?: AuthOptions;
   /** Tell the master on stop that this is a planned restart (RESTARTING); default true. */
   announceRestartOnStop?: boolean;
+  /** The user tasks without `command.user` run as, when the agent is root (default nobody). */
+  defaultUser?: string;
   log?: (line: string) => void;
   /** The files server's limits (src/lib/http-server-limits.ts); unset ones take their defaults. */
   httpLimits?: Partial<HttpServerLimits>;
@@ -85,6 +87,7 @@ export async function startAgentServer(o: AgentServerOptions): Promise<AgentServ
     clock: new SystemClock(),
     ...(o.statusRetryMs !== undefined ? { statusRetryMs: o.statusRetryMs } : {}),
     ...(o.announceRestartOnStop !== undefined ? { announceRestartOnStop: o.announceRestartOnStop } : {}),
+    ...(o.defaultUser !== undefined ? { defaultUser: o.defaultUser } : {}),
     ...(o.log !== undefined ? { log: o.log } : {}),
   });
   holder.agent = agent;

@@ -47,6 +47,11 @@ export interface CiServiceOptions {
   clock?: Clock;
   /** A git repository mirroring jobs and executor specs. */
   mirrorRepo?: string;
+  /**
+   * The user executor tasks run as (their `command.user`); default none, i.e. the agent's default
+   * task user. Builds with image steps need one in the `docker` group (docs/security.md).
+   */
+  ciUser?: string;
 }
 
 export async function startCiService(o: CiServiceOptions): Promise<CiService> {
@@ -58,10 +63,11 @@ export async function startCiService(o: CiServiceOptions): Promise<CiService> {
     dataDir: o.dataDir,
     executorProgram: ({ id, token, label, containerizer }) => {
       const args = [SLIPWAY_BIN, 'ci-executor', '--server', o.serverUrl(), '--id', id, '--token', token, '--label', label];
-      if (containerizer === 'process') return { command: { shell: false, value: process.execPath, arguments: [process.execPath, ...args] } };
+      const user = o.ciUser !== undefined ? { user: o.ciUser } : {};
+      if (containerizer === 'process') return { command: { shell: false, value: process.execPath, arguments: [process.execPath, ...args], ...user } };
       // In its image: the image's `node` (on its PATH) runs this installation, mounted read-only at
       // the same path; the image's entrypoint, if any, gets `node ...` as its command.
-      return { command: { shell: false, arguments: ['node', ...args] }, mounts: [{ containerPath: SLIPWAY_HOME, hostPath: SLIPWAY_HOME, mode: 'RO' }] };
+      return { command: { shell: false, arguments: ['node', ...args], ...user }, mounts: [{ containerPath: SLIPWAY_HOME, hostPath: SLIPWAY_HOME, mode: 'RO' }] };
     },
     ...(o.role !== undefined ? { role: o.role } : {}),
     ...(o.log !== undefined ? { log: o.log } : {}),
@@ -106,12 +112,14 @@ export interface CiServerOptions {
   /** The token it registers with at the master (its principal); default SLIPWAY_TOKEN. */
   token?: string;
   auth?: AuthOptions;
+  /** The user executor tasks run as; default the agents' default task user. */
+  ciUser?: string;
 }
 
 /** `slipway ci`: CI in its own process, on its own port. */
 export async function startCiServer(o: CiServerOptions): Promise<{ url: string; service: CiService; close(): Promise<void> }> {
   let url = `http://${o.host}:${o.port}`;
-  const service = await startCiService({ transport: new HttpScheduler(o.masterUrl, o.token ?? defaultToken()), dataDir: o.dataDir, serverUrl: () => url, ...(o.role !== undefined ? { role: o.role } : {}), ...(o.log !== undefined ? { log: o.log } : {}), ...(o.mirrorRepo !== undefined ? { mirrorRepo: o.mirrorRepo } : {}) });
+  const service = await startCiService({ transport: new HttpScheduler(o.masterUrl, o.token ?? defaultToken()), dataDir: o.dataDir, serverUrl: () => url, ...(o.role !== undefined ? { role: o.role } : {}), ...(o.log !== undefined ? { log: o.log } : {}), ...(o.mirrorRepo !== undefined ? { mirrorRepo: o.mirrorRepo } : {}), ...(o.ciUser !== undefined ? { ciUser: o.ciUser } : {}) });
   const app = Fastify({ logger: false, ...fastifyServerOptions({ limits: httpServerLimits(o.httpLimits), ...(o.log !== undefined ? { log: o.log } : {}) }) });
   guardJsonBodies(app);
   const gate = remoteGate(o.masterUrl, o.auth);

@@ -1,3 +1,4 @@
+import { chmodSync, mkdirSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { Clock } from '../core/clock.ts';
 import type { HttpServerLimits } from '../lib/http-server-limits.ts';
@@ -30,6 +31,10 @@ export interface UpOptions {
   ciMaxArtifactBytes?: number;
   /** Authentication options; the first start writes the admin token to `<dataDir>/admin.token`. */
   auth?: AuthOptions;
+  /** The user the agent runs tasks without a user as (it runs as root); default nobody. */
+  defaultUser?: string;
+  /** The user CI executor tasks run as; default the agent's default user. */
+  ciUser?: string;
 }
 
 export interface Up {
@@ -44,6 +49,7 @@ export interface Up {
 
 export async function up(o: UpOptions): Promise<Up> {
   const dataDir = resolve(o.dataDir);
+  searchableDataDir(dataDir);
   let apps: AppsService | undefined;
   let ci: CiService | undefined;
   let url = '';
@@ -65,7 +71,7 @@ export async function up(o: UpOptions): Promise<Up> {
       apps = service;
       mountMarathonApi(app, service, { leader: () => url.replace(/^http:\/\//, ''), masterUrl: 'in-process', rootMetrics: false, gate });
       try {
-        ci = await startCiService({ transport: new InProcessScheduler(core, 'slipway-ci'), dataDir: join(dataDir, 'ci'), serverUrl: () => url, ...(o.log !== undefined ? { log: o.log } : {}), ...(o.ciClock !== undefined ? { clock: o.ciClock } : {}) });
+        ci = await startCiService({ transport: new InProcessScheduler(core, 'slipway-ci'), dataDir: join(dataDir, 'ci'), serverUrl: () => url, ...(o.log !== undefined ? { log: o.log } : {}), ...(o.ciClock !== undefined ? { clock: o.ciClock } : {}), ...(o.ciUser !== undefined ? { ciUser: o.ciUser } : {}) });
       } catch (e) {
         await service.close();
         throw e;
@@ -89,6 +95,7 @@ export async function up(o: UpOptions): Promise<Up> {
       host: o.host,
       ...(o.httpLimits !== undefined ? { httpLimits: o.httpLimits } : {}),
       ...(o.resources !== undefined ? { resources: o.resources } : {}),
+      ...(o.defaultUser !== undefined ? { defaultUser: o.defaultUser } : {}),
       ...(o.log !== undefined ? { log: o.log } : {}),
     });
   } catch (e) {
@@ -110,4 +117,16 @@ export async function up(o: UpOptions): Promise<Up> {
       await master.close();
     },
   };
+}
+
+/**
+ * The data dir holds the agent's work dir, whose sandboxes belong to the tasks' users: they must
+ * be able to pass through it (o+x), never to list or read it (each part's own dir in it is 0700).
+ * Made 0711 when new; an existing one of this user gets the search bits added (an older `up`
+ * made it 0700).
+ */
+function searchableDataDir(dir: string): void {
+  mkdirSync(dir, { recursive: true, mode: 0o711 });
+  const st = statSync(dir);
+  if (st.uid === process.getuid?.() && (st.mode & 0o011) !== 0o011) chmodSync(dir, (st.mode & 0o7777) | 0o011);
 }

@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createWriteStream, mkdtempSync } from 'node:fs';
+import { chmodSync, createWriteStream, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -15,8 +15,15 @@ export { freePort } from '../../src/sim/free-port.ts';
 
 const BIN = fileURLToPath(new URL('../../bin/slipway.js', import.meta.url));
 
+/**
+ * A temp dir for a test, 0711 (mkdtemp makes it 0700): the agents' work dirs are inside it, and
+ * their tasks run as nobody (the agents' default user, as root), who must pass through it to
+ * reach their sandboxes ($MESOS_SANDBOX), without being able to list it.
+ */
 export function tempDir(prefix: string): string {
-  return mkdtempSync(join(tmpdir(), `slipway-${prefix}-`));
+  const dir = mkdtempSync(join(tmpdir(), `slipway-${prefix}-`));
+  chmodSync(dir, 0o711);
+  return dir;
 }
 
 export class SlipwayProcess {

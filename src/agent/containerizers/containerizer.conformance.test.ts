@@ -1,10 +1,10 @@
 import { describe, it, before, after, afterEach } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
-import { existsSync, readFileSync } from 'node:fs';
-import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
+import { chmod, chown, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
@@ -48,6 +48,13 @@ interface Dialect {
   /** Whether the container still runs, asked of the OS or the engine directly. */
   isRunning(ref: ContainerRef): Promise<boolean>;
 }
+
+const asRoot = process.getuid?.() === 0;
+/** The host's nobody, as the agent resolves a task user (src/agent/task-user.ts). */
+const NOBODY = (() => {
+  const [uid, gid] = ['-u', '-g'].map((flag) => Number(execFileSync('id', [flag, 'nobody'], { encoding: 'utf8' }).trim()));
+  return { name: 'nobody', uid: uid!, gid: gid!, groups: [gid!], home: '/nonexistent' };
+})();
 
 const agentId = `conformance-${randomBytes(4).toString('hex')}`;
 let taskCounter = 0;
@@ -416,6 +423,26 @@ for (const dialect of DIALECTS) {
       assert.equal(exit.oomKilled, true);
       assert.equal(exit.signal, 'SIGKILL');
       assert.match(exit.message, /^Memory limit of 32 MB exceeded: /);
+    });
+
+    it('runs the command as spec.user (uid, gid), keeps its files in spec.metaDir, and still kills it', { skip: asRoot ? false : 'runs tasks as another user only as root' }, async () => {
+      const sandbox = await newSandbox();
+      const meta = await newSandbox();
+      // What the agent does before a launch: the sandbox is the task user's, 0700.
+      await chown(sandbox, NOBODY.uid, NOBODY.gid);
+      await chmod(sandbox, 0o700);
+      const ref = await containerizer.launch(dialect.spec(sandbox, { value: 'id -u; id -g; echo mine > "$MESOS_SANDBOX/own"; echo ready; while true; do sleep 0.1; done' }, { user: NOBODY, metaDir: meta }));
+      assert.equal(ref.meta, meta);
+      await outputContains(sandbox, 'stdout', 'ready');
+      assert.equal(await output(sandbox, 'stdout'), `${NOBODY.uid}\n${NOBODY.gid}\nready\n`);
+      assert.equal(statSync(join(sandbox, 'own')).uid, NOBODY.uid);
+      await within('kill()', containerizer.kill(ref, 1_000));
+      const exit = await within('wait()', containerizer.wait(ref));
+      // Ended by the kill (SIGTERM, or SIGKILL for docker's sh as pid 1, which ignores SIGTERM).
+      assert.ok(exit.signal !== undefined || exit.exitCode === 143, JSON.stringify(exit));
+      // Nothing of the containerizer's own in the sandbox, where the task could replace it by a link.
+      assert.equal(existsSync(join(sandbox, '.slipway')), false);
+      assert.notDeepEqual(readdirSync(meta), []);
     });
 
     if (dialect.name === 'process') processOnlyCases(() => containerizer);

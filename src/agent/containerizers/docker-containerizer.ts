@@ -8,6 +8,7 @@ import type { Containerizer, ContainerizerInfo, ContainerExit, ContainerRef, Lau
 import { exitFromStatus, unknownExit } from './container-exit.ts';
 import { ContainerLaunchFailed } from './container-launch-failed.ts';
 import { DockerLogFollower } from './docker-log-follower.ts';
+import type { TaskUser } from '../task-user.ts';
 import { cpuShares } from './task-cgroups.ts';
 import type { CpuLimitMode } from './task-cgroups.ts';
 
@@ -123,8 +124,8 @@ export class DockerContainerizer implements Containerizer {
       await container.remove({ force: true }).catch(() => undefined);
       throw new ContainerLaunchFailed(`cannot start a container of image ${image}: ${dockerMessage(e)}`);
     }
-    this.#followers.set(container.id, DockerLogFollower.start(container, spec.sandbox, true));
-    return { kind: 'docker', containerId: container.id, name: options.name, sandbox: spec.sandbox };
+    this.#followers.set(container.id, DockerLogFollower.start(container, spec.sandbox, true, spec.metaDir));
+    return { kind: 'docker', containerId: container.id, name: options.name, sandbox: spec.sandbox, ...(spec.metaDir !== undefined ? { meta: spec.metaDir } : {}) };
   }
 
   async wait(ref: ContainerRef): Promise<ContainerExit> {
@@ -137,7 +138,7 @@ export class DockerContainerizer implements Containerizer {
     for (;;) {
       if (this.#release.signal.aborted) return new Promise<never>(() => undefined);
       try {
-        if (!this.#followers.has(r.containerId)) this.#followers.set(r.containerId, DockerLogFollower.start(container, r.sandbox, true));
+        if (!this.#followers.has(r.containerId)) this.#followers.set(r.containerId, DockerLogFollower.start(container, r.sandbox, true, r.meta));
         await container.wait({ abortSignal: this.#release.signal });
         break;
       } catch (e) {
@@ -200,7 +201,7 @@ export class DockerContainerizer implements Containerizer {
       }
       if (state !== undefined && (state.Running || state.Paused || state.Restarting)) {
         // Copies what it printed while no agent ran, then follows.
-        this.#followers.set(r.containerId, DockerLogFollower.start(container, r.sandbox, true));
+        this.#followers.set(r.containerId, DockerLogFollower.start(container, r.sandbox, true, r.meta));
         result.push({ running: true });
       } else {
         result.push({ running: false, exit: await this.#finish(r, container) });
@@ -230,7 +231,7 @@ export class DockerContainerizer implements Containerizer {
       try {
         const inspected = await container.inspect();
         // Whatever the follower missed (it started late, the engine restarted): positions make this exact.
-        await DockerLogFollower.start(container, ref.sandbox, false).done;
+        await DockerLogFollower.start(container, ref.sandbox, false, ref.meta).done;
         exit = exitOf(inspected.State as ContainerState, inspected.HostConfig.Memory ?? 0);
         await container.remove({ force: true }).catch(() => undefined);
       } catch (e) {
@@ -340,7 +341,14 @@ function createOptions(spec: LaunchSpec, image: string, docker: NonNullable<Cont
     },
     ...commandOptions(spec.command),
   };
-  for (const p of docker.parameters ?? []) applyParameter(config, p.key, p.value);
+  if (spec.user !== undefined) {
+    // The host's uid and gid, not the name: the image's passwd may not know the name, or give it
+    // another uid, and the sandbox (mounted at /mnt/mesos/sandbox) is owned by the host's uid.
+    config.User = `${spec.user.uid}:${spec.user.gid}`;
+    const others = spec.user.groups.filter((g) => g !== spec.user!.gid);
+    if (others.length > 0) config.HostConfig = { ...config.HostConfig, GroupAdd: others.map(String) };
+  }
+  for (const p of docker.parameters ?? []) applyParameter(config, p.key, p.value, spec.user);
   return config;
 }
 
@@ -377,7 +385,7 @@ function binds(spec: LaunchSpec): string[] {
  * docker.parameters are `docker run` flags in Mesos (`--key=value`). Those with a plain API
  * equivalent are applied; any other is refused rather than silently dropped.
  */
-function applyParameter(config: Dockerode.ContainerCreateOptions, key: string, value: string): void {
+function applyParameter(config: Dockerode.ContainerCreateOptions, key: string, value: string, user: TaskUser | undefined): void {
   switch (key) {
     case 'label': {
       const eq = value.indexOf('=');
@@ -390,7 +398,12 @@ function applyParameter(config: Dockerode.ContainerCreateOptions, key: string, v
       return;
     case 'user':
     case 'u':
-      config.User = value;
+      // The task's user is the agent's to decide (command.user, or its default user): the
+      // parameter may say the same, never another user, or `--user root` would undo it.
+      if (user !== undefined && !sameUser(value, user)) {
+        throw new ContainerLaunchFailed(`docker parameter --user ${value} differs from the task's user ${user.name} (${user.uid}:${user.gid}); set the task's user (Marathon's app "user") instead`);
+      }
+      if (user === undefined) config.User = value;
       return;
     case 'workdir':
     case 'w':
@@ -402,6 +415,13 @@ function applyParameter(config: Dockerode.ContainerCreateOptions, key: string, v
     default:
       throw new ContainerLaunchFailed(`docker parameter --${key} is not supported (supported: label, env, user, workdir, hostname)`);
   }
+}
+
+/** Whether docker's `--user` value (name, uid, name:group, uid:gid) names `user` and its primary group. */
+function sameUser(value: string, user: TaskUser): boolean {
+  const [who, group] = value.split(':', 2);
+  if (who !== user.name && who !== String(user.uid)) return false;
+  return group === undefined || group === String(user.gid);
 }
 
 /** `slipway-<agentId>-<taskId>` in docker's name alphabet ([a-zA-Z0-9][a-zA-Z0-9_.-]*), unique when shortened. */

@@ -9,7 +9,7 @@ import type Dockerode from 'dockerode';
 type StreamName = 'stdout' | 'stderr';
 const STREAMS: readonly StreamName[] = ['stdout', 'stderr'];
 
-/** Where each stream's position is kept, in the sandbox, next to the other containerizer files. */
+/** Where each stream's position is kept when the caller names no directory: in the sandbox. */
 const POSITION_DIR = '.slipway';
 
 /**
@@ -18,7 +18,8 @@ const POSITION_DIR = '.slipway';
  *
  * Docker keeps the container's log, so the copy can resume after the agent process died: the
  * follower asks for timestamped lines and writes, after each line, that line's timestamp into
- * `<sandbox>/.slipway/<stream>.position`. A follower started later (recovery) asks docker for the
+ * `<positions dir>/<stream>.position` (the containerizer's meta dir for the task, out of the
+ * task's reach; by default `<sandbox>/.slipway`). A follower started later (recovery) asks docker for the
  * lines since the older of the two positions and drops, per stream, those not newer than its
  * position: no line is written twice and none is lost, including those the container printed
  * while no agent ran. (A crash between writing a line and its position repeats that one line.)
@@ -44,8 +45,8 @@ export class DockerLogFollower {
    * Starts copying. `follow: true` keeps going while the container runs; `follow: false` copies
    * what the log holds now (a container that ended while no agent ran) and ends.
    */
-  static start(container: Dockerode.Container, sandbox: string, follow: boolean): DockerLogFollower {
-    return new DockerLogFollower((self) => self.#run(container, sandbox, follow));
+  static start(container: Dockerode.Container, sandbox: string, follow: boolean, positionsDir?: string): DockerLogFollower {
+    return new DockerLogFollower((self) => self.#run(container, sandbox, follow, positionsDir ?? join(sandbox, POSITION_DIR)));
   }
 
   /** Stops following (the agent shuts down); the container keeps running. */
@@ -54,11 +55,11 @@ export class DockerLogFollower {
     source?.destroy?.();
   }
 
-  async #run(container: Dockerode.Container, sandbox: string, follow: boolean): Promise<void> {
+  async #run(container: Dockerode.Container, sandbox: string, follow: boolean, positionsDir: string): Promise<void> {
     // An orphan found by label may not say where its sandbox is: never write relative to the cwd.
     if (!isAbsolute(sandbox)) throw new Error(`no sandbox to copy the log of container ${container.id} into`);
-    await mkdir(join(sandbox, POSITION_DIR), { recursive: true });
-    const targets = await Promise.all(STREAMS.map((name) => StreamTarget.open(sandbox, name)));
+    await mkdir(positionsDir, { recursive: true, mode: 0o700 });
+    const targets = await Promise.all(STREAMS.map((name) => StreamTarget.open(sandbox, positionsDir, name)));
     try {
       const positions = targets.map((t) => t.position);
       const since = positions.some((p) => p === undefined) ? undefined : positions.reduce((a, b) => (a! < b! ? a : b));
@@ -92,15 +93,22 @@ class StreamTarget {
     public position: bigint | undefined,
   ) {}
 
-  static async open(sandbox: string, name: StreamName): Promise<StreamTarget> {
-    const positionPath = join(sandbox, POSITION_DIR, `${name}.position`);
+  static async open(sandbox: string, positionsDir: string, name: StreamName): Promise<StreamTarget> {
+    const positionPath = join(positionsDir, `${name}.position`);
     let position: bigint | undefined;
     try {
       position = parseTimestamp((await readFile(positionPath, 'utf8')).trim());
     } catch {
       position = undefined;
     }
-    const file = await open(join(sandbox, name), 'a');
+    // The container may have put a link (or a hard link) where its log was: the agent would
+    // append to the file it leads to. Never through a link, and only a plain file with one link.
+    const file = await open(join(sandbox, name), constants.O_WRONLY | constants.O_APPEND | constants.O_CREAT | constants.O_NOFOLLOW | constants.O_NONBLOCK, 0o644);
+    const st = await file.stat();
+    if (!st.isFile() || st.nlink !== 1) {
+      await file.close();
+      throw new Error(`the task's ${name} in its sandbox is not a plain file (a link, a directory, a FIFO?): its log is not copied`);
+    }
     // Not O_APPEND: the position is rewritten in place (Linux ignores the offset of an append write).
     const positionFile = await open(positionPath, constants.O_RDWR | constants.O_CREAT);
     return new StreamTarget(file, positionFile, position);

@@ -1,13 +1,14 @@
 import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
-import { closeSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, constants, fchownSync, fstatSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import type { CommandInfo } from '../../protocol/mesos.ts';
 import type { Containerizer, ContainerizerInfo, ContainerExit, ContainerRef, LaunchSpec, Recovered } from '../containerizer.ts';
+import { findSetpriv, switchUserArgv, type TaskUser } from '../task-user.ts';
 import { exitFromSignal, exitFromStatus, unknownExit } from './container-exit.ts';
 import { ContainerLaunchFailed } from './container-launch-failed.ts';
 import { TaskCgroups } from './task-cgroups.ts';
@@ -15,7 +16,10 @@ import type { CpuLimitMode, TaskCgroupSet } from './task-cgroups.ts';
 
 type ProcessRef = Extract<ContainerRef, { kind: 'process' }>;
 
-/** Files the containerizer keeps in the task's sandbox, so that a later agent process can read them. */
+/**
+ * Where the containerizer keeps its files about a task when the launch names no `metaDir`: in
+ * the sandbox, so that a later agent process can read them.
+ */
 const META_DIR = '.slipway';
 /** Written by the wrapper: the command's exit status, as a decimal number. */
 const STATUS_FILE = 'exit_status';
@@ -62,6 +66,8 @@ export interface ProcessContainerizerOptions {
   cfsQuota?: boolean;
   /** How often wait() looks at a recovered process (not a child of this agent process). */
   pollIntervalMs?: number;
+  /** The setpriv program that runs a task as its user; default: looked up on this host. */
+  setpriv?: string;
 }
 
 interface ChildExit {
@@ -78,6 +84,8 @@ export class ProcessContainerizer implements Containerizer {
   readonly kind = 'process' as const;
   readonly #cgroups: TaskCgroups;
   readonly #pollIntervalMs: number;
+  /** setpriv, looked up at the first task that runs as another user. */
+  #setpriv: string | undefined;
   /** Set by release(): waits no longer keep the process alive. */
   #released = false;
   /** Tasks this agent process started: their exit comes from the child's 'exit' event. */
@@ -88,6 +96,7 @@ export class ProcessContainerizer implements Containerizer {
   constructor(options: ProcessContainerizerOptions = {}) {
     this.#cgroups = options.cgroups ?? TaskCgroups.detect({ cfsQuota: options.cfsQuota ?? false });
     this.#pollIntervalMs = options.pollIntervalMs ?? 150;
+    this.#setpriv = options.setpriv;
   }
 
   /** `limits.cpu`, when limits are enforced: shares only, or shares and a CFS quota. */
@@ -100,22 +109,31 @@ export class ProcessContainerizer implements Containerizer {
     if (spec.container?.type === 'DOCKER') {
       throw new ContainerLaunchFailed(`task ${spec.taskId} asks for a docker container (image ${spec.container.docker?.image ?? 'none'}); the process containerizer runs plain commands`);
     }
-    const argv = commandArgv(spec.command);
+    const argv = [...this.#asUser(spec.user), ...commandArgv(spec.command)];
     // Synchronous file work on purpose: these are a few small local operations, and every await
     // on the launch path would hand the event loop to other work and add to the launch latency.
-    const meta = join(spec.sandbox, META_DIR);
-    mkdirSync(meta, { recursive: true });
+    const meta = spec.metaDir ?? join(spec.sandbox, META_DIR);
+    mkdirSync(meta, { recursive: true, mode: 0o700 });
     rmSync(join(meta, STATUS_FILE), { force: true });
     rmSync(join(meta, KILL_FILE), { force: true });
+    // Before the cgroups: a log that cannot be opened (a link left there) leaves nothing behind.
+    const stdout = openLog(spec.sandbox, 'stdout', spec.user);
+    let stderr: number;
+    try {
+      stderr = openLog(spec.sandbox, 'stderr', spec.user);
+    } catch (e) {
+      closeSync(stdout);
+      throw e;
+    }
     const cgroups = this.#cgroups.create(cgroupName(spec.taskId), { cpus: spec.cpus, memMb: spec.memMb });
     writeFileSync(join(meta, CGROUPS_FILE), JSON.stringify(cgroups ?? null));
 
     const env: Record<string, string> = { ...spec.env };
     if (env['PATH'] === undefined && process.env['PATH'] !== undefined) env['PATH'] = process.env['PATH'];
-    const stdout = openSync(join(spec.sandbox, 'stdout'), 'a');
-    const stderr = openSync(join(spec.sandbox, 'stderr'), 'a');
     let child: ChildProcess;
     try {
+      // The wrapper itself runs as the agent's user: it joins the cgroups (root's files) and
+      // writes the status where the task cannot reach; the command runs as the task's user.
       child = spawn('/bin/sh', ['-c', WRAPPER, 'sh', join(meta, STATUS_FILE), ...TaskCgroups.procsFiles(cgroups), '--', ...argv], {
         cwd: spec.sandbox,
         env,
@@ -149,7 +167,17 @@ export class ProcessContainerizer implements Containerizer {
     // The agent process may exit while the task runs; wait() holds a reference while it waits.
     child.unref();
     this.#children.set(pid, { child, exited });
-    return { kind: 'process', pid, startTime, sandbox: spec.sandbox };
+    return { kind: 'process', pid, startTime, sandbox: spec.sandbox, ...(spec.metaDir !== undefined ? { meta: spec.metaDir } : {}) };
+  }
+
+  /** The argv prefix that drops to the task's user (none for root or no user). */
+  #asUser(user: TaskUser | undefined): string[] {
+    if (user === undefined || user.uid === 0) return [];
+    this.#setpriv ??= findSetpriv();
+    if (this.#setpriv === undefined) {
+      throw new ContainerLaunchFailed(`cannot run the task as user ${user.name}: setpriv (util-linux) is not installed on this agent`);
+    }
+    return switchUserArgv(this.#setpriv, user);
   }
 
   async wait(ref: ContainerRef): Promise<ContainerExit> {
@@ -206,7 +234,7 @@ export class ProcessContainerizer implements Containerizer {
 
   /** The task's first process has ended: clean up after it and tell how it ended. */
   async #finish(ref: ProcessRef, childExit: ChildExit | undefined): Promise<ContainerExit> {
-    const meta = join(ref.sandbox, META_DIR);
+    const meta = metaDirOf(ref);
     // What the task left running in its process group ends with it, as a container would.
     if (groupMayBeOurs(ref)) signalGroup(ref.pid, 'SIGKILL');
     const cgroups = await readJson<TaskCgroupSet | null>(join(meta, CGROUPS_FILE));
@@ -249,6 +277,32 @@ function commandArgv(command: CommandInfo | undefined): string[] {
 function processRef(ref: ContainerRef): ProcessRef {
   if (ref.kind !== 'process') throw new Error(`the process containerizer cannot handle a ${ref.kind} container`);
   return ref;
+}
+
+function metaDirOf(ref: ProcessRef): string {
+  return ref.meta ?? join(ref.sandbox, META_DIR);
+}
+
+/**
+ * Opens `<sandbox>/<name>` for the task to append to, given to `user` when there is one. Not
+ * through a link (O_NOFOLLOW), and only a regular file with one link: a sandbox used before by
+ * a task of another user may hold a link or a hard link where the log was, and the agent would
+ * append to (or hand over) the file it leads to.
+ */
+function openLog(sandbox: string, name: string, user: TaskUser | undefined): number {
+  let fd: number;
+  try {
+    fd = openSync(join(sandbox, name), constants.O_WRONLY | constants.O_APPEND | constants.O_CREAT | constants.O_NOFOLLOW | constants.O_NONBLOCK, 0o644);
+  } catch (e) {
+    throw new ContainerLaunchFailed(`cannot open the task's ${name} in its sandbox: ${(e as NodeJS.ErrnoException).code ?? String(e)}`);
+  }
+  const st = fstatSync(fd);
+  if (!st.isFile() || st.nlink !== 1) {
+    closeSync(fd);
+    throw new ContainerLaunchFailed(`the task's ${name} in its sandbox is not a plain file (a link, a directory, a FIFO?): remove it`);
+  }
+  if (user !== undefined && (st.uid !== user.uid || st.gid !== user.gid)) fchownSync(fd, user.uid, user.gid);
+  return fd;
 }
 
 function refKey(ref: ProcessRef): string {
@@ -332,8 +386,8 @@ function signalGroup(pgid: number, signal: NodeJS.Signals): boolean {
 /** Records the signal kill() sends, for an agent that recovers the task later. */
 async function note(ref: ProcessRef, signal: string): Promise<void> {
   try {
-    await mkdir(join(ref.sandbox, META_DIR), { recursive: true });
-    await writeFile(join(ref.sandbox, META_DIR, KILL_FILE), signal);
+    await mkdir(metaDirOf(ref), { recursive: true, mode: 0o700 });
+    await writeFile(join(metaDirOf(ref), KILL_FILE), signal);
   } catch {
     // The sandbox is gone; the kill itself matters more than the note.
   }

@@ -20,6 +20,11 @@ function containerizers(value: string): 'auto' | ('process' | 'docker')[] {
 
 const log = (line: string) => process.stderr.write(`${new Date().toISOString()} ${line}\n`);
 
+// No commander defaults for these two: an agent that is not root says when it ignores a
+// --default-user given to it, and CI leaves the user to the agent unless told one.
+const DEFAULT_USER_HELP = 'the user tasks that name none run as, when the agent runs as root (default: nobody; root only if named)';
+const CI_USER_HELP = "the user CI executor tasks run as (default: the agent's default user); builds with image steps need one in the docker group";
+
 interface AuthFlags {
   hostName?: string[];
   anonymousPolicy?: string[];
@@ -72,12 +77,24 @@ export function registerCluster(program: Command): void {
     .option('--host <ip>', 'address to bind', '127.0.0.1')
     .option('--data-dir <dir>', 'where state, sandboxes and logs live', './.slipway')
     .option('--containerizers <list>', 'process,docker or auto (docker when an engine answers)', containerizers, 'auto' as const)
-    .option('--resources <text>', 'the agent\'s resources, e.g. "cpus:4;mem:8192;ports:[31000-32000]" (default: detected)');
+    .option('--resources <text>', 'the agent\'s resources, e.g. "cpus:4;mem:8192;ports:[31000-32000]" (default: detected)')
+    .option('--default-user <name>', DEFAULT_USER_HELP)
+    .option('--ci-user <name>', CI_USER_HELP);
   authFlags(upCommand).action(
-    async (o: AuthFlags & { port: number; host: string; dataDir: string; containerizers: 'auto' | ('process' | 'docker')[]; resources?: string }) => {
+    async (o: AuthFlags & { port: number; host: string; dataDir: string; containerizers: 'auto' | ('process' | 'docker')[]; resources?: string; defaultUser?: string; ciUser?: string }) => {
       warnIfExposed(o.host);
       const { up } = await import('../../server/up.ts');
-      const running = await up({ host: o.host, port: o.port, dataDir: o.dataDir, containerizers: o.containerizers, log, auth: authOptions(o), ...(o.resources !== undefined ? { resources: o.resources } : {}) });
+      const running = await up({
+        host: o.host,
+        port: o.port,
+        dataDir: o.dataDir,
+        containerizers: o.containerizers,
+        log,
+        auth: authOptions(o),
+        ...(o.resources !== undefined ? { resources: o.resources } : {}),
+        ...(o.defaultUser !== undefined ? { defaultUser: o.defaultUser } : {}),
+        ...(o.ciUser !== undefined ? { ciUser: o.ciUser } : {}),
+      });
       process.stdout.write(
         [
           `Slipway is up at ${running.master.url}`,
@@ -124,13 +141,14 @@ export function registerCluster(program: Command): void {
     .option('--data-dir <dir>', 'where CI keeps its state, logs and artifacts', './.slipway/ci')
     .option('--role <role>', 'the role to subscribe with', '*')
     .option('--mirror <git>', 'a git repository to mirror jobs and executor specs to, on every change')
-    .option('--token-file <file>', 'the token it registers with at the master (its principal; default: SLIPWAY_TOKEN)');
-  authFlags(ci).action(async (o: AuthFlags & { master?: string; port: number; host: string; dataDir: string; role: string; mirror?: string; tokenFile?: string }) => {
+    .option('--token-file <file>', 'the token it registers with at the master (its principal; default: SLIPWAY_TOKEN)')
+    .option('--ci-user <name>', CI_USER_HELP);
+  authFlags(ci).action(async (o: AuthFlags & { master?: string; port: number; host: string; dataDir: string; role: string; mirror?: string; tokenFile?: string; ciUser?: string }) => {
       if (o.master === undefined) ci.error("error: required option '--master <url>' not specified");
       warnIfExposed(o.host);
       const token = tokenFrom(o.tokenFile, 'SLIPWAY_TOKEN');
       const { startCiServer } = await import('../../server/ci-server.ts');
-      const server = await startCiServer({ masterUrl: o.master!, host: o.host, port: o.port, dataDir: o.dataDir, role: o.role, log, auth: authOptions(o), ...(token !== undefined ? { token } : {}), ...(o.mirror !== undefined ? { mirrorRepo: o.mirror } : {}) });
+      const server = await startCiServer({ masterUrl: o.master!, host: o.host, port: o.port, dataDir: o.dataDir, role: o.role, log, auth: authOptions(o), ...(token !== undefined ? { token } : {}), ...(o.mirror !== undefined ? { mirrorRepo: o.mirror } : {}), ...(o.ciUser !== undefined ? { ciUser: o.ciUser } : {}) });
       process.stdout.write(`CI at ${server.url}/ci/v1/jobs; master ${o.master}\n`);
       stopOnSignal(() => server.close(), 'CI', log);
     });
@@ -181,8 +199,9 @@ export function registerCluster(program: Command): void {
     .option('--port <port>', 'port of the agent\'s files server (default: any free one)', positiveInt('--port'))
     .option('--cgroups-enable-cfs', 'enforce cpu limits with CFS quota, not only shares, as Mesos\'s --cgroups_enable_cfs (small quotas slow task start-up)')
     .option('--no-announce-restart', 'on SIGTERM, do not tell the master this is a planned restart (it then reports the tasks after the short --agent-grace)')
-    .option('--join-token <file>', 'a token that may register agents (`slipway token create <name> --policy agent`); default: SLIPWAY_JOIN_TOKEN, else SLIPWAY_TOKEN');
-  authFlags(agentCommand).action(async (o: AuthFlags & { master: string; workDir: string; resources?: string; attributes?: string; containerizers: 'auto' | ('process' | 'docker')[]; hostname?: string; ip: string; port?: number; cgroupsEnableCfs?: boolean; announceRestart: boolean; joinToken?: string }) => {
+    .option('--join-token <file>', 'a token that may register agents (`slipway token create <name> --policy agent`); default: SLIPWAY_JOIN_TOKEN, else SLIPWAY_TOKEN')
+    .option('--default-user <name>', DEFAULT_USER_HELP);
+  authFlags(agentCommand).action(async (o: AuthFlags & { master: string; workDir: string; resources?: string; attributes?: string; containerizers: 'auto' | ('process' | 'docker')[]; hostname?: string; ip: string; port?: number; cgroupsEnableCfs?: boolean; announceRestart: boolean; joinToken?: string; defaultUser?: string }) => {
       warnIfExposed(o.ip);
       const token = tokenFrom(o.joinToken, 'SLIPWAY_JOIN_TOKEN', 'SLIPWAY_TOKEN');
       if (token === undefined) log('no join token (--join-token, SLIPWAY_JOIN_TOKEN or SLIPWAY_TOKEN): the master will refuse this agent');
@@ -195,6 +214,7 @@ export function registerCluster(program: Command): void {
         host: o.ip,
         cgroupsEnableCfs: o.cgroupsEnableCfs === true,
         announceRestartOnStop: o.announceRestart,
+        ...(o.defaultUser !== undefined ? { defaultUser: o.defaultUser } : {}),
         auth: authOptions(o),
         ...(token !== undefined ? { token } : {}),
         log,
