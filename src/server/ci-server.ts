@@ -11,6 +11,7 @@ import { jenkinsRoutes } from '../frameworks/ci/http/jenkins-routes.ts';
 import type { SchedulerTransport } from '../protocol/scheduler-transport.ts';
 import { HttpScheduler } from '../sdk/http-scheduler.ts';
 import { prepareDataDir } from './data-dir.ts';
+import { openSecretBox, type SecretBox } from '../lib/secret-box.ts';
 import { KyselyCiStore } from '../store/kysely-ci-store.ts';
 import { sqliteDatabases } from '../store/sqlite-database.ts';
 
@@ -43,14 +44,23 @@ export interface CiServiceOptions {
   clock?: Clock;
   /** A git repository mirroring jobs and executor specs. */
   mirrorRepo?: string;
+  /**
+   * What seals the jobs' secrets at rest. Default: the key of `secretKeyFile` if given, else
+   * `<dataDir>/secret.key` (created on first start).
+   */
+  secretBox?: SecretBox;
+  /** The key file the operator names (`--secret-key-file`); it must exist, 32 bytes, mode 0600. */
+  secretKeyFile?: string;
 }
 
 export async function startCiService(o: CiServiceOptions): Promise<CiService> {
   await prepareDataDir(o.dataDir, 'CI');
+  const secrets = o.secretBox ?? openSecretBox({ dataDir: o.dataDir, keyFile: o.secretKeyFile });
   const store = await KyselyCiStore.open(sqliteDatabases(o.dataDir));
   const framework = new CiFramework({
     transport: o.transport,
     store,
+    secrets,
     dataDir: o.dataDir,
     executorProgram: ({ id, token, label, containerizer }) => {
       const args = [SLIPWAY_BIN, 'ci-executor', '--server', o.serverUrl(), '--id', id, '--token', token, '--label', label];
@@ -98,12 +108,22 @@ export interface CiServerOptions {
   httpLimits?: Partial<HttpServerLimits>;
   /** The largest artifact an executor may upload (default 1 GiB). */
   maxArtifactBytes?: number;
+  /** The secret key file (`--secret-key-file`); default `<dataDir>/secret.key`, created on first start. */
+  secretKeyFile?: string;
 }
 
 /** `slipway ci`: CI in its own process, on its own port. */
 export async function startCiServer(o: CiServerOptions): Promise<{ url: string; service: CiService; close(): Promise<void> }> {
   let url = `http://${o.host}:${o.port}`;
-  const service = await startCiService({ transport: new HttpScheduler(o.masterUrl), dataDir: o.dataDir, serverUrl: () => url, ...(o.role !== undefined ? { role: o.role } : {}), ...(o.log !== undefined ? { log: o.log } : {}), ...(o.mirrorRepo !== undefined ? { mirrorRepo: o.mirrorRepo } : {}) });
+  const service = await startCiService({
+    transport: new HttpScheduler(o.masterUrl),
+    dataDir: o.dataDir,
+    serverUrl: () => url,
+    ...(o.role !== undefined ? { role: o.role } : {}),
+    ...(o.log !== undefined ? { log: o.log } : {}),
+    ...(o.mirrorRepo !== undefined ? { mirrorRepo: o.mirrorRepo } : {}),
+    ...(o.secretKeyFile !== undefined ? { secretKeyFile: o.secretKeyFile } : {}),
+  });
   const app = Fastify({ logger: false, ...fastifyServerOptions({ limits: httpServerLimits(o.httpLimits), ...(o.log !== undefined ? { log: o.log } : {}) }) });
   guardJsonBodies(app);
   await app.register(websocket, { options: { maxPayload: WEBSOCKET_MAX_PAYLOAD } });

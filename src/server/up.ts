@@ -4,6 +4,8 @@ import type { HttpServerLimits } from '../lib/http-server-limits.ts';
 import { startAgentServer, type AgentServer } from './agent-server.ts';
 import { mountMarathonApi, startAppsService, type AppsService } from './apps-server.ts';
 import { mountCiApi, startCiService, type CiService } from './ci-server.ts';
+import { openSecretBox } from '../lib/secret-box.ts';
+import { prepareDataDir } from './data-dir.ts';
 import { InProcessScheduler } from './in-process-scheduler.ts';
 import { startMasterServer, type MasterServer } from './master-server.ts';
 
@@ -26,6 +28,11 @@ export interface UpOptions {
   httpLimits?: Partial<HttpServerLimits>;
   /** The largest artifact a CI executor may upload (default 1 GiB). */
   ciMaxArtifactBytes?: number;
+  /**
+   * The key that seals secrets at rest (`--secret-key-file`: it must exist, 32 bytes, mode 0600);
+   * default `<dataDir>/secret.key`, created on first start.
+   */
+  secretKeyFile?: string;
 }
 
 export interface Up {
@@ -38,6 +45,9 @@ export interface Up {
 
 export async function up(o: UpOptions): Promise<Up> {
   const dataDir = resolve(o.dataDir);
+  await prepareDataDir(dataDir, 'Slipway');
+  // One key for the installation, in the data dir (beside the parts' own dirs) unless named.
+  const secretBox = openSecretBox({ dataDir, keyFile: o.secretKeyFile });
   let apps: AppsService | undefined;
   let ci: CiService | undefined;
   let url = '';
@@ -57,7 +67,7 @@ export async function up(o: UpOptions): Promise<Up> {
       apps = service;
       mountMarathonApi(app, service, { leader: () => url.replace(/^http:\/\//, ''), masterUrl: 'in-process', rootMetrics: false });
       try {
-        ci = await startCiService({ transport: new InProcessScheduler(core), dataDir: join(dataDir, 'ci'), serverUrl: () => url, ...(o.log !== undefined ? { log: o.log } : {}), ...(o.ciClock !== undefined ? { clock: o.ciClock } : {}) });
+        ci = await startCiService({ transport: new InProcessScheduler(core), dataDir: join(dataDir, 'ci'), serverUrl: () => url, secretBox, ...(o.log !== undefined ? { log: o.log } : {}), ...(o.ciClock !== undefined ? { clock: o.ciClock } : {}) });
       } catch (e) {
         await service.close();
         throw e;

@@ -20,6 +20,9 @@ function containerizers(value: string): 'auto' | ('process' | 'docker')[] {
 
 const log = (line: string) => process.stderr.write(`${new Date().toISOString()} ${line}\n`);
 
+const SECRET_KEY_FILE_HELP =
+  'the key that encrypts secrets at rest: 32 random bytes, mode 0600 (e.g. `head -c 32 /dev/urandom > FILE && chmod 600 FILE`); give the same file to a part started again elsewhere (default: secret.key in the data dir, created on first start)';
+
 export function registerCluster(program: Command): void {
   program
     .command('up')
@@ -29,9 +32,18 @@ export function registerCluster(program: Command): void {
     .option('--data-dir <dir>', 'where state, sandboxes and logs live', './.slipway')
     .option('--containerizers <list>', 'process,docker or auto (docker when an engine answers)', containerizers, 'auto' as const)
     .option('--resources <text>', 'the agent\'s resources, e.g. "cpus:4;mem:8192;ports:[31000-32000]" (default: detected)')
-    .action(async (o: { port: number; host: string; dataDir: string; containerizers: 'auto' | ('process' | 'docker')[]; resources?: string }) => {
+    .option('--secret-key-file <path>', SECRET_KEY_FILE_HELP)
+    .action(async (o: { port: number; host: string; dataDir: string; containerizers: 'auto' | ('process' | 'docker')[]; resources?: string; secretKeyFile?: string }) => {
       const { up } = await import('../../server/up.ts');
-      const running = await up({ host: o.host, port: o.port, dataDir: o.dataDir, containerizers: o.containerizers, log, ...(o.resources !== undefined ? { resources: o.resources } : {}) });
+      const running = await up({
+        host: o.host,
+        port: o.port,
+        dataDir: o.dataDir,
+        containerizers: o.containerizers,
+        log,
+        ...(o.resources !== undefined ? { resources: o.resources } : {}),
+        ...(o.secretKeyFile !== undefined ? { secretKeyFile: o.secretKeyFile } : {}),
+      });
       process.stdout.write(
         [
           `Slipway is up at ${running.master.url}`,
@@ -73,10 +85,20 @@ export function registerCluster(program: Command): void {
     .option('--data-dir <dir>', 'where CI keeps its state, logs and artifacts', './.slipway/ci')
     .option('--role <role>', 'the role to subscribe with', '*')
     .option('--mirror <git>', 'a git repository to mirror jobs and executor specs to, on every change')
-    .action(async (o: { master?: string; port: number; host: string; dataDir: string; role: string; mirror?: string }) => {
+    .option('--secret-key-file <path>', SECRET_KEY_FILE_HELP)
+    .action(async (o: { master?: string; port: number; host: string; dataDir: string; role: string; mirror?: string; secretKeyFile?: string }) => {
       if (o.master === undefined) ci.error("error: required option '--master <url>' not specified");
       const { startCiServer } = await import('../../server/ci-server.ts');
-      const server = await startCiServer({ masterUrl: o.master!, host: o.host, port: o.port, dataDir: o.dataDir, role: o.role, log, ...(o.mirror !== undefined ? { mirrorRepo: o.mirror } : {}) });
+      const server = await startCiServer({
+        masterUrl: o.master!,
+        host: o.host,
+        port: o.port,
+        dataDir: o.dataDir,
+        role: o.role,
+        log,
+        ...(o.mirror !== undefined ? { mirrorRepo: o.mirror } : {}),
+        ...(o.secretKeyFile !== undefined ? { secretKeyFile: o.secretKeyFile } : {}),
+      });
       process.stdout.write(`CI at ${server.url}/ci/v1/jobs; master ${o.master}\n`);
       stopOnSignal(() => server.close(), 'CI', log);
     });

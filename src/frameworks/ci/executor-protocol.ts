@@ -45,6 +45,12 @@ export interface BuildSpec {
   pipeline: Pipeline;
   /** The job's env, and CI's own variables, for every step. */
   env: Record<string, string>;
+  /**
+   * The job's secrets, for every step's environment like `env`. The executor masks each (and its
+   * base64 and URL-encoded forms) in the log it reports, a value split across pieces included;
+   * CI masks them again in each piece it stores.
+   */
+  secrets?: Record<string, string>;
 }
 
 export type ExecutorToServer =

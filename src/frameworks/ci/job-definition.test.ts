@@ -58,6 +58,7 @@ describe('parseJobDefinition', () => {
       triggers: {},
       concurrency: 1,
       env: {},
+      secrets: {},
     } satisfies JobDefinition);
   });
 
@@ -85,6 +86,7 @@ describe('parseJobDefinition', () => {
       executor: 'big',
       concurrency: 3,
       env: { DEPLOY_ENV: 'staging', EMPTY: '' },
+      secrets: {},
     } satisfies JobDefinition);
     const json = JSON.parse(JSON.stringify(job)) as unknown;
     assert.deepEqual(parseJobDefinition('app.release-2', json), job);
@@ -139,7 +141,7 @@ describe('parseJobDefinition', () => {
 
   it('refuses unknown fields, listing the known ones', () => {
     const problems = jobProblems('j', { repo: '/r', repository: 'x', triggers: { poll: { every: 3 }, github: true } });
-    assertRefused(problems, 'repository', 'unknown field (known: name, repo, branch, pipelineFile, pipeline, triggers, executor, concurrency, env)');
+    assertRefused(problems, 'repository', 'unknown field (known: name, repo, branch, pipelineFile, pipeline, triggers, executor, concurrency, env, secrets)');
     assertRefused(problems, 'triggers.poll.every', 'unknown field (known: intervalSeconds, tags, branch)');
     assertRefused(problems, 'triggers.github', 'unknown field (known: poll, cron, webhook)');
   });
@@ -395,7 +397,7 @@ describe('readJobDocument', () => {
   });
 
   it('reads what parseJobDefinition made back equal, and names the job and the field of one that does not match', () => {
-    assertReaderChecksEveryField(readJobDocument, job, { kind: 'job', optional: ['branch', 'pipelineFile', 'pipeline', 'executor'] });
+    assertReaderChecksEveryField(readJobDocument, job, { kind: 'job', optional: ['branch', 'pipelineFile', 'pipeline', 'executor', 'secrets'] });
     const withFile = parseJobDefinition('app', { repo: '/srv/app.git' });
     assert.deepEqual(readJobDocument(JSON.parse(JSON.stringify(withFile))), withFile);
   });

@@ -161,6 +161,7 @@ export async function runExecutor(o: ExecutorOptions): Promise<number> {
           ...(spec.branch !== undefined ? { branch: spec.branch } : {}),
           ...(spec.tag !== undefined ? { tag: spec.tag } : {}),
           env: spec.env,
+          ...(spec.secrets !== undefined ? { secrets: spec.secrets } : {}),
           repo: spec.repo,
           executorLabel: o.label,
         },

@@ -14,6 +14,7 @@ import type { LogPiece } from '../build-log-store.ts';
 import type { CiFramework } from '../ci-framework.ts';
 import type { ExecutorToServer } from '../executor-protocol.ts';
 import { parseExecutorSpec, parseJobDefinition } from '../job-definition.ts';
+import { redactJob } from '../job-secrets.ts';
 import { ciErrorReply } from './ci-error-reply.ts';
 import { parseWholeNumber } from './whole-number.ts';
 import { JsonTooDeep, parseJsonText } from '../../../lib/json-depth.ts';
@@ -67,18 +68,20 @@ function routes(app: FastifyInstance, o: CiRoutesOptions): void {
 
   // --- jobs ---------------------------------------------------------------------------------
 
+  // Secrets are write-only: every answer shows them as "***" (redactJob), and a PUT that sends
+  // "***" back keeps the stored value, so that a client can GET, edit and PUT a job.
   app.put('/ci/v1/jobs/:name', async (req, reply) => {
     const { name } = req.params as { name: string };
     const job = parseJobDefinition(name, req.body);
     const created = await ci.putJob(job);
-    return reply.code(created ? 201 : 200).send(job);
+    return reply.code(created ? 201 : 200).send(redactJob(job));
   });
   app.get('/ci/v1/jobs', () => ({
-    jobs: [...ci.view.jobs.values()].sort((a, b) => (a.name < b.name ? -1 : 1)).map((j) => ({ ...j, lastBuild: ci.view.lastNumber(j.name) || null })),
+    jobs: [...ci.view.jobs.values()].sort((a, b) => (a.name < b.name ? -1 : 1)).map((j) => ({ ...redactJob(j), lastBuild: ci.view.lastNumber(j.name) || null })),
   }));
   app.get('/ci/v1/jobs/:name', (req) => {
     const job = jobOf((req.params as { name: string }).name);
-    return { ...job, lastBuild: ci.view.lastNumber(job.name) || null };
+    return { ...redactJob(job), lastBuild: ci.view.lastNumber(job.name) || null };
   });
   app.delete('/ci/v1/jobs/:name', async (req, reply) => {
     const { name } = req.params as { name: string };

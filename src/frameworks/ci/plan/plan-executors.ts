@@ -5,6 +5,7 @@ import type { CiView, LaunchFailure } from '../ci-state.ts';
 import type { ExecutorReport } from '../executor-hub.ts';
 import type { ExecutorRecord } from '../executor-record.ts';
 import { EXECUTOR_HEARTBEAT_SECONDS, type ExecutorToServer } from '../executor-protocol.ts';
+import { jobSecretMask } from '../job-secrets.ts';
 import { buildOf, CiPlanBuilder, finishedBuild, type CiPlan } from './ci-plan.ts';
 import type { StreamView } from './plan-pass.ts';
 
@@ -76,14 +77,18 @@ export function planReports(view: CiView, reports: readonly { executorId: string
       continue;
     }
     let next: Build = { ...build, seq: m.seq };
+    // The executor masks the job's secrets in what it reports (a value split across pieces
+    // included); what a piece still holds whole is masked here too, before it is stored.
+    const mask = jobSecretMask(view.jobs.get(m.job));
     switch (m.type) {
       case 'STEP_STARTED':
         next.steps = build.steps.map((s) => (s.name === m.step ? { ...s, status: 'running', startedAt: m.at } : s));
         break;
       case 'LOG': {
         const sizes = build.logBytes ?? { whole: 0, steps: {} };
-        const n = Buffer.byteLength(m.text);
-        b.plan.logs.push({ job: m.job, number: m.number, step: m.step, text: m.text, stored: view.builds.get(key)?.logBytes ?? { whole: 0, steps: {} } });
+        const text = mask.mask(m.text);
+        const n = Buffer.byteLength(text);
+        b.plan.logs.push({ job: m.job, number: m.number, step: m.step, text, stored: view.builds.get(key)?.logBytes ?? { whole: 0, steps: {} } });
         next.logBytes = { whole: sizes.whole + n, steps: { ...sizes.steps, [m.step]: (sizes.steps[m.step] ?? 0) + n } };
         break;
       }
@@ -95,14 +100,14 @@ export function planReports(view: CiView, reports: readonly { executorId: string
                 status: m.status,
                 finishedAt: m.at,
                 ...(m.exitCode !== undefined ? { exitCode: m.exitCode } : {}),
-                ...(m.error !== undefined ? { error: m.error } : {}),
+                ...(m.error !== undefined ? { error: mask.mask(m.error) } : {}),
                 ...(s.startedAt !== undefined ? { durationMs: m.at - s.startedAt } : {}),
               }
             : s,
         );
         break;
       case 'BUILD_DONE': {
-        next = finishedBuild({ ...next, artifacts: m.artifacts }, m.status, now, m.error);
+        next = finishedBuild({ ...next, artifacts: m.artifacts }, m.status, now, m.error !== undefined ? mask.mask(m.error) : undefined);
         executors.set(e.id, freed(e, now));
         b.pass();
         break;
