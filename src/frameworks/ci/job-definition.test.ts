@@ -90,6 +90,8 @@ describe('parseJobDefinition', () => {
     } satisfies JobDefinition);
     const json = JSON.parse(JSON.stringify(job)) as unknown;
     assert.deepEqual(parseJobDefinition('app.release-2', json), job);
+    // What GET adds (`lastBuild`) is read-only: ignored, so that a GET answer goes back as is.
+    assert.deepEqual(parseJobDefinition('app.release-2', { ...(json as object), lastBuild: 7 }), job);
   });
 
   it('keeps an inline pipeline as its text, without pipelineFile', () => {

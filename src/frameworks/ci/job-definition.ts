@@ -89,6 +89,8 @@ export interface WebhookTrigger<S = string> {
 }
 
 export const JOB_FIELDS = ['name', 'repo', 'branch', 'pipelineFile', 'pipeline', 'triggers', 'executor', 'concurrency', 'env', 'secrets'] as const;
+/** Fields GET adds to a job, ignored in a PUT, so that a client can GET, edit and PUT it back. */
+export const JOB_READ_ONLY_FIELDS: readonly string[] = ['lastBuild'];
 export const DEFAULT_PIPELINE_FILE = '.slipway.yml';
 export const DEFAULT_POLL_INTERVAL_SECONDS = 60;
 export const MAX_CONCURRENCY = 1000;
@@ -114,7 +116,7 @@ export function parseJobDefinition(name: string, json: unknown): JobDefinition<S
     bad('', `the body must be a JSON object, not ${describeJson(json)}`);
     throw new InvalidJob(problems);
   }
-  checkFields(json, '', JOB_FIELDS, bad);
+  checkFields(Object.fromEntries(Object.entries(json).filter(([k]) => !JOB_READ_ONLY_FIELDS.includes(k))), '', JOB_FIELDS, bad);
   if (json['name'] !== undefined && json['name'] !== name) bad('name', `is ${JSON.stringify(json['name'])} in the body but ${JSON.stringify(name)} in the URL`);
 
   const job: JobDefinition<SecretInput> = { name, repo: '', triggers: {}, concurrency: 1, env: {}, secrets: {} };
