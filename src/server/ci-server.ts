@@ -6,6 +6,7 @@ import { fastifyServerOptions, httpServerLimits, WEBSOCKET_MAX_PAYLOAD, type Htt
 import { guardJsonBodies } from '../lib/json-depth.ts';
 import type { Clock } from '../core/clock.ts';
 import { CiFramework } from '../frameworks/ci/ci-framework.ts';
+import { EXECUTOR_TOKEN_VARIABLE } from '../frameworks/ci/executor-task.ts';
 import { ciRoutes } from '../frameworks/ci/http/ci-routes.ts';
 import { jenkinsRoutes } from '../frameworks/ci/http/jenkins-routes.ts';
 import type { SchedulerTransport } from '../protocol/scheduler-transport.ts';
@@ -63,11 +64,14 @@ export async function startCiService(o: CiServiceOptions): Promise<CiService> {
     secrets,
     dataDir: o.dataDir,
     executorProgram: ({ id, token, label, containerizer }) => {
-      const args = [SLIPWAY_BIN, 'ci-executor', '--server', o.serverUrl(), '--id', id, '--token', token, '--label', label];
-      if (containerizer === 'process') return { command: { shell: false, value: process.execPath, arguments: [process.execPath, ...args] } };
+      const args = [SLIPWAY_BIN, 'ci-executor', '--server', o.serverUrl(), '--id', id, '--label', label];
+      // The token in the task's environment, not its command line (which `ps` shows everyone);
+      // the executor takes it out of its own environment before it runs anything.
+      const environment = { variables: [{ name: EXECUTOR_TOKEN_VARIABLE, value: token }] };
+      if (containerizer === 'process') return { command: { shell: false, value: process.execPath, arguments: [process.execPath, ...args], environment } };
       // In its image: the image's `node` (on its PATH) runs this installation, mounted read-only at
       // the same path; the image's entrypoint, if any, gets `node ...` as its command.
-      return { command: { shell: false, arguments: ['node', ...args] }, mounts: [{ containerPath: SLIPWAY_HOME, hostPath: SLIPWAY_HOME, mode: 'RO' }] };
+      return { command: { shell: false, arguments: ['node', ...args], environment }, mounts: [{ containerPath: SLIPWAY_HOME, hostPath: SLIPWAY_HOME, mode: 'RO' }] };
     },
     ...(o.role !== undefined ? { role: o.role } : {}),
     ...(o.log !== undefined ? { log: o.log } : {}),

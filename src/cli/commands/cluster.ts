@@ -109,11 +109,12 @@ export function registerCluster(program: Command): void {
     .description('a CI build executor (CI launches these as tasks; not for running by hand)')
     .requiredOption('--server <url>', 'CI, e.g. http://127.0.0.1:5050')
     .requiredOption('--id <id>', 'the executor id CI gave')
-    .requiredOption('--token <token>', 'the token CI gave')
     .requiredOption('--label <label>', 'the executor label')
-    .action(async (o: { server: string; id: string; token: string; label: string }) => {
+    // The token is not an option: a command line is visible to every user (`ps`). CI puts it in
+    // the task's environment, SLIPWAY_EXECUTOR_TOKEN, which the executor removes before any step.
+    .action(async (o: { server: string; id: string; label: string }) => {
       const { runCiExecutor } = await import('../../server/ci-executor-main.ts');
-      const code = await runCiExecutor({ serverUrl: o.server, id: o.id, token: o.token, label: o.label, log });
+      const code = await runCiExecutor({ serverUrl: o.server, id: o.id, label: o.label, log });
       process.exit(code);
     });
 

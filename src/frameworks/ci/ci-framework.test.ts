@@ -13,6 +13,8 @@ import type { SimRunner } from '../../sim/sim-runner.ts';
 import { KyselyCiStore } from '../../store/kysely-ci-store.ts';
 import { sqliteDatabases } from '../../store/sqlite-database.ts';
 import { SecretBox } from '../../lib/secret-box.ts';
+import { tokenDigest } from '../../lib/token-digest.ts';
+import { DEFAULT_EXECUTOR_TOKEN_TTL_MS } from './executor-record.ts';
 import { StoreUnavailable } from '../../lib/write-queue.ts';
 import { WriteFaults } from '../../sim/write-faults.ts';
 import { REVIVE_RETRY_MS } from '../kit/offer-manners.ts';
@@ -70,7 +72,8 @@ class SimExecutors {
         },
         close: () => undefined,
       };
-      this.ci.hub.connected({ type: 'HELLO', executorId: e.id, label: e.label, hostname: e.hostname }, e.token, conn);
+      // The launch token the framework made with the id (`token: () => token-<n>` below).
+      this.ci.hub.connected({ type: 'HELLO', executorId: e.id, label: e.label, hostname: e.hostname }, e.id.replace('exec-', 'token-'), conn);
     }
   }
 }
@@ -236,6 +239,25 @@ describe('CI on simulated time', () => {
     w.cluster.master.stop();
     rmSync(dir, { recursive: true, force: true });
     w = undefined;
+  });
+
+  it('gives an executor that proved its launch token a session token in WELCOME, and keeps only their digests', async () => {
+    w = await world(1);
+    const build = await trigger(w.ci);
+    await w.runner.until('the build succeeded', () => w!.ci.view.builds.get(`hello#${build.number}`)?.status === 'success', 20_000);
+    const welcome = w.executors.received.find((r) => r.message.type === 'WELCOME');
+    assert.ok(welcome?.message.type === 'WELCOME' && welcome.message.token !== undefined, 'a session token');
+    const record = w.ci.view.executors.get(welcome.executorId)!;
+    assert.equal(record.sessionTokenDigest, tokenDigest(welcome.message.token));
+    assert.equal(record.launchTokenDigest, tokenDigest(welcome.executorId.replace('exec-', 'token-')));
+    assert.equal(record.launchTokenExpiresAt, record.launchedAt + DEFAULT_EXECUTOR_TOKEN_TTL_MS);
+    const db = new Sqlite(join(w.host.dir, 'ci.db'), { readonly: true });
+    try {
+      const docs = (db.prepare('SELECT doc FROM executors').all() as { doc: string }[]).map((r) => r.doc).join('\n');
+      assert.ok(!docs.includes(welcome.message.token) && !docs.includes('"token-'), docs);
+    } finally {
+      db.close();
+    }
   });
 
   it('keeps the API, memory and disk in agreement while its store refuses writes, and after a restart', async () => {

@@ -16,6 +16,7 @@ import { CiState, toStoreChange, type CiStateChange, type CiView } from './ci-st
 import type { CiChange, CiStore } from './ci-store.ts';
 import { ExecutorHub, type ExecutorReport } from './executor-hub.ts';
 import { planExecutorLaunches } from './executor-placement.ts';
+import { DEFAULT_EXECUTOR_TOKEN_TTL_MS } from './executor-record.ts';
 import type { ExecutorProgramFor } from './executor-task.ts';
 import { writeMirror } from './git/config-mirror.ts';
 import { readJobDocument, type ExecutorSpec, type JobDefinition, type SealedSecret, type SecretInput } from './job-definition.ts';
@@ -39,7 +40,7 @@ export interface CiFrameworkOptions {
   secrets: SecretSealer;
   /** Logs, artifacts and scratch checkouts live here. */
   dataDir: string;
-  /** How an executor task runs `slipway ci-executor --server ... --id ... --token ...` (executor-task.ts). */
+  /** How an executor task runs `slipway ci-executor --server ... --id ...`, its token in its environment (executor-task.ts). */
   executorProgram: ExecutorProgramFor;
   role?: string;
   /**
@@ -49,9 +50,15 @@ export interface CiFrameworkOptions {
   mirrorRepo?: string;
   /** Time and timers (default the system clock); a ManualClock runs CI on simulated time. */
   clock?: Clock;
-  /** New executor ids (default randomUUID) and tokens (default 16 random bytes, hex). */
+  /** New executor ids (default randomUUID) and tokens, launch and session ones (default 32 random bytes, hex). */
   uuid?: () => string;
   token?: () => string;
+  /**
+   * How long an executor's launch token (in its task's environment) proves it, from its launch
+   * (default DEFAULT_EXECUTOR_TOKEN_TTL_MS, 10 minutes). Its first WELCOME gives it a session
+   * token, good while it lives.
+   */
+  executorTokenTtlMs?: number;
   /** Attempts of a store write before the change is refused with 503 (default 10). */
   writeAttempts?: number;
   log?: (line: string) => void;
@@ -104,7 +111,7 @@ export class CiFramework {
     this.hub = new ExecutorHub({
       clock: this.clock,
       executor: (id) => this.state.executors.get(id),
-      onHello: (hello) => void this.turns.turn(() => planHello(this.state, hello, this.clock.now())),
+      onHello: (hello, via) => void this.turns.turn(() => planHello(this.state, hello, this.clock.now(), via === 'launch' ? this.newToken() : undefined)),
       onReport: (executorId, report) => this.report({ executorId, report }),
     });
     this.writes = writeThrough('CI store', options.store, { clock: this.clock, attempts: options.writeAttempts, log: this.log });
@@ -292,6 +299,10 @@ export class CiFramework {
     return this.triggers.status(job);
   }
 
+  private newToken(): string {
+    return this.options.token?.() ?? randomBytes(32).toString('hex');
+  }
+
   /** The job with its secrets sealed: its last sealed form if it is that job, else sealed now (reusing what is unchanged). */
   private sealedOf(job: JobDefinition): JobDefinition<SealedSecret> {
     const known = this.sealedJobs.get(job.name);
@@ -312,7 +323,7 @@ export class CiFramework {
     if (e.type === 'UPDATE') this.update(e.update.status);
     else if (e.type === 'OFFERS') {
       const offers = e.offers.offers;
-      const ctx = { uuid: this.options.uuid ?? randomUUID, token: this.options.token ?? (() => randomBytes(16).toString('hex')), executorProgram: this.options.executorProgram };
+      const ctx = { uuid: this.options.uuid ?? randomUUID, token: () => this.newToken(), tokenTtlMs: this.options.executorTokenTtlMs ?? DEFAULT_EXECUTOR_TOKEN_TTL_MS, executorProgram: this.options.executorProgram };
       this.turns.offers(offers, () => planExecutorLaunches(this.state, offers, { ...ctx, now: this.clock.now() }));
     }
   }

@@ -1,5 +1,5 @@
 import { websocketOnly } from '../../../core/websocket-only.ts';
-import { randomBytes, timingSafeEqual } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
 import { mkdir, readFile, rename, rm, stat } from 'node:fs/promises';
 import type { IncomingMessage } from 'node:http';
@@ -184,8 +184,8 @@ function routes(app: FastifyInstance, o: CiRoutesOptions): void {
           const { name, n, '*': path } = req.params as { name: string; n: string; '*': string };
           const q = req.query as { executor?: string; token?: string };
           const b = await buildOf(name, n);
-          const e = q.executor !== undefined ? ci.view.executors.get(q.executor) : undefined;
-          if (e === undefined || q.token === undefined || !tokensEqual(e.token, q.token) || e.build !== buildKey(name, b.number)) {
+          const e = q.executor !== undefined && q.token !== undefined ? ci.hub.authenticate(q.executor, q.token)?.executor : undefined;
+          if (e === undefined || e.build !== buildKey(name, b.number)) {
             throw new ArtifactUploadForbidden('only the executor running the build may store its artifacts');
           }
           const file = artifactFile(name, b.number, path);
@@ -242,7 +242,7 @@ function routes(app: FastifyInstance, o: CiRoutesOptions): void {
   });
   app.get('/ci/v1/executors', () => ({
     specs: [...ci.view.specs].map(([label, s]) => ({ ...s, label })),
-    executors: [...ci.view.executors.values()].map(({ token: _token, ...e }) => e),
+    executors: [...ci.view.executors.values()].map(({ launchTokenDigest: _l, launchTokenExpiresAt: _x, sessionTokenDigest: _s, ...e }) => e),
   }));
   app.get('/ci/v1/queue', () => ({
     queue: ci.view.queue().map((q) => ({ job: q.build.job, number: q.build.number, label: q.build.label, queuedAt: new Date(q.build.queuedAt).toISOString(), why: q.why })),
@@ -325,13 +325,6 @@ async function followLog(ci: CiFramework, req: FastifyRequest, reply: FastifyRep
   }
   if (ended || isFinished((await ci.getBuild(b.job, b.number)) ?? b)) finish();
   return reply;
-}
-
-/** Compares tokens in time independent of where they differ. */
-function tokensEqual(expected: string, given: string): boolean {
-  const a = Buffer.from(expected);
-  const b = Buffer.from(given);
-  return a.length === b.length && timingSafeEqual(a, b);
 }
 
 /**

@@ -5,6 +5,7 @@ import type { CiView, LaunchFailure } from '../ci-state.ts';
 import type { ExecutorReport } from '../executor-hub.ts';
 import type { ExecutorRecord } from '../executor-record.ts';
 import { EXECUTOR_HEARTBEAT_SECONDS, type ExecutorToServer } from '../executor-protocol.ts';
+import { tokenDigest } from '../../../lib/token-digest.ts';
 import { jobSecretMask } from '../job-secrets.ts';
 import { buildOf, CiPlanBuilder, finishedBuild, type CiPlan } from './ci-plan.ts';
 import type { StreamView } from './plan-pass.ts';
@@ -14,18 +15,20 @@ export const MAX_LAUNCH_FAILURES = 5;
 
 /**
  * An executor said HELLO (ExecutorHub checked its token): WELCOME once its record is stored as
- * idle (or busy with the build it says it still runs). One that comes back without the build CI
+ * idle (or busy with the build it says it still runs). One that proved its launch token is given
+ * a session token (`sessionToken`, a new random one): its digest is stored, the token itself goes
+ * only in WELCOME. One that comes back without the build CI
  * thought it ran (it restarted) loses that build, which ends in `error`. An executor being
  * stopped is told again to SHUTDOWN. Its label's launch backoff is over: executors start there.
  */
-export function planHello(view: CiView, hello: Extract<ExecutorToServer, { type: 'HELLO' }>, now: number): CiPlan {
+export function planHello(view: CiView, hello: Extract<ExecutorToServer, { type: 'HELLO' }>, now: number, sessionToken?: string): CiPlan {
   const b = new CiPlanBuilder();
   const e = view.executors.get(hello.executorId);
   if (e === undefined) return b.plan;
   if (view.launchFailures.get(e.label) !== undefined) b.change({ type: 'LAUNCH_FAILURE', label: e.label });
-  b.send(e.id, { type: 'WELCOME', heartbeatIntervalSeconds: EXECUTOR_HEARTBEAT_SECONDS });
+  b.send(e.id, { type: 'WELCOME', heartbeatIntervalSeconds: EXECUTOR_HEARTBEAT_SECONDS, ...(sessionToken !== undefined ? { token: sessionToken } : {}) });
   const running = hello.running !== undefined ? buildKey(hello.running.job, hello.running.number) : undefined;
-  const next: ExecutorRecord = { ...e };
+  const next: ExecutorRecord = { ...e, ...(sessionToken !== undefined ? { sessionTokenDigest: tokenDigest(sessionToken) } : {}) };
   if (e.build !== undefined && running !== e.build) {
     const build = view.builds.get(e.build);
     if (build !== undefined && !isFinished(build)) b.finishBuild(build, 'error', now, `executor ${e.id} came back without it (restarted?)`, `executor lost: executor ${e.id} came back without the build (restarted?)`);
