@@ -4,6 +4,7 @@ import type { HttpServerLimits } from '../lib/http-server-limits.ts';
 import { startAgentServer, type AgentServer } from './agent-server.ts';
 import { mountMarathonApi, startAppsService, type AppsService } from './apps-server.ts';
 import { mountCiApi, startCiService, type CiService } from './ci-server.ts';
+import { TRAVERSE_ONLY_DIR_MODE } from '../lib/private-files.ts';
 import { openSecretBox } from '../lib/secret-box.ts';
 import { prepareDataDir } from './data-dir.ts';
 import { InProcessScheduler } from './in-process-scheduler.ts';
@@ -45,7 +46,10 @@ export interface Up {
 
 export async function up(o: UpOptions): Promise<Up> {
   const dataDir = resolve(o.dataDir);
-  await prepareDataDir(dataDir, 'Slipway');
+  // Traverse-only (0711), not 0700: it holds the agent's work dir, whose sandboxes tasks running
+  // as another user (the app's `user`) must reach by path; nothing in it is listable, and each
+  // part's own dir inside is 0700.
+  await prepareDataDir(dataDir, 'single-machine Slipway', TRAVERSE_ONLY_DIR_MODE);
   // One key for the installation, in the data dir (beside the parts' own dirs) unless named.
   const secretBox = openSecretBox({ dataDir, keyFile: o.secretKeyFile });
   let apps: AppsService | undefined;

@@ -1,7 +1,7 @@
 import { randomBytes, randomUUID } from 'node:crypto';
-import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { SystemClock, type Clock } from '../../core/clock.ts';
+import { privateDir } from '../../lib/private-files.ts';
 import { writeThrough, type WriteQueue } from '../../lib/write-queue.ts';
 import type { TaskStatus } from '../../protocol/mesos.ts';
 import type { Event } from '../../protocol/scheduler.ts';
@@ -179,7 +179,9 @@ export class CiFramework {
     }
     this.triggers.load(stored.triggerStates);
     this.startedAt = this.clock.now();
-    await mkdir(join(this.options.dataDir, 'logs'), { recursive: true });
+    // CI's own files: logs (which may quote what a build printed), artifacts, scratch checkouts
+    // and the mirror's working copy, 0700 dirs and 0600 files whatever the umask.
+    for (const sub of ['logs', 'artifacts', 'scratch']) await privateDir(join(this.options.dataDir, sub));
     let connected: () => void = () => undefined;
     const subscribed = new Promise<void>((resolve) => (connected = resolve));
     this.session = new FrameworkSession({
