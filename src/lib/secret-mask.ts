@@ -91,17 +91,21 @@ export class SecretMask {
  */
 export class SecretMasker {
   readonly #mask: SecretMask;
+  /** This masker's own copy (a global RegExp keeps its position between calls). */
+  readonly #pattern: RegExp | undefined;
   #held = '';
 
   constructor(values: Iterable<string> | SecretMask) {
     this.#mask = values instanceof SecretMask ? values : new SecretMask(values);
+    this.#pattern = this.#mask.pattern();
   }
 
   push(text: string): string {
-    if (this.#mask.empty) return text;
+    const pattern = this.#pattern;
+    if (pattern === undefined) return text;
     const buf = this.#held + text;
     const hold = this.#holdFrom(buf);
-    const pattern = this.#mask.pattern()!;
+    pattern.lastIndex = 0;
     let out = '';
     let pos = 0;
     for (let m = pattern.exec(buf); m !== null && m.index < hold; m = pattern.exec(buf)) {
@@ -136,7 +140,7 @@ export class SecretMasker {
       const start = Math.max(from, buf.length - (form.length - 1));
       const head = form.charCodeAt(0);
       for (let i = start; i < first; i++) {
-        if (buf.charCodeAt(i) === head && form.startsWith(buf.slice(i))) {
+        if (buf.charCodeAt(i) === head && isPrefixOf(form, buf, i)) {
           first = i;
           break;
         }
@@ -144,4 +148,12 @@ export class SecretMasker {
     }
     return first;
   }
+}
+
+/** Whether `buf` from `i` to its end is a proper prefix of `form` (without copying either). */
+function isPrefixOf(form: string, buf: string, i: number): boolean {
+  const n = buf.length - i;
+  if (n >= form.length) return false;
+  for (let k = 0; k < n; k++) if (buf.charCodeAt(i + k) !== form.charCodeAt(k)) return false;
+  return true;
 }
