@@ -104,7 +104,11 @@ describe('CI hardening on `slipway up`', { timeout: 120_000 }, () => {
       .map((p) => ({ pid: p.pid, argv: readFileSync(`/proc/${p.pid}/cmdline`, 'utf8').split('\0') }))
       .find((p) => p.argv.includes('ci-executor'));
     assert.ok(found !== undefined, 'the executor process');
-    executor = { pid: found.pid, id: found.argv[found.argv.indexOf('--id') + 1] as string, token: found.argv[found.argv.indexOf('--token') + 1] as string };
+    // The launch token is in the task's environment as the process started (issue 12: no longer on its command line).
+    const environ = readFileSync(`/proc/${found.pid}/environ`, 'utf8').split('\0');
+    const token = environ.find((v) => v.startsWith('SLIPWAY_EXECUTOR_TOKEN='))?.slice('SLIPWAY_EXECUTOR_TOKEN='.length);
+    assert.ok(token !== undefined, 'the launch token in the executor\'s initial environment');
+    executor = { pid: found.pid, id: found.argv[found.argv.indexOf('--id') + 1] as string, token };
     // A tail of the build's log: silent while the step sleeps, until the build ends.
     const { hostname, port } = new URL(base);
     follow = { socket: connect({ host: hostname, port: Number(port) }), text: '', closed: false };

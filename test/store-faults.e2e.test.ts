@@ -65,7 +65,8 @@ describe('stores that refuse writes', { skip }, () => {
     execFileSync('mount', ['-o', 'remount,ro', ro]);
     const r = spawnSync(process.execPath, [BIN, 'up', '--data-dir', join(ro, 'data'), '--port', '5998'], { encoding: 'utf8', timeout: 30_000 });
     assert.equal(r.status, 1, r.stderr);
-    assert.match(r.stderr, /cannot use .*\/data\/master as the master's data dir: the file system is read-only/);
+    // The data dir of `up` itself is checked first (it holds the secret key beside the parts' dirs).
+    assert.match(r.stderr, /cannot use .*\/ro\/data as the single-machine Slipway's data dir: the file system is read-only/);
     assert.doesNotMatch(r.stderr, /\n\s+at /, 'one line, no stack trace');
   });
 

@@ -1,10 +1,11 @@
-import { chmodSync, chownSync, mkdirSync, readFileSync, readdirSync, realpathSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, readFileSync, readdirSync, realpathSync, renameSync, rmSync, statSync } from 'node:fs';
 import { userInfo } from 'node:os';
-import { join, sep } from 'node:path';
+import { dirname, join, sep } from 'node:path';
 import type { Clock } from '../core/clock.ts';
 import type { Resources } from '../core/resources.ts';
 import { isTerminal, type TaskState, type TaskStatusReason } from '../core/task-state.ts';
 import { newUuidBase64 } from '../core/uuid.ts';
+import { privateDirSync, restrictTreeSync, TRAVERSE_ONLY_DIR_MODE, writePrivateFileSync } from '../lib/private-files.ts';
 import type { AgentTask, MasterToAgent } from '../protocol/agent.ts';
 import type { Attribute, FrameworkID, FrameworkInfo, KillPolicy, TaskInfo } from '../protocol/mesos.ts';
 import { unhonouredTaskField } from '../protocol/task-support.ts';
@@ -127,11 +128,16 @@ export class Agent {
 
   constructor(private readonly options: AgentOptions) {
     this.metaDir = join(options.workDir, 'meta');
-    mkdirSync(join(this.metaDir, 'tasks'), { recursive: true });
-    mkdirSync(join(options.workDir, 'sandboxes'), { recursive: true });
-    // Tasks run as other users: they may reach their own sandbox, never the agent's state.
-    chmodSync(this.metaDir, 0o700);
-    chmodSync(join(options.workDir, 'sandboxes'), 0o711);
+    // The work dir and `sandboxes` are traverse-only (0711): a task running as another user (the
+    // app's `user`) reaches its own sandbox by path, and lists nothing. Everything else is the
+    // agent's own: `meta` (checkpoints, status updates: tasks' commands and environments) 0700,
+    // its files 0600, whatever the umask.
+    privateDirSync(options.workDir, TRAVERSE_ONLY_DIR_MODE);
+    privateDirSync(join(this.metaDir, 'tasks'));
+    privateDirSync(join(options.workDir, 'sandboxes'), TRAVERSE_ONLY_DIR_MODE);
+    // What an older version left with the umask's modes (a few files per task).
+    restrictTreeSync(this.metaDir);
+    restrictTreeSync(join(options.workDir, 'agent_id'));
     try {
       this.agentId = readFileSync(join(options.workDir, 'agent_id'), 'utf8').trim() || undefined;
     } catch {
@@ -347,7 +353,7 @@ export class Agent {
       case 'REGISTERED':
         if (this.agentId !== m.agent_id.value) {
           this.agentId = m.agent_id.value;
-          writeFileSync(join(this.options.workDir, 'agent_id'), this.agentId + '\n');
+          writePrivateFileSync(join(this.options.workDir, 'agent_id'), this.agentId + '\n');
         }
         this.link.startHeartbeats(m.heartbeat_interval_seconds * 1000);
         this.updates.resendAll();
@@ -442,7 +448,9 @@ export class Agent {
     };
     // Known before anything can fail, so that a failure is reported for this task.
     this.tasks.set(k, t);
-    mkdirSync(sandbox, { recursive: true, mode: 0o700 });
+    // Each sandbox 0700: the task's, no other task's (its framework's dir is traverse-only).
+    privateDirSync(dirname(sandbox), TRAVERSE_ONLY_DIR_MODE);
+    privateDirSync(sandbox);
     this.checkpoint(t);
     // TASK_STARTING is optional in Mesos's lifecycle: it is sent only when a launch takes a while
     // (an image pull), so that a fast launch reaches RUNNING without waiting for the framework to
@@ -766,7 +774,7 @@ export class Agent {
   private checkpoint(t: AgentTaskRecord): void {
     const dir = t.metaDir;
     if (!this.metaDirs.has(dir)) {
-      mkdirSync(dir, { recursive: true });
+      privateDirSync(dir);
       this.metaDirs.add(dir);
     }
     const data: TaskCheckpoint = {
@@ -783,7 +791,8 @@ export class Agent {
       ...(t.frameworkShutDown ? { frameworkShutDown: true } : {}),
       ...(t.user !== undefined ? { user: t.user } : {}),
     };
-    writeFileSync(join(dir, 'task.json.tmp'), JSON.stringify(data), { mode: 0o600 });
+    // 0600: a checkpoint holds the task's command and environment (its secrets, a CI executor's token).
+    writePrivateFileSync(join(dir, 'task.json.tmp'), JSON.stringify(data));
     // Rename is atomic: a crash leaves the old checkpoint or the new one, never half of one.
     renameSync(join(dir, 'task.json.tmp'), join(dir, 'task.json'));
   }

@@ -1,4 +1,5 @@
-import { appendFileSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
+import { appendFileSync, chmodSync, existsSync, readFileSync, rmSync } from 'node:fs';
+import { PRIVATE_FILE_MODE, privateDirSync } from '../lib/private-files.ts';
 import { join } from 'node:path';
 import { safeReaddir } from './safe-readdir.ts';
 import type { Clock, Timer } from '../core/clock.ts';
@@ -51,7 +52,7 @@ export class StatusUpdateManager {
   constructor(private readonly options: StatusUpdateManagerOptions) {
     this.baseInterval = options.retryMs ?? 10_000;
     this.interval = this.baseInterval;
-    mkdirSync(options.dir, { recursive: true });
+    privateDirSync(options.dir);
   }
 
   /** Reads the streams a previous agent process left. Call once, before any update. */
@@ -195,11 +196,14 @@ export class StatusUpdateManager {
   private readonly dirs = new Set<string>();
 
   private append(stream: Stream, record: unknown): void {
+    const file = join(stream.dir, 'updates.jsonl');
     if (!this.dirs.has(stream.dir)) {
-      mkdirSync(stream.dir, { recursive: true });
+      // The agent's own (0700 dirs, 0600 files: task states and messages are not for other users).
+      privateDirSync(stream.dir);
+      if (existsSync(file)) chmodSync(file, PRIVATE_FILE_MODE);
       this.dirs.add(stream.dir);
     }
-    appendFileSync(join(stream.dir, 'updates.jsonl'), JSON.stringify(record) + '\n');
+    appendFileSync(file, JSON.stringify(record) + '\n', { mode: PRIVATE_FILE_MODE });
   }
 }
 

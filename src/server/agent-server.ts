@@ -1,4 +1,4 @@
-import { mkdirSync } from 'node:fs';
+import { privateDirSync, TRAVERSE_ONLY_DIR_MODE } from '../lib/private-files.ts';
 import os from 'node:os';
 import { SystemClock } from '../core/clock.ts';
 import { Agent } from '../agent/agent.ts';
@@ -63,7 +63,9 @@ export async function startAgentServer(o: AgentServerOptions): Promise<AgentServ
     } else throw new ContainerizerUnavailable(`unknown containerizer '${kind}' (process, docker)`);
   }
   const host = o.host ?? '127.0.0.1';
-  mkdirSync(o.workDir, { recursive: true }); // Disk is detected on the work dir's file system.
+  // Disk is detected on the work dir's file system. Traverse-only (see Agent): tasks running as
+  // another user reach their sandboxes inside it.
+  privateDirSync(o.workDir, TRAVERSE_ONLY_DIR_MODE);
   const resources = detectResources(o.workDir, o.resources);
   // The files server needs the agent, and the agent announces the server's URL: listen first on
   // a known port, then create the agent with that URL.

@@ -2,6 +2,7 @@ import { statSync } from 'node:fs';
 import Dockerode from 'dockerode';
 import { runExecutor } from '../frameworks/ci/executor/ci-executor.ts';
 import { discoverHostPath, type HostPath } from '../frameworks/ci/engine/host-paths.ts';
+import { EXECUTOR_TOKEN_VARIABLE } from '../frameworks/ci/executor-task.ts';
 
 // Only what an executor needs: this module is what `slipway ci-executor` loads, and an
 // executor's start-up is on the path of every cold build.
@@ -12,7 +13,19 @@ import { discoverHostPath, type HostPath } from '../frameworks/ci/engine/host-pa
  * Docker engine for image steps when its socket is there (a Docker executor has it when its
  * spec mounts it, which CI does by default).
  */
-export async function runCiExecutor(o: { serverUrl: string; id: string; token: string; label: string; log?: (line: string) => void }): Promise<number> {
+/**
+ * The launch token, taken out of `env` (the process's environment): the build's steps, git and
+ * anything else the executor starts must not inherit it. Throws when it is not there.
+ */
+export function takeExecutorToken(env: NodeJS.ProcessEnv = process.env): string {
+  const token = env[EXECUTOR_TOKEN_VARIABLE];
+  delete env[EXECUTOR_TOKEN_VARIABLE];
+  if (token === undefined || token === '') throw new Error(`${EXECUTOR_TOKEN_VARIABLE} is not set: CI gives an executor its token in its task's environment (slipway ci-executor is not for running by hand)`);
+  return token;
+}
+
+export async function runCiExecutor(o: { serverUrl: string; id: string; label: string; log?: (line: string) => void }): Promise<number> {
+  const token = takeExecutorToken();
   const docker = isSocket('/var/run/docker.sock') ? new Dockerode() : undefined;
   let hostPath: HostPath | undefined;
   if (docker !== undefined) {
@@ -32,7 +45,7 @@ export async function runCiExecutor(o: { serverUrl: string; id: string; token: s
   return runExecutor({
     serverUrl: o.serverUrl,
     id: o.id,
-    token: o.token,
+    token,
     label: o.label,
     workDir,
     ...(docker !== undefined ? { docker } : {}),

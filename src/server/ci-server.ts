@@ -10,11 +10,13 @@ import { defaultToken } from '../sdk/credentials.ts';
 import { remoteGate, type AuthOptions } from './local-auth.ts';
 import type { Clock } from '../core/clock.ts';
 import { CiFramework } from '../frameworks/ci/ci-framework.ts';
+import { EXECUTOR_TOKEN_VARIABLE } from '../frameworks/ci/executor-task.ts';
 import { ciRoutes } from '../frameworks/ci/http/ci-routes.ts';
 import { jenkinsRoutes } from '../frameworks/ci/http/jenkins-routes.ts';
 import type { SchedulerTransport } from '../protocol/scheduler-transport.ts';
 import { HttpScheduler } from '../sdk/http-scheduler.ts';
 import { prepareDataDir } from './data-dir.ts';
+import { openSecretBox, type SecretBox } from '../lib/secret-box.ts';
 import { KyselyCiStore } from '../store/kysely-ci-store.ts';
 import { sqliteDatabases } from '../store/sqlite-database.ts';
 
@@ -52,22 +54,34 @@ export interface CiServiceOptions {
    * task user. Builds with image steps need one in the `docker` group (docs/security.md).
    */
   ciUser?: string;
+  /**
+   * What seals the jobs' secrets at rest. Default: the key of `secretKeyFile` if given, else
+   * `<dataDir>/secret.key` (created on first start).
+   */
+  secretBox?: SecretBox;
+  /** The key file the operator names (`--secret-key-file`); it must exist, 32 bytes, mode 0600. */
+  secretKeyFile?: string;
 }
 
 export async function startCiService(o: CiServiceOptions): Promise<CiService> {
   await prepareDataDir(o.dataDir, 'CI');
+  const secrets = o.secretBox ?? openSecretBox({ dataDir: o.dataDir, keyFile: o.secretKeyFile });
   const store = await KyselyCiStore.open(sqliteDatabases(o.dataDir));
   const framework = new CiFramework({
     transport: o.transport,
     store,
+    secrets,
     dataDir: o.dataDir,
     executorProgram: ({ id, token, label, containerizer }) => {
-      const args = [SLIPWAY_BIN, 'ci-executor', '--server', o.serverUrl(), '--id', id, '--token', token, '--label', label];
+      const args = [SLIPWAY_BIN, 'ci-executor', '--server', o.serverUrl(), '--id', id, '--label', label];
       const user = o.ciUser !== undefined ? { user: o.ciUser } : {};
-      if (containerizer === 'process') return { command: { shell: false, value: process.execPath, arguments: [process.execPath, ...args], ...user } };
+      // The token in the task's environment, not its command line (which `ps` shows everyone);
+      // the executor takes it out of its own environment before it runs anything.
+      const environment = { variables: [{ name: EXECUTOR_TOKEN_VARIABLE, value: token }] };
+      if (containerizer === 'process') return { command: { shell: false, value: process.execPath, arguments: [process.execPath, ...args], environment, ...user } };
       // In its image: the image's `node` (on its PATH) runs this installation, mounted read-only at
       // the same path; the image's entrypoint, if any, gets `node ...` as its command.
-      return { command: { shell: false, arguments: ['node', ...args], ...user }, mounts: [{ containerPath: SLIPWAY_HOME, hostPath: SLIPWAY_HOME, mode: 'RO' }] };
+      return { command: { shell: false, arguments: ['node', ...args], environment, ...user }, mounts: [{ containerPath: SLIPWAY_HOME, hostPath: SLIPWAY_HOME, mode: 'RO' }] };
     },
     ...(o.role !== undefined ? { role: o.role } : {}),
     ...(o.log !== undefined ? { log: o.log } : {}),
@@ -114,12 +128,23 @@ export interface CiServerOptions {
   auth?: AuthOptions;
   /** The user executor tasks run as; default the agents' default task user. */
   ciUser?: string;
+  /** The secret key file (`--secret-key-file`); default `<dataDir>/secret.key`, created on first start. */
+  secretKeyFile?: string;
 }
 
 /** `slipway ci`: CI in its own process, on its own port. */
 export async function startCiServer(o: CiServerOptions): Promise<{ url: string; service: CiService; close(): Promise<void> }> {
   let url = `http://${o.host}:${o.port}`;
-  const service = await startCiService({ transport: new HttpScheduler(o.masterUrl, o.token ?? defaultToken()), dataDir: o.dataDir, serverUrl: () => url, ...(o.role !== undefined ? { role: o.role } : {}), ...(o.log !== undefined ? { log: o.log } : {}), ...(o.mirrorRepo !== undefined ? { mirrorRepo: o.mirrorRepo } : {}), ...(o.ciUser !== undefined ? { ciUser: o.ciUser } : {}) });
+  const service = await startCiService({
+    transport: new HttpScheduler(o.masterUrl, o.token ?? defaultToken()),
+    dataDir: o.dataDir,
+    serverUrl: () => url,
+    ...(o.role !== undefined ? { role: o.role } : {}),
+    ...(o.log !== undefined ? { log: o.log } : {}),
+    ...(o.mirrorRepo !== undefined ? { mirrorRepo: o.mirrorRepo } : {}),
+    ...(o.ciUser !== undefined ? { ciUser: o.ciUser } : {}),
+    ...(o.secretKeyFile !== undefined ? { secretKeyFile: o.secretKeyFile } : {}),
+  });
   const app = Fastify({ logger: false, ...fastifyServerOptions({ limits: httpServerLimits(o.httpLimits), ...(o.log !== undefined ? { log: o.log } : {}) }) });
   guardJsonBodies(app);
   const gate = remoteGate(o.masterUrl, o.auth);

@@ -1,6 +1,7 @@
-import { access, constants, mkdir, rm, stat, writeFile } from 'node:fs/promises';
+import { access, constants, rm, stat } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { SlipwayError } from '../core/errors.ts';
+import { PRIVATE_DIR_MODE, privateDir, writePrivateFile } from '../lib/private-files.ts';
 
 /** A data dir that cannot be written (a read-only file system, wrong owner, full disk). */
 export class DataDirNotWritable extends SlipwayError {
@@ -10,15 +11,16 @@ export class DataDirNotWritable extends SlipwayError {
 }
 
 /**
- * Makes sure `dir` exists (created 0700) and can be written, before a store is opened in it: a
- * store on a read-only data dir would fail at its first write, after the server said it was up.
- * Throws DataDirNotWritable saying which dir and why.
+ * Makes sure `dir` exists with mode `mode` (0700 by default: only its owner may read or pass
+ * through it; set on a dir that existed too, whatever the umask) and can be written, before a
+ * store is opened in it: a store on a read-only data dir would fail at its first write, after
+ * the server said it was up. Throws DataDirNotWritable saying which dir and why.
  */
-export async function prepareDataDir(dir: string, what: string): Promise<void> {
+export async function prepareDataDir(dir: string, what: string, mode: number = PRIVATE_DIR_MODE): Promise<void> {
   const probe = join(dir, `.write-probe-${process.pid}`);
   try {
-    await mkdir(dir, { recursive: true, mode: 0o700 });
-    await writeFile(probe, '', { mode: 0o600 });
+    await privateDir(dir, mode);
+    await writePrivateFile(probe, '');
     await rm(probe, { force: true });
   } catch (e) {
     // mkdir -p reports a read-only parent as ENOENT: the nearest existing ancestor says why.

@@ -1,10 +1,12 @@
-import { chmodSync, mkdirSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { Clock } from '../core/clock.ts';
 import type { HttpServerLimits } from '../lib/http-server-limits.ts';
 import { startAgentServer, type AgentServer } from './agent-server.ts';
 import { mountMarathonApi, startAppsService, type AppsService } from './apps-server.ts';
 import { mountCiApi, startCiService, type CiService } from './ci-server.ts';
+import { TRAVERSE_ONLY_DIR_MODE } from '../lib/private-files.ts';
+import { openSecretBox } from '../lib/secret-box.ts';
+import { prepareDataDir } from './data-dir.ts';
 import { InProcessScheduler } from './in-process-scheduler.ts';
 import { startMasterServer, type MasterServer } from './master-server.ts';
 import { localToken } from '../auth/bootstrap.ts';
@@ -35,6 +37,11 @@ export interface UpOptions {
   defaultUser?: string;
   /** The user CI executor tasks run as; default the agent's default user. */
   ciUser?: string;
+  /**
+   * The key that seals secrets at rest (`--secret-key-file`: it must exist, 32 bytes, mode 0600);
+   * default `<dataDir>/secret.key`, created on first start.
+   */
+  secretKeyFile?: string;
 }
 
 export interface Up {
@@ -49,7 +56,12 @@ export interface Up {
 
 export async function up(o: UpOptions): Promise<Up> {
   const dataDir = resolve(o.dataDir);
-  searchableDataDir(dataDir);
+  // Traverse-only (0711), not 0700: it holds the agent's work dir, whose sandboxes tasks running
+  // as another user (the app's `user`) must reach by path; nothing in it is listable, and each
+  // part's own dir inside is 0700.
+  await prepareDataDir(dataDir, 'single-machine Slipway', TRAVERSE_ONLY_DIR_MODE);
+  // One key for the installation, in the data dir (beside the parts' own dirs) unless named.
+  const secretBox = openSecretBox({ dataDir, keyFile: o.secretKeyFile });
   let apps: AppsService | undefined;
   let ci: CiService | undefined;
   let url = '';
@@ -71,7 +83,7 @@ export async function up(o: UpOptions): Promise<Up> {
       apps = service;
       mountMarathonApi(app, service, { leader: () => url.replace(/^http:\/\//, ''), masterUrl: 'in-process', rootMetrics: false, gate });
       try {
-        ci = await startCiService({ transport: new InProcessScheduler(core, 'slipway-ci'), dataDir: join(dataDir, 'ci'), serverUrl: () => url, ...(o.log !== undefined ? { log: o.log } : {}), ...(o.ciClock !== undefined ? { clock: o.ciClock } : {}), ...(o.ciUser !== undefined ? { ciUser: o.ciUser } : {}) });
+        ci = await startCiService({ transport: new InProcessScheduler(core, 'slipway-ci'), dataDir: join(dataDir, 'ci'), serverUrl: () => url, secretBox, ...(o.log !== undefined ? { log: o.log } : {}), ...(o.ciClock !== undefined ? { clock: o.ciClock } : {}), ...(o.ciUser !== undefined ? { ciUser: o.ciUser } : {}) });
       } catch (e) {
         await service.close();
         throw e;
@@ -117,16 +129,4 @@ export async function up(o: UpOptions): Promise<Up> {
       await master.close();
     },
   };
-}
-
-/**
- * The data dir holds the agent's work dir, whose sandboxes belong to the tasks' users: they must
- * be able to pass through it (o+x), never to list or read it (each part's own dir in it is 0700).
- * Made 0711 when new; an existing one of this user gets the search bits added (an older `up`
- * made it 0700).
- */
-function searchableDataDir(dir: string): void {
-  mkdirSync(dir, { recursive: true, mode: 0o711 });
-  const st = statSync(dir);
-  if (st.uid === process.getuid?.() && (st.mode & 0o011) !== 0o011) chmodSync(dir, (st.mode & 0o7777) | 0o011);
 }

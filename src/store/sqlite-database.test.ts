@@ -1,5 +1,6 @@
 import { afterEach, beforeEach, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
+import { chmodSync, statSync } from 'node:fs';
 import { mkdtemp, readdir, readlink, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -28,6 +29,29 @@ describe('SQLite database', () => {
   afterEach(async () => {
     await database.close();
     await rm(dir, { recursive: true, force: true });
+  });
+
+  it('makes the database, its WAL and its shared memory 0600 under any umask, and tightens a file an older version left open', async () => {
+    const before = process.umask(0);
+    try {
+      const dbs = sqliteDatabases(join(dir, 'owner'));
+      const ci = await dbs.open('ci');
+      try {
+        await sql`select 1`.execute(ci.db);
+        const names = (await readdir(join(dir, 'owner'))).sort();
+        assert.deepEqual(names, ['ci.db', 'ci.db-shm', 'ci.db-wal']);
+        for (const n of names) assert.equal(statSync(join(dir, 'owner', n)).mode & 0o777, 0o600, n);
+        assert.equal(statSync(join(dir, 'owner')).mode & 0o777, 0o700);
+      } finally {
+        await ci.close();
+      }
+      chmodSync(join(dir, 'owner', 'ci.db'), 0o644);
+      const again = openSqlite(join(dir, 'owner', 'ci.db'));
+      await again.close();
+      assert.equal(statSync(join(dir, 'owner', 'ci.db')).mode & 0o777, 0o600);
+    } finally {
+      process.umask(before);
+    }
   });
 
   async function pragma(name: string): Promise<unknown> {

@@ -1,4 +1,5 @@
-import { mkdir } from 'node:fs/promises';
+import { chmodSync, closeSync, constants, existsSync, openSync } from 'node:fs';
+import { PRIVATE_FILE_MODE, privateDir } from '../lib/private-files.ts';
 import { join } from 'node:path';
 import SqliteDatabase from 'better-sqlite3';
 import { Kysely, SqliteAdapter, SqliteDialect } from 'kysely';
@@ -29,7 +30,7 @@ export function sqliteDatabases(dataDir: string): StoreDatabases {
   return {
     dialect: 'sqlite',
     async open<O extends StoreOwner>(owner: O): Promise<StoreDatabase<OwnerDatabases[O]>> {
-      await mkdir(dataDir, { recursive: true });
+      await privateDir(dataDir);
       const database = openSqlite<OwnerDatabases[O]>(join(dataDir, SQLITE_FILES[owner]));
       try {
         await migrateToLatest(database.db, OWNER_MIGRATIONS[owner]);
@@ -55,9 +56,14 @@ const BUSY_TIMEOUT_MS = 5_000;
  * never corrupted, but an OS crash or power loss may lose the last commits. That is the trade the
  * embedded default makes; PostgreSQL is the answer for stronger durability.
  *
+ * The file is its owner's only (0600, whatever the umask): it is made so before SQLite opens it,
+ * and SQLite gives its `-wal` and `-shm` files the database file's mode; files of an older
+ * version, made with the umask's mode, are set to 0600 too.
+ *
  * Contract: the returned database owns the file; `close()` closes it, whether or not a query ran.
  */
 export function openSqlite<DB>(path: string): StoreDatabase<DB> {
+  if (path !== ':memory:') makePrivate(path);
   const sqlite = new SqliteDatabase(path);
   try {
     const mode: unknown = sqlite.pragma('journal_mode = WAL', { simple: true });
@@ -87,6 +93,13 @@ export function openSqlite<DB>(path: string): StoreDatabase<DB> {
       return closing;
     },
   };
+}
+
+/** The database file made if missing, and it and its WAL and shared-memory files set to 0600. */
+function makePrivate(path: string): void {
+  closeSync(openSync(path, constants.O_RDWR | constants.O_CREAT, PRIVATE_FILE_MODE));
+  chmodSync(path, PRIVATE_FILE_MODE);
+  for (const f of [`${path}-wal`, `${path}-shm`, `${path}-journal`]) if (existsSync(f)) chmodSync(f, PRIVATE_FILE_MODE);
 }
 
 /**

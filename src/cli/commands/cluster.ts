@@ -69,6 +69,9 @@ function tokenFrom(file: string | undefined, ...envNames: string[]): string | un
   return undefined;
 }
 
+const SECRET_KEY_FILE_HELP =
+  'the key that encrypts secrets at rest: 32 random bytes, mode 0600 (e.g. `head -c 32 /dev/urandom > FILE && chmod 600 FILE`); give the same file to a part started again elsewhere (default: secret.key in the data dir, created on first start)';
+
 export function registerCluster(program: Command): void {
   const upCommand = program
     .command('up')
@@ -79,9 +82,10 @@ export function registerCluster(program: Command): void {
     .option('--containerizers <list>', 'process,docker or auto (docker when an engine answers)', containerizers, 'auto' as const)
     .option('--resources <text>', 'the agent\'s resources, e.g. "cpus:4;mem:8192;ports:[31000-32000]" (default: detected)')
     .option('--default-user <name>', DEFAULT_USER_HELP)
-    .option('--ci-user <name>', CI_USER_HELP);
+    .option('--ci-user <name>', CI_USER_HELP)
+    .option('--secret-key-file <path>', SECRET_KEY_FILE_HELP);
   authFlags(upCommand).action(
-    async (o: AuthFlags & { port: number; host: string; dataDir: string; containerizers: 'auto' | ('process' | 'docker')[]; resources?: string; defaultUser?: string; ciUser?: string }) => {
+    async (o: AuthFlags & { port: number; host: string; dataDir: string; containerizers: 'auto' | ('process' | 'docker')[]; resources?: string; defaultUser?: string; ciUser?: string; secretKeyFile?: string }) => {
       warnIfExposed(o.host);
       const { up } = await import('../../server/up.ts');
       const running = await up({
@@ -94,6 +98,7 @@ export function registerCluster(program: Command): void {
         ...(o.resources !== undefined ? { resources: o.resources } : {}),
         ...(o.defaultUser !== undefined ? { defaultUser: o.defaultUser } : {}),
         ...(o.ciUser !== undefined ? { ciUser: o.ciUser } : {}),
+        ...(o.secretKeyFile !== undefined ? { secretKeyFile: o.secretKeyFile } : {}),
       });
       process.stdout.write(
         [
@@ -142,13 +147,26 @@ export function registerCluster(program: Command): void {
     .option('--role <role>', 'the role to subscribe with', '*')
     .option('--mirror <git>', 'a git repository to mirror jobs and executor specs to, on every change')
     .option('--token-file <file>', 'the token it registers with at the master (its principal; default: SLIPWAY_TOKEN)')
-    .option('--ci-user <name>', CI_USER_HELP);
-  authFlags(ci).action(async (o: AuthFlags & { master?: string; port: number; host: string; dataDir: string; role: string; mirror?: string; tokenFile?: string; ciUser?: string }) => {
+    .option('--ci-user <name>', CI_USER_HELP)
+    .option('--secret-key-file <path>', SECRET_KEY_FILE_HELP);
+  authFlags(ci).action(async (o: AuthFlags & { master?: string; port: number; host: string; dataDir: string; role: string; mirror?: string; tokenFile?: string; ciUser?: string; secretKeyFile?: string }) => {
       if (o.master === undefined) ci.error("error: required option '--master <url>' not specified");
       warnIfExposed(o.host);
       const token = tokenFrom(o.tokenFile, 'SLIPWAY_TOKEN');
       const { startCiServer } = await import('../../server/ci-server.ts');
-      const server = await startCiServer({ masterUrl: o.master!, host: o.host, port: o.port, dataDir: o.dataDir, role: o.role, log, auth: authOptions(o), ...(token !== undefined ? { token } : {}), ...(o.mirror !== undefined ? { mirrorRepo: o.mirror } : {}), ...(o.ciUser !== undefined ? { ciUser: o.ciUser } : {}) });
+      const server = await startCiServer({
+        masterUrl: o.master!,
+        host: o.host,
+        port: o.port,
+        dataDir: o.dataDir,
+        role: o.role,
+        log,
+        auth: authOptions(o),
+        ...(token !== undefined ? { token } : {}),
+        ...(o.mirror !== undefined ? { mirrorRepo: o.mirror } : {}),
+        ...(o.ciUser !== undefined ? { ciUser: o.ciUser } : {}),
+        ...(o.secretKeyFile !== undefined ? { secretKeyFile: o.secretKeyFile } : {}),
+      });
       process.stdout.write(`CI at ${server.url}/ci/v1/jobs; master ${o.master}\n`);
       stopOnSignal(() => server.close(), 'CI', log);
     });
@@ -160,12 +178,11 @@ export function registerCluster(program: Command): void {
     .requiredOption('--server <url>', 'CI, e.g. http://127.0.0.1:5050')
     .requiredOption('--id <id>', 'the executor id CI gave')
     .requiredOption('--label <label>', 'the executor label')
+    // The token is not an option: a command line is visible to every user (`ps`). CI puts it in
+    // the task's environment, SLIPWAY_EXECUTOR_TOKEN, which the executor removes before any step.
     .action(async (o: { server: string; id: string; label: string }) => {
-      // `--token` is the program's own option (src/cli/main.ts puts it in SLIPWAY_TOKEN).
-      const token = (program.opts() as { token?: string }).token ?? process.env['SLIPWAY_TOKEN'];
-      if (token === undefined) throw new InvalidArgumentError('ci-executor needs the token CI gave (--token)');
       const { runCiExecutor } = await import('../../server/ci-executor-main.ts');
-      const code = await runCiExecutor({ serverUrl: o.server, id: o.id, token, label: o.label, log });
+      const code = await runCiExecutor({ serverUrl: o.server, id: o.id, label: o.label, log });
       process.exit(code);
     });
 

@@ -1,4 +1,5 @@
-import { appendFile, mkdir, readdir, truncate } from 'node:fs/promises';
+import { appendFile, chmod, readdir, truncate } from 'node:fs/promises';
+import { PRIVATE_FILE_MODE, privateDir } from '../../lib/private-files.ts';
 import { join } from 'node:path';
 import { buildKey } from './build.ts';
 
@@ -18,7 +19,8 @@ export interface StoredLogSizes {
 }
 
 /**
- * Build logs: one file per step and one for the whole build, under `<dir>/<job>/<n>/`.
+ * Build logs: one file per step and one for the whole build, under `<dir>/<job>/<n>/`, the
+ * directories 0700 and the files 0600 whatever the umask (a log may quote what a build printed).
  *
  * Contract:
  * - `append` writes a piece to the step's and the build's files, after every piece of that build
@@ -50,13 +52,16 @@ export class BuildLogStore {
     const key = buildKey(job, number);
     const next = (this.chains.get(key) ?? Promise.resolve()).then(async () => {
       const dir = join(this.dir, job, String(number));
-      await mkdir(dir, { recursive: true });
+      await privateDir(dir);
       const stepKey = `${key}\u0000${step}`;
       if (!this.sizes.has(key)) {
         await truncate(this.path(job, number), stored.whole).catch(() => undefined);
+        await chmod(this.path(job, number), PRIVATE_FILE_MODE).catch(() => undefined);
         for (const f of await readdir(dir)) {
           const m = /^step-(.+)\.log$/.exec(f);
-          if (m !== null) await truncate(join(dir, f), stored.steps[m[1]!] ?? 0).catch(() => undefined);
+          if (m === null) continue;
+          await truncate(join(dir, f), stored.steps[m[1]!] ?? 0).catch(() => undefined);
+          await chmod(join(dir, f), PRIVATE_FILE_MODE).catch(() => undefined);
         }
         this.sizes.set(key, stored.whole);
         for (const [name, n] of Object.entries(stored.steps)) this.sizes.set(`${key}\u0000${name}`, n);
@@ -64,8 +69,8 @@ export class BuildLogStore {
       const size = this.sizes.get(key) ?? 0;
       const stepSize = this.sizes.get(stepKey) ?? 0;
       const bytes = Buffer.from(text);
-      await appendFile(this.path(job, number, step), bytes);
-      await appendFile(this.path(job, number), bytes);
+      await appendFile(this.path(job, number, step), bytes, { mode: PRIVATE_FILE_MODE });
+      await appendFile(this.path(job, number), bytes, { mode: PRIVATE_FILE_MODE });
       this.sizes.set(key, size + bytes.length);
       this.sizes.set(stepKey, stepSize + bytes.length);
       for (const l of this.listeners.get(key) ?? []) l({ step, bytes, end: size + bytes.length, stepEnd: stepSize + bytes.length });

@@ -1,4 +1,7 @@
 import assert from 'node:assert/strict';
+import { readFileSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import Sqlite from 'better-sqlite3';
 import { afterEach, describe, it } from 'node:test';
 import type { FrameworkCall } from '../../protocol/scheduler.ts';
 import type { SchedulerTransport } from '../../protocol/scheduler-transport.ts';
@@ -9,6 +12,9 @@ import { SimHost } from '../../sim/sim-host.ts';
 import type { SimRunner } from '../../sim/sim-runner.ts';
 import { KyselyCiStore } from '../../store/kysely-ci-store.ts';
 import { sqliteDatabases } from '../../store/sqlite-database.ts';
+import { SecretBox } from '../../lib/secret-box.ts';
+import { tokenDigest } from '../../lib/token-digest.ts';
+import { DEFAULT_EXECUTOR_TOKEN_TTL_MS } from './executor-record.ts';
 import { StoreUnavailable } from '../../lib/write-queue.ts';
 import { WriteFaults } from '../../sim/write-faults.ts';
 import { REVIVE_RETRY_MS } from '../kit/offer-manners.ts';
@@ -22,6 +28,8 @@ import { parseExecutorSpec, parseJobDefinition } from './job-definition.ts';
 // way `slipway ci-executor` does over its stream (a real fake, like Woodpecker's dummy backend).
 
 const AGENT = 'cpus:4;mem:4096;disk:16384;ports:[31000-32000]';
+/** One key for every CI of a test (a restarted CI opens what the one before sealed). */
+const box = SecretBox.random();
 const COMMIT = 'a'.repeat(40);
 
 /**
@@ -64,7 +72,8 @@ class SimExecutors {
         },
         close: () => undefined,
       };
-      this.ci.hub.connected({ type: 'HELLO', executorId: e.id, label: e.label, hostname: e.hostname }, e.token, conn);
+      // The launch token the framework made with the id (`token: () => token-<n>` below).
+      this.ci.hub.connected({ type: 'HELLO', executorId: e.id, label: e.label, hostname: e.hostname }, e.id.replace('exec-', 'token-'), conn);
     }
   }
 }
@@ -126,6 +135,7 @@ async function ci(agents: number, faults?: WriteFaults): Promise<World> {
         uuid: () => `exec-${++n}`,
         token: () => `token-${n}`,
         executorProgram: () => ({ command: { shell: true, value: 'sim-executor' } }),
+        secrets: box,
         // One attempt: a retry would wait on the simulated clock, which moves only between turns.
         ...(faults !== undefined ? { writeAttempts: 1 } : {}),
       });
@@ -186,6 +196,68 @@ describe('CI on simulated time', () => {
     const total = w.cluster.clock.now() - startedAt;
     assert.ok(transport.sent.filter((t) => t === 'REVIVE').length >= 2, 'revived again');
     assert.ok(total >= REVIVE_RETRY_MS && total <= REVIVE_RETRY_MS + 3_000, `built ${total} ms after the trigger (${took} after the loss ended)`);
+  });
+
+  it('keeps a job\'s secrets sealed in its store, opens them after a restart, masks them in the log it stores, and refuses a store sealed with another key', async () => {
+    w = await ci(1);
+    const secrets = { GREETING: 'hello', API_KEY: 'k-81f0c3d2' };
+    await w.ci.putJob(parseJobDefinition('hello', { repo: '/srv/git/hello.git', pipeline: 'steps:\n  - name: greet\n    commands: [echo hello]\n', secrets, triggers: { webhook: { secret: 'hook-93a1' } } }));
+    const build = await trigger(w.ci);
+    await w.runner.until('the build succeeded', () => w!.ci.view.builds.get(`hello#${build.number}`)?.status === 'success', 20_000);
+    const sent = w.executors.received.find((r) => r.message.type === 'BUILD')?.message;
+    assert.ok(sent?.type === 'BUILD');
+    assert.deepEqual(sent.build.secrets, secrets, 'the executor is given the secrets for its steps');
+    // The simulated executor logs "hello\n" unmasked: CI masks what a piece holds whole.
+    await w.ci.logs.written('hello', build.number);
+    assert.equal(readFileSync(w.ci.logs.path('hello', build.number), 'utf8'), '****\n');
+    assert.equal(w.ci.view.builds.get(`hello#${build.number}`)?.logBytes?.whole, '****\n'.length);
+
+    const raw = () => {
+      const db = new Sqlite(join(w!.host.dir, 'ci.db'), { readonly: true });
+      try {
+        return (db.prepare('SELECT doc FROM jobs').all() as { doc: string }[]).map((r) => r.doc).join('\n');
+      } finally {
+        db.close();
+      }
+    };
+    const stored = raw();
+    for (const clear of ['k-81f0c3d2', 'hook-93a1', '"GREETING":"hello"']) assert.ok(!stored.includes(clear), `${clear} in ci.db: ${stored}`);
+    assert.match(stored, /"API_KEY":\{"encrypted":"v1:/);
+
+    w = await w.restart();
+    await w.runner.quiesce();
+    assert.deepEqual(w.ci.view.jobs.get('hello')?.secrets, secrets, 'opened after a restart');
+    assert.equal(w.ci.view.jobs.get('hello')?.triggers.webhook?.secret, 'hook-93a1');
+    // The same data dir with another key: CI refuses to start rather than run without its jobs.
+    const { dir } = w.host;
+    await w.ci.stop();
+    await w.host.store.close();
+    const store = await KyselyCiStore.open(sqliteDatabases(dir));
+    const other = new CiFramework({ transport: new InProcessScheduler(w.cluster.master), store, dataDir: dir, clock: w.cluster.clock, executorProgram: () => ({ command: { shell: true, value: 'x' } }), secrets: SecretBox.random() });
+    await assert.rejects(other.start(), /do not open with this secret key \(1 job\(s\)\): start CI with the key they were sealed with/);
+    await store.close();
+    w.cluster.master.stop();
+    rmSync(dir, { recursive: true, force: true });
+    w = undefined;
+  });
+
+  it('gives an executor that proved its launch token a session token in WELCOME, and keeps only their digests', async () => {
+    w = await world(1);
+    const build = await trigger(w.ci);
+    await w.runner.until('the build succeeded', () => w!.ci.view.builds.get(`hello#${build.number}`)?.status === 'success', 20_000);
+    const welcome = w.executors.received.find((r) => r.message.type === 'WELCOME');
+    assert.ok(welcome?.message.type === 'WELCOME' && welcome.message.token !== undefined, 'a session token');
+    const record = w.ci.view.executors.get(welcome.executorId)!;
+    assert.equal(record.sessionTokenDigest, tokenDigest(welcome.message.token));
+    assert.equal(record.launchTokenDigest, tokenDigest(welcome.executorId.replace('exec-', 'token-')));
+    assert.equal(record.launchTokenExpiresAt, record.launchedAt + DEFAULT_EXECUTOR_TOKEN_TTL_MS);
+    const db = new Sqlite(join(w.host.dir, 'ci.db'), { readonly: true });
+    try {
+      const docs = (db.prepare('SELECT doc FROM executors').all() as { doc: string }[]).map((r) => r.doc).join('\n');
+      assert.ok(!docs.includes(welcome.message.token) && !docs.includes('"token-'), docs);
+    } finally {
+      db.close();
+    }
   });
 
   it('keeps the API, memory and disk in agreement while its store refuses writes, and after a restart', async () => {

@@ -1,7 +1,7 @@
 import { randomBytes, randomUUID } from 'node:crypto';
-import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { SystemClock, type Clock } from '../../core/clock.ts';
+import { privateDir } from '../../lib/private-files.ts';
 import { writeThrough, type WriteQueue } from '../../lib/write-queue.ts';
 import type { TaskStatus } from '../../protocol/mesos.ts';
 import type { Event } from '../../protocol/scheduler.ts';
@@ -16,9 +16,11 @@ import { CiState, toStoreChange, type CiStateChange, type CiView } from './ci-st
 import type { CiChange, CiStore } from './ci-store.ts';
 import { ExecutorHub, type ExecutorReport } from './executor-hub.ts';
 import { planExecutorLaunches } from './executor-placement.ts';
+import { DEFAULT_EXECUTOR_TOKEN_TTL_MS } from './executor-record.ts';
 import type { ExecutorProgramFor } from './executor-task.ts';
 import { writeMirror } from './git/config-mirror.ts';
-import type { ExecutorSpec, JobDefinition } from './job-definition.ts';
+import { readJobDocument, type ExecutorSpec, type JobDefinition, type SealedSecret, type SecretInput } from './job-definition.ts';
+import { openJob, sealJob, type SecretSealer } from './job-secrets.ts';
 import type { BuildEvent, Pipeline } from './pipeline/pipeline.ts';
 import { CiPlanBuilder, type CiPlan } from './plan/ci-plan.ts';
 import { planHello, planReports, planTaskUpdates } from './plan/plan-executors.ts';
@@ -30,9 +32,15 @@ import type { Headers } from './triggers/webhook-request.ts';
 export interface CiFrameworkOptions {
   transport: SchedulerTransport;
   store: CiStore;
+  /**
+   * Seals the jobs' secrets before they reach the store or the git mirror, and opens them when
+   * they are loaded or given back sealed in a PUT (the server gives lib's SecretBox, whose key
+   * is `<data-dir>/secret.key` or `--secret-key-file`).
+   */
+  secrets: SecretSealer;
   /** Logs, artifacts and scratch checkouts live here. */
   dataDir: string;
-  /** How an executor task runs `slipway ci-executor --server ... --id ... --token ...` (executor-task.ts). */
+  /** How an executor task runs `slipway ci-executor --server ... --id ...`, its token in its environment (executor-task.ts). */
   executorProgram: ExecutorProgramFor;
   role?: string;
   /**
@@ -42,9 +50,15 @@ export interface CiFrameworkOptions {
   mirrorRepo?: string;
   /** Time and timers (default the system clock); a ManualClock runs CI on simulated time. */
   clock?: Clock;
-  /** New executor ids (default randomUUID) and tokens (default 16 random bytes, hex). */
+  /** New executor ids (default randomUUID) and tokens, launch and session ones (default 32 random bytes, hex). */
   uuid?: () => string;
   token?: () => string;
+  /**
+   * How long an executor's launch token (in its task's environment) proves it, from its launch
+   * (default DEFAULT_EXECUTOR_TOKEN_TTL_MS, 10 minutes). Its first WELCOME gives it a session
+   * token, good while it lives.
+   */
+  executorTokenTtlMs?: number;
   /** Attempts of a store write before the change is refused with 503 (default 10). */
   writeAttempts?: number;
   log?: (line: string) => void;
@@ -83,6 +97,8 @@ export class CiFramework {
   private session: FrameworkSession | undefined;
   private startedAt = 0;
   private mirrorChain: Promise<void> = Promise.resolve();
+  /** Each job's sealed form, as last stored (what the mirror writes: sealing anew would change it on every write). */
+  private readonly sealedJobs = new Map<string, { job: JobDefinition; sealed: JobDefinition<SealedSecret> }>();
   /** Queue an input; one turn takes all that came meanwhile. */
   private readonly update: (status: TaskStatus) => void;
   private readonly report: (r: { executorId: string; report: ExecutorReport }) => void;
@@ -95,7 +111,7 @@ export class CiFramework {
     this.hub = new ExecutorHub({
       clock: this.clock,
       executor: (id) => this.state.executors.get(id),
-      onHello: (hello) => void this.turns.turn(() => planHello(this.state, hello, this.clock.now())),
+      onHello: (hello, via) => void this.turns.turn(() => planHello(this.state, hello, this.clock.now(), via === 'launch' ? this.newToken() : undefined)),
       onReport: (executorId, report) => this.report({ executorId, report }),
     });
     this.writes = writeThrough('CI store', options.store, { clock: this.clock, attempts: options.writeAttempts, log: this.log });
@@ -104,7 +120,7 @@ export class CiFramework {
       clock: this.clock,
       tickMs: TICK_MS,
       planPass: () => planPass(this.state, this.hub, { now: this.clock.now(), startedAt: this.startedAt, subscribed: this.session?.subscription !== undefined, role: this.role }),
-      toStore: toStoreChange,
+      toStore: (c) => toStoreChange(c, (job) => this.sealedOf(job)),
       write: (changes) => this.writes.write(changes),
       apply: (c) => this.state.apply(c),
       send: (call) => this.session?.send(call),
@@ -134,10 +150,38 @@ export class CiFramework {
 
   async start(): Promise<void> {
     const stored = await this.options.store.load();
-    this.state.load(stored, this.log);
+    let opened = 0;
+    let unopened = 0;
+    const inClear: JobDefinition[] = [];
+    this.state.load(stored, this.log, (doc) => {
+      const read = readJobDocument(doc);
+      let o: ReturnType<typeof openJob>;
+      try {
+        o = openJob(read, this.options.secrets);
+      } catch (e) {
+        unopened++;
+        throw new Error(`its secrets do not open with this key: ${e instanceof Error ? e.message : String(e)}`, { cause: e });
+      }
+      opened++;
+      if (o.sealed !== undefined) this.sealedJobs.set(o.job.name, { job: o.job, sealed: o.sealed });
+      if (o.inClear) inClear.push(o.job);
+      return o.job;
+    });
+    if (unopened > 0 && opened === 0) {
+      // Every job with secrets refused: the key is not theirs. Starting would serve CI without
+      // its jobs, and the next PUT of one would overwrite what only the right key can open.
+      throw new Error(`CI's stored secrets do not open with this secret key (${unopened} job(s)): start CI with the key they were sealed with (--secret-key-file, or the secret.key of its data dir)`);
+    }
+    // Jobs stored before secrets were sealed: sealed now, so that nothing stays in clear.
+    if (inClear.length > 0) {
+      await this.writes.write(inClear.map((job) => toStoreChange({ type: 'JOB_SAVED', job }, (j) => this.sealedOf(j))!));
+      this.log(`ci framework: sealed the secrets of ${inClear.length} job(s) stored in clear by an older version`);
+    }
     this.triggers.load(stored.triggerStates);
     this.startedAt = this.clock.now();
-    await mkdir(join(this.options.dataDir, 'logs'), { recursive: true });
+    // CI's own files: logs (which may quote what a build printed), artifacts, scratch checkouts
+    // and the mirror's working copy, 0700 dirs and 0600 files whatever the umask.
+    for (const sub of ['logs', 'artifacts', 'scratch']) await privateDir(join(this.options.dataDir, sub));
     let connected: () => void = () => undefined;
     const subscribed = new Promise<void>((resolve) => (connected = resolve));
     this.session = new FrameworkSession({
@@ -178,8 +222,13 @@ export class CiFramework {
 
   // --- the API's verbs (plan/plan-operations.ts) ---------------------------------------------
 
-  async putJob(job: JobDefinition): Promise<boolean> {
-    const created = await this.turns.operation(() => planPutJob(this.state, job));
+  /**
+   * Saves a job (PUT /ci/v1/jobs/{name}): its secrets as given, "***" keeping the stored value,
+   * `{encrypted}` opened (job-secrets.ts). True when it is new; throws InvalidJob for a secret
+   * that cannot be read.
+   */
+  async putJob(input: JobDefinition<SecretInput>): Promise<boolean> {
+    const { created, job } = await this.turns.operation(() => planPutJob(this.state, input, this.options.secrets));
     this.triggers.jobSaved(job, created);
     return created;
   }
@@ -252,6 +301,19 @@ export class CiFramework {
     return this.triggers.status(job);
   }
 
+  private newToken(): string {
+    return this.options.token?.() ?? randomBytes(32).toString('hex');
+  }
+
+  /** The job with its secrets sealed: its last sealed form if it is that job, else sealed now (reusing what is unchanged). */
+  private sealedOf(job: JobDefinition): JobDefinition<SealedSecret> {
+    const known = this.sealedJobs.get(job.name);
+    if (known?.job === job) return known.sealed;
+    const sealed = sealJob(job, this.options.secrets, known);
+    this.sealedJobs.set(job.name, { job, sealed });
+    return sealed;
+  }
+
   /** Resolves once the mirror writes asked so far are done (for tests and shutdown). */
   mirrored(): Promise<void> {
     return this.mirrorChain;
@@ -263,7 +325,7 @@ export class CiFramework {
     if (e.type === 'UPDATE') this.update(e.update.status);
     else if (e.type === 'OFFERS') {
       const offers = e.offers.offers;
-      const ctx = { uuid: this.options.uuid ?? randomUUID, token: this.options.token ?? (() => randomBytes(16).toString('hex')), executorProgram: this.options.executorProgram };
+      const ctx = { uuid: this.options.uuid ?? randomUUID, token: () => this.newToken(), tokenTtlMs: this.options.executorTokenTtlMs ?? DEFAULT_EXECUTOR_TOKEN_TTL_MS, executorProgram: this.options.executorProgram };
       this.turns.offers(offers, () => planExecutorLaunches(this.state, offers, { ...ctx, now: this.clock.now() }));
     }
   }
@@ -282,7 +344,10 @@ export class CiFramework {
   /** What a plan asks of CI itself, once it is applied. */
   private finish(plan: CiPlan): void {
     for (const id of plan.drops) this.hub.drop(id);
-    for (const c of plan.changes) if (c.type === 'EXECUTOR_REMOVED') this.hub.forget(c.id);
+    for (const c of plan.changes) {
+      if (c.type === 'EXECUTOR_REMOVED') this.hub.forget(c.id);
+      if (c.type === 'JOB_REMOVED') this.sealedJobs.delete(c.name);
+    }
     for (const s of plan.sends) this.hub.send(s.executorId, s.message);
     for (const b of plan.ended) this.logs.ended(b.job, b.number);
     if (plan.mirror !== undefined) this.mirror(plan.mirror);
@@ -295,8 +360,14 @@ export class CiFramework {
   private mirror(message: string): void {
     const repo = this.options.mirrorRepo;
     if (repo === undefined) return;
+    // The mirror holds each job's secrets sealed ({"encrypted": "v1:..."}), as the store does,
+    // rather than leaving them out: a mirror is there to rebuild CI elsewhere (`slipway ci import
+    // --from`), and a CI given the same key (--secret-key-file) gets the jobs back whole, while
+    // whoever reads the repository reads no secret. A sealed value opens only as the secret of
+    // the job and name it was sealed for, so a mirror's value cannot be put in another job to
+    // be printed by its build.
     const config = {
-      jobs: new Map([...this.state.jobs.values()].map((j) => [j.name, j] as const)),
+      jobs: new Map([...this.state.jobs.values()].map((j) => [j.name, this.sealedOf(j)] as const)),
       executors: new Map([...this.state.specs].filter(([label]) => this.state.isStoredSpec(label))),
     };
     this.mirrorChain = this.mirrorChain

@@ -6,7 +6,7 @@ import { buildKey, isFinished, readBuild, type Build } from './build.ts';
 import type { CiChange, StoredCiState } from './ci-store.ts';
 import type { WaitReason } from './executor-pool.ts';
 import { readExecutorRecord, type ExecutorRecord } from './executor-record.ts';
-import { DEFAULT_EXECUTOR_LABEL, defaultExecutorSpec, readExecutorSpecDocument, readJobDocument, type ExecutorSpec, type JobDefinition } from './job-definition.ts';
+import { DEFAULT_EXECUTOR_LABEL, defaultExecutorSpec, JOB_DOC_VERSION, readExecutorSpecDocument, type ExecutorSpec, type JobDefinition, type SealedSecret } from './job-definition.ts';
 
 /** Executors of a label that ended before connecting, in a row, and when the next may start. */
 export interface LaunchFailure {
@@ -48,7 +48,12 @@ export type CiStateChange =
   /** Executors wanted per label (the last pass's answer), for the next offers; the offer mode. */
   | OfferModeChange;
 
-export function toStoreChange(c: CiStateChange): CiChange | undefined {
+/**
+ * The store change of a durable state change. A job is stored with its secrets sealed: `sealed`
+ * gives the job's sealed form (job-secrets.ts, sealJob), and the document is that with its
+ * `docVersion`.
+ */
+export function toStoreChange(c: CiStateChange, sealed: (job: JobDefinition) => JobDefinition<SealedSecret>): CiChange | undefined {
   switch (c.type) {
     case 'FRAMEWORK_ID':
     case 'JOB_REMOVED':
@@ -56,7 +61,7 @@ export function toStoreChange(c: CiStateChange): CiChange | undefined {
     case 'TRIGGER_STATE_SAVED':
       return c;
     case 'JOB_SAVED':
-      return { type: 'JOB_SAVED', name: c.job.name, doc: c.job };
+      return { type: 'JOB_SAVED', name: c.job.name, doc: { ...sealed(c.job), docVersion: JOB_DOC_VERSION } };
     case 'EXECUTOR_SPEC_SAVED':
       return { type: 'EXECUTOR_SPEC_SAVED', label: c.label, doc: c.spec };
     case 'BUILD_SAVED':
@@ -119,12 +124,13 @@ export class CiState implements CiView {
 
   /**
    * The stored state. Executors come back `launching` (they reconnect by themselves and say what
-   * they run) unless they were being stopped.
+   * they run) unless they were being stopped. `readJob` reads a stored job's document, its
+   * secrets opened (readJobDocument, then openJob), or throws.
    */
-  load(stored: StoredCiState, log: (line: string) => void): void {
+  load(stored: StoredCiState, log: (line: string) => void, readJob: (doc: unknown) => JobDefinition): void {
     if (stored.frameworkId !== undefined) this.apply({ type: 'FRAMEWORK_ID', frameworkId: stored.frameworkId });
     const skipped = (what: string) => (_: unknown, why: string) => log(`ci framework: a stored ${what} is left out: ${why}`);
-    loadDocuments(stored.jobs, (j) => readJobDocument(j.doc), (job) => this.apply({ type: 'JOB_SAVED', job }), skipped('job'));
+    loadDocuments(stored.jobs, (j) => readJob(j.doc), (job) => this.apply({ type: 'JOB_SAVED', job }), skipped('job'));
     loadDocuments(stored.executorSpecs, (s) => ({ label: s.label, spec: readExecutorSpecDocument(s.doc) }), (s) => this.apply({ type: 'EXECUTOR_SPEC_SAVED', ...s }), skipped('executor spec'));
     loadDocuments(
       stored.executors,

@@ -1,4 +1,5 @@
 import type { Clock } from '../../core/clock.ts';
+import { tokenMatches } from '../../lib/token-digest.ts';
 import type { ExecutorRecord } from './executor-record.ts';
 import type { ExecutorToServer, ServerToExecutor } from './executor-protocol.ts';
 
@@ -10,12 +11,18 @@ export interface ExecutorConnection {
 
 export type ExecutorReport = Exclude<ExecutorToServer, { type: 'HELLO' } | { type: 'HEARTBEAT' }>;
 
+/** Which token an executor proved itself with: the one of its launch, or the session one WELCOME gave it. */
+export type ExecutorTokenKind = 'launch' | 'session';
+
 export interface ExecutorHubOptions {
   clock: Clock;
   /** The executor CI launched under this id, if any (to check a HELLO's token). */
   executor(id: string): ExecutorRecord | undefined;
-  /** An executor said HELLO and proved its token: CI answers WELCOME in a turn of its own. */
-  onHello(hello: Extract<ExecutorToServer, { type: 'HELLO' }>): void;
+  /**
+   * An executor said HELLO and proved its token: CI answers WELCOME in a turn of its own (with a
+   * new session token when it proved the launch token).
+   */
+  onHello(hello: Extract<ExecutorToServer, { type: 'HELLO' }>, via: ExecutorTokenKind): void;
   /** A report of a build (STEP_*, LOG, BUILD_DONE), in the order the stream carried it. */
   onReport(executorId: string, report: ExecutorReport): void;
 }
@@ -23,8 +30,8 @@ export interface ExecutorHubOptions {
 /**
  * The executors' streams, as CI sees them (the edge of the contract in executor-protocol.ts):
  * which executor has a stream now, when each was last heard from (heartbeats included), and
- * since when a stream is lost. It checks a HELLO's token against the executor CI launched, and
- * passes everything else on; what a HELLO or a report means (sequence numbers, what is
+ * since when a stream is lost. It checks a HELLO's token against the executor CI launched
+ * (`authenticate`, which the artifact uploads use too), and passes everything else on; what a HELLO or a report means (sequence numbers, what is
  * acknowledged, a build lost) is the planners' to decide.
  *
  * Contract: at most one stream per executor (a new HELLO replaces and closes the old stream);
@@ -38,20 +45,39 @@ export class ExecutorHub {
 
   constructor(private readonly o: ExecutorHubOptions) {}
 
+  /**
+   * The executor `executorId` proves itself with `token`, or not (undefined). The token is bound
+   * to that executor and to its life: its record (gone once the executor ended) holds digests
+   * only, compared in constant time (lib/token-digest.ts). The launch token proves it until its
+   * expiry (`launchTokenExpiresAt`, a TTL after the launch); the session token (WELCOME's) for as
+   * long as the executor lives.
+   */
+  authenticate(executorId: string, token: string): { executor: ExecutorRecord; via: ExecutorTokenKind } | undefined {
+    const e = this.o.executor(executorId);
+    if (e === undefined || token === '') return undefined;
+    // Both compared, whichever matches: the time taken does not say which one nearly did.
+    const session = e.sessionTokenDigest !== undefined && tokenMatches(token, e.sessionTokenDigest);
+    const launch = tokenMatches(token, e.launchTokenDigest);
+    if (session) return { executor: e, via: 'session' };
+    if (launch && this.o.clock.now() < e.launchTokenExpiresAt) return { executor: e, via: 'launch' };
+    return undefined;
+  }
+
   /** A HELLO on a new stream: true if it was taken; false (ERROR sent, stream closed) for an executor CI did not launch. */
   connected(hello: Extract<ExecutorToServer, { type: 'HELLO' }>, token: string, conn: ExecutorConnection): boolean {
-    const e = this.o.executor(hello.executorId);
-    if (e === undefined || e.token !== token) {
-      conn.send({ type: 'ERROR', message: `unknown executor ${hello.executorId} (or wrong token): CI did not launch it` });
+    const proved = this.authenticate(hello.executorId, token);
+    if (proved === undefined) {
+      conn.send({ type: 'ERROR', message: `unknown executor ${hello.executorId}, or its token is wrong or expired: CI did not launch it, or it ended` });
       conn.close();
       return false;
     }
+    const e = proved.executor;
     const before = this.streams.get(e.id);
     if (before !== undefined && before !== conn) before.close();
     this.streams.set(e.id, conn);
     this.lost.delete(e.id);
     this.heard.set(e.id, this.o.clock.now());
-    this.o.onHello(hello);
+    this.o.onHello(hello, proved.via);
     return true;
   }
 

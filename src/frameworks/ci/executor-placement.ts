@@ -5,6 +5,7 @@ import { InstanceTally, type Location } from '../kit/instance-tally.ts';
 import { offerAttributes } from '../kit/offer-attributes.ts';
 import { declineSeconds, offersSeen } from '../kit/offer-manners.ts';
 import type { CiView, LastOffer } from './ci-state.ts';
+import { tokenDigest } from '../../lib/token-digest.ts';
 import type { ExecutorRecord } from './executor-record.ts';
 import { executorContainer, type ExecutorProgramFor } from './executor-task.ts';
 import type { ExecutorSpec } from './job-definition.ts';
@@ -23,6 +24,8 @@ export interface PlacementContext {
   uuid: () => string;
   /** A new executor token (random; fixed in tests). */
   token: () => string;
+  /** How long an executor's launch token proves it, from its launch. */
+  tokenTtlMs: number;
   /** How an executor task runs `slipway ci-executor` (executor-task.ts). */
   executorProgram: ExecutorProgramFor;
 }
@@ -74,7 +77,17 @@ export function planExecutorLaunches(view: CiView, offers: readonly Offer[], ctx
       if (best === undefined) break;
       const id = ctx.uuid();
       const token = ctx.token();
-      const record: ExecutorRecord = { id, label, token, taskId: `ci-executor-${label}-${id}`, agentId: best.o.agent_id.value, hostname: best.o.hostname, state: 'launching', launchedAt: now };
+      const record: ExecutorRecord = {
+        id,
+        label,
+        launchTokenDigest: tokenDigest(token),
+        launchTokenExpiresAt: now + ctx.tokenTtlMs,
+        taskId: `ci-executor-${label}-${id}`,
+        agentId: best.o.agent_id.value,
+        hostname: best.o.hostname,
+        state: 'launching',
+        launchedAt: now,
+      };
       executors.push(record);
       b.saveExecutor(record);
       created++;

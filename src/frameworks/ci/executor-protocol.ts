@@ -4,6 +4,9 @@ import type { BuildEvent, Pipeline, StepStatus } from './pipeline/pipeline.ts';
  * What a CI executor (`slipway ci-executor`, a task the CI framework launched on an agent) and
  * the CI server say over the executor's one stream: a WebSocket to
  * `GET <ci>/ci/v1/executor-stream?executor=<id>&token=<token>`, one JSON message per frame.
+ * The launch token is in the task's environment (`SLIPWAY_EXECUTOR_TOKEN`), never on its
+ * command line; it is good for a while after the launch (CI's `executorTokenTtlMs`, default 10
+ * minutes) and the executor's first WELCOME gives it a session token that replaces it.
  * Woodpecker's agent/server contract (rpc/peer.go) in Slipway's terms; this module is the one
  * place it is written down.
  *
@@ -18,8 +21,9 @@ import type { BuildEvent, Pipeline, StepStatus } from './pipeline/pipeline.ts';
  *
  * Contract:
  * - The executor's first message is HELLO (its id, label, and the build it runs if it
- *   reconnects mid-build). CI answers WELCOME, or ERROR and closes (unknown id, bad token: the
- *   token is given to the task at launch, so only executors CI launched can connect).
+ *   reconnects mid-build). CI answers WELCOME, or ERROR and closes (unknown id, bad or expired
+ *   token: the token is given to the task at launch, so only executors CI launched can connect,
+ *   and only while they live).
  * - CI sends BUILD only to an idle executor; the executor runs it and reports STEP_STARTED,
  *   LOG, STEP_FINISHED and finally BUILD_DONE, then is idle again. CANCEL stops a build (BUILD_DONE
  *   follows with `cancelled`). SHUTDOWN makes an idle executor exit 0.
@@ -45,6 +49,12 @@ export interface BuildSpec {
   pipeline: Pipeline;
   /** The job's env, and CI's own variables, for every step. */
   env: Record<string, string>;
+  /**
+   * The job's secrets, for every step's environment like `env`. The executor masks each (and its
+   * base64 and URL-encoded forms) in the log it reports, a value split across pieces included;
+   * CI masks them again in each piece it stores.
+   */
+  secrets?: Record<string, string>;
 }
 
 export type ExecutorToServer =
@@ -70,7 +80,12 @@ export type ExecutorToServer =
     };
 
 export type ServerToExecutor =
-  | { type: 'WELCOME'; heartbeatIntervalSeconds: number }
+  /**
+   * `token`: the executor's session token, given when it proved the launch token: it proves
+   * itself with this one from now on (a reconnect's HELLO, artifact uploads), since the launch
+   * token expires a while after the launch.
+   */
+  | { type: 'WELCOME'; heartbeatIntervalSeconds: number; token?: string }
   | { type: 'ERROR'; message: string }
   | { type: 'HEARTBEAT' }
   | { type: 'BUILD'; build: BuildSpec }

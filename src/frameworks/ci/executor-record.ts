@@ -1,4 +1,5 @@
-import { DocumentReader } from '../../core/document-reader.ts';
+import { DocumentReader, type JsonObject } from '../../core/document-reader.ts';
+import { tokenDigest } from '../../lib/token-digest.ts';
 import type { ExecutorState } from './executor-pool.ts';
 
 /**
@@ -9,8 +10,19 @@ import type { ExecutorState } from './executor-pool.ts';
 export interface ExecutorRecord {
   id: string;
   label: string;
-  /** Given to the task at launch; an executor proves with it that CI launched it. */
-  token: string;
+  /**
+   * The SHA-256 of the launch token: given to the task at launch (in its environment, never on
+   * its command line), it proves on the executor's first HELLO that CI launched it, until
+   * `launchTokenExpiresAt`. CI keeps only the digest.
+   */
+  launchTokenDigest: string;
+  launchTokenExpiresAt: number;
+  /**
+   * The SHA-256 of the session token CI gave the executor in WELCOME (answering a HELLO with the
+   * launch token): what the executor proves itself with from then on (reconnects, artifact
+   * uploads), for as long as the executor lives. It exists only in the executor's memory.
+   */
+  sessionTokenDigest?: string;
   taskId: string;
   agentId: string;
   hostname: string;
@@ -24,6 +36,12 @@ export interface ExecutorRecord {
 /** The newest `docVersion` of a stored executor this code reads (absent in a document: 1). */
 export const EXECUTOR_RECORD_DOC_VERSION = 1;
 
+/**
+ * How long a launch token proves an executor, from its launch, unless CI is told otherwise
+ * (`executorTokenTtlMs`): long enough for an agent to fetch an image and start the program.
+ */
+export const DEFAULT_EXECUTOR_TOKEN_TTL_MS = 10 * 60_000;
+
 const EXECUTOR_STATES: ReadonlySet<ExecutorState> = new Set<ExecutorState>(['launching', 'idle', 'busy', 'stopping']);
 
 /**
@@ -33,11 +51,13 @@ const EXECUTOR_STATES: ReadonlySet<ExecutorState> = new Set<ExecutorState>(['lau
  */
 export function readExecutorRecord(doc: unknown): ExecutorRecord {
   const r = new DocumentReader('executor', doc, executorName);
-  const o = r.rootObject();
+  const o = withDigestOfClearToken(r.rootObject());
   r.version(o, EXECUTOR_RECORD_DOC_VERSION);
   r.string(o, 'id');
   r.string(o, 'label');
-  r.string(o, 'token');
+  r.string(o, 'launchTokenDigest');
+  r.number(o, 'launchTokenExpiresAt');
+  r.optString(o, 'sessionTokenDigest');
   r.string(o, 'taskId');
   r.string(o, 'agentId');
   r.string(o, 'hostname');
@@ -46,6 +66,18 @@ export function readExecutorRecord(doc: unknown): ExecutorRecord {
   r.optNumber(o, 'idleSince');
   r.optString(o, 'build');
   return o as unknown as ExecutorRecord;
+}
+
+/**
+ * An executor stored by a version that kept its token in clear (`token`): its digest instead, the
+ * token good for the default TTL from its launch (an executor launched since reconnects as
+ * before; an older one is refused, and its build ends in error).
+ */
+function withDigestOfClearToken(o: JsonObject): JsonObject {
+  const { token, ...rest } = o;
+  if (typeof token !== 'string' || o['launchTokenDigest'] !== undefined) return o;
+  const launchedAt = typeof o['launchedAt'] === 'number' ? o['launchedAt'] : 0;
+  return { ...rest, launchTokenDigest: tokenDigest(token), launchTokenExpiresAt: launchedAt + DEFAULT_EXECUTOR_TOKEN_TTL_MS };
 }
 
 function executorName(doc: unknown): string | undefined {

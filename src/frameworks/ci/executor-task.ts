@@ -3,7 +3,8 @@ import type { ExecutorContainerizer, ExecutorSpec, ExecutorVolume } from './job-
 
 /**
  * How an executor task runs the executor program (`slipway ci-executor --server ... --id ...
- * --token ...`), as the server that hosts CI knows it: its command, and for an executor in a
+ * --label ...`, its token in the command's environment, never in its arguments: a command line is
+ * visible to every user of the machine), as the server that hosts CI knows it: its command, and for an executor in a
  * container (`containerizer: docker`) what the container must mount for its image's `node` to
  * find the program (the Slipway installation of the agent's host, read-only), as the Jenkins
  * Mesos plugin had its agents' images run the agent.jar that Jenkins handed them.
@@ -14,6 +15,9 @@ export interface ExecutorProgram {
 }
 
 export type ExecutorProgramFor = (executor: { id: string; token: string; label: string; containerizer: ExecutorContainerizer }) => ExecutorProgram;
+
+/** The variable of an executor task's environment that holds its launch token. */
+export const EXECUTOR_TOKEN_VARIABLE = 'SLIPWAY_EXECUTOR_TOKEN';
 
 /** Where the Docker engine's socket is, on the agent host and in an executor's container. */
 export const DOCKER_SOCKET = '/var/run/docker.sock';

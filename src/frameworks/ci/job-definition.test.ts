@@ -58,6 +58,7 @@ describe('parseJobDefinition', () => {
       triggers: {},
       concurrency: 1,
       env: {},
+      secrets: {},
     } satisfies JobDefinition);
   });
 
@@ -85,9 +86,12 @@ describe('parseJobDefinition', () => {
       executor: 'big',
       concurrency: 3,
       env: { DEPLOY_ENV: 'staging', EMPTY: '' },
+      secrets: {},
     } satisfies JobDefinition);
     const json = JSON.parse(JSON.stringify(job)) as unknown;
     assert.deepEqual(parseJobDefinition('app.release-2', json), job);
+    // What GET adds (`lastBuild`) is read-only: ignored, so that a GET answer goes back as is.
+    assert.deepEqual(parseJobDefinition('app.release-2', { ...(json as object), lastBuild: 7 }), job);
   });
 
   it('keeps an inline pipeline as its text, without pipelineFile', () => {
@@ -139,7 +143,7 @@ describe('parseJobDefinition', () => {
 
   it('refuses unknown fields, listing the known ones', () => {
     const problems = jobProblems('j', { repo: '/r', repository: 'x', triggers: { poll: { every: 3 }, github: true } });
-    assertRefused(problems, 'repository', 'unknown field (known: name, repo, branch, pipelineFile, pipeline, triggers, executor, concurrency, env)');
+    assertRefused(problems, 'repository', 'unknown field (known: name, repo, branch, pipelineFile, pipeline, triggers, executor, concurrency, env, secrets)');
     assertRefused(problems, 'triggers.poll.every', 'unknown field (known: intervalSeconds, tags, branch)');
     assertRefused(problems, 'triggers.github', 'unknown field (known: poll, cron, webhook)');
   });
@@ -395,7 +399,7 @@ describe('readJobDocument', () => {
   });
 
   it('reads what parseJobDefinition made back equal, and names the job and the field of one that does not match', () => {
-    assertReaderChecksEveryField(readJobDocument, job, { kind: 'job', optional: ['branch', 'pipelineFile', 'pipeline', 'executor'] });
+    assertReaderChecksEveryField(readJobDocument, job, { kind: 'job', optional: ['branch', 'pipelineFile', 'pipeline', 'executor', 'secrets'] });
     const withFile = parseJobDefinition('app', { repo: '/srv/app.git' });
     assert.deepEqual(readJobDocument(JSON.parse(JSON.stringify(withFile))), withFile);
   });

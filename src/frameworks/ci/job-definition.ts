@@ -11,12 +11,18 @@ import { parsePipeline } from './pipeline/parse-pipeline.ts';
 // with every default applied. docs/pipelines.md is the user's description; keep the two in step.
 // Parsed values are plain JSON (no undefined fields, no class instances): what GET answers, what
 // the store keeps, and what a PUT of that answer accepts again unchanged.
+//
+// A job's secrets (`secrets`, `triggers.webhook.secret`) are the exception to "what GET answers":
+// they are write-only. `JobDefinition<S>` is a job whose secret values are of type S: plain
+// strings in memory (S = string, the default), what a PUT may give (SecretInput: a value, "***"
+// to keep the stored one, or a value sealed by this server), "***" in every answer, sealed in
+// the store and the git mirror. job-secrets.ts turns one into another.
 
 // ---------------------------------------------------------------------------------------------
 // Jobs
 // ---------------------------------------------------------------------------------------------
 
-export interface JobDefinition {
+export interface JobDefinition<S = string> {
   name: string;
   /** A git URL (https, http, git, ssh, file, or scp-like `user@host:path`) or an absolute local path. */
   repo: string;
@@ -26,22 +32,39 @@ export interface JobDefinition {
   pipelineFile?: string;
   /** The pipeline's YAML text, kept as given (already checked by parsePipeline). */
   pipeline?: string;
-  triggers: JobTriggers;
+  triggers: JobTriggers<S>;
   /** The executor label of the job's builds; absent: the pipeline's `executor`, then `default`. */
   executor?: string;
   /** How many builds of this job may run at once (default 1: one at a time, the others wait in the queue). */
   concurrency: number;
   /** Variables of every step of every build, under the step's own `environment`. */
   env: Record<string, string>;
+  /**
+   * Variables of every step like `env` (no name in both), but secret: write-only through the API
+   * (shown as "***"), sealed at rest, and masked in build logs with their base64 and URL-encoded
+   * forms.
+   */
+  secrets: Record<string, S>;
 }
 
 /** How builds start besides a manual trigger (API, CLI, Jenkins API), which always works. */
-export interface JobTriggers {
+export interface JobTriggers<S = string> {
   poll?: PollTrigger;
   /** A five-field cron expression (or a macro such as `@daily`), in UTC; each firing is a `cron` build. */
   cron?: string;
-  webhook?: WebhookTrigger;
+  webhook?: WebhookTrigger<S>;
 }
+
+/** A secret as the store and the git mirror keep it: sealed by the server's SecretBox (`v1:...`). */
+export interface SealedSecret {
+  encrypted: string;
+}
+
+/** What a PUT may give for a secret: its value, REDACTED ("***": keep the stored value), or a value sealed by this server. */
+export type SecretInput = string | SealedSecret;
+
+/** How every answer shows a secret; sent back in a PUT, it keeps the stored value. */
+export const REDACTED = '***';
 
 export interface PollTrigger {
   /** Seconds between two looks at the remote (`git ls-remote`). Default 60. */
@@ -52,20 +75,22 @@ export interface PollTrigger {
   branch: boolean;
 }
 
-export interface WebhookTrigger {
+export interface WebhookTrigger<S = string> {
   /**
    * Checked on every call when set: GitHub's `X-Hub-Signature-256` and Gitea's
    * `X-Gitea-Signature` HMAC-SHA256 of the body, GitLab's `X-Gitlab-Token`, or `X-Slipway-Token`
    * for the generic payload. Without it, anyone who can reach the server can start builds.
    */
-  secret?: string;
+  secret?: S;
   /** Build tag pushes. Default true. */
   tags: boolean;
   /** Build pushes to the job's branch. Default true. */
   branch: boolean;
 }
 
-export const JOB_FIELDS = ['name', 'repo', 'branch', 'pipelineFile', 'pipeline', 'triggers', 'executor', 'concurrency', 'env'] as const;
+export const JOB_FIELDS = ['name', 'repo', 'branch', 'pipelineFile', 'pipeline', 'triggers', 'executor', 'concurrency', 'env', 'secrets'] as const;
+/** Fields GET adds to a job, ignored in a PUT, so that a client can GET, edit and PUT it back. */
+export const JOB_READ_ONLY_FIELDS: readonly string[] = ['lastBuild'];
 export const DEFAULT_PIPELINE_FILE = '.slipway.yml';
 export const DEFAULT_POLL_INTERVAL_SECONDS = 60;
 export const MAX_CONCURRENCY = 1000;
@@ -78,8 +103,10 @@ export function isValidJobName(name: string): boolean {
 /**
  * Checks the body of `PUT /ci/v1/jobs/{name}` and applies its defaults. Throws InvalidJob with
  * every problem found; problems of an inline `pipeline` carry their path, line and column.
+ * Secrets come back as given (SecretInput): resolveJobSecrets (job-secrets.ts) reads "***" and
+ * sealed values against the stored job, in the turn that saves it.
  */
-export function parseJobDefinition(name: string, json: unknown): JobDefinition {
+export function parseJobDefinition(name: string, json: unknown): JobDefinition<SecretInput> {
   const problems: FieldProblem[] = [];
   const bad = (field: string, message: string): void => {
     problems.push({ field, message });
@@ -89,10 +116,10 @@ export function parseJobDefinition(name: string, json: unknown): JobDefinition {
     bad('', `the body must be a JSON object, not ${describeJson(json)}`);
     throw new InvalidJob(problems);
   }
-  checkFields(json, '', JOB_FIELDS, bad);
+  checkFields(Object.fromEntries(Object.entries(json).filter(([k]) => !JOB_READ_ONLY_FIELDS.includes(k))), '', JOB_FIELDS, bad);
   if (json['name'] !== undefined && json['name'] !== name) bad('name', `is ${JSON.stringify(json['name'])} in the body but ${JSON.stringify(name)} in the URL`);
 
-  const job: JobDefinition = { name, repo: '', triggers: {}, concurrency: 1, env: {} };
+  const job: JobDefinition<SecretInput> = { name, repo: '', triggers: {}, concurrency: 1, env: {}, secrets: {} };
 
   const repo = json['repo'];
   if (repo === undefined) bad('repo', 'is required: a git URL or an absolute local path');
@@ -159,12 +186,15 @@ export function parseJobDefinition(name: string, json: unknown): JobDefinition {
   const env = json['env'];
   if (env !== undefined && env !== null) job.env = readEnv(env, 'env', bad);
 
+  const secrets = json['secrets'];
+  if (secrets !== undefined && secrets !== null) job.secrets = readSecrets(secrets, job.env, bad);
+
   if (problems.length > 0) throw new InvalidJob(problems);
   return job;
 }
 
-function readTriggers(json: unknown, bad: (field: string, message: string) => void): JobTriggers {
-  const triggers: JobTriggers = {};
+function readTriggers(json: unknown, bad: (field: string, message: string) => void): JobTriggers<SecretInput> {
+  const triggers: JobTriggers<SecretInput> = {};
   if (!isPlainObject(json)) {
     bad('triggers', `must be an object ({poll?, cron?, webhook?}), not ${describeJson(json)}`);
     return triggers;
@@ -206,11 +236,12 @@ function readTriggers(json: unknown, bad: (field: string, message: string) => vo
   if (webhook === true || isPlainObject(webhook)) {
     const o = webhook === true ? {} : webhook;
     checkFields(o, 'triggers.webhook', ['secret', 'tags', 'branch'], bad);
-    const trigger: WebhookTrigger = { tags: true, branch: true };
+    const trigger: WebhookTrigger<SecretInput> = { tags: true, branch: true };
     const secret = o['secret'];
     if (secret !== undefined && secret !== null) {
-      if (typeof secret !== 'string' || secret === '') bad('triggers.webhook.secret', 'must be a non-empty string');
-      else trigger.secret = secret;
+      const value = readSecretInput(secret, 'triggers.webhook.secret', bad);
+      if (value === '') bad('triggers.webhook.secret', 'must be a non-empty string');
+      else if (value !== undefined) trigger.secret = value;
     }
     trigger.tags = booleanOr(o['tags'], true, 'triggers.webhook.tags', bad);
     trigger.branch = booleanOr(o['branch'], true, 'triggers.webhook.branch', bad);
@@ -551,10 +582,53 @@ function readEnv(json: unknown, field: string, bad: (field: string, message: str
 }
 
 /**
+ * A job's `secrets`: names as in `env` (and not in `env` too), each value a string without NUL,
+ * "***" (keep the stored value), or `{"encrypted": "v1:..."}` (a value this server sealed, as the
+ * git mirror holds it).
+ */
+function readSecrets(json: unknown, env: Record<string, string>, bad: (field: string, message: string) => void): Record<string, SecretInput> {
+  const secrets: Record<string, SecretInput> = {};
+  if (!isPlainObject(json)) {
+    bad('secrets', `must be an object of NAME: "value", not ${describeJson(json)}`);
+    return secrets;
+  }
+  for (const [name, value] of Object.entries(json)) {
+    const f = `secrets.${name}`;
+    if (!ENV_NAME_PATTERN.test(name)) bad(f, 'is not a variable name: letters, digits and `_`, not starting with a digit');
+    else if (isReservedVariableName(name)) bad(f, '`CI` and `CI_*` variables are set by CI and cannot be set here');
+    else if (Object.prototype.hasOwnProperty.call(env, name)) bad(f, 'is also in `env`: a variable is either in `env` or in `secrets`');
+    else {
+      const v = readSecretInput(value, f, bad);
+      if (v !== undefined) setOwnValue(secrets, name, v);
+    }
+  }
+  return secrets;
+}
+
+/** A secret's value in a request: a string without NUL, or `{"encrypted": "..."}`. */
+function readSecretInput(value: unknown, field: string, bad: (field: string, message: string) => void): SecretInput | undefined {
+  if (typeof value === 'string') {
+    if (value.includes('\0')) {
+      bad(field, 'must not contain a NUL character');
+      return undefined;
+    }
+    return value;
+  }
+  if (isPlainObject(value) && Object.keys(value).length === 1 && typeof value['encrypted'] === 'string') return { encrypted: value['encrypted'] };
+  bad(field, `must be a string, "${REDACTED}" (keep the stored value) or {"encrypted": "..."} (sealed by this server), not ${describeJson(value)}`);
+  return undefined;
+}
+
+/**
  * `env[name] = value` that also works for the name `__proto__` (a valid variable name, which a
  * plain assignment would take as the object's prototype and drop).
  */
 export function setOwn(target: Record<string, string>, name: string, value: string): void {
+  setOwnValue(target, name, value);
+}
+
+/** setOwn, for a record of any values. */
+export function setOwnValue<V>(target: Record<string, V>, name: string, value: V): void {
   Object.defineProperty(target, name, { value, enumerable: true, writable: true, configurable: true });
 }
 
@@ -597,8 +671,19 @@ function describeJson(value: unknown): string {
 // pipeline parse, no URL or name rules), not the rules of a PUT again.
 // ---------------------------------------------------------------------------------------------
 
-/** The newest `docVersion` of a stored job this code reads (absent in a document: 1). */
-export const JOB_DOC_VERSION = 1;
+/**
+ * The newest `docVersion` of a stored job this code reads (absent in a document: 1). Version 2
+ * has its secrets sealed (`{"encrypted": ...}`) and may have `secrets`; version 1 had neither,
+ * and its webhook secret in clear. This code reads both (a secret in clear is sealed again when
+ * CI starts) and writes 2, so that an older Slipway refuses a job it would misread.
+ */
+export const JOB_DOC_VERSION = 2;
+
+/** A secret as a stored job has it: sealed, or in clear in a job stored before secrets were sealed. */
+export type StoredSecret = SealedSecret | string;
+
+/** A stored job, read back: `secrets` is absent in one stored before jobs had them. */
+export type StoredJobDocument = Omit<JobDefinition<StoredSecret>, 'secrets'> & { secrets?: Record<string, StoredSecret> };
 /** The newest `docVersion` of a stored executor spec this code reads (absent in a document: 1). */
 export const EXECUTOR_SPEC_DOC_VERSION = 1;
 
@@ -611,9 +696,10 @@ const SPEC_LABEL = nameField('label');
 /**
  * Reads a stored job (the document of JOB_SAVED) back: checks every field of `JobDefinition`
  * (its triggers included) and the document's `docVersion`, and returns the document itself,
- * typed. Throws `InvalidStoredDocument` naming the job and the field that does not match.
+ * typed, its secrets as stored (openJob, job-secrets.ts, opens them). Throws
+ * `InvalidStoredDocument` naming the job and the field that does not match.
  */
-export function readJobDocument(doc: unknown): JobDefinition {
+export function readJobDocument(doc: unknown): StoredJobDocument {
   const r = new DocumentReader('job', doc, JOB_NAME);
   const o = r.rootObject();
   r.version(o, JOB_DOC_VERSION);
@@ -626,7 +712,8 @@ export function readJobDocument(doc: unknown): JobDefinition {
   r.optString(o, 'executor');
   r.integer(o, 'concurrency');
   r.stringRecord(o, 'env');
-  return o as unknown as JobDefinition;
+  r.optNested(o, 'secrets', checkStoredSecrets);
+  return o as unknown as StoredJobDocument;
 }
 
 /**
@@ -665,9 +752,25 @@ function checkPoll(r: DocumentReader, poll: JsonObject): void {
 }
 
 function checkWebhook(r: DocumentReader, webhook: JsonObject): void {
-  r.optString(webhook, 'secret');
+  checkStoredSecret(r, webhook, 'secret', true);
   r.boolean(webhook, 'tags');
   r.boolean(webhook, 'branch');
+}
+
+function checkStoredSecrets(r: DocumentReader, secrets: JsonObject): void {
+  for (const name of Object.keys(secrets)) checkStoredSecret(r, secrets, name, false);
+}
+
+/** A sealed secret (`{"encrypted": "..."}`) or one in clear (a string), at `key`. */
+function checkStoredSecret(r: DocumentReader, o: JsonObject, key: string, optional: boolean): void {
+  const v = o[key];
+  if (v === undefined && optional) return;
+  if (typeof v === 'string') return;
+  r.nested(o, key, checkSealed);
+}
+
+function checkSealed(r: DocumentReader, sealed: JsonObject): void {
+  r.string(sealed, 'encrypted');
 }
 
 function checkConstraint(r: DocumentReader, c: JsonObject): void {

@@ -11,6 +11,11 @@ export interface BuildContext {
   tag?: string;
   /** The job's variables, given to every step (a step's own `environment` wins over them). */
   env: Record<string, string>;
+  /**
+   * The job's secrets, given to every step as `env` is (after it); every value, and its base64
+   * and URL-encoded forms, is masked in the steps' logs.
+   */
+  secrets?: Record<string, string>;
   /** The job's `repo` (CI_REPO_CLONE_URL). */
   repo?: string;
   /** The executor label the build runs on (CI_EXECUTOR_LABEL). */
@@ -38,8 +43,8 @@ export function defaultBuildId(jobName: string, number: number): string {
 
 /**
  * A step's whole environment, later entries winning: for a process step the executor's PATH and
- * HOME (nothing else of the executor's environment leaks into builds), then the job's variables,
- * the step's `environment`, and CI's variables (ci-variables.ts, the list of docs/pipelines.md).
+ * HOME (nothing else of the executor's environment leaks into builds), then the job's variables
+ * and secrets, the step's `environment`, and CI's variables (ci-variables.ts, the list of docs/pipelines.md).
  * An image step gets no PATH or HOME from the executor: those of its image apply.
  *
  * `workspace` is the same path in both kinds of step: an image step has the workspace mounted
@@ -66,7 +71,7 @@ export function stepEnvironment(step: PipelineStep, build: BuildContext, workspa
       startedAt,
     },
     step,
-    build.env,
+    { ...build.env, ...build.secrets },
   );
   return { ...host, ...ci };
 }

@@ -214,6 +214,35 @@ describe('runPipeline with process steps', () => {
     }
   });
 
+  it('gives a step the job\'s secrets, and masks them, their base64 and URL-encoded forms in its log, also when written in parts', async () => {
+    const ws = await workspace();
+    const secret = 'tok/3f9a 71c2+x';
+    const build = { ...BUILD, env: { PLAIN: 'visible' }, secrets: { DEPLOY_TOKEN: secret } };
+    const commands = [
+      'echo "plain: $DEPLOY_TOKEN"',
+      'echo -n "$DEPLOY_TOKEN" | base64',
+      'echo "$DEPLOY_TOKEN" | base64',
+      `node -e 'console.log(encodeURIComponent(process.env.DEPLOY_TOKEN))'`,
+      'python3 -c \'import os, urllib.parse; print(urllib.parse.quote(os.environ["DEPLOY_TOKEN"], safe="")); print(urllib.parse.quote_plus(os.environ["DEPLOY_TOKEN"]))\'',
+      // Half of it, then a pause past the log's partial-line flush (200 ms), then the rest.
+      'printf "split: %s" "$(echo "$DEPLOY_TOKEN" | cut -c1-6)"; sleep 0.5; printf "%s\\n" "$(echo "$DEPLOY_TOKEN" | cut -c7-)"',
+      'echo "env: $PLAIN"',
+      'echo "$DEPLOY_TOKEN" > seen.txt',
+    ];
+    const r = await run(sequential(step('leak', commands)), { workspace: ws, build });
+    assert.equal(r.result.status, 'success', r.log('leak'));
+    const log = r.log('leak');
+    assert.equal(await readFile(join(ws, 'seen.txt'), 'utf8'), `${secret}\n`, 'the step got the secret');
+    for (const form of [secret, Buffer.from(secret).toString('base64'), Buffer.from(`${secret}\n`).toString('base64'), encodeURIComponent(secret), 'tok%2F3f9a%2071c2%2Bx', 'tok%2F3f9a+71c2%2Bx', 'tok/3f9a', '71c2+x']) {
+      assert.ok(!log.includes(form), `${form} in the log:\n${log}`);
+    }
+    assert.match(log, /plain: \*\*\*\*\n/);
+    assert.match(log, /split: \*\*\*\*\n/);
+    assert.match(log, /env: visible\n/);
+    // Every piece on its own shows nothing either (a follower sees them one by one).
+    for (const e of r.events) if (e.type === 'log') assert.ok(!e.text.includes('3f9a'), JSON.stringify(e.text));
+  });
+
   it("logs each step apart, echoing each command, with stdout and stderr in the order written", async () => {
     const ws = await workspace();
     const pipeline = dag(

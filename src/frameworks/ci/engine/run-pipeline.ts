@@ -10,6 +10,7 @@ import { evaluateWhen } from './evaluate-when.ts';
 import { CI_CONTAINER_LABELS, runImageStep } from './image-step.ts';
 import { runProcessStep } from './process-step.ts';
 import { StepLog } from './step-log.ts';
+import { SecretMask, SecretMasker } from '../../../lib/secret-mask.ts';
 import type { StepOutcome, StepRunSpec } from './step-outcome.ts';
 
 export type PipelineStatus = 'success' | 'failure' | 'cancelled' | 'error';
@@ -47,7 +48,9 @@ export interface PipelineResult {
  * Progress, in order per step: `step-started`, its `log` pieces, `step-finished` (a step that
  * does not run has only `step-finished`, status `skipped`). Log pieces are the step's stdout and
  * stderr as one stream, in the order written, cut at line ends (see StepLog): concatenated, the
- * texts of a step are its output. `at` is milliseconds since the epoch.
+ * texts of a step are its output, with every form of the build's secrets replaced by `****`
+ * (lib/secret-mask.ts; a piece that ends with what may be the start of one is cut there, and
+ * its rest comes with the next piece). `at` is milliseconds since the epoch.
  */
 export type PipelineEvent =
   | { type: 'step-started'; step: string; at: number }
@@ -111,6 +114,8 @@ class PipelineRun {
   readonly #workspace: string;
   readonly #signal: AbortSignal;
   readonly #killGraceMs: number;
+  /** The job's secrets and their forms, masked in every step's log. */
+  readonly #secretMask: SecretMask;
   readonly #startedAt = Date.now();
   readonly #results = new Map<string, StepResult>();
   readonly #running = new Set<string>();
@@ -121,6 +126,7 @@ class PipelineRun {
   constructor(pipeline: Pipeline, options: RunPipelineOptions, maxParallel: number) {
     this.#pipeline = pipeline;
     this.#options = options;
+    this.#secretMask = new SecretMask(Object.values(options.build.secrets ?? {}));
     this.#maxParallel = maxParallel;
     this.#workspace = resolve(options.workspace);
     this.#signal = options.signal ?? new AbortController().signal;
@@ -178,7 +184,13 @@ class PipelineRun {
     const startedAt = Date.now();
     this.#running.add(step.name);
     this.#emit({ type: 'step-started', step: step.name, at: startedAt });
-    const log = new StepLog((text) => this.#emit({ type: 'log', step: step.name, at: Date.now(), text }));
+    // The job's secrets are masked in the step's log before it leaves the engine; the masker
+    // holds back the tail of a piece that may be the start of one (a value split across reads).
+    const masker = new SecretMasker(this.#secretMask);
+    const emitLog = (text: string) => {
+      if (text !== '') this.#emit({ type: 'log', step: step.name, at: Date.now(), text });
+    };
+    const log = new StepLog((text) => emitLog(masker.push(text)));
     const spec: StepRunSpec = {
       step,
       workspace: this.#workspace,
@@ -205,6 +217,7 @@ class PipelineRun {
       .catch((e: unknown): StepOutcome => ({ status: 'error', error: e instanceof Error ? e.message : String(e) }))
       .then((o) => {
         log.end();
+        emitLog(masker.end());
         this.#running.delete(step.name);
         const finishedAt = Date.now();
         this.#finish({

@@ -16,6 +16,7 @@ export interface ExecutorOptions {
   /** CI's base URL, e.g. http://127.0.0.1:5050. */
   serverUrl: string;
   id: string;
+  /** The launch token; replaced by the session token of CI's first WELCOME. */
   token: string;
   label: string;
   /** Workspaces and artifacts go here (the task's sandbox). */
@@ -57,6 +58,8 @@ export async function runExecutor(o: ExecutorOptions): Promise<number> {
   let shutdownAsked = false;
   let lastHeard = Date.now();
   let backoff = 200;
+  /** What this executor proves itself with: the launch token, then the session token CI gives in WELCOME. */
+  let token = o.token;
 
   const send = (m: ExecutorToServer) => {
     if (socket?.readyState === WebSocket.OPEN) socket.send(JSON.stringify(m));
@@ -73,7 +76,7 @@ export async function runExecutor(o: ExecutorOptions): Promise<number> {
   const connect = () => {
     const url = new URL('/ci/v1/executor-stream', o.serverUrl);
     url.searchParams.set('executor', o.id);
-    url.searchParams.set('token', o.token);
+    url.searchParams.set('token', token);
     const ws = new WebSocket(url);
     socket = ws;
     ws.on('open', () => {
@@ -113,6 +116,7 @@ export async function runExecutor(o: ExecutorOptions): Promise<number> {
       case 'WELCOME':
         lostSince = undefined;
         welcomed = true;
+        if (m.token !== undefined) token = m.token;
         // What CI has not acknowledged goes again: it ignores what it has seen.
         for (const r of pending) send(r);
         return;
@@ -161,6 +165,7 @@ export async function runExecutor(o: ExecutorOptions): Promise<number> {
           ...(spec.branch !== undefined ? { branch: spec.branch } : {}),
           ...(spec.tag !== undefined ? { tag: spec.tag } : {}),
           env: spec.env,
+          ...(spec.secrets !== undefined ? { secrets: spec.secrets } : {}),
           repo: spec.repo,
           executorLabel: o.label,
         },
@@ -188,7 +193,7 @@ export async function runExecutor(o: ExecutorOptions): Promise<number> {
         const dest = join(o.workDir, 'artifacts', `${spec.job}-${spec.number}`);
         const collected = await collectArtifacts(workspace, spec.pipeline.artifacts, dest);
         for (const f of collected.files) {
-          await upload(o, spec, f.path, join(dest, f.path));
+          await upload(o, token, spec, f.path, join(dest, f.path));
           artifacts.push(f.path);
         }
       }
@@ -234,10 +239,10 @@ export async function runExecutor(o: ExecutorOptions): Promise<number> {
   return finished;
 }
 
-async function upload(o: ExecutorOptions, spec: BuildSpec, path: string, file: string): Promise<void> {
+async function upload(o: ExecutorOptions, token: string, spec: BuildSpec, path: string, file: string): Promise<void> {
   const url = new URL(`/ci/v1/jobs/${encodeURIComponent(spec.job)}/builds/${spec.number}/artifacts/${path.split('/').map(encodeURIComponent).join('/')}`, o.serverUrl);
   url.searchParams.set('executor', o.id);
-  url.searchParams.set('token', o.token);
+  url.searchParams.set('token', token);
   const r = await fetch(url, { method: 'PUT', headers: { 'Content-Type': 'application/octet-stream' }, body: await readFile(file) });
   if (!r.ok) throw new Error(`artifact ${path} not stored by CI: ${r.status} ${await r.text()}`);
 }

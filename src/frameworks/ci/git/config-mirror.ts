@@ -1,11 +1,14 @@
 import { execFile } from 'node:child_process';
 import { mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { privateDir, restrictTree } from '../../../lib/private-files.ts';
 import { join } from 'node:path';
 import { GitFailed } from './git-source.ts';
 
 /**
  * CI's configuration mirrored to a git repository (the article backed Jenkins's home up to git):
- * one file per job (`jobs/<name>.json`, the job's JSON as `PUT /ci/v1/jobs/{name}` takes it) and
+ * one file per job (`jobs/<name>.json`, the job's JSON as `PUT /ci/v1/jobs/{name}` takes it, its
+ * secrets sealed: `{"encrypted": "v1:..."}`, never in clear; see CiFramework.mirror for why sealed
+ * rather than left out) and
  * per executor spec (`executors/<label>.json`), committed and pushed on every change. `readMirror`
  * reads them back, for `slipway ci import --from GIT` into a fresh server.
  *
@@ -34,7 +37,7 @@ function git(args: readonly string[], cwd: string): Promise<string> {
 /** A working copy of the mirror in `dir`, at the remote's branch (created empty if the remote has none). */
 async function workingCopy(remote: string, dir: string, branch: string): Promise<void> {
   await rm(dir, { recursive: true, force: true });
-  await mkdir(dir, { recursive: true });
+  await privateDir(dir);
   await git(['init', '--quiet', `--initial-branch=${branch}`], dir);
   await git(['remote', 'add', 'origin', remote], dir);
   const heads = await git(['ls-remote', '--heads', 'origin', branch], dir);
@@ -52,8 +55,19 @@ async function writeDir(dir: string, entries: Map<string, unknown>): Promise<voi
   }
 }
 
-/** Writes, commits and pushes the configuration; resolves with the commit made, or undefined when nothing changed. */
+/**
+ * Writes, commits and pushes the configuration; resolves with the commit made, or undefined when
+ * nothing changed. The working copy is left its owner's only (git writes with the umask's modes).
+ */
 export async function writeMirror(remote: string, workDir: string, config: MirroredConfig, message: string, branch = 'main'): Promise<string | undefined> {
+  try {
+    return await writeMirrorOnce(remote, workDir, config, message, branch);
+  } finally {
+    await restrictTree(workDir);
+  }
+}
+
+async function writeMirrorOnce(remote: string, workDir: string, config: MirroredConfig, message: string, branch: string): Promise<string | undefined> {
   for (let attempt = 0; attempt < 2; attempt++) {
     await workingCopy(remote, workDir, branch);
     await writeDir(join(workDir, 'jobs'), config.jobs);

@@ -1,5 +1,5 @@
 import { websocketOnly } from '../../../core/websocket-only.ts';
-import { randomBytes, timingSafeEqual } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
 import { mkdir, readFile, rename, rm, stat } from 'node:fs/promises';
 import type { IncomingMessage } from 'node:http';
@@ -14,6 +14,7 @@ import type { LogPiece } from '../build-log-store.ts';
 import type { CiFramework } from '../ci-framework.ts';
 import type { ExecutorToServer } from '../executor-protocol.ts';
 import { parseExecutorSpec, parseJobDefinition } from '../job-definition.ts';
+import { redactJob } from '../job-secrets.ts';
 import { ciErrorReply } from './ci-error-reply.ts';
 import { parseWholeNumber } from './whole-number.ts';
 import { JsonTooDeep, parseJsonText } from '../../../lib/json-depth.ts';
@@ -67,18 +68,20 @@ function routes(app: FastifyInstance, o: CiRoutesOptions): void {
 
   // --- jobs ---------------------------------------------------------------------------------
 
+  // Secrets are write-only: every answer shows them as "***" (redactJob), and a PUT that sends
+  // "***" back keeps the stored value, so that a client can GET, edit and PUT a job.
   app.put('/ci/v1/jobs/:name', async (req, reply) => {
     const { name } = req.params as { name: string };
     const job = parseJobDefinition(name, req.body);
     const created = await ci.putJob(job);
-    return reply.code(created ? 201 : 200).send(job);
+    return reply.code(created ? 201 : 200).send(redactJob(job));
   });
   app.get('/ci/v1/jobs', () => ({
-    jobs: [...ci.view.jobs.values()].sort((a, b) => (a.name < b.name ? -1 : 1)).map((j) => ({ ...j, lastBuild: ci.view.lastNumber(j.name) || null })),
+    jobs: [...ci.view.jobs.values()].sort((a, b) => (a.name < b.name ? -1 : 1)).map((j) => ({ ...redactJob(j), lastBuild: ci.view.lastNumber(j.name) || null })),
   }));
   app.get('/ci/v1/jobs/:name', (req) => {
     const job = jobOf((req.params as { name: string }).name);
-    return { ...job, lastBuild: ci.view.lastNumber(job.name) || null };
+    return { ...redactJob(job), lastBuild: ci.view.lastNumber(job.name) || null };
   });
   app.delete('/ci/v1/jobs/:name', async (req, reply) => {
     const { name } = req.params as { name: string };
@@ -181,8 +184,8 @@ function routes(app: FastifyInstance, o: CiRoutesOptions): void {
           const { name, n, '*': path } = req.params as { name: string; n: string; '*': string };
           const q = req.query as { executor?: string; token?: string };
           const b = await buildOf(name, n);
-          const e = q.executor !== undefined ? ci.view.executors.get(q.executor) : undefined;
-          if (e === undefined || q.token === undefined || !tokensEqual(e.token, q.token) || e.build !== buildKey(name, b.number)) {
+          const e = q.executor !== undefined && q.token !== undefined ? ci.hub.authenticate(q.executor, q.token)?.executor : undefined;
+          if (e === undefined || e.build !== buildKey(name, b.number)) {
             throw new ArtifactUploadForbidden('only the executor running the build may store its artifacts');
           }
           const file = artifactFile(name, b.number, path);
@@ -239,7 +242,7 @@ function routes(app: FastifyInstance, o: CiRoutesOptions): void {
   });
   app.get('/ci/v1/executors', () => ({
     specs: [...ci.view.specs].map(([label, s]) => ({ ...s, label })),
-    executors: [...ci.view.executors.values()].map(({ token: _token, ...e }) => e),
+    executors: [...ci.view.executors.values()].map(({ launchTokenDigest: _l, launchTokenExpiresAt: _x, sessionTokenDigest: _s, ...e }) => e),
   }));
   app.get('/ci/v1/queue', () => ({
     queue: ci.view.queue().map((q) => ({ job: q.build.job, number: q.build.number, label: q.build.label, queuedAt: new Date(q.build.queuedAt).toISOString(), why: q.why })),
@@ -322,13 +325,6 @@ async function followLog(ci: CiFramework, req: FastifyRequest, reply: FastifyRep
   }
   if (ended || isFinished((await ci.getBuild(b.job, b.number)) ?? b)) finish();
   return reply;
-}
-
-/** Compares tokens in time independent of where they differ. */
-function tokensEqual(expected: string, given: string): boolean {
-  const a = Buffer.from(expected);
-  const b = Buffer.from(given);
-  return a.length === b.length && timingSafeEqual(a, b);
 }
 
 /**

@@ -416,7 +416,7 @@ describe('parsePipeline: refused pipelines, each problem with its line and colum
       lines('steps:', '  - name: a', '    commands: [x]', '    privileged: true', '    secrets: [token]', 'services:', '  - name: db', 'pipeline: {}'),
     );
     assertProblem(problems, 'steps[0].privileged', 4, 5, 'unknown key "privileged" (known: name, image, commands, environment, when, depends_on, failure)');
-    assertProblem(problems, 'steps[0].secrets', 5, 5, "secrets are not supported: set variables in the job's `env`");
+    assertProblem(problems, 'steps[0].secrets', 5, 5, "secrets are the job's: set them in the job's `secrets`");
     assertProblem(problems, 'services', 6, 1, 'service containers are not supported');
     assertProblem(problems, 'pipeline', 8, 1, 'the list of steps is called `steps`');
   });

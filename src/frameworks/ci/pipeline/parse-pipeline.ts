@@ -41,7 +41,7 @@ const KEY_HINTS: Readonly<Record<string, string>> = {
   workspace: 'the workspace is fixed: see CI_WORKSPACE',
   clone: 'CI clones the job\'s repo itself',
   settings: 'plugins are not supported: give the image `commands`',
-  secrets: 'secrets are not supported: set variables in the job\'s `env`',
+  secrets: 'secrets are the job\'s: set them in the job\'s `secrets` (every step gets them, masked in the log)',
   entrypoint: 'give the image `commands`, or none to run its default command',
   command: 'the key is `commands` (a command or a list of them)',
   env: 'the key is `environment`',

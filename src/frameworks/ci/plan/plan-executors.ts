@@ -5,6 +5,8 @@ import type { CiView, LaunchFailure } from '../ci-state.ts';
 import type { ExecutorReport } from '../executor-hub.ts';
 import type { ExecutorRecord } from '../executor-record.ts';
 import { EXECUTOR_HEARTBEAT_SECONDS, type ExecutorToServer } from '../executor-protocol.ts';
+import { tokenDigest } from '../../../lib/token-digest.ts';
+import { jobSecretMask } from '../job-secrets.ts';
 import { buildOf, CiPlanBuilder, finishedBuild, type CiPlan } from './ci-plan.ts';
 import type { StreamView } from './plan-pass.ts';
 
@@ -13,18 +15,20 @@ export const MAX_LAUNCH_FAILURES = 5;
 
 /**
  * An executor said HELLO (ExecutorHub checked its token): WELCOME once its record is stored as
- * idle (or busy with the build it says it still runs). One that comes back without the build CI
+ * idle (or busy with the build it says it still runs). One that proved its launch token is given
+ * a session token (`sessionToken`, a new random one): its digest is stored, the token itself goes
+ * only in WELCOME. One that comes back without the build CI
  * thought it ran (it restarted) loses that build, which ends in `error`. An executor being
  * stopped is told again to SHUTDOWN. Its label's launch backoff is over: executors start there.
  */
-export function planHello(view: CiView, hello: Extract<ExecutorToServer, { type: 'HELLO' }>, now: number): CiPlan {
+export function planHello(view: CiView, hello: Extract<ExecutorToServer, { type: 'HELLO' }>, now: number, sessionToken?: string): CiPlan {
   const b = new CiPlanBuilder();
   const e = view.executors.get(hello.executorId);
   if (e === undefined) return b.plan;
   if (view.launchFailures.get(e.label) !== undefined) b.change({ type: 'LAUNCH_FAILURE', label: e.label });
-  b.send(e.id, { type: 'WELCOME', heartbeatIntervalSeconds: EXECUTOR_HEARTBEAT_SECONDS });
+  b.send(e.id, { type: 'WELCOME', heartbeatIntervalSeconds: EXECUTOR_HEARTBEAT_SECONDS, ...(sessionToken !== undefined ? { token: sessionToken } : {}) });
   const running = hello.running !== undefined ? buildKey(hello.running.job, hello.running.number) : undefined;
-  const next: ExecutorRecord = { ...e };
+  const next: ExecutorRecord = { ...e, ...(sessionToken !== undefined ? { sessionTokenDigest: tokenDigest(sessionToken) } : {}) };
   if (e.build !== undefined && running !== e.build) {
     const build = view.builds.get(e.build);
     if (build !== undefined && !isFinished(build)) b.finishBuild(build, 'error', now, `executor ${e.id} came back without it (restarted?)`, `executor lost: executor ${e.id} came back without the build (restarted?)`);
@@ -76,14 +80,18 @@ export function planReports(view: CiView, reports: readonly { executorId: string
       continue;
     }
     let next: Build = { ...build, seq: m.seq };
+    // The executor masks the job's secrets in what it reports (a value split across pieces
+    // included); what a piece still holds whole is masked here too, before it is stored.
+    const mask = jobSecretMask(view.jobs.get(m.job));
     switch (m.type) {
       case 'STEP_STARTED':
         next.steps = build.steps.map((s) => (s.name === m.step ? { ...s, status: 'running', startedAt: m.at } : s));
         break;
       case 'LOG': {
         const sizes = build.logBytes ?? { whole: 0, steps: {} };
-        const n = Buffer.byteLength(m.text);
-        b.plan.logs.push({ job: m.job, number: m.number, step: m.step, text: m.text, stored: view.builds.get(key)?.logBytes ?? { whole: 0, steps: {} } });
+        const text = mask.mask(m.text);
+        const n = Buffer.byteLength(text);
+        b.plan.logs.push({ job: m.job, number: m.number, step: m.step, text, stored: view.builds.get(key)?.logBytes ?? { whole: 0, steps: {} } });
         next.logBytes = { whole: sizes.whole + n, steps: { ...sizes.steps, [m.step]: (sizes.steps[m.step] ?? 0) + n } };
         break;
       }
@@ -95,14 +103,14 @@ export function planReports(view: CiView, reports: readonly { executorId: string
                 status: m.status,
                 finishedAt: m.at,
                 ...(m.exitCode !== undefined ? { exitCode: m.exitCode } : {}),
-                ...(m.error !== undefined ? { error: m.error } : {}),
+                ...(m.error !== undefined ? { error: mask.mask(m.error) } : {}),
                 ...(s.startedAt !== undefined ? { durationMs: m.at - s.startedAt } : {}),
               }
             : s,
         );
         break;
       case 'BUILD_DONE': {
-        next = finishedBuild({ ...next, artifacts: m.artifacts }, m.status, now, m.error);
+        next = finishedBuild({ ...next, artifacts: m.artifacts }, m.status, now, m.error !== undefined ? mask.mask(m.error) : undefined);
         executors.set(e.id, freed(e, now));
         b.pass();
         break;

@@ -2,7 +2,8 @@ import { buildKey, isFinished, type Build, type BuildCause } from '../build.ts';
 import type { BuildSource } from '../build-planner.ts';
 import { JobNotFound } from '../ci-errors.ts';
 import type { CiStateChange, CiView } from '../ci-state.ts';
-import type { ExecutorSpec, JobDefinition } from '../job-definition.ts';
+import type { ExecutorSpec, JobDefinition, SecretInput } from '../job-definition.ts';
+import { resolveJobSecrets, type SecretSealer } from '../job-secrets.ts';
 import type { BuildEvent } from '../pipeline/pipeline.ts';
 import { CiPlanBuilder, type CiPlan } from './ci-plan.ts';
 
@@ -15,12 +16,18 @@ export interface Planned<R> {
   result: R;
 }
 
-/** PUT /ci/v1/jobs/{name}: true when the job is new. */
-export function planPutJob(view: CiView, job: JobDefinition): Planned<boolean> {
-  const created = view.jobs.get(job.name) === undefined;
+/**
+ * PUT /ci/v1/jobs/{name}: the job saved, its secrets read against the stored job (a "***" keeps
+ * the stored value; resolveJobSecrets), and whether it is new. Throws InvalidJob for a secret
+ * that cannot be read.
+ */
+export function planPutJob(view: CiView, input: JobDefinition<SecretInput>, sealer: Pick<SecretSealer, 'open'>): Planned<{ created: boolean; job: JobDefinition }> {
+  const stored = view.jobs.get(input.name);
+  const job = resolveJobSecrets(input, stored, sealer);
+  const created = stored === undefined;
   const b = new CiPlanBuilder().change({ type: 'JOB_SAVED', job });
   b.plan.mirror = `${created ? 'add' : 'change'} job ${job.name}`;
-  return { plan: b.plan, result: created };
+  return { plan: b.plan, result: { created, job } };
 }
 
 /** DELETE /ci/v1/jobs/{name}: the job and its builds go (running ones are told to stop); false if there was none. */

@@ -125,6 +125,7 @@ function dispatch(view: CiView, build: Build, e: ExecutorRecord, now: number, b:
       event: build.event,
       pipeline,
       env: { ...(job?.env ?? {}) },
+      secrets: { ...(job?.secrets ?? {}) },
     },
   });
 }

@@ -4,13 +4,19 @@ import { ManualClock } from '../../../core/clock.ts';
 import type { Build } from '../build.ts';
 import type { CiChange } from '../ci-store.ts';
 import type { RemoteRefs } from '../git/git-source.ts';
-import { parseJobDefinition, type JobDefinition } from '../job-definition.ts';
+import { parseJobDefinition as parseJobInput, type JobDefinition } from '../job-definition.ts';
+import { resolveJobSecrets } from '../job-secrets.ts';
 import { TriggerRunner, type TriggerHost } from './trigger-runner.ts';
 
 const A = 'a'.repeat(40);
 const B = 'b'.repeat(40);
 const C = 'c'.repeat(40);
 const REPO = '/srv/git/app.git';
+
+/** A job as CI keeps it in memory (its secrets read, none of them sealed here). */
+function parseJobDefinition(name: string, json: unknown): JobDefinition {
+  return resolveJobSecrets(parseJobInput(name, json), undefined, { open: () => assert.fail('nothing sealed here') });
+}
 
 /**
  * CI as the runner sees it, with a store in memory that applies each write whole or not at all
