@@ -52,7 +52,7 @@ describe('CI secrets and executor tokens on `slipway up`', { timeout: 180_000 },
         '',
       ].join('\n'),
     });
-    server = await up({ host: '127.0.0.1', port: 0, dataDir: join(dir, 'data'), containerizers: ['process'], resources: 'cpus:4;mem:8192;disk:20000;ports:[34200-34299]' });
+    server = await up({ host: '127.0.0.1', port: 0, dataDir: join(dir, 'data'), containerizers: ['process'], resources: 'cpus:4;mem:8192;disk:20000;ports:[34200-34299]', ciUser: 'root' });
     base = server.master.url;
   });
 

@@ -78,7 +78,7 @@ describe('file modes of the data dir of `slipway up`', { timeout: 180_000 }, () 
   it('keeps every file 0600 and every dir 0700 under umask 0, with a service task and a CI build that ran', async () => {
     const repo = createTestRepo(join(dir, 'repo'));
     repo.commit({ '.slipway.yml': ['steps:', '  - name: make', '    commands:', '      - echo "$TOKEN" | wc -c > out.txt', 'artifacts:', '  - out.txt', ''].join('\n') });
-    server = await up({ host: '127.0.0.1', port: 0, dataDir: data, containerizers: ['process'], resources: RESOURCES });
+    server = await up({ host: '127.0.0.1', port: 0, dataDir: data, containerizers: ['process'], resources: RESOURCES, ciUser: 'root' });
     assert.equal((await api('POST', '/v2/apps', { id: '/web', cmd: 'sleep 600', cpus: 0.1, mem: 32, instances: 1 })).status, 201);
     assert.equal((await api('PUT', '/ci/v1/jobs/make', { repo: repo.path, secrets: { TOKEN: 'tok-81f0c3d2' } })).status, 201);
     const build = (await api('POST', '/ci/v1/jobs/make/builds')).json()['number'] as number;
@@ -130,7 +130,7 @@ describe('file modes of the data dir of `slipway up`', { timeout: 180_000 }, () 
     await assert.rejects(up({ host: '127.0.0.1', port: 0, dataDir: data, containerizers: ['process'], resources: RESOURCES }), /secret key file .*secret\.key is readable or writable by others \(mode 0644\): `chmod 600/);
     chmodSync(join(data, 'secret.key'), 0o600);
 
-    server = await up({ host: '127.0.0.1', port: 0, dataDir: data, containerizers: ['process'], resources: RESOURCES });
+    server = await up({ host: '127.0.0.1', port: 0, dataDir: data, containerizers: ['process'], resources: RESOURCES, ciUser: 'root' });
     await waitUntil(async () => ((await api('GET', '/v2/apps/web')).json()['app'] as { tasksRunning: number }).tasksRunning === 1, 'the task recovered', 30_000);
     assertPrivate(data);
     // The job's secret came back with the same key.

@@ -145,6 +145,38 @@ describe('security (issue 12): a new `slipway up`, attacked', { timeout: 120_000
     assert.ok(!list.includes(viewer.token.split('_')[2]!));
   });
 
+  it('confines a team to its apps and its task user with a written policy (least privilege, the whole object checked)', async () => {
+    const put = await call('PUT', '/auth/v1/policies/team-a', {
+      token: admin,
+      body: { description: 'team a deploys its own apps, as nobody, within limits', rules: [{ kind: 'apps', match: '/team-a/*', capabilities: ['read', 'deploy', 'delete'], taskUsers: ['nobody'], maxInstances: 2 }] },
+    });
+    assert.equal(put.status, 201, put.text);
+    const team = await token('team-a-ci', ['team-a']);
+    const app = (id: string, extra: Record<string, unknown> = {}) => ({ id, cmd: 'sleep 100', cpus: 0.1, mem: 16, instances: 0, user: 'nobody', ...extra });
+    const ok = await call('POST', '/v2/apps', { token: team.token, body: app('/team-a/web') });
+    assert.equal(ok.status, 201, ok.text);
+    const other = await call('POST', '/v2/apps', { token: team.token, body: app('/team-b/web') });
+    assert.equal(other.status, 403);
+    assert.match(other.text, /no policy grants deploy on apps '\/team-b\/web'/);
+    const dotdot = await call('POST', '/v2/apps', { token: team.token, body: app('/team-a/../team-b/web') });
+    assert.equal(dotdot.status, 403, 'the canonical id is checked: /team-b/web');
+    const root = await call('PUT', '/v2/apps/team-a/web', { token: team.token, body: { user: 'root' } });
+    assert.equal(root.status, 403);
+    assert.match(root.text, /may not run tasks as user 'root' \(allowed: nobody\)/);
+    const many = await call('PUT', '/v2/apps/team-a/web', { token: team.token, body: { instances: 3 } });
+    assert.equal(many.status, 403);
+    assert.match(many.text, /more than 2 instances/);
+    const inGroup = await call('POST', '/v2/groups', { token: team.token, body: { id: '/team-a/g', apps: [app('ok'), app('/team-b/sneaky')] } });
+    assert.equal(inGroup.status, 403, 'every app of a group is checked');
+    assert.equal((await call('DELETE', '/v2/apps/team-a/web', { token: team.token })).status, 200);
+    const whoami = JSON.parse((await call('GET', '/auth/v1/whoami', { token: team.token })).text) as { policies: string[] };
+    assert.deepEqual(whoami.policies, ['team-a']);
+    // A policy changed applies at once; a deleted one grants nothing.
+    assert.equal((await call('DELETE', '/auth/v1/policies/team-a', { token: admin })).status, 204);
+    assert.equal((await call('GET', '/v2/apps/team-a/web', { token: team.token })).status, 403);
+    assert.equal((await call('PUT', '/auth/v1/policies/admin', { token: admin, body: { rules: [{ kind: '*', capabilities: ['read'] }] } })).status, 400, 'built-in policies cannot be replaced');
+  });
+
   it('refuses a rogue agent: no token, or a token that may not register agents', async () => {
     const register = { type: 'REGISTER', hostname: 'rogue', resources: [{ name: 'cpus', type: 'SCALAR', scalar: { value: 64 } }], attributes: [], tasks: [], frameworks: [] };
     assert.equal((await agentStream(undefined, register)).refusedWith, 401);

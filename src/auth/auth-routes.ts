@@ -2,7 +2,8 @@ import type { FastifyInstance } from 'fastify';
 import { SlipwayError } from '../core/errors.ts';
 import type { AuditLog } from './audit-log.ts';
 import { identityOf, Unauthenticated, type HttpGate, type RouteRule } from './http-gate.ts';
-import { capabilitiesOn, RESOURCE_KINDS, type Capability, type ResourceKind } from './policy.ts';
+import { capabilitiesOn, RESOURCE_KINDS, type Capability, type Policy, type ResourceKind } from './policy.ts';
+import { PolicyNotFound, type PolicyRegistry } from './policy-registry.ts';
 import type { TokenRegistry } from './tokens.ts';
 
 /**
@@ -14,6 +15,9 @@ import type { TokenRegistry } from './tokens.ts';
  *   shown this once (admin on tokens).
  * - `DELETE /auth/v1/tokens/:id`: revoked for good (admin on tokens).
  * - `GET /auth/v1/audit?limit=&before=`: the newest changes first (read on tokens `audit`).
+ * - `GET /auth/v1/policies[/:name]` (read on tokens), `PUT /auth/v1/policies/:name {"description",
+ *   "rules": [...]}` (201 when new, 200 when replaced), `DELETE` (admin on tokens): the policies an
+ *   operator writes; the built-in ones are listed, and cannot be changed.
  */
 export const AUTH_ROUTE_RULES: readonly RouteRule[] = [
   { method: 'GET', url: '/auth/v1/whoami', access: () => [] },
@@ -22,6 +26,10 @@ export const AUTH_ROUTE_RULES: readonly RouteRule[] = [
   { method: 'POST', url: '/auth/v1/tokens', access: () => [{ capability: 'admin', resource: { kind: 'tokens', name: '*' } }] },
   { method: 'DELETE', url: '/auth/v1/tokens/:id', access: () => [{ capability: 'admin', resource: { kind: 'tokens', name: '*' } }] },
   { method: 'GET', url: '/auth/v1/audit', access: () => [{ capability: 'read', resource: { kind: 'tokens', name: 'audit' } }] },
+  { method: 'GET', url: '/auth/v1/policies', access: () => [{ capability: 'read', resource: { kind: 'tokens', name: '*' } }] },
+  { method: 'GET', url: '/auth/v1/policies/:name', access: () => [{ capability: 'read', resource: { kind: 'tokens', name: '*' } }] },
+  { method: 'PUT', url: '/auth/v1/policies/:name', access: () => [{ capability: 'admin', resource: { kind: 'tokens', name: '*' } }] },
+  { method: 'DELETE', url: '/auth/v1/policies/:name', access: () => [{ capability: 'admin', resource: { kind: 'tokens', name: '*' } }] },
 ];
 
 export class InvalidAuthRequest extends SlipwayError {
@@ -34,15 +42,17 @@ export interface WhoAmI {
   tokenId: string | null;
   policies: string[];
   capabilities: Record<ResourceKind, Capability[]>;
+  /** The policies' documents, for the parts that resolve tokens through the master. */
+  policyDocs: Policy[];
 }
 
 /** The routes of /auth/v1 on `app` (whose gate must have AUTH_ROUTE_RULES). */
-export function mountAuthRoutes(app: FastifyInstance, o: { gate: HttpGate; tokens: TokenRegistry; audit: AuditLog }): void {
+export function mountAuthRoutes(app: FastifyInstance, o: { gate: HttpGate; tokens: TokenRegistry; audit: AuditLog; policies: PolicyRegistry }): void {
   app.get('/auth/v1/whoami', (req): WhoAmI => {
     const who = identityOf(req);
     if (who === undefined) throw new Unauthenticated('authentication required');
     const capabilities = Object.fromEntries(RESOURCE_KINDS.map((kind) => [kind, capabilitiesOn(who.policies, { kind, name: '*' })])) as Record<ResourceKind, Capability[]>;
-    return { name: who.name, tokenId: who.tokenId ?? null, policies: who.policies.map((p) => p.name), capabilities };
+    return { name: who.name, tokenId: who.tokenId ?? null, policies: who.policies.map((p) => p.name), capabilities, policyDocs: [...who.policies] };
   });
   app.get('/auth/v1/tokens', () => ({ tokens: o.tokens.list() }));
   app.get('/auth/v1/tokens/:id', (req) => o.tokens.get((req.params as { id: string }).id));
@@ -57,6 +67,21 @@ export function mountAuthRoutes(app: FastifyInstance, o: { gate: HttpGate; token
     return reply.code(201).send({ ...created.view, token: created.token });
   });
   app.delete('/auth/v1/tokens/:id', async (req) => o.tokens.revoke((req.params as { id: string }).id));
+  app.get('/auth/v1/policies', () => ({ policies: o.policies.list() }));
+  app.get('/auth/v1/policies/:name', (req) => {
+    const { name } = req.params as { name: string };
+    const p = o.policies.list().find((x) => x.name === name);
+    if (p === undefined) throw new PolicyNotFound(`no policy '${name.slice(0, 80)}'`);
+    return p;
+  });
+  app.put('/auth/v1/policies/:name', async (req, reply) => {
+    const { policy, created } = await o.policies.put((req.params as { name: string }).name, req.body);
+    return reply.code(created ? 201 : 200).send(policy);
+  });
+  app.delete('/auth/v1/policies/:name', async (req, reply) => {
+    await o.policies.delete((req.params as { name: string }).name);
+    return reply.code(204).send();
+  });
   app.get('/auth/v1/audit', async (req) => {
     const q = req.query as Record<string, unknown>;
     const limit = q['limit'] === undefined ? 100 : Number(q['limit']);

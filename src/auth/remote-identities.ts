@@ -1,4 +1,5 @@
 import { builtInPolicy, type Policy } from './policy.ts';
+import { readPolicy } from './policy-registry.ts';
 import type { Identity } from './tokens.ts';
 
 /**
@@ -24,11 +25,14 @@ export class RemoteIdentities {
     try {
       const r = await fetch(new URL('/auth/v1/whoami', this.masterUrl), { headers: { Authorization: `Bearer ${token}` }, signal: AbortSignal.timeout(5_000) });
       if (r.status === 200) {
-        const who = (await r.json()) as { name: string; tokenId: string | null; policies: string[] };
-        identity = { tokenId: who.tokenId ?? undefined, name: who.name, policies: who.policies.flatMap((p): Policy[] => {
-        const policy = builtInPolicy(p);
-        return policy !== undefined ? [policy] : [];
-      }) };
+        const who = (await r.json()) as { name: string; tokenId: string | null; policies: string[]; policyDocs?: unknown[] };
+        // The master's documents of the policies (written ones too), read as a policy is read
+        // from outside; a master that sends none (an older one) grants its built-in ones.
+        const docs = Array.isArray(who.policyDocs) ? who.policyDocs.flatMap((d): Policy[] => readDoc(d)) : who.policies.flatMap((p): Policy[] => {
+          const policy = builtInPolicy(p);
+          return policy !== undefined ? [policy] : [];
+        });
+        identity = { tokenId: who.tokenId ?? undefined, name: who.name, policies: docs };
       } else if (r.status !== 401) return undefined; // Not cached: the master may answer next time.
     } catch {
       return undefined;
@@ -36,5 +40,18 @@ export class RemoteIdentities {
     if (this.cache.size > 10_000) this.cache.clear();
     this.cache.set(token, { identity, until: now + (this.o.ttlMs ?? 10_000) });
     return identity;
+  }
+}
+
+/** A policy document of the master's answer: a built-in one by name, a written one read in full; one that does not read grants nothing. */
+function readDoc(d: unknown): Policy[] {
+  const name = typeof d === 'object' && d !== null ? (d as { name?: unknown }).name : undefined;
+  if (typeof name !== 'string') return [];
+  const builtIn = builtInPolicy(name);
+  if (builtIn !== undefined) return [builtIn];
+  try {
+    return [readPolicy(name, { description: (d as { description?: unknown }).description, rules: (d as { rules?: unknown }).rules })];
+  } catch {
+    return [];
   }
 }

@@ -75,10 +75,15 @@ export class TokenRegistry {
   private constructor(
     private readonly store: TokenStore,
     private readonly clock: Clock,
+    private readonly policyOf: (name: string) => Policy | undefined,
   ) {}
 
-  static async open(store: TokenStore, clock: Clock): Promise<TokenRegistry> {
-    const r = new TokenRegistry(store, clock);
+  /**
+   * `policyOf` finds a policy by name (default: the built-in ones; the server gives its
+   * PolicyRegistry's): looked up at each request, so that a changed policy applies at once.
+   */
+  static async open(store: TokenStore, clock: Clock, policyOf: (name: string) => Policy | undefined = builtInPolicy): Promise<TokenRegistry> {
+    const r = new TokenRegistry(store, clock, policyOf);
     for (const t of await store.loadTokens()) r.byId.set(t.id, t);
     return r;
   }
@@ -106,7 +111,7 @@ export class TokenRegistry {
     if (!NAME_PATTERN.test(o.name)) throw new InvalidToken(`token name '${o.name}' must be 1-128 letters, digits and . _ @ : / - (starting with a letter or digit)`);
     if (o.policies.length === 0) throw new InvalidToken('a token needs at least one policy');
     for (const p of o.policies) {
-      if (builtInPolicy(p) === undefined) throw new InvalidToken(`unknown policy '${p}' (known: ${Object.keys(BUILT_IN_POLICIES).join(', ')})`);
+      if (this.policyOf(p) === undefined) throw new InvalidToken(`unknown policy '${p.slice(0, 80)}' (the built-in ones: ${Object.keys(BUILT_IN_POLICIES).join(', ')}; others: GET /auth/v1/policies)`);
     }
     if (o.ttlMs !== undefined && !(Number.isSafeInteger(o.ttlMs) && o.ttlMs > 0)) throw new InvalidToken(`ttl must be a positive number of milliseconds, got ${o.ttlMs}`);
     const id = form[1]!;
@@ -151,7 +156,7 @@ export class TokenRegistry {
     const kept = Buffer.from(t.hash, 'hex');
     if (given.length !== kept.length || !timingSafeEqual(given, kept)) return undefined;
     return { tokenId: t.id, name: t.name, policies: t.policies.flatMap((p) => {
-        const policy = builtInPolicy(p);
+        const policy = this.policyOf(p);
         return policy !== undefined ? [policy] : [];
       }) };
   }

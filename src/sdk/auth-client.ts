@@ -59,4 +59,22 @@ export class AuthClient {
   revokeToken(id: string): Promise<TokenInfo> {
     return this.json('DELETE', `/auth/v1/tokens/${encodeURIComponent(id)}`);
   }
+
+  async policies(): Promise<{ name: string; description: string; builtIn: boolean; rules: unknown[] }[]> {
+    return (await this.json<{ policies: { name: string; description: string; builtIn: boolean; rules: unknown[] }[] }>('GET', '/auth/v1/policies')).policies;
+  }
+
+  putPolicy(name: string, doc: unknown): Promise<{ name: string; rules: unknown[] }> {
+    return this.json('PUT', `/auth/v1/policies/${encodeURIComponent(name)}`, doc);
+  }
+
+  async deletePolicy(name: string): Promise<void> {
+    let r: Response;
+    try {
+      r = await fetch(new URL(`/auth/v1/policies/${encodeURIComponent(name)}`, this.baseUrl), { method: 'DELETE', headers: authHeaders(this.token) });
+    } catch (e) {
+      throw new AuthRequestFailed(0, `cannot reach ${this.baseUrl}: ${e instanceof Error ? e.message : String(e)}`);
+    }
+    if (!r.ok) throw new AuthRequestFailed(r.status, `DELETE policy ${name}: ${r.status} ${await r.text()}`);
+  }
 }

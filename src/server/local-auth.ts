@@ -5,6 +5,7 @@ import { HttpGate, type GateOptions } from '../auth/http-gate.ts';
 import { BUILT_IN_POLICIES, builtInPolicy, type Policy } from '../auth/policy.ts';
 import { RemoteIdentities } from '../auth/remote-identities.ts';
 import { TokenRegistry } from '../auth/tokens.ts';
+import { PolicyRegistry } from '../auth/policy-registry.ts';
 import type { Clock } from '../core/clock.ts';
 import { SlipwayError } from '../core/errors.ts';
 import { KyselyAuthStore } from '../store/kysely-auth-store.ts';
@@ -49,6 +50,7 @@ function anonymousOf(o: AuthOptions): GateOptions['anonymous'] {
 export interface LocalAuth {
   gate: HttpGate;
   tokens: TokenRegistry;
+  policies: PolicyRegistry;
   audit: AuditLog;
   /** The admin token created at this start (first start only), else undefined. */
   createdAdminToken: string | undefined;
@@ -63,7 +65,8 @@ export async function openLocalAuth(o: AuthOptions & { dataDir: string; adminTok
   const anonymous = anonymousOf(o);
   const store = await KyselyAuthStore.open(sqliteDatabases(o.dataDir));
   try {
-    const tokens = await TokenRegistry.open(store, o.clock);
+    const policies = await PolicyRegistry.open(store);
+    const tokens = await TokenRegistry.open(store, o.clock, (name) => policies.get(name));
     const given = process.env['SLIPWAY_BOOTSTRAP_TOKEN'];
     const createdAdminToken = await bootstrapAdminToken(tokens, o.adminTokenFile, { ...(given !== undefined ? { given } : {}), ...(o.log !== undefined ? { log: o.log } : {}) });
     const audit = new AuditLog(store, o.log !== undefined ? { log: o.log } : {});
@@ -77,6 +80,7 @@ export async function openLocalAuth(o: AuthOptions & { dataDir: string; adminTok
     return {
       gate,
       tokens,
+      policies,
       audit,
       createdAdminToken,
       async close() {

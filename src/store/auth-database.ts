@@ -1,6 +1,7 @@
 import type { ColumnType, Migration } from 'kysely';
 import type { Millis } from './master-database.ts';
 import { migration0001Auth } from './migrations/auth/0001-auth.ts';
+import { migration0002Policies } from './migrations/auth/0002-policies.ts';
 
 /** The tables of the authentication database (`auth.db`), as Kysely sees them, and its migrations. */
 
@@ -30,12 +31,20 @@ export interface AuditTable {
   request_id: string;
 }
 
+export interface PoliciesTable {
+  name: string;
+  /** JSON of the policy (src/auth/policy.ts `Policy`). */
+  doc: string;
+}
+
 export interface AuthDatabase {
   tokens: TokensTable;
   audit: AuditTable;
+  policies: PoliciesTable;
 }
 
 /** Every migration of the authentication database, by name. Append only (see master-database.ts). */
 export const AUTH_MIGRATIONS: Readonly<Record<string, Migration>> = {
   '0001-auth': migration0001Auth,
+  '0002-policies': migration0002Policies,
 };

@@ -1,6 +1,8 @@
 import type { Kysely } from 'kysely';
 import type { AuditEntry } from '../auth/http-gate.ts';
 import type { StoredToken, TokenStore } from '../auth/tokens.ts';
+import { readPolicy, type PolicyStore } from '../auth/policy-registry.ts';
+import type { Policy } from '../auth/policy.ts';
 import type { AuthDatabase } from './auth-database.ts';
 import { CallQueue } from './call-queue.ts';
 import { fromJson, toJson } from './json-column.ts';
@@ -11,7 +13,7 @@ import type { StoreDatabase, StoreDatabases } from './store-database.ts';
  * (a created token answers once it is durable); audit entries are appended in batches (`appendAudit`
  * resolves once the batch holding them is written).
  */
-export class KyselyAuthStore implements TokenStore {
+export class KyselyAuthStore implements TokenStore, PolicyStore {
   private readonly db: Kysely<AuthDatabase>;
   private readonly calls = new CallQueue('auth store');
 
@@ -40,6 +42,27 @@ export class KyselyAuthStore implements TokenStore {
     const row = { name: t.name, policies: toJson(t.policies), hash: t.hash, created_at: t.createdAt, expires_at: t.expiresAt ?? null, revoked_at: t.revokedAt ?? null };
     return this.calls.run('save token', async () => {
       await this.db.insertInto('tokens').values({ id: t.id, ...row }).onConflict((oc) => oc.column('id').doUpdateSet(row)).execute();
+    });
+  }
+
+  /** The stored policies, each read back through readPolicy (a document that no longer reads is an error naming it). */
+  loadPolicies(): Promise<Policy[]> {
+    return this.calls.run('load policies', async () => {
+      const rows = await this.db.selectFrom('policies').selectAll().orderBy('name').execute();
+      return rows.map((r) => readPolicy(r.name, fromJson(r.doc)));
+    });
+  }
+
+  savePolicy(policy: Policy): Promise<void> {
+    const doc = toJson({ description: policy.description, rules: policy.rules });
+    return this.calls.run('save policy', async () => {
+      await this.db.insertInto('policies').values({ name: policy.name, doc }).onConflict((oc) => oc.column('name').doUpdateSet({ doc })).execute();
+    });
+  }
+
+  deletePolicy(name: string): Promise<void> {
+    return this.calls.run('delete policy', async () => {
+      await this.db.deleteFrom('policies').where('name', '=', name).execute();
     });
   }
 

@@ -1,16 +1,28 @@
 import { AuditLog, type AuditStore } from '../../src/auth/audit-log.ts';
 import { HttpGate, type AuditEntry } from '../../src/auth/http-gate.ts';
 import { TokenRegistry, type StoredToken, type TokenStore } from '../../src/auth/tokens.ts';
+import { PolicyRegistry, type PolicyStore } from '../../src/auth/policy-registry.ts';
+import type { Policy } from '../../src/auth/policy.ts';
 import { SystemClock } from '../../src/core/clock.ts';
 
 /**
  * Authentication for a server a test builds by hand (buildMasterApp): tokens and the audit log in
  * memory, and an admin token to call it with.
  */
-export async function memoryAuth(): Promise<{ auth: { gate: HttpGate; tokens: TokenRegistry; audit: AuditLog }; adminToken: string; audit: AuditEntry[] }> {
+export async function memoryAuth(): Promise<{ auth: { gate: HttpGate; tokens: TokenRegistry; audit: AuditLog; policies: PolicyRegistry }; adminToken: string; audit: AuditEntry[] }> {
   const rows = new Map<string, StoredToken>();
   const entries: (AuditEntry & { seq: number })[] = [];
-  const store: TokenStore & AuditStore = {
+  const written = new Map<string, Policy>();
+  const store: TokenStore & AuditStore & PolicyStore = {
+    loadPolicies: () => Promise.resolve([...written.values()]),
+    savePolicy: (p) => {
+      written.set(p.name, p);
+      return Promise.resolve();
+    },
+    deletePolicy: (name) => {
+      written.delete(name);
+      return Promise.resolve();
+    },
     loadTokens: () => Promise.resolve([...rows.values()]),
     saveToken: (t) => {
       rows.set(t.id, { ...t });
@@ -23,9 +35,10 @@ export async function memoryAuth(): Promise<{ auth: { gate: HttpGate; tokens: To
     listAudit: (o) => Promise.resolve(entries.filter((e) => o.before === undefined || e.seq < o.before).reverse().slice(0, o.limit)),
   };
   const clock = new SystemClock();
-  const tokens = await TokenRegistry.open(store, clock);
+  const policies = await PolicyRegistry.open(store);
+  const tokens = await TokenRegistry.open(store, clock, (name) => policies.get(name));
   const { token } = await tokens.create({ name: 'admin', policies: ['admin'] });
   const audit = new AuditLog(store, { flushMs: 10 });
   const gate = new HttpGate({ resolve: (t) => tokens.resolve(t), now: () => clock.now(), audit: (e) => audit.record(e) });
-  return { auth: { gate, tokens, audit }, adminToken: token, audit: entries };
+  return { auth: { gate, tokens, audit, policies }, adminToken: token, audit: entries };
 }

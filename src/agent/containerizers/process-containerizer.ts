@@ -1,8 +1,8 @@
 import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
-import { closeSync, constants, fchownSync, fstatSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { closeSync, constants, fchownSync, fstatSync, mkdirSync, openSync, readFileSync, rmSync } from 'node:fs';
+import { mkdir, readFile } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
@@ -13,6 +13,7 @@ import { exitFromSignal, exitFromStatus, unknownExit } from './container-exit.ts
 import { ContainerLaunchFailed } from './container-launch-failed.ts';
 import { TaskCgroups } from './task-cgroups.ts';
 import type { CpuLimitMode, TaskCgroupSet } from './task-cgroups.ts';
+import { writePrivateFileSync } from '../../lib/private-files.ts';
 
 type ProcessRef = Extract<ContainerRef, { kind: 'process' }>;
 
@@ -48,7 +49,8 @@ const WRAPPER = [
   'trap : TERM INT HUP',
   '"$@"',
   'status=$?',
-  'echo "$status" > "$status_file"',
+  // 0600 whatever the agent's umask (the task keeps its own umask: the subshell's is not its).
+  '(umask 077; echo "$status" > "$status_file")',
   'exit "$status"',
 ].join('\n');
 
@@ -126,7 +128,7 @@ export class ProcessContainerizer implements Containerizer {
       throw e;
     }
     const cgroups = this.#cgroups.create(cgroupName(spec.taskId), { cpus: spec.cpus, memMb: spec.memMb });
-    writeFileSync(join(meta, CGROUPS_FILE), JSON.stringify(cgroups ?? null));
+    writePrivateFileSync(join(meta, CGROUPS_FILE), JSON.stringify(cgroups ?? null));
 
     const env: Record<string, string> = { ...spec.env };
     if (env['PATH'] === undefined && process.env['PATH'] !== undefined) env['PATH'] = process.env['PATH'];
@@ -387,7 +389,7 @@ function signalGroup(pgid: number, signal: NodeJS.Signals): boolean {
 async function note(ref: ProcessRef, signal: string): Promise<void> {
   try {
     await mkdir(metaDirOf(ref), { recursive: true, mode: 0o700 });
-    await writeFile(join(metaDirOf(ref), KILL_FILE), signal);
+    writePrivateFileSync(join(metaDirOf(ref), KILL_FILE), signal);
   } catch {
     // The sandbox is gone; the kill itself matters more than the note.
   }

@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import type { Command } from 'commander';
 import { AuthClient, AuthRequestFailed } from '../../sdk/auth-client.ts';
 import { positiveInt } from '../options.ts';
@@ -52,6 +53,38 @@ export function registerTokens(program: Command): void {
       await run(async () => {
         const t = await new AuthClient(o.master).revokeToken(id);
         process.stdout.write(`token ${t.id} '${t.name}' is revoked\n`);
+      });
+    });
+
+  const policy = program.command('policy').description('write, list and delete policies (the rules a token holds: capabilities on apps, CI jobs, frameworks, ...; docs/security.md)');
+  policy
+    .command('put <name> <file>')
+    .description('create or replace a policy from a JSON file: {"description": "...", "rules": [{"kind": "apps", "match": "/team-a/*", "capabilities": ["read", "deploy"]}]}')
+    .option(...MASTER)
+    .action(async (name: string, file: string, o: { master: string }) => {
+      await run(async () => {
+        const doc: unknown = JSON.parse(readFileSync(file, 'utf8'));
+        const p = await new AuthClient(o.master).putPolicy(name, doc);
+        process.stdout.write(`policy ${p.name}: ${p.rules.length} rule(s)\n`);
+      });
+    });
+  policy
+    .command('list')
+    .description('list the policies, the built-in ones first')
+    .option(...MASTER)
+    .action(async (o: { master: string }) => {
+      await run(async () => {
+        for (const p of await new AuthClient(o.master).policies()) process.stdout.write(`${p.name.padEnd(16)} ${p.builtIn ? 'built-in ' : ''}${p.description}\n`);
+      });
+    });
+  policy
+    .command('delete <name>')
+    .description('delete a policy (tokens that name it lose what it granted)')
+    .option(...MASTER)
+    .action(async (name: string, o: { master: string }) => {
+      await run(async () => {
+        await new AuthClient(o.master).deletePolicy(name);
+        process.stdout.write(`policy ${name} is deleted\n`);
       });
     });
 

@@ -7,6 +7,7 @@ import type { AuditLog } from '../../auth/audit-log.ts';
 import { AUTH_ROUTE_RULES, mountAuthRoutes } from '../../auth/auth-routes.ts';
 import type { HttpGate } from '../../auth/http-gate.ts';
 import type { TokenRegistry } from '../../auth/tokens.ts';
+import type { PolicyRegistry } from '../../auth/policy-registry.ts';
 import type { Master } from '../master.ts';
 import { masterAccessRules } from './access-rules.ts';
 import { agentRoutes } from './agent-routes.ts';
@@ -25,6 +26,7 @@ export interface MasterAuth {
   gate: HttpGate;
   tokens: TokenRegistry;
   audit: AuditLog;
+  policies: PolicyRegistry;
 }
 
 /**
