@@ -50,6 +50,8 @@ export interface AgentOptions {
   masterUrl: string;
   /** The join token it registers with (`slipway agent --join-token FILE`). */
   token?: string;
+  /** What an HTTPS master's certificate must chain to (`slipway agent --ca FILE`). */
+  ca?: Buffer;
   workDir: string;
   hostname: string;
   /** Where this agent's files server can be reached, e.g. http://127.0.0.1:5051. */
@@ -163,6 +165,7 @@ export class Agent {
       clock: options.clock,
       log: (line) => this.log(line),
       ...(options.token !== undefined ? { token: options.token } : {}),
+      ...(options.ca !== undefined ? { ca: options.ca } : {}),
     });
   }
 

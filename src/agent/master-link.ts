@@ -17,6 +17,8 @@ export interface MasterLinkOptions {
   log: (line: string) => void;
   /** The join token (a token that may register agents), sent on the stream's upgrade request. */
   token?: string;
+  /** The certificates (PEM) that an HTTPS master's must chain to; default the system's. */
+  ca?: Buffer;
 }
 
 export class MasterLink {
@@ -24,6 +26,8 @@ export class MasterLink {
   private registered = false;
   /** The status of the last refused upgrade, said once until it changes. */
   private lastRefusal: number | undefined;
+  /** The last connection error said, said once until it changes. */
+  private lastError: string | undefined;
   private stopped = false;
   private backoffMs = 100;
   private heartbeatTimer: Timer | undefined;
@@ -84,7 +88,10 @@ export class MasterLink {
     if (this.stopped) return;
     const url = new URL('/api/v1/agent', this.options.masterUrl);
     url.protocol = url.protocol === 'https:' ? 'wss:' : 'ws:';
-    const socket = new WebSocket(url, this.options.token !== undefined ? { headers: { Authorization: `Bearer ${this.options.token}` } } : {});
+    const socket = new WebSocket(url, {
+      ...(this.options.token !== undefined ? { headers: { Authorization: `Bearer ${this.options.token}` } } : {}),
+      ...(this.options.ca !== undefined ? { ca: this.options.ca } : {}),
+    });
     this.socket = socket;
     socket.on('open', () => {
       this.backoffMs = 100;
@@ -102,6 +109,7 @@ export class MasterLink {
       if (message.type === 'REGISTERED') {
         this.registered = true;
         this.lastRefusal = undefined;
+        this.lastError = undefined;
       }
       this.options.onMessage(message);
     });
@@ -116,7 +124,16 @@ export class MasterLink {
       res.resume();
       socket.terminate();
     });
-    socket.on('error', () => undefined); // 'close' follows; the reconnect happens there.
+    // 'close' follows; the reconnect happens there. A failure that is not a refused connection
+    // (a certificate the agent does not trust, say) is said once, until it changes.
+    socket.on('error', (e: NodeJS.ErrnoException) => {
+      if (e.code === 'ECONNREFUSED' || e.code === 'ECONNRESET') return;
+      const why = e.code !== undefined ? `${e.code}: ${e.message}` : e.message;
+      if (why !== this.lastError) {
+        this.lastError = why;
+        this.options.log(`cannot connect to the master at ${this.options.masterUrl}: ${why}${/CERT|SELF_SIGNED|certificate/i.test(why) ? ' (give the CA of its certificate with --ca FILE)' : ''}`);
+      }
+    });
     socket.on('close', () => {
       if (this.socket !== socket) return;
       this.registered = false;

@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
 import type { Socket } from 'node:net';
 import { SystemClock, type Clock } from '../core/clock.ts';
 
@@ -109,7 +110,13 @@ export const WEBSOCKET_MAX_PAYLOAD = 8 * 1024 * 1024;
  * them (guardHttpServer), so that a server is limited from its construction on, whoever builds it.
  * `bodyLimit` is the largest request body a route takes unless it says otherwise.
  */
-export function fastifyServerOptions(o: { limits?: HttpServerLimits; bodyLimit?: number; log?: (line: string) => void } = {}) {
+/** A certificate and its key, PEM (`--tls-cert`, `--tls-key`): the server speaks HTTPS only. */
+export interface TlsFiles {
+  cert: Buffer;
+  key: Buffer;
+}
+
+export function fastifyServerOptions(o: { limits?: HttpServerLimits; bodyLimit?: number; log?: (line: string) => void; tls?: TlsFiles } = {}) {
   const limits = o.limits ?? httpServerLimits();
   return {
     bodyLimit: o.bodyLimit ?? DEFAULT_BODY_LIMIT,
@@ -119,18 +126,19 @@ export function fastifyServerOptions(o: { limits?: HttpServerLimits; bodyLimit?:
     // Fastify's own timeout options are not given: with a serverFactory it applies none of them,
     // guardHttpServer sets them all on the server.
     serverFactory: (handler: (req: IncomingMessage, res: ServerResponse) => void): Server => {
-      const server = createServerWithLimits(limits, handler);
+      const server = createServerWithLimits(limits, handler, o.tls);
       guardHttpServer(server, limits, o.log);
       return server;
     },
   };
 }
 
-function createServerWithLimits(limits: HttpServerLimits, handler: (req: IncomingMessage, res: ServerResponse) => void): Server {
-  return createServer(
-    { requestTimeout: limits.maxRequestMs, headersTimeout: limits.headersTimeoutMs, keepAliveTimeout: limits.keepAliveTimeoutMs, connectionsCheckingInterval: checkingIntervalMs(limits) },
-    handler,
-  );
+function createServerWithLimits(limits: HttpServerLimits, handler: (req: IncomingMessage, res: ServerResponse) => void, tls?: TlsFiles): Server {
+  const options = { requestTimeout: limits.maxRequestMs, headersTimeout: limits.headersTimeoutMs, keepAliveTimeout: limits.keepAliveTimeoutMs, connectionsCheckingInterval: checkingIntervalMs(limits) };
+  // An https.Server is a tls.Server with http.Server's request handling and limits: the guard
+  // below applies to it as is.
+  if (tls !== undefined) return createHttpsServer({ ...options, cert: tls.cert, key: tls.key, minVersion: 'TLSv1.2' }, handler) as unknown as Server;
+  return createServer(options, handler);
 }
 
 interface Guard {

@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { privateDirSync, TRAVERSE_ONLY_DIR_MODE } from '../lib/private-files.ts';
 import os from 'node:os';
 import { SystemClock } from '../core/clock.ts';
@@ -33,6 +34,8 @@ export interface AgentServerOptions {
   cgroupsEnableCfs?: boolean;
   /** The join token it registers with; default SLIPWAY_JOIN_TOKEN, else SLIPWAY_TOKEN. */
   token?: string;
+  /** A PEM file of the certificates an HTTPS master's must chain to (`--ca`). */
+  caFile?: string;
   /** How its files server authenticates (tokens are resolved by the master). */
   auth?: AuthOptions;
   /** Tell the master on stop that this is a planned restart (RESTARTING); default true. */
@@ -80,6 +83,7 @@ export async function startAgentServer(o: AgentServerOptions): Promise<AgentServ
   const agent = new Agent({
     masterUrl: o.masterUrl,
     ...(joinToken !== undefined ? { token: joinToken } : {}),
+    ...(o.caFile !== undefined ? { ca: readFileSync(o.caFile) } : {}),
     workDir: o.workDir,
     hostname: o.hostname ?? os.hostname(),
     url,

@@ -5,6 +5,7 @@ import type { HttpGate } from '../auth/http-gate.ts';
 import { marathonAccessRules } from '../frameworks/apps/http/access-rules.ts';
 import { defaultToken } from '../sdk/credentials.ts';
 import { remoteGate, type AuthOptions } from './local-auth.ts';
+import { readTls, type TlsOptions } from './tls-options.ts';
 import { AppsFramework } from '../frameworks/apps/apps-framework.ts';
 import { eventsRoute } from '../frameworks/apps/events/events-route.ts';
 import { MarathonEventBus } from '../frameworks/apps/events/marathon-event-bus.ts';
@@ -89,6 +90,8 @@ export interface AppsServerOptions {
   /** The token it registers with at the master (its principal); default SLIPWAY_TOKEN. */
   token?: string;
   auth?: AuthOptions;
+  /** Serve HTTPS with this certificate and key (`--tls-cert`, `--tls-key`). */
+  tls?: TlsOptions;
 }
 
 export interface AppsServer {
@@ -106,7 +109,7 @@ export async function startAppsServer(o: AppsServerOptions): Promise<AppsServer>
     ...(o.role !== undefined ? { role: o.role } : {}),
     ...(o.log !== undefined ? { log: o.log } : {}),
   });
-  const app = Fastify({ logger: false, ...fastifyServerOptions({ limits: httpServerLimits(o.httpLimits), ...(o.log !== undefined ? { log: o.log } : {}) }) });
+  const app = Fastify({ logger: false, ...fastifyServerOptions({ limits: httpServerLimits(o.httpLimits), ...(o.log !== undefined ? { log: o.log } : {}), ...(o.tls !== undefined ? { tls: readTls(o.tls) } : {}) }) });
   guardJsonBodies(app);
   const gate = remoteGate(o.masterUrl, o.auth);
   gate.install(app);
@@ -123,7 +126,7 @@ export async function startAppsServer(o: AppsServerOptions): Promise<AppsServer>
   const port = typeof address === 'object' && address !== null ? address.port : o.port;
   leader = `${o.host}:${port}`;
   return {
-    url: `http://${o.host.includes(':') ? `[${o.host}]` : o.host}:${port}`,
+    url: `${o.tls !== undefined ? 'https' : 'http'}://${o.host.includes(':') ? `[${o.host}]` : o.host}:${port}`,
     service,
     async close() {
       await app.close();

@@ -8,6 +8,7 @@ import type { HttpGate } from '../auth/http-gate.ts';
 import { CI_ACCESS_RULES } from '../frameworks/ci/http/access-rules.ts';
 import { defaultToken } from '../sdk/credentials.ts';
 import { remoteGate, type AuthOptions } from './local-auth.ts';
+import { readTls, type TlsOptions } from './tls-options.ts';
 import type { Clock } from '../core/clock.ts';
 import { CiFramework } from '../frameworks/ci/ci-framework.ts';
 import { EXECUTOR_TOKEN_VARIABLE } from '../frameworks/ci/executor-task.ts';
@@ -39,6 +40,8 @@ export interface CiService {
 }
 
 export interface CiServiceOptions {
+  /** A PEM file of the CA that CI's HTTPS certificate chains to, for its executors (NODE_EXTRA_CA_CERTS). */
+  caFile?: string;
   transport: SchedulerTransport;
   dataDir: string;
   /** Where executors reach CI: known once the server listens. */
@@ -77,7 +80,8 @@ export async function startCiService(o: CiServiceOptions): Promise<CiService> {
       const user = o.ciUser !== undefined ? { user: o.ciUser } : {};
       // The token in the task's environment, not its command line (which `ps` shows everyone);
       // the executor takes it out of its own environment before it runs anything.
-      const environment = { variables: [{ name: EXECUTOR_TOKEN_VARIABLE, value: token }] };
+      // An HTTPS CI: the executor (fetch and WebSocket alike) trusts the CA it is given.
+      const environment = { variables: [{ name: EXECUTOR_TOKEN_VARIABLE, value: token }, ...(o.caFile !== undefined ? [{ name: 'NODE_EXTRA_CA_CERTS', value: o.caFile }] : [])] };
       if (containerizer === 'process') return { command: { shell: false, value: process.execPath, arguments: [process.execPath, ...args], environment, ...user } };
       // In its image: the image's `node` (on its PATH) runs this installation, mounted read-only at
       // the same path; the image's entrypoint, if any, gets `node ...` as its command.
@@ -126,6 +130,8 @@ export interface CiServerOptions {
   /** The token it registers with at the master (its principal); default SLIPWAY_TOKEN. */
   token?: string;
   auth?: AuthOptions;
+  /** Serve HTTPS with this certificate and key (`--tls-cert`, `--tls-key`). */
+  tls?: TlsOptions;
   /** The user executor tasks run as; default the agents' default task user. */
   ciUser?: string;
   /** The secret key file (`--secret-key-file`); default `<dataDir>/secret.key`, created on first start. */
@@ -134,7 +140,7 @@ export interface CiServerOptions {
 
 /** `slipway ci`: CI in its own process, on its own port. */
 export async function startCiServer(o: CiServerOptions): Promise<{ url: string; service: CiService; close(): Promise<void> }> {
-  let url = `http://${o.host}:${o.port}`;
+  let url = `${o.tls !== undefined ? 'https' : 'http'}://${o.host}:${o.port}`;
   const service = await startCiService({
     transport: new HttpScheduler(o.masterUrl, o.token ?? defaultToken()),
     dataDir: o.dataDir,
@@ -145,7 +151,7 @@ export async function startCiServer(o: CiServerOptions): Promise<{ url: string; 
     ...(o.ciUser !== undefined ? { ciUser: o.ciUser } : {}),
     ...(o.secretKeyFile !== undefined ? { secretKeyFile: o.secretKeyFile } : {}),
   });
-  const app = Fastify({ logger: false, ...fastifyServerOptions({ limits: httpServerLimits(o.httpLimits), ...(o.log !== undefined ? { log: o.log } : {}) }) });
+  const app = Fastify({ logger: false, ...fastifyServerOptions({ limits: httpServerLimits(o.httpLimits), ...(o.log !== undefined ? { log: o.log } : {}), ...(o.tls !== undefined ? { tls: readTls(o.tls) } : {}) }) });
   guardJsonBodies(app);
   const gate = remoteGate(o.masterUrl, o.auth);
   gate.install(app);
@@ -159,7 +165,7 @@ export async function startCiServer(o: CiServerOptions): Promise<{ url: string; 
   }
   const address = app.server.address();
   const port = typeof address === 'object' && address !== null ? address.port : o.port;
-  url = `http://${o.host.includes(':') ? `[${o.host}]` : o.host}:${port}`;
+  url = `${o.tls !== undefined ? 'https' : 'http'}://${o.host.includes(':') ? `[${o.host}]` : o.host}:${port}`;
   return {
     url,
     service,

@@ -12,6 +12,7 @@ import { VERSION } from './version.ts';
 import type { HttpGate } from '../auth/http-gate.ts';
 import { join } from 'node:path';
 import { openLocalAuth, type AuthOptions, type LocalAuth } from './local-auth.ts';
+import { readTls, type TlsOptions } from './tls-options.ts';
 
 /**
  * Wires a master process: the store (SQLite in the data dir), the master core recovered from it,
@@ -41,6 +42,8 @@ export interface MasterServerOptions {
   auth?: AuthOptions;
   /** Where the first start writes the admin token; default `<dataDir>/admin.token`. */
   adminTokenFile?: string;
+  /** Serve HTTPS with this certificate and key (PEM files; `--tls-cert`, `--tls-key`). */
+  tls?: TlsOptions;
 }
 
 export interface MasterServer {
@@ -116,7 +119,7 @@ export async function startMasterServer(o: MasterServerOptions): Promise<MasterS
     await store.close();
     throw e;
   }
-  const app = await buildMasterApp(master, { version: VERSION, auth, ...(o.log !== undefined ? { log: o.log } : {}) });
+  const app = await buildMasterApp(master, { version: VERSION, auth, ...(o.log !== undefined ? { log: o.log } : {}), ...(o.tls !== undefined ? { tls: readTls(o.tls) } : {}) });
   guardHttpServer(app.server, httpServerLimits(o.httpLimits), o.log);
   try {
     await o.extend?.(app, master, auth.gate);
@@ -132,7 +135,7 @@ export async function startMasterServer(o: MasterServerOptions): Promise<MasterS
   }
   const address = app.server.address();
   const port = typeof address === 'object' && address !== null ? address.port : o.port;
-  const url = `http://${o.host.includes(':') ? `[${o.host}]` : o.host}:${port}`;
+  const url = `${o.tls !== undefined ? 'https' : 'http'}://${o.host.includes(':') ? `[${o.host}]` : o.host}:${port}`;
   return {
     url,
     master,

@@ -11,6 +11,7 @@ import { InProcessScheduler } from './in-process-scheduler.ts';
 import { startMasterServer, type MasterServer } from './master-server.ts';
 import { localToken } from '../auth/bootstrap.ts';
 import type { AuthOptions } from './local-auth.ts';
+import type { TlsOptions } from './tls-options.ts';
 
 /**
  * `slipway up`: the embedded single-machine default. One process runs a master (state in SQLite
@@ -33,6 +34,8 @@ export interface UpOptions {
   ciMaxArtifactBytes?: number;
   /** Authentication options; the first start writes the admin token to `<dataDir>/admin.token`. */
   auth?: AuthOptions;
+  /** Serve HTTPS; `caFile` is what its own agent and CI's executors trust (default: the certificate itself, for a self-signed one). */
+  tls?: TlsOptions & { caFile?: string };
   /** The user the agent runs tasks without a user as (it runs as root); default nobody. */
   defaultUser?: string;
   /** The user CI executor tasks run as; default the agent's default user. */
@@ -56,6 +59,7 @@ export interface Up {
 
 export async function up(o: UpOptions): Promise<Up> {
   const dataDir = resolve(o.dataDir);
+  const caFile = o.tls !== undefined ? (o.tls.caFile ?? o.tls.certFile) : undefined;
   // Traverse-only (0711), not 0700: it holds the agent's work dir, whose sandboxes tasks running
   // as another user (the app's `user`) must reach by path; nothing in it is listable, and each
   // part's own dir inside is 0700.
@@ -72,6 +76,7 @@ export async function up(o: UpOptions): Promise<Up> {
     ...(o.log !== undefined ? { log: o.log } : {}),
     ...(o.httpLimits !== undefined ? { httpLimits: o.httpLimits } : {}),
     ...(o.auth !== undefined ? { auth: o.auth } : {}),
+    ...(o.tls !== undefined ? { tls: o.tls } : {}),
     adminTokenFile: join(dataDir, 'admin.token'),
     extend: async (app, core, gate) => {
       const service = await startAppsService({
@@ -83,7 +88,7 @@ export async function up(o: UpOptions): Promise<Up> {
       apps = service;
       mountMarathonApi(app, service, { leader: () => url.replace(/^http:\/\//, ''), masterUrl: 'in-process', rootMetrics: false, gate });
       try {
-        ci = await startCiService({ transport: new InProcessScheduler(core, 'slipway-ci'), dataDir: join(dataDir, 'ci'), serverUrl: () => url, secretBox, ...(o.log !== undefined ? { log: o.log } : {}), ...(o.ciClock !== undefined ? { clock: o.ciClock } : {}), ...(o.ciUser !== undefined ? { ciUser: o.ciUser } : {}) });
+        ci = await startCiService({ transport: new InProcessScheduler(core, 'slipway-ci'), dataDir: join(dataDir, 'ci'), serverUrl: () => url, secretBox, ...(caFile !== undefined ? { caFile } : {}), ...(o.log !== undefined ? { log: o.log } : {}), ...(o.ciClock !== undefined ? { clock: o.ciClock } : {}), ...(o.ciUser !== undefined ? { ciUser: o.ciUser } : {}) });
       } catch (e) {
         await service.close();
         throw e;
@@ -101,6 +106,7 @@ export async function up(o: UpOptions): Promise<Up> {
     agent = await startAgentServer({
       masterUrl: master.url,
       token: joinToken,
+      ...(caFile !== undefined ? { caFile } : {}),
       ...(o.auth !== undefined ? { auth: o.auth } : {}),
       workDir: join(dataDir, 'agent'),
       containerizers: o.containerizers,

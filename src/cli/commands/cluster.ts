@@ -2,6 +2,7 @@ import { mkdirSync, readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { InvalidArgumentError, type Command } from 'commander';
 import { stopOnSignal } from '../../server/stop-on-signal.ts';
+import { tlsFromFlags } from '../../server/tls-options.ts';
 import { positiveInt } from '../options.ts';
 import { registerCiClientCommands } from './ci.ts';
 
@@ -26,6 +27,8 @@ const DEFAULT_USER_HELP = 'the user tasks that name none run as, when the agent 
 const CI_USER_HELP = "the user CI executor tasks run as (default: the agent's default user); builds with image steps need one in the docker group";
 
 interface AuthFlags {
+  tlsCert?: string;
+  tlsKey?: string;
   hostName?: string[];
   anonymousPolicy?: string[];
   anonymousLoopbackOnly?: boolean;
@@ -38,7 +41,9 @@ function authFlags(c: Command): Command {
   return c
     .option('--host-name <names>', 'names clients use for this server (the Host header is checked against them, besides IP addresses and localhost); repeatable, comma-separated', list)
     .option('--anonymous-policy <names>', 'grant these policies to requests without a token (off by default; e.g. viewer)', list)
-    .option('--anonymous-loopback-only', 'grant the anonymous policies only to requests from this machine');
+    .option('--anonymous-loopback-only', 'grant the anonymous policies only to requests from this machine')
+    .option('--tls-cert <file>', 'serve HTTPS with this certificate (PEM; with --tls-key)')
+    .option('--tls-key <file>', 'the key of --tls-cert (PEM)');
 }
 
 function authOptions(o: AuthFlags) {
@@ -50,7 +55,8 @@ function authOptions(o: AuthFlags) {
 }
 
 /** Says so when a server listens beyond this machine without TLS: its tokens travel in clear. */
-function warnIfExposed(host: string): void {
+function warnIfExposed(host: string, tls = false): void {
+  if (tls) return;
   if (host === '127.0.0.1' || host === '::1' || host === 'localhost' || host.startsWith('127.')) return;
   log(`WARNING: listening on ${host} without TLS: tokens and secrets cross the network in clear. Put a TLS proxy (nginx) in front, or bind to 127.0.0.1.`);
 }
@@ -83,10 +89,12 @@ export function registerCluster(program: Command): void {
     .option('--resources <text>', 'the agent\'s resources, e.g. "cpus:4;mem:8192;ports:[31000-32000]" (default: detected)')
     .option('--default-user <name>', DEFAULT_USER_HELP)
     .option('--ci-user <name>', CI_USER_HELP)
-    .option('--secret-key-file <path>', SECRET_KEY_FILE_HELP);
+    .option('--secret-key-file <path>', SECRET_KEY_FILE_HELP)
+    .option('--tls-ca <file>', 'with --tls-cert: the CA its own agent and CI executors trust (default: the certificate itself, when it is self-signed)');
   authFlags(upCommand).action(
-    async (o: AuthFlags & { port: number; host: string; dataDir: string; containerizers: 'auto' | ('process' | 'docker')[]; resources?: string; defaultUser?: string; ciUser?: string; secretKeyFile?: string }) => {
-      warnIfExposed(o.host);
+    async (o: AuthFlags & { tlsCa?: string; port: number; host: string; dataDir: string; containerizers: 'auto' | ('process' | 'docker')[]; resources?: string; defaultUser?: string; ciUser?: string; secretKeyFile?: string }) => {
+      const tls = tlsFromFlags(o);
+      warnIfExposed(o.host, tls !== undefined);
       const { up } = await import('../../server/up.ts');
       const running = await up({
         host: o.host,
@@ -95,6 +103,7 @@ export function registerCluster(program: Command): void {
         containerizers: o.containerizers,
         log,
         auth: authOptions(o),
+        ...(tls !== undefined ? { tls: { ...tls, ...(o.tlsCa !== undefined ? { caFile: resolve(o.tlsCa) } : {}) } } : {}),
         ...(o.resources !== undefined ? { resources: o.resources } : {}),
         ...(o.defaultUser !== undefined ? { defaultUser: o.defaultUser } : {}),
         ...(o.ciUser !== undefined ? { ciUser: o.ciUser } : {}),
@@ -128,10 +137,11 @@ export function registerCluster(program: Command): void {
     .option('--role <role>', 'the role to subscribe with', '*')
     .option('--token-file <file>', 'the token it registers with at the master (its principal; default: SLIPWAY_TOKEN)');
   authFlags(appsCommand).action(async (o: AuthFlags & { master: string; port: number; host: string; dataDir: string; role: string; tokenFile?: string }) => {
-      warnIfExposed(o.host);
+      const tls = tlsFromFlags(o);
+      warnIfExposed(o.host, tls !== undefined);
       const token = tokenFrom(o.tokenFile, 'SLIPWAY_TOKEN');
       const { startAppsServer } = await import('../../server/apps-server.ts');
-      const server = await startAppsServer({ masterUrl: o.master, host: o.host, port: o.port, dataDir: o.dataDir, role: o.role, log, auth: authOptions(o), ...(token !== undefined ? { token } : {}) });
+      const server = await startAppsServer({ masterUrl: o.master, host: o.host, port: o.port, dataDir: o.dataDir, role: o.role, log, auth: authOptions(o), ...(tls !== undefined ? { tls } : {}), ...(token !== undefined ? { token } : {}) });
       process.stdout.write(`services (Marathon API) at ${server.url}/v2/apps, framework ${server.service.framework.id ?? '?'}; master ${o.master}\n`);
       stopOnSignal(() => server.close(), 'services framework', log);
     });
@@ -151,7 +161,8 @@ export function registerCluster(program: Command): void {
     .option('--secret-key-file <path>', SECRET_KEY_FILE_HELP);
   authFlags(ci).action(async (o: AuthFlags & { master?: string; port: number; host: string; dataDir: string; role: string; mirror?: string; tokenFile?: string; ciUser?: string; secretKeyFile?: string }) => {
       if (o.master === undefined) ci.error("error: required option '--master <url>' not specified");
-      warnIfExposed(o.host);
+      const tls = tlsFromFlags(o);
+      warnIfExposed(o.host, tls !== undefined);
       const token = tokenFrom(o.tokenFile, 'SLIPWAY_TOKEN');
       const { startCiServer } = await import('../../server/ci-server.ts');
       const server = await startCiServer({
@@ -162,6 +173,7 @@ export function registerCluster(program: Command): void {
         role: o.role,
         log,
         auth: authOptions(o),
+        ...(tls !== undefined ? { tls } : {}),
         ...(token !== undefined ? { token } : {}),
         ...(o.mirror !== undefined ? { mirrorRepo: o.mirror } : {}),
         ...(o.ciUser !== undefined ? { ciUser: o.ciUser } : {}),
@@ -196,9 +208,10 @@ export function registerCluster(program: Command): void {
     .option('--agent-restart-grace <ms>', 'how long an agent that announced a restart (stopped with SIGTERM) has to come back', positiveInt('--agent-restart-grace'), 120_000)
     .option('--heartbeat <seconds>', 'heartbeat interval to frameworks', positiveInt('--heartbeat'), 15);
   authFlags(masterCommand).action(async (o: AuthFlags & { port: number; host: string; dataDir: string; agentGrace: number; agentRestartGrace: number; heartbeat: number }) => {
-      warnIfExposed(o.host);
+      const tls = tlsFromFlags(o);
+      warnIfExposed(o.host, tls !== undefined);
       const { startMasterServer } = await import('../../server/master-server.ts');
-      const server = await startMasterServer({ host: o.host, port: o.port, dataDir: o.dataDir, agentReconnectGraceMs: o.agentGrace, agentRestartGraceMs: o.agentRestartGrace, heartbeatIntervalSeconds: o.heartbeat, log, auth: authOptions(o) });
+      const server = await startMasterServer({ host: o.host, port: o.port, dataDir: o.dataDir, agentReconnectGraceMs: o.agentGrace, agentRestartGraceMs: o.agentRestartGrace, heartbeatIntervalSeconds: o.heartbeat, log, auth: authOptions(o), ...(tls !== undefined ? { tls } : {}) });
       process.stdout.write(`master listening at ${server.url}; admin token (first start): ${server.adminTokenFile}\n`);
       stopOnSignal(() => server.close(), 'master', log);
     });
@@ -217,8 +230,10 @@ export function registerCluster(program: Command): void {
     .option('--cgroups-enable-cfs', 'enforce cpu limits with CFS quota, not only shares, as Mesos\'s --cgroups_enable_cfs (small quotas slow task start-up)')
     .option('--no-announce-restart', 'on SIGTERM, do not tell the master this is a planned restart (it then reports the tasks after the short --agent-grace)')
     .option('--join-token <file>', 'a token that may register agents (`slipway token create <name> --policy agent`); default: SLIPWAY_JOIN_TOKEN, else SLIPWAY_TOKEN')
-    .option('--default-user <name>', DEFAULT_USER_HELP);
-  authFlags(agentCommand).action(async (o: AuthFlags & { master: string; workDir: string; resources?: string; attributes?: string; containerizers: 'auto' | ('process' | 'docker')[]; hostname?: string; ip: string; port?: number; cgroupsEnableCfs?: boolean; announceRestart: boolean; joinToken?: string; defaultUser?: string }) => {
+    .option('--default-user <name>', DEFAULT_USER_HELP)
+    .option('--ca <file>', 'the CA (PEM) an HTTPS master\'s certificate must chain to (default: the system\'s)');
+  authFlags(agentCommand).action(async (o: AuthFlags & { ca?: string; master: string; workDir: string; resources?: string; attributes?: string; containerizers: 'auto' | ('process' | 'docker')[]; hostname?: string; ip: string; port?: number; cgroupsEnableCfs?: boolean; announceRestart: boolean; joinToken?: string; defaultUser?: string }) => {
+      if (o.tlsCert !== undefined || o.tlsKey !== undefined) throw new InvalidArgumentError("the agent's files server does not serve HTTPS yet: --tls-cert and --tls-key are for up, master, apps and ci");
       warnIfExposed(o.ip);
       const token = tokenFrom(o.joinToken, 'SLIPWAY_JOIN_TOKEN', 'SLIPWAY_TOKEN');
       if (token === undefined) log('no join token (--join-token, SLIPWAY_JOIN_TOKEN or SLIPWAY_TOKEN): the master will refuse this agent');
@@ -232,6 +247,7 @@ export function registerCluster(program: Command): void {
         cgroupsEnableCfs: o.cgroupsEnableCfs === true,
         announceRestartOnStop: o.announceRestart,
         ...(o.defaultUser !== undefined ? { defaultUser: o.defaultUser } : {}),
+        ...(o.ca !== undefined ? { caFile: resolve(o.ca) } : {}),
         auth: authOptions(o),
         ...(token !== undefined ? { token } : {}),
         log,

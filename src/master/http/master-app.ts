@@ -1,7 +1,7 @@
 import Fastify, { type FastifyError, type FastifyInstance } from 'fastify';
 import websocket from '@fastify/websocket';
 import { httpErrorReply } from '../../core/http-error-reply.ts';
-import { fastifyServerOptions, WEBSOCKET_MAX_PAYLOAD } from '../../lib/http-server-limits.ts';
+import { fastifyServerOptions, WEBSOCKET_MAX_PAYLOAD, type TlsFiles } from '../../lib/http-server-limits.ts';
 import { guardJsonBodies } from '../../lib/json-depth.ts';
 import type { AuditLog } from '../../auth/audit-log.ts';
 import { AUTH_ROUTE_RULES, mountAuthRoutes } from '../../auth/auth-routes.ts';
@@ -33,10 +33,10 @@ export interface MasterAuth {
  * `auth` is the gate every route passes (src/auth/http-gate.ts): installed before any route, with
  * the master's rules and /auth/v1; APIs mounted later on the same app add their rules first.
  */
-export async function buildMasterApp(master: Master, options: { version: string; logger?: boolean; auth: MasterAuth; log?: (line: string) => void }): Promise<FastifyInstance> {
+export async function buildMasterApp(master: Master, options: { version: string; logger?: boolean; auth: MasterAuth; log?: (line: string) => void; tls?: TlsFiles }): Promise<FastifyInstance> {
   // forceCloseConnections: close() must not wait for idle keep-alive sockets a client left open
   // (an aborted fetch of an event stream leaves one; Fastify would wait out its 72 s timeout).
-  const app = Fastify({ logger: options.logger ?? false, ...fastifyServerOptions() });
+  const app = Fastify({ logger: options.logger ?? false, ...fastifyServerOptions(options.tls !== undefined ? { tls: options.tls } : {}) });
   guardJsonBodies(app);
   const { gate } = options.auth;
   gate.install(app);
