@@ -51,13 +51,16 @@ describe('tasks on `slipway up` run as their user', { skip: asRoot ? false : 'ta
       `a running task of ${appId}`,
       30_000,
     );
-  /** The task's stdout, through the files API: the agent's files server still reads a sandbox of mode 0700 owned by the task's user. */
-  const stdoutOf = (taskId: string) =>
+  /**
+   * The task's stdout once it holds `lines` lines (the commands write them one at a time), through
+   * the files API: the agent's files server still reads a sandbox of mode 0700 owned by the task's user.
+   */
+  const stdoutOf = (taskId: string, lines: number) =>
     waitUntil(
       async () => {
         const r = await fetch(`${base}/files/download?framework_id=${frameworkId}&task_id=${encodeURIComponent(taskId)}&path=stdout`);
         const text = r.status === 200 ? await r.text() : '';
-        return text.endsWith('\n') ? text : undefined;
+        return text.endsWith('\n') && text.split('\n').length - 1 >= lines ? text : undefined;
       },
       `the stdout of ${taskId}`,
       20_000,
@@ -68,7 +71,7 @@ describe('tasks on `slipway up` run as their user', { skip: asRoot ? false : 'ta
     const created = await api('POST', '/v2/apps', { id: '/as-nobody', user: 'nobody', cmd: 'id -u; id -g; exec sleep 300', cpus: 0.1, mem: 32 });
     assert.equal(created.status, 201, JSON.stringify(created.body));
     const t = await runningTask('/as-nobody');
-    assert.equal(await stdoutOf(t.id), `${NOBODY.uid}\n${NOBODY.gid}\n`);
+    assert.equal(await stdoutOf(t.id, 2), `${NOBODY.uid}\n${NOBODY.gid}\n`);
     const st = statSync(sandboxOf(t.id));
     assert.deepEqual({ uid: st.uid, gid: st.gid, mode: (st.mode & 0o7777).toString(8) }, { uid: NOBODY.uid, gid: NOBODY.gid, mode: '700' });
   });
@@ -76,7 +79,7 @@ describe('tasks on `slipway up` run as their user', { skip: asRoot ? false : 'ta
   it('runs the tasks of an app without a user as the default user, nobody, never root', async () => {
     assert.equal((await api('POST', '/v2/apps', { id: '/no-user', cmd: 'id -un; id -u; exec sleep 300', cpus: 0.1, mem: 32 })).status, 201);
     const t = await runningTask('/no-user');
-    assert.equal(await stdoutOf(t.id), `nobody\n${NOBODY.uid}\n`);
+    assert.equal(await stdoutOf(t.id, 2), `nobody\n${NOBODY.uid}\n`);
   });
 
   it('fails the tasks of an app whose user does not exist, with TASK_ERROR naming the user', async () => {
