@@ -155,6 +155,11 @@ describe('security (issue 12): a new `slipway up`, attacked', { timeout: 120_000
     const app = (id: string, extra: Record<string, unknown> = {}) => ({ id, cmd: 'sleep 100', cpus: 0.1, mem: 16, instances: 0, user: 'nobody', ...extra });
     const ok = await call('POST', '/v2/apps', { token: team.token, body: app('/team-a/web') });
     assert.equal(ok.status, 201, ok.text);
+    assert.equal((await call('POST', '/v2/apps', { token: admin, body: app('/other-team/x') })).status, 201);
+    const listed = JSON.parse((await call('GET', '/v2/apps', { token: team.token })).text) as { apps: { id: string }[] };
+    assert.deepEqual(listed.apps.map((a) => a.id), ['/team-a/web'], 'the list holds only the apps the team may read');
+    assert.equal((await call('GET', '/v2/apps/other-team/x', { token: team.token })).status, 403);
+    assert.equal((await call('DELETE', '/v2/apps/other-team/x', { token: admin })).status, 200);
     const other = await call('POST', '/v2/apps', { token: team.token, body: app('/team-b/web') });
     assert.equal(other.status, 403);
     assert.match(other.text, /no policy grants deploy on apps '\/team-b\/web'/);

@@ -9,7 +9,8 @@ import { resolveGroupId } from '../group-definition.ts';
  * team-b's); a group is named by its id with a trailing slash, so that a rule `/team-a/*` covers
  * the group `/team-a` and all below it. Changes are checked against the whole definition sent:
  * each app's `user`, cpus, mem and instances (the policy's limits), apps inside groups included.
- * Lists (`GET /v2/apps`, groups, tasks, queue, deployments, events) need read on every app (`*`).
+ * `GET /v2/apps` answers the apps the caller may read; the other lists (groups, tasks, queue,
+ * deployments, events) need read on every app (`*`).
  */
 
 const ALL_APPS = { kind: 'apps', name: '*' } as const;
@@ -75,7 +76,8 @@ export function marathonAccessRules(view: AppsView, o: { rootMetrics: boolean })
     { method: 'GET', url: '/v2/metrics', access: () => [{ capability: 'read', resource: { kind: 'cluster', name: 'metrics' } }] },
     ...(o.rootMetrics ? [{ method: 'GET', url: '/metrics', access: () => [{ capability: 'read' as const, resource: { kind: 'cluster' as const, name: 'metrics' } }] }] : []),
     { method: 'GET', url: '/v2/events', access: read },
-    { method: 'GET', url: '/v2/apps', access: read },
+    // Any caller: the list holds only the apps it may read (marathon-routes filters it).
+    { method: 'GET', url: '/v2/apps', access: () => [] },
     { method: 'POST', url: '/v2/apps', access: (req) => appChecks(req) },
     { method: ['PUT', 'PATCH'], url: '/v2/apps', access: (req) => appChecks(req) },
     { method: 'GET', url: '/v2/apps/*', access: (req) => [on('read', appIdOfPath(wildcard(req)))] },

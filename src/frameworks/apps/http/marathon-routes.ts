@@ -1,4 +1,6 @@
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { identityOf } from '../../../auth/http-gate.ts';
+import { decide } from '../../../auth/policy.ts';
 import { appToJSON, parseAppDefinition, type AppDefinition, type MarathonAppJson } from '../app-definition.ts';
 import { AppAlreadyExists, AppNotFound, AppVersionNotFound, GroupAlreadyExists, GroupNotFound, InvalidAppsRequest, TaskNotFoundInApp, TooManyInRequest } from '../apps-errors.ts';
 import type { AppsFramework } from '../apps-framework.ts';
@@ -120,18 +122,23 @@ function registerRoutes(app: FastifyInstance, o: MarathonRoutesOptions): void {
       listAnswers.clear();
       listRevision = view.revision;
     }
+    // A caller who may not read every app sees those it may read (as Marathon's authorizer
+    // plugins filter lists); its answer is built for it alone, not kept.
+    const who = identityOf(req);
+    const readable = who === undefined || decide(who.policies, 'read', { kind: 'apps', name: '*' }).allowed ? undefined : (id: string) => decide(who.policies, 'read', { kind: 'apps', name: id }).allowed;
     const key = JSON.stringify([[...embed].sort(), idFilter ?? null, cmdFilter ?? null, selector ?? null]);
-    let answer = listAnswers.get(key);
+    let answer = readable === undefined ? listAnswers.get(key) : undefined;
     if (answer === undefined) {
       const match = selector !== undefined ? labelSelector(selector) : undefined;
       const apps = view
         .apps()
+        .filter((a) => readable === undefined || readable(a.def.id))
         .filter((a) => idFilter === undefined || a.def.id.toLowerCase().includes(idFilter))
         .filter((a) => cmdFilter === undefined || (a.def.cmd !== undefined && a.def.cmd.toLowerCase().includes(cmdFilter)))
         .filter((a) => match === undefined || match(a.def.labels));
       answer = Buffer.from(`{"apps":[${apps.map((a) => appJsonText(view, a, embed)).join(',')}]}`, 'utf8');
       // A few distinct queries per revision are kept (dashboards poll the same ones).
-      if (listAnswers.size < LIST_ANSWERS_KEPT) listAnswers.set(key, answer);
+      if (readable === undefined && listAnswers.size < LIST_ANSWERS_KEPT) listAnswers.set(key, answer);
     }
     return reply.type('application/json; charset=utf-8').send(answer);
   });
