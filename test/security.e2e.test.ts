@@ -148,7 +148,13 @@ describe('security (issue 12): a new `slipway up`, attacked', { timeout: 120_000
   it('confines a team to its apps and its task user with a written policy (least privilege, the whole object checked)', async () => {
     const put = await call('PUT', '/auth/v1/policies/team-a', {
       token: admin,
-      body: { description: 'team a deploys its own apps, as nobody, within limits', rules: [{ kind: 'apps', match: '/team-a/*', capabilities: ['read', 'deploy', 'delete'], taskUsers: ['nobody'], maxInstances: 2 }] },
+      body: {
+        description: 'team a deploys its own apps, as nobody, within limits, and reads its CI jobs',
+        rules: [
+          { kind: 'apps', match: '/team-a/*', capabilities: ['read', 'deploy', 'delete'], taskUsers: ['nobody'], maxInstances: 2 },
+          { kind: 'ci', match: 'team-a-*', capabilities: ['read'] },
+        ],
+      },
     });
     assert.equal(put.status, 201, put.text);
     const team = await token('team-a-ci', ['team-a']);
@@ -160,6 +166,11 @@ describe('security (issue 12): a new `slipway up`, attacked', { timeout: 120_000
     assert.deepEqual(listed.apps.map((a) => a.id), ['/team-a/web'], 'the list holds only the apps the team may read');
     assert.equal((await call('GET', '/v2/apps/other-team/x', { token: team.token })).status, 403);
     assert.equal((await call('DELETE', '/v2/apps/other-team/x', { token: admin })).status, 200);
+    for (const job of ['team-a-build', 'other-build']) assert.equal((await call('PUT', `/ci/v1/jobs/${job}`, { token: admin, body: { repo: dir } })).status, 201);
+    const jobs = JSON.parse((await call('GET', '/ci/v1/jobs', { token: team.token })).text) as { jobs: { name: string }[] };
+    assert.deepEqual(jobs.jobs.map((j) => j.name), ['team-a-build'], 'the CI job list holds only the team\'s jobs');
+    assert.equal((await call('GET', '/ci/v1/jobs/other-build', { token: team.token })).status, 403);
+    for (const job of ['team-a-build', 'other-build']) assert.equal((await call('DELETE', `/ci/v1/jobs/${job}`, { token: admin })).status, 204);
     const other = await call('POST', '/v2/apps', { token: team.token, body: app('/team-b/web') });
     assert.equal(other.status, 403);
     assert.match(other.text, /no policy grants deploy on apps '\/team-b\/web'/);

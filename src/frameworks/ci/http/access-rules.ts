@@ -3,7 +3,8 @@ import type { Capability } from '../../../auth/policy.ts';
 
 /**
  * What each route of CI's API and of its Jenkins API asks of its caller (src/auth/http-gate.ts;
- * docs/security.md). Resources are jobs by name; lists need read on every job (`*`). Three routes
+ * docs/security.md). Resources are jobs by name; `GET /ci/v1/jobs` answers the jobs the caller
+ * may read, the other lists need read on every job (`*`). Three routes
  * prove their caller by their own means (`own`): an executor's stream and its artifact uploads
  * (the executor's token, bound to it), and webhooks (the job's webhook secret, a signature).
  */
@@ -12,7 +13,8 @@ const byName = (capability: Capability) => (req: GateRequest) => [job(capability
 const all = (capability: Capability) => () => [job(capability, '*')];
 
 export const CI_ACCESS_RULES: readonly RouteRule[] = [
-  { method: 'GET', url: '/ci/v1/jobs', access: all('read') },
+  // Any caller: the list holds only the jobs it may read (ci-routes filters it).
+  { method: 'GET', url: '/ci/v1/jobs', access: () => [] },
   { method: 'PUT', url: '/ci/v1/jobs/:name', access: byName('configure') },
   { method: 'GET', url: '/ci/v1/jobs/:name', access: byName('read') },
   { method: 'DELETE', url: '/ci/v1/jobs/:name', access: byName('delete') },

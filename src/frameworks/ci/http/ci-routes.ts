@@ -18,6 +18,8 @@ import { redactJob } from '../job-secrets.ts';
 import { ciErrorReply } from './ci-error-reply.ts';
 import { parseWholeNumber } from './whole-number.ts';
 import { JsonTooDeep, parseJsonText } from '../../../lib/json-depth.ts';
+import { identityOf } from '../../../auth/http-gate.ts';
+import { decide } from '../../../auth/policy.ts';
 
 export interface CiRoutesOptions {
   framework: CiFramework;
@@ -76,9 +78,17 @@ function routes(app: FastifyInstance, o: CiRoutesOptions): void {
     const created = await ci.putJob(job);
     return reply.code(created ? 201 : 200).send(redactJob(job));
   });
-  app.get('/ci/v1/jobs', () => ({
-    jobs: [...ci.view.jobs.values()].sort((a, b) => (a.name < b.name ? -1 : 1)).map((j) => ({ ...redactJob(j), lastBuild: ci.view.lastNumber(j.name) || null })),
-  }));
+  // The jobs the caller may read (all of them for a token that reads every job).
+  app.get('/ci/v1/jobs', (req) => {
+    const who = identityOf(req);
+    const readable = (name: string) => who === undefined || decide(who.policies, 'read', { kind: 'ci', name }).allowed;
+    return {
+      jobs: [...ci.view.jobs.values()]
+        .filter((j) => readable(j.name))
+        .sort((a, b) => (a.name < b.name ? -1 : 1))
+        .map((j) => ({ ...redactJob(j), lastBuild: ci.view.lastNumber(j.name) || null })),
+    };
+  });
   app.get('/ci/v1/jobs/:name', (req) => {
     const job = jobOf((req.params as { name: string }).name);
     return { ...redactJob(job), lastBuild: ci.view.lastNumber(job.name) || null };
