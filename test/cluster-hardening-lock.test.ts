@@ -1,13 +1,23 @@
-import { describe, it } from 'node:test';
+import { after, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { LOCK_FILE, WorkDirLock, WorkDirLocked } from '../src/agent/work-dir-lock.ts';
-import { tempDir } from './support/processes.ts';
+import { tempDir as makeTempDir } from './support/processes.ts';
 
 /** The agent's work dir lock (issue 11 §9): one agent per work dir, stale locks of crashed agents taken over. */
 describe('the work dir lock', () => {
+  const dirs: string[] = [];
+  const tempDir = (prefix: string) => {
+    const d = makeTempDir(prefix);
+    dirs.push(d);
+    return d;
+  };
+  after(() => {
+    for (const d of dirs) rmSync(d, { recursive: true, force: true });
+  });
+
   it('refuses a second holder while the first runs, naming its pid, and is free again once released', () => {
     const dir = tempDir('lock');
     const first = WorkDirLock.acquire(dir);

@@ -1,6 +1,6 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
+import { readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import Docker from 'dockerode';
 import WebSocket from 'ws';
@@ -110,6 +110,7 @@ describe('a master and three agents as real processes', { timeout: 240_000 }, ()
         if ([...agentIds.values()].includes(c.Labels['slipway.agent_id'] ?? '')) await docker.getContainer(c.Id).remove({ force: true }).catch(() => undefined);
       }
     }
+    rmSync(dir, { recursive: true, force: true, maxRetries: 3 });
   });
 
   it('offers every agent with its resources and attributes', async () => {

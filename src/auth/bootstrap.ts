@@ -41,9 +41,3 @@ export function writeSecretFile(file: string, text: string): void {
     closeSync(fd);
   }
 }
-
-/** The token in `file`, trimmed; undefined when the file does not exist. */
-export function readTokenFile(file: string): string | undefined {
-  if (!existsSync(file)) return undefined;
-  return readFileSync(file, 'utf8').trim();
-}

@@ -1,6 +1,7 @@
-import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import { createHash, timingSafeEqual } from 'node:crypto';
 import type { Clock } from '../core/clock.ts';
 import { SlipwayError } from '../core/errors.ts';
+import { newTokenText, TOKEN_PATTERN } from '../core/token-text.ts';
 import { BUILT_IN_POLICIES, builtInPolicy, type Policy } from './policy.ts';
 
 /**
@@ -58,7 +59,6 @@ export class TokenNotFound extends SlipwayError {
   readonly status = 404;
 }
 
-const TOKEN_PATTERN = /^slw_([0-9a-f]{12})_([A-Za-z0-9_-]{43})$/;
 const NAME_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._@:/-]{0,127}$/;
 
 export function hashToken(token: string): string {
@@ -96,8 +96,7 @@ export class TokenRegistry {
 
   /** Creates a token; answers its text, shown once and never again. */
   async create(o: { name: string; policies: string[]; ttlMs?: number }): Promise<{ token: string; view: TokenView }> {
-    const token = `slw_${randomBytes(6).toString('hex')}_${randomBytes(32).toString('base64url')}`;
-    return this.adopt(token, o);
+    return this.adopt(newTokenText(), o);
   }
 
   /**

@@ -1,4 +1,4 @@
-import { randomBytes } from 'node:crypto';
+import { newTokenText } from '../core/token-text.ts';
 
 /**
  * The token of a benchmark, simulation or test run (issue 12: everything runs with authentication
@@ -9,7 +9,7 @@ import { randomBytes } from 'node:crypto';
  */
 export function runToken(): string {
   const existing = process.env['SLIPWAY_RUN_TOKEN'];
-  const token = existing !== undefined && existing !== '' ? existing : `slw_${randomBytes(6).toString('hex')}_${randomBytes(32).toString('base64url')}`;
+  const token = existing !== undefined && existing !== '' ? existing : newTokenText();
   process.env['SLIPWAY_RUN_TOKEN'] = token;
   process.env['SLIPWAY_BOOTSTRAP_TOKEN'] ??= token;
   process.env['SLIPWAY_TOKEN'] ??= token;

@@ -16,5 +16,3 @@ runToken();
 authenticateLoopbackFetch();
 
 export { unauthenticatedFetch } from '../../src/sim/bench-token.ts';
-/** The test run's admin token. */
-export const TEST_TOKEN = runToken();
