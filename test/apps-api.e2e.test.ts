@@ -300,10 +300,10 @@ describe('Marathon\u2019s REST API on `slipway up`', { timeout: 180_000 }, () =>
   });
 
   it('refuses an unsupported field with 422 naming it', async () => {
-    const r = await api('POST', '/v2/apps', { id: '/secretive', cmd: 'sleep 1', ...small, secrets: { pw: { source: '/db/password' } } });
+    const r = await api('POST', '/v2/apps', { id: '/persistent', cmd: 'sleep 1', ...small, residency: { taskLostBehavior: 'WAIT_FOREVER' } });
     assert.equal(r.status, 422, JSON.stringify(r.body));
-    const detail = (r.body.details as { path: string; errors: string[] }[]).find((d) => d.path.startsWith('/secrets'));
-    assert.ok(detail !== undefined, `a detail names /secrets: ${JSON.stringify(r.body.details)}`);
+    const detail = (r.body.details as { path: string; errors: string[] }[]).find((d) => d.path.startsWith('/residency'));
+    assert.ok(detail !== undefined, `a detail names /residency: ${JSON.stringify(r.body.details)}`);
     assert.match(detail.errors.join(' '), /not supported/i);
   });
 

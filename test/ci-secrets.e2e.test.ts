@@ -201,6 +201,44 @@ describe('CI secrets and executor tokens on `slipway up`', { timeout: 180_000 },
     assert.equal(upload.status, 403);
   });
 
+  it('gives a build the secret-store secrets its job names in `credentials`, masked, and fails one whose secret is gone', async () => {
+    const STORED = 'store-cr3d/9a+b';
+    assert.equal((await api('PUT', '/auth/v1/secrets/ci/deploy-key', { value: STORED })).status, 201);
+    const pipeline = ['steps:', '  - name: use', '    commands:', `      - 'echo "key: $DEPLOY_KEY"'`, `      - 'printf "sha: %s\\n" "$(printf %s "$DEPLOY_KEY" | sha256sum | cut -c1-64)"'`, ''].join('\n');
+    const put = await api('PUT', '/ci/v1/jobs/creds', { repo, pipeline, credentials: { DEPLOY_KEY: '/ci/deploy-key' } });
+    assert.equal(put.status, 201, put.text);
+    assert.deepEqual(put.json()['credentials'], { DEPLOY_KEY: 'ci/deploy-key' }, 'shown as the name of the secret');
+    assert.ok(!put.text.includes(STORED));
+    const bad = await api('PUT', '/ci/v1/jobs/creds-bad', { repo, pipeline, credentials: { DEPLOY_KEY: 'a b' }, env: { X: '1' } });
+    assert.equal(bad.status, 422, bad.text);
+    assert.match(bad.text, /credentials\.DEPLOY_KEY/);
+
+    const ended = async (job: string) => {
+      const trig = await api('POST', `/ci/v1/jobs/${job}/builds`);
+      assert.equal(trig.status, 201, trig.text);
+      const number = trig.json()['number'] as number;
+      const b = await waitUntil(
+        async () => {
+          const x = (await api('GET', `/ci/v1/jobs/${job}/builds/${number}`)).json() as { status: string; error?: string };
+          return x.status !== 'running' && x.status !== 'queued' ? x : undefined;
+        },
+        `build ${number} of ${job} to end`,
+        90_000,
+      );
+      return { build: b, log: (await api('GET', `/ci/v1/jobs/${job}/builds/${number}/log`)).text };
+    };
+    const ok = await ended('creds');
+    assert.equal(ok.build.status, 'success', JSON.stringify(ok.build));
+    assert.ok(!ok.log.includes(STORED), ok.log);
+    assert.match(ok.log, /key: \*\*\*\*\n/);
+    assert.match(ok.log, new RegExp(`sha: ${sha256(STORED)}\\n`), 'the step got the stored secret');
+
+    assert.equal((await api('DELETE', '/auth/v1/secrets/ci/deploy-key')).status, 204);
+    const gone = await ended('creds');
+    assert.equal(gone.build.status, 'error');
+    assert.match(gone.build.error ?? '', /credentials not in the secret store: DEPLOY_KEY \(secret 'ci\/deploy-key'\)/);
+  });
+
   it('takes the executor token out of the environment it read it from', () => {
     const env: NodeJS.ProcessEnv = { SLIPWAY_EXECUTOR_TOKEN: 'abc', PATH: '/bin' };
     assert.equal(takeExecutorToken(env), 'abc');

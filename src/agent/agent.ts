@@ -18,6 +18,7 @@ import { safeReaddir } from './safe-readdir.ts';
 import { StatusUpdateManager } from './status-update-manager.ts';
 import { readTaskCheckpoint, type TaskCheckpoint } from './task-checkpoint.ts';
 import { taskEnvironment } from './task-environment.ts';
+import { deliverSecrets, removeSecretFiles, sandboxSecretFiles, type DeliveredSecrets } from './task-secret-files.ts';
 import { chownTree, TaskUsers, unsearchableOnTheWay, validUserName, type TaskUser } from './task-user.ts';
 import { WorkDirLock } from './work-dir-lock.ts';
 
@@ -115,7 +116,7 @@ export class Agent {
   agentId: string | undefined;
   private readonly tasks = new Map<string, AgentTaskRecord>();
   /** LAUNCHes received and not yet started, in arrival order (see launch()). */
-  private readonly pendingLaunches = new Map<string, { framework: FrameworkInfo & { id: FrameworkID }; info: TaskInfo }>();
+  private readonly pendingLaunches = new Map<string, { framework: FrameworkInfo & { id: FrameworkID }; info: TaskInfo; secrets: Record<string, string> }>();
   private readonly updates: StatusUpdateManager;
   private readonly link: MasterLink;
   private readonly metaDir: string;
@@ -295,13 +296,13 @@ export class Agent {
    * (agent_id, checkpoints, update streams, its lock) is never served, whatever a checkpoint names
    * as a task's sandbox.
    */
-  sandboxOf(frameworkId: string, taskId: string): { dir: string; ended: boolean } | undefined {
+  sandboxOf(frameworkId: string, taskId: string): { dir: string; ended: boolean; secretFiles: readonly string[] } | undefined {
     const t = this.tasks.get(key(frameworkId, taskId));
-    if (t !== undefined) return this.isSandbox(t.sandbox) ? { dir: t.sandbox, ended: isTerminal(t.state) } : undefined;
+    if (t !== undefined) return this.isSandbox(t.sandbox) ? { dir: t.sandbox, ended: isTerminal(t.state), secretFiles: sandboxSecretFiles(t.info) } : undefined;
     const dir = this.sandboxDir(frameworkId, taskId);
     try {
       readdirSync(dir);
-      return this.isSandbox(dir) ? { dir, ended: true } : undefined;
+      return this.isSandbox(dir) ? { dir, ended: true, secretFiles: [] } : undefined;
     } catch {
       return undefined;
     }
@@ -363,7 +364,7 @@ export class Agent {
         this.log(`registered with the master as ${this.agentId}`);
         return;
       case 'LAUNCH':
-        this.launch(m.framework, m.task);
+        this.launch(m.framework, m.task, m.secrets ?? {});
         return;
       case 'KILL':
         this.kill(m.framework_id.value, m.task_id.value, m.kill_policy, m.reason);
@@ -392,10 +393,10 @@ export class Agent {
    * `slipway up` for 420 ms (issue 11's hostile-input suite). A KILL or a framework shutdown for a
    * pending task starts its launch at once first, so that they act on it exactly as before.
    */
-  private launch(framework: FrameworkInfo & { id: FrameworkID }, info: TaskInfo): void {
+  private launch(framework: FrameworkInfo & { id: FrameworkID }, info: TaskInfo, secrets: Record<string, string>): void {
     const k = key(framework.id.value, info.task_id.value);
     this.pendingLaunches.delete(k); // A resent LAUNCH keeps the newest, in its new place.
-    this.pendingLaunches.set(k, { framework, info });
+    this.pendingLaunches.set(k, { framework, info, secrets });
     if (this.pendingLaunches.size === 1) setImmediate(() => this.startPendingLaunches());
   }
 
@@ -411,11 +412,12 @@ export class Agent {
     if (pending === undefined) return;
     this.pendingLaunches.delete(k);
     if (this.stopped) return;
-    const { framework, info } = pending;
-    this.launchTask(framework, info).catch((e: unknown) => this.launchFailed(framework, info, e));
+    const { framework, info, secrets } = pending;
+    this.launchTask(framework, info, secrets).catch((e: unknown) => this.launchFailed(framework, info, e));
   }
 
-  private async launchTask(framework: FrameworkInfo & { id: FrameworkID }, info: TaskInfo): Promise<void> {
+  /** `secrets`: the values of the secrets the task references, from the LAUNCH (memory only). */
+  private async launchTask(framework: FrameworkInfo & { id: FrameworkID }, info: TaskInfo, secrets: Readonly<Record<string, string>>): Promise<void> {
     const fwId = framework.id.value;
     const taskId = info.task_id.value;
     const k = key(fwId, taskId);
@@ -484,7 +486,15 @@ export class Agent {
         return;
       }
       this.prepareSandbox(t);
-      const env = taskEnvironment({ info, frameworkId: fwId, agentId: this.agentId ?? '', hostname: this.options.hostname, sandbox, docker: wantsDocker, ...homeOf(t) });
+      let delivered: DeliveredSecrets;
+      try {
+        delivered = deliverSecrets({ info, secrets, sandbox, secretsDir: this.secretsDir(t), user: t.user });
+      } catch (e) {
+        starting.cancel();
+        this.transition(t, 'TASK_FAILED', `Failed to hand over the task's secrets: ${errorMessage(e)}`, 'REASON_CONTAINER_LAUNCH_FAILED');
+        return;
+      }
+      const env = taskEnvironment({ info, frameworkId: fwId, agentId: this.agentId ?? '', hostname: this.options.hostname, sandbox, docker: wantsDocker, secretEnv: delivered.env, ...homeOf(t) });
       if (!(await this.fetchUris(t))) {
         starting.cancel();
         return;
@@ -493,9 +503,9 @@ export class Agent {
       if (t.user !== undefined && (info.command?.uris ?? []).length > 0) chownTree(sandbox, t.user, process.getuid?.() ?? 0);
       let ref: ContainerRef;
       try {
-        const container = wantsDocker && info.container !== undefined
-          ? { ...info.container, volumes: [...(info.container.volumes ?? []), { host_path: sandbox, container_path: '/mnt/mesos/sandbox', mode: 'RW' as const }] }
-          : info.container;
+        const container = wantsDocker && delivered.container !== undefined
+          ? { ...delivered.container, volumes: [...(delivered.container.volumes ?? []), { host_path: sandbox, container_path: '/mnt/mesos/sandbox', mode: 'RW' as const }] }
+          : delivered.container;
         ref = await containerizer.launch({
           frameworkId: fwId,
           taskId,
@@ -724,6 +734,8 @@ export class Agent {
   /** Records a state and sends its update reliably. */
   private transition(t: AgentTaskRecord, state: TaskState, message: string | undefined, reason: TaskStatusReason | undefined): void {
     t.state = state;
+    // Its secrets' files go with it (its sandbox stays, for its logs).
+    if (isTerminal(state)) removeSecretFiles(t.info, t.sandbox, this.secretsDir(t));
     if (t.frameworkShutDown) {
       // Nobody would acknowledge an update: none is sent, and the task is forgotten once it ended.
       if (isTerminal(state)) this.forget(t);
@@ -761,6 +773,11 @@ export class Agent {
     if (this.tasks.get(k) === t) this.tasks.delete(k);
     this.metaDirs.delete(t.metaDir);
     rmSync(t.metaDir, { recursive: true, force: true });
+  }
+
+  /** Where the files of a task's secrets mounted at absolute paths are kept: its meta dir (removed with it). */
+  private secretsDir(t: AgentTaskRecord): string {
+    return join(t.metaDir, 'secrets');
   }
 
   private taskMetaDir(frameworkId: string, taskId: string): string {

@@ -39,7 +39,14 @@ export class BadFilePath extends SlipwayError {
  */
 /** Where a task's sandbox is, and whether the task has ended (the Agent answers this). */
 export interface SandboxLookup {
-  sandboxOf(frameworkId: string, taskId: string): { dir: string; ended: boolean } | undefined;
+  /** `secretFiles`: the sandbox-relative paths of the task's secret files (task-secret-files.ts), never served. */
+  sandboxOf(frameworkId: string, taskId: string): { dir: string; ended: boolean; secretFiles?: readonly string[] } | undefined;
+}
+
+/** A secret file of a task: written for the task alone, never an API answer (issue 12 §4). */
+export class SecretFileRefused extends SlipwayError {
+  readonly code = 'SECRET_FILE';
+  readonly status = 403;
 }
 
 /** The most one read takes from a file: `read`'s answer, one chunk of `follow`. */
@@ -102,7 +109,8 @@ export async function buildFilesApp(agent: SandboxLookup, gate?: HttpGate): Prom
     }
     const full = resolve(root, relative);
     if (!inside(root, full)) throw new BadFilePath(`path '${relative}' is outside the task's sandbox`);
-    return { fw, task, relative, root, full };
+    const secrets = (sandbox.secretFiles ?? []).map((f) => resolve(root, f));
+    return { fw, task, relative, root, full, secrets };
   };
 
   /** The path with every link resolved; refused when that leads out of the sandbox, undefined when nothing is there. */
@@ -122,7 +130,7 @@ export async function buildFilesApp(agent: SandboxLookup, gate?: HttpGate): Prom
    * Opens a regular file of the sandbox for reading; undefined when there is none at that path.
    * Refuses (400) anything that is not a regular file, or that turned out to be outside the sandbox.
    */
-  const openRegular = async (root: string, full: string, relative: string): Promise<FileHandle | undefined> => {
+  const openRegular = async (root: string, full: string, relative: string, secrets: readonly string[]): Promise<FileHandle | undefined> => {
     const real = await resolveInside(root, full, relative);
     if (real === undefined) return undefined;
     let fh: FileHandle;
@@ -138,6 +146,7 @@ export async function buildFilesApp(agent: SandboxLookup, gate?: HttpGate): Prom
       // What was opened, not what the path says now: a link swapped in meanwhile is caught here.
       const opened = await readlink(`/proc/self/fd/${fh.fd}`).catch(() => real);
       if (!inside(root, opened)) throw new BadFilePath(`path '${relative}' leads outside the task's sandbox`);
+      if (secrets.includes(opened)) throw new SecretFileRefused(`'${relative}' holds a secret of the task: it is not served`);
       // fstat of the opened file, not stat of the path: what is checked is what is read.
       const st = await fh.stat();
       if (!st.isFile()) throw new BadFilePath(`'${relative}' is not a regular file`);
@@ -183,10 +192,10 @@ export async function buildFilesApp(agent: SandboxLookup, gate?: HttpGate): Prom
 
   app.get('/files/read', async (request) => {
     const q = request.query as Query;
-    const { root, full, relative } = await locate(q, 'stdout');
+    const { root, full, relative, secrets } = await locate(q, 'stdout');
     const offset = intParam(q, 'offset', 0);
     const length = intParam(q, 'length', MAX_CHUNK);
-    const fh = await openRegular(root, full, relative);
+    const fh = await openRegular(root, full, relative, secrets);
     if (fh === undefined) throw new FileNotFound(`no file '${relative}' in the sandbox`);
     try {
       const size = (await fh.stat()).size;
@@ -202,8 +211,8 @@ export async function buildFilesApp(agent: SandboxLookup, gate?: HttpGate): Prom
   });
 
   app.get('/files/download', async (request, reply) => {
-    const { root, full, relative } = await locate(request.query as Query, 'stdout');
-    const fh = await openRegular(root, full, relative);
+    const { root, full, relative, secrets } = await locate(request.query as Query, 'stdout');
+    const fh = await openRegular(root, full, relative, secrets);
     if (fh === undefined) throw new FileNotFound(`no file '${relative}' in the sandbox`);
     const stream = fh.createReadStream();
     stream.on('error', () => stream.destroy());
@@ -212,11 +221,11 @@ export async function buildFilesApp(agent: SandboxLookup, gate?: HttpGate): Prom
 
   app.get('/files/follow', async (request, reply) => {
     const q = request.query as Query;
-    const { fw, task, root, full, relative } = await locate(q, 'stdout');
+    const { fw, task, root, full, relative, secrets } = await locate(q, 'stdout');
     let position = intParam(q, 'offset', 0);
     // Refused at once when it is not a regular file; a file not written yet is waited for while
     // the task runs.
-    const first = await openRegular(root, full, relative);
+    const first = await openRegular(root, full, relative, secrets);
     if (first === undefined && (agent.sandboxOf(fw, task)?.ended ?? true)) throw new FileNotFound(`no file '${relative}' in the sandbox`);
     if (position === -1) position = first === undefined ? 0 : (await first.stat()).size;
 
@@ -253,7 +262,7 @@ export async function buildFilesApp(agent: SandboxLookup, gate?: HttpGate): Prom
       while (!closed) {
         const ended = agent.sandboxOf(fw, task)?.ended ?? true;
         // Opened again each time: the file may be replaced (log rotation, or the task's doing).
-        const fh = opened ?? (await openRegular(root, full, relative));
+        const fh = opened ?? (await openRegular(root, full, relative, secrets));
         opened = undefined;
         let got = 0;
         if (fh !== undefined) {

@@ -4,10 +4,22 @@ import type { TaskInfo } from '../protocol/mesos.ts';
  * The environment of a task, as Mesos's agents and Marathon set it: PORT0..PORTn and PORTS from
  * the task's port resources (in the order of its ranges), HOST, MESOS_SANDBOX, MESOS_TASK_ID,
  * MESOS_AGENT_ID, MESOS_FRAMEWORK_ID, the agent's PATH, HOME (process tasks: the agent's, or for a
- * task of another user that user's home, else its sandbox), then the task's own variables, which win.
+ * task of another user that user's home, else its sandbox), then the task's own variables, which win
+ * (a SECRET variable's value is the secret the master sent with the LAUNCH).
  * In a Docker container the sandbox is mounted at /mnt/mesos/sandbox, as Mesos does.
  */
-export function taskEnvironment(o: { info: TaskInfo; frameworkId: string; agentId: string; hostname: string; sandbox: string; docker: boolean; /** HOME of a process task that runs as another user than the agent. */ home?: string }): Record<string, string> {
+export function taskEnvironment(o: {
+  info: TaskInfo;
+  frameworkId: string;
+  agentId: string;
+  hostname: string;
+  sandbox: string;
+  docker: boolean;
+  /** HOME of a process task that runs as another user than the agent. */
+  home?: string;
+  /** The values of its SECRET variables, by variable name (task-secret-files.ts). */
+  secretEnv?: Readonly<Record<string, string>>;
+}): Record<string, string> {
   const ports: number[] = [];
   for (const r of o.info.resources) {
     if (r.name !== 'ports' || r.ranges === undefined) continue;
@@ -25,6 +37,6 @@ export function taskEnvironment(o: { info: TaskInfo; frameworkId: string; agentI
   if (!o.docker) env['HOME'] = o.home ?? process.env['HOME'] ?? o.sandbox;
   ports.forEach((p, i) => (env[`PORT${i}`] = String(p)));
   if (ports.length > 0) env['PORT'] = String(ports[0]);
-  for (const v of o.info.command?.environment?.variables ?? []) env[v.name] = v.value ?? '';
+  for (const v of o.info.command?.environment?.variables ?? []) env[v.name] = v.type === 'SECRET' ? (o.secretEnv?.[v.name] ?? '') : (v.value ?? '');
   return env;
 }

@@ -30,7 +30,12 @@ describe('policies', () => {
     assert.equal(decide([p('deployer')], 'configure', { kind: 'ci', name: 'job' }).allowed, false, 'a deployer triggers but does not configure CI');
     assert.equal(decide([p('operator')], 'admin', { kind: 'cluster', name: 'maintenance' }).allowed, true);
     assert.equal(decide([p('operator')], 'deploy', apps).allowed, false);
-    assert.equal(capabilitiesOn([p('admin')], { kind: 'tokens', name: 'x' }).length, 13, 'admin implies every capability');
+    assert.equal(capabilitiesOn([p('admin')], { kind: 'tokens', name: 'x' }).length, 14, 'admin implies every capability');
+    const secret = { kind: 'secrets', name: 'db/password' } as const;
+    assert.deepEqual(capabilitiesOn([p('viewer')], secret), ['read'], 'a viewer lists secrets, and cannot use one');
+    assert.deepEqual(capabilitiesOn([p('developer')], secret), ['read', 'configure', 'use']);
+    assert.deepEqual(capabilitiesOn([p('deployer')], secret), ['read', 'use']);
+    assert.deepEqual(capabilitiesOn([p('framework')], secret), [], 'a framework token uses no secret unless a policy says so');
     assert.deepEqual(capabilitiesOn([p('agent')], { kind: 'agents', name: 'host-1' }), ['register']);
     assert.deepEqual(capabilitiesOn([p('agent')], apps), []);
   });

@@ -20,6 +20,7 @@ export const CAPABILITIES = [
   'publish-config',
   'approve',
   'register',
+  'use',
   'admin',
 ] as const;
 export type Capability = (typeof CAPABILITIES)[number];
@@ -32,9 +33,12 @@ export type Capability = (typeof CAPABILITIES)[number];
  * - `frameworks`: Mesos frameworks, by role (`register` = SUBSCRIBE in that role);
  * - `agents`: agents joining the cluster (`register`), by hostname;
  * - `cluster`: cluster operations, by name (`state`, `weights`, `quota`, `maintenance`, `teardown`, `files`);
- * - `tokens`: tokens and the audit log, by token name.
+ * - `tokens`: tokens and the audit log, by token name;
+ * - `secrets`: the secret store, by secret name (`db/password`): `read` lists names (never a
+ *   value: no capability reads one back), `configure` writes, `delete`, and `use` names a secret
+ *   in an app, a CI job or a task, which is then given its value (so `use` is as good as reading it).
  */
-export const RESOURCE_KINDS = ['apps', 'ci', 'config', 'frameworks', 'agents', 'cluster', 'tokens'] as const;
+export const RESOURCE_KINDS = ['apps', 'ci', 'config', 'frameworks', 'agents', 'cluster', 'tokens', 'secrets'] as const;
 export type ResourceKind = (typeof RESOURCE_KINDS)[number];
 
 export interface Resource {
@@ -82,13 +86,14 @@ const all = (capabilities: Capability[], kinds: (ResourceKind | '*')[] = ['*']):
 export const BUILT_IN_POLICIES: Readonly<Record<string, Policy>> = {
   viewer: {
     name: 'viewer',
-    description: 'reads everything but logs, sandboxes and tokens',
-    rules: all(['read'], ['apps', 'ci', 'config', 'frameworks', 'agents', 'cluster']),
+    description: 'reads everything but logs, sandboxes, tokens and secret values (it lists the names of secrets)',
+    rules: all(['read'], ['apps', 'ci', 'config', 'frameworks', 'agents', 'cluster', 'secrets']),
   },
   developer: {
     name: 'developer',
-    description: 'a viewer that deploys, restarts and kills apps, configures and triggers CI jobs, edits config, reads logs and sandboxes',
+    description: 'a viewer that deploys, restarts and kills apps, configures and triggers CI jobs, edits config, writes and uses secrets, reads logs and sandboxes',
     rules: [
+      ...all(['read', 'use', 'configure'], ['secrets']),
       ...all(['read'], ['agents', 'cluster']),
       ...all(['read', 'files'], ['frameworks']),
       ...all(['read', 'deploy', 'restart', 'kill', 'read-logs', 'files'], ['apps']),
@@ -98,8 +103,9 @@ export const BUILT_IN_POLICIES: Readonly<Record<string, Policy>> = {
   },
   deployer: {
     name: 'deployer',
-    description: 'deploys and restarts apps (a rollback too), triggers CI, publishes config, approves; reads logs',
+    description: 'deploys and restarts apps (a rollback too), triggers CI, publishes config, approves; reads logs; uses secrets',
     rules: [
+      ...all(['read', 'use'], ['secrets']),
       ...all(['read'], ['frameworks', 'agents', 'cluster']),
       ...all(['read', 'deploy', 'restart', 'read-logs'], ['apps']),
       ...all(['read', 'trigger', 'read-logs'], ['ci']),
@@ -113,6 +119,7 @@ export const BUILT_IN_POLICIES: Readonly<Record<string, Policy>> = {
       ...all(['read', 'admin'], ['cluster', 'agents']),
       ...all(['read', 'kill', 'restart', 'read-logs', 'files'], ['apps', 'frameworks']),
       ...all(['read', 'read-logs'], ['ci', 'config']),
+      ...all(['read'], ['secrets']),
     ],
   },
   admin: { name: 'admin', description: 'everything, tokens and policies included', rules: all(['admin']) },

@@ -16,10 +16,12 @@ import { Master } from './master.ts';
 class Harness {
   readonly clock = new ManualClock();
   // Agents of this harness do not heartbeat; tests of liveness use their own master.
-  readonly master = new Master({ clock: this.clock, masterId: 'm', agentHeartbeatIntervalMs: 3_600_000 });
+  readonly master: Master;
   readonly agentInbox = new Map<string, MasterToAgent[]>();
 
-  constructor() {
+  constructor(o: { secrets?: Record<string, string> } = {}) {
+    const secrets = o.secrets;
+    this.master = new Master({ clock: this.clock, masterId: 'm', agentHeartbeatIntervalMs: 3_600_000, ...(secrets !== undefined ? { resolveSecret: (n: string) => (Object.hasOwn(secrets, n) ? secrets[n] : undefined) } : {}) });
     this.master.start();
   }
 
@@ -415,13 +417,39 @@ describe('Master', () => {
         [{ container: { type: 'MESOS', mesos: { image: { type: 'DOCKER', docker: { name: 'busybox' } } } } as unknown as TaskInfo['container'] }, /container\.mesos\.image/],
         [{ container: { type: 'MESOS', volumes: [{ container_path: '/data', host_path: '/srv' }] } }, /container\.volumes/],
         [{ container: { type: 'DOCKER', docker: { image: 'x' }, network_infos: [{}] } as unknown as TaskInfo['container'] }, /container\.network_infos/],
-        [{ command: { value: 'true', environment: { variables: [{ name: 'TOKEN', type: 'SECRET' }] } } }, /variables\[0\] \(TOKEN\): SECRET/],
+        [{ command: { value: 'true', environment: { variables: [{ name: 'TOKEN', type: 'SECRET' }] } } }, /variables\[0\] \(TOKEN\): a SECRET needs secret\.reference\.name/],
+        [{ command: { value: 'true', environment: { variables: [{ name: 'TOKEN', type: 'SECRET', secret: { type: 'VALUE', value: { data: 'c2VjcmV0' } } }] } } }, /only REFERENCE secrets are supported/],
         [{ max_completion_time: { nanoseconds: 1 } } as unknown as Partial<TaskInfo>, /max_completion_time/],
       ];
       fw.launch(offer, [...asks.map(([over]) => over), {}]);
       const errors = fw.updates().filter((s) => s.state === 'TASK_ERROR');
       asks.forEach(([, message], i) => assert.match(errors.find((e) => e.task_id.value === `t${i}`)?.message ?? '', message));
       assert.deepEqual(h.agentInbox.get(agent)!.filter((m) => m.type === 'LAUNCH').map((m) => m.type === 'LAUNCH' && m.task.task_id.value), [`t${asks.length}`]);
+    });
+
+    it('hands the values of the secrets a task references to its agent alone, in the LAUNCH, and refuses unknown ones', () => {
+      const h = new Harness({ secrets: { 'db/password': 'pw-1', tls: 'key-2' } });
+      const fw = h.subscribe('a');
+      const agent = h.addAgent('cpus:8;mem:4096');
+      h.tick();
+      const offer = fw.offers()[0]!;
+      const ref = (name: string) => ({ type: 'REFERENCE' as const, reference: { name } });
+      fw.launch(offer, [
+        {
+          command: { value: 'true', environment: { variables: [{ name: 'DB', type: 'SECRET', secret: ref('/db/password') }, { name: 'PLAIN', value: 'x' }] } },
+          container: { type: 'MESOS', volumes: [{ container_path: 'tls/key.pem', source: { type: 'SECRET', secret: ref('tls') } }] },
+        },
+        { command: { value: 'true', environment: { variables: [{ name: 'X', type: 'SECRET', secret: ref('nope') }] } } },
+        { container: { type: 'MESOS', volumes: [{ container_path: '/etc/key', source: { type: 'SECRET', secret: ref('tls') } }] } },
+      ]);
+      const launches = h.agentInbox.get(agent)!.filter((m) => m.type === 'LAUNCH');
+      assert.deepEqual(launches.map((m) => m.type === 'LAUNCH' && [m.task.task_id.value, m.secrets]), [['t0', { 'db/password': 'pw-1', tls: 'key-2' }]]);
+      const errors = fw.updates().filter((s) => s.state === 'TASK_ERROR');
+      assert.match(errors.find((e) => e.task_id.value === 't1')?.message ?? '', /references secret 'nope', which is not in the secret store/);
+      assert.match(errors.find((e) => e.task_id.value === 't2')?.message ?? '', /outside a DOCKER container a secret file goes in the sandbox/);
+      // The task the master keeps (and shows) holds the references, never the values.
+      const kept = JSON.stringify(h.master.task(fw.id, 't0')?.info);
+      assert.ok(kept.includes('db/password') && !kept.includes('pw-1') && !kept.includes('key-2'), `no secret value in the task the master keeps: ${kept}`);
     });
 
     it('answers TASK_ERROR for a task that does not match TaskInfo, launches the others and returns the rest of the offer', () => {

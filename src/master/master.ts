@@ -8,6 +8,7 @@ import type { AgentToMaster, MasterToAgent } from '../protocol/agent.ts';
 import type { Attribute, FrameworkInfo, KillPolicy, Offer, Resource, TaskInfo, TaskStatus } from '../protocol/mesos.ts';
 import { readAccept } from '../protocol/read-accept.ts';
 import { unhonouredTaskField } from '../protocol/task-support.ts';
+import { secretUses } from '../protocol/task-secrets.ts';
 import type { AcceptCall, Event, FrameworkCall, SubscribeCall } from '../protocol/scheduler.ts';
 import { Allocator, type Allocation, type RoleInfo } from './allocator.ts';
 import { AgentCredentialMismatch, AgentGone, AgentNotFound, FrameworkNotSubscribed, FrameworkRemoved, InvalidRequest } from './errors.ts';
@@ -74,6 +75,11 @@ export interface MasterOptions {
   defer?: (run: () => void) => void;
   /** Keep a journal of changes for a store (`drainChanges`). Off: nothing is kept. */
   journal?: boolean;
+  /**
+   * The value of a secret of the secret store by name, for a LAUNCH (undefined: no such secret).
+   * Absent: tasks that reference secrets are refused.
+   */
+  resolveSecret?: (name: string) => string | undefined;
   /** An agent whose stream dropped is marked unreachable unless it is back within this. Default 5 s. */
   agentReconnectGraceMs?: number;
   /** Agents heartbeat this often; 3 missed in a row make the agent unreachable. Default 5 s. */
@@ -185,7 +191,7 @@ const NONE: AgentRecord['containerizers'] = Object.freeze([]) as unknown as Agen
 export class Master {
   readonly id: string;
   private readonly clock: Clock;
-  private readonly options: Required<Omit<MasterOptions, 'onAllocation' | 'minAllocatable' | 'seed' | 'masterId' | 'clock' | 'journal' | 'defer'>>;
+  private readonly options: Required<Omit<MasterOptions, 'resolveSecret' | 'onAllocation' | 'minAllocatable' | 'seed' | 'masterId' | 'clock' | 'journal' | 'defer'>> & Pick<MasterOptions, 'resolveSecret'>;
   private readonly defer: (run: () => void) => void;
   /** `<master id>-O`: offer ids are this and a number. */
   private readonly offerIdPrefix: string;
@@ -251,6 +257,7 @@ export class Master {
       agentReregisterTimeoutMs: options.agentReregisterTimeoutMs ?? 60_000,
       agentRestartGraceMs: options.agentRestartGraceMs ?? 120_000,
       allocationSliceMs: options.allocationSliceMs ?? 20,
+      ...(options.resolveSecret !== undefined ? { resolveSecret: options.resolveSecret } : {}),
     };
     this.defer = options.defer ?? ((run) => void this.clock.setTimer(0, run));
     this.offerIdPrefix = `${this.id}-O`;
@@ -995,19 +1002,46 @@ export class Master {
         this.sendMasterUpdate(fw, info, 'TASK_ERROR', 'REASON_TASK_INVALID', `task ${info.task_id.value} uses resources that are not in the offers: it needs ${problem.toString()}, the offers have ${pool.toString() || 'nothing'} left`);
         continue;
       }
+      const secrets = this.resolveSecrets(info);
+      if (typeof secrets === 'string') {
+        this.sendMasterUpdate(fw, info, 'TASK_ERROR', 'REASON_TASK_INVALID', secrets, agent.idObj);
+        continue;
+      }
       seen.add(info.task_id.value);
       pool = pool.subtract(problem);
       const task: Task = { id: info.task_id.value, frameworkId: fw.id, agentId: agent.id, role: first.role, resources: problem, info, state: 'TASK_STAGING', status: undefined, freed: false, killPending: false };
       fw.tasks.set(task.id, task);
       agent.tasks.add(task);
       this.saveTask(task);
-      agent.conn?.send({ type: 'LAUNCH', framework: fw.info, task: info });
+      agent.conn?.send({ type: 'LAUNCH', framework: fw.info, task: info, ...(secrets !== undefined ? { secrets } : {}) });
     }
     if (!pool.isEmpty()) {
       this.allocator.recover(fw.id, agent.id, first.role, pool, now, refuse);
       this.allocateSoon(agent.id);
     }
     refuseRest();
+  }
+
+  /**
+   * The values of the secrets `info` references, by name (undefined when it references none), or
+   * why it cannot be launched. Who may use a secret was checked before the call reached the master
+   * (the scheduler API checks the caller's `use`; the built-in frameworks check their own callers).
+   */
+  private resolveSecrets(info: TaskInfo): Record<string, string> | string | undefined {
+    const uses = secretUses(info);
+    if ('problem' in uses) return `task ${info.task_id.value}: ${uses.problem}`;
+    if (uses.length === 0) return undefined;
+    const values: Record<string, string> = {};
+    for (const u of uses) {
+      const value = this.options.resolveSecret?.(u.name);
+      if (value === undefined) {
+        return this.options.resolveSecret === undefined
+          ? `task ${info.task_id.value} references secret '${u.name}', but this master has no secret store`
+          : `task ${info.task_id.value} references secret '${u.name}', which is not in the secret store (PUT /auth/v1/secrets/${u.name})`;
+      }
+      values[u.name] = value;
+    }
+    return values;
   }
 
   /** The task's resources, or why it cannot be launched (TASK_ERROR's message). */

@@ -74,7 +74,11 @@ export type AgentToMaster =
 
 export type MasterToAgent =
   | { type: 'REGISTERED'; agent_id: AgentID; heartbeat_interval_seconds: number }
-  | { type: 'LAUNCH'; framework: FrameworkInfo & { id: FrameworkID }; task: TaskInfo }
+  /**
+   * `secrets`: the values of the secrets the task references (protocol/task-secrets.ts), by store
+   * name; sent to this agent alone, kept in memory only (not checkpointed with the task).
+   */
+  | { type: 'LAUNCH'; framework: FrameworkInfo & { id: FrameworkID }; task: TaskInfo; secrets?: Record<string, string> }
   | { type: 'KILL'; framework_id: FrameworkID; task_id: TaskID; kill_policy?: KillPolicy; /** Why the master kills it (TASK_KILLED's reason and message). */ reason?: { status: TaskStatusReason; message: string } }
   | { type: 'ACKNOWLEDGE'; framework_id: FrameworkID; task_id: TaskID; uuid: string }
   | { type: 'SHUTDOWN_FRAMEWORK'; framework_id: FrameworkID }

@@ -46,8 +46,21 @@ export type Attribute = Static<typeof Attribute>;
 export const Labels = Type.Object({ labels: Type.Array(Type.Object({ key: Type.String(), value: Opt(Type.String()) })) });
 export type Labels = Static<typeof Labels>;
 
+/**
+ * Mesos's Secret: a REFERENCE names a secret of the secret store (`/auth/v1/secrets`), which the
+ * master resolves when it launches the task and hands to the agent alone (never stored with the
+ * task, never in an API answer). VALUE secrets (the value in the TaskInfo) are refused: the value
+ * would sit in the master's state.
+ */
+export const Secret = Type.Object({
+  type: Enum(['REFERENCE', 'VALUE', 'UNKNOWN'] as const),
+  reference: Opt(Type.Object({ name: Type.String(), key: Opt(Type.String()) })),
+  value: Opt(Type.Object({ data: Type.String() })),
+});
+export type Secret = Static<typeof Secret>;
+
 export const Environment = Type.Object({
-  variables: Type.Array(Type.Object({ name: Type.String({ minLength: 1 }), value: Opt(Type.String()), type: Opt(Enum(['VALUE', 'SECRET'] as const)) })),
+  variables: Type.Array(Type.Object({ name: Type.String({ minLength: 1 }), value: Opt(Type.String()), type: Opt(Enum(['VALUE', 'SECRET'] as const)), secret: Opt(Secret) })),
 });
 
 export const CommandInfo = Type.Object({
@@ -61,7 +74,14 @@ export const CommandInfo = Type.Object({
 });
 export type CommandInfo = Static<typeof CommandInfo>;
 
-export const Volume = Type.Object({ container_path: Type.String({ minLength: 1 }), host_path: Opt(Type.String()), mode: Opt(Enum(['RW', 'RO'] as const)) });
+/** A bind mount (`host_path`), or a file holding a secret (`source.type` SECRET: written 0600 for the task). */
+export const Volume = Type.Object({
+  container_path: Type.String({ minLength: 1 }),
+  host_path: Opt(Type.String()),
+  mode: Opt(Enum(['RW', 'RO'] as const)),
+  source: Opt(Type.Object({ type: Type.String(), secret: Opt(Secret) })),
+});
+export type Volume = Static<typeof Volume>;
 
 export const ContainerInfo = Type.Object({
   type: Enum(['DOCKER', 'MESOS'] as const),

@@ -1,4 +1,5 @@
 import type { TaskInfo } from './mesos.ts';
+import { isSecretVolume, secretUses } from './task-secrets.ts';
 
 /**
  * What of a TaskInfo Slipway's agents honour (issue 11 §12). Part of the agent contract: a task
@@ -10,13 +11,14 @@ import type { TaskInfo } from './mesos.ts';
  * Refused, with why (Mesos's field names, include/mesos/v1/mesos.proto):
  * - `container.mesos` (`image`): the process containerizer runs commands on the host's file
  *   system; it has no image provisioner. DOCKER containers run images.
- * - `container.volumes` of a MESOS container: the process containerizer mounts nothing.
- * - `container.volumes[i].source` / `.image`: volume sources (Docker volume drivers, secrets,
- *   images); only bind mounts (`host_path`) are made.
+ * - `container.volumes` of a MESOS container: the process containerizer mounts nothing (secret
+ *   files, written into the sandbox, excepted).
+ * - `container.volumes[i].source` / `.image`: volume sources (Docker volume drivers, images);
+ *   only bind mounts (`host_path`) and secrets (`source.type` SECRET, task-secrets.ts) are made.
  * - `container.network_infos`, `container.linux_info`, `container.rlimit_info`,
  *   `container.tty_info`, `container.hostname`: container networking (CNI), capabilities and
  *   namespaces, rlimits, a TTY and a hostname are not set up by either containerizer.
- * - `command.environment.variables[i].type: SECRET` (or `.secret`): no secret store is read.
+ * - secrets other than references to the secret store, and their misuses (task-secrets.ts).
  * - `check`, `max_completion_time`, `resource_limits`, `limits`: general checks, a deadline and
  *   limits other than the resources are not enforced.
  * - `executor` (refused by the master already): custom executors are not run.
@@ -51,12 +53,8 @@ const UNSUPPORTED_CONTAINER_FIELDS: [string, string][] = [
 function problem(info: TaskInfo): string | undefined {
   const task = info as unknown as Record<string, unknown>;
   for (const [field, why] of UNSUPPORTED_TASK_FIELDS) if (task[field] !== undefined) return `${field}: ${why}`;
-  const variables = info.command?.environment?.variables ?? [];
-  for (const [i, v] of variables.entries()) {
-    if (v.type === 'SECRET' || (v as Record<string, unknown>)['secret'] !== undefined) {
-      return `command.environment.variables[${i}] (${v.name}): SECRET variables are not supported (no secret store); give the value`;
-    }
-  }
+  const secrets = secretUses(info);
+  if ('problem' in secrets) return secrets.problem;
   const container = info.container as (Record<string, unknown> & NonNullable<TaskInfo['container']>) | undefined;
   if (container === undefined) return undefined;
   if (container.type === 'MESOS') {
@@ -65,12 +63,13 @@ function problem(info: TaskInfo): string | undefined {
       const image = typeof mesos === 'object' && mesos !== null && (mesos as Record<string, unknown>)['image'] !== undefined;
       return `container.mesos${image ? '.image' : ''}: MESOS containers run on the host's file system here (no image provisioner); use container.type DOCKER with docker.image`;
     }
-    if ((container.volumes ?? []).length > 0) return 'container.volumes: the process containerizer (MESOS containers) mounts no volumes';
+    if ((container.volumes ?? []).some((v) => !isSecretVolume(v))) return 'container.volumes: the process containerizer (MESOS containers) mounts no volumes (secret files in the sandbox excepted)';
   }
   for (const [i, v] of (container.volumes ?? []).entries()) {
+    if (isSecretVolume(v)) continue;
     const volume = v as Record<string, unknown>;
     for (const field of ['source', 'image']) {
-      if (volume[field] !== undefined) return `container.volumes[${i}].${field}: only bind mounts (host_path) are supported`;
+      if (volume[field] !== undefined) return `container.volumes[${i}].${field}: only bind mounts (host_path) and secrets (source.type SECRET) are supported`;
     }
   }
   for (const [field, why] of UNSUPPORTED_CONTAINER_FIELDS) if (container[field] !== undefined) return `container.${field}: ${why}`;

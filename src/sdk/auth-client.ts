@@ -21,7 +21,21 @@ export class AuthRequestFailed extends Error {
   }
 }
 
-/** A client of `/auth/v1` (tokens, whoami, audit), for the CLI and tools. */
+/** A secret of the secret store as `/auth/v1/secrets` shows it: never its value. */
+export interface SecretInfo {
+  name: string;
+  version: number;
+  createdAt: string;
+  updatedAt: string;
+  updatedBy: string;
+}
+
+/** `/auth/v1/secrets/<name>`, each segment of the name encoded (a name may hold `/`). */
+function secretPath(name: string): string {
+  return `/auth/v1/secrets/${name.replace(/^\//, '').split('/').map(encodeURIComponent).join('/')}`;
+}
+
+/** A client of `/auth/v1` (tokens, policies, secrets, whoami, audit), for the CLI and tools. */
 export class AuthClient {
   constructor(
     readonly baseUrl: string,
@@ -68,13 +82,31 @@ export class AuthClient {
     return this.json('PUT', `/auth/v1/policies/${encodeURIComponent(name)}`, doc);
   }
 
-  async deletePolicy(name: string): Promise<void> {
+  deletePolicy(name: string): Promise<void> {
+    return this.delete(`/auth/v1/policies/${encodeURIComponent(name)}`, `policy ${name}`);
+  }
+
+  async secrets(): Promise<SecretInfo[]> {
+    return (await this.json<{ secrets: SecretInfo[] }>('GET', '/auth/v1/secrets')).secrets;
+  }
+
+  /** Creates or replaces a secret; answers it without its value. */
+  putSecret(name: string, value: string): Promise<SecretInfo> {
+    return this.json('PUT', secretPath(name), { value });
+  }
+
+  deleteSecret(name: string): Promise<void> {
+    return this.delete(secretPath(name), `secret ${name}`);
+  }
+
+  /** A DELETE answered 204 (no body). */
+  private async delete(path: string, what: string): Promise<void> {
     let r: Response;
     try {
-      r = await fetch(new URL(`/auth/v1/policies/${encodeURIComponent(name)}`, this.baseUrl), { method: 'DELETE', headers: authHeaders(this.token) });
+      r = await fetch(new URL(path, this.baseUrl), { method: 'DELETE', headers: authHeaders(this.token) });
     } catch (e) {
       throw new AuthRequestFailed(0, `cannot reach ${this.baseUrl}: ${e instanceof Error ? e.message : String(e)}`);
     }
-    if (!r.ok) throw new AuthRequestFailed(r.status, `DELETE policy ${name}: ${r.status} ${await r.text()}`);
+    if (!r.ok) throw new AuthRequestFailed(r.status, `DELETE ${what}: ${r.status} ${await r.text()}`);
   }
 }

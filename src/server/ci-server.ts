@@ -64,6 +64,8 @@ export interface CiServiceOptions {
   secretBox?: SecretBox;
   /** The key file the operator names (`--secret-key-file`); it must exist, 32 bytes, mode 0600. */
   secretKeyFile?: string;
+  /** The master's secret store, for the jobs' `credentials` (in `slipway up`); absent: jobs with credentials are refused. */
+  secretStore?: { value(name: string): string | undefined };
 }
 
 export async function startCiService(o: CiServiceOptions): Promise<CiService> {
@@ -91,6 +93,7 @@ export async function startCiService(o: CiServiceOptions): Promise<CiService> {
     ...(o.log !== undefined ? { log: o.log } : {}),
     ...(o.clock !== undefined ? { clock: o.clock } : {}),
     ...(o.mirrorRepo !== undefined ? { mirrorRepo: o.mirrorRepo } : {}),
+    ...(o.secretStore !== undefined ? { secretStore: o.secretStore } : {}),
   });
   try {
     await framework.start();

@@ -6,6 +6,7 @@ import { BUILT_IN_POLICIES, builtInPolicy, type Policy } from '../auth/policy.ts
 import { RemoteIdentities } from '../auth/remote-identities.ts';
 import { TokenRegistry } from '../auth/tokens.ts';
 import { PolicyRegistry } from '../auth/policy-registry.ts';
+import { SecretRegistry, type SecretSealer } from '../auth/secret-registry.ts';
 import type { Clock } from '../core/clock.ts';
 import { SlipwayError } from '../core/errors.ts';
 import { KyselyAuthStore } from '../store/kysely-auth-store.ts';
@@ -52,21 +53,24 @@ export interface LocalAuth {
   tokens: TokenRegistry;
   policies: PolicyRegistry;
   audit: AuditLog;
+  /** The secret store (sealed with the installation's key). */
+  secrets: SecretRegistry;
   /** The admin token created at this start (first start only), else undefined. */
   createdAdminToken: string | undefined;
   close(): Promise<void>;
 }
 
 /**
- * Opens the tokens and the audit log in `dataDir` (auth.db); on a first start creates the admin
+ * Opens the tokens, policies, secret store and audit log in `dataDir` (auth.db); on a first start creates the admin
  * token in `adminTokenFile` (the text of SLIPWAY_BOOTSTRAP_TOKEN when it is set).
  */
-export async function openLocalAuth(o: AuthOptions & { dataDir: string; adminTokenFile: string; clock: Clock; log?: (line: string) => void }): Promise<LocalAuth> {
+export async function openLocalAuth(o: AuthOptions & { dataDir: string; adminTokenFile: string; clock: Clock; secretBox: SecretSealer; log?: (line: string) => void }): Promise<LocalAuth> {
   const anonymous = anonymousOf(o);
   const store = await KyselyAuthStore.open(sqliteDatabases(o.dataDir));
   try {
     const policies = await PolicyRegistry.open(store);
     const tokens = await TokenRegistry.open(store, o.clock, (name) => policies.get(name));
+    const secrets = await SecretRegistry.open(store, o.secretBox, o.clock);
     const given = process.env['SLIPWAY_BOOTSTRAP_TOKEN'];
     const createdAdminToken = await bootstrapAdminToken(tokens, o.adminTokenFile, { ...(given !== undefined ? { given } : {}), ...(o.log !== undefined ? { log: o.log } : {}) });
     const audit = new AuditLog(store, o.log !== undefined ? { log: o.log } : {});
@@ -82,6 +86,7 @@ export async function openLocalAuth(o: AuthOptions & { dataDir: string; adminTok
       tokens,
       policies,
       audit,
+      secrets,
       createdAdminToken,
       async close() {
         await audit.close();

@@ -11,6 +11,7 @@ import { sqliteDatabases } from '../store/sqlite-database.ts';
 import { VERSION } from './version.ts';
 import type { HttpGate } from '../auth/http-gate.ts';
 import { join } from 'node:path';
+import { openSecretBox, type SecretBox } from '../lib/secret-box.ts';
 import { openLocalAuth, type AuthOptions, type LocalAuth } from './local-auth.ts';
 import { readTls, type TlsOptions } from './tls-options.ts';
 
@@ -37,13 +38,17 @@ export interface MasterServerOptions {
    * Adds routes to the master's HTTP server before it listens (the built-in frameworks' APIs of
    * `slipway up`, on the same port); `url` is where the server will listen once it does.
    */
-  extend?: (app: FastifyInstance, master: Master, gate: HttpGate) => Promise<void>;
+  extend?: (app: FastifyInstance, master: Master, gate: HttpGate, auth: LocalAuth) => Promise<void>;
   /** Authentication options (src/server/local-auth.ts); the gate is always on. */
   auth?: AuthOptions;
   /** Where the first start writes the admin token; default `<dataDir>/admin.token`. */
   adminTokenFile?: string;
   /** Serve HTTPS with this certificate and key (PEM files; `--tls-cert`, `--tls-key`). */
   tls?: TlsOptions;
+  /** What seals the secret store; default: the key of `secretKeyFile`, else `<dataDir>/secret.key` (made on first start). */
+  secretBox?: SecretBox;
+  /** The key file the operator names (`--secret-key-file`); it must exist, 32 bytes, mode 0600. */
+  secretKeyFile?: string;
 }
 
 export interface MasterServer {
@@ -74,6 +79,9 @@ export async function startMasterServer(o: MasterServerOptions): Promise<MasterS
     ...(o.agentReregisterTimeoutMs !== undefined ? { agentReregisterTimeoutMs: o.agentReregisterTimeoutMs } : {}),
     ...(o.allocationIntervalMs !== undefined ? { allocationIntervalMs: o.allocationIntervalMs } : {}),
   };
+  // The secret store lives in auth (opened below, after the master); the master asks it at launch.
+  let secrets: LocalAuth['secrets'] | undefined;
+  masterOptions.resolveSecret = (name) => secrets?.value(name);
   const master = new Master(masterOptions);
   master.recover(state);
   master.start();
@@ -111,7 +119,9 @@ export async function startMasterServer(o: MasterServerOptions): Promise<MasterS
   const adminTokenFile = o.adminTokenFile ?? join(o.dataDir, 'admin.token');
   let auth: LocalAuth;
   try {
-    auth = await openLocalAuth({ ...o.auth, dataDir: o.dataDir, adminTokenFile, clock, ...(o.log !== undefined ? { log: o.log } : {}) });
+    const secretBox = o.secretBox ?? openSecretBox({ dataDir: o.dataDir, keyFile: o.secretKeyFile });
+    auth = await openLocalAuth({ ...o.auth, dataDir: o.dataDir, adminTokenFile, clock, secretBox, ...(o.log !== undefined ? { log: o.log } : {}) });
+    secrets = auth.secrets;
   } catch (e) {
     clearInterval(flusher);
     master.stop();
@@ -122,7 +132,7 @@ export async function startMasterServer(o: MasterServerOptions): Promise<MasterS
   const app = await buildMasterApp(master, { version: VERSION, auth, ...(o.log !== undefined ? { log: o.log } : {}), ...(o.tls !== undefined ? { tls: readTls(o.tls) } : {}) });
   guardHttpServer(app.server, httpServerLimits(o.httpLimits), o.log);
   try {
-    await o.extend?.(app, master, auth.gate);
+    await o.extend?.(app, master, auth.gate, auth);
     await app.listen({ host: o.host, port: o.port });
   } catch (e) {
     clearInterval(flusher);

@@ -78,7 +78,8 @@ export async function up(o: UpOptions): Promise<Up> {
     ...(o.auth !== undefined ? { auth: o.auth } : {}),
     ...(o.tls !== undefined ? { tls: o.tls } : {}),
     adminTokenFile: join(dataDir, 'admin.token'),
-    extend: async (app, core, gate) => {
+    secretBox,
+    extend: async (app, core, gate, auth) => {
       const service = await startAppsService({
         transport: new InProcessScheduler(core, 'slipway-apps'),
         dataDir: join(dataDir, 'apps'),
@@ -88,7 +89,7 @@ export async function up(o: UpOptions): Promise<Up> {
       apps = service;
       mountMarathonApi(app, service, { leader: () => url.replace(/^http:\/\//, ''), masterUrl: 'in-process', rootMetrics: false, gate });
       try {
-        ci = await startCiService({ transport: new InProcessScheduler(core, 'slipway-ci'), dataDir: join(dataDir, 'ci'), serverUrl: () => url, secretBox, ...(caFile !== undefined ? { caFile } : {}), ...(o.log !== undefined ? { log: o.log } : {}), ...(o.ciClock !== undefined ? { clock: o.ciClock } : {}), ...(o.ciUser !== undefined ? { ciUser: o.ciUser } : {}) });
+        ci = await startCiService({ transport: new InProcessScheduler(core, 'slipway-ci'), dataDir: join(dataDir, 'ci'), serverUrl: () => url, secretBox, secretStore: auth.secrets, ...(caFile !== undefined ? { caFile } : {}), ...(o.log !== undefined ? { log: o.log } : {}), ...(o.ciClock !== undefined ? { clock: o.ciClock } : {}), ...(o.ciUser !== undefined ? { ciUser: o.ciUser } : {}) });
       } catch (e) {
         await service.close();
         throw e;

@@ -2,6 +2,7 @@ import type { ColumnType, Migration } from 'kysely';
 import type { Millis } from './master-database.ts';
 import { migration0001Auth } from './migrations/auth/0001-auth.ts';
 import { migration0002Policies } from './migrations/auth/0002-policies.ts';
+import { migration0003Secrets } from './migrations/auth/0003-secrets.ts';
 
 /** The tables of the authentication database (`auth.db`), as Kysely sees them, and its migrations. */
 
@@ -37,14 +38,26 @@ export interface PoliciesTable {
   doc: string;
 }
 
+export interface SecretsTable {
+  name: string;
+  /** The value sealed by lib's SecretBox (`v1:<iv>:<tag>:<ciphertext>`). */
+  sealed: string;
+  version: ColumnType<number | string, number, number>;
+  created_at: Millis;
+  updated_at: Millis;
+  updated_by: string;
+}
+
 export interface AuthDatabase {
   tokens: TokensTable;
   audit: AuditTable;
   policies: PoliciesTable;
+  secrets: SecretsTable;
 }
 
 /** Every migration of the authentication database, by name. Append only (see master-database.ts). */
 export const AUTH_MIGRATIONS: Readonly<Record<string, Migration>> = {
   '0001-auth': migration0001Auth,
   '0002-policies': migration0002Policies,
+  '0003-secrets': migration0003Secrets,
 };

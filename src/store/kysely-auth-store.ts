@@ -3,17 +3,19 @@ import type { AuditEntry } from '../auth/http-gate.ts';
 import type { StoredToken, TokenStore } from '../auth/tokens.ts';
 import { readPolicy, type PolicyStore } from '../auth/policy-registry.ts';
 import type { Policy } from '../auth/policy.ts';
+import type { SecretStore, StoredSecret } from '../auth/secret-registry.ts';
 import type { AuthDatabase } from './auth-database.ts';
 import { CallQueue } from './call-queue.ts';
 import { fromJson, toJson } from './json-column.ts';
 import type { StoreDatabase, StoreDatabases } from './store-database.ts';
 
 /**
- * Tokens and the audit log (src/auth) in the authentication database. Tokens are written through
+ * Tokens, policies, the secret store (sealed values only) and the audit log (src/auth) in the
+ * authentication database. Tokens are written through
  * (a created token answers once it is durable); audit entries are appended in batches (`appendAudit`
  * resolves once the batch holding them is written).
  */
-export class KyselyAuthStore implements TokenStore, PolicyStore {
+export class KyselyAuthStore implements TokenStore, PolicyStore, SecretStore {
   private readonly db: Kysely<AuthDatabase>;
   private readonly calls = new CallQueue('auth store');
 
@@ -63,6 +65,26 @@ export class KyselyAuthStore implements TokenStore, PolicyStore {
   deletePolicy(name: string): Promise<void> {
     return this.calls.run('delete policy', async () => {
       await this.db.deleteFrom('policies').where('name', '=', name).execute();
+    });
+  }
+
+  loadSecrets(): Promise<StoredSecret[]> {
+    return this.calls.run('load secrets', async () => {
+      const rows = await this.db.selectFrom('secrets').selectAll().orderBy('name').execute();
+      return rows.map((r) => ({ name: r.name, sealed: r.sealed, version: Number(r.version), createdAt: Number(r.created_at), updatedAt: Number(r.updated_at), updatedBy: r.updated_by }));
+    });
+  }
+
+  saveSecret(s: StoredSecret): Promise<void> {
+    const row = { sealed: s.sealed, version: s.version, created_at: s.createdAt, updated_at: s.updatedAt, updated_by: s.updatedBy };
+    return this.calls.run('save secret', async () => {
+      await this.db.insertInto('secrets').values({ name: s.name, ...row }).onConflict((oc) => oc.column('name').doUpdateSet(row)).execute();
+    });
+  }
+
+  deleteSecret(name: string): Promise<void> {
+    return this.calls.run('delete secret', async () => {
+      await this.db.deleteFrom('secrets').where('name', '=', name).execute();
     });
   }
 

@@ -206,12 +206,13 @@ export function registerCluster(program: Command): void {
     .option('--data-dir <dir>', 'where the master keeps its state', './.slipway/master')
     .option('--agent-grace <ms>', 'how long a dropped agent has to come back before its tasks are reported', positiveInt('--agent-grace'), 5000)
     .option('--agent-restart-grace <ms>', 'how long an agent that announced a restart (stopped with SIGTERM) has to come back', positiveInt('--agent-restart-grace'), 120_000)
-    .option('--heartbeat <seconds>', 'heartbeat interval to frameworks', positiveInt('--heartbeat'), 15);
-  authFlags(masterCommand).action(async (o: AuthFlags & { port: number; host: string; dataDir: string; agentGrace: number; agentRestartGrace: number; heartbeat: number }) => {
+    .option('--heartbeat <seconds>', 'heartbeat interval to frameworks', positiveInt('--heartbeat'), 15)
+    .option('--secret-key-file <path>', SECRET_KEY_FILE_HELP);
+  authFlags(masterCommand).action(async (o: AuthFlags & { port: number; host: string; dataDir: string; agentGrace: number; agentRestartGrace: number; heartbeat: number; secretKeyFile?: string }) => {
       const tls = tlsFromFlags(o);
       warnIfExposed(o.host, tls !== undefined);
       const { startMasterServer } = await import('../../server/master-server.ts');
-      const server = await startMasterServer({ host: o.host, port: o.port, dataDir: o.dataDir, agentReconnectGraceMs: o.agentGrace, agentRestartGraceMs: o.agentRestartGrace, heartbeatIntervalSeconds: o.heartbeat, log, auth: authOptions(o), ...(tls !== undefined ? { tls } : {}) });
+      const server = await startMasterServer({ host: o.host, port: o.port, dataDir: o.dataDir, agentReconnectGraceMs: o.agentGrace, agentRestartGraceMs: o.agentRestartGrace, heartbeatIntervalSeconds: o.heartbeat, log, auth: authOptions(o), ...(tls !== undefined ? { tls } : {}), ...(o.secretKeyFile !== undefined ? { secretKeyFile: o.secretKeyFile } : {}) });
       process.stdout.write(`master listening at ${server.url}; admin token (first start): ${server.adminTokenFile}\n`);
       stopOnSignal(() => server.close(), 'master', log);
     });

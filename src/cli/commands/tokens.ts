@@ -11,7 +11,23 @@ import { positiveInt } from '../options.ts';
  *                                         prints the new token (shown this once) on stdout
  *   slipway token list                    id, name, policies, created, revoked
  *   slipway token revoke <id>
+ *   slipway secret put <name> [--from-file F]   the value from stdin (or F), never from argv
+ *   slipway secret list | delete <name>
  */
+/** Columns padded to their widest cell, two spaces apart. */
+function printTable(head: string[], rows: string[][]): void {
+  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
+  const line = (r: string[]) => r.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd() + '\n';
+  process.stdout.write(line(head) + rows.map(line).join(''));
+}
+
+/** All of stdin, as UTF-8 (a value piped in: `printf %s "$PW" | slipway secret put db/password`). */
+async function readStdin(): Promise<string> {
+  const chunks: Buffer[] = [];
+  for await (const c of process.stdin) chunks.push(c as Buffer);
+  return Buffer.concat(chunks).toString('utf8');
+}
+
 export function registerTokens(program: Command): void {
   const token = program.command('token').description('create, list and revoke tokens (a token names policies: viewer, developer, deployer, operator, admin, agent, framework)');
   const MASTER = ['--master <url>', 'the master', 'http://127.0.0.1:5050'] as const;
@@ -37,11 +53,7 @@ export function registerTokens(program: Command): void {
     .action(async (o: { master: string }) => {
       await run(async () => {
         const list = await new AuthClient(o.master).tokens();
-        const rows = list.map((t) => [t.id, t.name, t.policies.join(','), t.createdAt, t.revoked ? 'revoked' : t.expiresAt !== undefined ? `expires ${t.expiresAt}` : '']);
-        const head = ['ID', 'NAME', 'POLICIES', 'CREATED', 'STATE'];
-        const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
-        const line = (r: string[]) => r.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd() + '\n';
-        process.stdout.write(line(head) + rows.map(line).join(''));
+        printTable(['ID', 'NAME', 'POLICIES', 'CREATED', 'STATE'], list.map((t) => [t.id, t.name, t.policies.join(','), t.createdAt, t.revoked ? 'revoked' : t.expiresAt !== undefined ? `expires ${t.expiresAt}` : '']));
       });
     });
 
@@ -85,6 +97,41 @@ export function registerTokens(program: Command): void {
       await run(async () => {
         await new AuthClient(o.master).deletePolicy(name);
         process.stdout.write(`policy ${name} is deleted\n`);
+      });
+    });
+
+  const secret = program.command('secret').description('write, list and delete secrets of the secret store (write-only: no command shows a value; apps, CI jobs and tasks reference them by name)');
+  secret
+    .command('put <name>')
+    .description('create or replace a secret; its value is read from stdin (or --from-file), never from the command line (ps would show it)')
+    .option(...MASTER)
+    .option('--from-file <path>', 'read the value from this file instead of stdin')
+    .action(async (name: string, o: { master: string; fromFile?: string }) => {
+      await run(async () => {
+        if (o.fromFile === undefined && process.stdin.isTTY) process.stderr.write(`value of secret ${name} (end with Ctrl-D):\n`);
+        const value = o.fromFile !== undefined ? readFileSync(o.fromFile, 'utf8') : await readStdin();
+        const s = await new AuthClient(o.master).putSecret(name, value);
+        process.stdout.write(`secret ${s.name}: version ${s.version}\n`);
+      });
+    });
+  secret
+    .command('list')
+    .description('list the secrets the token may read (names and versions, never values)')
+    .option(...MASTER)
+    .action(async (o: { master: string }) => {
+      await run(async () => {
+        const list = await new AuthClient(o.master).secrets();
+        printTable(['NAME', 'VERSION', 'UPDATED', 'BY'], list.map((s) => [s.name, String(s.version), s.updatedAt, s.updatedBy]));
+      });
+    });
+  secret
+    .command('delete <name>')
+    .description('delete a secret (tasks already given it keep their copy; new launches that reference it fail)')
+    .option(...MASTER)
+    .action(async (name: string, o: { master: string }) => {
+      await run(async () => {
+        await new AuthClient(o.master).deleteSecret(name);
+        process.stdout.write(`secret ${name} is deleted\n`);
       });
     });
 

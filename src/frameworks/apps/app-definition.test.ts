@@ -137,9 +137,7 @@ describe('Marathon examples', () => {
       '/container/docker/network',
       '/container/docker/parameters(0)/key',
       '/container/docker/portMappings',
-      '/env/PASSWORD',
       '/ipAddress',
-      '/secrets',
       '/tty',
     ]);
     // The example gives both cmd and args; Marathon's own validator (AppValidation.scala,
@@ -149,10 +147,16 @@ describe('Marathon examples', () => {
   });
 
   it('accepts app.json once the named fields are gone (host networking instead of BRIDGE) and args dropped', () => {
-    const { secrets: _s, ipAddress: _i, tty: _t, args: _a, env, container, ...rest } = example('app.json') as Json & { env: Json; container: Json & { docker: Json } };
-    const { PASSWORD: _p, ...plainEnv } = env;
+    const { ipAddress: _i, tty: _t, args: _a, env, container, ...rest } = example('app.json') as Json & { env: Json; container: Json & { docker: Json } };
     const { network: _n, portMappings: _m, parameters: _params, ...docker } = container.docker;
-    const app = parseAppDefinition({ ...rest, env: plainEnv, container: { ...container, docker } });
+    // Its env PASSWORD names a secret's source (/db/password) where Marathon wants a declared id.
+    assert.deepEqual(
+      refusal({ ...rest, env, container: { ...container, docker } }).map((d) => d.path),
+      ['/env/PASSWORD/secret'],
+    );
+    const app = parseAppDefinition({ ...rest, env: { ...env, PASSWORD: { secret: 'secret1' } }, container: { ...container, docker } });
+    assert.deepEqual(app.secrets, { secret1: '/db/password', secret3: '/foo2' });
+    assert.deepEqual(app.secretEnv, { PASSWORD: 'secret1' });
     assert.equal(app.cmd, 'sleep 1000');
     assert.deepEqual(app.constraints, [{ fieldName: 'hostname', operator: 'LIKE', value: 'srv2.*' }]);
     assert.deepEqual(app.fetch[1], { uri: 'https://foo.com/archive.zip', executable: false, extract: true, cache: true, destPath: 'newname.zip' });
@@ -174,7 +178,7 @@ describe('parseAppDefinition', () => {
 
   it('parses a Docker app from a local image, with host networking by default', () => {
     const app = parseAppDefinition(TYPICAL_DOCKER_APP);
-    assert.deepEqual(app.container, { type: 'DOCKER', docker: { image: 'busybox', forcePullImage: false, privileged: false, parameters: [] }, volumes: [] });
+    assert.deepEqual(app.container, { type: 'DOCKER', docker: { image: 'busybox', forcePullImage: false, privileged: false, parameters: [] }, volumes: [], secretVolumes: [] });
     assert.deepEqual(app.networks, [{ mode: 'host' }]);
     assert.equal(app.cmd, 'httpd -f -p $PORT0');
     assertRoundTrip(app);
@@ -194,6 +198,8 @@ describe('parseAppDefinition', () => {
       portDefinitions: [{ port: 0, protocol: 'tcp', name: 'default', labels: {} }],
       requirePorts: false,
       env: {},
+      secrets: {},
+      secretEnv: {},
       labels: {},
       constraints: [],
       healthChecks: [],
@@ -374,8 +380,6 @@ describe('parseAppDefinition', () => {
   it('names each unsupported field it refuses, and nothing vaguer about the same field', () => {
     const cases: [Json, string][] = [
       [{ residency: { taskLostBehavior: 'WAIT_FOREVER' } }, '/residency'],
-      [{ secrets: { s: { source: '/db' } } }, '/secrets'],
-      [{ env: { DB: { secret: 's' } } }, '/env/DB'],
       [{ ipAddress: { networkName: 'dcos' } }, '/ipAddress'],
       [{ networks: [{ mode: 'container/bridge' }] }, '/networks(0)'],
       [{ networks: [{ name: 'dcos' }] }, '/networks(0)'],
@@ -385,7 +389,7 @@ describe('parseAppDefinition', () => {
       [{ container: { docker: { image: 'i', pullConfig: { secret: 's' } } } }, '/container/docker/pullConfig'],
       [{ container: { docker: { image: 'i' }, volumes: [{ containerPath: 'data', persistent: { size: 10 } }] } }, '/container/volumes(0)/persistent'],
       [{ container: { docker: { image: 'i' }, volumes: [{ containerPath: '/d', external: { name: 'v', provider: 'dvdi' } }] } }, '/container/volumes(0)/external'],
-      [{ container: { type: 'MESOS', volumes: [{ containerPath: '/d', hostPath: '/d' }] } }, '/container/volumes'],
+      [{ container: { type: 'MESOS', volumes: [{ containerPath: '/d', hostPath: '/d' }] } }, '/container/volumes(0)'],
       [{ container: { docker: { image: 'i', parameters: [{ key: 'cap-add', value: 'NET_ADMIN' }] } } }, '/container/docker/parameters(0)/key'],
       [{ container: { docker: { image: 'i', network: 'USER' } } }, '/container/docker/network'],
       [{ container: { portMappings: [{ containerPort: 80 }], docker: { image: 'i' } } }, '/container/portMappings'],
@@ -423,3 +427,48 @@ function omit<T extends object, K extends keyof T>(o: T, key: K): Omit<T, K> {
   const { [key]: _dropped, ...rest } = o;
   return rest;
 }
+
+describe('secrets (Marathon secrets, env secret references, secret volumes)', () => {
+  const withSecrets = {
+    id: '/team-a/web',
+    cmd: 'run',
+    secrets: { db: { source: '/team-a/db-password' }, tls: { source: 'team-a/tls-key' } },
+    env: { PLAIN: 'x', DB_PASSWORD: { secret: 'db' } },
+    container: { type: 'DOCKER', docker: { image: 'busybox' }, volumes: [{ containerPath: '/run/secrets/key.pem', secret: 'tls' }, { containerPath: 'data', hostPath: '/srv/data', mode: 'RO' }] },
+  };
+
+  it('keeps references only, and shows them back as Marathon does', () => {
+    const app = parseAppDefinition(withSecrets);
+    assert.deepEqual(app.secrets, { db: '/team-a/db-password', tls: 'team-a/tls-key' });
+    assert.deepEqual(app.secretEnv, { DB_PASSWORD: 'db' });
+    assert.deepEqual(app.env, { PLAIN: 'x' });
+    assert.deepEqual(app.container?.secretVolumes, [{ containerPath: '/run/secrets/key.pem', secret: 'tls' }]);
+    const json = appToJSON(app);
+    assert.deepEqual(json.env, { PLAIN: 'x', DB_PASSWORD: { secret: 'db' } });
+    assert.deepEqual(json.secrets, withSecrets.secrets);
+    assertRoundTrip(app);
+  });
+
+  it('accepts a secret file in a MESOS container, relative to the sandbox', () => {
+    const app = parseAppDefinition({ id: '/a', cmd: 'x', secrets: { s: { source: 'a' } }, container: { type: 'MESOS', volumes: [{ containerPath: 'conf/key', secret: 's' }] } });
+    assert.deepEqual(app.container, { type: 'MESOS', secretVolumes: [{ containerPath: 'conf/key', secret: 's' }] });
+    assertRoundTrip(app);
+  });
+
+  it('refuses undeclared references, bad sources and unsafe paths, each at its path', () => {
+    const cases: [unknown, string, RegExp][] = [
+      [{ id: '/a', cmd: 'x', env: { P: { secret: 'nope' } } }, '/env/P/secret', /not declared in \/secrets/],
+      [{ id: '/a', cmd: 'x', secrets: { s: { source: '../etc' } } }, '/secrets/s/source', /is not a secret name/],
+      [{ id: '/a', cmd: 'x', secrets: { s: { source: 'a b' } } }, '/secrets/s/source', /is not a secret name/],
+      [{ id: '/a', cmd: 'x', secrets: { s: { source: 'a' } }, container: { type: 'MESOS', volumes: [{ containerPath: '/etc/key', secret: 's' }] } }, '/container/volumes(0)/containerPath', /relative in a MESOS container/],
+      [{ id: '/a', cmd: 'x', secrets: { s: { source: 'a' } }, container: { type: 'MESOS', volumes: [{ containerPath: 'x/../../y', secret: 's' }] } }, '/container/volumes(0)/containerPath', /'\.\.'/],
+      [{ id: '/a', cmd: 'x', secrets: { s: { source: 'a' } }, container: { docker: { image: 'i' }, volumes: [{ containerPath: '/k', secret: 'other' }] } }, '/container/volumes(0)/secret', /not declared/],
+      [{ id: '/a', cmd: 'x', secrets: { s: { source: 'a' } }, container: { docker: { image: 'i' }, volumes: [{ containerPath: '/k', hostPath: '/h', secret: 's' }] } }, '/container/volumes(0)/hostPath', /no hostPath/],
+    ];
+    for (const [json, path, message] of cases) {
+      const d = refusal(json).find((x) => x.path === path);
+      assert.ok(d !== undefined, `${JSON.stringify(json)}: expected an error at ${path}, got ${JSON.stringify(refusal(json))}`);
+      assert.match(d.errors.join(' '), message);
+    }
+  });
+});

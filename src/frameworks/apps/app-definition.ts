@@ -2,6 +2,7 @@ import { constraintPatternProblem } from '../kit/constraints-pattern.ts';
 import type { Constraint, ConstraintOperator } from '../kit/constraints.ts';
 import { MarathonErrorCollector, MarathonValidationError, marathonPath } from './marathon-error.ts';
 import { canonical, ID_SEGMENT_MESSAGE, ID_TOO_LONG_MESSAGE, isIdSegment, MAX_ID_LENGTH, parsePath, toId } from './path-id.ts';
+import { secretName } from '../../core/secret-name.ts';
 import { FETCH_SCHEMES, findUnsupportedFields } from './unsupported-fields.ts';
 import { CMD_ARGS_OR_CONTAINER, validateAppSchema } from './validate-app-schema.ts';
 
@@ -73,6 +74,12 @@ export interface HostVolume {
   mode: 'RO' | 'RW';
 }
 
+/** A file holding a secret (Marathon's AppSecretVolume): `secret` is a key of the app's `secrets`. */
+export interface SecretVolume {
+  containerPath: string;
+  secret: string;
+}
+
 export interface DockerSpec {
   image: string;
   forcePullImage: boolean;
@@ -86,7 +93,7 @@ export interface DockerSpec {
  * without an image (the only MESOS form Slipway accepts) is the same as no container: a plain
  * process.
  */
-export type AppContainer = { type: 'DOCKER'; docker: DockerSpec; volumes: HostVolume[] } | { type: 'MESOS' };
+export type AppContainer = { type: 'DOCKER'; docker: DockerSpec; volumes: HostVolume[]; secretVolumes: SecretVolume[] } | { type: 'MESOS'; secretVolumes: SecretVolume[] };
 
 /** Only host networking exists on Slipway's agents (see UNSUPPORTED_FIELDS). */
 export interface AppNetwork {
@@ -114,6 +121,13 @@ export interface AppDefinition {
   portDefinitions: PortDefinition[];
   requirePorts: boolean;
   env: Record<string, string>;
+  /**
+   * Marathon's `secrets`: secret id -> the secret store's name of it (`source`). Referenced by
+   * `secretEnv` and the containers' `secretVolumes`; the values never enter the definition.
+   */
+  secrets: Record<string, string>;
+  /** Variables set to a secret (Marathon's `env: {"NAME": {"secret": "<id>"}}`): name -> secret id. */
+  secretEnv: Record<string, string>;
   labels: Record<string, string>;
   constraints: AppConstraint[];
   /** Undefined: the framework's default (any role it is offered). */
@@ -200,8 +214,9 @@ export interface MarathonAppJson {
     };
     appc?: unknown;
     portMappings?: MarathonPortMapping[];
-    volumes?: { containerPath?: string; hostPath?: string; mode?: 'RO' | 'RW'; persistent?: unknown; external?: unknown }[];
+    volumes?: { containerPath?: string; hostPath?: string; mode?: 'RO' | 'RW'; persistent?: unknown; external?: unknown; secret?: string }[];
   };
+  secrets?: Record<string, { source: string }>;
   networks?: { name?: string; mode?: 'container' | 'container/bridge' | 'host'; labels?: Record<string, unknown> }[];
   ports?: number[];
   portDefinitions?: { port?: number; protocol?: 'tcp' | 'udp'; name?: string; labels?: Record<string, string> }[];
@@ -326,6 +341,7 @@ function normalize(raw: MarathonAppJson, base: string[], inGroup: boolean, error
   if ((raw.instances ?? 0) > MAX_INSTANCES) errors.add('/instances', `got ${raw.instances}, expected ${MAX_INSTANCES} or less`);
   if (raw.acceptedResourceRoles !== undefined && raw.acceptedResourceRoles.length === 0) errors.add('/acceptedResourceRoles', 'must not be empty');
   checkProcessStrings(raw, errors);
+  checkSecrets(raw, errors);
 
   const portDefinitions = normalizePortDefinitions(raw, errors);
   // Port mappings are refused (no bridge), but while they are there they are what indices count.
@@ -350,8 +366,9 @@ function normalize(raw: MarathonAppJson, base: string[], inGroup: boolean, error
     networks: normalizeNetworks(raw, errors),
     portDefinitions,
     requirePorts: raw.requirePorts ?? APP_DEFAULTS.requirePorts,
-    // {"secret": ...} values are refused as unsupported above; only strings get here.
     env: Object.fromEntries(Object.entries(raw.env ?? {}).filter((e): e is [string, string] => typeof e[1] === 'string')),
+    secrets: Object.fromEntries(Object.entries(raw.secrets ?? {}).map(([k, v]) => [k, v.source])),
+    secretEnv: Object.fromEntries(Object.entries(raw.env ?? {}).flatMap(([k, v]) => (typeof v === 'object' && v !== null ? [[k, v.secret]] : []))),
     labels: { ...(raw.labels ?? {}) },
     constraints: normalizeConstraints(raw.constraints ?? [], errors),
     ...(raw.acceptedResourceRoles !== undefined ? { acceptedResourceRoles: [...raw.acceptedResourceRoles] } : {}),
@@ -415,7 +432,8 @@ function normalizeId(rawId: string, base: string[], inGroup: boolean, errors: Ma
 function normalizeContainer(raw: MarathonAppJson, errors: MarathonErrorCollector): AppContainer | undefined {
   const c = raw.container;
   if (c === undefined) return undefined;
-  if ((c.type ?? 'DOCKER') === 'MESOS') return { type: 'MESOS' }; // images and volumes under MESOS are refused as unsupported
+  const secretVolumes = normalizeSecretVolumes(raw);
+  if ((c.type ?? 'DOCKER') === 'MESOS') return { type: 'MESOS', secretVolumes }; // images and other volumes under MESOS are refused as unsupported
   if (c.docker === undefined) {
     errors.add('/container/docker', 'error.path.missing'); // Marathon: a DOCKER container needs container.docker
     return undefined;
@@ -425,6 +443,7 @@ function normalizeContainer(raw: MarathonAppJson, errors: MarathonErrorCollector
   const volumes: HostVolume[] = [];
   (c.volumes ?? []).forEach((v, i) => {
     if (v.persistent !== undefined || v.external !== undefined) return; // refused as unsupported
+    if (v.secret !== undefined) return; // normalizeSecretVolumes
     if (v.containerPath === undefined) errors.add(marathonPath(['container', 'volumes', i, 'containerPath']), 'error.path.missing');
     if (v.hostPath === undefined) errors.add(marathonPath(['container', 'volumes', i, 'hostPath']), 'error.path.missing');
     if (v.containerPath !== undefined && v.hostPath !== undefined) volumes.push({ containerPath: v.containerPath, hostPath: v.hostPath, mode: v.mode ?? APP_DEFAULTS.volumeMode });
@@ -438,7 +457,40 @@ function normalizeContainer(raw: MarathonAppJson, errors: MarathonErrorCollector
       parameters: (d.parameters ?? []).map((p) => ({ key: p.key, value: p.value })),
     },
     volumes,
+    secretVolumes,
   };
+}
+
+/**
+ * The app's secrets (Marathon's `secrets`, `env` values `{"secret": id}`, volumes `{containerPath,
+ * secret}`): each `source` a secret store name (core/secret-name.ts), each reference a declared
+ * id, each file path without `..` (and relative in a MESOS container: the file goes in the sandbox).
+ */
+function checkSecrets(raw: MarathonAppJson, errors: MarathonErrorCollector): void {
+  const declared = raw.secrets ?? {};
+  for (const [id, s] of Object.entries(declared)) {
+    const n = secretName(s.source);
+    if ('problem' in n) errors.add(marathonPath(['secrets', id, 'source']), n.problem);
+  }
+  const known = (id: string) => Object.hasOwn(declared, id);
+  for (const [name, v] of Object.entries(raw.env ?? {})) {
+    if (typeof v === 'object' && v !== null && !known(v.secret)) errors.add(marathonPath(['env', name, 'secret']), `references secret '${v.secret}', which is not declared in /secrets`);
+  }
+  (raw.container?.volumes ?? []).forEach((v, i) => {
+    if (v.secret === undefined) return;
+    const at = (f: string) => marathonPath(['container', 'volumes', i, f]);
+    if (!known(v.secret)) errors.add(at('secret'), `references secret '${v.secret}', which is not declared in /secrets`);
+    if (v.hostPath !== undefined) errors.add(at('hostPath'), 'a secret volume has no hostPath');
+    const path = v.containerPath;
+    if (path === undefined) errors.add(at('containerPath'), 'error.path.missing');
+    else if (path.split('/').includes('..')) errors.add(at('containerPath'), "must not contain '..'");
+    else if (path.endsWith('/')) errors.add(at('containerPath'), 'must name a file');
+    else if (path.startsWith('/') && (raw.container?.type ?? 'DOCKER') === 'MESOS') errors.add(at('containerPath'), 'must be relative in a MESOS container (the file is written into the sandbox)');
+  });
+}
+
+function normalizeSecretVolumes(raw: MarathonAppJson): SecretVolume[] {
+  return (raw.container?.volumes ?? []).flatMap((v) => (v.secret !== undefined && v.containerPath !== undefined ? [{ containerPath: v.containerPath, secret: v.secret }] : []));
 }
 
 function normalizeNetworks(raw: MarathonAppJson, errors: MarathonErrorCollector): AppNetwork[] {
@@ -676,7 +728,7 @@ export function appToJSON(app: AppDefinition, versionInfo?: AppVersionInfo): Mar
     cpus: app.cpus,
     dependencies: [...app.dependencies],
     disk: app.disk,
-    env: { ...app.env },
+    env: { ...app.env, ...Object.fromEntries(Object.entries(app.secretEnv).map(([k, id]) => [k, { secret: id }])) },
     executor: app.executor,
     fetch: app.fetch.map((f) => ({ ...f })),
     gpus: app.gpus,
@@ -689,6 +741,7 @@ export function appToJSON(app: AppDefinition, versionInfo?: AppVersionInfo): Mar
     portDefinitions: app.portDefinitions.map((p) => ({ port: p.port, protocol: p.protocol, ...(p.name !== undefined ? { name: p.name } : {}), labels: { ...p.labels } })),
     readinessChecks: app.readinessChecks.map((r) => ({ ...r, httpStatusCodesForReady: [...r.httpStatusCodesForReady] })),
     requirePorts: app.requirePorts,
+    ...(Object.keys(app.secrets).length > 0 ? { secrets: Object.fromEntries(Object.entries(app.secrets).map(([k, source]) => [k, { source }])) } : {}),
     upgradeStrategy: { ...app.upgradeStrategy },
     ...(app.user !== undefined ? { user: app.user } : {}),
     ...(versionInfo !== undefined
@@ -701,10 +754,11 @@ export function appToJSON(app: AppDefinition, versionInfo?: AppVersionInfo): Mar
 }
 
 function containerToJSON(c: AppContainer): NonNullable<MarathonAppJson['container']> {
-  if (c.type === 'MESOS') return { type: 'MESOS', volumes: [] };
+  const secretVolumes = c.secretVolumes.map((v) => ({ ...v }));
+  if (c.type === 'MESOS') return { type: 'MESOS', volumes: secretVolumes };
   return {
     type: 'DOCKER',
     docker: { image: c.docker.image, forcePullImage: c.docker.forcePullImage, privileged: c.docker.privileged, parameters: c.docker.parameters.map((p) => ({ ...p })) },
-    volumes: c.volumes.map((v) => ({ ...v })),
+    volumes: [...c.volumes.map((v) => ({ ...v })), ...secretVolumes],
   };
 }

@@ -1,5 +1,5 @@
 import type { Resources } from '../../core/resources.ts';
-import type { HealthCheck, TaskInfo } from '../../protocol/mesos.ts';
+import type { HealthCheck, Secret, TaskInfo, Volume } from '../../protocol/mesos.ts';
 import type { AppDefinition, AppHealthCheck } from './app-definition.ts';
 import { marathonEnvironment } from './marathon-environment.ts';
 
@@ -26,8 +26,13 @@ export interface TaskLaunch {
 export function buildTaskInfo(app: AppDefinition, launch: TaskLaunch): TaskInfo {
   const env = marathonEnvironment(app, { version: launch.version, ports: launch.ports, host: launch.host, taskId: launch.taskId });
   const docker = app.container?.type === 'DOCKER' ? app.container : undefined;
+  // A secret's value never enters the TaskInfo: a SECRET variable or volume names it in the
+  // secret store (the app's `secrets` map ids to store names), the master resolves it at launch.
+  const reference = (id: string): Secret => ({ type: 'REFERENCE', reference: { name: app.secrets[id] ?? id } });
+  const secretVariables = Object.entries(app.secretEnv).map(([name, id]) => ({ name, type: 'SECRET' as const, secret: reference(id) }));
+  const secretVolumes: Volume[] = (app.container?.secretVolumes ?? []).map((v) => ({ container_path: v.containerPath, source: { type: 'SECRET', secret: reference(v.secret) } }));
   const command: NonNullable<TaskInfo['command']> = {
-    environment: { variables: Object.entries(env).map(([name, value]) => ({ name, value })) },
+    environment: { variables: [...Object.entries(env).filter(([name]) => !Object.hasOwn(app.secretEnv, name)).map(([name, value]) => ({ name, value })), ...secretVariables] },
     ...(app.fetch.length > 0
       ? { uris: app.fetch.map((f) => ({ value: f.uri, executable: f.executable, extract: f.extract, cache: f.cache, ...(f.destPath !== undefined ? { output_file: f.destPath } : {}) })) }
       : {}),
@@ -66,10 +71,12 @@ export function buildTaskInfo(app: AppDefinition, launch: TaskLaunch): TaskInfo 
               force_pull_image: docker.docker.forcePullImage,
               parameters: docker.docker.parameters.map((p) => ({ ...p })),
             },
-            volumes: docker.volumes.map((v) => ({ container_path: v.containerPath, host_path: v.hostPath, mode: v.mode })),
+            volumes: [...docker.volumes.map((v) => ({ container_path: v.containerPath, host_path: v.hostPath, mode: v.mode })), ...secretVolumes],
           },
         }
-      : {}),
+      : secretVolumes.length > 0
+        ? { container: { type: 'MESOS' as const, volumes: secretVolumes } }
+        : {}),
     ...(check !== undefined ? { health_check: mesosHealthCheck(check, launch.ports) } : {}),
     ...(labels.length > 0 ? { labels: { labels } } : {}),
     ...(app.taskKillGracePeriodSeconds !== undefined ? { kill_policy: { grace_period: { nanoseconds: Math.round(app.taskKillGracePeriodSeconds * 1e9) } } } : {}),

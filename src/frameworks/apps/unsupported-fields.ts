@@ -24,18 +24,6 @@ const SUPPORTED_DOCKER_PARAMETERS: ReadonlySet<string> = new Set(['label', 'env'
  */
 export const UNSUPPORTED_FIELDS: readonly UnsupportedField[] = [
   {
-    field: '/secrets',
-    // Marathon resolves secrets through a secret-store plugin (DC/OS); Slipway has no secret store.
-    reason: 'Slipway has no secret store; give the value in env, or keep it in the config center',
-    find: (app) => (app['secrets'] !== undefined ? [['secrets']] : []),
-  },
-  {
-    field: '/env/<name> (a {"secret": ...} value)',
-    // Same reason as /secrets: there is nothing to resolve the reference against.
-    reason: 'environment variables from secrets need a secret store, which Slipway does not have; give a string value',
-    find: (app) => entries(app['env']).filter(([, v]) => isObject(v)).map(([k]) => ['env', k]),
-  },
-  {
     field: '/residency',
     // Only meaningful with local persistent volumes (refused below); deprecated in Marathon too.
     reason: 'residency goes with local persistent volumes, which Slipway does not have',
@@ -122,12 +110,17 @@ export const UNSUPPORTED_FIELDS: readonly UnsupportedField[] = [
     find: (app) => volumePaths(app, 'external'),
   },
   {
-    field: '/container/volumes (with type MESOS)',
-    // A MESOS container without image runs in the process containerizer, which mounts nothing.
-    reason: 'volumes need a DOCKER container: a MESOS container without image runs as a plain process, which mounts nothing',
+    field: '/container/volumes(i) (with type MESOS)',
+    // A MESOS container without image runs in the process containerizer, which mounts nothing;
+    // secret files are written into its sandbox instead.
+    reason: 'volumes need a DOCKER container: a MESOS container without image runs as a plain process, which mounts nothing (a secret volume, written into the sandbox, is the exception)',
     find: (app) => {
       const container = obj(app['container']);
-      return container?.['type'] === 'MESOS' && items(container['volumes']).length > 0 ? [['container', 'volumes']] : [];
+      if (container?.['type'] !== 'MESOS') return [];
+      return items(container['volumes'])
+        .map((v, i) => [v, i] as const)
+        .filter(([v]) => !isObject(v) || v['secret'] === undefined)
+        .map(([, i]) => ['container', 'volumes', i]);
     },
   },
   {
@@ -239,6 +232,3 @@ function items(v: unknown): unknown[] {
   return Array.isArray(v) ? v : [];
 }
 
-function entries(v: unknown): [string, unknown][] {
-  return isObject(v) ? Object.entries(v) : [];
-}

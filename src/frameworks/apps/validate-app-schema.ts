@@ -31,6 +31,10 @@ function amendedSchema(): SchemaObject {
   //    refuses; every executor but "" and "//cmd" is refused as unsupported (UNSUPPORTED_FIELDS).
   const { pattern: _executorPattern, ...executor } = properties['executor']!;
   properties['executor'] = executor;
+  // 5. File-based secrets (Marathon 1.5's AppSecretVolume, `{"containerPath", "secret"}`, in
+  //    Marathon's volumes.raml) postdate this copy of the schema: a volume may name a secret.
+  const volumeItems = ((properties['container'] as SchemaObject)['properties'] as Record<string, SchemaObject>)['volumes']!['items'] as SchemaObject;
+  (volumeItems['properties'] as Record<string, SchemaObject>)['secret'] = { type: 'string', minLength: 1, description: 'References the secret (a key of /secrets) written at containerPath' };
   return schema;
 }
 

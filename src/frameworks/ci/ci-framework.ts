@@ -11,7 +11,7 @@ import { FrameworkTurns } from '../kit/framework-turns.ts';
 import { buildKey, readBuild, type Build, type BuildCause } from './build.ts';
 import { BuildLogStore } from './build-log-store.ts';
 import { resolveBuildSource } from './build-planner.ts';
-import { BuildNotFound, JobNotFound } from './ci-errors.ts';
+import { BuildNotFound, InvalidJob, JobNotFound } from './ci-errors.ts';
 import { CiState, toStoreChange, type CiStateChange, type CiView } from './ci-state.ts';
 import type { CiChange, CiStore } from './ci-store.ts';
 import { ExecutorHub, type ExecutorReport } from './executor-hub.ts';
@@ -38,6 +38,11 @@ export interface CiFrameworkOptions {
    * is `<data-dir>/secret.key` or `--secret-key-file`).
    */
   secrets: SecretSealer;
+  /**
+   * The secret store (`/auth/v1/secrets`), for the jobs' `credentials`: `slipway up` gives the
+   * master's. Absent (CI in its own process): jobs with credentials are refused.
+   */
+  secretStore?: { value(name: string): string | undefined };
   /** Logs, artifacts and scratch checkouts live here. */
   dataDir: string;
   /** How an executor task runs `slipway ci-executor --server ... --id ...`, its token in its environment (executor-task.ts). */
@@ -104,6 +109,8 @@ export class CiFramework {
   private readonly report: (r: { executorId: string; report: ExecutorReport }) => void;
 
   constructor(private readonly options: CiFrameworkOptions) {
+    const store = options.secretStore;
+    const credential = store !== undefined ? (name: string) => store.value(name) : undefined;
     this.clock = options.clock ?? new SystemClock();
     this.log = options.log ?? (() => undefined);
     this.role = options.role ?? '*';
@@ -119,7 +126,13 @@ export class CiFramework {
       name: 'ci framework',
       clock: this.clock,
       tickMs: TICK_MS,
-      planPass: () => planPass(this.state, this.hub, { now: this.clock.now(), startedAt: this.startedAt, subscribed: this.session?.subscription !== undefined, role: this.role }),
+      planPass: () => planPass(this.state, this.hub, {
+          now: this.clock.now(),
+          startedAt: this.startedAt,
+          subscribed: this.session?.subscription !== undefined,
+          role: this.role,
+          ...(credential !== undefined ? { credential } : {}),
+        }),
       toStore: (c) => toStoreChange(c, (job) => this.sealedOf(job)),
       write: (changes) => this.writes.write(changes),
       apply: (c) => this.state.apply(c),
@@ -135,7 +148,7 @@ export class CiFramework {
       finish: (plan) => this.finish(plan),
     });
     this.update = this.turns.batched((statuses: TaskStatus[]) => planTaskUpdates(this.state, this.hub, statuses, this.clock.now()));
-    this.report = this.turns.batched((reports: { executorId: string; report: ExecutorReport }[]) => planReports(this.state, reports, this.clock.now()));
+    this.report = this.turns.batched((reports: { executorId: string; report: ExecutorReport }[]) => planReports(this.state, reports, this.clock.now(), credential));
     this.triggers = new TriggerRunner(
       {
         jobs: () => this.state.jobs.values(),
@@ -228,6 +241,9 @@ export class CiFramework {
    * that cannot be read.
    */
   async putJob(input: JobDefinition<SecretInput>): Promise<boolean> {
+    if (input.credentials !== undefined && this.options.secretStore === undefined) {
+      throw new InvalidJob([{ field: 'credentials', message: 'this CI has no secret store to read credentials from (it runs apart from the master): give the values in `secrets`, or run CI in `slipway up`' }]);
+    }
     const { created, job } = await this.turns.operation(() => planPutJob(this.state, input, this.options.secrets));
     this.triggers.jobSaved(job, created);
     return created;

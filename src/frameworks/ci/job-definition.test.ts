@@ -143,7 +143,7 @@ describe('parseJobDefinition', () => {
 
   it('refuses unknown fields, listing the known ones', () => {
     const problems = jobProblems('j', { repo: '/r', repository: 'x', triggers: { poll: { every: 3 }, github: true } });
-    assertRefused(problems, 'repository', 'unknown field (known: name, repo, branch, pipelineFile, pipeline, triggers, executor, concurrency, env, secrets)');
+    assertRefused(problems, 'repository', 'unknown field (known: name, repo, branch, pipelineFile, pipeline, triggers, executor, concurrency, env, secrets, credentials)');
     assertRefused(problems, 'triggers.poll.every', 'unknown field (known: intervalSeconds, tags, branch)');
     assertRefused(problems, 'triggers.github', 'unknown field (known: poll, cron, webhook)');
   });
@@ -254,6 +254,20 @@ describe('parseJobDefinition', () => {
     assert.equal(about(problems, 'env.OK').length, 0);
     assertRefused(jobProblems('j', { repo: '/r', concurrency: '2' }), 'concurrency', 'whole number');
     assertRefused(jobProblems('j', { repo: '/r', env: ['A=b'] }), 'env', 'must be an object');
+  });
+
+  it('reads credentials as names of secret-store secrets (a leading / dropped), and refuses what is not one', () => {
+    const job = parseJobDefinition('j', { repo: '/r', credentials: { DEPLOY_KEY: '/ci/deploy-key', TOKEN: 'tok' } });
+    assert.deepEqual(job.credentials, { DEPLOY_KEY: 'ci/deploy-key', TOKEN: 'tok' });
+    assert.equal(parseJobDefinition('j', { repo: '/r', credentials: {} }).credentials, undefined, 'absent when empty');
+    const problems = jobProblems('j', { repo: '/r', env: { A: 'x' }, secrets: { B: 'y' }, credentials: { A: 'a', B: 'b', C: 'bad name', D: 7, CI_X: 'c', '1E': 'e' } });
+    assertRefused(problems, 'credentials.A', 'is also in `env` or `secrets`');
+    assertRefused(problems, 'credentials.B', 'is also in `env` or `secrets`');
+    assertRefused(problems, 'credentials.C', 'is not a secret name');
+    assertRefused(problems, 'credentials.D', 'must be the name of a secret');
+    assertRefused(problems, 'credentials.CI_X', 'set by CI');
+    assertRefused(problems, 'credentials.1E', 'is not a variable name');
+    assertRefused(jobProblems('j', { repo: '/r', credentials: ['a'] }), 'credentials', 'must be an object');
   });
 
   it('keeps a variable named __proto__ as a variable', () => {

@@ -1,4 +1,5 @@
 import { DocumentReader, type JsonObject } from '../../core/document-reader.ts';
+import { secretName } from '../../core/secret-name.ts';
 import { regexBacktrackingRisk } from '../../lib/regex-risk.ts';
 import { InvalidExecutorSpec, InvalidJob, InvalidPipeline } from './ci-errors.ts';
 import type { FieldProblem } from './ci-errors.ts';
@@ -45,6 +46,13 @@ export interface JobDefinition<S = string> {
    * forms.
    */
   secrets: Record<string, S>;
+  /**
+   * Variables of every step like `secrets`, whose values are secrets of the secret store
+   * (`/auth/v1/secrets`): variable name -> secret name (Jenkins's credentials by id). The names
+   * are shown as given; the values are read from the store when a build starts, and masked in
+   * its logs like `secrets`. Absent when there are none.
+   */
+  credentials?: Record<string, string>;
 }
 
 /** How builds start besides a manual trigger (API, CLI, Jenkins API), which always works. */
@@ -88,7 +96,7 @@ export interface WebhookTrigger<S = string> {
   branch: boolean;
 }
 
-export const JOB_FIELDS = ['name', 'repo', 'branch', 'pipelineFile', 'pipeline', 'triggers', 'executor', 'concurrency', 'env', 'secrets'] as const;
+export const JOB_FIELDS = ['name', 'repo', 'branch', 'pipelineFile', 'pipeline', 'triggers', 'executor', 'concurrency', 'env', 'secrets', 'credentials'] as const;
 /** Fields GET adds to a job, ignored in a PUT, so that a client can GET, edit and PUT it back. */
 export const JOB_READ_ONLY_FIELDS: readonly string[] = ['lastBuild'];
 export const DEFAULT_PIPELINE_FILE = '.slipway.yml';
@@ -188,6 +196,12 @@ export function parseJobDefinition(name: string, json: unknown): JobDefinition<S
 
   const secrets = json['secrets'];
   if (secrets !== undefined && secrets !== null) job.secrets = readSecrets(secrets, job.env, bad);
+
+  const credentials = json['credentials'];
+  if (credentials !== undefined && credentials !== null) {
+    const read = readCredentials(credentials, job.env, job.secrets, bad);
+    if (Object.keys(read).length > 0) job.credentials = read;
+  }
 
   if (problems.length > 0) throw new InvalidJob(problems);
   return job;
@@ -603,6 +617,28 @@ function readSecrets(json: unknown, env: Record<string, string>, bad: (field: st
     }
   }
   return secrets;
+}
+
+/** A job's `credentials`: variable names as in `secrets` (in neither `env` nor `secrets`), each naming a secret of the store. */
+function readCredentials(json: unknown, env: Record<string, string>, secrets: Record<string, unknown>, bad: (field: string, message: string) => void): Record<string, string> {
+  const credentials: Record<string, string> = {};
+  if (!isPlainObject(json)) {
+    bad('credentials', `must be an object of NAME: "secret-name" (a secret of the secret store), not ${describeJson(json)}`);
+    return credentials;
+  }
+  for (const [name, value] of Object.entries(json)) {
+    const f = `credentials.${name}`;
+    if (!ENV_NAME_PATTERN.test(name)) bad(f, 'is not a variable name: letters, digits and `_`, not starting with a digit');
+    else if (isReservedVariableName(name)) bad(f, '`CI` and `CI_*` variables are set by CI and cannot be set here');
+    else if (Object.hasOwn(env, name) || Object.hasOwn(secrets, name)) bad(f, 'is also in `env` or `secrets`: a variable is in one of them');
+    else if (typeof value !== 'string') bad(f, `must be the name of a secret of the secret store, not ${describeJson(value)}`);
+    else {
+      const n = secretName(value);
+      if ('problem' in n) bad(f, n.problem);
+      else setOwnValue(credentials, name, n.name);
+    }
+  }
+  return credentials;
 }
 
 /** A secret's value in a request: a string without NUL, or `{"encrypted": "..."}`. */

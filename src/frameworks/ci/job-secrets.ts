@@ -108,18 +108,26 @@ export function stepSecretValues(job: JobDefinition): string[] {
 }
 
 const NO_MASK = new SecretMask([]);
-/** Jobs are values, replaced on change: one mask per job value, made on first use. */
-const masks = new WeakMap<JobDefinition, SecretMask>();
+/**
+ * Jobs are values, replaced on change: one mask per job value, made on first use, and made
+ * again when the values of its credentials (secrets of the store, which change on their own) do.
+ */
+const masks = new WeakMap<JobDefinition, { credentials: string; mask: SecretMask }>();
 
-/** The mask of the job's step secrets (none for an unknown job). */
-export function jobSecretMask(job: JobDefinition | undefined): SecretMask {
+/** The mask of the job's step secrets, its credentials' current values included (none for an unknown job). */
+export function jobSecretMask(job: JobDefinition | undefined, credential?: (name: string) => string | undefined): SecretMask {
   if (job === undefined) return NO_MASK;
-  let mask = masks.get(job);
-  if (mask === undefined) {
-    mask = new SecretMask(stepSecretValues(job));
-    masks.set(job, mask);
+  const values = Object.values(job.credentials ?? {}).flatMap((name) => {
+    const v = credential?.(name);
+    return v !== undefined && v !== '' ? [v] : [];
+  });
+  const key = values.join('\u0000');
+  let cached = masks.get(job);
+  if (cached === undefined || cached.credentials !== key) {
+    cached = { credentials: key, mask: new SecretMask([...stepSecretValues(job), ...values]) };
+    masks.set(job, cached);
   }
-  return mask;
+  return cached.mask;
 }
 
 type SecretPlace = { kind: 'secret'; name: string } | { kind: 'webhook' };

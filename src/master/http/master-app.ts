@@ -5,6 +5,8 @@ import { fastifyServerOptions, WEBSOCKET_MAX_PAYLOAD, type TlsFiles } from '../.
 import { guardJsonBodies } from '../../lib/json-depth.ts';
 import type { AuditLog } from '../../auth/audit-log.ts';
 import { AUTH_ROUTE_RULES, mountAuthRoutes } from '../../auth/auth-routes.ts';
+import { mountSecretRoutes, SECRET_ROUTE_RULES } from '../../auth/secret-routes.ts';
+import type { SecretRegistry } from '../../auth/secret-registry.ts';
 import type { HttpGate } from '../../auth/http-gate.ts';
 import type { TokenRegistry } from '../../auth/tokens.ts';
 import type { PolicyRegistry } from '../../auth/policy-registry.ts';
@@ -27,6 +29,7 @@ export interface MasterAuth {
   tokens: TokenRegistry;
   audit: AuditLog;
   policies: PolicyRegistry;
+  secrets: SecretRegistry;
 }
 
 /**
@@ -42,6 +45,7 @@ export async function buildMasterApp(master: Master, options: { version: string;
   gate.install(app);
   gate.addRules(masterAccessRules(master));
   gate.addRules(AUTH_ROUTE_RULES);
+  gate.addRules(SECRET_ROUTE_RULES);
   await app.register(websocket, { options: { maxPayload: WEBSOCKET_MAX_PAYLOAD } });
   app.setErrorHandler((error: FastifyError, request, reply) => {
     const { status, message, internal } = httpErrorReply(error);
@@ -54,5 +58,6 @@ export async function buildMasterApp(master: Master, options: { version: string;
   agentRoutes(app, master, options.log);
   filesRoutes(app, master);
   mountAuthRoutes(app, options.auth);
+  mountSecretRoutes(app, options.auth.secrets);
   return app;
 }

@@ -2,7 +2,9 @@ import { randomUUID } from 'node:crypto';
 import type { FastifyError, FastifyInstance } from 'fastify';
 import { parseCall } from '../../protocol/parse-call.ts';
 import { schedulerErrorReply } from '../../protocol/scheduler-error-reply.ts';
-import type { Event } from '../../protocol/scheduler.ts';
+import { readAccept } from '../../protocol/read-accept.ts';
+import type { AcceptCall, Event } from '../../protocol/scheduler.ts';
+import { secretUses } from '../../protocol/task-secrets.ts';
 import { FrameworkNotSubscribed, MissingStreamId, StreamIdMismatch } from '../errors.ts';
 import type { FrameworkConnection, Master } from '../master.ts';
 import { recordio } from '../../protocol/recordio.ts';
@@ -49,6 +51,39 @@ function checkOwner(master: Master, who: Identity, frameworkId: string): void {
   throw new Forbidden(`framework ${frameworkId} belongs to principal '${info.principal ?? '(none)'}', not to '${who.name}'`);
 }
 
+/** Whether an ACCEPT's raw task infos mention secrets (cheap: most calls do not, and skip the reading below). */
+function mentionsSecrets(accept: AcceptCall['accept']): boolean {
+  for (const op of accept.operations as unknown[]) {
+    const infos = (op as { launch?: { task_infos?: unknown } } | null)?.launch?.task_infos;
+    if (!Array.isArray(infos)) continue;
+    for (const info of infos as { command?: { environment?: { variables?: unknown } }; container?: { volumes?: unknown } }[]) {
+      const variables = info?.command?.environment?.variables;
+      if (Array.isArray(variables) && variables.some((v: { type?: unknown; secret?: unknown } | null) => v?.type === 'SECRET' || v?.secret !== undefined)) return true;
+      const volumes = info?.container?.volumes;
+      if (Array.isArray(volumes) && volumes.some((v: { source?: unknown } | null) => v?.source !== undefined)) return true;
+    }
+  }
+  return false;
+}
+
+/**
+ * A framework that launches a task referencing a secret gets its value into the task: its
+ * principal needs `use` on the secret (403 naming it). The built-in frameworks check the callers
+ * of their own APIs instead (an app's `secrets`).
+ */
+function checkSecretUse(who: Identity, call: AcceptCall): void {
+  if (!mentionsSecrets(call.accept)) return;
+  for (const t of readAccept(call.accept).tasks) {
+    if (t.problem !== undefined) continue; // Answered TASK_ERROR by the master.
+    const uses = secretUses(t.info);
+    if ('problem' in uses) continue; // Likewise.
+    for (const u of uses) {
+      const d = decide(who.policies, 'use', { kind: 'secrets', name: u.name });
+      if (!d.allowed) throw new Forbidden(`task ${t.info.task_id.value}: ${d.reason}`);
+    }
+  }
+}
+
 function routes(app: FastifyInstance, master: Master): void {
   /** framework id -> its current stream id. */
   const streams = new Map<string, string>();
@@ -70,6 +105,7 @@ function routes(app: FastifyInstance, master: Master): void {
       const streamId = request.headers['mesos-stream-id'];
       if (streamId === undefined || streamId === '') throw new MissingStreamId("all non-SUBSCRIBE calls must carry the 'Mesos-Stream-Id' header of the framework's subscription");
       if (streamId !== current) throw new StreamIdMismatch(`'Mesos-Stream-Id' ${String(streamId)} is not the current stream of framework ${frameworkId}`);
+      if (call.type === 'ACCEPT') checkSecretUse(who, call);
       master.call(call);
       return reply.code(202).send();
     }

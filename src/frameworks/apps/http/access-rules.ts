@@ -1,6 +1,8 @@
 import type { Check, GateRequest, RouteRule } from '../../../auth/http-gate.ts';
 import type { Capability, ChangedObject } from '../../../auth/policy.ts';
+import { secretName } from '../../../core/secret-name.ts';
 import type { AppsView } from '../apps-state.ts';
+import type { VersionedApp } from '../deployment/deployment-run.ts';
 import { resolveGroupId } from '../group-definition.ts';
 
 /**
@@ -8,7 +10,8 @@ import { resolveGroupId } from '../group-definition.ts';
  * Resources are apps by their canonical id (`..` resolved first, so `/team-a/../team-b/x` is
  * team-b's); a group is named by its id with a trailing slash, so that a rule `/team-a/*` covers
  * the group `/team-a` and all below it. Changes are checked against the whole definition sent:
- * each app's `user`, cpus, mem and instances (the policy's limits), apps inside groups included.
+ * each app's `user`, cpus, mem and instances (the policy's limits), apps inside groups included,
+ * and `use` on every secret the app references (secretChecks).
  * `GET /v2/apps` answers the apps the caller may read; the other lists (groups, tasks, queue,
  * deployments, events) need read on every app (`*`).
  */
@@ -38,32 +41,59 @@ function objectOf(app: Record<string, unknown>): ChangedObject {
   return o;
 }
 
-/** deploy on each app of a group definition (nested groups too, bounded as the parser bounds them). */
-function groupChecks(groupId: string, body: unknown, out: Check[], depth = 0): void {
+/** deploy on each app of a group definition (nested groups too, bounded as the parser bounds them), and use on their secrets. */
+function groupChecks(view: AppsView, groupId: string, body: unknown, out: Check[], depth = 0): void {
   const g = record(body);
   if (g === undefined || depth > 16 || out.length > 2_000) return;
   for (const a of Array.isArray(g['apps']) ? g['apps'] : []) {
     const app = record(a);
-    if (app !== undefined && typeof app['id'] === 'string') out.push(on('deploy', resolveGroupId(app['id'], groupId), objectOf(app)));
+    if (app !== undefined && typeof app['id'] === 'string') {
+      const id = resolveGroupId(app['id'], groupId);
+      out.push(on('deploy', id, objectOf(app)));
+      secretChecks(app, view.app(id), out);
+    }
   }
   for (const child of Array.isArray(g['groups']) ? g['groups'] : []) {
     const c = record(child);
     if (c !== undefined && typeof c['id'] === 'string') {
       const id = resolveGroupId(c['id'], groupId);
       out.push(on('deploy', groupName(id)));
-      groupChecks(id, c, out, depth + 1);
+      groupChecks(view, id, c, out, depth + 1);
     }
   }
 }
 
 const wildcard = (req: GateRequest) => req.params['*'] ?? '';
 
-function appChecks(req: GateRequest, fallbackId?: string): Check[] {
+/**
+ * `use` on each secret an app definition names (its `secrets` sources): a caller who deploys an
+ * app that references a secret can read it from inside the task. A change to an app that is
+ * stored already (Marathon's PUT is a partial update) may rewrite the command of tasks that get
+ * its secrets, so those count too, unless the change is a scale (`instances` alone).
+ */
+function secretChecks(app: Record<string, unknown>, stored: VersionedApp | undefined, out: Check[]): void {
+  const names = new Set<string>();
+  for (const s of Object.values(record(app['secrets']) ?? {})) {
+    const source = record(s)?.['source'];
+    if (typeof source === 'string') names.add(source);
+  }
+  const scaleOnly = Object.keys(app).every((k) => k === 'id' || k === 'instances');
+  if (stored !== undefined && !scaleOnly) for (const source of Object.values(stored.def.secrets)) names.add(source);
+  for (const source of names) {
+    const n = secretName(source);
+    // A bad name is refused by the definition's validation, with its path.
+    if ('name' in n) out.push({ capability: 'use', resource: { kind: 'secrets', name: n.name } });
+  }
+}
+
+function appChecks(view: AppsView, req: GateRequest, fallbackId?: string): Check[] {
   const items = Array.isArray(req.body) ? req.body : [req.body];
-  return items.map((item) => {
+  return items.slice(0, 10_000).flatMap((item) => {
     const app = record(item) ?? {};
     const id = fallbackId ?? (typeof app['id'] === 'string' ? resolveGroupId(app['id'], '/') : '*');
-    return on('deploy', id, objectOf(app));
+    const checks = [on('deploy', id, objectOf(app))];
+    secretChecks(app, id === '*' ? undefined : view.app(id), checks);
+    return checks;
   });
 }
 
@@ -78,10 +108,10 @@ export function marathonAccessRules(view: AppsView, o: { rootMetrics: boolean })
     { method: 'GET', url: '/v2/events', access: read },
     // Any caller: the list holds only the apps it may read (marathon-routes filters it).
     { method: 'GET', url: '/v2/apps', access: () => [] },
-    { method: 'POST', url: '/v2/apps', access: (req) => appChecks(req) },
-    { method: ['PUT', 'PATCH'], url: '/v2/apps', access: (req) => appChecks(req) },
+    { method: 'POST', url: '/v2/apps', access: (req) => appChecks(view, req) },
+    { method: ['PUT', 'PATCH'], url: '/v2/apps', access: (req) => appChecks(view, req) },
     { method: 'GET', url: '/v2/apps/*', access: (req) => [on('read', appIdOfPath(wildcard(req)))] },
-    { method: ['PUT', 'PATCH'], url: '/v2/apps/*', access: (req) => appChecks(req, appIdOfPath(wildcard(req))) },
+    { method: ['PUT', 'PATCH'], url: '/v2/apps/*', access: (req) => appChecks(view, req, appIdOfPath(wildcard(req))) },
     { method: 'POST', url: '/v2/apps/*', access: (req) => [on('restart', appIdOfPath(wildcard(req)))] },
     {
       method: 'DELETE',
@@ -94,8 +124,8 @@ export function marathonAccessRules(view: AppsView, o: { rootMetrics: boolean })
     { method: 'GET', url: '/v2/groups', access: read },
     { method: 'GET', url: '/v2/groups/*', access: read },
     ...(['POST', 'PUT'] as const).flatMap((method): RouteRule[] => [
-      { method, url: '/v2/groups', access: (req) => groupBodyChecks('/', req.body) },
-      { method, url: '/v2/groups/*', access: (req) => groupBodyChecks(resolveGroupId(wildcard(req), '/'), req.body) },
+      { method, url: '/v2/groups', access: (req) => groupBodyChecks(view, '/', req.body) },
+      { method, url: '/v2/groups/*', access: (req) => groupBodyChecks(view, resolveGroupId(wildcard(req), '/'), req.body) },
     ]),
     { method: 'DELETE', url: '/v2/groups', access: () => [on('delete', '/')] },
     { method: 'DELETE', url: '/v2/groups/*', access: (req) => [on('delete', groupName(resolveGroupId(wildcard(req), '/')))] },
@@ -120,11 +150,11 @@ export function marathonAccessRules(view: AppsView, o: { rootMetrics: boolean })
   ];
 }
 
-function groupBodyChecks(groupId: string, body: unknown): Check[] {
+function groupBodyChecks(view: AppsView, groupId: string, body: unknown): Check[] {
   const out: Check[] = [];
   const g = record(body);
   const id = g !== undefined && typeof g['id'] === 'string' ? resolveGroupId(g['id'], groupId) : groupId;
   out.push(on('deploy', groupName(id)));
-  groupChecks(id, body, out);
+  groupChecks(view, id, body, out);
   return out;
 }

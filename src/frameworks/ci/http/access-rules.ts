@@ -1,5 +1,6 @@
 import type { Check, GateRequest, RouteRule } from '../../../auth/http-gate.ts';
 import type { Capability } from '../../../auth/policy.ts';
+import { secretName } from '../../../core/secret-name.ts';
 
 /**
  * What each route of CI's API and of its Jenkins API asks of its caller (src/auth/http-gate.ts;
@@ -12,10 +13,29 @@ const job = (capability: Capability, name: string | undefined): Check => ({ capa
 const byName = (capability: Capability) => (req: GateRequest) => [job(capability, req.params['name'])];
 const all = (capability: Capability) => () => [job(capability, '*')];
 
+/**
+ * PUT of a job: configure on it, and `use` on each secret its `credentials` name (its builds get
+ * the values, so whoever writes its pipeline can read them). A PUT replaces the whole job, so the
+ * body's credentials are all there is to check.
+ */
+function putJobChecks(req: GateRequest): Check[] {
+  const checks = [job('configure', req.params['name'])];
+  const body = req.body;
+  const credentials = typeof body === 'object' && body !== null && !Array.isArray(body) ? (body as Record<string, unknown>)['credentials'] : undefined;
+  if (typeof credentials === 'object' && credentials !== null && !Array.isArray(credentials)) {
+    for (const v of Object.values(credentials).slice(0, 1000)) {
+      if (typeof v !== 'string') continue; // Refused by the job's validation, with its field.
+      const n = secretName(v);
+      if ('name' in n) checks.push({ capability: 'use', resource: { kind: 'secrets', name: n.name } });
+    }
+  }
+  return checks;
+}
+
 export const CI_ACCESS_RULES: readonly RouteRule[] = [
   // Any caller: the list holds only the jobs it may read (ci-routes filters it).
   { method: 'GET', url: '/ci/v1/jobs', access: () => [] },
-  { method: 'PUT', url: '/ci/v1/jobs/:name', access: byName('configure') },
+  { method: 'PUT', url: '/ci/v1/jobs/:name', access: putJobChecks },
   { method: 'GET', url: '/ci/v1/jobs/:name', access: byName('read') },
   { method: 'DELETE', url: '/ci/v1/jobs/:name', access: byName('delete') },
   { method: 'POST', url: '/ci/v1/jobs/:name/builds', access: byName('trigger') },

@@ -51,7 +51,7 @@ export function planHello(view: CiView, hello: Extract<ExecutorToServer, { type:
  * on its first append after a restart, so it is not). A report of a build CI does not keep (its
  * job was deleted meanwhile) stores nothing, but frees the executor once the build is done.
  */
-export function planReports(view: CiView, reports: readonly { executorId: string; report: ExecutorReport }[], now: number): CiPlan {
+export function planReports(view: CiView, reports: readonly { executorId: string; report: ExecutorReport }[], now: number, credential?: (name: string) => string | undefined): CiPlan {
   const b = new CiPlanBuilder();
   const builds = new Map<string, Build>();
   const executors = new Map<string, ExecutorRecord>();
@@ -82,7 +82,7 @@ export function planReports(view: CiView, reports: readonly { executorId: string
     let next: Build = { ...build, seq: m.seq };
     // The executor masks the job's secrets in what it reports (a value split across pieces
     // included); what a piece still holds whole is masked here too, before it is stored.
-    const mask = jobSecretMask(view.jobs.get(m.job));
+    const mask = jobSecretMask(view.jobs.get(m.job), credential);
     switch (m.type) {
       case 'STEP_STARTED':
         next.steps = build.steps.map((s) => (s.name === m.step ? { ...s, status: 'running', startedAt: m.at } : s));

@@ -26,6 +26,8 @@ export interface CiPassContext {
   startedAt: number;
   subscribed: boolean;
   role: string;
+  /** A secret of the secret store by name, for the jobs' `credentials` (absent: CI has no secret store). */
+  credential?: (name: string) => string | undefined;
 }
 
 /**
@@ -87,7 +89,7 @@ export function planPass(view: CiView, streams: StreamView, ctx: CiPassContext):
   for (const [key, executorId] of pool.assign) {
     const build = view.builds.get(key);
     const e = view.executors.get(executorId);
-    if (build !== undefined && e !== undefined && streams.isConnected(executorId)) dispatch(view, build, e, now, b);
+    if (build !== undefined && e !== undefined && streams.isConnected(executorId)) dispatch(view, build, e, now, b, ctx.credential);
   }
   for (const id of pool.stop) {
     const e = view.executors.get(id);
@@ -106,10 +108,24 @@ export function planPass(view: CiView, streams: StreamView, ctx: CiPassContext):
 }
 
 /** Hands a queued build to an idle executor: both stored (running, busy), then BUILD goes out. */
-function dispatch(view: CiView, build: Build, e: ExecutorRecord, now: number, b: CiPlanBuilder): void {
+function dispatch(view: CiView, build: Build, e: ExecutorRecord, now: number, b: CiPlanBuilder, credential: CiPassContext['credential']): void {
   const pipeline = build.pipeline;
   if (pipeline === undefined) return;
   const job = view.jobs.get(build.job);
+  // The job's credentials, read from the secret store as the build starts (a changed secret
+  // reaches the next build); one that is gone fails the build before it runs, saying which.
+  const credentials: Record<string, string> = {};
+  const missing: string[] = [];
+  for (const [variable, name] of Object.entries(job?.credentials ?? {})) {
+    const value = credential?.(name);
+    if (value === undefined) missing.push(`${variable} (secret '${name}')`);
+    else credentials[variable] = value;
+  }
+  if (missing.length > 0) {
+    b.finishBuild(build, 'error', now, `credentials not in the secret store: ${missing.join(', ')}`);
+    b.pass();
+    return;
+  }
   b.saveBuild({ ...build, status: 'running', startedAt: now, executorId: e.id, agentId: e.agentId, hostname: e.hostname });
   const { idleSince: _idle, ...rest } = e;
   b.saveExecutor({ ...rest, state: 'busy', build: buildKey(build.job, build.number) });
@@ -125,7 +141,7 @@ function dispatch(view: CiView, build: Build, e: ExecutorRecord, now: number, b:
       event: build.event,
       pipeline,
       env: { ...(job?.env ?? {}) },
-      secrets: { ...(job?.secrets ?? {}) },
+      secrets: { ...(job?.secrets ?? {}), ...credentials },
     },
   });
 }
