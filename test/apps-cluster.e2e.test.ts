@@ -370,6 +370,20 @@ describe('the services framework on a master and three agents, each its own proc
     await cluster.marathon.post('/v2/apps', sleeper('/after-restart', 3));
     await agree(cluster.view('/after-restart', 3), '3 instances of /after-restart running', 10_000);
   }));
+
+  it("reports the changes made through `slipway apps` to the master's audit log", { timeout: 30_000 }, body(async () => {
+    // A change through `slipway apps`: its entry reaches the master's log within a batch (the
+    // newest entries: the scheduler calls of the framework are audited too, many of them).
+    await cluster.marathon.post('/v2/apps', sleeper('/audited', 0));
+    const entry = await waitUntil(async () => {
+      const r = await fetch(`${cluster.masterUrl}/auth/v1/audit?limit=1000`);
+      assert.equal(r.status, 200);
+      const list = ((await r.json()) as { entries: { method: string; path: string; status: number; via?: string; name: string }[] }).entries;
+      return list.find((e) => e.method === 'POST' && e.path === '/v2/apps' && e.via !== undefined);
+    }, 'the POST of /v2/apps in the master\'s audit log');
+    assert.equal(entry.status, 201);
+    assert.equal(entry.via, entry.name, 'reported by `slipway apps` with its token (the same run token here)');
+  }));
 });
 
 describe('a rolling restart in flight when `slipway apps` is killed with -9', { timeout: 90_000 }, () => {

@@ -178,8 +178,9 @@ describe('the secret store (issue 12 §4): write-only, referenced by apps, hande
     const shown = JSON.parse((await call('GET', '/v2/apps/team-a/web')).text) as { app: { env: Record<string, unknown>; secrets: unknown } };
     assert.deepEqual(shown.app.env, { DB_PASSWORD: { secret: 'db' }, PLAIN: 'shown' });
     assert.deepEqual(shown.app.secrets, app.secrets);
-    const state = JSON.parse((await call('POST', '/api/v1', { body: { type: 'GET_STATE' } })).text) as { get_state: { get_frameworks: { frameworks: { framework_info: { id: { value: string } } }[] } } };
-    const fwId = state.get_state.get_frameworks.frameworks.find((f) => f.framework_info.id.value !== '')!.framework_info.id.value;
+    // The task's framework, as the master knows it (the services framework's, not CI's).
+    const tasks = JSON.parse((await call('POST', '/api/v1', { body: { type: 'GET_TASKS' } })).text) as { get_tasks: { tasks: { task_id: { value: string }; framework_id: { value: string } }[] } };
+    const fwId = tasks.get_tasks.tasks.find((x) => x.task_id.value === taskId)!.framework_id.value;
     const refused = await call('GET', `/files/read?framework_id=${encodeURIComponent(fwId)}&task_id=${encodeURIComponent(taskId)}&path=conf/tls.key&offset=0`);
     assert.equal(refused.status, 403, refused.text);
     assert.match(refused.text, /holds a secret of the task/);

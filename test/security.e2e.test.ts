@@ -287,5 +287,19 @@ describe('security (issue 12): a new `slipway up`, attacked', { timeout: 120_000
     assert.ok(!log.entries.some((e) => e.method === 'GET'), 'reads are not');
     const viewer = await token('auditor', ['viewer']);
     assert.equal((await call('GET', '/auth/v1/audit', { token: viewer.token })).status, 403);
+
+    // A part apart from the master (`slipway apps`) reports its entries with its framework token;
+    // they are kept with `via`, its name. A viewer may not report; a bad report is a 400.
+    const part = await token('apps-part', ['framework']);
+    const report = { at: Date.now(), tokenId: 'abc123', name: 'dev', method: 'PUT', path: '/v2/apps/reported', status: 200, remote: '10.0.0.9', requestId: 'req-1' };
+    assert.equal((await call('POST', '/auth/v1/audit', { token: part.token, body: { entries: [report] } })).status, 204);
+    assert.equal((await call('POST', '/auth/v1/audit', { token: viewer.token, body: { entries: [report] } })).status, 403);
+    for (const bad of [{}, { entries: [{ ...report, status: 'ok' }] }, { entries: [{ ...report, path: 'x'.repeat(3000) }] }, { entries: new Array(1001).fill(report) }]) {
+      const r = await call('POST', '/auth/v1/audit', { token: part.token, body: bad });
+      assert.equal(r.status, 400, r.text);
+    }
+    const reportedEntry = (JSON.parse((await call('GET', '/auth/v1/audit?limit=50', { token: admin })).text) as { entries: { path: string; via?: string; name: string }[] }).entries.find((e) => e.path === '/v2/apps/reported');
+    assert.equal(reportedEntry?.via, 'apps-part');
+    assert.equal(reportedEntry?.name, 'dev');
   });
 });

@@ -1,7 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import { SlipwayError } from '../core/errors.ts';
 import type { AuditLog } from './audit-log.ts';
-import { identityOf, Unauthenticated, type HttpGate, type RouteRule } from './http-gate.ts';
+import { identityOf, Unauthenticated, type AuditEntry, type HttpGate, type RouteRule } from './http-gate.ts';
 import { capabilitiesOn, RESOURCE_KINDS, type Capability, type Policy, type ResourceKind } from './policy.ts';
 import { PolicyNotFound, type PolicyRegistry } from './policy-registry.ts';
 import type { TokenRegistry } from './tokens.ts';
@@ -15,6 +15,9 @@ import type { TokenRegistry } from './tokens.ts';
  *   shown this once (admin on tokens).
  * - `DELETE /auth/v1/tokens/:id`: revoked for good (admin on tokens).
  * - `GET /auth/v1/audit?limit=&before=`: the newest changes first (read on tokens `audit`).
+ * - `POST /auth/v1/audit {"entries": [...]}`: 204; entries of a part that runs apart from the
+ *   master (`slipway apps`, `slipway ci`), recorded with `via` = the caller's name (register on
+ *   frameworks: the parts' tokens are framework tokens).
  * - `GET /auth/v1/policies[/:name]` (read on tokens), `PUT /auth/v1/policies/:name {"description",
  *   "rules": [...]}` (201 when new, 200 when replaced), `DELETE` (admin on tokens): the policies an
  *   operator writes; the built-in ones are listed, and cannot be changed.
@@ -26,6 +29,8 @@ export const AUTH_ROUTE_RULES: readonly RouteRule[] = [
   { method: 'POST', url: '/auth/v1/tokens', access: () => [{ capability: 'admin', resource: { kind: 'tokens', name: '*' } }] },
   { method: 'DELETE', url: '/auth/v1/tokens/:id', access: () => [{ capability: 'admin', resource: { kind: 'tokens', name: '*' } }] },
   { method: 'GET', url: '/auth/v1/audit', access: () => [{ capability: 'read', resource: { kind: 'tokens', name: 'audit' } }] },
+  // The parts apart from the master report their changes here with their framework token.
+  { method: 'POST', url: '/auth/v1/audit', access: () => [{ capability: 'register', resource: { kind: 'frameworks', name: '*' } }] },
   { method: 'GET', url: '/auth/v1/policies', access: () => [{ capability: 'read', resource: { kind: 'tokens', name: '*' } }] },
   { method: 'GET', url: '/auth/v1/policies/:name', access: () => [{ capability: 'read', resource: { kind: 'tokens', name: '*' } }] },
   { method: 'PUT', url: '/auth/v1/policies/:name', access: () => [{ capability: 'admin', resource: { kind: 'tokens', name: '*' } }] },
@@ -82,6 +87,12 @@ export function mountAuthRoutes(app: FastifyInstance, o: { gate: HttpGate; token
     await o.policies.delete((req.params as { name: string }).name);
     return reply.code(204).send();
   });
+  app.post('/auth/v1/audit', async (req, reply) => {
+    const who = identityOf(req);
+    if (who === undefined) throw new Unauthenticated('authentication required');
+    for (const e of readAuditEntries(req.body)) o.audit.record({ ...e, via: who.name });
+    return reply.code(204).send();
+  });
   app.get('/auth/v1/audit', async (req) => {
     const q = req.query as Record<string, unknown>;
     const limit = q['limit'] === undefined ? 100 : Number(q['limit']);
@@ -90,5 +101,29 @@ export function mountAuthRoutes(app: FastifyInstance, o: { gate: HttpGate; token
     if (before !== undefined && !Number.isSafeInteger(before)) throw new InvalidAuthRequest('before must be an integer (the seq of an entry)');
     const entries = await o.audit.list({ limit, ...(before !== undefined ? { before } : {}) });
     return { entries: entries.map((e) => ({ ...e, at: new Date(e.at).toISOString() })) };
+  });
+}
+
+const MAX_REPORTED_ENTRIES = 1000;
+
+/** The entries of a part's report, each field checked (400 naming the first that is wrong). */
+function readAuditEntries(body: unknown): AuditEntry[] {
+  const list = typeof body === 'object' && body !== null && !Array.isArray(body) ? (body as Record<string, unknown>)['entries'] : undefined;
+  if (!Array.isArray(list)) throw new InvalidAuthRequest('the body must be {"entries": [...]}');
+  if (list.length > MAX_REPORTED_ENTRIES) throw new InvalidAuthRequest(`at most ${MAX_REPORTED_ENTRIES} entries per report, not ${list.length}`);
+  return list.map((raw, i) => {
+    const e = typeof raw === 'object' && raw !== null && !Array.isArray(raw) ? (raw as Record<string, unknown>) : {};
+    const text = (field: string, max: number): string => {
+      const v = e[field];
+      if (typeof v !== 'string' || v.length > max) throw new InvalidAuthRequest(`entries[${i}].${field} must be a string of at most ${max} characters`);
+      return v;
+    };
+    const at = e['at'];
+    const status = e['status'];
+    if (typeof at !== 'number' || !Number.isSafeInteger(at) || at < 0) throw new InvalidAuthRequest(`entries[${i}].at must be a time in ms`);
+    if (typeof status !== 'number' || !Number.isInteger(status) || status < 100 || status > 599) throw new InvalidAuthRequest(`entries[${i}].status must be an HTTP status`);
+    const tokenId = e['tokenId'];
+    if (tokenId !== undefined && (typeof tokenId !== 'string' || tokenId.length > 64)) throw new InvalidAuthRequest(`entries[${i}].tokenId must be a token id`);
+    return { at, tokenId: tokenId as string | undefined, name: text('name', 200), method: text('method', 16), path: text('path', 2000), status, remote: text('remote', 100), requestId: text('requestId', 100) };
   });
 }

@@ -65,6 +65,8 @@ export interface AuditEntry {
   status: number;
   remote: string;
   requestId: string;
+  /** The part that reported the entry to the master (its token's name); absent for the master's own. */
+  via?: string;
 }
 
 export interface GateOptions {

@@ -111,7 +111,8 @@ export async function startAppsServer(o: AppsServerOptions): Promise<AppsServer>
   });
   const app = Fastify({ logger: false, ...fastifyServerOptions({ limits: httpServerLimits(o.httpLimits), ...(o.log !== undefined ? { log: o.log } : {}), ...(o.tls !== undefined ? { tls: readTls(o.tls) } : {}) }) });
   guardJsonBodies(app);
-  const gate = remoteGate(o.masterUrl, o.auth);
+  // Its changes go to the master's audit log, reported with its own token.
+  const gate = remoteGate(o.masterUrl, o.auth, { token: o.token ?? defaultToken(), ...(o.log !== undefined ? { log: o.log } : {}) });
   gate.install(app);
   let leader = `${o.host}:${o.port}`;
   mountMarathonApi(app, service, { leader: () => leader, masterUrl: o.masterUrl, rootMetrics: true, gate });
@@ -130,6 +131,7 @@ export async function startAppsServer(o: AppsServerOptions): Promise<AppsServer>
     service,
     async close() {
       await app.close();
+      await gate.closeAudit();
       await service.close();
     },
   };

@@ -156,7 +156,8 @@ export async function startCiServer(o: CiServerOptions): Promise<{ url: string; 
   });
   const app = Fastify({ logger: false, ...fastifyServerOptions({ limits: httpServerLimits(o.httpLimits), ...(o.log !== undefined ? { log: o.log } : {}), ...(o.tls !== undefined ? { tls: readTls(o.tls) } : {}) }) });
   guardJsonBodies(app);
-  const gate = remoteGate(o.masterUrl, o.auth);
+  // Its changes go to the master's audit log, reported with its own token.
+  const gate = remoteGate(o.masterUrl, o.auth, { token: o.token ?? defaultToken(), ...(o.log !== undefined ? { log: o.log } : {}) });
   gate.install(app);
   await app.register(websocket, { options: { maxPayload: WEBSOCKET_MAX_PAYLOAD } });
   mountCiApi(app, service, { gate, ...(o.maxArtifactBytes !== undefined ? { maxArtifactBytes: o.maxArtifactBytes } : {}) });
@@ -174,6 +175,7 @@ export async function startCiServer(o: CiServerOptions): Promise<{ url: string; 
     service,
     async close() {
       await app.close();
+      await gate.closeAudit();
       await service.close();
     },
   };

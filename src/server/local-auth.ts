@@ -3,6 +3,7 @@ import { AuditLog } from '../auth/audit-log.ts';
 import { bootstrapAdminToken } from '../auth/bootstrap.ts';
 import { HttpGate, type GateOptions } from '../auth/http-gate.ts';
 import { BUILT_IN_POLICIES, builtInPolicy, type Policy } from '../auth/policy.ts';
+import { RemoteAuditStore } from '../auth/remote-audit.ts';
 import { RemoteIdentities } from '../auth/remote-identities.ts';
 import { TokenRegistry } from '../auth/tokens.ts';
 import { PolicyRegistry } from '../auth/policy-registry.ts';
@@ -99,16 +100,23 @@ export async function openLocalAuth(o: AuthOptions & { dataDir: string; adminTok
   }
 }
 
-/** A gate whose tokens the master at `masterUrl` resolves (no audit here: the part logs its own changes in its log). */
-export function remoteGate(masterUrl: string, o: AuthOptions = {}): HttpGate {
+/**
+ * A gate whose tokens the master at `masterUrl` resolves. With `audit`, the part's changes go to
+ * the master's audit log (RemoteAuditStore, with the part's token); `close` writes what is left.
+ * Without (an agent's files server: reads only), nothing is audited.
+ */
+export function remoteGate(masterUrl: string, o: AuthOptions = {}, audit?: { token: string | undefined; log?: (line: string) => void }): HttpGate & { closeAudit(): Promise<void> } {
   const identities = new RemoteIdentities(masterUrl);
   const anonymous = anonymousOf(o);
-  return new HttpGate({
+  const log = audit !== undefined ? new AuditLog(new RemoteAuditStore(masterUrl, audit.token), { flushMs: 500, ...(audit.log !== undefined ? { log: audit.log } : {}) }) : undefined;
+  const gate = new HttpGate({
     resolve: (t) => identities.resolve(t),
     now: () => Date.now(),
+    ...(log !== undefined ? { audit: (e) => log.record(e) } : {}),
     ...(anonymous !== undefined ? { anonymous } : {}),
     hostNames: hostNamesOf(o),
   });
+  return Object.assign(gate, { closeAudit: async () => log?.close() });
 }
 
 /** A gate that knows one admin token (a benchmark's server that has no master of its own). */

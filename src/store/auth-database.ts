@@ -3,6 +3,7 @@ import type { Millis } from './master-database.ts';
 import { migration0001Auth } from './migrations/auth/0001-auth.ts';
 import { migration0002Policies } from './migrations/auth/0002-policies.ts';
 import { migration0003Secrets } from './migrations/auth/0003-secrets.ts';
+import { migration0004AuditVia } from './migrations/auth/0004-audit-via.ts';
 
 /** The tables of the authentication database (`auth.db`), as Kysely sees them, and its migrations. */
 
@@ -30,6 +31,8 @@ export interface AuditTable {
   status: ColumnType<number | string, number, number>;
   remote: string;
   request_id: string;
+  /** The part that reported it (0004), null for the master's own. */
+  via: string | null;
 }
 
 export interface PoliciesTable {
@@ -60,4 +63,5 @@ export const AUTH_MIGRATIONS: Readonly<Record<string, Migration>> = {
   '0001-auth': migration0001Auth,
   '0002-policies': migration0002Policies,
   '0003-secrets': migration0003Secrets,
+  '0004-audit-via': migration0004AuditVia,
 };

@@ -98,7 +98,7 @@ export class KyselyAuthStore implements TokenStore, PolicyStore, SecretStore {
           seq++;
           await trx
             .insertInto('audit')
-            .values({ seq, at: e.at, token_id: e.tokenId ?? null, name: e.name, method: e.method, path: e.path, status: e.status, remote: e.remote, request_id: e.requestId })
+            .values({ seq, at: e.at, token_id: e.tokenId ?? null, name: e.name, method: e.method, path: e.path, status: e.status, remote: e.remote, request_id: e.requestId, via: e.via ?? null })
             .execute();
         }
       }),
@@ -111,7 +111,7 @@ export class KyselyAuthStore implements TokenStore, PolicyStore, SecretStore {
       let q = this.db.selectFrom('audit').selectAll().orderBy('seq', 'desc').limit(o.limit);
       if (o.before !== undefined) q = q.where('seq', '<', o.before);
       const rows = await q.execute();
-      return rows.map((r) => ({ seq: Number(r.seq), at: Number(r.at), tokenId: r.token_id ?? undefined, name: r.name, method: r.method, path: r.path, status: Number(r.status), remote: r.remote, requestId: r.request_id }));
+      return rows.map((r) => ({ seq: Number(r.seq), at: Number(r.at), tokenId: r.token_id ?? undefined, name: r.name, method: r.method, path: r.path, status: Number(r.status), remote: r.remote, requestId: r.request_id, ...(r.via !== null ? { via: r.via } : {}) }));
     });
   }
 

@@ -83,6 +83,18 @@ export function registerBench(program: Command): void {
     });
 
   bench
+    .command('gate')
+    .description('what authentication costs one request: the same POST through Fastify with and without the HTTP gate (token, policy, audit), CPU time per request')
+    .option('--requests <n>', 'requests per round', positiveInt('--requests'), 20_000)
+    .option('--rounds <n>', 'rounds of each, alternating', positiveInt('--rounds'), 5)
+    .option('--json', 'print one JSON object on stdout instead of text')
+    .action(async (opts: { requests: number; rounds: number; json?: boolean }) => {
+      const { runGateBench, formatGateBench } = await import('../../../bench/gate.ts');
+      const result = await runGateBench({ requests: opts.requests, rounds: opts.rounds }, opts.json ? undefined : (line) => process.stderr.write(line + '\n'));
+      process.stdout.write(opts.json ? JSON.stringify(result) + '\n' : formatGateBench(result) + '\n');
+    });
+
+  bench
     .command('apps')
     .description('the services framework (Marathon API) on real agents: scale up, failover after kill -9 of an agent, a rolling upgrade with health checks, and GET /v2/apps at 1,000 apps (simulated agents)')
     .option('--agents <n>', 'real agents (`slipway agent`, process containerizer), each a process of its own', positiveInt('--agents'), APPS_BENCH_DEFAULTS.agents)
