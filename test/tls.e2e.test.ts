@@ -18,20 +18,23 @@ const key = join(dir, 'key.pem');
 let url = '';
 const processes: SlipwayProcess[] = [];
 
-/** GET over HTTPS trusting `ca`, with the run's token. */
-function get(path: string, ca: Buffer | undefined): Promise<{ status: number; text: string }> {
+/** A request over HTTPS trusting `ca`, with the run's token. */
+function send(method: string, base: string, path: string, ca: Buffer | undefined, body?: unknown): Promise<{ status: number; text: string }> {
   return new Promise((resolve, reject) => {
-    const req = request(`${url}${path}`, { headers: { authorization: `Bearer ${runToken()}` }, ...(ca !== undefined ? { ca } : {}) }, (res) => {
+    const headers: Record<string, string> = { authorization: `Bearer ${runToken()}`, ...(body !== undefined ? { 'content-type': 'application/json' } : {}) };
+    const req = request(`${base}${path}`, { method, headers, ...(ca !== undefined ? { ca } : {}) }, (res) => {
       let text = '';
       res.on('data', (d: Buffer) => (text += d.toString()));
       res.on('end', () => resolve({ status: res.statusCode ?? 0, text }));
     });
     req.on('error', reject);
-    req.end();
+    req.end(body !== undefined ? JSON.stringify(body) : undefined);
   });
 }
 
-describe('HTTPS (issue 12): a master with a certificate, agents that verify it', { timeout: 90_000 }, () => {
+const get = (path: string, ca: Buffer | undefined) => send('GET', url, path, ca);
+
+describe('HTTPS (issue 12): a master with a certificate, agents that verify it', { timeout: 150_000 }, () => {
   before(async () => {
     execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', key, '-out', cert, '-days', '2', '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1'], { stdio: 'ignore' });
     const port = await freePort();
@@ -74,5 +77,50 @@ describe('HTTPS (issue 12): a master with a certificate, agents that verify it',
     }, 'the agent without the CA to say why it cannot connect');
     assert.ok(said.length > 0);
     assert.deepEqual((await hostnames()).filter((h) => h === 'blind'), []);
+  });
+
+  it("an agent with --tls-cert serves its files over HTTPS, and resolves callers' tokens through the master with its --ca", async () => {
+    const port = await freePort();
+    const secure = new SlipwayProcess('secure', ['agent', '--master', url, '--work-dir', join(dir, 'secure'), '--resources', 'cpus:1;mem:256', '--containerizers', 'process', '--hostname', 'secure', '--port', String(port), '--ca', cert, '--tls-cert', cert, '--tls-key', key], join(dir, 'secure.log'));
+    secure.start();
+    processes.push(secure);
+    const ca = readFileSync(cert);
+    const agentUrl = `https://127.0.0.1:${port}`;
+    await waitUntil(async () => (await send('GET', agentUrl, '/files/browse?framework_id=f&task_id=t', ca).catch(() => ({ status: 0 }))).status !== 0, 'the agent to serve HTTPS');
+    // Authenticated through the master over HTTPS (the agent's CA), then: no such sandbox.
+    const r = await send('GET', agentUrl, '/files/browse?framework_id=f&task_id=t', ca);
+    assert.equal(r.status, 404, r.text);
+    assert.match(r.text, /no sandbox/);
+    await assert.rejects(send('GET', agentUrl, '/files/browse?framework_id=f&task_id=t', undefined), /self-signed|certificate/i);
+    await assert.rejects(fetch(agentUrl.replace('https', 'http') + '/files/browse?framework_id=f&task_id=t'), 'plain HTTP gets no answer');
+  });
+
+  it("`slipway up` with --tls-cert: its agent serves files over HTTPS, which the master proxies (a task's stdout)", async () => {
+    const port = await freePort();
+    const upUrl = `https://127.0.0.1:${port}`;
+    const up = new SlipwayProcess('up', ['up', '--port', String(port), '--data-dir', join(dir, 'up'), '--containerizers', 'process', '--resources', 'cpus:2;mem:512;ports:[36500-36599]', '--tls-cert', cert, '--tls-key', key], join(dir, 'up.log'));
+    up.start();
+    processes.push(up);
+    const ca = readFileSync(cert);
+    await waitUntil(async () => {
+      const r = await send('POST', upUrl, '/api/v1', ca, { type: 'GET_AGENTS' }).catch(() => undefined);
+      return r !== undefined && r.status === 200 && (JSON.parse(r.text) as { get_agents: { agents: unknown[] } }).get_agents.agents.length === 1;
+    }, 'up and its agent');
+    const state = JSON.parse((await send('GET', upUrl, '/master/state', ca)).text) as { slaves: { pid?: string; url?: string }[] };
+    assert.ok(JSON.stringify(state.slaves).includes('https://'), `the agent's files server is HTTPS: ${JSON.stringify(state.slaves)}`);
+    const created = await send('POST', upUrl, '/v2/apps', ca, { id: '/tls-hello', cmd: 'echo hello-over-tls; exec sleep 300', cpus: 0.1, mem: 16 });
+    assert.equal(created.status, 201, created.text);
+    const taskId = await waitUntil(async () => {
+      const t = JSON.parse((await send('GET', upUrl, '/v2/apps/tls-hello/tasks', ca)).text) as { tasks: { id: string; state: string }[] };
+      return t.tasks.find((x) => x.state === 'TASK_RUNNING')?.id;
+    }, 'the task to run');
+    const tasks = JSON.parse((await send('POST', upUrl, '/api/v1', ca, { type: 'GET_TASKS' })).text) as { get_tasks: { tasks: { task_id: { value: string }; framework_id: { value: string } }[] } };
+    const fw = tasks.get_tasks.tasks.find((x) => x.task_id.value === taskId)!.framework_id.value;
+    const out = await waitUntil(async () => {
+      const r = await send('GET', upUrl, `/files/read?framework_id=${encodeURIComponent(fw)}&task_id=${encodeURIComponent(taskId)}&path=stdout&offset=0`, ca);
+      return r.status === 200 && r.text.includes('hello-over-tls') ? r : undefined;
+    }, 'the stdout through the master');
+    assert.equal(out.status, 200);
+    assert.equal((await send('DELETE', upUrl, '/v2/apps/tls-hello?force=true', ca)).status, 200);
   });
 });

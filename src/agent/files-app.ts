@@ -6,6 +6,7 @@ import type { HttpGate } from '../auth/http-gate.ts';
 import Fastify, { type FastifyError, type FastifyInstance } from 'fastify';
 import { SlipwayError } from '../core/errors.ts';
 import { httpErrorReply } from '../core/http-error-reply.ts';
+import { fastifyServerOptions, type HttpServerLimits, type TlsFiles } from '../lib/http-server-limits.ts';
 
 /** A path outside a sandbox, a missing task or file. HTTP 404 (400 for a path that escapes). */
 export class FileNotFound extends SlipwayError {
@@ -60,8 +61,10 @@ type Query = Record<string, string | string[] | undefined>;
  * `gate` checks who may read sandboxes (the files capability; src/auth/http-gate.ts): the agent's
  * server always has one (src/server/agent-server.ts), tokens resolved by the master.
  */
-export async function buildFilesApp(agent: SandboxLookup, gate?: HttpGate): Promise<FastifyInstance> {
-  const app = Fastify({ logger: false });
+export async function buildFilesApp(agent: SandboxLookup, gate?: HttpGate, server?: { limits?: HttpServerLimits; tls?: TlsFiles; log?: (line: string) => void }): Promise<FastifyInstance> {
+  // Without `server` (unit tests), Fastify's own server; the agent's is limited like every server
+  // of Slipway, and speaks HTTPS when given a certificate (`--tls-cert`).
+  const app = Fastify({ logger: false, ...(server !== undefined ? fastifyServerOptions(server) : {}) });
   if (gate !== undefined) {
     gate.install(app);
     gate.addRules(['browse', 'read', 'download', 'follow'].map((action) => ({ method: 'GET', url: `/files/${action}`, access: () => [{ capability: 'files' as const, resource: { kind: 'frameworks' as const, name: '*' } }] })));

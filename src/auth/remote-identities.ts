@@ -1,3 +1,4 @@
+import { requestUrl, responseText } from '../lib/http-request.ts';
 import { builtInPolicy, type Policy } from './policy.ts';
 import { readPolicy } from './policy-registry.ts';
 import type { Identity } from './tokens.ts';
@@ -14,7 +15,8 @@ export class RemoteIdentities {
 
   constructor(
     private readonly masterUrl: string,
-    private readonly o: { ttlMs?: number; now?: () => number } = {},
+    /** `ca`: the certificates an HTTPS master's must chain to (an agent's `--ca`). */
+    private readonly o: { ttlMs?: number; now?: () => number; ca?: Buffer } = {},
   ) {}
 
   async resolve(token: string): Promise<Identity | undefined> {
@@ -23,9 +25,10 @@ export class RemoteIdentities {
     if (hit !== undefined && hit.until > now) return hit.identity;
     let identity: Identity | undefined;
     try {
-      const r = await fetch(new URL('/auth/v1/whoami', this.masterUrl), { headers: { Authorization: `Bearer ${token}` }, signal: AbortSignal.timeout(5_000) });
-      if (r.status === 200) {
-        const who = (await r.json()) as { name: string; tokenId: string | null; policies: string[]; policyDocs?: unknown[] };
+      const r = await requestUrl(new URL('/auth/v1/whoami', this.masterUrl), { headers: { Authorization: `Bearer ${token}` }, timeoutMs: 5_000, ca: this.o.ca });
+      const text = await responseText(r);
+      if (r.statusCode === 200) {
+        const who = JSON.parse(text) as { name: string; tokenId: string | null; policies: string[]; policyDocs?: unknown[] };
         // The master's documents of the policies (written ones too), read as a policy is read
         // from outside; a master that sends none (an older one) grants its built-in ones.
         const docs = Array.isArray(who.policyDocs) ? who.policyDocs.flatMap((d): Policy[] => readDoc(d)) : who.policies.flatMap((p): Policy[] => {
@@ -33,7 +36,7 @@ export class RemoteIdentities {
           return policy !== undefined ? [policy] : [];
         });
         identity = { tokenId: who.tokenId ?? undefined, name: who.name, policies: docs };
-      } else if (r.status !== 401) return undefined; // Not cached: the master may answer next time.
+      } else if (r.statusCode !== 401) return undefined; // Not cached: the master may answer next time.
     } catch {
       return undefined;
     }

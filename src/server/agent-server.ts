@@ -9,7 +9,8 @@ import { ProcessContainerizer } from '../agent/containerizers/process-containeri
 import { detectResources, parseAttributes } from '../agent/detect-resources.ts';
 import { buildFilesApp } from '../agent/files-app.ts';
 import { remoteGate, type AuthOptions } from './local-auth.ts';
-import { FILES_SERVER_SHARE, guardHttpServer, httpServerLimits, type HttpServerLimits } from '../lib/http-server-limits.ts';
+import { FILES_SERVER_SHARE, httpServerLimits, type HttpServerLimits } from '../lib/http-server-limits.ts';
+import { readTls, type TlsOptions } from './tls-options.ts';
 
 /**
  * Wires an agent process: its resources (given or detected), its containerizers, its files
@@ -45,6 +46,8 @@ export interface AgentServerOptions {
   log?: (line: string) => void;
   /** The files server's limits (src/lib/http-server-limits.ts); unset ones take their defaults. */
   httpLimits?: Partial<HttpServerLimits>;
+  /** Serve the files server over HTTPS with this certificate and key (`--tls-cert`, `--tls-key`). */
+  tls?: TlsOptions;
 }
 
 export interface AgentServer {
@@ -74,16 +77,21 @@ export async function startAgentServer(o: AgentServerOptions): Promise<AgentServ
   // a known port, then create the agent with that URL.
   const holder: { agent?: Agent } = {};
   const joinToken = o.token ?? envToken('SLIPWAY_JOIN_TOKEN') ?? envToken('SLIPWAY_TOKEN');
-  const files = await buildFilesApp({ sandboxOf: (fw, task) => holder.agent?.sandboxOf(fw, task) }, remoteGate(o.masterUrl, o.auth));
-  // The agent builds its files server; its limits are those of every server of Slipway.
-  guardHttpServer(files.server, httpServerLimits(o.httpLimits, FILES_SERVER_SHARE), o.log);
+  const ca = o.caFile !== undefined ? readFileSync(o.caFile) : undefined;
+  // Its limits are those of every server of Slipway; the callers' tokens are resolved by the
+  // master (trusted with the same CA as the agent's stream).
+  const files = await buildFilesApp({ sandboxOf: (fw, task) => holder.agent?.sandboxOf(fw, task) }, remoteGate(o.masterUrl, { ...o.auth, ...(ca !== undefined ? { ca } : {}) }), {
+    limits: httpServerLimits(o.httpLimits, FILES_SERVER_SHARE),
+    ...(o.tls !== undefined ? { tls: readTls(o.tls) } : {}),
+    ...(o.log !== undefined ? { log: o.log } : {}),
+  });
   await files.listen({ host, port: o.port ?? 0 });
   const address = files.server.address();
-  const url = `http://${host}:${typeof address === 'object' && address !== null ? address.port : 0}`;
+  const url = `${o.tls !== undefined ? 'https' : 'http'}://${host.includes(':') ? `[${host}]` : host}:${typeof address === 'object' && address !== null ? address.port : 0}`;
   const agent = new Agent({
     masterUrl: o.masterUrl,
     ...(joinToken !== undefined ? { token: joinToken } : {}),
-    ...(o.caFile !== undefined ? { ca: readFileSync(o.caFile) } : {}),
+    ...(ca !== undefined ? { ca } : {}),
     workDir: o.workDir,
     hostname: o.hostname ?? os.hostname(),
     url,

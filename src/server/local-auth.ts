@@ -105,8 +105,8 @@ export async function openLocalAuth(o: AuthOptions & { dataDir: string; adminTok
  * the master's audit log (RemoteAuditStore, with the part's token); `close` writes what is left.
  * Without (an agent's files server: reads only), nothing is audited.
  */
-export function remoteGate(masterUrl: string, o: AuthOptions = {}, audit?: { token: string | undefined; log?: (line: string) => void }): HttpGate & { closeAudit(): Promise<void> } {
-  const identities = new RemoteIdentities(masterUrl);
+export function remoteGate(masterUrl: string, o: AuthOptions & { ca?: Buffer } = {}, audit?: { token: string | undefined; log?: (line: string) => void }): HttpGate & { closeAudit(): Promise<void> } {
+  const identities = new RemoteIdentities(masterUrl, o.ca !== undefined ? { ca: o.ca } : {});
   const anonymous = anonymousOf(o);
   const log = audit !== undefined ? new AuditLog(new RemoteAuditStore(masterUrl, audit.token), { flushMs: 500, ...(audit.log !== undefined ? { log: audit.log } : {}) }) : undefined;
   const gate = new HttpGate({

@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import type { FastifyInstance } from 'fastify';
 import { SystemClock } from '../core/clock.ts';
 import { buildMasterApp } from '../master/http/master-app.ts';
@@ -49,6 +50,8 @@ export interface MasterServerOptions {
   secretBox?: SecretBox;
   /** The key file the operator names (`--secret-key-file`); it must exist, 32 bytes, mode 0600. */
   secretKeyFile?: string;
+  /** A PEM file of the CA that agents' HTTPS files servers chain to (`--agent-ca`); default the system's CAs. */
+  agentCaFile?: string;
 }
 
 export interface MasterServer {
@@ -129,7 +132,13 @@ export async function startMasterServer(o: MasterServerOptions): Promise<MasterS
     await store.close();
     throw e;
   }
-  const app = await buildMasterApp(master, { version: VERSION, auth, ...(o.log !== undefined ? { log: o.log } : {}), ...(o.tls !== undefined ? { tls: readTls(o.tls) } : {}) });
+  const app = await buildMasterApp(master, {
+    version: VERSION,
+    auth,
+    ...(o.log !== undefined ? { log: o.log } : {}),
+    ...(o.tls !== undefined ? { tls: readTls(o.tls) } : {}),
+    ...(o.agentCaFile !== undefined ? { agentCa: readFileSync(o.agentCaFile) } : {}),
+  });
   guardHttpServer(app.server, httpServerLimits(o.httpLimits), o.log);
   try {
     await o.extend?.(app, master, auth.gate, auth);

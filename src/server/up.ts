@@ -79,6 +79,8 @@ export async function up(o: UpOptions): Promise<Up> {
     ...(o.tls !== undefined ? { tls: o.tls } : {}),
     adminTokenFile: join(dataDir, 'admin.token'),
     secretBox,
+    // Its own agent serves files with the same certificate.
+    ...(caFile !== undefined ? { agentCaFile: caFile } : {}),
     extend: async (app, core, gate, auth) => {
       const service = await startAppsService({
         transport: new InProcessScheduler(core, 'slipway-apps'),
@@ -110,6 +112,7 @@ export async function up(o: UpOptions): Promise<Up> {
       ...(caFile !== undefined ? { caFile } : {}),
       ...(o.auth !== undefined ? { auth: o.auth } : {}),
       workDir: join(dataDir, 'agent'),
+      ...(o.tls !== undefined ? { tls: o.tls } : {}),
       containerizers: o.containerizers,
       host: o.host,
       ...(o.httpLimits !== undefined ? { httpLimits: o.httpLimits } : {}),

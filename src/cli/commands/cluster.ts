@@ -207,12 +207,13 @@ export function registerCluster(program: Command): void {
     .option('--agent-grace <ms>', 'how long a dropped agent has to come back before its tasks are reported', positiveInt('--agent-grace'), 5000)
     .option('--agent-restart-grace <ms>', 'how long an agent that announced a restart (stopped with SIGTERM) has to come back', positiveInt('--agent-restart-grace'), 120_000)
     .option('--heartbeat <seconds>', 'heartbeat interval to frameworks', positiveInt('--heartbeat'), 15)
-    .option('--secret-key-file <path>', SECRET_KEY_FILE_HELP);
-  authFlags(masterCommand).action(async (o: AuthFlags & { port: number; host: string; dataDir: string; agentGrace: number; agentRestartGrace: number; heartbeat: number; secretKeyFile?: string }) => {
+    .option('--secret-key-file <path>', SECRET_KEY_FILE_HELP)
+    .option('--agent-ca <file>', "a PEM file of the CA that agents' HTTPS files servers (`slipway agent --tls-cert`) chain to (default: the system's CAs)");
+  authFlags(masterCommand).action(async (o: AuthFlags & { port: number; host: string; dataDir: string; agentGrace: number; agentRestartGrace: number; heartbeat: number; secretKeyFile?: string; agentCa?: string }) => {
       const tls = tlsFromFlags(o);
       warnIfExposed(o.host, tls !== undefined);
       const { startMasterServer } = await import('../../server/master-server.ts');
-      const server = await startMasterServer({ host: o.host, port: o.port, dataDir: o.dataDir, agentReconnectGraceMs: o.agentGrace, agentRestartGraceMs: o.agentRestartGrace, heartbeatIntervalSeconds: o.heartbeat, log, auth: authOptions(o), ...(tls !== undefined ? { tls } : {}), ...(o.secretKeyFile !== undefined ? { secretKeyFile: o.secretKeyFile } : {}) });
+      const server = await startMasterServer({ host: o.host, port: o.port, dataDir: o.dataDir, agentReconnectGraceMs: o.agentGrace, agentRestartGraceMs: o.agentRestartGrace, heartbeatIntervalSeconds: o.heartbeat, log, auth: authOptions(o), ...(tls !== undefined ? { tls } : {}), ...(o.secretKeyFile !== undefined ? { secretKeyFile: o.secretKeyFile } : {}), ...(o.agentCa !== undefined ? { agentCaFile: resolve(o.agentCa) } : {}) });
       process.stdout.write(`master listening at ${server.url}; admin token (first start): ${server.adminTokenFile}\n`);
       stopOnSignal(() => server.close(), 'master', log);
     });
@@ -234,8 +235,8 @@ export function registerCluster(program: Command): void {
     .option('--default-user <name>', DEFAULT_USER_HELP)
     .option('--ca <file>', 'the CA (PEM) an HTTPS master\'s certificate must chain to (default: the system\'s)');
   authFlags(agentCommand).action(async (o: AuthFlags & { ca?: string; master: string; workDir: string; resources?: string; attributes?: string; containerizers: 'auto' | ('process' | 'docker')[]; hostname?: string; ip: string; port?: number; cgroupsEnableCfs?: boolean; announceRestart: boolean; joinToken?: string; defaultUser?: string }) => {
-      if (o.tlsCert !== undefined || o.tlsKey !== undefined) throw new InvalidArgumentError("the agent's files server does not serve HTTPS yet: --tls-cert and --tls-key are for up, master, apps and ci");
-      warnIfExposed(o.ip);
+      const tls = tlsFromFlags(o);
+      warnIfExposed(o.ip, tls !== undefined);
       const token = tokenFrom(o.joinToken, 'SLIPWAY_JOIN_TOKEN', 'SLIPWAY_TOKEN');
       if (token === undefined) log('no join token (--join-token, SLIPWAY_JOIN_TOKEN or SLIPWAY_TOKEN): the master will refuse this agent');
       mkdirSync(o.workDir, { recursive: true });
@@ -249,6 +250,7 @@ export function registerCluster(program: Command): void {
         announceRestartOnStop: o.announceRestart,
         ...(o.defaultUser !== undefined ? { defaultUser: o.defaultUser } : {}),
         ...(o.ca !== undefined ? { caFile: resolve(o.ca) } : {}),
+        ...(tls !== undefined ? { tls } : {}),
         auth: authOptions(o),
         ...(token !== undefined ? { token } : {}),
         log,

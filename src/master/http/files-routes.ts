@@ -1,6 +1,6 @@
-import { Readable } from 'node:stream';
-import type { ReadableStream as WebReadableStream } from 'node:stream/web';
+import type { IncomingMessage } from 'node:http';
 import type { FastifyInstance } from 'fastify';
+import { requestUrl } from '../../lib/http-request.ts';
 import { AgentUnavailable, InvalidRequest, TaskNotFound } from '../errors.ts';
 import type { Master } from '../master.ts';
 
@@ -15,8 +15,11 @@ import type { Master } from '../master.ts';
  *   GET /files/download?framework_id=F&task_id=T&path=stdout     the whole file
  *   GET /files/follow?framework_id=F&task_id=T&path=stdout[&offset=N]
  *                                                                 the file as it grows, until the task ends
+ *
+ * An agent whose files server speaks HTTPS (`slipway agent --tls-cert`) is verified against the
+ * system's CAs or `agentCa` (`slipway master --agent-ca`): the caller's token goes with the request.
  */
-export function filesRoutes(app: FastifyInstance, master: Master): void {
+export function filesRoutes(app: FastifyInstance, master: Master, o: { agentCa?: Buffer } = {}): void {
   for (const action of ['browse', 'read', 'download', 'follow']) {
     app.get(`/files/${action}`, async (request, reply) => {
       const query = request.query as Record<string, string | string[] | undefined>;
@@ -32,19 +35,18 @@ export function filesRoutes(app: FastifyInstance, master: Master): void {
       for (const [k, v] of Object.entries(query)) if (typeof v === 'string') url.searchParams.set(k, v);
       const abort = new AbortController();
       request.raw.on('close', () => abort.abort());
-      let response: Response;
+      let response: IncomingMessage;
       try {
         // The caller's credentials go with it: the agent asks the master who they are.
         const authorization = request.headers.authorization;
-        response = await fetch(url, { signal: abort.signal, ...(authorization !== undefined ? { headers: { Authorization: authorization } } : {}) });
+        response = await requestUrl(url, { signal: abort.signal, ca: o.agentCa, timeoutMs: 30_000, ...(authorization !== undefined ? { headers: { Authorization: authorization } } : {}) });
       } catch (e) {
         throw new AgentUnavailable(`agent ${task.agentId} did not answer: ${(e as Error).message}`);
       }
-      reply.code(response.status);
-      const type = response.headers.get('content-type');
-      if (type !== null) reply.type(type);
-      if (response.body === null) return reply.send();
-      return reply.send(Readable.fromWeb(response.body as WebReadableStream<Uint8Array>));
+      reply.code(response.statusCode ?? 502);
+      const type = response.headers['content-type'];
+      if (type !== undefined) reply.type(type);
+      return reply.send(response);
     });
   }
 }

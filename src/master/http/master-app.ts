@@ -36,7 +36,7 @@ export interface MasterAuth {
  * `auth` is the gate every route passes (src/auth/http-gate.ts): installed before any route, with
  * the master's rules and /auth/v1; APIs mounted later on the same app add their rules first.
  */
-export async function buildMasterApp(master: Master, options: { version: string; logger?: boolean; auth: MasterAuth; log?: (line: string) => void; tls?: TlsFiles }): Promise<FastifyInstance> {
+export async function buildMasterApp(master: Master, options: { version: string; logger?: boolean; auth: MasterAuth; log?: (line: string) => void; tls?: TlsFiles; /** The CA of agents' HTTPS files servers. */ agentCa?: Buffer }): Promise<FastifyInstance> {
   // forceCloseConnections: close() must not wait for idle keep-alive sockets a client left open
   // (an aborted fetch of an event stream leaves one; Fastify would wait out its 72 s timeout).
   const app = Fastify({ logger: options.logger ?? false, ...fastifyServerOptions(options.tls !== undefined ? { tls: options.tls } : {}) });
@@ -56,7 +56,7 @@ export async function buildMasterApp(master: Master, options: { version: string;
   schedulerRoutes(app, master);
   operatorRoutes(app, master, options.version);
   agentRoutes(app, master, options.log);
-  filesRoutes(app, master);
+  filesRoutes(app, master, options.agentCa !== undefined ? { agentCa: options.agentCa } : {});
   mountAuthRoutes(app, options.auth);
   mountSecretRoutes(app, options.auth.secrets);
   return app;
