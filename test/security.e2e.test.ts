@@ -161,14 +161,32 @@ describe('security (issue 12): a new `slipway up`, attacked', { timeout: 120_000
     const app = (id: string, extra: Record<string, unknown> = {}) => ({ id, cmd: 'sleep 100', cpus: 0.1, mem: 16, instances: 0, user: 'nobody', ...extra });
     const ok = await call('POST', '/v2/apps', { token: team.token, body: app('/team-a/web') });
     assert.equal(ok.status, 201, ok.text);
-    assert.equal((await call('POST', '/v2/apps', { token: admin, body: app('/other-team/x') })).status, 201);
+    // Another team's app that cannot be placed (more cpus than the agent has): it stays queued,
+    // its deployment in progress.
+    assert.equal((await call('POST', '/v2/apps', { token: admin, body: app('/other-team/x', { instances: 1, cpus: 50 }) })).status, 201);
     const listed = JSON.parse((await call('GET', '/v2/apps', { token: team.token })).text) as { apps: { id: string }[] };
     assert.deepEqual(listed.apps.map((a) => a.id), ['/team-a/web'], 'the list holds only the apps the team may read');
     assert.equal((await call('GET', '/v2/apps/other-team/x', { token: team.token })).status, 403);
-    assert.equal((await call('DELETE', '/v2/apps/other-team/x', { token: admin })).status, 200);
+    // The other lists too: groups, deployments, tasks, queue hold only what the team may read.
+    const groups = JSON.parse((await call('GET', '/v2/groups', { token: team.token })).text) as { groups: { id: string }[] };
+    assert.deepEqual(groups.groups.map((g) => g.id), ['/team-a'], 'the group tree holds only the team\'s part');
+    assert.equal((await call('GET', '/v2/groups/other-team', { token: team.token })).status, 404, 'a group of another team is not found');
+    const adminGroups = JSON.parse((await call('GET', '/v2/groups', { token: admin })).text) as { groups: { id: string }[] };
+    assert.deepEqual(adminGroups.groups.map((g) => g.id).sort(), ['/other-team', '/team-a']);
+    await waitUntil(async () => (await call('GET', '/v2/queue', { token: admin })).text.includes('/other-team/x'), 'the other team\'s app in the queue');
+    for (const path of ['/v2/deployments', '/v2/queue']) assert.ok((await call('GET', path, { token: admin })).text.includes('/other-team/x'), `${path} of the admin shows it`);
+    for (const path of ['/v2/deployments', '/v2/tasks', '/v2/queue']) {
+      const r = await call('GET', path, { token: team.token });
+      assert.equal(r.status, 200, `${path}: ${r.text}`);
+      assert.ok(!r.text.includes('/other-team'), `${path} shows another team's app: ${r.text}`);
+    }
+    assert.equal((await call('DELETE', '/v2/apps/other-team/x?force=true', { token: admin })).status, 200);
     for (const job of ['team-a-build', 'other-build']) assert.equal((await call('PUT', `/ci/v1/jobs/${job}`, { token: admin, body: { repo: dir } })).status, 201);
     const jobs = JSON.parse((await call('GET', '/ci/v1/jobs', { token: team.token })).text) as { jobs: { name: string }[] };
     assert.deepEqual(jobs.jobs.map((j) => j.name), ['team-a-build'], 'the CI job list holds only the team\'s jobs');
+    const jenkins = JSON.parse((await call('GET', '/jenkins/api/json', { token: team.token })).text) as { jobs: { name: string }[] };
+    assert.deepEqual(jenkins.jobs.map((j) => j.name), ['team-a-build'], 'Jenkins\'s job list too');
+    assert.equal((await call('GET', '/ci/v1/queue', { token: team.token })).status, 200);
     assert.equal((await call('GET', '/ci/v1/jobs/other-build', { token: team.token })).status, 403);
     for (const job of ['team-a-build', 'other-build']) assert.equal((await call('DELETE', `/ci/v1/jobs/${job}`, { token: admin })).status, 204);
     const other = await call('POST', '/v2/apps', { token: team.token, body: app('/team-b/web') });

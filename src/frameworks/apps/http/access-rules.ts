@@ -12,8 +12,8 @@ import { resolveGroupId } from '../group-definition.ts';
  * the group `/team-a` and all below it. Changes are checked against the whole definition sent:
  * each app's `user`, cpus, mem and instances (the policy's limits), apps inside groups included,
  * and `use` on every secret the app references (secretChecks).
- * `GET /v2/apps` answers the apps the caller may read; the other lists (groups, tasks, queue,
- * deployments, events) need read on every app (`*`).
+ * `GET /v2/apps`, `/v2/groups`, `/v2/tasks`, `/v2/queue` and `/v2/deployments` answer what the
+ * caller may read; the event stream needs read on every app (`*`).
  */
 
 const ALL_APPS = { kind: 'apps', name: '*' } as const;
@@ -121,17 +121,18 @@ export function marathonAccessRules(view: AppsView, o: { rootMetrics: boolean })
         return [on(/\/tasks(\/[^/]+)?$/.test(path) ? 'kill' : 'delete', appIdOfPath(path))];
       },
     },
-    { method: 'GET', url: '/v2/groups', access: read },
-    { method: 'GET', url: '/v2/groups/*', access: read },
+    // Any caller: these lists hold only the apps it may read (marathon-routes filters them).
+    { method: 'GET', url: '/v2/groups', access: () => [] },
+    { method: 'GET', url: '/v2/groups/*', access: () => [] },
     ...(['POST', 'PUT'] as const).flatMap((method): RouteRule[] => [
       { method, url: '/v2/groups', access: (req) => groupBodyChecks(view, '/', req.body) },
       { method, url: '/v2/groups/*', access: (req) => groupBodyChecks(view, resolveGroupId(wildcard(req), '/'), req.body) },
     ]),
     { method: 'DELETE', url: '/v2/groups', access: () => [on('delete', '/')] },
     { method: 'DELETE', url: '/v2/groups/*', access: (req) => [on('delete', groupName(resolveGroupId(wildcard(req), '/')))] },
-    { method: 'GET', url: '/v2/deployments', access: read },
+    { method: 'GET', url: '/v2/deployments', access: () => [] },
     { method: 'DELETE', url: '/v2/deployments/:id', access: () => [{ capability: 'deploy', resource: ALL_APPS }] },
-    { method: 'GET', url: '/v2/tasks', access: read },
+    { method: 'GET', url: '/v2/tasks', access: () => [] },
     {
       method: 'POST',
       url: '/v2/tasks/delete',
@@ -145,7 +146,7 @@ export function marathonAccessRules(view: AppsView, o: { rootMetrics: boolean })
         });
       },
     },
-    { method: 'GET', url: '/v2/queue', access: read },
+    { method: 'GET', url: '/v2/queue', access: () => [] },
     { method: 'DELETE', url: '/v2/queue/*', access: (req) => [on('deploy', appIdOfPath(wildcard(req)))] },
   ];
 }

@@ -124,8 +124,7 @@ function registerRoutes(app: FastifyInstance, o: MarathonRoutesOptions): void {
     }
     // A caller who may not read every app sees those it may read (as Marathon's authorizer
     // plugins filter lists); its answer is built for it alone, not kept.
-    const who = identityOf(req);
-    const readable = who === undefined || decide(who.policies, 'read', { kind: 'apps', name: '*' }).allowed ? undefined : (id: string) => decide(who.policies, 'read', { kind: 'apps', name: id }).allowed;
+    const readable = readableApps(req);
     const key = JSON.stringify([[...embed].sort(), idFilter ?? null, cmdFilter ?? null, selector ?? null]);
     let answer = readable === undefined ? listAnswers.get(key) : undefined;
     if (answer === undefined) {
@@ -301,7 +300,7 @@ function registerRoutes(app: FastifyInstance, o: MarathonRoutesOptions): void {
   const showGroup = (req: FastifyRequest) => {
     const groupId = resolveGroupId(wildcardOr(req, ''), '/');
     const embed = parseEmbed(list(req.query as Query, 'embed'), ['counts', 'deployments']);
-    const g = groupJson(view, groupId, embed);
+    const g = groupJson(view, groupId, embed, readableApps(req));
     if (g === undefined) throw new GroupNotFound(groupId);
     return g;
   };
@@ -385,9 +384,14 @@ function registerRoutes(app: FastifyInstance, o: MarathonRoutesOptions): void {
 
   // --- deployments, tasks, queue --------------------------------------------------------------
 
-  app.get('/v2/deployments', () =>
-    view.deployments().map((run) => run.toJSON(new Map(run.currentActions().map((a) => [a.app, view.readinessResults(a.app)] as const)))),
-  );
+  // A deployment is shown to a caller who may read every app it affects.
+  app.get('/v2/deployments', (req) => {
+    const readable = readableApps(req);
+    return view
+      .deployments()
+      .filter((run) => readable === undefined || run.plan.affectedApps.every(readable))
+      .map((run) => run.toJSON(new Map(run.currentActions().map((a) => [a.app, view.readinessResults(a.app)] as const))));
+  });
   app.delete('/v2/deployments/:id', async (req, reply) => {
     const { id } = req.params as { id: string };
     const result = await fw.cancelDeployment(id, bool(req.query as Query, 'force'));
@@ -398,7 +402,8 @@ function registerRoutes(app: FastifyInstance, o: MarathonRoutesOptions): void {
   app.get('/v2/tasks', (req) => {
     const status = list(req.query as Query, 'status');
     const wanted = new Set(status.map((s) => `TASK_${s.toUpperCase()}`));
-    return { tasks: [...view.instances()].filter((i) => wanted.size === 0 || wanted.has(i.state)).map(taskJson) };
+    const readable = readableApps(req);
+    return { tasks: [...view.instances()].filter((i) => (wanted.size === 0 || wanted.has(i.state)) && (readable === undefined || readable(i.appId))).map(taskJson) };
   });
   app.post('/v2/tasks/delete', async (req) => {
     const q = req.query as Query;
@@ -413,7 +418,7 @@ function registerRoutes(app: FastifyInstance, o: MarathonRoutesOptions): void {
     return { tasks: r.instances.map(taskJson) };
   });
 
-  app.get('/v2/queue', () => queueJson(view, fw.now()));
+  app.get('/v2/queue', (req) => queueJson(view, fw.now(), readableApps(req)));
   app.delete('/v2/queue/*', async (req, reply) => {
     const m = wildcard(req).match(/^(.*)\/delay$/);
     if (m === null) return reply.code(404).send({ message: `no route DELETE ${req.url}` });
@@ -574,4 +579,15 @@ export function labelSelector(selector: string): (labels: Readonly<Record<string
     return (l) => l[t] !== undefined;
   });
   return (labels) => tests.every((test) => test(labels));
+}
+
+/**
+ * Which apps the caller may read, for the lists (as Marathon's authorizer plugins filter them):
+ * undefined when it may read them all (the common case, and the shared cached answers), else a
+ * predicate on app ids.
+ */
+function readableApps(req: FastifyRequest): ((appId: string) => boolean) | undefined {
+  const who = identityOf(req);
+  if (who === undefined || decide(who.policies, 'read', { kind: 'apps', name: '*' }).allowed) return undefined;
+  return (id: string) => decide(who.policies, 'read', { kind: 'apps', name: id }).allowed;
 }

@@ -131,9 +131,9 @@ export function appJsonText(view: AppsView, app: VersionedApp, embed: ReadonlySe
 }
 
 /** GET /v2/queue: apps waiting for instances, with their launch delay. */
-export function queueJson(view: AppsView, now: number): Record<string, unknown> {
+export function queueJson(view: AppsView, now: number, readable?: (appId: string) => boolean): Record<string, unknown> {
   return {
-    queue: view.queue(now).map((q) => {
+    queue: view.queue(now).filter((q) => readable === undefined || readable(q.app.def.id)).map((q) => {
       const left = Math.max(0, Math.ceil((q.delayUntil - now) / 1000));
       const failure = view.failures.get(q.app.def.id);
       return {
@@ -149,9 +149,13 @@ export function queueJson(view: AppsView, now: number): Record<string, unknown> 
   };
 }
 
-/** A group and its subgroups, derived from the app ids (`/a/b/c` lives in `/a/b`). */
-export function groupJson(view: AppsView, groupId: string, embed: ReadonlySet<Embed>): Record<string, unknown> | undefined {
-  const apps = view.apps();
+/**
+ * A group and its subgroups, derived from the app ids (`/a/b/c` lives in `/a/b`). With
+ * `readable`, only the apps it allows, and the groups that hold one (a caller sees its part of
+ * the tree; a group it cannot see any app of is not found).
+ */
+export function groupJson(view: AppsView, groupId: string, embed: ReadonlySet<Embed>, readable?: (appId: string) => boolean): Record<string, unknown> | undefined {
+  const apps = readable === undefined ? view.apps() : view.apps().filter((a) => readable(a.def.id));
   const prefix = groupId === '/' ? '/' : `${groupId}/`;
   const inside = apps.filter((a) => a.def.id.startsWith(prefix));
   if (groupId !== '/' && inside.length === 0) return undefined;
@@ -167,7 +171,7 @@ export function groupJson(view: AppsView, groupId: string, embed: ReadonlySet<Em
   return {
     id: groupId,
     apps: direct.map((a) => appJson(view, a, embed)),
-    groups: [...childGroups].sort().map((g) => groupJson(view, g, embed)),
+    groups: [...childGroups].sort().map((g) => groupJson(view, g, embed, readable)),
     pods: [],
     dependencies: [],
     version: versions[versions.length - 1] ?? new Date(0).toISOString(),

@@ -4,8 +4,9 @@ import { secretName } from '../../../core/secret-name.ts';
 
 /**
  * What each route of CI's API and of its Jenkins API asks of its caller (src/auth/http-gate.ts;
- * docs/security.md). Resources are jobs by name; `GET /ci/v1/jobs` answers the jobs the caller
- * may read, the other lists need read on every job (`*`). Three routes
+ * docs/security.md). Resources are jobs by name; the lists (`GET /ci/v1/jobs`, `/ci/v1/queue`,
+ * Jenkins's job list and queue) answer the jobs the caller may read; the executors need read on
+ * every job (`*`). Three routes
  * prove their caller by their own means (`own`): an executor's stream and its artifact uploads
  * (the executor's token, bound to it), and webhooks (the job's webhook secret, a signature).
  */
@@ -50,16 +51,19 @@ export const CI_ACCESS_RULES: readonly RouteRule[] = [
   { method: 'GET', url: '/ci/v1/jobs/:name/triggers', access: byName('read') },
   { method: 'PUT', url: '/ci/v1/executors/:label', access: () => [job('configure', 'executors')] },
   { method: 'GET', url: '/ci/v1/executors', access: all('read') },
-  { method: 'GET', url: '/ci/v1/queue', access: all('read') },
+  // Any caller: the queue holds only the builds of jobs it may read.
+  { method: 'GET', url: '/ci/v1/queue', access: () => [] },
   { method: 'GET', url: '/ci/v1/executor-stream', access: 'own' },
   // Jenkins's remote API.
-  { method: 'GET', url: '/jenkins/api/json', access: all('read') },
-  { method: 'GET', url: '/jenkins/', access: all('read') },
-  { method: 'GET', url: '/jenkins', access: all('read') },
+  // Any caller: the job lists and the queue hold only the jobs it may read; a queue item is
+  // checked on its job once it is found (job-access.ts).
+  { method: 'GET', url: '/jenkins/api/json', access: () => [] },
+  { method: 'GET', url: '/jenkins/', access: () => [] },
+  { method: 'GET', url: '/jenkins', access: () => [] },
   { method: 'GET', url: '/jenkins/crumbIssuer/api/json', access: () => [] },
-  { method: 'GET', url: '/jenkins/queue/api/json', access: all('read') },
-  { method: 'GET', url: '/jenkins/queue/item/:id/api/json', access: all('read') },
-  { method: 'POST', url: '/jenkins/queue/item/:id/cancelQueue', access: all('trigger') },
+  { method: 'GET', url: '/jenkins/queue/api/json', access: () => [] },
+  { method: 'GET', url: '/jenkins/queue/item/:id/api/json', access: () => [] },
+  { method: 'POST', url: '/jenkins/queue/item/:id/cancelQueue', access: () => [] },
   { method: 'GET', url: '/jenkins/job/:name/api/json', access: byName('read') },
   { method: 'POST', url: '/jenkins/job/:name/build', access: byName('trigger') },
   { method: 'POST', url: '/jenkins/job/:name/buildWithParameters', access: byName('trigger') },

@@ -18,8 +18,7 @@ import { redactJob } from '../job-secrets.ts';
 import { ciErrorReply } from './ci-error-reply.ts';
 import { parseWholeNumber } from './whole-number.ts';
 import { JsonTooDeep, parseJsonText } from '../../../lib/json-depth.ts';
-import { identityOf } from '../../../auth/http-gate.ts';
-import { decide } from '../../../auth/policy.ts';
+import { mayOnJob } from './job-access.ts';
 
 export interface CiRoutesOptions {
   framework: CiFramework;
@@ -80,8 +79,7 @@ function routes(app: FastifyInstance, o: CiRoutesOptions): void {
   });
   // The jobs the caller may read (all of them for a token that reads every job).
   app.get('/ci/v1/jobs', (req) => {
-    const who = identityOf(req);
-    const readable = (name: string) => who === undefined || decide(who.policies, 'read', { kind: 'ci', name }).allowed;
+    const readable = (name: string) => mayOnJob(req, 'read', name);
     return {
       jobs: [...ci.view.jobs.values()]
         .filter((j) => readable(j.name))
@@ -254,8 +252,8 @@ function routes(app: FastifyInstance, o: CiRoutesOptions): void {
     specs: [...ci.view.specs].map(([label, s]) => ({ ...s, label })),
     executors: [...ci.view.executors.values()].map(({ launchTokenDigest: _l, launchTokenExpiresAt: _x, sessionTokenDigest: _s, ...e }) => e),
   }));
-  app.get('/ci/v1/queue', () => ({
-    queue: ci.view.queue().map((q) => ({ job: q.build.job, number: q.build.number, label: q.build.label, queuedAt: new Date(q.build.queuedAt).toISOString(), why: q.why })),
+  app.get('/ci/v1/queue', (req) => ({
+    queue: ci.view.queue().filter((q) => mayOnJob(req, 'read', q.build.job)).map((q) => ({ job: q.build.job, number: q.build.number, label: q.build.label, queuedAt: new Date(q.build.queuedAt).toISOString(), why: q.why })),
   }));
 
   // --- the executors' stream ----------------------------------------------------------------

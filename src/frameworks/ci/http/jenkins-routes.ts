@@ -10,6 +10,7 @@ import { buildKey, isFinished, type Build, type BuildCause } from '../build.ts';
 import { CiBadRequest, CiNotFound, JobNotFound } from '../ci-errors.ts';
 import type { CiFramework } from '../ci-framework.ts';
 import type { JobDefinition } from '../job-definition.ts';
+import { mayOnJob, requireOnJob } from './job-access.ts';
 import { parseWholeNumber } from './whole-number.ts';
 
 // Jenkins's remote API under `/jenkins`: the subset that the common clients (the npm `jenkins`
@@ -339,7 +340,7 @@ function routes(app: FastifyInstance, ci: CiFramework): void {
 
   const overview = async (req: FastifyRequest) => {
     const base = baseOf(req);
-    const names = [...ci.view.jobs.values()].map((j) => j.name).sort();
+    const names = [...ci.view.jobs.values()].map((j) => j.name).filter((n) => mayOnJob(req, 'read', n)).sort();
     return {
       _class: 'hudson.model.Hudson',
       assignedLabels: [{ name: 'built-in' }],
@@ -371,16 +372,18 @@ function routes(app: FastifyInstance, ci: CiFramework): void {
     return {
       _class: 'hudson.model.Queue',
       discoverableItems: [],
-      items: await Promise.all(ci.view.queue().map((q) => queueItemJson(base, queueIds.idOf(q.build.job, q.build.number), q.build))),
+      items: await Promise.all(ci.view.queue().filter((q) => mayOnJob(req, 'read', q.build.job)).map((q) => queueItemJson(base, queueIds.idOf(q.build.job, q.build.number), q.build))),
     };
   });
   app.get('/queue/item/:id/api/json', async (req) => {
     const { id, build } = await queueItemOf((req.params as { id: string }).id);
+    requireOnJob(req, 'read', build.job);
     return queueItemJson(baseOf(req), id, build);
   });
   // The npm client wants a redirect (Jenkins's "back to the previous page").
   app.post('/queue/item/:id/cancelQueue', async (req, reply) => {
     const { build } = await queueItemOf((req.params as { id: string }).id);
+    requireOnJob(req, 'trigger', build.job);
     if (build.status === 'queued') await ci.cancel(build.job, build.number);
     return reply.redirect(jobUrl(baseOf(req), build.job), 302);
   });
