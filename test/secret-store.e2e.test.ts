@@ -142,6 +142,26 @@ describe('the secret store (issue 12 §4): write-only, referenced by apps, hande
     });
     assert.equal(r.status, 403, r.text);
     assert.match(r.text, /use on secrets 'team-a\/db-password'/);
+    // Nor deep in a group: every app of a group is checked, at any depth.
+    let nested: Record<string, unknown> = { id: 'deep', apps: [{ id: 'steal', cmd: 'env', cpus: 0.1, mem: 16, instances: 0, secrets: { s: { source: 'team-a/db-password' } }, env: { P: { secret: 's' } } }] };
+    for (let i = 0; i < 20; i++) nested = { id: `g${i}`, groups: [nested] };
+    const deep = await call('PUT', '/v2/groups/team-a', { token: deployer, body: { id: '/team-a', groups: [nested] } });
+    assert.equal(deep.status, 403, deep.text);
+    assert.match(deep.text, /use on secrets 'team-a\/db-password'/);
+    // Nor by rolling an app back to a version that referenced a secret, nor by a partial update
+    // of an app someone else set to run as root.
+    const v1 = await call('POST', '/v2/apps', { body: { id: '/team-a/versioned', cmd: 'sleep 1', cpus: 0.1, mem: 16, instances: 0, secrets: { s: { source: 'team-a/db-password' } }, env: { P: { secret: 's' } } } });
+    assert.equal(v1.status, 201, v1.text);
+    const version1 = (JSON.parse(v1.text) as { version: string }).version;
+    assert.equal((await call('PUT', '/v2/apps/team-a/versioned?force=true', { body: { id: '/team-a/versioned', cmd: 'sleep 2', cpus: 0.1, mem: 16, instances: 0, secrets: {}, env: {} } })).status, 200);
+    const back = await call('PUT', '/v2/apps/team-a/versioned?force=true', { token: deployer, body: { version: version1 } });
+    assert.equal(back.status, 403, back.text);
+    assert.match(back.text, /use on secrets 'team-a\/db-password'/);
+    assert.equal((await call('POST', '/v2/apps', { body: { id: '/team-a/as-root', cmd: 'sleep 1', user: 'root', cpus: 0.1, mem: 16, instances: 0 } })).status, 201);
+    const asRoot = await call('PUT', '/v2/apps/team-a/as-root?force=true', { token: deployer, body: { cmd: 'id > /tmp/owned' } });
+    assert.equal(asRoot.status, 403, asRoot.text);
+    assert.match(asRoot.text, /may not run tasks as user 'root'/);
+    for (const id of ['/team-a/versioned', '/team-a/as-root']) assert.equal((await call('DELETE', `/v2/apps${id}?force=true`)).status, 200);
     // CI alike: a job's credentials need `use` on each.
     const ciPolicy = await call('PUT', '/auth/v1/policies/ci-only', { body: { description: 'CI jobs, no secrets', rules: [{ kind: 'ci', match: '*', capabilities: ['read', 'configure'] }] } });
     assert.equal(ciPolicy.status, 201, ciPolicy.text);

@@ -488,7 +488,7 @@ export class Agent {
       this.prepareSandbox(t);
       let delivered: DeliveredSecrets;
       try {
-        delivered = deliverSecrets({ info, secrets, sandbox, secretsDir: this.secretsDir(t), user: t.user });
+        delivered = await deliverSecrets({ info, secrets, sandbox, secretsDir: this.secretsDir(t), user: t.user });
       } catch (e) {
         starting.cancel();
         this.transition(t, 'TASK_FAILED', `Failed to hand over the task's secrets: ${errorMessage(e)}`, 'REASON_CONTAINER_LAUNCH_FAILED');
@@ -735,7 +735,7 @@ export class Agent {
   private transition(t: AgentTaskRecord, state: TaskState, message: string | undefined, reason: TaskStatusReason | undefined): void {
     t.state = state;
     // Its secrets' files go with it (its sandbox stays, for its logs).
-    if (isTerminal(state)) removeSecretFiles(t.info, t.sandbox, this.secretsDir(t));
+    if (isTerminal(state)) void removeSecretFiles(t.info, t.sandbox, this.secretsDir(t), t.user, (line) => this.log(line));
     if (t.frameworkShutDown) {
       // Nobody would acknowledge an update: none is sent, and the task is forgotten once it ended.
       if (isTerminal(state)) this.forget(t);

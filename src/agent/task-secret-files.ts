@@ -1,8 +1,9 @@
+import { spawn } from 'node:child_process';
 import { closeSync, constants, fchownSync, lstatSync, mkdirSync, openSync, rmSync, writeSync, chownSync } from 'node:fs';
 import { dirname, join, relative, sep } from 'node:path';
 import type { ContainerInfo, TaskInfo, Volume } from '../protocol/mesos.ts';
 import { isSecretVolume, secretUses, type SecretUse } from '../protocol/task-secrets.ts';
-import type { TaskUser } from './task-user.ts';
+import { findSetpriv, switchUserArgv, type TaskUser } from './task-user.ts';
 
 /**
  * A task's secrets as the agent hands them over (protocol/task-secrets.ts): variables for its
@@ -12,8 +13,14 @@ import type { TaskUser } from './task-user.ts';
  * The values come from the master's LAUNCH and are never checkpointed; the files are removed when
  * the task ends (`removeSecretFiles`).
  *
- * The agent writes as root into a directory that an earlier run of the same task id may have
- * filled: no symbolic link on the way is followed (a task could point one at /etc/shadow).
+ * The sandbox belongs to the task's user, whose processes (an earlier run of the same task id, any
+ * other task of that user) may change it while the agent works in it: a check of the path and a
+ * write by root would race with a link swapped in (root writing or removing where the link
+ * points: `/etc/ld.so.preload`). So a file in the sandbox of a task that runs as another user is
+ * written and removed by a child process running as that user (setpriv), which a link can lead
+ * only where the user may write anyway. When the task runs as the agent's own user, the agent
+ * writes itself, following no link on the way. Files outside the sandbox are in the task's meta
+ * dir, which only the agent can reach.
  */
 
 export interface DeliveredSecrets {
@@ -35,7 +42,7 @@ function fileOf(use: SecretUse & { as: { file: string; volume: number } }, sandb
  * Throws SecretDeliveryFailed (the launch fails with its message) when the master sent no value
  * for a secret, or a file cannot be written safely.
  */
-export function deliverSecrets(o: { info: TaskInfo; secrets: Readonly<Record<string, string>>; sandbox: string; secretsDir: string; user: TaskUser | undefined }): DeliveredSecrets {
+export async function deliverSecrets(o: { info: TaskInfo; secrets: Readonly<Record<string, string>>; sandbox: string; secretsDir: string; user: TaskUser | undefined }): Promise<DeliveredSecrets> {
   const uses = secretUses(o.info);
   if ('problem' in uses) throw new SecretDeliveryFailed(uses.problem);
   const env: Record<string, string> = {};
@@ -48,10 +55,15 @@ export function deliverSecrets(o: { info: TaskInfo; secrets: Readonly<Record<str
       continue;
     }
     const file = fileOf({ ...u, as: u.as }, o.sandbox, o.secretsDir);
-    const top = u.as.file.startsWith('/') ? o.secretsDir : o.sandbox;
-    if (u.as.file.startsWith('/')) mkdirSync(o.secretsDir, { recursive: true, mode: 0o700 });
-    writeNoFollow(top, file, value, o.user);
-    if (u.as.file.startsWith('/')) mounts.push({ host_path: file, container_path: u.as.file, mode: 'RO' });
+    if (u.as.file.startsWith('/')) {
+      mkdirSync(o.secretsDir, { recursive: true, mode: 0o700 });
+      writeNoFollow(o.secretsDir, file, value, o.user);
+      mounts.push({ host_path: file, container_path: u.as.file, mode: 'RO' });
+    } else if (otherUser(o.user)) {
+      await asUser(o.user, WRITE_SCRIPT, file, value);
+    } else {
+      writeNoFollow(o.sandbox, file, value, undefined);
+    }
   }
   const container = o.info.container;
   const kept = (container?.volumes ?? []).filter((v) => !isSecretVolume(v));
@@ -66,20 +78,57 @@ export function sandboxSecretFiles(info: TaskInfo): string[] {
   return uses.flatMap((u) => ('file' in u.as && !u.as.file.startsWith('/') ? [u.as.file] : []));
 }
 
-/** Removes the files of the task's secrets (best effort: the task is over). */
-export function removeSecretFiles(info: TaskInfo, sandbox: string, secretsDir: string): void {
+/**
+ * Removes the files of the task's secrets (best effort: the task is over): in the sandbox of a
+ * task of another user, as that user, in child processes; resolves when they are done (`log`
+ * hears of a failure; it never rejects).
+ */
+export function removeSecretFiles(info: TaskInfo, sandbox: string, secretsDir: string, user: TaskUser | undefined, log: (line: string) => void): Promise<void> {
   const uses = secretUses(info);
-  if ('problem' in uses) return;
+  if ('problem' in uses) return Promise.resolve();
+  const background: Promise<void>[] = [];
   for (const u of uses) {
     if (!('file' in u.as)) continue;
+    const file = fileOf({ ...u, as: u.as }, sandbox, secretsDir);
+    if (!u.as.file.startsWith('/') && otherUser(user)) {
+      background.push(asUser(user, REMOVE_SCRIPT, file, '').catch((e: unknown) => log(`secret file ${file} not removed: ${e instanceof Error ? e.message : String(e)}`)));
+      continue;
+    }
     try {
-      const file = fileOf({ ...u, as: u.as }, sandbox, secretsDir);
       // Only if nothing on the way is a link (rmSync of a link would remove the link, but the way there must not be one either).
       if (walkTo(u.as.file.startsWith('/') ? secretsDir : sandbox, file) === undefined) rmSync(file, { force: true });
     } catch {
       // Gone already, or the sandbox was removed.
     }
   }
+  return Promise.all(background).then(() => undefined);
+}
+
+/** Whether `user` is another user than the agent's, which the agent (root) switches to. */
+function otherUser(user: TaskUser | undefined): user is TaskUser {
+  return user !== undefined && user.uid !== (process.getuid?.() ?? -1);
+}
+
+/** Makes the file's directories (0700) and the file (0600) anew, its content from stdin. */
+const WRITE_SCRIPT = 'umask 077 && mkdir -p -- "$(dirname -- "$1")" && rm -f -- "$1" && cat > "$1"';
+const REMOVE_SCRIPT = 'rm -f -- "$1"';
+
+let setprivPath: string | undefined;
+
+/** Runs `script` under /bin/sh as `user`, with `file` as $1 and `input` on stdin. */
+function asUser(user: TaskUser, script: string, file: string, input: string): Promise<void> {
+  setprivPath ??= findSetpriv();
+  if (setprivPath === undefined) return Promise.reject(new SecretDeliveryFailed(`cannot act as user ${user.name}: setpriv (util-linux) is not installed on this agent`));
+  const argv = [...switchUserArgv(setprivPath, user), '/bin/sh', '-c', script, 'sh', file];
+  return new Promise((resolve, reject) => {
+    const child = spawn(argv[0]!, argv.slice(1), { stdio: ['pipe', 'ignore', 'pipe'], env: { PATH: '/usr/bin:/bin' } });
+    let err = '';
+    child.stderr.on('data', (d: Buffer) => (err = (err + d.toString()).slice(-500)));
+    child.on('error', (e) => reject(new SecretDeliveryFailed(`cannot act as user ${user.name}: ${e.message}`)));
+    child.on('close', (code) => (code === 0 ? resolve() : reject(new SecretDeliveryFailed(`as user ${user.name}: ${err.trim() || `exit ${code}`}`))));
+    child.stdin.on('error', () => undefined); // The child's exit says what went wrong.
+    child.stdin.end(input);
+  });
 }
 
 /**

@@ -16,14 +16,22 @@ export class AuditLog {
   private pending: AuditEntry[] = [];
   private timer: ReturnType<typeof setTimeout> | undefined;
   private writing: Promise<void> = Promise.resolve();
+  private dropped = 0;
 
   constructor(
     private readonly store: AuditStore,
-    private readonly o: { flushMs?: number; log?: (line: string) => void } = {},
+    /** `maxPending`: entries kept while the store refuses; past it the oldest are dropped, said in `log`. */
+    private readonly o: { flushMs?: number; log?: (line: string) => void; maxPending?: number } = {},
   ) {}
 
   record(entry: AuditEntry): void {
     this.pending.push(entry);
+    const max = this.o.maxPending;
+    if (max !== undefined && this.pending.length > max) {
+      this.pending.splice(0, this.pending.length - max);
+      // Said once per thousand, not once per entry.
+      if (this.dropped++ % 1000 === 0) this.o.log?.(`audit log: the store has not taken entries for a while; ${this.dropped} of the oldest dropped so far`);
+    }
     this.timer ??= setTimeout(() => {
       this.timer = undefined;
       void this.flush();

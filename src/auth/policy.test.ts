@@ -33,7 +33,7 @@ describe('policies', () => {
     assert.equal(capabilitiesOn([p('admin')], { kind: 'tokens', name: 'x' }).length, 14, 'admin implies every capability');
     const secret = { kind: 'secrets', name: 'db/password' } as const;
     assert.deepEqual(capabilitiesOn([p('viewer')], secret), ['read'], 'a viewer lists secrets, and cannot use one');
-    assert.deepEqual(capabilitiesOn([p('developer')], secret), ['read', 'configure', 'use']);
+    assert.deepEqual(capabilitiesOn([p('developer')], secret), ['read'], 'a developer uses no secret unless a policy names it');
     assert.deepEqual(capabilitiesOn([p('deployer')], secret), ['read', 'use']);
     assert.deepEqual(capabilitiesOn([p('framework')], secret), [], 'a framework token uses no secret unless a policy says so');
     assert.deepEqual(capabilitiesOn([p('agent')], { kind: 'agents', name: 'host-1' }), ['register']);

@@ -91,9 +91,9 @@ export const BUILT_IN_POLICIES: Readonly<Record<string, Policy>> = {
   },
   developer: {
     name: 'developer',
-    description: 'a viewer that deploys, restarts and kills apps, configures and triggers CI jobs, edits config, writes and uses secrets, reads logs and sandboxes',
+    description: 'a viewer that deploys, restarts and kills apps, configures and triggers CI jobs, edits config, reads logs and sandboxes (it lists secrets; using or writing them takes a policy that names them)',
     rules: [
-      ...all(['read', 'use', 'configure'], ['secrets']),
+      ...all(['read'], ['secrets']),
       ...all(['read'], ['agents', 'cluster']),
       ...all(['read', 'files'], ['frameworks']),
       ...all(['read', 'deploy', 'restart', 'kill', 'read-logs', 'files'], ['apps']),

@@ -12,16 +12,31 @@ export class RemoteAuditStore implements AuditStore {
   constructor(
     private readonly masterUrl: string,
     private readonly token: string | undefined,
+    private readonly log: (line: string) => void = () => undefined,
   ) {}
 
+  /**
+   * Sends the entries in reports the master takes (fields cut to its bounds, at most
+   * REPORT_ENTRIES each). A report the master refuses for what it is (4xx) would be refused again:
+   * it is dropped, said in `log`. Unreachable or 5xx: rejects, and AuditLog keeps the batch.
+   */
   async appendAudit(entries: readonly AuditEntry[]): Promise<void> {
-    const r = await fetch(new URL('/auth/v1/audit', this.masterUrl), {
-      method: 'POST',
-      headers: { 'Content-Type': 'application/json', ...(this.token !== undefined ? { Authorization: `Bearer ${this.token}` } : {}) },
-      body: JSON.stringify({ entries }),
-      signal: AbortSignal.timeout(10_000),
-    });
-    if (r.status !== 204) throw new Error(`the master refused the audit entries: ${r.status} ${(await r.text()).slice(0, 300)}`);
+    for (let i = 0; i < entries.length; i += REPORT_ENTRIES) {
+      const report = entries.slice(i, i + REPORT_ENTRIES).map(bounded);
+      const r = await fetch(new URL('/auth/v1/audit', this.masterUrl), {
+        method: 'POST',
+        headers: { 'Content-Type': 'application/json', ...(this.token !== undefined ? { Authorization: `Bearer ${this.token}` } : {}) },
+        body: JSON.stringify({ entries: report }),
+        signal: AbortSignal.timeout(10_000),
+      });
+      if (r.status === 204) continue;
+      const why = `${r.status} ${(await r.text()).slice(0, 300)}`;
+      if (r.status >= 400 && r.status < 500) {
+        this.log(`audit: the master refused ${report.length} entries (${why}); they are dropped`);
+        continue;
+      }
+      throw new Error(`the master did not take the audit entries: ${why}`);
+    }
   }
 
   async listAudit(o: { limit: number; before?: number }): Promise<(AuditEntry & { seq: number })[]> {
@@ -31,4 +46,14 @@ export class RemoteAuditStore implements AuditStore {
     const body = (await r.json()) as { entries: (Omit<AuditEntry, 'at'> & { at: string; seq: number })[] };
     return body.entries.map((e) => ({ ...e, at: Date.parse(e.at) }));
   }
+}
+
+/** At most this many entries per report (the master's bound, MAX_REPORTED_ENTRIES). */
+const REPORT_ENTRIES = 1000;
+
+const cut = (text: string, max: number) => (text.length > max ? `${text.slice(0, max - 3)}...` : text);
+
+/** An entry within the master's bounds on each field (auth-routes.ts readAuditEntries). */
+function bounded(e: AuditEntry): AuditEntry {
+  return { ...e, name: cut(e.name, 200), method: cut(e.method, 16), path: cut(e.path, 2000), remote: cut(e.remote, 100), requestId: cut(e.requestId, 100), ...(e.tokenId !== undefined ? { tokenId: cut(e.tokenId, 64) } : {}) };
 }

@@ -1,5 +1,6 @@
 import type { FastifyInstance } from 'fastify';
 import { identityOf, Unauthenticated, type RouteRule } from './http-gate.ts';
+import { secretName } from '../core/secret-name.ts';
 import { decide } from './policy.ts';
 import { InvalidSecret, type SecretRegistry } from './secret-registry.ts';
 
@@ -12,11 +13,16 @@ import { InvalidSecret, type SecretRegistry } from './secret-registry.ts';
  * - `DELETE /auth/v1/secrets/{name}`: 204 (`delete`). Tasks already given it keep their copy.
  * Names may hold `/` (`team-a/db/password`): the rest of the path is the name.
  */
-const named = (capability: 'read' | 'configure' | 'delete'): RouteRule['access'] => (req) => [{ capability, resource: { kind: 'secrets', name: nameParam(req.params) } }];
+/** The name checked is the one the registry will use (core/secret-name.ts), or the raw text when it is not a name (the registry refuses it). */
+const named = (capability: 'read' | 'configure' | 'delete'): RouteRule['access'] => (req) => {
+  const raw = nameParam(req.params);
+  const n = secretName(raw);
+  return [{ capability, resource: { kind: 'secrets', name: 'name' in n ? n.name : raw } }];
+};
 
+/** The rest of the path, as given: the registry normalizes it (and refuses what is not a name). */
 function nameParam(params: Record<string, string | undefined>): string {
-  const n = params['*'] ?? '';
-  return n.startsWith('/') ? n.slice(1) : n;
+  return params['*'] ?? '';
 }
 
 export const SECRET_ROUTE_RULES: readonly RouteRule[] = [

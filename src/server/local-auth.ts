@@ -108,7 +108,7 @@ export async function openLocalAuth(o: AuthOptions & { dataDir: string; adminTok
 export function remoteGate(masterUrl: string, o: AuthOptions & { ca?: Buffer } = {}, audit?: { token: string | undefined; log?: (line: string) => void }): HttpGate & { closeAudit(): Promise<void> } {
   const identities = new RemoteIdentities(masterUrl, o.ca !== undefined ? { ca: o.ca } : {});
   const anonymous = anonymousOf(o);
-  const log = audit !== undefined ? new AuditLog(new RemoteAuditStore(masterUrl, audit.token), { flushMs: 500, ...(audit.log !== undefined ? { log: audit.log } : {}) }) : undefined;
+  const log = audit !== undefined ? new AuditLog(new RemoteAuditStore(masterUrl, audit.token, audit.log), { flushMs: 500, maxPending: 100_000, ...(audit.log !== undefined ? { log: audit.log } : {}) }) : undefined;
   const gate = new HttpGate({
     resolve: (t) => identities.resolve(t),
     now: () => Date.now(),

@@ -16,7 +16,7 @@ export const MAX_GROUP_DEPTH = 32;
  * Refuses, before anything is parsed, a group body of more than MAX_APPS_PER_REQUEST apps or
  * groups, or nested deeper than MAX_GROUP_DEPTH. Stops counting once over a limit.
  */
-function checkGroupSize(json: unknown): void {
+export function checkGroupSize(json: unknown): void {
   let apps = 0;
   let groups = 0;
   const stack: { g: unknown; depth: number }[] = [{ g: json, depth: 1 }];

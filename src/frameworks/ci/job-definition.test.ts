@@ -268,6 +268,8 @@ describe('parseJobDefinition', () => {
     assertRefused(problems, 'credentials.CI_X', 'set by CI');
     assertRefused(problems, 'credentials.1E', 'is not a variable name');
     assertRefused(jobProblems('j', { repo: '/r', credentials: ['a'] }), 'credentials', 'must be an object');
+    const many = Object.fromEntries(Array.from({ length: 101 }, (_, i) => [`C${i}`, 'x']));
+    assertRefused(jobProblems('j', { repo: '/r', credentials: many }), 'credentials', 'at most 100');
   });
 
   it('keeps a variable named __proto__ as a variable', () => {

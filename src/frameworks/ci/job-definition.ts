@@ -102,6 +102,8 @@ export const JOB_READ_ONLY_FIELDS: readonly string[] = ['lastBuild'];
 export const DEFAULT_PIPELINE_FILE = '.slipway.yml';
 export const DEFAULT_POLL_INTERVAL_SECONDS = 60;
 export const MAX_CONCURRENCY = 1000;
+/** The most `credentials` a job may name (each is a `use` check and a secret read at every build). */
+export const MAX_CREDENTIALS = 100;
 export const MAX_POLL_INTERVAL_SECONDS = 7 * 24 * 3600;
 
 export function isValidJobName(name: string): boolean {
@@ -624,6 +626,10 @@ function readCredentials(json: unknown, env: Record<string, string>, secrets: Re
   const credentials: Record<string, string> = {};
   if (!isPlainObject(json)) {
     bad('credentials', `must be an object of NAME: "secret-name" (a secret of the secret store), not ${describeJson(json)}`);
+    return credentials;
+  }
+  if (Object.keys(json).length > MAX_CREDENTIALS) {
+    bad('credentials', `has ${Object.keys(json).length} entries; a job has at most ${MAX_CREDENTIALS}`);
     return credentials;
   }
   for (const [name, value] of Object.entries(json)) {

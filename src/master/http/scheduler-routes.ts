@@ -53,7 +53,10 @@ function checkOwner(master: Master, who: Identity, frameworkId: string): void {
 
 /** Whether an ACCEPT's raw task infos mention secrets (cheap: most calls do not, and skip the reading below). */
 function mentionsSecrets(accept: AcceptCall['accept']): boolean {
-  for (const op of accept.operations as unknown[]) {
+  // parseCall checked only the offers: anything may be here (the master answers what it cannot read).
+  const operations: unknown = accept.operations;
+  if (!Array.isArray(operations)) return false;
+  for (const op of operations as unknown[]) {
     const infos = (op as { launch?: { task_infos?: unknown } } | null)?.launch?.task_infos;
     if (!Array.isArray(infos)) continue;
     for (const info of infos as { command?: { environment?: { variables?: unknown } }; container?: { volumes?: unknown } }[]) {

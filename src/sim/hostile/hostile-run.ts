@@ -295,11 +295,15 @@ function send(port: number, r: HostileRequest, agent: Agent, stallMs: number): P
     let done = false;
     const body = r.body?.();
     const sentBytes = body?.length ?? 0;
+    let complete = false;
     const finish = (o: Omit<Outcome, 'ms' | 'sentBytes'>) => {
       if (done) return;
       done = true;
       clearTimeout(stall);
-      req.destroy();
+      // A response read to its end leaves its kept-alive socket to the agent, which may already
+      // have handed it to the next request: destroying this request then would reset that one.
+      // Streams, stalls and errors are cut.
+      if (!complete) req.destroy();
       resolve({ ...o, sentBytes, ms: Date.now() - started });
     };
     // As an authenticated client (the run's admin token; src/sim/bench-token.ts): the handlers
@@ -340,6 +344,7 @@ function send(port: number, r: HostileRequest, agent: Agent, stallMs: number): P
       });
       res.on('end', () => {
         clearTimeout(streamTimer);
+        complete = true;
         end();
       });
       res.on('error', () => end());

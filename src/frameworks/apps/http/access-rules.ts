@@ -3,7 +3,9 @@ import type { Capability, ChangedObject } from '../../../auth/policy.ts';
 import { secretName } from '../../../core/secret-name.ts';
 import type { AppsView } from '../apps-state.ts';
 import type { VersionedApp } from '../deployment/deployment-run.ts';
-import { resolveGroupId } from '../group-definition.ts';
+import { TooManyInRequest } from '../apps-errors.ts';
+import type { StoredAppJson } from '../apps-store.ts';
+import { checkGroupSize, MAX_APPS_PER_REQUEST, resolveGroupId } from '../group-definition.ts';
 
 /**
  * What each route of Marathon's API asks of its caller (src/auth/http-gate.ts; docs/security.md).
@@ -31,6 +33,18 @@ function record(v: unknown): Record<string, unknown> | undefined {
   return typeof v === 'object' && v !== null && !Array.isArray(v) ? (v as Record<string, unknown>) : undefined;
 }
 
+/**
+ * What the limits see of a change to an app: the app as it will be. Marathon's PUT is a partial
+ * update, so a field the body leaves out keeps the stored app's value (a new `cmd` for an app an
+ * admin set to run as root still runs as root); a rollback (`{"version": V}`) restores that
+ * version's.
+ */
+function changedObject(app: Record<string, unknown>, stored: VersionedApp | undefined, versions: readonly StoredAppJson[]): ChangedObject {
+  const restored = typeof app['version'] === 'string' ? versions.find((v) => v.version === app['version']) : undefined;
+  const base: Record<string, unknown> = restored !== undefined ? { ...restored } : stored !== undefined ? { user: stored.def.user, cpus: stored.def.cpus, mem: stored.def.mem, instances: stored.def.instances } : {};
+  return objectOf({ ...base, ...(restored !== undefined ? {} : app) });
+}
+
 /** What the policies' limits look at in an app definition (absent fields are not checked). */
 function objectOf(app: Record<string, unknown>): ChangedObject {
   const o: ChangedObject = {};
@@ -41,16 +55,20 @@ function objectOf(app: Record<string, unknown>): ChangedObject {
   return o;
 }
 
-/** deploy on each app of a group definition (nested groups too, bounded as the parser bounds them), and use on their secrets. */
-function groupChecks(view: AppsView, groupId: string, body: unknown, out: Check[], depth = 0): void {
+/**
+ * deploy on each app of a group definition, nested groups included, and use on their secrets.
+ * Every app is checked: the body was bounded first (checkGroupSize, the parser's own limits),
+ * so nothing is left out of the walk.
+ */
+function groupChecks(view: AppsView, groupId: string, body: unknown, out: Check[]): void {
   const g = record(body);
-  if (g === undefined || depth > 16 || out.length > 2_000) return;
+  if (g === undefined) return;
   for (const a of Array.isArray(g['apps']) ? g['apps'] : []) {
     const app = record(a);
     if (app !== undefined && typeof app['id'] === 'string') {
       const id = resolveGroupId(app['id'], groupId);
       out.push(on('deploy', id, objectOf(app)));
-      secretChecks(app, view.app(id), out);
+      secretChecks(app, view.app(id), view.versions(id), out);
     }
   }
   for (const child of Array.isArray(g['groups']) ? g['groups'] : []) {
@@ -58,7 +76,7 @@ function groupChecks(view: AppsView, groupId: string, body: unknown, out: Check[
     if (c !== undefined && typeof c['id'] === 'string') {
       const id = resolveGroupId(c['id'], groupId);
       out.push(on('deploy', groupName(id)));
-      groupChecks(view, id, c, out, depth + 1);
+      groupChecks(view, id, c, out);
     }
   }
 }
@@ -71,14 +89,19 @@ const wildcard = (req: GateRequest) => req.params['*'] ?? '';
  * stored already (Marathon's PUT is a partial update) may rewrite the command of tasks that get
  * its secrets, so those count too, unless the change is a scale (`instances` alone).
  */
-function secretChecks(app: Record<string, unknown>, stored: VersionedApp | undefined, out: Check[]): void {
+function secretChecks(app: Record<string, unknown>, stored: VersionedApp | undefined, versions: readonly StoredAppJson[], out: Check[]): void {
   const names = new Set<string>();
-  for (const s of Object.values(record(app['secrets']) ?? {})) {
-    const source = record(s)?.['source'];
-    if (typeof source === 'string') names.add(source);
-  }
+  const add = (secrets: unknown) => {
+    for (const s of Object.values(record(secrets) ?? {})) {
+      const source = record(s)?.['source'];
+      if (typeof source === 'string') names.add(source);
+    }
+  };
+  add(app['secrets']);
   const scaleOnly = Object.keys(app).every((k) => k === 'id' || k === 'instances');
   if (stored !== undefined && !scaleOnly) for (const source of Object.values(stored.def.secrets)) names.add(source);
+  // A rollback (`{"version": V}`) restores that version's definition: its secrets count.
+  if (typeof app['version'] === 'string') add(versions.find((v) => v.version === app['version'])?.secrets);
   for (const source of names) {
     const n = secretName(source);
     // A bad name is refused by the definition's validation, with its path.
@@ -88,11 +111,15 @@ function secretChecks(app: Record<string, unknown>, stored: VersionedApp | undef
 
 function appChecks(view: AppsView, req: GateRequest, fallbackId?: string): Check[] {
   const items = Array.isArray(req.body) ? req.body : [req.body];
-  return items.slice(0, 10_000).flatMap((item) => {
+  // Every app is checked: a bulk beyond what the route takes is refused here already.
+  if (items.length > MAX_APPS_PER_REQUEST) throw new TooManyInRequest(`more than ${MAX_APPS_PER_REQUEST} apps in one request`);
+  return items.flatMap((item) => {
     const app = record(item) ?? {};
     const id = fallbackId ?? (typeof app['id'] === 'string' ? resolveGroupId(app['id'], '/') : '*');
-    const checks = [on('deploy', id, objectOf(app))];
-    secretChecks(app, id === '*' ? undefined : view.app(id), checks);
+    const stored = id === '*' ? undefined : view.app(id);
+    const versions = id === '*' ? [] : view.versions(id);
+    const checks = [on('deploy', id, changedObject(app, stored, versions))];
+    secretChecks(app, stored, versions, checks);
     return checks;
   });
 }
@@ -152,6 +179,7 @@ export function marathonAccessRules(view: AppsView, o: { rootMetrics: boolean })
 }
 
 function groupBodyChecks(view: AppsView, groupId: string, body: unknown): Check[] {
+  checkGroupSize(body);
   const out: Check[] = [];
   const g = record(body);
   const id = g !== undefined && typeof g['id'] === 'string' ? resolveGroupId(g['id'], groupId) : groupId;

@@ -24,11 +24,14 @@ function putJobChecks(req: GateRequest): Check[] {
   const body = req.body;
   const credentials = typeof body === 'object' && body !== null && !Array.isArray(body) ? (body as Record<string, unknown>)['credentials'] : undefined;
   if (typeof credentials === 'object' && credentials !== null && !Array.isArray(credentials)) {
-    for (const v of Object.values(credentials).slice(0, 1000)) {
+    // Every one, each name once (the job's validation refuses more than MAX_CREDENTIALS).
+    const names = new Set<string>();
+    for (const v of Object.values(credentials)) {
       if (typeof v !== 'string') continue; // Refused by the job's validation, with its field.
       const n = secretName(v);
-      if ('name' in n) checks.push({ capability: 'use', resource: { kind: 'secrets', name: n.name } });
+      names.add('name' in n ? n.name : v);
     }
+    for (const name of names) checks.push({ capability: 'use', resource: { kind: 'secrets', name } });
   }
   return checks;
 }
