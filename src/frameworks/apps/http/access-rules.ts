@@ -112,7 +112,7 @@ function secretChecks(app: Record<string, unknown>, stored: VersionedApp | undef
 function appChecks(view: AppsView, req: GateRequest, fallbackId?: string): Check[] {
   const items = Array.isArray(req.body) ? req.body : [req.body];
   // Every app is checked: a bulk beyond what the route takes is refused here already.
-  if (items.length > MAX_APPS_PER_REQUEST) throw new TooManyInRequest(`more than ${MAX_APPS_PER_REQUEST} apps in one request`);
+  if (items.length > MAX_APPS_PER_REQUEST) throw new TooManyInRequest(`${items.length} apps in one request: at most ${MAX_APPS_PER_REQUEST} apps per ${req.method} /v2/apps (send them in several requests)`);
   return items.flatMap((item) => {
     const app = record(item) ?? {};
     const id = fallbackId ?? (typeof app['id'] === 'string' ? resolveGroupId(app['id'], '/') : '*');
