@@ -38,6 +38,8 @@ const ARGUMENTS: Record<string, unknown[]> = {
   InvalidPipeline: [[{ path: 'steps[0].image', message: 'must be a string', line: 3, column: 12 }]],
   InvalidJob: [[{ field: 'repo', message: 'a local path must be absolute' }]],
   InvalidExecutorSpec: [[{ field: 'cpus', message: 'must be a number' }]],
+  InvalidConfig: [[{ field: 'files[0].template', message: 'must be a path in the repository' }]],
+  RenderFailed: [[{ field: 'files.app.yaml', message: 'undefined variable: db_host, line:3, col:9' }]],
   InvalidArtifactPattern: ['/etc/passwd', 'is absolute'],
   JobNotFound: ['hello'],
   BuildNotFound: ['hello', 3],

@@ -1,0 +1,39 @@
+import { existsSync } from 'node:fs';
+import { mkdir, rm, writeFile } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import { runGit } from '../lib/git.ts';
+import { privateDir } from '../lib/private-files.ts';
+
+/**
+ * The audit copy of every release (what the original config center kept in GitLab): a git
+ * repository with one commit per release, the rendered files at `{env}/{service}/{name}`, secret
+ * values masked (the files themselves are served by the config center, never from here). A local
+ * repository with a work tree, in the config center's data dir; anyone allowed may clone it.
+ */
+export class ReleaseRepository {
+  constructor(readonly dir: string) {}
+
+  private async ensure(): Promise<void> {
+    if (existsSync(join(this.dir, '.git'))) return;
+    await privateDir(this.dir);
+    await runGit(['init', '--quiet', '--initial-branch=main', this.dir]);
+  }
+
+  /** Commits the files of one release of `service` in `env` (replacing what was there); answers the commit id. */
+  async commit(o: { env: string; service: string; version: number; files: { name: string; content: string }[]; author: string; message: string; at: number }): Promise<string> {
+    await this.ensure();
+    const base = join(this.dir, o.env, o.service);
+    await rm(base, { recursive: true, force: true });
+    for (const f of o.files) {
+      const path = join(base, f.name);
+      await mkdir(dirname(path), { recursive: true, mode: 0o700 });
+      await writeFile(path, f.content, { mode: 0o600 });
+    }
+    const date = new Date(o.at).toISOString();
+    const identity = { GIT_AUTHOR_NAME: o.author, GIT_AUTHOR_EMAIL: `${o.author}@slipway`, GIT_COMMITTER_NAME: 'slipway config', GIT_COMMITTER_EMAIL: 'config@slipway', GIT_AUTHOR_DATE: date, GIT_COMMITTER_DATE: date };
+    await runGit(['-C', this.dir, 'add', '--all', '--', join(o.env, o.service)]);
+    // --allow-empty: a rollback to files identical to the last commit is still a release.
+    await runGit(['-C', this.dir, 'commit', '--quiet', '--allow-empty', '--no-verify', '-m', o.message], { env: identity });
+    return (await runGit(['-C', this.dir, 'rev-parse', 'HEAD'])).trim();
+  }
+}
