@@ -117,17 +117,21 @@ export function parseService(name: string, json: unknown): ConfigService {
       const destination = f['destination'];
       const mode = f['mode'] ?? '0644';
       let ok = true;
-      if (typeof fname !== 'string' || !isConfigName(fname)) ((ok = false), bad(`${at}.name`, `must be a file name: ${NAME_RULE}`));
-      else if (names.has(fname)) ((ok = false), bad(`${at}.name`, `'${fname}' is the name of another file of the service`));
+      const fail = (field: string, message: string) => {
+        ok = false;
+        bad(field, message);
+      };
+      if (typeof fname !== 'string' || !isConfigName(fname)) fail(`${at}.name`, `must be a file name: ${NAME_RULE}`);
+      else if (names.has(fname)) fail(`${at}.name`, `'${fname}' is the name of another file of the service`);
       else names.add(fname);
       const tpath = typeof template === 'string' ? repoPath(template) : undefined;
-      if (tpath === undefined) ((ok = false), bad(`${at}.template`, 'must be a path in the repository (relative, without ..)'));
+      if (tpath === undefined) fail(`${at}.template`, 'must be a path in the repository (relative, without ..)');
       if (typeof destination !== 'string' || destination === '' || destination.includes('\0') || destination.split('/').includes('..') || destination.endsWith('/')) {
         ok = false;
         bad(`${at}.destination`, 'must be a file path in the container (absolute, or relative to the sandbox), without ..');
-      } else if (destinations.has(destination)) ((ok = false), bad(`${at}.destination`, `'${destination}' is the destination of another file`));
+      } else if (destinations.has(destination)) fail(`${at}.destination`, `'${destination}' is the destination of another file`);
       else destinations.add(destination);
-      if (typeof mode !== 'string' || !/^0?[0-7]{3}$/.test(mode)) ((ok = false), bad(`${at}.mode`, 'must be an octal mode such as "0644"'));
+      if (typeof mode !== 'string' || !/^0?[0-7]{3}$/.test(mode)) fail(`${at}.mode`, 'must be an octal mode such as "0644"');
       if (ok) {
         service.files.push({ name: fname as string, template: tpath!, destination: destination as string, mode: (mode as string).padStart(4, '0') });
       }
