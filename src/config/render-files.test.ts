@@ -29,6 +29,12 @@ describe('renderFiles', () => {
     assert.match(r.problems[1]!.message, /undefined filter: nosuchfilter/);
   });
 
+  it('lets an explicit default or an if stand for a missing value', async () => {
+    const r = await renderFiles([{ file: file('a.txt'), text: '{{ x | default: 7 }}{% if y %}y{% endif %}' }], {});
+    assert.ok('files' in r, JSON.stringify(r));
+    assert.equal(r.files[0]!.content, '7');
+  });
+
   it('refuses includes: a template reads nothing but its values', async () => {
     const r = await renderFiles([{ file: file('a.txt'), text: "{% include 'secret.txt' %}" }], {});
     assert.ok('problems' in r);

@@ -8,7 +8,8 @@ import type { ConfigProblem } from './config-errors.ts';
 /**
  * Rendering a service's templates with its values (LiquidJS: no code runs, only Liquid's tags and
  * filters). Strict: a variable or a filter that does not exist is an error naming the file, the
- * template's line and the variable, not an empty string in production. Includes are refused (a
+ * template's line and the variable, not an empty string in production; but for an explicit
+ * choice, `{{ x | default: 1 }}` and `{% if x %}` (LiquidJS's `lenientIf`). Includes are refused (a
  * template reads nothing but its values). A file named `*.json`, `*.yaml`/`*.yml`, `*.toml` or
  * `*.properties` is checked for that syntax once rendered.
  *
@@ -38,7 +39,7 @@ const NO_FILES: FS = {
   resolve: (_root: string, file: string) => file,
 };
 
-const engine = new Liquid({ strictVariables: true, strictFilters: true, ownPropertyOnly: true, cache: false, fs: NO_FILES, relativeReference: false, root: [], partials: [], layouts: [] });
+const engine = new Liquid({ strictVariables: true, lenientIf: true, strictFilters: true, ownPropertyOnly: true, cache: false, fs: NO_FILES, relativeReference: false, root: [], partials: [], layouts: [] });
 
 export function sha256(text: string): string {
   return createHash('sha256').update(text, 'utf8').digest('hex');

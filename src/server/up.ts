@@ -6,6 +6,7 @@ import { mountMarathonApi, startAppsService, type AppsService } from './apps-ser
 import { mountCiApi, startCiService, type CiService } from './ci-server.ts';
 import { TRAVERSE_ONLY_DIR_MODE } from '../lib/private-files.ts';
 import { openSecretBox } from '../lib/secret-box.ts';
+import { mountConfigApi, startConfigService, type ConfigService } from './config-server.ts';
 import { prepareDataDir } from './data-dir.ts';
 import { InProcessScheduler } from './in-process-scheduler.ts';
 import { startMasterServer, type MasterServer } from './master-server.ts';
@@ -53,6 +54,7 @@ export interface Up {
   adminTokenFile: string;
   apps: AppsService;
   ci: CiService;
+  config: ConfigService;
   agent: AgentServer;
   close(): Promise<void>;
 }
@@ -68,6 +70,7 @@ export async function up(o: UpOptions): Promise<Up> {
   const secretBox = openSecretBox({ dataDir, keyFile: o.secretKeyFile });
   let apps: AppsService | undefined;
   let ci: CiService | undefined;
+  let config: ConfigService | undefined;
   let url = '';
   const master = await startMasterServer({
     host: o.host,
@@ -97,6 +100,14 @@ export async function up(o: UpOptions): Promise<Up> {
         throw e;
       }
       mountCiApi(app, ci, { gate, ...(o.ciMaxArtifactBytes !== undefined ? { maxArtifactBytes: o.ciMaxArtifactBytes } : {}) });
+      try {
+        config = await startConfigService({ dataDir: join(dataDir, 'config'), sealer: secretBox, ...(o.log !== undefined ? { log: o.log } : {}) });
+      } catch (e) {
+        await ci.close();
+        await service.close();
+        throw e;
+      }
+      mountConfigApi(app, config, { gate });
     },
   });
   url = master.url;
@@ -104,6 +115,7 @@ export async function up(o: UpOptions): Promise<Up> {
   const joinToken = await localToken(master.auth.tokens, join(dataDir, 'master', 'agent.token'), { name: 'local-agent', policies: ['agent'] });
   const appsService = apps!;
   const ciService = ci!;
+  const configService = config!;
   let agent: AgentServer;
   try {
     agent = await startAgentServer({
@@ -121,6 +133,7 @@ export async function up(o: UpOptions): Promise<Up> {
       ...(o.log !== undefined ? { log: o.log } : {}),
     });
   } catch (e) {
+    await configService.close();
     await ciService.close();
     await appsService.close();
     await master.close();
@@ -132,7 +145,9 @@ export async function up(o: UpOptions): Promise<Up> {
     apps: appsService,
     ci: ciService,
     agent,
+    config: configService,
     async close() {
+      await configService.close();
       await ciService.close();
       await appsService.close();
       await agent.close();

@@ -19,6 +19,7 @@ export const SQLITE_FILES: { readonly [O in StoreOwner]: string } = {
   apps: 'apps.db',
   ci: 'ci.db',
   auth: 'auth.db',
+  config: 'config.db',
 };
 
 /**

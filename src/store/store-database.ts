@@ -4,6 +4,8 @@ import { AUTH_MIGRATIONS } from './auth-database.ts';
 import type { AppsDatabase } from './apps-database.ts';
 import { APPS_MIGRATIONS } from './apps-database.ts';
 import type { CiDatabase } from './ci-database.ts';
+import type { ConfigDatabase } from './config-database.ts';
+import { CONFIG_MIGRATIONS } from './config-database.ts';
 import { CI_MIGRATIONS } from './ci-database.ts';
 import type { MasterDatabase } from './master-database.ts';
 import { MASTER_MIGRATIONS } from './master-database.ts';
@@ -40,9 +42,10 @@ export interface OwnerDatabases {
   apps: AppsDatabase;
   ci: CiDatabase;
   auth: AuthDatabase;
+  config: ConfigDatabase;
 }
 
-/** Who owns a database: the master, the services framework, CI, authentication. Each has a database of its own. */
+/** Who owns a database: the master, the services framework, CI, authentication, the config center. Each has a database of its own. */
 export type StoreOwner = keyof OwnerDatabases;
 
 /**
@@ -54,6 +57,7 @@ export const OWNER_MIGRATIONS: { readonly [O in StoreOwner]: Readonly<Record<str
   apps: APPS_MIGRATIONS,
   ci: CI_MIGRATIONS,
   auth: AUTH_MIGRATIONS,
+  config: CONFIG_MIGRATIONS,
 };
 
 /**

@@ -1,0 +1,487 @@
+import { createTwoFilesPatch } from 'diff';
+import type { Clock } from '../core/clock.ts';
+import { SecretMask } from '../lib/secret-mask.ts';
+import { isSecretValue, parseEnvironment, parseService, parseValues, REDACTED, SECRET_KEY, type ConfigEnvironment, type ConfigService, type Json, type ValueInput } from './config-definitions.ts';
+import { ConfigConflict, ConfigNotFound, InvalidConfig, RenderFailed } from './config-errors.ts';
+import type { ConfigStore, StoredRelease, StoredValue, StoredValues } from './config-store.ts';
+import type { ReleaseRepository } from './release-repository.ts';
+import { renderFiles, type RenderedFile } from './render-files.ts';
+import type { TemplateSource } from './template-source.ts';
+
+/**
+ * The config center (issue 13; docs/config.md): services whose templates live in git, values per
+ * environment (and shared per environment), releases that render every file at one template
+ * commit and one values version, immutable, each committed to an audit repository, diffed,
+ * rolled back, and waited for by watchers.
+ *
+ *   PUT values ──► values version n (a draft until released)
+ *   POST release ──► templates at the ref's commit + values ──render──► files
+ *        same bytes as the last release ──► "unchanged" (no release, as the original did)
+ *        else ──► release v+1 (stored, audit commit) ──► watchers of (service, env) told at once
+ *   POST rollback {to} ──► release v+1 with the files of `to`, byte for byte
+ *
+ * Contracts: a release is all or nothing (stored in one write, after rendering succeeded; the
+ * audit commit comes first and a release that could not be stored leaves only an extra commit);
+ * releases of one (service, env) are made one at a time; secrets are sealed at rest, shown as
+ * `{"$secret": "***"}`, and masked (`****`) in diffs and in the audit repository.
+ */
+
+/** Seals and opens secrets (lib's SecretBox). */
+export interface ConfigSealer {
+  seal(plaintext: string, context: string): string;
+  open(sealed: string, context: string): string;
+}
+
+export interface ReleaseView {
+  service: string;
+  env: string;
+  version: number;
+  templateCommit: string;
+  templateRef: string;
+  valuesVersion: number;
+  sharedVersion: number;
+  change: StoredRelease['change'];
+  rolledBackTo?: number;
+  auditCommit?: string;
+  files: { name: string; destination: string; mode: string; sha256: string }[];
+  note: string;
+  createdBy: string;
+  createdAt: string;
+}
+
+export type ReleaseOutcome = { change: 'unchanged'; release: ReleaseView | undefined } | { change: StoredRelease['change']; release: ReleaseView };
+
+const SHARED = '*';
+const scopeOf = (service: string, env: string) => `${service}/${env}`;
+const valueContext = (scope: string, key: string) => `config values ${scope} ${key}`;
+const fileContext = (service: string, env: string, version: number, name: string) => `config release ${service}/${env}#${version} ${name}`;
+/** How long a watch is held at most (the long poll's ceiling). */
+export const MAX_WATCH_MS = 60_000;
+
+function viewOf(r: StoredRelease): ReleaseView {
+  return {
+    service: r.service,
+    env: r.env,
+    version: r.version,
+    templateCommit: r.templateCommit,
+    templateRef: r.templateRef,
+    valuesVersion: r.valuesVersion,
+    sharedVersion: r.sharedVersion,
+    change: r.change,
+    ...(r.rolledBackTo !== undefined ? { rolledBackTo: r.rolledBackTo } : {}),
+    ...(r.auditCommit !== undefined ? { auditCommit: r.auditCommit } : {}),
+    files: r.files.map((f) => ({ name: f.name, destination: f.destination, mode: f.mode, sha256: f.sha256 })),
+    note: r.note,
+    createdBy: r.createdBy,
+    createdAt: new Date(r.createdAt).toISOString(),
+  };
+}
+
+export class ConfigCenter {
+  private readonly services = new Map<string, ConfigService>();
+  private readonly environments = new Map<string, ConfigEnvironment>();
+  /** Every values version by scope, oldest first. */
+  private readonly values = new Map<string, StoredValues[]>();
+  /** Every release by `service/env`, oldest first. */
+  private readonly releases = new Map<string, StoredRelease[]>();
+  /** Watchers waiting for a release of `service/env`. */
+  private readonly watchers = new Map<string, Set<(r: StoredRelease) => void>>();
+  /** The release under way per `service/env` (one at a time). */
+  private readonly releasing = new Map<string, Promise<unknown>>();
+  /** Every secret value seen, for the masks of diffs and of the audit copy. */
+  private secretValues = new Set<string>();
+
+  private constructor(
+    private readonly o: { store: ConfigStore; sealer: ConfigSealer; templates: TemplateSource; audit: ReleaseRepository; clock: Clock; log?: (line: string) => void },
+  ) {}
+
+  static async open(o: ConfigCenter['o']): Promise<ConfigCenter> {
+    const c = new ConfigCenter(o);
+    const loaded = await o.store.load();
+    for (const s of loaded.services) c.services.set(s.name, s);
+    for (const e of loaded.environments) c.environments.set(e.name, e);
+    for (const v of loaded.values.sort((a, b) => a.version - b.version)) {
+      c.listOf(c.values, v.scope).push(v);
+      c.noteSecrets(v);
+    }
+    for (const r of loaded.releases.sort((a, b) => a.version - b.version)) c.listOf(c.releases, scopeOf(r.service, r.env)).push(r);
+    return c;
+  }
+
+  private listOf<T>(m: Map<string, T[]>, key: string): T[] {
+    let list = m.get(key);
+    if (list === undefined) {
+      list = [];
+      m.set(key, list);
+    }
+    return list;
+  }
+
+  private noteSecrets(v: StoredValues): void {
+    for (const [key, value] of Object.entries(v.values)) {
+      if (isSealed(value)) this.secretValues.add(this.o.sealer.open(value.$sealed, valueContext(v.scope, key)));
+    }
+  }
+
+  private mask(text: string): string {
+    return new SecretMask([...this.secretValues].filter((s) => s.length > 0)).mask(text);
+  }
+
+  // --- services and environments ---------------------------------------------------------------
+
+  listServices(): ConfigService[] {
+    return [...this.services.values()].sort((a, b) => a.name.localeCompare(b.name));
+  }
+
+  service(name: string): ConfigService {
+    const s = this.services.get(name);
+    if (s === undefined) throw new ConfigNotFound(`no config service '${name.slice(0, 100)}'`);
+    return s;
+  }
+
+  async putService(name: string, body: unknown): Promise<{ service: ConfigService; created: boolean }> {
+    const service = parseService(name, body);
+    const unknownEnvs = Object.keys(service.apps).filter((e) => !this.environments.has(e));
+    if (unknownEnvs.length > 0) throw new InvalidConfig(unknownEnvs.map((e) => ({ field: `apps.${e}`, message: `no environment '${e}' (PUT /config/v1/environments/${e} first)` })));
+    await this.o.store.saveService(service);
+    const created = !this.services.has(name);
+    this.services.set(name, service);
+    return { service, created };
+  }
+
+  async deleteService(name: string): Promise<void> {
+    this.service(name);
+    await this.o.store.deleteService(name);
+    this.services.delete(name);
+  }
+
+  listEnvironments(): ConfigEnvironment[] {
+    return [...this.environments.values()].sort((a, b) => a.name.localeCompare(b.name));
+  }
+
+  environment(name: string): ConfigEnvironment {
+    const e = this.environments.get(name);
+    if (e === undefined) throw new ConfigNotFound(`no environment '${name.slice(0, 100)}'`);
+    return e;
+  }
+
+  async putEnvironment(name: string, body: unknown): Promise<{ environment: ConfigEnvironment; created: boolean }> {
+    const environment = parseEnvironment(name, body);
+    await this.o.store.saveEnvironment(environment);
+    const created = !this.environments.has(name);
+    this.environments.set(name, environment);
+    return { environment, created };
+  }
+
+  async deleteEnvironment(name: string): Promise<void> {
+    this.environment(name);
+    const used = [...this.releases.keys()].filter((k) => k.endsWith(`/${name}`) && (this.releases.get(k)?.length ?? 0) > 0);
+    if (used.length > 0) throw new ConfigConflict(`environment '${name}' has releases (${used.slice(0, 5).join(', ')}): it is kept, as they are`);
+    await this.o.store.deleteEnvironment(name);
+    this.environments.delete(name);
+  }
+
+  // --- values -------------------------------------------------------------------------------------
+
+  /** The scope of a service's values in an environment (`*` for the shared ones), both known. */
+  private scope(service: string, env: string): string {
+    if (service !== SHARED) this.service(service);
+    this.environment(env);
+    return scopeOf(service, env);
+  }
+
+  private latest(scope: string): StoredValues | undefined {
+    const list = this.values.get(scope);
+    return list?.[list.length - 1];
+  }
+
+  /** The values as shown: secrets `{"$secret": "***"}`; `version` 0 when there are none yet. */
+  valuesOf(service: string, env: string, version?: number): { version: number; values: Record<string, Json>; createdBy?: string; createdAt?: string } {
+    const scope = this.scope(service, env);
+    const v = version === undefined ? this.latest(scope) : this.values.get(scope)?.find((x) => x.version === version);
+    if (v === undefined) {
+      if (version !== undefined) throw new ConfigNotFound(`no values version ${version} of ${scope}`);
+      return { version: 0, values: {} };
+    }
+    return { version: v.version, values: redact(v.values), createdBy: v.createdBy, createdAt: new Date(v.createdAt).toISOString() };
+  }
+
+  valuesVersions(service: string, env: string): { version: number; createdBy: string; createdAt: string; keys: number }[] {
+    const scope = this.scope(service, env);
+    return (this.values.get(scope) ?? []).map((v) => ({ version: v.version, createdBy: v.createdBy, createdAt: new Date(v.createdAt).toISOString(), keys: Object.keys(v.values).length }));
+  }
+
+  /**
+   * Replaces the values (`PUT`) or changes some (`PATCH {set?, unset?}`): a new version either
+   * way. A secret given as `{"$secret": "***"}` keeps the stored one of that key.
+   */
+  async writeValues(service: string, env: string, body: unknown, o: { patch: boolean; by: string }): Promise<{ version: number; values: Record<string, Json> }> {
+    const scope = this.scope(service, env);
+    const before = this.latest(scope);
+    let next: Record<string, ValueInput>;
+    if (o.patch) {
+      if (typeof body !== 'object' || body === null || Array.isArray(body)) throw new InvalidConfig([{ field: '', message: 'a PATCH body is {"set": {...}, "unset": ["key", ...]}' }]);
+      const b = body as Record<string, unknown>;
+      const extra = Object.keys(b).filter((k) => k !== 'set' && k !== 'unset');
+      if (extra.length > 0) throw new InvalidConfig(extra.map((k) => ({ field: k, message: 'unknown field (known: set, unset)' })));
+      const set = b['set'] === undefined ? {} : parseValues(b['set'], 'set');
+      const unset = b['unset'] ?? [];
+      if (!Array.isArray(unset) || !unset.every((k): k is string => typeof k === 'string')) throw new InvalidConfig([{ field: 'unset', message: 'must be a list of keys' }]);
+      next = {};
+      for (const [k, v] of Object.entries(before?.values ?? {})) if (!unset.includes(k)) defineValue(next, k, isSealed(v) ? { [SECRET_KEY]: REDACTED } : v);
+      for (const [k, v] of Object.entries(set)) defineValue(next, k, v);
+    } else {
+      next = parseValues(body);
+    }
+    const stored: Record<string, StoredValue> = {};
+    const problems: { field: string; message: string }[] = [];
+    for (const [k, v] of Object.entries(next)) {
+      if (isSecretValue(v)) {
+        if (v[SECRET_KEY] === REDACTED) {
+          const kept = before?.values[k];
+          if (kept === undefined || !isSealed(kept) || !Object.hasOwn(before!.values, k)) problems.push({ field: `values.${k}`, message: `is {"$secret": "***"}, which keeps the stored secret, but ${scope} has none stored under '${k}': give the value` });
+          else defineValue(stored, k, kept);
+        } else defineValue(stored, k, { $sealed: this.o.sealer.seal(v[SECRET_KEY], valueContext(scope, k)) });
+      } else defineValue(stored, k, v);
+    }
+    if (problems.length > 0) throw new InvalidConfig(problems);
+    const version: StoredValues = { scope, version: (before?.version ?? 0) + 1, values: stored, createdBy: o.by, createdAt: this.o.clock.now() };
+    await this.o.store.appendValues(version);
+    this.listOf(this.values, scope).push(version);
+    this.noteSecrets(version);
+    return { version: version.version, values: redact(stored) };
+  }
+
+  /** The values a release of `service` in `env` renders with: the shared ones, overridden by the service's; secrets opened. */
+  private renderValues(service: string, env: string): { values: Record<string, Json>; valuesVersion: number; sharedVersion: number } {
+    const shared = this.latest(scopeOf(SHARED, env));
+    const own = this.latest(scopeOf(service, env));
+    const values: Record<string, Json> = {};
+    for (const v of [shared, own]) {
+      if (v === undefined) continue;
+      for (const [k, value] of Object.entries(v.values)) defineValue(values, k, isSealed(value) ? this.o.sealer.open(value.$sealed, valueContext(v.scope, k)) : value);
+    }
+    return { values, valuesVersion: own?.version ?? 0, sharedVersion: shared?.version ?? 0 };
+  }
+
+  // --- releases -----------------------------------------------------------------------------------
+
+  listReleases(service: string, env: string): ReleaseView[] {
+    this.scope(service, env);
+    return (this.releases.get(scopeOf(service, env)) ?? []).map(viewOf);
+  }
+
+  private stored(service: string, env: string, version: number): StoredRelease {
+    this.scope(service, env);
+    const r = this.releases.get(scopeOf(service, env))?.find((x) => x.version === version);
+    if (r === undefined) throw new ConfigNotFound(`no release ${version} of ${service} in ${env}`);
+    return r;
+  }
+
+  current(service: string, env: string): StoredRelease | undefined {
+    const list = this.releases.get(scopeOf(service, env));
+    return list?.[list.length - 1];
+  }
+
+  release(service: string, env: string, version: number): ReleaseView {
+    return viewOf(this.stored(service, env, version));
+  }
+
+  /** A file of a release, as rendered (secrets in it included: for the task that runs with it). */
+  fileContent(service: string, env: string, version: number, name: string): { content: string; sha256: string; mode: string; destination: string } {
+    const r = this.stored(service, env, version);
+    const f = r.files.find((x) => x.name === name);
+    if (f === undefined) throw new ConfigNotFound(`release ${version} of ${service} in ${env} has no file '${name.slice(0, 100)}'`);
+    return { content: this.o.sealer.open(f.sealed, fileContext(service, env, version, name)), sha256: f.sha256, mode: f.mode, destination: f.destination };
+  }
+
+  /** Renders what a release would be now, without making it. */
+  private async renderNow(service: string, env: string): Promise<{ commit: string; files: RenderedFile[]; valuesVersion: number; sharedVersion: number }> {
+    const s = this.service(service);
+    this.environment(env);
+    const commit = await this.o.templates.resolve(s.repo, s.ref);
+    const texts: { file: (typeof s.files)[number]; text: string }[] = [];
+    const missing: { field: string; message: string }[] = [];
+    for (const file of s.files) {
+      const text = await this.o.templates.read(s.repo, commit, file.template);
+      if (text === undefined) missing.push({ field: `files.${file.name}`, message: `the template ${file.template} is not in ${s.repo} at ${s.ref} (${commit.slice(0, 12)})` });
+      else texts.push({ file, text });
+    }
+    if (missing.length > 0) throw new RenderFailed(missing);
+    const { values, valuesVersion, sharedVersion } = this.renderValues(service, env);
+    const rendered = await renderFiles(texts, values);
+    if ('problems' in rendered) throw new RenderFailed(rendered.problems);
+    return { commit, files: rendered.files, valuesVersion, sharedVersion };
+  }
+
+  /** Whether `files` are what `last` holds, byte for byte and in place. */
+  private sameFiles(files: readonly { name: string; destination: string; mode: string; sha256: string }[], last: StoredRelease | undefined): boolean {
+    if (last === undefined || last.files.length !== files.length) return false;
+    return files.every((f) => last.files.some((l) => l.name === f.name && l.destination === f.destination && l.mode === f.mode && l.sha256 === f.sha256));
+  }
+
+  /** What a release now would do: its change, and the diff against the current release. */
+  async preview(service: string, env: string): Promise<{ change: ReleaseOutcome['change']; files: { name: string; patch: string }[] }> {
+    const now = await this.renderNow(service, env);
+    const last = this.current(service, env);
+    const change = this.sameFiles(now.files, last) ? 'unchanged' : last === undefined ? 'first' : last.templateCommit !== now.commit ? 'template-changed' : 'values-changed';
+    const before = new Map((last?.files ?? []).map((f) => [f.name, this.o.sealer.open(f.sealed, fileContext(service, env, last!.version, f.name))] as const));
+    return { change, files: this.patches(before, new Map(now.files.map((f) => [f.name, f.content] as const)), last?.version ?? 0, 'draft') };
+  }
+
+  /**
+   * Makes a release of `service` in `env` from the templates at the ref and the values now; or
+   * answers `unchanged` (and makes none) when the files would be the current release's.
+   */
+  async makeRelease(service: string, env: string, o: { note?: string; by: string }): Promise<ReleaseOutcome> {
+    return this.oneAtATime(service, env, async () => {
+      const now = await this.renderNow(service, env);
+      const last = this.current(service, env);
+      if (this.sameFiles(now.files, last)) return { change: 'unchanged' as const, release: last !== undefined ? viewOf(last) : undefined };
+      const change = last === undefined ? 'first' : last.templateCommit !== now.commit ? 'template-changed' : 'values-changed';
+      const release = await this.store({ service, env, files: now.files, templateCommit: now.commit, valuesVersion: now.valuesVersion, sharedVersion: now.sharedVersion, change, note: o.note ?? '', by: o.by });
+      return { change, release: viewOf(release) };
+    });
+  }
+
+  /** A new release with the files of release `to`, byte for byte. */
+  async rollback(service: string, env: string, to: number, o: { note?: string; by: string }): Promise<ReleaseView> {
+    return this.oneAtATime(service, env, async () => {
+      const target = this.stored(service, env, to);
+      const files = target.files.map((f) => ({ name: f.name, destination: f.destination, mode: f.mode, sha256: f.sha256, content: this.o.sealer.open(f.sealed, fileContext(service, env, to, f.name)) }));
+      const release = await this.store({ service, env, files, templateCommit: target.templateCommit, valuesVersion: target.valuesVersion, sharedVersion: target.sharedVersion, change: 'rollback', rolledBackTo: to, note: o.note ?? `rollback to release ${to}`, by: o.by });
+      return viewOf(release);
+    });
+  }
+
+  private async oneAtATime<T>(service: string, env: string, run: () => Promise<T>): Promise<T> {
+    const key = scopeOf(service, env);
+    if (this.releasing.has(key)) throw new ConfigConflict(`a release of ${service} in ${env} is under way: try again when it is done`);
+    const p = run();
+    this.releasing.set(key, p);
+    try {
+      return await p;
+    } finally {
+      this.releasing.delete(key);
+    }
+  }
+
+  private async store(o: { service: string; env: string; files: readonly { name: string; destination: string; mode: string; sha256: string; content: string }[]; templateCommit: string; valuesVersion: number; sharedVersion: number; change: StoredRelease['change']; rolledBackTo?: number; note: string; by: string }): Promise<StoredRelease> {
+    const s = this.service(o.service);
+    const version = (this.current(o.service, o.env)?.version ?? 0) + 1;
+    const at = this.o.clock.now();
+    // The audit copy first: a release that then fails to be stored leaves a commit too many, never a release without its copy.
+    const auditCommit = await this.o.audit.commit({
+      env: o.env,
+      service: o.service,
+      version,
+      files: o.files.map((f) => ({ name: f.name, content: this.mask(f.content) })),
+      author: o.by,
+      message: `${o.service} ${o.env} release ${version} (${o.change}${o.rolledBackTo !== undefined ? ` to ${o.rolledBackTo}` : ''})\n\ntemplates ${s.repo} ${s.ref} ${o.templateCommit}\nvalues v${o.valuesVersion}, shared v${o.sharedVersion}${o.note !== '' ? `\n\n${o.note}` : ''}\n`,
+      at,
+    });
+    const release: StoredRelease = {
+      service: o.service,
+      env: o.env,
+      version,
+      templateCommit: o.templateCommit,
+      templateRef: s.ref,
+      valuesVersion: o.valuesVersion,
+      sharedVersion: o.sharedVersion,
+      files: o.files.map((f) => ({ name: f.name, destination: f.destination, mode: f.mode, sha256: f.sha256, sealed: this.o.sealer.seal(f.content, fileContext(o.service, o.env, version, f.name)) })),
+      change: o.change,
+      ...(o.rolledBackTo !== undefined ? { rolledBackTo: o.rolledBackTo } : {}),
+      auditCommit,
+      note: o.note,
+      createdBy: o.by,
+      createdAt: at,
+    };
+    await this.o.store.appendRelease(release);
+    this.listOf(this.releases, scopeOf(o.service, o.env)).push(release);
+    for (const w of this.watchers.get(scopeOf(o.service, o.env)) ?? []) w(release);
+    this.o.log?.(`config: ${o.service} in ${o.env}: release ${version} (${o.change}) by ${o.by}`);
+    return release;
+  }
+
+  /** Unified diffs, per file, from release `a` to release `b` (secrets masked). */
+  diff(service: string, env: string, a: number, b: number): { from: number; to: number; files: { name: string; patch: string }[] } {
+    const ra = this.stored(service, env, a);
+    const rb = this.stored(service, env, b);
+    const open = (r: StoredRelease) => new Map(r.files.map((f) => [f.name, this.o.sealer.open(f.sealed, fileContext(service, env, r.version, f.name))] as const));
+    return { from: a, to: b, files: this.patches(open(ra), open(rb), a, b) };
+  }
+
+  private patches(before: ReadonlyMap<string, string>, after: ReadonlyMap<string, string>, from: number | string, to: number | string): { name: string; patch: string }[] {
+    const names = [...new Set([...before.keys(), ...after.keys()])].sort();
+    return names.flatMap((name) => {
+      const x = this.mask(before.get(name) ?? '');
+      const y = this.mask(after.get(name) ?? '');
+      if (x === y && before.has(name) === after.has(name)) return [];
+      return [{ name, patch: createTwoFilesPatch(`${name}@${from}`, `${name}@${to}`, x, y) }];
+    });
+  }
+
+  // --- delivery: the files of a release, and watchers ----------------------------------------
+
+  /** The files of the current release (or of `version`), with their digests. */
+  files(service: string, env: string, version?: number): { release: ReleaseView } {
+    this.scope(service, env);
+    const r = version !== undefined ? this.stored(service, env, version) : this.current(service, env);
+    if (r === undefined) throw new ConfigNotFound(`${service} has no release in ${env} yet`);
+    return { release: viewOf(r) };
+  }
+
+  /**
+   * Resolves with the first release of (`service`, `env`) newer than `since`: at once if there is
+   * one, else when it is made, or undefined after `timeoutMs` (at most MAX_WATCH_MS) or on `signal`.
+   */
+  watch(service: string, env: string, since: number, timeoutMs: number, signal?: AbortSignal): Promise<ReleaseView | undefined> {
+    this.scope(service, env);
+    const last = this.current(service, env);
+    if (last !== undefined && last.version > since) return Promise.resolve(viewOf(last));
+    const key = scopeOf(service, env);
+    return new Promise((resolve) => {
+      const set = this.watchers.get(key) ?? new Set();
+      this.watchers.set(key, set);
+      const done = (r: StoredRelease | undefined) => {
+        set.delete(on);
+        if (set.size === 0) this.watchers.delete(key);
+        timer.cancel();
+        signal?.removeEventListener('abort', abort);
+        resolve(r !== undefined ? viewOf(r) : undefined);
+      };
+      const on = (r: StoredRelease) => done(r);
+      const abort = () => done(undefined);
+      const timer = this.o.clock.setTimer(Math.min(Math.max(timeoutMs, 0), MAX_WATCH_MS), () => done(undefined));
+      set.add(on);
+      signal?.addEventListener('abort', abort, { once: true });
+    });
+  }
+
+  /** Watchers waiting now (for metrics and tests). */
+  watching(): number {
+    let n = 0;
+    for (const s of this.watchers.values()) n += s.size;
+    return n;
+  }
+
+  async close(): Promise<void> {
+    await Promise.allSettled([...this.releasing.values()]);
+    await this.o.store.close();
+  }
+}
+
+function isSealed(v: StoredValue | undefined): v is { $sealed: string } {
+  return typeof v === 'object' && v !== null && !Array.isArray(v) && Object.keys(v).length === 1 && typeof (v as Record<string, unknown>)['$sealed'] === 'string';
+}
+
+function redact(values: Record<string, StoredValue>): Record<string, Json> {
+  const out: Record<string, Json> = {};
+  for (const [k, v] of Object.entries(values)) defineValue(out, k, isSealed(v) ? { [SECRET_KEY]: REDACTED } : v);
+  return out;
+}
+
+/** Sets an own property (a key named `__proto__` is a value like any other). */
+function defineValue<V>(target: Record<string, V>, key: string, value: V): void {
+  Object.defineProperty(target, key, { value, enumerable: true, writable: true, configurable: true });
+}

@@ -1,0 +1,197 @@
+import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { identityOf, type Check, type GateRequest, type RouteRule } from '../../auth/http-gate.ts';
+import { decide, type Capability } from '../../auth/policy.ts';
+import { SlipwayError } from '../../core/errors.ts';
+import { httpErrorReply } from '../../core/http-error-reply.ts';
+import type { ConfigCenter } from '../config-center.ts';
+import { configName } from '../config-definitions.ts';
+import { InvalidConfig } from '../config-errors.ts';
+
+/**
+ * `/config/v1`, the config center's API (docs/config.md). Errors answer `{code, message,
+ * details?: [{field, message}]}` with their status.
+ *
+ * Who may do what (kind `config`, named `service/env`): `read` to see, `configure` to change
+ * services, environments and values (an edit), `publish-config` to release and roll back
+ * (Apollo's edit and publish, per environment). A service's definition is `service/*`; an
+ * environment's definition and shared values are `*\/env`.
+ */
+
+type Params = Record<string, string>;
+const at = (capability: Capability, name: (p: Params, q: Record<string, unknown>) => string): RouteRule['access'] => (req: GateRequest) => [{ capability, resource: { kind: 'config', name: name(req.params as Params, req.query) } }] as Check[];
+const svcEnv = (p: Params) => `${p['service']}/${p['env']}`;
+const svc = (p: Params) => `${p['service']}/*`;
+const env = (p: Params) => `*/${p['env']}`;
+const queryScope = (_p: Params, q: Record<string, unknown>) => `${String(q['service'] ?? '')}/${String(q['env'] ?? '')}`;
+
+export const CONFIG_ACCESS_RULES: readonly RouteRule[] = [
+  // Any caller: the list holds the services it may read.
+  { method: 'GET', url: '/config/v1/services', access: () => [] },
+  { method: 'GET', url: '/config/v1/services/:service', access: at('read', svc) },
+  { method: 'PUT', url: '/config/v1/services/:service', access: at('configure', svc) },
+  { method: 'DELETE', url: '/config/v1/services/:service', access: at('configure', svc) },
+  { method: 'GET', url: '/config/v1/environments', access: () => [] },
+  { method: 'GET', url: '/config/v1/environments/:env', access: at('read', env) },
+  { method: 'PUT', url: '/config/v1/environments/:env', access: at('configure', env) },
+  { method: 'DELETE', url: '/config/v1/environments/:env', access: at('configure', env) },
+  { method: 'GET', url: '/config/v1/environments/:env/values', access: at('read', env) },
+  { method: ['PUT', 'PATCH'], url: '/config/v1/environments/:env/values', access: at('configure', env) },
+  { method: 'GET', url: '/config/v1/services/:service/environments/:env/values', access: at('read', svcEnv) },
+  { method: 'GET', url: '/config/v1/services/:service/environments/:env/values/versions', access: at('read', svcEnv) },
+  { method: ['PUT', 'PATCH'], url: '/config/v1/services/:service/environments/:env/values', access: at('configure', svcEnv) },
+  { method: 'GET', url: '/config/v1/services/:service/environments/:env/releases', access: at('read', svcEnv) },
+  { method: 'POST', url: '/config/v1/services/:service/environments/:env/releases', access: at('publish-config', svcEnv) },
+  { method: 'GET', url: '/config/v1/services/:service/environments/:env/releases/:version', access: at('read', svcEnv) },
+  { method: 'GET', url: '/config/v1/services/:service/environments/:env/releases/:a/diff/:b', access: at('read', svcEnv) },
+  { method: 'POST', url: '/config/v1/services/:service/environments/:env/preview', access: at('read', svcEnv) },
+  { method: 'POST', url: '/config/v1/services/:service/environments/:env/rollback', access: at('publish-config', svcEnv) },
+  { method: 'GET', url: '/config/v1/files', access: at('read', queryScope) },
+  { method: 'GET', url: '/config/v1/files/:service/:env/:version/:name', access: at('read', svcEnv) },
+  { method: 'GET', url: '/config/v1/watch', access: at('read', queryScope) },
+];
+
+function whole(text: string | undefined, field: string, min = 0): number {
+  if (text === undefined || !/^\d{1,9}$/.test(text) || Number(text) < min) throw new InvalidConfig([{ field, message: `must be a whole number${min > 0 ? ` from ${min}` : ''}, not ${JSON.stringify(String(text).slice(0, 40))}` }]);
+  return Number(text);
+}
+
+function who(req: FastifyRequest): string {
+  return identityOf(req)?.name ?? 'anonymous';
+}
+
+function noteOf(body: unknown): string | undefined {
+  if (body === undefined || body === null) return undefined;
+  if (typeof body !== 'object' || Array.isArray(body)) throw new InvalidConfig([{ field: '', message: 'the body must be a JSON object' }]);
+  const note = (body as Record<string, unknown>)['note'];
+  if (note !== undefined && (typeof note !== 'string' || note.length > 2000)) throw new InvalidConfig([{ field: 'note', message: 'must be a string of at most 2000 characters' }]);
+  return note as string | undefined;
+}
+
+/** The routes of /config/v1 on `app` (whose gate must have CONFIG_ACCESS_RULES). */
+export function configRoutes(app: FastifyInstance, center: ConfigCenter): void {
+  void app.register(async (scope) => {
+    scope.setErrorHandler((error: FastifyError, request, reply) => {
+      const { status, message, internal } = httpErrorReply(error);
+      if (internal) request.log.error(error);
+      const own = error instanceof SlipwayError && !internal ? (error.body as Record<string, unknown> | undefined) : undefined;
+      return reply.code(status).send(own ?? { code: error instanceof SlipwayError && !internal ? error.code : 'HTTP_ERROR', message });
+    });
+    routes(scope, center);
+  });
+}
+
+function routes(app: FastifyInstance, center: ConfigCenter): void {
+  const p = (req: FastifyRequest) => req.params as Params;
+  const names = (req: FastifyRequest) => ({ service: configName(p(req)['service'] ?? '', 'service'), env: configName(p(req)['env'] ?? '', 'env') });
+
+  app.get('/config/v1/services', (req) => {
+    const caller = identityOf(req);
+    const readable = (s: string) => caller === undefined || decide(caller.policies, 'read', { kind: 'config', name: `${s}/*` }).allowed;
+    return { services: center.listServices().filter((s) => readable(s.name)) };
+  });
+  app.get('/config/v1/services/:service', (req) => center.service(configName(p(req)['service'] ?? '', 'service')));
+  app.put('/config/v1/services/:service', async (req, reply) => {
+    const { service, created } = await center.putService(p(req)['service'] ?? '', req.body);
+    return reply.code(created ? 201 : 200).send(service);
+  });
+  app.delete('/config/v1/services/:service', async (req, reply) => {
+    await center.deleteService(configName(p(req)['service'] ?? '', 'service'));
+    return reply.code(204).send();
+  });
+
+  app.get('/config/v1/environments', () => ({ environments: center.listEnvironments() }));
+  app.get('/config/v1/environments/:env', (req) => center.environment(configName(p(req)['env'] ?? '', 'env')));
+  app.put('/config/v1/environments/:env', async (req, reply) => {
+    const { environment, created } = await center.putEnvironment(p(req)['env'] ?? '', req.body);
+    return reply.code(created ? 201 : 200).send(environment);
+  });
+  app.delete('/config/v1/environments/:env', async (req, reply) => {
+    await center.deleteEnvironment(configName(p(req)['env'] ?? '', 'env'));
+    return reply.code(204).send();
+  });
+
+  const version = (req: FastifyRequest) => {
+    const v = (req.query as Record<string, string | undefined>)['version'];
+    return v === undefined ? undefined : whole(v, 'version', 1);
+  };
+  app.get('/config/v1/environments/:env/values', (req) => center.valuesOf('*', configName(p(req)['env'] ?? '', 'env'), version(req)));
+  const writeShared = (patch: boolean) => async (req: FastifyRequest, reply: FastifyReply) => reply.code(200).send(await center.writeValues('*', configName(p(req)['env'] ?? '', 'env'), req.body, { patch, by: who(req) }));
+  app.put('/config/v1/environments/:env/values', writeShared(false));
+  app.patch('/config/v1/environments/:env/values', writeShared(true));
+
+  app.get('/config/v1/services/:service/environments/:env/values', (req) => {
+    const n = names(req);
+    return center.valuesOf(n.service, n.env, version(req));
+  });
+  app.get('/config/v1/services/:service/environments/:env/values/versions', (req) => {
+    const n = names(req);
+    return { versions: center.valuesVersions(n.service, n.env) };
+  });
+  const writeValues = (patch: boolean) => async (req: FastifyRequest, reply: FastifyReply) => {
+    const n = names(req);
+    return reply.code(200).send(await center.writeValues(n.service, n.env, req.body, { patch, by: who(req) }));
+  };
+  app.put('/config/v1/services/:service/environments/:env/values', writeValues(false));
+  app.patch('/config/v1/services/:service/environments/:env/values', writeValues(true));
+
+  app.get('/config/v1/services/:service/environments/:env/releases', (req) => {
+    const n = names(req);
+    return { releases: center.listReleases(n.service, n.env) };
+  });
+  app.post('/config/v1/services/:service/environments/:env/releases', async (req, reply) => {
+    const n = names(req);
+    const note = noteOf(req.body);
+    const outcome = await center.makeRelease(n.service, n.env, { by: who(req), ...(note !== undefined ? { note } : {}) });
+    return reply.code(outcome.change === 'unchanged' ? 200 : 201).send(outcome);
+  });
+  app.get('/config/v1/services/:service/environments/:env/releases/:version', (req) => {
+    const n = names(req);
+    return center.release(n.service, n.env, whole(p(req)['version'], 'version', 1));
+  });
+  app.get('/config/v1/services/:service/environments/:env/releases/:a/diff/:b', (req) => {
+    const n = names(req);
+    return center.diff(n.service, n.env, whole(p(req)['a'], 'a', 1), whole(p(req)['b'], 'b', 1));
+  });
+  app.post('/config/v1/services/:service/environments/:env/preview', async (req) => {
+    const n = names(req);
+    return center.preview(n.service, n.env);
+  });
+  app.post('/config/v1/services/:service/environments/:env/rollback', async (req, reply) => {
+    const n = names(req);
+    const body = req.body as Record<string, unknown> | null | undefined;
+    const to = body?.['to'];
+    if (typeof to !== 'number' || !Number.isSafeInteger(to) || to < 1) throw new InvalidConfig([{ field: 'to', message: 'is required: the version of the release to roll back to' }]);
+    const note = noteOf(body);
+    return reply.code(201).send(await center.rollback(n.service, n.env, to, { by: who(req), ...(note !== undefined ? { note } : {}) }));
+  });
+
+  // The original contract: (service, env[, release]) -> the files, where they go, their digests and URLs.
+  app.get('/config/v1/files', (req) => {
+    const q = req.query as Record<string, string | undefined>;
+    const service = configName(q['service'] ?? '', 'service');
+    const envName = configName(q['env'] ?? '', 'env');
+    const { release } = center.files(service, envName, q['release'] !== undefined ? whole(q['release'], 'release', 1) : undefined);
+    const base = `/config/v1/files/${encodeURIComponent(service)}/${encodeURIComponent(envName)}/${release.version}`;
+    return { service, env: envName, release: release.version, files: release.files.map((f) => ({ ...f, url: `${base}/${encodeURIComponent(f.name)}` })) };
+  });
+  app.get('/config/v1/files/:service/:env/:version/:name', (req, reply) => {
+    const n = names(req);
+    const f = center.fileContent(n.service, n.env, whole(p(req)['version'], 'version', 1), p(req)['name'] ?? '');
+    return reply.header('X-Slipway-Sha256', f.sha256).header('X-Slipway-Destination', f.destination).header('X-Slipway-Mode', f.mode).header('Cache-Control', 'no-store').type('application/octet-stream').send(Buffer.from(f.content, 'utf8'));
+  });
+
+  // Long poll: held until a release newer than `since` (or `wait` seconds, at most 60), then 304.
+  app.get('/config/v1/watch', async (req, reply) => {
+    const q = req.query as Record<string, string | undefined>;
+    const service = configName(q['service'] ?? '', 'service');
+    const envName = configName(q['env'] ?? '', 'env');
+    const since = q['since'] === undefined ? 0 : whole(q['since'], 'since');
+    const wait = q['wait'] === undefined ? 60 : Math.min(whole(q['wait'], 'wait'), 60);
+    // The response's close, not the request's (which Node emits once a GET is read): the client went away.
+    const abort = new AbortController();
+    reply.raw.on('close', () => abort.abort());
+    const release = await center.watch(service, envName, since, wait * 1000, abort.signal);
+    if (release === undefined) return reply.code(304).send();
+    return { release };
+  });
+}

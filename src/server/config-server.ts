@@ -1,0 +1,48 @@
+import type { FastifyInstance } from 'fastify';
+import { join } from 'node:path';
+import type { HttpGate } from '../auth/http-gate.ts';
+import { ConfigCenter, type ConfigSealer } from '../config/config-center.ts';
+import { configRoutes, CONFIG_ACCESS_RULES } from '../config/http/config-routes.ts';
+import { ReleaseRepository } from '../config/release-repository.ts';
+import { TemplateSource } from '../config/template-source.ts';
+import { SystemClock, type Clock } from '../core/clock.ts';
+import { KyselyConfigStore } from '../store/kysely-config-store.ts';
+import { sqliteDatabases } from '../store/sqlite-database.ts';
+import { prepareDataDir } from './data-dir.ts';
+
+/**
+ * The config center of a Slipway process (issue 13): its state in `<dataDir>/config.db`, the
+ * templates' git caches in `<dataDir>/templates`, the releases' audit repository in
+ * `<dataDir>/releases` (a git repository, one commit per release).
+ */
+export interface ConfigService {
+  center: ConfigCenter;
+  dataDir: string;
+  close(): Promise<void>;
+}
+
+export async function startConfigService(o: { dataDir: string; sealer: ConfigSealer; clock?: Clock; log?: (line: string) => void }): Promise<ConfigService> {
+  await prepareDataDir(o.dataDir, 'config center');
+  const store = await KyselyConfigStore.open(sqliteDatabases(o.dataDir));
+  let center: ConfigCenter;
+  try {
+    center = await ConfigCenter.open({
+      store,
+      sealer: o.sealer,
+      templates: new TemplateSource(join(o.dataDir, 'templates')),
+      audit: new ReleaseRepository(join(o.dataDir, 'releases')),
+      clock: o.clock ?? new SystemClock(),
+      ...(o.log !== undefined ? { log: o.log } : {}),
+    });
+  } catch (e) {
+    await store.close();
+    throw e;
+  }
+  return { center, dataDir: o.dataDir, close: () => center.close() };
+}
+
+/** `/config/v1` on `app`, behind `gate`. */
+export function mountConfigApi(app: FastifyInstance, service: ConfigService, o: { gate: HttpGate }): void {
+  o.gate.addRules(CONFIG_ACCESS_RULES);
+  configRoutes(app, service.center);
+}

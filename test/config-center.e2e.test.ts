@@ -1,0 +1,190 @@
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { up, type Up } from '../src/server/up.ts';
+import { createTestRepo, type TestRepo } from './support/git-repo.ts';
+import { killProcessesUnder } from './support/sandbox-processes.ts';
+import { waitUntil } from './support/wait.ts';
+
+// Issue 13, the config center's model and API on `slipway up`: templates in a real git
+// repository, values per environment (and shared), releases rendered at one commit, unchanged
+// ones not made, diffs, rollback byte for byte, the files contract, the long poll, secrets.
+
+const SECRET = 'pw-9c1e-horse';
+
+describe('the config center on `slipway up`: services, values, releases, diffs, rollback, watch', { timeout: 120_000 }, () => {
+  let dir: string;
+  let server: Up;
+  let base: string;
+  let repo: TestRepo;
+
+  before(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'slipway-config-'));
+    repo = createTestRepo(join(dir, 'templates'));
+    repo.commit({
+      'web/app.yaml': 'server:\n  port: {{ port }}\n  region: {{ region }}\ndb:\n  host: {{ db.host }}\n  password: {{ password }}\n',
+      'web/app.properties': 'server.port={{ port }}\nfeature.x={{ feature_x | default: false }}\n',
+    });
+    server = await up({ host: '127.0.0.1', port: 0, dataDir: join(dir, 'data'), containerizers: ['process'], resources: 'cpus:2;mem:1024;disk:1000;ports:[34500-34599]' });
+    base = server.master.url;
+  });
+
+  after(async () => {
+    await server?.close();
+    killProcessesUnder(dir);
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  const api = async (method: string, path: string, body?: unknown, headers: Record<string, string> = {}) => {
+    const r = await fetch(`${base}${path}`, { method, headers: { ...(body !== undefined ? { 'Content-Type': 'application/json' } : {}), ...headers }, ...(body !== undefined ? { body: JSON.stringify(body) } : {}) });
+    const text = await r.text();
+    return { status: r.status, text, json: () => JSON.parse(text) as Record<string, unknown> };
+  };
+  const web = '/config/v1/services/web/environments/dev';
+
+  it('takes environments and a service whose templates are in git, refusing bad input with the field named', async () => {
+    for (const env of ['dev', 'prod']) assert.equal((await api('PUT', `/config/v1/environments/${env}`, { description: env })).status, 201);
+    const bad = await api('PUT', '/config/v1/services/web', { repo: 'relative/path', files: [{ name: 'x', template: '../../etc/passwd', destination: '/etc/x' }], apps: { nowhere: '/web' } });
+    assert.equal(bad.status, 400, bad.text);
+    const fields = (bad.json()['details'] as { field: string }[]).map((d) => d.field);
+    assert.deepEqual(fields, ['repo', 'files[0].template']);
+    const put = await api('PUT', '/config/v1/services/web', {
+      repo: repo.path,
+      ref: 'main',
+      files: [
+        { name: 'app.yaml', template: 'web/app.yaml', destination: '/etc/web/app.yaml' },
+        { name: 'app.properties', template: 'web/app.properties', destination: 'conf/app.properties', mode: '0600' },
+      ],
+      apps: { dev: '/dev/web', prod: '/prod/web' },
+    });
+    assert.equal(put.status, 201, put.text);
+    assert.equal((await api('GET', '/config/v1/services/web')).json()['ref'], 'main');
+    assert.equal((await api('PUT', '/config/v1/services/web', { repo: repo.path, files: [{ name: 'a', template: 'a', destination: '/a' }], apps: { staging: '/s' } })).status, 400, 'an app in an environment that does not exist');
+    assert.equal((await api('GET', '/config/v1/services/nope')).status, 404);
+    assert.equal((await api('GET', '/config/v1/services/web/environments/nope/values')).status, 404);
+  });
+
+  it('keeps values per environment as versions, shared values too, secrets write-only and sealed', async () => {
+    assert.equal((await api('PUT', '/config/v1/environments/dev/values', { region: 'eu-1' })).status, 200);
+    const put = await api('PUT', `${web}/values`, { port: 8080, 'db.host': 'pg-dev', password: { $secret: SECRET } });
+    assert.equal(put.status, 200, put.text);
+    assert.deepEqual(put.json(), { version: 1, values: { port: 8080, 'db.host': 'pg-dev', password: { $secret: '***' } } });
+    const got = (await api('GET', `${web}/values`)).json();
+    assert.deepEqual(got['values'], { port: 8080, 'db.host': 'pg-dev', password: { $secret: '***' } });
+    assert.equal(got['createdBy'], 'admin');
+    // "***" keeps the stored secret; one that was never stored is refused.
+    assert.equal((await api('PATCH', `${web}/values`, { set: { password: { $secret: '***' }, extra: true }, unset: ['extra'] })).status, 200);
+    assert.equal((await api('PATCH', `${web}/values`, { set: { other: { $secret: '***' } } })).status, 400);
+    assert.equal((await api('PUT', `${web}/values`, { '1bad': 1 })).status, 400);
+    assert.equal((await api('PUT', `${web}/values`, [1, 2])).status, 400);
+    const versions = (await api('GET', `${web}/values/versions`)).json()['versions'] as { version: number }[];
+    assert.deepEqual(versions.map((v) => v.version), [1, 2]);
+    for (const f of readdirSync(join(dir, 'data', 'config')).filter((n) => n.startsWith('config.db'))) {
+      assert.ok(!readFileSync(join(dir, 'data', 'config', f)).includes(Buffer.from(SECRET)), `${f} holds the secret in clear`);
+    }
+  });
+
+  it('releases every file at one commit, answers unchanged without a release, and serves the files with their digests', async () => {
+    const first = await api('POST', `${web}/releases`, { note: 'first' });
+    assert.equal(first.status, 201, first.text);
+    const r1 = first.json() as { change: string; release: { version: number; templateCommit: string; files: { name: string; sha256: string }[] } };
+    assert.equal(r1.change, 'first');
+    assert.equal(r1.release.version, 1);
+    assert.equal(r1.release.templateCommit, execFileSync('git', ['-C', repo.path, 'rev-parse', 'main']).toString().trim());
+    const again = await api('POST', `${web}/releases`);
+    assert.equal(again.status, 200);
+    assert.equal(again.json()['change'], 'unchanged');
+    assert.equal((await api('GET', `${web}/releases`)).json()['releases'] instanceof Array, true);
+
+    const files = (await api('GET', '/config/v1/files?service=web&env=dev')).json() as { release: number; files: { name: string; destination: string; sha256: string; url: string }[] };
+    assert.equal(files.release, 1);
+    const yaml = files.files.find((f) => f.name === 'app.yaml')!;
+    assert.equal(yaml.destination, '/etc/web/app.yaml');
+    const content = await fetch(`${base}${yaml.url}`);
+    const text = await content.text();
+    assert.equal(text, `server:\n  port: 8080\n  region: eu-1\ndb:\n  host: pg-dev\n  password: ${SECRET}\n`, 'the task gets the secret in its file');
+    assert.equal(content.headers.get('x-slipway-sha256'), yaml.sha256);
+    assert.equal((await api('GET', '/config/v1/files/web/dev/1/app.properties')).text, 'server.port=8080\nfeature.x=false\n');
+    // The audit repository: one commit, the secret masked.
+    const audit = join(dir, 'data', 'config', 'releases');
+    assert.match(execFileSync('git', ['-C', audit, 'log', '--format=%s']).toString(), /web dev release 1 \(first\)/);
+    const copy = readFileSync(join(audit, 'dev', 'web', 'app.yaml'), 'utf8');
+    assert.ok(!copy.includes(SECRET) && copy.includes('password: ****'), copy);
+  });
+
+  it('names the change: values, then templates; diffs mask secrets; a rollback is a new release with the old bytes', async () => {
+    assert.equal((await api('PATCH', `${web}/values`, { set: { port: 9090 } })).status, 200);
+    const preview = (await api('POST', `${web}/preview`)).json() as { change: string; files: { name: string; patch: string }[] };
+    assert.equal(preview.change, 'values-changed');
+    assert.ok(preview.files.some((f) => f.patch.includes('+  port: 9090')));
+    const r2 = (await api('POST', `${web}/releases`)).json() as { change: string; release: { version: number } };
+    assert.deepEqual([r2.change, r2.release.version], ['values-changed', 2]);
+    const diff = (await api('GET', `${web}/releases/1/diff/2`)).json() as { files: { name: string; patch: string }[] };
+    const patch = diff.files.find((f) => f.name === 'app.yaml')!.patch;
+    assert.match(patch, /-  port: 8080\n\+  port: 9090/);
+    assert.ok(!JSON.stringify(diff).includes(SECRET), 'no secret in a diff');
+
+    repo.commit({ 'web/app.yaml': 'server:\n  port: {{ port }}\n  region: {{ region }}\n  workers: 4\ndb:\n  host: {{ db.host }}\n  password: {{ password }}\n' }, 'workers');
+    const r3 = (await api('POST', `${web}/releases`)).json() as { change: string; release: { version: number } };
+    assert.deepEqual([r3.change, r3.release.version], ['template-changed', 3]);
+
+    const back = await api('POST', `${web}/rollback`, { to: 1 });
+    assert.equal(back.status, 201, back.text);
+    const r4 = back.json() as { version: number; change: string; rolledBackTo: number; files: { name: string; sha256: string }[] };
+    assert.deepEqual([r4.version, r4.change, r4.rolledBackTo], [4, 'rollback', 1]);
+    const v1 = (await api('GET', `${web}/releases/1`)).json() as { files: { name: string; sha256: string }[] };
+    assert.deepEqual(r4.files.map((f) => f.sha256), v1.files.map((f) => f.sha256), 'byte for byte');
+    assert.equal((await api('POST', `${web}/rollback`, { to: 99 })).status, 404);
+    assert.equal((await api('POST', `${web}/rollback`, {})).status, 400);
+  });
+
+  it('refuses templates that do not render, naming the file, the line and the variable, and makes no release', async () => {
+    repo.commit({ 'web/app.yaml': 'server:\n  port: {{ port }}\n  host: {{ host_name }}\n' }, 'undefined variable');
+    const r = await api('POST', `${web}/releases`);
+    assert.equal(r.status, 422, r.text);
+    const details = r.json()['details'] as { field: string; message: string }[];
+    assert.equal(details[0]!.field, 'files.app.yaml (template web/app.yaml)');
+    assert.match(details[0]!.message, /undefined variable: host_name, line:3/);
+    repo.commit({ 'web/app.yaml': 'server: [unclosed\n' }, 'bad yaml');
+    const y = await api('POST', `${web}/releases`);
+    assert.equal(y.status, 422);
+    assert.match(y.text, /renders to invalid YAML/);
+    assert.equal(((await api('GET', `${web}/releases`)).json()['releases'] as unknown[]).length, 4, 'no release was made');
+    assert.equal((await api('PUT', '/config/v1/services/web', { repo: repo.path, ref: 'no-such-branch', files: [{ name: 'app.yaml', template: 'web/app.yaml', destination: '/etc/web/app.yaml' }] })).status, 200);
+    const missing = await api('POST', `${web}/releases`);
+    assert.equal(missing.status, 502);
+    assert.match(missing.text, /no branch, tag or commit 'no-such-branch'/);
+  });
+
+  it('long-polls: answers a newer release at once, holds until one is made, and answers 304 when none comes', async () => {
+    repo.commit({ 'web/app.yaml': 'port: {{ port }}\n' }, 'simple');
+    assert.equal((await api('PUT', '/config/v1/services/web', { repo: repo.path, files: [{ name: 'app.yaml', template: 'web/app.yaml', destination: '/etc/web/app.yaml' }] })).status, 200);
+    assert.equal(((await api('GET', '/config/v1/watch?service=web&env=dev&since=1')).json()['release'] as { version: number }).version, 4);
+    const none = await api('GET', '/config/v1/watch?service=web&env=dev&since=4&wait=1');
+    assert.equal(none.status, 304);
+    const held = api('GET', '/config/v1/watch?service=web&env=dev&since=4&wait=30');
+    await waitUntil(() => server.config.center.watching() === 1, 'the watcher to wait');
+    const made = (await api('POST', `${web}/releases`)).json() as { release: { version: number } };
+    const got = await held;
+    assert.equal(got.status, 200);
+    assert.equal((got.json()['release'] as { version: number }).version, made.release.version);
+    assert.equal((await api('GET', '/config/v1/watch?service=web&env=dev&since=x')).status, 400);
+  });
+
+  it('asks read to see, configure to edit values and publish-config to release (Apollo edit and publish)', async () => {
+    const tokens = async (policies: string[]) => ((await api('POST', '/auth/v1/tokens', { name: `t-${policies.join('-')}`, policies })).json() as { token: string }).token;
+    const viewer = await tokens(['viewer']);
+    const developer = await tokens(['developer']);
+    const deployer = await tokens(['deployer']);
+    const as = (t: string) => ({ authorization: `Bearer ${t}` });
+    assert.equal((await api('GET', `${web}/values`, undefined, as(viewer))).status, 200);
+    assert.equal((await api('PATCH', `${web}/values`, { set: { port: 1 } }, as(viewer))).status, 403);
+    assert.equal((await api('PATCH', `${web}/values`, { set: { port: 7070 } }, as(developer))).status, 200, 'a developer edits');
+    assert.equal((await api('POST', `${web}/releases`, undefined, as(developer))).status, 403, 'a developer does not publish');
+    assert.equal((await api('POST', `${web}/releases`, undefined, as(deployer))).status, 201, 'a deployer publishes');
+    assert.equal((await api('PATCH', `${web}/values`, { set: { port: 1 } }, as(deployer))).status, 403, 'a deployer does not edit');
+  });
+});
