@@ -124,7 +124,7 @@ describe('the config center on `slipway up`: services, values, releases, diffs, 
     assert.deepEqual([r2.change, r2.release.version], ['values-changed', 2]);
     const diff = (await api('GET', `${web}/releases/1/diff/2`)).json() as { files: { name: string; patch: string }[] };
     const patch = diff.files.find((f) => f.name === 'app.yaml')!.patch;
-    assert.match(patch, /-  port: 8080\n\+  port: 9090/);
+    assert.match(patch, /- {2}port: 8080\n\+ {2}port: 9090/);
     assert.ok(!JSON.stringify(diff).includes(SECRET), 'no secret in a diff');
 
     repo.commit({ 'web/app.yaml': 'server:\n  port: {{ port }}\n  region: {{ region }}\n  workers: 4\ndb:\n  host: {{ db.host }}\n  password: {{ password }}\n' }, 'workers');
