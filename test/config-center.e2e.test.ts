@@ -1,9 +1,10 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { chmodSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { pathSegment } from '../src/agent/path-segment.ts';
 import { up, type Up } from '../src/server/up.ts';
 import { createTestRepo, type TestRepo } from './support/git-repo.ts';
 import { killProcessesUnder } from './support/sandbox-processes.ts';
@@ -23,6 +24,8 @@ describe('the config center on `slipway up`: services, values, releases, diffs, 
 
   before(async () => {
     dir = mkdtempSync(join(tmpdir(), 'slipway-config-'));
+    // Tasks run as nobody: their sandboxes must be reachable by path.
+    chmodSync(dir, 0o711);
     repo = createTestRepo(join(dir, 'templates'));
     repo.commit({
       'web/app.yaml': 'server:\n  port: {{ port }}\n  region: {{ region }}\ndb:\n  host: {{ db.host }}\n  password: {{ password }}\n',
@@ -172,6 +175,39 @@ describe('the config center on `slipway up`: services, values, releases, diffs, 
     assert.equal(got.status, 200);
     assert.equal((got.json()['release'] as { version: number }).version, made.release.version);
     assert.equal((await api('GET', '/config/v1/watch?service=web&env=dev&since=x')).status, 400);
+  });
+
+  it('starts the tasks of a linked app with the current release: its variables, and its files fetched with their digests', async () => {
+    repo.commit({ 'api/app.json': '{"port": {{ port }}, "db": "{{ password }}"}\n', 'api/x.txt': 'x={{ port }}\n' }, 'api templates');
+    assert.equal((await api('PUT', '/config/v1/services/api', { repo: repo.path, files: [{ name: 'app.json', template: 'api/app.json', destination: '/etc/api/app.json', mode: '0600' }, { name: 'x.txt', template: 'api/x.txt', destination: 'conf/x.txt' }], apps: { dev: '/dev/api' } })).status, 201);
+    assert.equal((await api('PUT', '/config/v1/services/api/environments/dev/values', { port: 7001, password: { $secret: SECRET } })).status, 200);
+    const rel = (await api('POST', '/config/v1/services/api/environments/dev/releases')).json() as { release: { version: number } };
+    const app = await api('POST', '/v2/apps', {
+      id: '/dev/api',
+      cmd: 'cat "$SLIPWAY_CONFIG_DIR/etc/api/app.json" > seen.json; cat conf/x.txt > seen.txt; env | grep -E "^(CONFIG_SERVER|SERVICE|SLIPWAY_CONFIG_[A-Z]+)=" | sort > seen.env; stat -c %a "$SLIPWAY_CONFIG_DIR/etc/api/app.json" > seen.mode; exec sleep 300',
+      cpus: 0.1,
+      mem: 32,
+      labels: { SLIPWAY_CONFIG_SERVICE: 'api', SLIPWAY_CONFIG_ENV: 'dev' },
+    });
+    assert.equal(app.status, 201, app.text);
+    const taskId = await waitUntil(async () => {
+      const t = (await api('GET', '/v2/apps/dev/api/tasks')).json() as { tasks: { id: string; state: string }[] };
+      return t.tasks.find((x) => x.state === 'TASK_RUNNING')?.id;
+    }, 'the linked app to run', 60_000);
+    const root = join(dir, 'data', 'agent', 'sandboxes');
+    const sandbox = readdirSync(root).map((fw) => join(root, fw, pathSegment(taskId))).find((d) => existsSync(d))!;
+    const seen = (name: string) => waitUntil(() => (existsSync(join(sandbox, name)) && readFileSync(join(sandbox, name), 'utf8') !== '' ? readFileSync(join(sandbox, name), 'utf8') : undefined), name);
+    assert.equal(await seen('seen.json'), `{"port": 7001, "db": "${SECRET}"}\n`);
+    assert.equal(await seen('seen.txt'), 'x=7001\n');
+    assert.equal((await seen('seen.mode')).trim(), '600');
+    const env = (await seen('seen.env')).trim().split('\n');
+    assert.deepEqual(env, [`CONFIG_SERVER=${base}`, `SERVICE=api`, `SLIPWAY_CONFIG_DIR=${sandbox}`, 'SLIPWAY_CONFIG_ENV=dev', `SLIPWAY_CONFIG_RELEASE=${rel.release.version}`]);
+    // The signed URL is the proof: another signature, or none, is refused.
+    const fetchUrl = server.config.center.fetchUrl('api', 'dev', rel.release.version, 'app.json', Date.now() + 60_000);
+    assert.equal((await fetch(`${base}${fetchUrl}`, { headers: { authorization: 'none' } })).status, 200);
+    assert.equal((await fetch(`${base}${fetchUrl.replace(/sig=[0-9a-f]{4}/, 'sig=0000')}`)).status, 403);
+    assert.equal((await fetch(`${base}${server.config.center.fetchUrl('api', 'dev', rel.release.version, 'app.json', Date.now() - 1)}`)).status, 403, 'an expired URL');
+    assert.equal((await api('DELETE', '/v2/apps/dev/api?force=true')).status, 200);
   });
 
   it('asks read to see, configure to edit values and publish-config to release (Apollo edit and publish)', async () => {

@@ -1,6 +1,7 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { chmodSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
@@ -164,6 +165,20 @@ describe('the fetcher', () => {
     assert.equal(readFileSync(join(dir, 'a b.txt'), 'utf8'), 'from a file URI\n');
     assert.equal(readFileSync(join(dir, 'plain.txt'), 'utf8'), 'from a path\n');
     assert.equal(readFileSync(join(dir, 'data.txt'), 'utf8'), 'archived data\n');
+  });
+
+  it('checks a file against its sha256 (a mismatch fails and leaves no file) and sets its mode', async () => {
+    const dir = sandbox();
+    const local = join(root, 'digest');
+    mkdirSync(local, { recursive: true });
+    writeFileSync(join(local, 'app.yaml'), 'port: 80\n');
+    const good = createHash('sha256').update('port: 80\n').digest('hex');
+    await fetchUris([{ value: join(local, 'app.yaml'), output_file: 'etc/app/app.yaml', sha256: good, mode: '0600' }], { sandbox: dir });
+    assert.equal(readFileSync(join(dir, 'etc/app/app.yaml'), 'utf8'), 'port: 80\n');
+    assert.equal(statSync(join(dir, 'etc/app/app.yaml')).mode & 0o777, 0o600);
+    const bad = await failure([{ value: join(local, 'app.yaml'), output_file: 'other.yaml', sha256: '0'.repeat(64) }], dir);
+    assert.match(bad.message, new RegExp(`its SHA-256 is ${good}, not 0{64}`));
+    assert.ok(!existsSync(join(dir, 'other.yaml')), 'the file that does not match is gone');
   });
 
   it('fails on a non-2xx answer, naming the URI and the status, and leaves no file', async () => {

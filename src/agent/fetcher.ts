@@ -1,4 +1,5 @@
 import { spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { constants, createReadStream } from 'node:fs';
 import { chmod, lstat, mkdir, open, realpath, rm, stat, unlink, type FileHandle } from 'node:fs/promises';
 import { basename, isAbsolute, join, relative, resolve, sep } from 'node:path';
@@ -24,6 +25,9 @@ import type { CommandInfo } from '../protocol/mesos.ts';
  *           else extract (default true, as in mesos.proto) by the name's extension, into the
  *           sandbox itself (the archive stays): .tar .tar.gz .tgz .tar.bz2 .tbz2 .tar.xz .txz
  *           (tar), .zip (unzip), .gz (gunzipped to the name without .gz); other files stay as is
+ *
+ * Slipway's own fields: `sha256`, checked once the file is in (a mismatch fails the fetch and the
+ * file goes); `mode`, an octal mode set on it (then it is not extracted).
  *
  * `cache` is a hint Slipway ignores: every fetch downloads. The first URI that fails ends the
  * fetch with a FetchFailed naming it (credentials in the URI are masked) and the cause.
@@ -89,6 +93,12 @@ export async function fetchUris(uris: readonly CommandUri[], options: FetchOptio
   return fetched;
 }
 
+async function sha256Of(path: string): Promise<string> {
+  const hash = createHash('sha256');
+  await pipeline(createReadStream(path), hash);
+  return hash.digest('hex');
+}
+
 /** A failure whose message is already what the user should read. */
 class Problem extends Error {}
 
@@ -105,6 +115,17 @@ async function fetchOne(uri: CommandUri, root: string, options: FetchOptions): P
     // Nothing half-written stays behind.
     await rm(path, { force: true }).catch(() => undefined);
     throw e;
+  }
+  if (uri.sha256 !== undefined) {
+    const digest = await sha256Of(path);
+    if (digest !== uri.sha256) {
+      await rm(path, { force: true }).catch(() => undefined);
+      throw new Problem(`its SHA-256 is ${digest}, not ${uri.sha256} as the task says (the file changed on the way, or at its source)`);
+    }
+  }
+  if (uri.mode !== undefined) {
+    await chmod(path, parseInt(uri.mode, 8));
+    return { path, extracted: false };
   }
   if (uri.executable === true) {
     await chmod(path, 0o755);

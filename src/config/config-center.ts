@@ -1,3 +1,4 @@
+import { createHmac, timingSafeEqual } from 'node:crypto';
 import { createTwoFilesPatch } from 'diff';
 import type { Clock } from '../core/clock.ts';
 import { SecretMask } from '../lib/secret-mask.ts';
@@ -55,6 +56,8 @@ const SHARED = '*';
 const scopeOf = (service: string, env: string) => `${service}/${env}`;
 const valueContext = (scope: string, key: string) => `config values ${scope} ${key}`;
 const fileContext = (service: string, env: string, version: number, name: string) => `config release ${service}/${env}#${version} ${name}`;
+/** How long a task's signed file URL is good for: its launch fetches it at once; a relaunch gets a new one. */
+export const FETCH_URL_TTL_MS = 60 * 60 * 1000;
 /** How long a watch is held at most (the long poll's ceiling). */
 export const MAX_WATCH_MS = 60_000;
 
@@ -92,7 +95,11 @@ export class ConfigCenter {
   private secretValues = new Set<string>();
 
   private constructor(
-    private readonly o: { store: ConfigStore; sealer: ConfigSealer; templates: TemplateSource; audit: ReleaseRepository; clock: Clock; log?: (line: string) => void },
+    /**
+     * `fetchKey`: the key of the signed URLs tasks' files are fetched with (`fetchUrl`); `server`:
+     * where tasks reach the config center (their `CONFIG_SERVER`), known once the server listens.
+     */
+    private readonly o: { store: ConfigStore; sealer: ConfigSealer; templates: TemplateSource; audit: ReleaseRepository; clock: Clock; fetchKey: Buffer; server: () => string; log?: (line: string) => void },
   ) {}
 
   static async open(o: ConfigCenter['o']): Promise<ConfigCenter> {
@@ -456,6 +463,42 @@ export class ConfigCenter {
       set.add(on);
       signal?.addEventListener('abort', abort, { once: true });
     });
+  }
+
+  /**
+   * What an instance of (`service`, `env`) starts with (the services framework's ConfigPort): the
+   * current release's files, each with a signed URL the agent's fetcher uses without a token,
+   * good for FETCH_URL_TTL_MS. Undefined when there is no release (or no such service).
+   */
+  deliveryFor(service: string, env: string): { service: string; env: string; server: string; release: number; files: { name: string; destination: string; mode: string; sha256: string; url: string }[] } | undefined {
+    const r = this.services.has(service) && this.environments.has(env) ? this.current(service, env) : undefined;
+    if (r === undefined) return undefined;
+    const expires = this.o.clock.now() + FETCH_URL_TTL_MS;
+    return {
+      service,
+      env,
+      server: this.o.server(),
+      release: r.version,
+      files: r.files.map((f) => ({ name: f.name, destination: f.destination, mode: f.mode, sha256: f.sha256, url: this.fetchUrl(service, env, r.version, f.name, expires) })),
+    };
+  }
+
+  /** `/config/v1/fetch/...?expires=&sig=`: one file of one release, until `expires` (ms). */
+  fetchUrl(service: string, env: string, version: number, name: string, expires: number): string {
+    const path = `/config/v1/fetch/${encodeURIComponent(service)}/${encodeURIComponent(env)}/${version}/${encodeURIComponent(name)}`;
+    return `${path}?expires=${expires}&sig=${this.signature(service, env, version, name, expires)}`;
+  }
+
+  /** Whether a fetch URL's signature is this center's and has not expired. */
+  fetchAllowed(service: string, env: string, version: number, name: string, expires: number, sig: string): boolean {
+    if (!Number.isSafeInteger(expires) || expires < this.o.clock.now()) return false;
+    const want = Buffer.from(this.signature(service, env, version, name, expires), 'hex');
+    const got = Buffer.from(/^[0-9a-f]{64}$/.test(sig) ? sig : '', 'hex');
+    return got.length === want.length && timingSafeEqual(got, want);
+  }
+
+  private signature(service: string, env: string, version: number, name: string, expires: number): string {
+    return createHmac('sha256', this.o.fetchKey).update(`${service}\n${env}\n${version}\n${name}\n${expires}`).digest('hex');
   }
 
   /** Watchers waiting now (for metrics and tests). */

@@ -59,3 +59,9 @@ export class TemplateSourceFailed extends SlipwayError {
   // The repository (another server, or a path) failed: a bad gateway, not a bug of ours.
   readonly status = 502;
 }
+
+/** A file fetch whose signed URL is not this config center's, or has expired. */
+export class FetchRefused extends SlipwayError {
+  readonly code = 'CONFIG_FETCH_REFUSED';
+  readonly status = 403;
+}

@@ -69,7 +69,24 @@ export const CommandInfo = Type.Object({
   shell: Opt(Type.Boolean()),
   arguments: Opt(Type.Array(Type.String())),
   environment: Opt(Environment),
-  uris: Opt(Type.Array(Type.Object({ value: Type.String(), executable: Opt(Type.Boolean()), extract: Opt(Type.Boolean()), cache: Opt(Type.Boolean()), output_file: Opt(Type.String()) }))),
+  /**
+   * Mesos's CommandInfo.URI, and two fields of Slipway's own: `sha256`, the hex digest the
+   * fetched file must have (a mismatch fails the launch), and `mode`, its octal file mode
+   * (the config center's files use both).
+   */
+  uris: Opt(
+    Type.Array(
+      Type.Object({
+        value: Type.String(),
+        executable: Opt(Type.Boolean()),
+        extract: Opt(Type.Boolean()),
+        cache: Opt(Type.Boolean()),
+        output_file: Opt(Type.String()),
+        sha256: Opt(Type.String({ pattern: '^[0-9a-f]{64}$' })),
+        mode: Opt(Type.String({ pattern: '^0?[0-7]{3}$' })),
+      }),
+    ),
+  ),
   user: Opt(Type.String()),
 });
 export type CommandInfo = Static<typeof CommandInfo>;

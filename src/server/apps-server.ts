@@ -6,6 +6,7 @@ import { marathonAccessRules } from '../frameworks/apps/http/access-rules.ts';
 import { defaultToken } from '../sdk/credentials.ts';
 import { remoteGate, type AuthOptions } from './local-auth.ts';
 import { readTls, type TlsOptions } from './tls-options.ts';
+import type { ConfigPort } from '../frameworks/apps/config-port.ts';
 import { AppsFramework } from '../frameworks/apps/apps-framework.ts';
 import { eventsRoute } from '../frameworks/apps/events/events-route.ts';
 import { MarathonEventBus } from '../frameworks/apps/events/marathon-event-bus.ts';
@@ -35,6 +36,8 @@ export interface AppsServiceOptions {
   masterUrl: string;
   role?: string;
   log?: (line: string) => void;
+  /** The config center, for apps linked to a config service (`slipway up`'s). */
+  config?: ConfigPort;
 }
 
 /** Loads the framework's state and subscribes (resolves once subscribed). */
@@ -48,6 +51,7 @@ export async function startAppsService(o: AppsServiceOptions): Promise<AppsServi
     events: bus,
     ...(o.role !== undefined ? { role: o.role } : {}),
     ...(o.log !== undefined ? { log: o.log } : {}),
+    ...(o.config !== undefined ? { config: o.config } : {}),
   });
   try {
     await framework.start();

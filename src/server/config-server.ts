@@ -6,6 +6,7 @@ import { configRoutes, CONFIG_ACCESS_RULES } from '../config/http/config-routes.
 import { ReleaseRepository } from '../config/release-repository.ts';
 import { TemplateSource } from '../config/template-source.ts';
 import { SystemClock, type Clock } from '../core/clock.ts';
+import { loadSecretKey } from '../lib/secret-box.ts';
 import { KyselyConfigStore } from '../store/kysely-config-store.ts';
 import { sqliteDatabases } from '../store/sqlite-database.ts';
 import { prepareDataDir } from './data-dir.ts';
@@ -21,7 +22,8 @@ export interface ConfigService {
   close(): Promise<void>;
 }
 
-export async function startConfigService(o: { dataDir: string; sealer: ConfigSealer; clock?: Clock; log?: (line: string) => void }): Promise<ConfigService> {
+/** `server`: where tasks reach this config center (their `CONFIG_SERVER`), known once the server listens. */
+export async function startConfigService(o: { dataDir: string; sealer: ConfigSealer; server: () => string; clock?: Clock; log?: (line: string) => void }): Promise<ConfigService> {
   await prepareDataDir(o.dataDir, 'config center');
   const store = await KyselyConfigStore.open(sqliteDatabases(o.dataDir));
   let center: ConfigCenter;
@@ -32,6 +34,9 @@ export async function startConfigService(o: { dataDir: string; sealer: ConfigSea
       templates: new TemplateSource(join(o.dataDir, 'templates')),
       audit: new ReleaseRepository(join(o.dataDir, 'releases')),
       clock: o.clock ?? new SystemClock(),
+      // The key of the signed URLs of tasks' files: the config center's own, 0600, made on first start.
+      fetchKey: loadSecretKey(join(o.dataDir, 'fetch.key'), { create: true }),
+      server: o.server,
       ...(o.log !== undefined ? { log: o.log } : {}),
     });
   } catch (e) {

@@ -87,6 +87,8 @@ export async function up(o: UpOptions): Promise<Up> {
     extend: async (app, core, gate, auth) => {
       const service = await startAppsService({
         transport: new InProcessScheduler(core, 'slipway-apps'),
+        // The config center starts after the services framework: asked once it is there.
+        config: { deliveryFor: (s, e) => config?.center.deliveryFor(s, e) },
         dataDir: join(dataDir, 'apps'),
         masterUrl: 'in-process',
         ...(o.log !== undefined ? { log: o.log } : {}),
@@ -101,7 +103,7 @@ export async function up(o: UpOptions): Promise<Up> {
       }
       mountCiApi(app, ci, { gate, ...(o.ciMaxArtifactBytes !== undefined ? { maxArtifactBytes: o.ciMaxArtifactBytes } : {}) });
       try {
-        config = await startConfigService({ dataDir: join(dataDir, 'config'), sealer: secretBox, ...(o.log !== undefined ? { log: o.log } : {}) });
+        config = await startConfigService({ dataDir: join(dataDir, 'config'), sealer: secretBox, server: () => url, ...(o.log !== undefined ? { log: o.log } : {}) });
       } catch (e) {
         await ci.close();
         await service.close();

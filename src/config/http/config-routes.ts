@@ -5,7 +5,7 @@ import { SlipwayError } from '../../core/errors.ts';
 import { httpErrorReply } from '../../core/http-error-reply.ts';
 import type { ConfigCenter } from '../config-center.ts';
 import { configName } from '../config-definitions.ts';
-import { InvalidConfig } from '../config-errors.ts';
+import { FetchRefused, InvalidConfig } from '../config-errors.ts';
 
 /**
  * `/config/v1`, the config center's API (docs/config.md). Errors answer `{code, message,
@@ -48,6 +48,8 @@ export const CONFIG_ACCESS_RULES: readonly RouteRule[] = [
   { method: 'GET', url: '/config/v1/files', access: at('read', queryScope) },
   { method: 'GET', url: '/config/v1/files/:service/:env/:version/:name', access: at('read', svcEnv) },
   { method: 'GET', url: '/config/v1/watch', access: at('read', queryScope) },
+  // The agent's fetcher at a task's launch: the URL's signature is the proof (ConfigCenter.fetchUrl).
+  { method: 'GET', url: '/config/v1/fetch/:service/:env/:version/:name', access: 'own' },
 ];
 
 function whole(text: string | undefined, field: string, min = 0): number {
@@ -178,6 +180,16 @@ function routes(app: FastifyInstance, center: ConfigCenter): void {
     const n = names(req);
     const f = center.fileContent(n.service, n.env, whole(p(req)['version'], 'version', 1), p(req)['name'] ?? '');
     return reply.header('X-Slipway-Sha256', f.sha256).header('X-Slipway-Destination', f.destination).header('X-Slipway-Mode', f.mode).header('Cache-Control', 'no-store').type('application/octet-stream').send(Buffer.from(f.content, 'utf8'));
+  });
+
+  app.get('/config/v1/fetch/:service/:env/:version/:name', (req, reply) => {
+    const n = names(req);
+    const q = req.query as Record<string, string | undefined>;
+    const version = whole(p(req)['version'], 'version', 1);
+    const name = p(req)['name'] ?? '';
+    if (!center.fetchAllowed(n.service, n.env, version, name, Number(q['expires']), q['sig'] ?? '')) throw new FetchRefused('the URL is not signed by this config center, or has expired: ask for the files again (GET /config/v1/files)');
+    const f = center.fileContent(n.service, n.env, version, name);
+    return reply.header('X-Slipway-Sha256', f.sha256).header('Cache-Control', 'no-store').type('application/octet-stream').send(Buffer.from(f.content, 'utf8'));
   });
 
   // Long poll: held until a release newer than `since` (or `wait` seconds, at most 60), then 304.

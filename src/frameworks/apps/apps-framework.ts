@@ -14,6 +14,7 @@ import { AppsPlanBuilder, type AppsPlan } from './plan/apps-plan.ts';
 import { planLaunches } from './plan/plan-launches.ts';
 import { planCancelDeployment, planDeploy, planKillTasks, planReadinessResult, planResetDelay, type DeployResult, type KillResult } from './plan/plan-operations.ts';
 import { planPass, planSubscribed } from './plan/plan-pass.ts';
+import type { ConfigPort } from './config-port.ts';
 import { planUpdates } from './plan/plan-updates.ts';
 import { ReadinessProber } from './readiness-prober.ts';
 
@@ -35,6 +36,8 @@ export interface AppsFrameworkOptions {
   /** Attempts of a store write before the change is refused with 503 (default 10). */
   writeAttempts?: number;
   log?: (line: string) => void;
+  /** The config center, for apps linked to a config service (config-port.ts); absent: no config is delivered. */
+  config?: ConfigPort;
 }
 
 /** A pass runs at least this often, for what changes with time (backoff delays, unreachable strategies, retries). */
@@ -180,7 +183,7 @@ export class AppsFramework {
     switch (e.type) {
       case 'OFFERS': {
         const offers = e.offers.offers;
-        this.turns.offers(offers, () => planLaunches(this.state, offers, { now: this.clock.now(), uuid: this.uuid }));
+        this.turns.offers(offers, () => planLaunches(this.state, offers, { now: this.clock.now(), uuid: this.uuid, ...(this.options.config !== undefined ? { config: this.options.config } : {}) }));
         return;
       }
       case 'UPDATE':

@@ -1,6 +1,7 @@
 import type { Resources } from '../../core/resources.ts';
 import type { HealthCheck, Secret, TaskInfo, Volume } from '../../protocol/mesos.ts';
 import type { AppDefinition, AppHealthCheck } from './app-definition.ts';
+import { CONFIG_RELEASE_LABEL, type ConfigDelivery } from './config-port.ts';
 import { marathonEnvironment } from './marathon-environment.ts';
 
 /** Where and as what an instance starts: the placement's agent, resources and host ports. */
@@ -14,6 +15,8 @@ export interface TaskLaunch {
   /** The role the offer's resources were allocated to. */
   allocationRole: string;
   ports: number[];
+  /** The config center's release for the instance, when its app is linked to a config service (config-port.ts). */
+  config?: ConfigDelivery;
 }
 
 /**
@@ -31,11 +34,15 @@ export function buildTaskInfo(app: AppDefinition, launch: TaskLaunch): TaskInfo 
   const reference = (id: string): Secret => ({ type: 'REFERENCE', reference: { name: app.secrets[id] ?? id } });
   const secretVariables = Object.entries(app.secretEnv).map(([name, id]) => ({ name, type: 'SECRET' as const, secret: reference(id) }));
   const secretVolumes: Volume[] = (app.container?.secretVolumes ?? []).map((v) => ({ container_path: v.containerPath, source: { type: 'SECRET', secret: reference(v.secret) } }));
+  const config = launch.config;
+  const configFiles = config !== undefined ? configFilesOf(config, docker !== undefined) : undefined;
+  const uris = [
+    ...app.fetch.map((f) => ({ value: f.uri, executable: f.executable, extract: f.extract, cache: f.cache, ...(f.destPath !== undefined ? { output_file: f.destPath } : {}) })),
+    ...(configFiles?.uris ?? []),
+  ];
   const command: NonNullable<TaskInfo['command']> = {
-    environment: { variables: [...Object.entries(env).filter(([name]) => !Object.hasOwn(app.secretEnv, name)).map(([name, value]) => ({ name, value })), ...secretVariables] },
-    ...(app.fetch.length > 0
-      ? { uris: app.fetch.map((f) => ({ value: f.uri, executable: f.executable, extract: f.extract, cache: f.cache, ...(f.destPath !== undefined ? { output_file: f.destPath } : {}) })) }
-      : {}),
+    environment: { variables: [...Object.entries(env).filter(([name]) => !Object.hasOwn(app.secretEnv, name)).map(([name, value]) => ({ name, value })), ...secretVariables, ...(configFiles?.variables ?? [])] },
+    ...(uris.length > 0 ? { uris } : {}),
     ...(app.user !== undefined ? { user: app.user } : {}),
   };
   if (app.cmd !== undefined) {
@@ -53,7 +60,7 @@ export function buildTaskInfo(app: AppDefinition, launch: TaskLaunch): TaskInfo 
     command.shell = false;
   }
   const check = app.healthChecks[0];
-  const labels = Object.entries(app.labels).map(([key, value]) => ({ key, value }));
+  const labels = [...Object.entries(app.labels).map(([key, value]) => ({ key, value })), ...(config !== undefined ? [{ key: CONFIG_RELEASE_LABEL, value: String(config.release) }] : [])];
   return {
     name: app.id.split('/').filter(Boolean).reverse().join('.'),
     task_id: { value: launch.taskId },
@@ -71,7 +78,7 @@ export function buildTaskInfo(app: AppDefinition, launch: TaskLaunch): TaskInfo 
               force_pull_image: docker.docker.forcePullImage,
               parameters: docker.docker.parameters.map((p) => ({ ...p })),
             },
-            volumes: [...docker.volumes.map((v) => ({ container_path: v.containerPath, host_path: v.hostPath, mode: v.mode })), ...secretVolumes],
+            volumes: [...docker.volumes.map((v) => ({ container_path: v.containerPath, host_path: v.hostPath, mode: v.mode })), ...secretVolumes, ...(configFiles?.mounts ?? [])],
           },
         }
       : secretVolumes.length > 0
@@ -81,6 +88,32 @@ export function buildTaskInfo(app: AppDefinition, launch: TaskLaunch): TaskInfo 
     ...(labels.length > 0 ? { labels: { labels } } : {}),
     ...(app.taskKillGracePeriodSeconds !== undefined ? { kill_policy: { grace_period: { nanoseconds: Math.round(app.taskKillGracePeriodSeconds * 1e9) } } } : {}),
   };
+}
+
+/** Where a config file is fetched to in the sandbox of a Docker task, before it is mounted at its destination. */
+const DOCKER_CONFIG_DIR = '.slipway-config';
+
+/**
+ * The config center's release in a TaskInfo: the variables, each file as a URI with its digest
+ * and mode, and for a Docker task a read-only mount of each at its destination. A process task's
+ * absolute destination is under its sandbox (`/etc/app/app.yaml` is `$MESOS_SANDBOX/etc/app/app.yaml`;
+ * process tasks never write the host's own paths), a relative one is in the sandbox.
+ */
+function configFilesOf(c: ConfigDelivery, docker: boolean): { variables: { name: string; value: string }[]; uris: NonNullable<NonNullable<TaskInfo['command']>['uris']>; mounts: { container_path: string; host_path: string; mode: 'RO' }[] } {
+  const uris = c.files.map((f) => {
+    const inSandbox = docker && f.destination.startsWith('/') ? `${DOCKER_CONFIG_DIR}/${f.name}` : f.destination.replace(/^\/+/, '');
+    return { value: c.server.replace(/\/$/, '') + f.url, output_file: inSandbox, extract: false, executable: false, cache: false, sha256: f.sha256, mode: f.mode };
+  });
+  const mounts = docker ? c.files.filter((f) => f.destination.startsWith('/')).map((f) => ({ container_path: f.destination, host_path: `${DOCKER_CONFIG_DIR}/${f.name}`, mode: 'RO' as const })) : [];
+  const variables = [
+    { name: 'CONFIG_SERVER', value: c.server },
+    { name: 'SERVICE', value: c.service },
+    { name: 'SLIPWAY_CONFIG_ENV', value: c.env },
+    { name: 'SLIPWAY_CONFIG_RELEASE', value: String(c.release) },
+    // Where an absolute destination is: the container's root for a Docker task, the sandbox for a process task.
+    { name: 'SLIPWAY_CONFIG_DIR', value: docker ? '/' : '$MESOS_SANDBOX' },
+  ];
+  return { variables, uris, mounts };
 }
 
 /**

@@ -6,6 +6,7 @@ import type { AppDefinition } from '../app-definition.ts';
 import type { AppsView } from '../apps-state.ts';
 import { isAlive, newTaskId, type Instance } from '../instance.ts';
 import { planPlacements, type Location, type PlacementApp, type PlacementOffer } from '../placement/placement.ts';
+import { configLinkOf, type ConfigPort } from '../config-port.ts';
 import { buildTaskInfo } from '../task-builder.ts';
 import { AppsPlanBuilder, type AppsPlan } from './apps-plan.ts';
 
@@ -13,6 +14,8 @@ export interface LaunchContext {
   now: number;
   /** A new UUID for each task id (randomUUID; fixed in tests). */
   uuid: () => string;
+  /** The config center, for apps linked to a config service (config-port.ts). */
+  config?: ConfigPort;
 }
 
 /**
@@ -56,6 +59,9 @@ export function planLaunches(view: AppsView, offers: readonly Offer[], ctx: Laun
       b.change({ type: 'QUEUE', appId, entry: { ...stats, processedOffers: stats.processedOffers + offered.length, unusedOffers: stats.unusedOffers + offered.length - used } });
     }
     const version = view.versionOf(appId, spec);
+    // Every instance of this pass starts with the release current now.
+    const link = configLinkOf(def.labels);
+    const config = link !== undefined ? ctx.config?.deliveryFor(link.service, link.env) : undefined;
     for (const p of placements) {
       const offer = remaining.get(p.offerId)!;
       const taskId = newTaskId(appId, ctx.uuid());
@@ -76,7 +82,7 @@ export function planLaunches(view: AppsView, offers: readonly Offer[], ctx: Laun
       };
       b.saveInstance(inst);
       offer.resources = offer.resources.subtract(p.resources);
-      const info = buildTaskInfo(def, { taskId, agentId: p.agentId, host: offer.hostname, version, resources: p.resources, allocationRole: offer.role, ports: p.ports });
+      const info = buildTaskInfo(def, { taskId, agentId: p.agentId, host: offer.hostname, version, resources: p.resources, allocationRole: offer.role, ports: p.ports, ...(config !== undefined ? { config } : {}) });
       launches.set(p.offerId, [...(launches.get(p.offerId) ?? []), info]);
     }
     const left = wanted - placements.length;
