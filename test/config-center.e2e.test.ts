@@ -207,6 +207,19 @@ describe('the config center on `slipway up`: services, values, releases, diffs, 
     assert.equal((await fetch(`${base}${fetchUrl}`, { headers: { authorization: 'none' } })).status, 200);
     assert.equal((await fetch(`${base}${fetchUrl.replace(/sig=[0-9a-f]{4}/, 'sig=0000')}`)).status, 403);
     assert.equal((await fetch(`${base}${server.config.center.fetchUrl('api', 'dev', rel.release.version, 'app.json', Date.now() - 1)}`)).status, 403, 'an expired URL');
+    // Which release each instance runs, and when it is stale.
+    const task = ((await api('GET', '/v2/apps/dev/api/tasks')).json()['tasks'] as { configRelease?: unknown }[])[0]!;
+    assert.deepEqual(task.configRelease, { service: 'api', env: 'dev', version: rel.release.version }, 'Marathon\'s task JSON says which release');
+    type Instances = { release: number; pending: { values: boolean }; instances: { taskId: string; release: number; stale: boolean; why: string[] }[] };
+    const fresh = (await api('GET', '/config/v1/services/api/environments/dev/instances')).json() as Instances;
+    assert.deepEqual(fresh.instances.map((i) => [i.taskId, i.release, i.stale]), [[taskId, rel.release.version, false]]);
+    assert.equal((await api('PATCH', '/config/v1/services/api/environments/dev/values', { set: { port: 7002 } })).status, 200);
+    const edited = (await api('GET', '/config/v1/services/api/environments/dev/instances')).json() as Instances;
+    assert.equal(edited.pending.values, true);
+    assert.deepEqual(edited.instances[0]!.why, ['values edited since the release']);
+    assert.equal((await api('POST', '/config/v1/services/api/environments/dev/releases')).status, 201);
+    const released = (await api('GET', '/config/v1/services/api/environments/dev/instances')).json() as Instances;
+    assert.deepEqual(released.instances[0]!.why, [`started with release ${rel.release.version}; release ${rel.release.version + 1} is newer`]);
     assert.equal((await api('DELETE', '/v2/apps/dev/api?force=true')).status, 200);
   });
 

@@ -6,6 +6,7 @@ import { isSecretValue, parseEnvironment, parseService, parseValues, REDACTED, S
 import { ConfigConflict, ConfigNotFound, InvalidConfig, RenderFailed } from './config-errors.ts';
 import type { ConfigStore, StoredRelease, StoredValue, StoredValues } from './config-store.ts';
 import type { ReleaseRepository } from './release-repository.ts';
+import type { ConfigInstance, ServicesPort } from './services-port.ts';
 import { renderFiles, type RenderedFile } from './render-files.ts';
 import type { TemplateSource } from './template-source.ts';
 
@@ -99,7 +100,7 @@ export class ConfigCenter {
      * `fetchKey`: the key of the signed URLs tasks' files are fetched with (`fetchUrl`); `server`:
      * where tasks reach the config center (their `CONFIG_SERVER`), known once the server listens.
      */
-    private readonly o: { store: ConfigStore; sealer: ConfigSealer; templates: TemplateSource; audit: ReleaseRepository; clock: Clock; fetchKey: Buffer; server: () => string; log?: (line: string) => void },
+    private readonly o: { store: ConfigStore; sealer: ConfigSealer; templates: TemplateSource; audit: ReleaseRepository; clock: Clock; fetchKey: Buffer; server: () => string; services?: ServicesPort; log?: (line: string) => void },
   ) {}
 
   static async open(o: ConfigCenter['o']): Promise<ConfigCenter> {
@@ -499,6 +500,45 @@ export class ConfigCenter {
 
   private signature(service: string, env: string, version: number, name: string, expires: number): string {
     return createHmac('sha256', this.o.fetchKey).update(`${service}\n${env}\n${version}\n${name}\n${expires}`).digest('hex');
+  }
+
+  /**
+   * The instances of the app linked to `service` in `env` (the service's `apps`), each with the
+   * release it started with and whether it is stale: a newer release exists, or an edit is
+   * pending (values or shared values newer than the current release's, or the ref now at
+   * another commit than the release's).
+   */
+  async instances(service: string, env: string): Promise<{ appId: string | undefined; release: number | undefined; pending: { values: boolean; shared: boolean; templates: boolean }; instances: (ConfigInstance & { release: number | undefined; stale: boolean; why: string[] })[] }> {
+    const s = this.service(service);
+    this.environment(env);
+    const current = this.current(service, env);
+    const own = this.latest(scopeOf(service, env))?.version ?? 0;
+    const shared = this.latest(scopeOf(SHARED, env))?.version ?? 0;
+    let templates = false;
+    if (current !== undefined) {
+      try {
+        templates = (await this.o.templates.resolve(s.repo, s.ref)) !== current.templateCommit;
+      } catch {
+        templates = false; // The repository cannot be read now: nothing known to be pending there.
+      }
+    }
+    const pending = { values: current !== undefined && own > current.valuesVersion, shared: current !== undefined && shared > current.sharedVersion, templates };
+    const appId = s.apps[env];
+    const list = appId !== undefined ? (this.o.services?.instancesOf(appId) ?? []) : [];
+    return {
+      appId,
+      release: current?.version,
+      pending,
+      instances: list.map((i) => {
+        const release = i.configRelease !== undefined && i.configRelease.service === service && i.configRelease.env === env ? i.configRelease.version : undefined;
+        const why: string[] = [];
+        if (current !== undefined && (release === undefined || release < current.version)) why.push(release === undefined ? 'started without a release of this service' : `started with release ${release}; release ${current.version} is newer`);
+        if (pending.values) why.push('values edited since the release');
+        if (pending.shared) why.push('shared values edited since the release');
+        if (pending.templates) why.push(`templates changed at ${s.ref} since the release`);
+        return { ...i, release, stale: why.length > 0, why };
+      }),
+    };
   }
 
   /** Watchers waiting now (for metrics and tests). */

@@ -4,6 +4,7 @@ import type { HttpGate } from '../auth/http-gate.ts';
 import { ConfigCenter, type ConfigSealer } from '../config/config-center.ts';
 import { configRoutes, CONFIG_ACCESS_RULES } from '../config/http/config-routes.ts';
 import { ReleaseRepository } from '../config/release-repository.ts';
+import type { ServicesPort } from '../config/services-port.ts';
 import { TemplateSource } from '../config/template-source.ts';
 import { SystemClock, type Clock } from '../core/clock.ts';
 import { loadSecretKey } from '../lib/secret-box.ts';
@@ -23,7 +24,7 @@ export interface ConfigService {
 }
 
 /** `server`: where tasks reach this config center (their `CONFIG_SERVER`), known once the server listens. */
-export async function startConfigService(o: { dataDir: string; sealer: ConfigSealer; server: () => string; clock?: Clock; log?: (line: string) => void }): Promise<ConfigService> {
+export async function startConfigService(o: { dataDir: string; sealer: ConfigSealer; server: () => string; services?: ServicesPort; clock?: Clock; log?: (line: string) => void }): Promise<ConfigService> {
   await prepareDataDir(o.dataDir, 'config center');
   const store = await KyselyConfigStore.open(sqliteDatabases(o.dataDir));
   let center: ConfigCenter;
@@ -37,6 +38,7 @@ export async function startConfigService(o: { dataDir: string; sealer: ConfigSea
       // The key of the signed URLs of tasks' files: the config center's own, 0600, made on first start.
       fetchKey: loadSecretKey(join(o.dataDir, 'fetch.key'), { create: true }),
       server: o.server,
+      ...(o.services !== undefined ? { services: o.services } : {}),
       ...(o.log !== undefined ? { log: o.log } : {}),
     });
   } catch (e) {
@@ -50,4 +52,12 @@ export async function startConfigService(o: { dataDir: string; sealer: ConfigSea
 export function mountConfigApi(app: FastifyInstance, service: ConfigService, o: { gate: HttpGate }): void {
   o.gate.addRules(CONFIG_ACCESS_RULES);
   configRoutes(app, service.center);
+}
+
+/** The config center's ServicesPort over the services framework of the same process. */
+export function servicesPortOf(view: { instancesOf(appId: string): readonly { taskId: string; host: string; state: string; healthy?: boolean; configRelease?: { service: string; env: string; version: number } }[] }): ServicesPort {
+  return {
+    instancesOf: (appId) =>
+      view.instancesOf(appId).map((i) => ({ taskId: i.taskId, host: i.host, state: i.state, ...(i.healthy !== undefined ? { healthy: i.healthy } : {}), ...(i.configRelease !== undefined ? { configRelease: { ...i.configRelease } } : {}) })),
+  };
 }

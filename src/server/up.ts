@@ -6,7 +6,7 @@ import { mountMarathonApi, startAppsService, type AppsService } from './apps-ser
 import { mountCiApi, startCiService, type CiService } from './ci-server.ts';
 import { TRAVERSE_ONLY_DIR_MODE } from '../lib/private-files.ts';
 import { openSecretBox } from '../lib/secret-box.ts';
-import { mountConfigApi, startConfigService, type ConfigService } from './config-server.ts';
+import { mountConfigApi, servicesPortOf, startConfigService, type ConfigService } from './config-server.ts';
 import { prepareDataDir } from './data-dir.ts';
 import { InProcessScheduler } from './in-process-scheduler.ts';
 import { startMasterServer, type MasterServer } from './master-server.ts';
@@ -103,7 +103,7 @@ export async function up(o: UpOptions): Promise<Up> {
       }
       mountCiApi(app, ci, { gate, ...(o.ciMaxArtifactBytes !== undefined ? { maxArtifactBytes: o.ciMaxArtifactBytes } : {}) });
       try {
-        config = await startConfigService({ dataDir: join(dataDir, 'config'), sealer: secretBox, server: () => url, ...(o.log !== undefined ? { log: o.log } : {}) });
+        config = await startConfigService({ dataDir: join(dataDir, 'config'), sealer: secretBox, server: () => url, services: servicesPortOf(service.framework.view), ...(o.log !== undefined ? { log: o.log } : {}) });
       } catch (e) {
         await ci.close();
         await service.close();

@@ -45,6 +45,7 @@ export const CONFIG_ACCESS_RULES: readonly RouteRule[] = [
   { method: 'GET', url: '/config/v1/services/:service/environments/:env/releases/:a/diff/:b', access: at('read', svcEnv) },
   { method: 'POST', url: '/config/v1/services/:service/environments/:env/preview', access: at('read', svcEnv) },
   { method: 'POST', url: '/config/v1/services/:service/environments/:env/rollback', access: at('publish-config', svcEnv) },
+  { method: 'GET', url: '/config/v1/services/:service/environments/:env/instances', access: at('read', svcEnv) },
   { method: 'GET', url: '/config/v1/files', access: at('read', queryScope) },
   { method: 'GET', url: '/config/v1/files/:service/:env/:version/:name', access: at('read', svcEnv) },
   { method: 'GET', url: '/config/v1/watch', access: at('read', queryScope) },
@@ -165,6 +166,11 @@ function routes(app: FastifyInstance, center: ConfigCenter): void {
     if (typeof to !== 'number' || !Number.isSafeInteger(to) || to < 1) throw new InvalidConfig([{ field: 'to', message: 'is required: the version of the release to roll back to' }]);
     const note = noteOf(body);
     return reply.code(201).send(await center.rollback(n.service, n.env, to, { by: who(req), ...(note !== undefined ? { note } : {}) }));
+  });
+
+  app.get('/config/v1/services/:service/environments/:env/instances', async (req) => {
+    const n = names(req);
+    return center.instances(n.service, n.env);
   });
 
   // The original contract: (service, env[, release]) -> the files, where they go, their digests and URLs.

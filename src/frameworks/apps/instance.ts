@@ -46,6 +46,8 @@ export interface Instance {
   unreachableSince?: number;
   /** The last status message, for /v2/tasks and failures. */
   message?: string;
+  /** The config center's release the instance started with (its app is linked to a config service). */
+  configRelease?: { service: string; env: string; version: number };
 }
 
 /** The newest `docVersion` of a stored instance this code reads (absent in a document: 1). */
@@ -79,6 +81,12 @@ export function readInstance(doc: unknown): Instance {
   r.boolean(o, 'killing');
   r.optNumber(o, 'unreachableSince');
   r.optString(o, 'message');
+  const c = r.optObject(o, 'configRelease');
+  if (c !== undefined) {
+    r.string(c, 'service');
+    r.string(c, 'env');
+    r.number(c, 'version');
+  }
   return o as unknown as Instance;
 }
 

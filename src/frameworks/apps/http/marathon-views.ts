@@ -43,6 +43,8 @@ export function taskJson(i: Instance): Record<string, unknown> {
     state: i.state,
     localVolumes: [],
     role: '*',
+    // Slipway's own: the config center's release the task started with (Marathon clients ignore it).
+    ...(i.configRelease !== undefined ? { configRelease: { ...i.configRelease } } : {}),
     ...(i.hasHealthCheck && i.healthy !== undefined
       ? { healthCheckResults: [{ alive: i.healthy, consecutiveFailures: i.healthy ? 0 : 1, firstSuccess: null, lastFailure: null, lastSuccess: null, lastFailureCause: null, instanceId: i.taskId }] }
       : {}),

@@ -79,6 +79,7 @@ export function planLaunches(view: AppsView, offers: readonly Offer[], ctx: Laun
         hasHealthCheck: def.healthChecks.length > 0,
         ready: def.readinessChecks.length === 0,
         killing: false,
+        ...(config !== undefined ? { configRelease: { service: config.service, env: config.env, version: config.release } } : {}),
       };
       b.saveInstance(inst);
       offer.resources = offer.resources.subtract(p.resources);

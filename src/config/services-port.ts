@@ -1,0 +1,19 @@
+/**
+ * What the config center asks of the services framework (DESIGN.md: config reaches the services
+ * framework through a port of its own, which `server` implements: in `slipway up`, over the
+ * framework in the same process). Today: the instances of an app, with the release each started
+ * with. Rollouts (restart through the framework's deployments) will come through here too.
+ */
+export interface ConfigInstance {
+  taskId: string;
+  host: string;
+  state: string;
+  healthy?: boolean;
+  /** The release the instance started with, when it got one. */
+  configRelease?: { service: string; env: string; version: number };
+}
+
+export interface ServicesPort {
+  /** The instances of the Marathon app `appId` (none when there is no such app). */
+  instancesOf(appId: string): ConfigInstance[];
+}
