@@ -175,6 +175,30 @@ describe('the config center on `slipway up`: services, values, releases, diffs, 
     assert.equal(got.status, 200);
     assert.equal((got.json()['release'] as { version: number }).version, made.release.version);
     assert.equal((await api('GET', '/config/v1/watch?service=web&env=dev&since=x')).status, 400);
+
+    // Server-sent events: every release as it is made.
+    const abort = new AbortController();
+    const stream = await fetch(`${base}/config/v1/watch?service=web&env=dev&since=${made.release.version}`, { headers: { accept: 'text/event-stream' }, signal: abort.signal });
+    assert.equal(stream.headers.get('content-type'), 'text/event-stream');
+    const reader = stream.body!.getReader();
+    const decoder = new TextDecoder();
+    let text = '';
+    const until = async (pattern: RegExp) => {
+      while (!pattern.test(text)) {
+        const { value, done } = await reader.read();
+        if (done) throw new Error(`the stream ended: ${text}`);
+        text += decoder.decode(value, { stream: true });
+      }
+    };
+    await until(/: watching/);
+    await waitUntil(() => server.config.center.watching() === 1, 'the stream to follow');
+    assert.equal((await api('PATCH', `${web}/values`, { set: { port: 6060 } })).status, 200);
+    const next = (await api('POST', `${web}/releases`)).json() as { release: { version: number } };
+    await until(/event: release\ndata: .*\n\n/);
+    const data = JSON.parse(/event: release\ndata: (.*)\n\n/.exec(text)![1]!) as { version: number; change: string };
+    assert.deepEqual([data.version, data.change], [next.release.version, 'values-changed']);
+    abort.abort();
+    await waitUntil(() => server.config.center.watching() === 0, 'the stream to be let go');
   });
 
   it('starts the tasks of a linked app with the current release: its variables, and its files fetched with their digests', async () => {

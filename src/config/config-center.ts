@@ -541,6 +541,20 @@ export class ConfigCenter {
     };
   }
 
+  /** Calls `fn` with every release of (`service`, `env`) from now on, until the returned function is called. */
+  follow(service: string, env: string, fn: (r: ReleaseView) => void): () => void {
+    this.scope(service, env);
+    const key = scopeOf(service, env);
+    const set = this.watchers.get(key) ?? new Set();
+    this.watchers.set(key, set);
+    const on = (r: StoredRelease) => fn(viewOf(r));
+    set.add(on);
+    return () => {
+      set.delete(on);
+      if (set.size === 0) this.watchers.delete(key);
+    };
+  }
+
   /** Watchers waiting now (for metrics and tests). */
   watching(): number {
     let n = 0;

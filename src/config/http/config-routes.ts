@@ -199,11 +199,34 @@ function routes(app: FastifyInstance, center: ConfigCenter): void {
   });
 
   // Long poll: held until a release newer than `since` (or `wait` seconds, at most 60), then 304.
+  // With `Accept: text/event-stream`: server-sent events, one `release` event per release (the
+  // current one first when it is newer than `since`), a comment every 15 s to keep the line open.
   app.get('/config/v1/watch', async (req, reply) => {
     const q = req.query as Record<string, string | undefined>;
     const service = configName(q['service'] ?? '', 'service');
     const envName = configName(q['env'] ?? '', 'env');
     const since = q['since'] === undefined ? 0 : whole(q['since'], 'since');
+    if (String(req.headers.accept ?? '').includes('text/event-stream')) {
+      const current = center.current(service, envName);
+      const raw = reply.raw;
+      let last = since;
+      const send = (r: { version: number }) => {
+        if (r.version <= last) return;
+        last = r.version;
+        raw.write(`event: release\ndata: ${JSON.stringify(r)}\n\n`);
+      };
+      const stop = center.follow(service, envName, send);
+      reply.hijack();
+      raw.writeHead(200, { 'Content-Type': 'text/event-stream', 'Cache-Control': 'no-store', Connection: 'keep-alive' });
+      raw.write(': watching\n\n');
+      if (current !== undefined) send(center.release(service, envName, current.version));
+      const keepAlive = setInterval(() => raw.write(': keep-alive\n\n'), 15_000);
+      raw.on('close', () => {
+        clearInterval(keepAlive);
+        stop();
+      });
+      return reply;
+    }
     const wait = q['wait'] === undefined ? 60 : Math.min(whole(q['wait'], 'wait'), 60);
     // The response's close, not the request's (which Node emits once a GET is read): the client went away.
     const abort = new AbortController();
