@@ -2,6 +2,7 @@ import { Command } from 'commander';
 import { registerAgents } from './commands/agents.ts';
 import { registerBench } from './commands/bench.ts';
 import { registerCluster } from './commands/cluster.ts';
+import { registerConfig } from './commands/config.ts';
 import { registerTokens } from './commands/tokens.ts';
 import { useToken } from './token.ts';
 
@@ -21,6 +22,7 @@ export function buildProgram(): Command {
   registerAgents(program);
   registerBench(program);
   registerTokens(program);
+  registerConfig(program);
   return program;
 }
 

@@ -1,0 +1,231 @@
+import { spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { InvalidArgumentError, type Command } from 'commander';
+import { ConfigClient, ConfigRequestFailed, type ConfigReleaseView } from '../../sdk/config-client.ts';
+import { pullRelease, readPulled } from '../../sdk/config-pull.ts';
+import { positiveInt } from '../options.ts';
+
+/**
+ * `slipway config ...`: the config center (`/config/v1`, docs/config.md) from the command line.
+ * Every command takes `--master` (the server of `slipway up`) and `--json` (the API's answer as
+ * is); failures exit 1 with the server's message and each field it names.
+ */
+export function registerConfig(program: Command): void {
+  const config = program.command('config').description('the config center: services, values, releases, diffs, rollback, instances, pull (docs/config.md)');
+  const MASTER = ['--master <url>', 'the server of the config center (slipway up)', 'http://127.0.0.1:5050'] as const;
+  const client = (o: { master: string }) => new ConfigClient(o.master);
+  const out = (o: { json?: boolean }, json: unknown, text: () => string) => process.stdout.write(o.json === true ? `${JSON.stringify(json, null, 2)}\n` : `${text()}\n`);
+  const line = (r: ConfigReleaseView) => `release ${r.version} of ${r.service} in ${r.env}: ${r.change}${r.rolledBackTo !== undefined ? ` to ${r.rolledBackTo}` : ''}, templates ${r.templateCommit.slice(0, 12)}, values v${r.valuesVersion} (shared v${r.sharedVersion}), by ${r.createdBy} at ${r.createdAt}${r.note !== '' ? ` — ${r.note}` : ''}`;
+
+  config
+    .command('services')
+    .description('list the services')
+    .option(...MASTER)
+    .option('--json', 'the API answer')
+    .action((o: { master: string; json?: boolean }) =>
+      run(async () => {
+        const r = await client(o).services();
+        out(o, r, () => r.services.map((s) => `${s.name.padEnd(20)} ${s.repo} @ ${s.ref} (${s.files.length} file(s))`).join('\n') || 'no services');
+      }),
+    );
+  config
+    .command('service-put <name> <file>')
+    .description('create or replace a service from a JSON file: {"repo", "ref", "files": [{"name", "template", "destination", "mode"}], "apps": {"env": "/app"}}')
+    .option(...MASTER)
+    .action((name: string, file: string, o: { master: string }) =>
+      run(async () => {
+        await client(o).putService(name, JSON.parse(readFileSync(file, 'utf8')));
+        process.stdout.write(`service ${name} saved\n`);
+      }),
+    );
+  config
+    .command('env-put <name>')
+    .description('create or replace an environment')
+    .option(...MASTER)
+    .option('--description <text>', 'what it is for')
+    .action((name: string, o: { master: string; description?: string }) =>
+      run(async () => {
+        await client(o).putEnvironment(name, o.description);
+        process.stdout.write(`environment ${name} saved\n`);
+      }),
+    );
+
+  const values = config.command('values').description("a service's values in an environment (service '*': the environment's shared values)");
+  values
+    .command('get <service> <env>')
+    .option(...MASTER)
+    .option('--json', 'the API answer')
+    .action((service: string, env: string, o: { master: string; json?: boolean }) =>
+      run(async () => {
+        const r = await client(o).values(service, env);
+        out(o, r, () => [`version ${r.version}`, ...Object.entries(r.values).map(([k, v]) => `${k} = ${JSON.stringify(v)}`)].join('\n'));
+      }),
+    );
+  values
+    .command('set <service> <env> <pairs...>')
+    .description('set values: key=value (JSON when it reads as JSON, else a string); --secret key=value for a secret')
+    .option(...MASTER)
+    .option('--secret <pair>', 'a secret key=value (repeatable; prefer stdin for real secrets: --secret key=-)', (v: string, all: string[] = []) => [...all, v])
+    .action((service: string, env: string, pairs: string[], o: { master: string; secret?: string[] }) =>
+      run(async () => {
+        const set: Record<string, unknown> = {};
+        for (const p of pairs) {
+          const [k, v] = split(p);
+          set[k] = readValue(v);
+        }
+        for (const p of o.secret ?? []) {
+          const [k, v] = split(p);
+          set[k] = { $secret: v === '-' ? readFileSync(0, 'utf8').replace(/\n$/, '') : v };
+        }
+        const r = await client(o).patchValues(service, env, { set });
+        process.stdout.write(`values of ${service} in ${env}: version ${r.version} (a draft until released)\n`);
+      }),
+    );
+  values
+    .command('unset <service> <env> <keys...>')
+    .option(...MASTER)
+    .action((service: string, env: string, keys: string[], o: { master: string }) =>
+      run(async () => {
+        const r = await client(o).patchValues(service, env, { unset: keys });
+        process.stdout.write(`values of ${service} in ${env}: version ${r.version}\n`);
+      }),
+    );
+
+  config
+    .command('release <service> <env>')
+    .description('render and release the files; says unchanged (and makes none) when they would be the same')
+    .option(...MASTER)
+    .option('--note <text>', 'why')
+    .option('--json', 'the API answer')
+    .action((service: string, env: string, o: { master: string; note?: string; json?: boolean }) =>
+      run(async () => {
+        const r = await client(o).release(service, env, o.note);
+        out(o, r, () => (r.change === 'unchanged' ? `unchanged: ${r.release !== undefined ? `release ${r.release.version} stays` : 'nothing to release'}` : line(r.release!)));
+      }),
+    );
+  config
+    .command('releases <service> <env>')
+    .option(...MASTER)
+    .option('--json', 'the API answer')
+    .action((service: string, env: string, o: { master: string; json?: boolean }) =>
+      run(async () => {
+        const r = await client(o).releases(service, env);
+        out(o, r, () => r.releases.map(line).join('\n') || 'no releases');
+      }),
+    );
+  config
+    .command('diff <service> <env> [from] [to]')
+    .description('unified diffs from release `from` to `to`; without them, what a release now would change')
+    .option(...MASTER)
+    .option('--json', 'the API answer')
+    .action((service: string, env: string, from: string | undefined, to: string | undefined, o: { master: string; json?: boolean }) =>
+      run(async () => {
+        const c = client(o);
+        const r = from === undefined ? await c.preview(service, env) : await c.diff(service, env, whole(from), whole(to ?? ''));
+        out(o, r, () => r.files.map((f) => f.patch).join('\n') || 'no difference');
+      }),
+    );
+  config
+    .command('rollback <service> <env>')
+    .description('a new release with the files of an earlier one, byte for byte')
+    .requiredOption('--to <version>', 'the release to go back to', positiveInt('--to'))
+    .option(...MASTER)
+    .option('--json', 'the API answer')
+    .action((service: string, env: string, o: { master: string; to: number; json?: boolean }) =>
+      run(async () => {
+        const r = await client(o).rollback(service, env, o.to);
+        out(o, r, () => line(r));
+      }),
+    );
+  config
+    .command('instances <service> <env>')
+    .description('the instances of the linked app, the release each runs, and why one is stale')
+    .option(...MASTER)
+    .option('--json', 'the API answer')
+    .action((service: string, env: string, o: { master: string; json?: boolean }) =>
+      run(async () => {
+        const r = await client(o).instances(service, env);
+        out(o, r, () => [`app ${r.appId ?? '(none linked)'}, release ${r.release ?? '(none)'}`, ...r.instances.map((i) => `${i.taskId} ${i.host} ${i.state} release ${i.release ?? '-'}${i.stale ? ` STALE: ${i.why.join('; ')}` : ''}`)].join('\n'));
+      }),
+    );
+  config
+    .command('pull <service> <env>')
+    .description('write the current release\'s files under a directory (atomically, with their modes); --watch follows new releases and --exec runs a command after each change')
+    .option(...MASTER)
+    .option('--dir <dir>', 'where the files go (a destination /etc/a is <dir>/etc/a)', '.')
+    .option('--watch', 'keep pulling as releases come (long poll); the last release stays on disk while the config center is away')
+    .option('--exec <command>', 'run this shell command after each change (e.g. a reload)')
+    .action((service: string, env: string, o: { master: string; dir: string; watch?: boolean; exec?: string }) =>
+      run(async () => {
+        const c = client(o);
+        const once = async () => {
+          const { state, changed } = await pullRelease(c, service, env, o.dir);
+          process.stderr.write(`${changed ? 'pulled' : 'up to date with'} release ${state.release} of ${service} in ${env} into ${o.dir}\n`);
+          if (changed && o.exec !== undefined) await sh(o.exec);
+          return state.release;
+        };
+        let release: number;
+        try {
+          release = await once();
+        } catch (e) {
+          const kept = await readPulled(o.dir);
+          if (o.watch !== true || kept === undefined) throw e;
+          process.stderr.write(`the config center is not answering (${(e as Error).message}); release ${kept.release} stays on disk\n`);
+          release = kept.release;
+        }
+        let backoff = 1000;
+        while (o.watch === true) {
+          try {
+            const next = await c.watch(service, env, release, 60);
+            backoff = 1000;
+            if (next !== undefined) release = await once();
+          } catch (e) {
+            process.stderr.write(`watch: ${(e as Error).message}; again in ${backoff / 1000} s\n`);
+            await new Promise((r) => setTimeout(r, backoff));
+            backoff = Math.min(backoff * 2, 30_000);
+          }
+        }
+      }),
+    );
+}
+
+function split(pair: string): [string, string] {
+  const i = pair.indexOf('=');
+  if (i <= 0) throw new InvalidArgumentError(`'${pair}' is not key=value`);
+  return [pair.slice(0, i), pair.slice(i + 1)];
+}
+
+function readValue(v: string): unknown {
+  try {
+    return JSON.parse(v);
+  } catch {
+    return v;
+  }
+}
+
+function whole(v: string): number {
+  if (!/^\d+$/.test(v) || Number(v) < 1) throw new InvalidArgumentError(`'${v}' is not a release version`);
+  return Number(v);
+}
+
+function sh(command: string): Promise<void> {
+  return new Promise((resolve) => {
+    const child = spawn('/bin/sh', ['-c', command], { stdio: 'inherit' });
+    child.on('close', (code) => {
+      if (code !== 0) process.stderr.write(`--exec: ${command} exited ${code}\n`);
+      resolve();
+    });
+  });
+}
+
+async function run(f: () => Promise<void>): Promise<void> {
+  try {
+    await f();
+  } catch (e) {
+    if (e instanceof ConfigRequestFailed) {
+      process.stderr.write(`slipway: ${e.message}\n`);
+      for (const d of e.details) process.stderr.write(`  ${d.field}: ${d.message}\n`);
+    } else process.stderr.write(`slipway: ${e instanceof Error ? e.message : String(e)}\n`);
+    process.exitCode = 1;
+  }
+}
