@@ -241,10 +241,65 @@ describe('the config center on `slipway up`: services, values, releases, diffs, 
     const edited = (await api('GET', '/config/v1/services/api/environments/dev/instances')).json() as Instances;
     assert.equal(edited.pending.values, true);
     assert.deepEqual(edited.instances[0]!.why, ['values edited since the release']);
-    assert.equal((await api('POST', '/config/v1/services/api/environments/dev/releases')).status, 201);
+    assert.equal((await api('POST', '/config/v1/services/api/environments/dev/releases', { rollout: 'none' })).status, 201);
     const released = (await api('GET', '/config/v1/services/api/environments/dev/instances')).json() as Instances;
     assert.deepEqual(released.instances[0]!.why, [`started with release ${rel.release.version}; release ${rel.release.version + 1} is newer`]);
     assert.equal((await api('DELETE', '/v2/apps/dev/api?force=true')).status, 200);
+  });
+
+  it('rolls a release out by restarting the linked app; one that leaves it unhealthy past the deadline goes back to the release before', async () => {
+    repo.commit({ 'svc/mode.txt': 'mode: {{ mode }}\n' }, 'svc');
+    assert.equal((await api('PUT', '/config/v1/services/svc', { repo: repo.path, files: [{ name: 'mode.txt', template: 'svc/mode.txt', destination: '/etc/svc/mode.txt' }], apps: { dev: '/dev/svc' } })).status, 201);
+    assert.equal((await api('PUT', '/config/v1/services/svc/environments/dev/values', { mode: 'good' })).status, 200);
+    assert.equal((await api('POST', '/config/v1/services/svc/environments/dev/releases')).status, 201);
+    const app = await api('POST', '/v2/apps', {
+      id: '/dev/svc',
+      // Serves HTTP (healthy) only with the good config.
+      cmd: 'if grep -q "mode: good" "$SLIPWAY_CONFIG_DIR/etc/svc/mode.txt"; then exec python3 -m http.server $PORT0; else exec sleep 300; fi',
+      cpus: 0.1,
+      mem: 64,
+      instances: 1,
+      labels: { SLIPWAY_CONFIG_SERVICE: 'svc', SLIPWAY_CONFIG_ENV: 'dev' },
+      healthChecks: [{ protocol: 'HTTP', path: '/', portIndex: 0, gracePeriodSeconds: 3, intervalSeconds: 1, timeoutSeconds: 1, maxConsecutiveFailures: 2 }],
+      upgradeStrategy: { minimumHealthCapacity: 1, maximumOverCapacity: 1 },
+    });
+    assert.equal(app.status, 201, app.text);
+    type Instances = { instances: { release: number; state: string; healthy?: boolean }[] };
+    const healthyOn = (v: number) => async () => {
+      const r = (await api('GET', '/config/v1/services/svc/environments/dev/instances')).json() as Instances;
+      return r.instances.some((i) => i.release === v && i.healthy === true) ? r : undefined;
+    };
+    await waitUntil(healthyOn(1), 'the app healthy on release 1', 60_000);
+
+    assert.equal((await api('PATCH', '/config/v1/services/svc/environments/dev/values', { set: { mode: 'bad' } })).status, 200);
+    const bad = await api('POST', '/config/v1/services/svc/environments/dev/releases', { deadlineSeconds: 8 });
+    assert.equal(bad.status, 201, bad.text);
+    const r2 = bad.json() as { release: { version: number; rollout: { id: string; state: string } } };
+    assert.deepEqual([r2.release.version, r2.release.rollout.state], [2, 'running']);
+    // One change of an environment at a time.
+    assert.equal((await api('POST', '/config/v1/services/svc/environments/dev/releases')).status, 409);
+    const progress = (await api('GET', `/config/v1/services/svc/environments/dev/rollouts/${r2.release.rollout.id}`)).json() as { progress: { waitingFor?: string } };
+    assert.match(progress.progress.waitingFor ?? '', /instance\(s\) to run release 2 and be healthy|the deployment/);
+
+    const failed = await waitUntil(async () => {
+      const r = (await api('GET', '/config/v1/services/svc/environments/dev/releases/2')).json() as { rollout: { state: string; reason?: string } };
+      return r.rollout.state === 'failed' ? r : undefined;
+    }, 'the rollout of release 2 to fail at its deadline', 60_000);
+    assert.match(failed.rollout.reason ?? '', /after \d+ s, 0 of 1 instance\(s\) run release 2 and are healthy/);
+    const back = await waitUntil(async () => {
+      const r = await api('GET', '/config/v1/services/svc/environments/dev/releases/3');
+      return r.status === 200 ? (r.json() as { change: string; rolledBackTo: number; note: string; files: { sha256: string }[] }) : undefined;
+    }, 'the automatic rollback release');
+    assert.deepEqual([back.change, back.rolledBackTo], ['rollback', 1]);
+    assert.match(back.note, /automatic rollback: the rollout of release 2 failed/);
+    assert.deepEqual(back.files.map((f) => f.sha256), ((await api('GET', '/config/v1/services/svc/environments/dev/releases/1')).json() as { files: { sha256: string }[] }).files.map((f) => f.sha256));
+    await waitUntil(async () => ((await api('GET', '/config/v1/services/svc/environments/dev/releases/3')).json() as { rollout?: { state: string } }).rollout?.state === 'succeeded', 'the way back rolled out, healthy', 90_000);
+    const after = (await api('GET', '/config/v1/services/svc/environments/dev/instances')).json() as Instances;
+    assert.ok(after.instances.filter((i) => i.state === 'TASK_RUNNING').every((i) => i.release === 3 && i.healthy === true), JSON.stringify(after));
+    const rollouts = (await api('GET', '/config/v1/services/svc/environments/dev/rollouts')).json() as { rollouts: { release: number; state: string; rolledBackBy?: string }[] };
+    assert.deepEqual(rollouts.rollouts.map((r) => [r.release, r.state]), [[2, 'failed'], [3, 'succeeded']]);
+    assert.equal(rollouts.rollouts[0]!.rolledBackBy, 'svc.dev.3');
+    assert.equal((await api('DELETE', '/v2/apps/dev/svc?force=true')).status, 200);
   });
 
   it('asks read to see, configure to edit values and publish-config to release (Apollo edit and publish)', async () => {

@@ -1,10 +1,10 @@
 import { createHmac, timingSafeEqual } from 'node:crypto';
 import { createTwoFilesPatch } from 'diff';
-import type { Clock } from '../core/clock.ts';
+import type { Clock, Timer } from '../core/clock.ts';
 import { SecretMask } from '../lib/secret-mask.ts';
-import { isSecretValue, parseEnvironment, parseService, parseValues, REDACTED, SECRET_KEY, type ConfigEnvironment, type ConfigService, type Json, type ValueInput } from './config-definitions.ts';
+import { isSecretValue, parseEnvironment, parseService, parseValues, REDACTED, SECRET_KEY, type ConfigEnvironment, type ConfigService, type Json, type Rollout, type ValueInput } from './config-definitions.ts';
 import { ConfigConflict, ConfigNotFound, InvalidConfig, RenderFailed } from './config-errors.ts';
-import type { ConfigStore, StoredRelease, StoredValue, StoredValues } from './config-store.ts';
+import type { ConfigStore, StoredRelease, StoredRollout, StoredValue, StoredValues } from './config-store.ts';
 import type { ReleaseRepository } from './release-repository.ts';
 import type { ConfigInstance, ServicesPort } from './services-port.ts';
 import { renderFiles, type RenderedFile } from './render-files.ts';
@@ -49,6 +49,8 @@ export interface ReleaseView {
   note: string;
   createdBy: string;
   createdAt: string;
+  /** Its rollout, when it was rolled out through the services framework. */
+  rollout?: { id: string; state: StoredRollout['state']; reason?: string };
 }
 
 export type ReleaseOutcome = { change: 'unchanged'; release: ReleaseView | undefined } | { change: StoredRelease['change']; release: ReleaseView };
@@ -57,6 +59,12 @@ const SHARED = '*';
 const scopeOf = (service: string, env: string) => `${service}/${env}`;
 const valueContext = (scope: string, key: string) => `config values ${scope} ${key}`;
 const fileContext = (service: string, env: string, version: number, name: string) => `config release ${service}/${env}#${version} ${name}`;
+/** How long a rollout has by default for every instance to run the release and be healthy. */
+export const DEFAULT_ROLLOUT_DEADLINE_MS = 5 * 60 * 1000;
+/** How often a running rollout looks at the instances. */
+const ROLLOUT_CHECK_MS = 500;
+const rolloutId = (service: string, env: string, version: number) => `${service}.${env}.${version}`;
+
 /** How long a task's signed file URL is good for: its launch fetches it at once; a relaunch gets a new one. */
 export const FETCH_URL_TTL_MS = 60 * 60 * 1000;
 /** How long a watch is held at most (the long poll's ceiling). */
@@ -94,6 +102,10 @@ export class ConfigCenter {
   private readonly releasing = new Map<string, Promise<unknown>>();
   /** Every secret value seen, for the masks of diffs and of the audit copy. */
   private secretValues = new Set<string>();
+  /** Rollouts by id; those running are followed (`follow`). */
+  private readonly rollouts = new Map<string, StoredRollout>();
+  private readonly rolloutTimers = new Map<string, Timer>();
+  private closing = false;
 
   private constructor(
     /**
@@ -113,6 +125,9 @@ export class ConfigCenter {
       c.noteSecrets(v);
     }
     for (const r of loaded.releases.sort((a, b) => a.version - b.version)) c.listOf(c.releases, scopeOf(r.service, r.env)).push(r);
+    for (const r of loaded.rollouts) c.rollouts.set(r.id, r);
+    // A rollout under way when the center stopped goes on from where the instances are.
+    for (const r of loaded.rollouts) if (r.state === 'running') c.scheduleCheck(r, 0);
     return c;
   }
 
@@ -276,7 +291,13 @@ export class ConfigCenter {
 
   listReleases(service: string, env: string): ReleaseView[] {
     this.scope(service, env);
-    return (this.releases.get(scopeOf(service, env)) ?? []).map(viewOf);
+    return (this.releases.get(scopeOf(service, env)) ?? []).map((r) => this.view(r));
+  }
+
+  /** A release as shown, with its rollout's state. */
+  private view(r: StoredRelease): ReleaseView {
+    const rollout = this.rollouts.get(rolloutId(r.service, r.env, r.version));
+    return { ...viewOf(r), ...(rollout !== undefined ? { rollout: { id: rollout.id, state: rollout.state, ...(rollout.reason !== undefined ? { reason: rollout.reason } : {}) } } : {}) };
   }
 
   private stored(service: string, env: string, version: number): StoredRelease {
@@ -292,7 +313,7 @@ export class ConfigCenter {
   }
 
   release(service: string, env: string, version: number): ReleaseView {
-    return viewOf(this.stored(service, env, version));
+    return this.view(this.stored(service, env, version));
   }
 
   /** A file of a release, as rendered (secrets in it included: for the task that runs with it). */
@@ -341,25 +362,142 @@ export class ConfigCenter {
    * Makes a release of `service` in `env` from the templates at the ref and the values now; or
    * answers `unchanged` (and makes none) when the files would be the current release's.
    */
-  async makeRelease(service: string, env: string, o: { note?: string; by: string }): Promise<ReleaseOutcome> {
+  async makeRelease(service: string, env: string, o: { note?: string; by: string; rollout?: Rollout; deadlineMs?: number }): Promise<ReleaseOutcome> {
     return this.oneAtATime(service, env, async () => {
+      this.refuseDuringRollout(service, env);
       const now = await this.renderNow(service, env);
       const last = this.current(service, env);
-      if (this.sameFiles(now.files, last)) return { change: 'unchanged' as const, release: last !== undefined ? viewOf(last) : undefined };
+      if (this.sameFiles(now.files, last)) return { change: 'unchanged' as const, release: last !== undefined ? this.view(last) : undefined };
       const change = last === undefined ? 'first' : last.templateCommit !== now.commit ? 'template-changed' : 'values-changed';
       const release = await this.store({ service, env, files: now.files, templateCommit: now.commit, valuesVersion: now.valuesVersion, sharedVersion: now.sharedVersion, change, note: o.note ?? '', by: o.by });
-      return { change, release: viewOf(release) };
+      await this.maybeRollOut(release, last?.version, o.rollout ?? this.service(service).rollout, o.deadlineMs, false);
+      return { change, release: this.view(release) };
     });
   }
 
+  /** 409 while a rollout of (`service`, `env`) runs: one change of an environment at a time. */
+  private refuseDuringRollout(service: string, env: string): void {
+    for (const r of this.rollouts.values()) {
+      if (r.service === service && r.env === env && r.state === 'running') throw new ConfigConflict(`the rollout ${r.id} of release ${r.release} of ${service} in ${env} is under way: wait for it (GET .../rollouts/${r.id}) before another release`);
+    }
+  }
+
   /** A new release with the files of release `to`, byte for byte. */
-  async rollback(service: string, env: string, to: number, o: { note?: string; by: string }): Promise<ReleaseView> {
+  async rollback(service: string, env: string, to: number, o: { note?: string; by: string; rollout?: Rollout; deadlineMs?: number }): Promise<ReleaseView> {
     return this.oneAtATime(service, env, async () => {
+      this.refuseDuringRollout(service, env);
+      const last = this.current(service, env);
       const target = this.stored(service, env, to);
       const files = target.files.map((f) => ({ name: f.name, destination: f.destination, mode: f.mode, sha256: f.sha256, content: this.o.sealer.open(f.sealed, fileContext(service, env, to, f.name)) }));
       const release = await this.store({ service, env, files, templateCommit: target.templateCommit, valuesVersion: target.valuesVersion, sharedVersion: target.sharedVersion, change: 'rollback', rolledBackTo: to, note: o.note ?? `rollback to release ${to}`, by: o.by });
-      return viewOf(release);
+      await this.maybeRollOut(release, last?.version, o.rollout ?? this.service(service).rollout, o.deadlineMs, false);
+      return this.view(release);
     });
+  }
+
+  // --- rollouts through the services framework ------------------------------------------------
+
+  /** Rolls `release` out when asked (`restart`) and there is a linked app to restart. */
+  private async maybeRollOut(release: StoredRelease, previous: number | undefined, mode: Rollout, deadlineMs: number | undefined, isRollback: boolean): Promise<void> {
+    const appId = this.service(release.service).apps[release.env];
+    if (mode !== 'restart' || appId === undefined || this.o.services?.wantedInstances(appId) === undefined) return;
+    const now = this.o.clock.now();
+    const rollout: StoredRollout = {
+      id: rolloutId(release.service, release.env, release.version),
+      service: release.service,
+      env: release.env,
+      release: release.version,
+      appId,
+      ...(previous !== undefined ? { previous } : {}),
+      isRollback,
+      state: 'running',
+      startedAt: now,
+      deadline: now + (deadlineMs ?? DEFAULT_ROLLOUT_DEADLINE_MS),
+    };
+    try {
+      rollout.deploymentId = (await this.o.services!.restart(appId, { force: isRollback })).deploymentId;
+    } catch (e) {
+      // Nothing was restarted: the release is current, its instances still run the one before.
+      rollout.state = 'failed';
+      rollout.reason = `the restart of ${appId} was refused: ${e instanceof Error ? e.message : String(e)}`;
+      rollout.endedAt = now;
+    }
+    await this.o.store.saveRollout(rollout);
+    this.rollouts.set(rollout.id, rollout);
+    this.o.log?.(`config: rollout ${rollout.id} of ${appId}: ${rollout.state}${rollout.reason !== undefined ? ` (${rollout.reason})` : ''}`);
+    if (rollout.state === 'running') this.scheduleCheck(rollout, ROLLOUT_CHECK_MS);
+  }
+
+  private scheduleCheck(r: StoredRollout, ms: number): void {
+    if (this.closing) return;
+    this.rolloutTimers.set(
+      r.id,
+      this.o.clock.setTimer(ms, () => {
+        this.rolloutTimers.delete(r.id);
+        void this.checkRollout(r.id).catch((e: unknown) => {
+          this.o.log?.(`config: rollout ${r.id}: ${e instanceof Error ? e.message : String(e)}; checked again`);
+          const again = this.rollouts.get(r.id);
+          if (again?.state === 'running') this.scheduleCheck(again, ROLLOUT_CHECK_MS);
+        });
+      }),
+    );
+  }
+
+  /** Where a running rollout stands: how many instances run the release and are healthy, of how many. */
+  rolloutProgress(r: StoredRollout): { onRelease: number; wanted: number; deploymentRunning: boolean; waitingFor?: string } {
+    const services = this.o.services;
+    const wanted = services?.wantedInstances(r.appId) ?? 0;
+    const onRelease = (services?.instancesOf(r.appId) ?? []).filter((i) => i.configRelease?.service === r.service && i.configRelease.env === r.env && i.configRelease.version === r.release && i.state === 'TASK_RUNNING' && i.healthy !== false).length;
+    const deploymentRunning = r.deploymentId !== undefined && services !== undefined && services.deploymentRunning(r.deploymentId);
+    const waitingFor = r.state !== 'running' ? undefined : onRelease < wanted ? `${wanted - onRelease} of ${wanted} instance(s) to run release ${r.release} and be healthy` : deploymentRunning ? `the deployment ${r.deploymentId} to finish` : undefined;
+    return { onRelease, wanted, deploymentRunning, ...(waitingFor !== undefined ? { waitingFor } : {}) };
+  }
+
+  private async checkRollout(id: string): Promise<void> {
+    const r = this.rollouts.get(id);
+    if (r === undefined || r.state !== 'running') return;
+    const p = this.rolloutProgress(r);
+    const now = this.o.clock.now();
+    if (!p.deploymentRunning && p.onRelease >= p.wanted) {
+      await this.endRollout(r, 'succeeded', undefined);
+      return;
+    }
+    if (now < r.deadline) {
+      this.scheduleCheck(r, ROLLOUT_CHECK_MS);
+      return;
+    }
+    const reason = `after ${Math.round((now - r.startedAt) / 1000)} s, ${p.onRelease} of ${p.wanted} instance(s) run release ${r.release} and are healthy${p.deploymentRunning ? `; the deployment ${r.deploymentId} is still under way` : ''}`;
+    await this.endRollout(r, 'failed', reason);
+    if (r.isRollback || r.previous === undefined) return;
+    // Back to the release before, rolled out the same way (a failure of that one goes no further back).
+    const target = this.stored(r.service, r.env, r.previous);
+    const files = target.files.map((f) => ({ name: f.name, destination: f.destination, mode: f.mode, sha256: f.sha256, content: this.o.sealer.open(f.sealed, fileContext(r.service, r.env, target.version, f.name)) }));
+    const back = await this.store({ service: r.service, env: r.env, files, templateCommit: target.templateCommit, valuesVersion: target.valuesVersion, sharedVersion: target.sharedVersion, change: 'rollback', rolledBackTo: target.version, note: `automatic rollback: the rollout of release ${r.release} failed: ${reason}`, by: 'slipway-config' });
+    await this.maybeRollOut(back, r.release, 'restart', r.deadline - r.startedAt, true);
+    const backRollout = this.rollouts.get(rolloutId(back.service, back.env, back.version));
+    if (backRollout !== undefined) {
+      r.rolledBackBy = backRollout.id;
+      await this.o.store.saveRollout(r);
+    }
+  }
+
+  private async endRollout(r: StoredRollout, state: 'succeeded' | 'failed', reason: string | undefined): Promise<void> {
+    const ended: StoredRollout = { ...r, state, endedAt: this.o.clock.now(), ...(reason !== undefined ? { reason } : {}) };
+    await this.o.store.saveRollout(ended);
+    Object.assign(r, ended);
+    this.o.log?.(`config: rollout ${r.id} of ${r.appId}: ${state}${reason !== undefined ? ` (${reason})` : ''}`);
+  }
+
+  rollout(service: string, env: string, id: string): StoredRollout & { progress: ReturnType<ConfigCenter['rolloutProgress']> } {
+    this.scope(service, env);
+    const r = this.rollouts.get(id);
+    if (r === undefined || r.service !== service || r.env !== env) throw new ConfigNotFound(`no rollout '${id.slice(0, 100)}' of ${service} in ${env}`);
+    return { ...r, progress: this.rolloutProgress(r) };
+  }
+
+  listRollouts(service: string, env: string): StoredRollout[] {
+    this.scope(service, env);
+    return [...this.rollouts.values()].filter((r) => r.service === service && r.env === env).sort((a, b) => a.startedAt - b.startedAt);
   }
 
   private async oneAtATime<T>(service: string, env: string, run: () => Promise<T>): Promise<T> {
@@ -563,6 +701,9 @@ export class ConfigCenter {
   }
 
   async close(): Promise<void> {
+    this.closing = true;
+    for (const t of this.rolloutTimers.values()) t.cancel();
+    this.rolloutTimers.clear();
     await Promise.allSettled([...this.releasing.values()]);
     await this.o.store.close();
   }

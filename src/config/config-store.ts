@@ -47,13 +47,40 @@ export interface StoredRelease {
   createdAt: number;
 }
 
+/**
+ * A rollout of a release through the services framework (a restart of the linked app), and how
+ * it ended: `succeeded` when every instance runs the release and is healthy; `failed` when that
+ * did not happen before the deadline, after which the environment goes back to the previous
+ * release (`rolledBackBy`, itself rolled out the same way, without a further way back).
+ */
+export interface StoredRollout {
+  id: string;
+  service: string;
+  env: string;
+  release: number;
+  appId: string;
+  /** The release it replaces (what a failure goes back to); undefined for a first release. */
+  previous?: number;
+  /** Whether it is the way back from a failed rollout (then a failure goes back no further). */
+  isRollback: boolean;
+  state: 'running' | 'succeeded' | 'failed';
+  reason?: string;
+  deploymentId?: string;
+  startedAt: number;
+  deadline: number;
+  endedAt?: number;
+  /** The rollout of the rollback release a failure started. */
+  rolledBackBy?: string;
+}
+
 export interface ConfigStore {
-  load(): Promise<{ services: ConfigService[]; environments: ConfigEnvironment[]; values: StoredValues[]; releases: StoredRelease[] }>;
+  load(): Promise<{ services: ConfigService[]; environments: ConfigEnvironment[]; values: StoredValues[]; releases: StoredRelease[]; rollouts: StoredRollout[] }>;
   saveService(service: ConfigService): Promise<void>;
   deleteService(name: string): Promise<void>;
   saveEnvironment(env: ConfigEnvironment): Promise<void>;
   deleteEnvironment(name: string): Promise<void>;
   appendValues(values: StoredValues): Promise<void>;
   appendRelease(release: StoredRelease): Promise<void>;
+  saveRollout(rollout: StoredRollout): Promise<void>;
   close(): Promise<void>;
 }

@@ -16,4 +16,14 @@ export interface ConfigInstance {
 export interface ServicesPort {
   /** The instances of the Marathon app `appId` (none when there is no such app). */
   instancesOf(appId: string): ConfigInstance[];
+  /** How many instances the app is to run, or undefined when there is no such app. */
+  wantedInstances(appId: string): number | undefined;
+  /**
+   * Restarts the app as a Marathon deployment (its upgradeStrategy and health checks apply); new
+   * instances start with the config center's current release. `force` supersedes a deployment of
+   * the app still under way (the way back from a rollout that failed).
+   */
+  restart(appId: string, o: { force: boolean }): Promise<{ deploymentId: string }>;
+  /** Whether the deployment is still under way. */
+  deploymentRunning(id: string): boolean;
 }

@@ -5,6 +5,7 @@ import { ConfigCenter, type ConfigSealer } from '../config/config-center.ts';
 import { configRoutes, CONFIG_ACCESS_RULES } from '../config/http/config-routes.ts';
 import { ReleaseRepository } from '../config/release-repository.ts';
 import type { ServicesPort } from '../config/services-port.ts';
+import type { AppsFramework } from '../frameworks/apps/apps-framework.ts';
 import { TemplateSource } from '../config/template-source.ts';
 import { SystemClock, type Clock } from '../core/clock.ts';
 import { loadSecretKey } from '../lib/secret-box.ts';
@@ -55,9 +56,23 @@ export function mountConfigApi(app: FastifyInstance, service: ConfigService, o: 
 }
 
 /** The config center's ServicesPort over the services framework of the same process. */
-export function servicesPortOf(view: { instancesOf(appId: string): readonly { taskId: string; host: string; state: string; healthy?: boolean; configRelease?: { service: string; env: string; version: number } }[] }): ServicesPort {
+export function servicesPortOf(framework: AppsFramework): ServicesPort {
+  const view = framework.view;
   return {
     instancesOf: (appId) =>
-      view.instancesOf(appId).map((i) => ({ taskId: i.taskId, host: i.host, state: i.state, ...(i.healthy !== undefined ? { healthy: i.healthy } : {}), ...(i.configRelease !== undefined ? { configRelease: { ...i.configRelease } } : {}) })),
+      view.instancesOf(appId).map((i) => ({
+        taskId: i.taskId,
+        host: i.host,
+        state: i.state,
+        // With a health check, healthy only once it passed; without one, running is enough.
+        ...(i.hasHealthCheck ? { healthy: i.healthy === true } : {}),
+        ...(i.configRelease !== undefined ? { configRelease: { ...i.configRelease } } : {}),
+      })),
+    wantedInstances: (appId) => view.app(appId)?.def.instances,
+    restart: async (appId, o) => {
+      const r = await framework.deploy((declared) => declared, { force: o.force, restart: [appId] });
+      return { deploymentId: r.deploymentId };
+    },
+    deploymentRunning: (id) => view.deployment(id) !== undefined,
   };
 }

@@ -103,7 +103,7 @@ export async function up(o: UpOptions): Promise<Up> {
       }
       mountCiApi(app, ci, { gate, ...(o.ciMaxArtifactBytes !== undefined ? { maxArtifactBytes: o.ciMaxArtifactBytes } : {}) });
       try {
-        config = await startConfigService({ dataDir: join(dataDir, 'config'), sealer: secretBox, server: () => url, services: servicesPortOf(service.framework.view), ...(o.log !== undefined ? { log: o.log } : {}) });
+        config = await startConfigService({ dataDir: join(dataDir, 'config'), sealer: secretBox, server: () => url, services: servicesPortOf(service.framework), ...(o.log !== undefined ? { log: o.log } : {}) });
       } catch (e) {
         await ci.close();
         await service.close();

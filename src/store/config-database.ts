@@ -1,5 +1,6 @@
 import type { ColumnType, Migration } from 'kysely';
 import { migration0001Config } from './migrations/config/0001-config.ts';
+import { migration0002Rollouts } from './migrations/config/0002-rollouts.ts';
 
 /** The tables of the config center's database (`config.db`), as Kysely sees them, and its migrations. */
 
@@ -25,14 +26,23 @@ export interface ReleasesTable {
   doc: string;
 }
 
+export interface RolloutsTable {
+  id: string;
+  started_at: Bigint;
+  /** JSON of StoredRollout. */
+  doc: string;
+}
+
 export interface ConfigDatabase {
   services: DocTable;
   environments: DocTable;
   config_values: ConfigValuesTable;
   releases: ReleasesTable;
+  rollouts: RolloutsTable;
 }
 
 /** Every migration of the config database, by name. Append only (see master-database.ts). */
 export const CONFIG_MIGRATIONS: Readonly<Record<string, Migration>> = {
   '0001-config': migration0001Config,
+  '0002-rollouts': migration0002Rollouts,
 };

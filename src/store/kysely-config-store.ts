@@ -1,6 +1,6 @@
 import type { Kysely } from 'kysely';
 import type { ConfigEnvironment, ConfigService } from '../config/config-definitions.ts';
-import type { ConfigStore, StoredRelease, StoredValues } from '../config/config-store.ts';
+import type { ConfigStore, StoredRelease, StoredRollout, StoredValues } from '../config/config-store.ts';
 import { CallQueue } from './call-queue.ts';
 import type { ConfigDatabase } from './config-database.ts';
 import { fromJson, toJson } from './json-column.ts';
@@ -28,7 +28,8 @@ export class KyselyConfigStore implements ConfigStore {
       const environments = (await this.db.selectFrom('environments').selectAll().orderBy('name').execute()).map((r) => fromJson(r.doc) as ConfigEnvironment);
       const values = (await this.db.selectFrom('config_values').selectAll().orderBy('version').execute()).map((r) => fromJson(r.doc) as StoredValues);
       const releases = (await this.db.selectFrom('releases').selectAll().orderBy('version').execute()).map((r) => fromJson(r.doc) as StoredRelease);
-      return { services, environments, values, releases };
+      const rollouts = (await this.db.selectFrom('rollouts').selectAll().orderBy('started_at').execute()).map((r) => fromJson(r.doc) as StoredRollout);
+      return { services, environments, values, releases, rollouts };
     });
   }
 
@@ -69,6 +70,13 @@ export class KyselyConfigStore implements ConfigStore {
     const doc = toJson(r);
     return this.calls.run('append release', async () => {
       await this.db.insertInto('releases').values({ service: r.service, env: r.env, version: r.version, doc }).execute();
+    });
+  }
+
+  saveRollout(r: StoredRollout): Promise<void> {
+    const doc = toJson(r);
+    return this.calls.run('save rollout', async () => {
+      await this.db.insertInto('rollouts').values({ id: r.id, started_at: r.startedAt, doc }).onConflict((oc) => oc.column('id').doUpdateSet({ doc })).execute();
     });
   }
 

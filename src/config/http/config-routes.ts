@@ -4,7 +4,7 @@ import { decide, type Capability } from '../../auth/policy.ts';
 import { SlipwayError } from '../../core/errors.ts';
 import { httpErrorReply } from '../../core/http-error-reply.ts';
 import type { ConfigCenter } from '../config-center.ts';
-import { configName } from '../config-definitions.ts';
+import { configName, type Rollout } from '../config-definitions.ts';
 import { FetchRefused, InvalidConfig } from '../config-errors.ts';
 
 /**
@@ -46,6 +46,8 @@ export const CONFIG_ACCESS_RULES: readonly RouteRule[] = [
   { method: 'POST', url: '/config/v1/services/:service/environments/:env/preview', access: at('read', svcEnv) },
   { method: 'POST', url: '/config/v1/services/:service/environments/:env/rollback', access: at('publish-config', svcEnv) },
   { method: 'GET', url: '/config/v1/services/:service/environments/:env/instances', access: at('read', svcEnv) },
+  { method: 'GET', url: '/config/v1/services/:service/environments/:env/rollouts', access: at('read', svcEnv) },
+  { method: 'GET', url: '/config/v1/services/:service/environments/:env/rollouts/:id', access: at('read', svcEnv) },
   { method: 'GET', url: '/config/v1/files', access: at('read', queryScope) },
   { method: 'GET', url: '/config/v1/files/:service/:env/:version/:name', access: at('read', svcEnv) },
   { method: 'GET', url: '/config/v1/watch', access: at('read', queryScope) },
@@ -62,12 +64,19 @@ function who(req: FastifyRequest): string {
   return identityOf(req)?.name ?? 'anonymous';
 }
 
-function noteOf(body: unknown): string | undefined {
-  if (body === undefined || body === null) return undefined;
+/** A release's or rollback's options: `note`, `rollout` (restart, hot, none) and `deadlineSeconds` of a rollout. */
+function releaseOptions(body: unknown, known: readonly string[]): { note?: string; rollout?: Rollout; deadlineMs?: number } {
+  if (body === undefined || body === null) return {};
   if (typeof body !== 'object' || Array.isArray(body)) throw new InvalidConfig([{ field: '', message: 'the body must be a JSON object' }]);
-  const note = (body as Record<string, unknown>)['note'];
-  if (note !== undefined && (typeof note !== 'string' || note.length > 2000)) throw new InvalidConfig([{ field: 'note', message: 'must be a string of at most 2000 characters' }]);
-  return note as string | undefined;
+  const b = body as Record<string, unknown>;
+  const problems: { field: string; message: string }[] = [];
+  for (const k of Object.keys(b)) if (!known.includes(k)) problems.push({ field: k, message: `unknown field (known: ${known.join(', ')})` });
+  const { note, rollout, deadlineSeconds } = b;
+  if (note !== undefined && (typeof note !== 'string' || note.length > 2000)) problems.push({ field: 'note', message: 'must be a string of at most 2000 characters' });
+  if (rollout !== undefined && rollout !== 'restart' && rollout !== 'hot' && rollout !== 'none') problems.push({ field: 'rollout', message: 'must be restart, hot or none' });
+  if (deadlineSeconds !== undefined && (typeof deadlineSeconds !== 'number' || !Number.isInteger(deadlineSeconds) || deadlineSeconds < 1 || deadlineSeconds > 86_400)) problems.push({ field: 'deadlineSeconds', message: 'must be a whole number of seconds from 1 to 86400' });
+  if (problems.length > 0) throw new InvalidConfig(problems);
+  return { ...(note !== undefined ? { note: note as string } : {}), ...(rollout !== undefined ? { rollout: rollout as Rollout } : {}), ...(deadlineSeconds !== undefined ? { deadlineMs: (deadlineSeconds as number) * 1000 } : {}) };
 }
 
 /** The routes of /config/v1 on `app` (whose gate must have CONFIG_ACCESS_RULES). */
@@ -143,8 +152,7 @@ function routes(app: FastifyInstance, center: ConfigCenter): void {
   });
   app.post('/config/v1/services/:service/environments/:env/releases', async (req, reply) => {
     const n = names(req);
-    const note = noteOf(req.body);
-    const outcome = await center.makeRelease(n.service, n.env, { by: who(req), ...(note !== undefined ? { note } : {}) });
+    const outcome = await center.makeRelease(n.service, n.env, { by: who(req), ...releaseOptions(req.body, ['note', 'rollout', 'deadlineSeconds']) });
     return reply.code(outcome.change === 'unchanged' ? 200 : 201).send(outcome);
   });
   app.get('/config/v1/services/:service/environments/:env/releases/:version', (req) => {
@@ -164,8 +172,15 @@ function routes(app: FastifyInstance, center: ConfigCenter): void {
     const body = req.body as Record<string, unknown> | null | undefined;
     const to = body?.['to'];
     if (typeof to !== 'number' || !Number.isSafeInteger(to) || to < 1) throw new InvalidConfig([{ field: 'to', message: 'is required: the version of the release to roll back to' }]);
-    const note = noteOf(body);
-    return reply.code(201).send(await center.rollback(n.service, n.env, to, { by: who(req), ...(note !== undefined ? { note } : {}) }));
+    return reply.code(201).send(await center.rollback(n.service, n.env, to, { by: who(req), ...releaseOptions(body, ['to', 'note', 'rollout', 'deadlineSeconds']) }));
+  });
+  app.get('/config/v1/services/:service/environments/:env/rollouts', (req) => {
+    const n = names(req);
+    return { rollouts: center.listRollouts(n.service, n.env) };
+  });
+  app.get('/config/v1/services/:service/environments/:env/rollouts/:id', (req) => {
+    const n = names(req);
+    return center.rollout(n.service, n.env, p(req)['id'] ?? '');
   });
 
   app.get('/config/v1/services/:service/environments/:env/instances', async (req) => {
