@@ -70,7 +70,19 @@ export const FETCH_URL_TTL_MS = 60 * 60 * 1000;
 /** How long a watch is held at most (the long poll's ceiling). */
 export const MAX_WATCH_MS = 60_000;
 
+/** Releases are immutable: one view each, shared by every watcher it is handed to (a fan-out to 1,000 makes one). */
+const views = new WeakMap<StoredRelease, ReleaseView>();
+
 function viewOf(r: StoredRelease): ReleaseView {
+  let v = views.get(r);
+  if (v === undefined) {
+    v = makeView(r);
+    views.set(r, v);
+  }
+  return v;
+}
+
+function makeView(r: StoredRelease): ReleaseView {
   return {
     service: r.service,
     env: r.env,
@@ -331,8 +343,9 @@ export class ConfigCenter {
     const commit = await this.o.templates.resolve(s.repo, s.ref);
     const texts: { file: (typeof s.files)[number]; text: string }[] = [];
     const missing: { field: string; message: string }[] = [];
+    const read = await this.o.templates.readAll(s.repo, commit, s.files.map((f) => f.template));
     for (const file of s.files) {
-      const text = await this.o.templates.read(s.repo, commit, file.template);
+      const text = read.get(file.template);
       if (text === undefined) missing.push({ field: `files.${file.name}`, message: `the template ${file.template} is not in ${s.repo} at ${s.ref} (${commit.slice(0, 12)})` });
       else texts.push({ file, text });
     }

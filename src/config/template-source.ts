@@ -1,3 +1,4 @@
+import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
@@ -63,12 +64,43 @@ export class TemplateSource {
 
   /** The text of `path` at `commit` (fetched already by `resolve`); undefined when there is no such file. */
   async read(repo: string, commit: string, path: string): Promise<string | undefined> {
+    return (await this.readAll(repo, commit, [path])).get(path);
+  }
+
+  /**
+   * The texts of `paths` at `commit`, in one `git cat-file --batch` (one process for a release,
+   * not two per file); a path that is not a file there is absent from the answer.
+   */
+  readAll(repo: string, commit: string, paths: readonly string[]): Promise<Map<string, string>> {
     const cache = this.cacheOf(repo);
-    try {
-      await runGit(['--git-dir', cache, 'cat-file', '-e', `${commit}:${path}`]);
-    } catch {
-      return undefined;
-    }
-    return runGit(['--git-dir', cache, 'show', `${commit}:${path}`]);
+    return new Promise((resolve, reject) => {
+      const child = spawn('git', ['--git-dir', cache, 'cat-file', '--batch'], { stdio: ['pipe', 'pipe', 'pipe'], env: { ...process.env, LC_ALL: 'C', GIT_TERMINAL_PROMPT: '0' } });
+      const chunks: Buffer[] = [];
+      let err = '';
+      child.stdout.on('data', (d: Buffer) => chunks.push(d));
+      child.stderr.on('data', (d: Buffer) => (err = (err + d.toString()).slice(-500)));
+      child.on('error', (e) => reject(new TemplateSourceFailed(`git cat-file: ${e.message}`)));
+      child.on('close', (code) => {
+        if (code !== 0) return reject(new TemplateSourceFailed(`git cat-file failed: ${err.trim() || `exit ${code}`}`));
+        const out = Buffer.concat(chunks);
+        const found = new Map<string, string>();
+        let at = 0;
+        for (const path of paths) {
+          const nl = out.indexOf(0x0a, at);
+          if (nl < 0) break;
+          const header = out.subarray(at, nl).toString('utf8');
+          at = nl + 1;
+          const m = /^[0-9a-f]+ (\w+) (\d+)$/.exec(header);
+          if (m === null) continue; // `<object> missing` (or ambiguous): no such file.
+          const size = Number(m[2]);
+          if (m[1] === 'blob') found.set(path, out.subarray(at, at + size).toString('utf8'));
+          at += size + 1;
+        }
+        resolve(found);
+      });
+      child.stdin.on('error', () => undefined); // Its exit says what went wrong.
+      // A path with a newline cannot be asked for on this protocol: config-definitions refuses none, so ask it as missing.
+      child.stdin.end(paths.map((p) => (p.includes('\n') ? 'missing-path-with-newline' : `${commit}:${p}`)).join('\n') + '\n');
+    });
   }
 }

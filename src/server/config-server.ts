@@ -2,6 +2,7 @@ import type { FastifyInstance } from 'fastify';
 import { join } from 'node:path';
 import type { HttpGate } from '../auth/http-gate.ts';
 import { ConfigCenter, type ConfigSealer } from '../config/config-center.ts';
+import { apolloRoutes, APOLLO_ACCESS_RULES } from '../config/http/apollo-routes.ts';
 import { configRoutes, CONFIG_ACCESS_RULES } from '../config/http/config-routes.ts';
 import { ReleaseRepository } from '../config/release-repository.ts';
 import type { ServicesPort } from '../config/services-port.ts';
@@ -49,10 +50,12 @@ export async function startConfigService(o: { dataDir: string; sealer: ConfigSea
   return { center, dataDir: o.dataDir, close: () => center.close() };
 }
 
-/** `/config/v1` on `app`, behind `gate`. */
+/** `/config/v1` and Apollo's client API on `app`, behind `gate`. */
 export function mountConfigApi(app: FastifyInstance, service: ConfigService, o: { gate: HttpGate }): void {
   o.gate.addRules(CONFIG_ACCESS_RULES);
+  o.gate.addRules(APOLLO_ACCESS_RULES);
   configRoutes(app, service.center);
+  apolloRoutes(app, service.center);
 }
 
 /** The config center's ServicesPort over the services framework of the same process. */

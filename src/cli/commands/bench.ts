@@ -83,6 +83,19 @@ export function registerBench(program: Command): void {
     });
 
   bench
+    .command('config')
+    .description('the config center of a real slipway up: render + release of a service of many files, and a release reaching many watchers (long poll and SSE)')
+    .option('--watchers <n>', 'watchers of each kind', positiveInt('--watchers'), 1000)
+    .option('--files <n>', 'files of the service', positiveInt('--files'), 20)
+    .option('--releases <n>', 'timed releases', positiveInt('--releases'), 5)
+    .option('--json', 'print one JSON object on stdout instead of text')
+    .action(async (opts: { watchers: number; files: number; releases: number; json?: boolean }) => {
+      const { runConfigBench, formatConfigBench } = await import('../../../bench/config.ts');
+      const result = await runConfigBench({ watchers: opts.watchers, files: opts.files, releases: opts.releases }, opts.json ? undefined : (line) => process.stderr.write(line + '\n'));
+      process.stdout.write(opts.json ? JSON.stringify(result) + '\n' : formatConfigBench(result) + '\n');
+    });
+
+  bench
     .command('gate')
     .description('what authentication costs one request: the same POST through Fastify with and without the HTTP gate (token, policy, audit), CPU time per request')
     .option('--requests <n>', 'requests per round', positiveInt('--requests'), 20_000)

@@ -55,6 +55,18 @@ export const CONFIG_ACCESS_RULES: readonly RouteRule[] = [
   { method: 'GET', url: '/config/v1/fetch/:service/:env/:version/:name', access: 'own' },
 ];
 
+/** The watch answers of a release, serialized once however many watchers get them. */
+const watchTexts = new WeakMap<object, { poll: string; event: string }>();
+function watchText(release: { version: number }): { poll: string; event: string } {
+  let t = watchTexts.get(release);
+  if (t === undefined) {
+    const json = JSON.stringify(release);
+    t = { poll: `{"release":${json}}`, event: `event: release\ndata: ${json}\n\n` };
+    watchTexts.set(release, t);
+  }
+  return t;
+}
+
 function whole(text: string | undefined, field: string, min = 0): number {
   if (text === undefined || !/^\d{1,9}$/.test(text) || Number(text) < min) throw new InvalidConfig([{ field, message: `must be a whole number${min > 0 ? ` from ${min}` : ''}, not ${JSON.stringify(String(text).slice(0, 40))}` }]);
   return Number(text);
@@ -228,7 +240,7 @@ function routes(app: FastifyInstance, center: ConfigCenter): void {
       const send = (r: { version: number }) => {
         if (r.version <= last) return;
         last = r.version;
-        raw.write(`event: release\ndata: ${JSON.stringify(r)}\n\n`);
+        raw.write(watchText(r).event);
       };
       const stop = center.follow(service, envName, send);
       reply.hijack();
@@ -248,6 +260,6 @@ function routes(app: FastifyInstance, center: ConfigCenter): void {
     reply.raw.on('close', () => abort.abort());
     const release = await center.watch(service, envName, since, wait * 1000, abort.signal);
     if (release === undefined) return reply.code(304).send();
-    return { release };
+    return reply.type('application/json; charset=utf-8').send(watchText(release).poll);
   });
 }
