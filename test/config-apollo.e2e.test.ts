@@ -11,8 +11,9 @@ import { killProcessesUnder } from './support/sandbox-processes.ts';
 import { waitUntil } from './support/wait.ts';
 
 // Issue 13 §2, Apollo's client API: the npm `node-apollo` client reads /configs and /configfiles
-// unchanged (it sends no credentials: read is granted to anonymous requests from loopback, as
-// docs/security.md says an operator may); the notifications long poll is tested from Apollo's docs.
+// unchanged (it sends no credentials: the built-in config-client policy is granted to anonymous
+// requests from loopback, as docs/security.md says an operator may); the notifications long poll
+// is tested from Apollo's docs.
 
 type NodeApollo = {
   remoteConfigServiceSkipCache(c: Record<string, unknown>): Promise<Record<string, unknown>>;
@@ -31,7 +32,7 @@ describe("Apollo's client API on `slipway up`", { timeout: 60_000 }, () => {
     dir = mkdtempSync(join(tmpdir(), 'slipway-apollo-'));
     repo = createTestRepo(join(dir, 'templates'));
     repo.commit({ 'web/application.properties': 'server.port={{ port }}\ndb.url=jdbc:pg://{{ db_host }}/app\n', 'web/settings.json': '{"feature": {{ feature }}}\n' });
-    server = await up({ host: '127.0.0.1', port: 0, dataDir: join(dir, 'data'), containerizers: ['process'], resources: 'cpus:1;mem:256;ports:[34700-34709]', auth: { anonymousPolicies: ['viewer'], anonymousLoopbackOnly: true } });
+    server = await up({ host: '127.0.0.1', port: 0, dataDir: join(dir, 'data'), containerizers: ['process'], resources: 'cpus:1;mem:256;ports:[34700-34709]', auth: { anonymousPolicies: ['config-client'], anonymousLoopbackOnly: true } });
     base = server.master.url;
     const api = async (method: string, path: string, body: unknown) => {
       const r = await fetch(`${base}${path}`, { method, headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(body) });
@@ -85,7 +86,12 @@ describe("Apollo's client API on `slipway up`", { timeout: 60_000 }, () => {
     assert.equal((await unauthenticatedFetch(`${base}/notifications/v2?appId=web&cluster=prod&notifications=not-json`)).status, 400);
   });
 
-  it('refuses anonymous requests that are not reads of config (the anonymous policy is a viewer on loopback)', async () => {
+  it('refuses anonymous requests that are not reads of config (config-client on loopback), and a viewer the files', async () => {
     assert.equal((await unauthenticatedFetch(`${base}/config/v1/services/web/environments/prod/releases`, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: '{}' })).status, 403);
+    const viewer = ((await (await fetch(`${base}/auth/v1/tokens`, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ name: 'v', policies: ['viewer'] }) })).json()) as { token: string }).token;
+    const asViewer = { headers: { authorization: `Bearer ${viewer}` } };
+    assert.equal((await unauthenticatedFetch(`${base}/config/v1/services/web/environments/prod/releases`, asViewer)).status, 200, 'a viewer sees the releases');
+    assert.equal((await unauthenticatedFetch(`${base}/config/v1/files/web/prod/1/application.properties`, asViewer)).status, 403, 'not the bytes, which hold secrets');
+    assert.equal((await unauthenticatedFetch(`${base}/configs/web/prod/application`, asViewer)).status, 403);
   });
 });

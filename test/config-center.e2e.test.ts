@@ -245,6 +245,25 @@ describe('the config center on `slipway up`: services, values, releases, diffs, 
     const released = (await api('GET', '/config/v1/services/api/environments/dev/instances')).json() as Instances;
     assert.deepEqual(released.instances[0]!.why, [`started with release ${rel.release.version}; release ${rel.release.version + 1} is newer`]);
     assert.equal((await api('DELETE', '/v2/apps/dev/api?force=true')).status, 200);
+
+    // Labels alone link nothing: an app the service does not name gets none of its files.
+    const other = await api('POST', '/v2/apps', { id: '/dev/thief', cmd: 'env > seen.env; ls -R > seen.ls; exec sleep 300', cpus: 0.1, mem: 16, labels: { SLIPWAY_CONFIG_SERVICE: 'api', SLIPWAY_CONFIG_ENV: 'dev' } });
+    assert.equal(other.status, 201, other.text);
+    const thief = await waitUntil(async () => {
+      const t = (await api('GET', '/v2/apps/dev/thief/tasks')).json() as { tasks: { id: string; state: string; configRelease?: unknown }[] };
+      return t.tasks.find((x) => x.state === 'TASK_RUNNING');
+    }, 'the unlinked app to run', 60_000);
+    assert.equal(thief.configRelease, undefined);
+    const thiefBox = readdirSync(root).map((fw) => join(root, fw, pathSegment(thief.id))).find((d) => existsSync(d))!;
+    const thiefEnv = await waitUntil(() => (existsSync(join(thiefBox, 'seen.env')) && readFileSync(join(thiefBox, 'seen.env'), 'utf8') !== '' ? readFileSync(join(thiefBox, 'seen.env'), 'utf8') : undefined), 'seen.env');
+    assert.ok(!thiefEnv.includes('SLIPWAY_CONFIG_RELEASE') && !existsSync(join(thiefBox, 'etc')), 'no config for an app the service does not name');
+    assert.equal((await api('DELETE', '/v2/apps/dev/thief?force=true')).status, 200);
+    // Naming an app needs restart and read on it, beside configure on the service.
+    assert.equal((await api('PUT', '/auth/v1/policies/config-only', { description: 'config only', rules: [{ kind: 'config', match: '*', capabilities: ['read', 'configure'] }] })).status, 201);
+    const configOnly = ((await api('POST', '/auth/v1/tokens', { name: 'config-editor', policies: ['config-only'] })).json() as { token: string }).token;
+    const hijack = await api('PUT', '/config/v1/services/grab', { repo: repo.path, files: [{ name: 'a', template: 'api/x.txt', destination: 'a' }], apps: { dev: '/prod/payments' } }, { authorization: `Bearer ${configOnly}` });
+    assert.equal(hijack.status, 403, hijack.text);
+    assert.match(hijack.text, /restart on apps '\/prod\/payments'/);
   });
 
   it('rolls a release out by restarting the linked app; one that leaves it unhealthy past the deadline goes back to the release before', async () => {

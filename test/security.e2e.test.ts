@@ -84,10 +84,12 @@ describe('security (issue 12): a new `slipway up`, attacked', { timeout: 120_000
     rmSync(dir, { recursive: true, force: true, maxRetries: 3 });
   });
 
-  it('creates the admin token on the first start, 0600, and says where it is', () => {
+  it('creates the admin token on the first start, 0600, and says where it is', async () => {
     assert.match(admin, /^slw_[0-9a-f]{12}_/);
     assert.equal(statSync(join(dataDir, 'admin.token')).mode & 0o777, 0o600);
-    assert.match(readFileSync(join(dir, 'up.log'), 'utf8'), new RegExp(`admin token +${join(dataDir, 'admin.token').replace(/[.]/g, '\\.')}`));
+    // The banner comes once `up` has started everything, which may be after its agent registered.
+    const banner = new RegExp(`admin token +${join(dataDir, 'admin.token').replace(/[.]/g, '\\.')}`);
+    await waitUntil(() => banner.test(readFileSync(join(dir, 'up.log'), 'utf8')), 'the banner naming the admin token file');
   });
 
   it('refuses unauthenticated requests on every API with 401 and WWW-Authenticate; /health and /ping stay open', async () => {

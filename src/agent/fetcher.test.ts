@@ -8,7 +8,7 @@ import type { Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { FetchFailed, fetchUris, type CommandUri } from './fetcher.ts';
+import { FetchFailed, fetchUris, maskCredentials, type CommandUri } from './fetcher.ts';
 
 /**
  * The fetcher against a real HTTP server on 127.0.0.1 and real archives made with tar, gzip,
@@ -165,6 +165,13 @@ describe('the fetcher', () => {
     assert.equal(readFileSync(join(dir, 'a b.txt'), 'utf8'), 'from a file URI\n');
     assert.equal(readFileSync(join(dir, 'plain.txt'), 'utf8'), 'from a path\n');
     assert.equal(readFileSync(join(dir, 'data.txt'), 'utf8'), 'archived data\n');
+  });
+
+  it('masks the proofs in a URI it reports: user info, and signature or token query parameters', () => {
+    assert.equal(maskCredentials('https://u:p@h/x'), 'https://***@h/x');
+    assert.equal(maskCredentials('http://h/config/v1/fetch/a/b/1/f?expires=9&sig=abcdef'), 'http://h/config/v1/fetch/a/b/1/f?expires=9&sig=***');
+    assert.equal(maskCredentials('http://h/x?token=t&q=1'), 'http://h/x?token=***&q=1');
+    assert.equal(maskCredentials('http://h/x?q=1'), 'http://h/x?q=1');
   });
 
   it('checks a file against its sha256 (a mismatch fails and leaves no file) and sets its mode', async () => {

@@ -362,9 +362,14 @@ function safeDecode(s: string): string {
 export function maskCredentials(value: string): string {
   try {
     const url = new URL(value.trim());
-    if (url.username === '' && url.password === '') return value;
-    url.username = '***';
-    url.password = '';
+    // Query parameters that are proofs (the config center's signed URLs: `sig`; tokens) are credentials too.
+    const proofs = [...url.searchParams.keys()].filter((k) => /^(sig|signature|token|access_token|key)$/i.test(k));
+    if (url.username === '' && url.password === '' && proofs.length === 0) return value;
+    if (url.username !== '' || url.password !== '') {
+      url.username = '***';
+      url.password = '';
+    }
+    for (const k of proofs) url.searchParams.set(k, '***');
     return url.href;
   } catch {
     return value;

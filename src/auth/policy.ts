@@ -125,6 +125,8 @@ export const BUILT_IN_POLICIES: Readonly<Record<string, Policy>> = {
   admin: { name: 'admin', description: 'everything, tokens and policies included', rules: all(['admin']) },
   /** What a join token grants: an agent may join the cluster (and nothing else). */
   agent: { name: 'agent', description: 'an agent joining the cluster', rules: [{ kind: 'agents', match: '*', capabilities: ['register'] }] },
+  /** What a config client needs (Apollo's, which sends no token: granted to anonymous requests by the operator's choice). */
+  'config-client': { name: 'config-client', description: "a config client (Apollo's): reads the config center's releases and their files, secrets in them included", rules: [{ kind: 'config', match: '*', capabilities: ['read', 'files'] }] },
   /** What a framework's token grants: SUBSCRIBE in any role, and the calls on its own framework. */
   framework: { name: 'framework', description: 'a Mesos framework registering in any role', rules: [{ kind: 'frameworks', match: '*', capabilities: ['register', 'read'] }] },
 };

@@ -118,6 +118,8 @@ export class ConfigCenter {
   private readonly rollouts = new Map<string, StoredRollout>();
   private readonly rolloutTimers = new Map<string, Timer>();
   private closing = false;
+  /** The values write under way per scope (writes of a scope are serialized). */
+  private readonly valueWrites = new Map<string, Promise<void>>();
 
   private constructor(
     /**
@@ -252,6 +254,18 @@ export class ConfigCenter {
    */
   async writeValues(service: string, env: string, body: unknown, o: { patch: boolean; by: string }): Promise<{ version: number; values: Record<string, Json> }> {
     const scope = this.scope(service, env);
+    // One write of a scope at a time: each reads the version before it and makes the next.
+    const prior = this.valueWrites.get(scope) ?? Promise.resolve();
+    const run = prior.then(() => this.writeValuesNow(scope, body, o));
+    const settled = run.then(() => undefined, () => undefined);
+    this.valueWrites.set(scope, settled);
+    void settled.then(() => {
+      if (this.valueWrites.get(scope) === settled) this.valueWrites.delete(scope);
+    });
+    return run;
+  }
+
+  private async writeValuesNow(scope: string, body: unknown, o: { patch: boolean; by: string }): Promise<{ version: number; values: Record<string, Json> }> {
     const before = this.latest(scope);
     let next: Record<string, ValueInput>;
     if (o.patch) {
@@ -352,7 +366,8 @@ export class ConfigCenter {
     if (missing.length > 0) throw new RenderFailed(missing);
     const { values, valuesVersion, sharedVersion } = this.renderValues(service, env);
     const rendered = await renderFiles(texts, values);
-    if ('problems' in rendered) throw new RenderFailed(rendered.problems);
+    // A parser's message may quote the rendered text, secrets included: masked (best effort).
+    if ('problems' in rendered) throw new RenderFailed(rendered.problems.map((p) => ({ field: p.field, message: this.mask(p.message) })));
     return { commit, files: rendered.files, valuesVersion, sharedVersion };
   }
 
@@ -471,6 +486,10 @@ export class ConfigCenter {
     if (r === undefined || r.state !== 'running') return;
     const p = this.rolloutProgress(r);
     const now = this.o.clock.now();
+    if (this.o.services?.wantedInstances(r.appId) === undefined) {
+      await this.endRollout(r, 'failed', `the app ${r.appId} is gone`);
+      return;
+    }
     if (!p.deploymentRunning && p.onRelease >= p.wanted) {
       await this.endRollout(r, 'succeeded', undefined);
       return;
@@ -480,16 +499,27 @@ export class ConfigCenter {
       return;
     }
     const reason = `after ${Math.round((now - r.startedAt) / 1000)} s, ${p.onRelease} of ${p.wanted} instance(s) run release ${r.release} and are healthy${p.deploymentRunning ? `; the deployment ${r.deploymentId} is still under way` : ''}`;
-    await this.endRollout(r, 'failed', reason);
-    if (r.isRollback || r.previous === undefined) return;
-    // Back to the release before, rolled out the same way (a failure of that one goes no further back).
-    const target = this.stored(r.service, r.env, r.previous);
-    const files = target.files.map((f) => ({ name: f.name, destination: f.destination, mode: f.mode, sha256: f.sha256, content: this.o.sealer.open(f.sealed, fileContext(r.service, r.env, target.version, f.name)) }));
-    const back = await this.store({ service: r.service, env: r.env, files, templateCommit: target.templateCommit, valuesVersion: target.valuesVersion, sharedVersion: target.sharedVersion, change: 'rollback', rolledBackTo: target.version, note: `automatic rollback: the rollout of release ${r.release} failed: ${reason}`, by: 'slipway-config' });
-    await this.maybeRollOut(back, r.release, 'restart', r.deadline - r.startedAt, true);
-    const backRollout = this.rollouts.get(rolloutId(back.service, back.env, back.version));
-    if (backRollout !== undefined) {
-      r.rolledBackBy = backRollout.id;
+    if (r.isRollback || r.previous === undefined) {
+      await this.endRollout(r, 'failed', reason);
+      return;
+    }
+    // Back to the release before, rolled out the same way (a failure of that one goes no further
+    // back). The rollout stays `running` until the way back is made, so that no release of the
+    // environment comes in between (refuseDuringRollout); then it is `failed`, naming both.
+    let backId: string | undefined;
+    let backProblem: string | undefined;
+    try {
+      const target = this.stored(r.service, r.env, r.previous);
+      const files = target.files.map((f) => ({ name: f.name, destination: f.destination, mode: f.mode, sha256: f.sha256, content: this.o.sealer.open(f.sealed, fileContext(r.service, r.env, target.version, f.name)) }));
+      const back = await this.store({ service: r.service, env: r.env, files, templateCommit: target.templateCommit, valuesVersion: target.valuesVersion, sharedVersion: target.sharedVersion, change: 'rollback', rolledBackTo: target.version, note: `automatic rollback: the rollout of release ${r.release} failed: ${reason}`, by: 'slipway-config' });
+      await this.maybeRollOut(back, r.release, 'restart', r.deadline - r.startedAt, true);
+      backId = this.rollouts.get(rolloutId(back.service, back.env, back.version))?.id;
+    } catch (e) {
+      backProblem = e instanceof Error ? e.message : String(e);
+    }
+    await this.endRollout(r, 'failed', backProblem === undefined ? reason : `${reason}; the way back to release ${r.previous} failed: ${backProblem}`);
+    if (backId !== undefined) {
+      r.rolledBackBy = backId;
       await this.o.store.saveRollout(r);
     }
   }
@@ -557,7 +587,13 @@ export class ConfigCenter {
     };
     await this.o.store.appendRelease(release);
     this.listOf(this.releases, scopeOf(o.service, o.env)).push(release);
-    for (const w of this.watchers.get(scopeOf(o.service, o.env)) ?? []) w(release);
+    for (const w of [...(this.watchers.get(scopeOf(o.service, o.env)) ?? [])]) {
+      try {
+        w(release);
+      } catch (e) {
+        this.o.log?.(`config: a watcher of ${o.service}/${o.env} failed: ${e instanceof Error ? e.message : String(e)}`);
+      }
+    }
     this.o.log?.(`config: ${o.service} in ${o.env}: release ${version} (${o.change}) by ${o.by}`);
     return release;
   }
@@ -599,6 +635,7 @@ export class ConfigCenter {
     const last = this.current(service, env);
     if (last !== undefined && last.version > since) return Promise.resolve(viewOf(last));
     const key = scopeOf(service, env);
+    if (signal?.aborted === true) return Promise.resolve(undefined);
     return new Promise((resolve) => {
       const set = this.watchers.get(key) ?? new Set();
       this.watchers.set(key, set);
@@ -622,8 +659,10 @@ export class ConfigCenter {
    * current release's files, each with a signed URL the agent's fetcher uses without a token,
    * good for FETCH_URL_TTL_MS. Undefined when there is no release (or no such service).
    */
-  deliveryFor(service: string, env: string): { service: string; env: string; server: string; release: number; files: { name: string; destination: string; mode: string; sha256: string; url: string }[] } | undefined {
-    const r = this.services.has(service) && this.environments.has(env) ? this.current(service, env) : undefined;
+  deliveryFor(service: string, env: string, appId: string): { service: string; env: string; server: string; release: number; files: { name: string; destination: string; mode: string; sha256: string; url: string }[] } | undefined {
+    // Only to the app the service names in that environment: an app's labels alone link nothing.
+    if (this.services.get(service)?.apps[env] !== appId) return undefined;
+    const r = this.environments.has(env) ? this.current(service, env) : undefined;
     if (r === undefined) return undefined;
     const expires = this.o.clock.now() + FETCH_URL_TTL_MS;
     return {

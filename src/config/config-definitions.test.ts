@@ -19,7 +19,7 @@ describe('parseService', () => {
       name: 'web',
       repo: '/srv/git/templates',
       ref: 'main',
-      files: [{ name: 'app.yaml', template: 'web/app.yaml', destination: '/etc/web/app.yaml', mode: '0644' }],
+      files: [{ name: 'app.yaml', template: 'web/app.yaml', destination: '/etc/web/app.yaml', mode: '0600' }],
       apps: { prod: '/prod/web' },
       rollout: 'restart',
     });
@@ -58,6 +58,7 @@ describe('parseEnvironment and parseValues', () => {
     const p = problems(() => parseValues({ '1bad': 1, 'a b': 2, pw: { $secret: 1 }, ok: true }));
     assert.deepEqual(p.map((x) => x.field), ['values.1bad', 'values.a b', 'values.pw']);
     assert.deepEqual(problems(() => parseValues([1])).map((x) => x.field), ['values']);
+    assert.deepEqual(problems(() => parseValues({ a: { $sealed: 'x' }, b: [{ c: { $sealed: 'y' } }] })).map((x) => x.field), ['values.a', 'values.b']);
     const proto = parseValues(JSON.parse('{"__proto__": 1}'));
     assert.deepEqual(Object.keys(proto), ['__proto__']);
   });

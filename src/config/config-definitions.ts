@@ -20,7 +20,7 @@ export interface ConfigFile {
   template: string;
   /** Where the file goes in the container: absolute, or relative to the sandbox. */
   destination: string;
-  /** Octal file mode, e.g. `0644`; default 0644. */
+  /** Octal file mode, e.g. `0644`; default 0600 (a rendered file may hold secrets). */
   mode: string;
 }
 
@@ -115,7 +115,8 @@ export function parseService(name: string, json: unknown): ConfigService {
       const fname = f['name'];
       const template = f['template'];
       const destination = f['destination'];
-      const mode = f['mode'] ?? '0644';
+      // 0600 unless said otherwise: a rendered file may hold secrets.
+      const mode = f['mode'] ?? '0600';
       let ok = true;
       const fail = (field: string, message: string) => {
         ok = false;
@@ -177,6 +178,13 @@ export type ValueInput = Json | { [SECRET_KEY]: string };
 const MAX_VALUES = 10_000;
 const KEY = /^[A-Za-z_][A-Za-z0-9_.-]{0,199}$/;
 
+/** Whether `v` holds an object with a `$sealed` key at any depth (the store's mark of a sealed secret). */
+function holdsSealedKey(v: unknown, depth = 0): boolean {
+  if (depth > 64 || typeof v !== 'object' || v === null) return false;
+  if (Array.isArray(v)) return v.some((x) => holdsSealedKey(x, depth + 1));
+  return Object.hasOwn(v, '$sealed') || Object.values(v).some((x) => holdsSealedKey(x, depth + 1));
+}
+
 export function isSecretValue(v: unknown): v is { [SECRET_KEY]: string } {
   return isObject(v) && Object.keys(v).length === 1 && typeof v[SECRET_KEY] === 'string';
 }
@@ -195,6 +203,7 @@ export function parseValues(json: unknown, field = 'values'): Record<string, Val
     const v = json[k];
     if (!KEY.test(k)) problems.push({ field: `${field}.${k.slice(0, 80)}`, message: 'is not a key the templates can use: a letter or `_`, then letters, digits, `_`, `.`, `-`' });
     else if (isObject(v) && Object.hasOwn(v, SECRET_KEY) && !isSecretValue(v)) problems.push({ field: `${field}.${k}`, message: 'a secret is {"$secret": "value"} (a string), and nothing else' });
+    else if (holdsSealedKey(v)) problems.push({ field: `${field}.${k}`, message: "'$sealed' is the config center's own mark of a stored secret, and cannot be a key of a value" });
     else if (isSecretValue(v) && v[SECRET_KEY].includes('\0')) problems.push({ field: `${field}.${k}`, message: 'a secret may not hold a NUL character' });
     else Object.defineProperty(out, k, { value: v as ValueInput, enumerable: true, writable: true, configurable: true });
   }

@@ -11,6 +11,9 @@ import { privateDir } from '../lib/private-files.ts';
  * repository with a work tree, in the config center's data dir; anyone allowed may clone it.
  */
 export class ReleaseRepository {
+  /** One commit at a time: the repository has one index and one HEAD, for every service and environment. */
+  private chain: Promise<unknown> = Promise.resolve();
+
   constructor(readonly dir: string) {}
 
   private async ensure(): Promise<void> {
@@ -20,7 +23,13 @@ export class ReleaseRepository {
   }
 
   /** Commits the files of one release of `service` in `env` (replacing what was there); answers the commit id. */
-  async commit(o: { env: string; service: string; version: number; files: { name: string; content: string }[]; author: string; message: string; at: number }): Promise<string> {
+  commit(o: { env: string; service: string; version: number; files: { name: string; content: string }[]; author: string; message: string; at: number }): Promise<string> {
+    const run = this.chain.then(() => this.commitNow(o));
+    this.chain = run.catch(() => undefined);
+    return run;
+  }
+
+  private async commitNow(o: { env: string; service: string; version: number; files: { name: string; content: string }[]; author: string; message: string; at: number }): Promise<string> {
     await this.ensure();
     const base = join(this.dir, o.env, o.service);
     await rm(base, { recursive: true, force: true });

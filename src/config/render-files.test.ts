@@ -61,6 +61,14 @@ describe('renderFiles', () => {
     assert.equal(syntaxProblem('ok.json', '{"port": 80}'), undefined);
   });
 
+  it('stops a template that would loop or allocate without bound, saying so', async () => {
+    const started = Date.now();
+    const r = await renderFiles([{ file: file('a.txt'), text: '{% for i in (1..30000000) %}{{ i }}{% endfor %}' }], {});
+    assert.ok('problems' in r);
+    assert.match(r.problems[0]!.message, /limit|exceeded/i);
+    assert.ok(Date.now() - started < 3000, `stopped after ${Date.now() - started} ms`);
+  });
+
   it('says when a dotted key cannot be a path because a plain key holds a value', async () => {
     const r = await renderFiles([{ file: file('a.txt'), text: '{{ db }}' }], { db: 'x', 'db.host': 'h' });
     assert.ok('problems' in r);

@@ -29,9 +29,11 @@ export async function readPulled(dir: string): Promise<PulledState | undefined> 
   }
 }
 
+/** Where a destination goes under `dir`: strictly inside it, never the state file. */
 function under(dir: string, destination: string): string {
   const path = resolve(dir, destination.replace(/^\/+/, ''));
-  if (path !== dir && !path.startsWith(dir + sep)) throw new Error(`destination ${destination} leaves ${dir}`);
+  if (!path.startsWith(dir + sep)) throw new Error(`destination ${destination} is not a file inside ${dir}`);
+  if (path === join(dir, STATE_FILE) || path === join(dir, `${STATE_FILE}.tmp`)) throw new Error(`destination ${destination} is where the pulled release is recorded`);
   return path;
 }
 

@@ -88,7 +88,7 @@ export async function up(o: UpOptions): Promise<Up> {
       const service = await startAppsService({
         transport: new InProcessScheduler(core, 'slipway-apps'),
         // The config center starts after the services framework: asked once it is there.
-        config: { deliveryFor: (s, e) => config?.center.deliveryFor(s, e) },
+        config: { deliveryFor: (s, e, appId) => config?.center.deliveryFor(s, e, appId) },
         dataDir: join(dataDir, 'apps'),
         masterUrl: 'in-process',
         ...(o.log !== undefined ? { log: o.log } : {}),

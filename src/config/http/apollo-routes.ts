@@ -21,9 +21,10 @@ import { parseProperties } from '../render-files.ts';
  *   held up to 60 s; answers the namespaces whose notificationId (the release version) is newer
  *   than the client's, else 304 (Apollo's long poll).
  *
- * Who may: read on config `appId/cluster`. Apollo clients send no Slipway token: give them one
- * through Basic where the client allows it, or grant read to anonymous requests (`slipway up
- * --anonymous-policy ... --anonymous-loopback-only`, docs/security.md).
+ * Who may: read and files on config `appId/cluster`. Apollo clients send no Slipway token: give
+ * them one through Basic where the client allows it, or grant the built-in `config-client` policy
+ * to anonymous requests from this machine (`slipway up --anonymous-policy config-client
+ * --anonymous-loopback-only`, docs/security.md): every local process then reads every release.
  */
 
 const scopeOf = (req: GateRequest): Check[] => {
@@ -31,7 +32,11 @@ const scopeOf = (req: GateRequest): Check[] => {
   const q = req.query;
   const app = p['appId'] ?? (typeof q['appId'] === 'string' ? q['appId'] : '');
   const cluster = p['cluster'] ?? (typeof q['cluster'] === 'string' ? q['cluster'] : '');
-  return [{ capability: 'read', resource: { kind: 'config', name: `${app}/${cluster}` } }];
+  // The configurations are the files' contents, secrets included: `files` too, not only read.
+  return [
+    { capability: 'read', resource: { kind: 'config', name: `${app}/${cluster}` } },
+    { capability: 'files', resource: { kind: 'config', name: `${app}/${cluster}` } },
+  ];
 };
 
 export const APOLLO_ACCESS_RULES: readonly RouteRule[] = [
@@ -115,6 +120,7 @@ function routes(app: FastifyInstance, center: ConfigCenter): void {
     const since = Math.max(0, Math.min(...asked.map((a) => a.notificationId)), current?.version ?? 0);
     const abort = new AbortController();
     reply.raw.on('close', () => abort.abort());
+    if (reply.raw.destroyed) abort.abort();
     // Apollo holds a notification request 60 s (its clients time out at 90).
     const release = await center.watch(service, env, since, 60_000, abort.signal);
     const changed = release !== undefined ? answer(release) : [];

@@ -11,7 +11,8 @@ import { FetchRefused, InvalidConfig } from '../config-errors.ts';
  * `/config/v1`, the config center's API (docs/config.md). Errors answer `{code, message,
  * details?: [{field, message}]}` with their status.
  *
- * Who may do what (kind `config`, named `service/env`): `read` to see, `configure` to change
+ * Who may do what (kind `config`, named `service/env`): `read` to see (secrets masked), `files`
+ * to read a release's files (the secrets rendered into them included), `configure` to change
  * services, environments and values (an edit), `publish-config` to release and roll back
  * (Apollo's edit and publish, per environment). A service's definition is `service/*`; an
  * environment's definition and shared values are `*\/env`.
@@ -28,7 +29,8 @@ export const CONFIG_ACCESS_RULES: readonly RouteRule[] = [
   // Any caller: the list holds the services it may read.
   { method: 'GET', url: '/config/v1/services', access: () => [] },
   { method: 'GET', url: '/config/v1/services/:service', access: at('read', svc) },
-  { method: 'PUT', url: '/config/v1/services/:service', access: at('configure', svc) },
+  // Linking apps lets its releases restart them and list their instances: `restart` and `read` on each.
+  { method: 'PUT', url: '/config/v1/services/:service', access: (req) => [...(at('configure', svc) as (r: GateRequest) => Check[])(req), ...linkedApps(req.body)] },
   { method: 'DELETE', url: '/config/v1/services/:service', access: at('configure', svc) },
   { method: 'GET', url: '/config/v1/environments', access: () => [] },
   { method: 'GET', url: '/config/v1/environments/:env', access: at('read', env) },
@@ -49,7 +51,8 @@ export const CONFIG_ACCESS_RULES: readonly RouteRule[] = [
   { method: 'GET', url: '/config/v1/services/:service/environments/:env/rollouts', access: at('read', svcEnv) },
   { method: 'GET', url: '/config/v1/services/:service/environments/:env/rollouts/:id', access: at('read', svcEnv) },
   { method: 'GET', url: '/config/v1/files', access: at('read', queryScope) },
-  { method: 'GET', url: '/config/v1/files/:service/:env/:version/:name', access: at('read', svcEnv) },
+  // A file's bytes hold the secrets rendered into it: `files` (as a sandbox's files), not only read.
+  { method: 'GET', url: '/config/v1/files/:service/:env/:version/:name', access: (req) => [...(at('read', svcEnv) as (r: GateRequest) => Check[])(req), ...(at('files', svcEnv) as (r: GateRequest) => Check[])(req)] },
   { method: 'GET', url: '/config/v1/watch', access: at('read', queryScope) },
   // The agent's fetcher at a task's launch: the URL's signature is the proof (ConfigCenter.fetchUrl).
   { method: 'GET', url: '/config/v1/fetch/:service/:env/:version/:name', access: 'own' },
@@ -65,6 +68,18 @@ function watchText(release: { version: number }): { poll: string; event: string 
     watchTexts.set(release, t);
   }
   return t;
+}
+
+function linkedApps(body: unknown): Check[] {
+  const apps = typeof body === 'object' && body !== null && !Array.isArray(body) ? (body as Record<string, unknown>)['apps'] : undefined;
+  if (typeof apps !== 'object' || apps === null || Array.isArray(apps)) return [];
+  return Object.values(apps)
+    .filter((id): id is string => typeof id === 'string')
+    .slice(0, 1000)
+    .flatMap((id) => [
+      { capability: 'restart' as const, resource: { kind: 'apps' as const, name: id } },
+      { capability: 'read' as const, resource: { kind: 'apps' as const, name: id } },
+    ]);
 }
 
 function whole(text: string | undefined, field: string, min = 0): number {
@@ -248,16 +263,20 @@ function routes(app: FastifyInstance, center: ConfigCenter): void {
       raw.write(': watching\n\n');
       if (current !== undefined) send(center.release(service, envName, current.version));
       const keepAlive = setInterval(() => raw.write(': keep-alive\n\n'), 15_000);
-      raw.on('close', () => {
+      const end = () => {
         clearInterval(keepAlive);
         stop();
-      });
+      };
+      raw.on('close', end);
+      // Gone already (while the gate looked at its token): 'close' came before the listener.
+      if (raw.destroyed) end();
       return reply;
     }
     const wait = q['wait'] === undefined ? 60 : Math.min(whole(q['wait'], 'wait'), 60);
     // The response's close, not the request's (which Node emits once a GET is read): the client went away.
     const abort = new AbortController();
     reply.raw.on('close', () => abort.abort());
+    if (reply.raw.destroyed) abort.abort();
     const release = await center.watch(service, envName, since, wait * 1000, abort.signal);
     if (release === undefined) return reply.code(304).send();
     return reply.type('application/json; charset=utf-8').send(watchText(release).poll);

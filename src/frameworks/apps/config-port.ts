@@ -26,8 +26,13 @@ export interface ConfigDelivery {
 }
 
 export interface ConfigPort {
-  /** The release to start an instance of (`service`, `env`) with, or undefined when it has none. Synchronous: launches are planned in one turn. */
-  deliveryFor(service: string, env: string): ConfigDelivery | undefined;
+  /**
+   * The release to start an instance of app `appId`, linked to (`service`, `env`), with; undefined
+   * when there is none, or when the service does not name `appId` as its app in `env` (a label
+   * alone links nothing: else any app could ask for another service's files). Synchronous:
+   * launches are planned in one turn.
+   */
+  deliveryFor(service: string, env: string, appId: string): ConfigDelivery | undefined;
 }
 
 /** The config service and environment an app's labels link it to, if any. */

@@ -61,7 +61,7 @@ export function planLaunches(view: AppsView, offers: readonly Offer[], ctx: Laun
     const version = view.versionOf(appId, spec);
     // Every instance of this pass starts with the release current now.
     const link = configLinkOf(def.labels);
-    const config = link !== undefined ? ctx.config?.deliveryFor(link.service, link.env) : undefined;
+    const config = link !== undefined ? ctx.config?.deliveryFor(link.service, link.env, appId) : undefined;
     for (const p of placements) {
       const offer = remaining.get(p.offerId)!;
       const taskId = newTaskId(appId, ctx.uuid());
