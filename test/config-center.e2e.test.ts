@@ -267,6 +267,19 @@ describe('the config center on `slipway up`: services, values, releases, diffs, 
   });
 
   it('rolls a release out by restarting the linked app; one that leaves it unhealthy past the deadline goes back to the release before', async () => {
+    // Its events, as /config/v1/events streams them.
+    const abort = new AbortController();
+    const events = await fetch(`${base}/config/v1/events`, { signal: abort.signal });
+    assert.equal(events.headers.get('content-type'), 'text/event-stream');
+    const decoder = new TextDecoder();
+    let eventText = '';
+    const reading = (async () => {
+      try {
+        for await (const c of events.body as unknown as AsyncIterable<Uint8Array>) eventText += decoder.decode(c, { stream: true });
+      } catch {
+        // Aborted at the end of the test.
+      }
+    })();
     repo.commit({ 'svc/mode.txt': 'mode: {{ mode }}\n' }, 'svc');
     assert.equal((await api('PUT', '/config/v1/services/svc', { repo: repo.path, files: [{ name: 'mode.txt', template: 'svc/mode.txt', destination: '/etc/svc/mode.txt' }], apps: { dev: '/dev/svc' } })).status, 201);
     assert.equal((await api('PUT', '/config/v1/services/svc/environments/dev/values', { mode: 'good' })).status, 200);
@@ -318,6 +331,12 @@ describe('the config center on `slipway up`: services, values, releases, diffs, 
     const rollouts = (await api('GET', '/config/v1/services/svc/environments/dev/rollouts')).json() as { rollouts: { release: number; state: string; rolledBackBy?: string }[] };
     assert.deepEqual(rollouts.rollouts.map((r) => [r.release, r.state]), [[2, 'failed'], [3, 'succeeded']]);
     assert.equal(rollouts.rollouts[0]!.rolledBackBy, 'svc.dev.3');
+    await waitUntil(() => eventText.includes('event: rollout_succeeded'), 'the events up to the end of the way back');
+    abort.abort();
+    await reading;
+    const seen = [...eventText.matchAll(/event: (\w+)\ndata: (.*)\n/g)].map((m) => [m[1], (JSON.parse(m[2]!) as { version?: number; release?: number }).version ?? (JSON.parse(m[2]!) as { release: number }).release]).filter(([, v]) => (v as number) >= 2);
+    // The way back is made (and started) before the failed rollout ends: no release comes in between.
+    assert.deepEqual(seen, [['release_created', 2], ['rollout_started', 2], ['release_created', 3], ['rollout_started', 3], ['rollout_failed', 2], ['rollout_succeeded', 3]]);
     assert.equal((await api('DELETE', '/v2/apps/dev/svc?force=true')).status, 200);
   });
 

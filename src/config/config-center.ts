@@ -53,6 +53,11 @@ export interface ReleaseView {
   rollout?: { id: string; state: StoredRollout['state']; reason?: string };
 }
 
+/** What happens in the config center, as `/config/v1/events` streams it (one JSON object per event, with its `type`). */
+export type ConfigEvent =
+  | { type: 'release_created'; service: string; env: string; version: number; change: StoredRelease['change']; rolledBackTo?: number; by: string; at: string }
+  | { type: 'rollout_started' | 'rollout_succeeded' | 'rollout_failed'; service: string; env: string; id: string; release: number; appId: string; reason?: string; at: string };
+
 export type ReleaseOutcome = { change: 'unchanged'; release: ReleaseView | undefined } | { change: StoredRelease['change']; release: ReleaseView };
 
 const SHARED = '*';
@@ -118,6 +123,7 @@ export class ConfigCenter {
   private readonly rollouts = new Map<string, StoredRollout>();
   private readonly rolloutTimers = new Map<string, Timer>();
   private closing = false;
+  private readonly eventListeners = new Set<(e: ConfigEvent) => void>();
   /** The values write under way per scope (writes of a scope are serialized). */
   private readonly valueWrites = new Map<string, Promise<void>>();
 
@@ -140,8 +146,6 @@ export class ConfigCenter {
     }
     for (const r of loaded.releases.sort((a, b) => a.version - b.version)) c.listOf(c.releases, scopeOf(r.service, r.env)).push(r);
     for (const r of loaded.rollouts) c.rollouts.set(r.id, r);
-    // A rollout under way when the center stopped goes on from where the instances are.
-    for (const r of loaded.rollouts) if (r.state === 'running') c.scheduleCheck(r, 0);
     return c;
   }
 
@@ -188,6 +192,8 @@ export class ConfigCenter {
 
   async deleteService(name: string): Promise<void> {
     this.service(name);
+    const running = [...this.rollouts.values()].find((r) => r.service === name && r.state === 'running');
+    if (running !== undefined) throw new ConfigConflict(`the rollout ${running.id} of ${name} is under way: wait for it before deleting the service`);
     await this.o.store.deleteService(name);
     this.services.delete(name);
   }
@@ -453,7 +459,16 @@ export class ConfigCenter {
     await this.o.store.saveRollout(rollout);
     this.rollouts.set(rollout.id, rollout);
     this.o.log?.(`config: rollout ${rollout.id} of ${appId}: ${rollout.state}${rollout.reason !== undefined ? ` (${rollout.reason})` : ''}`);
+    this.emit({ type: rollout.state === 'running' ? 'rollout_started' : 'rollout_failed', service: rollout.service, env: rollout.env, id: rollout.id, release: rollout.release, appId, ...(rollout.reason !== undefined ? { reason: rollout.reason } : {}), at: new Date(now).toISOString() });
     if (rollout.state === 'running') this.scheduleCheck(rollout, ROLLOUT_CHECK_MS);
+  }
+
+  /**
+   * Goes on with the rollouts under way when the center stopped, from where the instances are;
+   * called once the services framework is there (`server` starts the config center first).
+   */
+  resumeRollouts(): void {
+    for (const r of this.rollouts.values()) if (r.state === 'running' && !this.rolloutTimers.has(r.id)) this.scheduleCheck(r, 0);
   }
 
   private scheduleCheck(r: StoredRollout, ms: number): void {
@@ -529,6 +544,7 @@ export class ConfigCenter {
     await this.o.store.saveRollout(ended);
     Object.assign(r, ended);
     this.o.log?.(`config: rollout ${r.id} of ${r.appId}: ${state}${reason !== undefined ? ` (${reason})` : ''}`);
+    this.emit({ type: state === 'succeeded' ? 'rollout_succeeded' : 'rollout_failed', service: r.service, env: r.env, id: r.id, release: r.release, appId: r.appId, ...(reason !== undefined ? { reason } : {}), at: new Date(ended.endedAt!).toISOString() });
   }
 
   rollout(service: string, env: string, id: string): StoredRollout & { progress: ReturnType<ConfigCenter['rolloutProgress']> } {
@@ -595,6 +611,7 @@ export class ConfigCenter {
       }
     }
     this.o.log?.(`config: ${o.service} in ${o.env}: release ${version} (${o.change}) by ${o.by}`);
+    this.emit({ type: 'release_created', service: o.service, env: o.env, version, change: o.change, ...(o.rolledBackTo !== undefined ? { rolledBackTo: o.rolledBackTo } : {}), by: o.by, at: new Date(at).toISOString() });
     return release;
   }
 
@@ -743,6 +760,22 @@ export class ConfigCenter {
       set.delete(on);
       if (set.size === 0) this.watchers.delete(key);
     };
+  }
+
+  /** Calls `fn` with every event from now on, until the returned function is called. */
+  onEvent(fn: (e: ConfigEvent) => void): () => void {
+    this.eventListeners.add(fn);
+    return () => this.eventListeners.delete(fn);
+  }
+
+  private emit(e: ConfigEvent): void {
+    for (const fn of [...this.eventListeners]) {
+      try {
+        fn(e);
+      } catch (err) {
+        this.o.log?.(`config: an event listener failed: ${err instanceof Error ? err.message : String(err)}`);
+      }
+    }
   }
 
   /** Watchers waiting now (for metrics and tests). */

@@ -79,3 +79,24 @@ export function servicesPortOf(framework: AppsFramework): ServicesPort {
     deploymentRunning: (id) => view.deployment(id) !== undefined,
   };
 }
+
+/**
+ * A ServicesPort whose framework is known later (`slipway up` starts the config center first):
+ * until it is there, no app exists and nothing can be restarted.
+ */
+export function lateServicesPort(framework: () => AppsFramework | undefined): ServicesPort {
+  const port = () => {
+    const f = framework();
+    return f !== undefined ? servicesPortOf(f) : undefined;
+  };
+  return {
+    instancesOf: (appId) => port()?.instancesOf(appId) ?? [],
+    wantedInstances: (appId) => port()?.wantedInstances(appId),
+    restart: async (appId, o) => {
+      const p = port();
+      if (p === undefined) throw new Error('the services framework is not started yet');
+      return p.restart(appId, o);
+    },
+    deploymentRunning: (id) => port()?.deploymentRunning(id) ?? false,
+  };
+}

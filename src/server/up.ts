@@ -6,7 +6,7 @@ import { mountMarathonApi, startAppsService, type AppsService } from './apps-ser
 import { mountCiApi, startCiService, type CiService } from './ci-server.ts';
 import { TRAVERSE_ONLY_DIR_MODE } from '../lib/private-files.ts';
 import { openSecretBox } from '../lib/secret-box.ts';
-import { mountConfigApi, servicesPortOf, startConfigService, type ConfigService } from './config-server.ts';
+import { lateServicesPort, mountConfigApi, startConfigService, type ConfigService } from './config-server.ts';
 import { prepareDataDir } from './data-dir.ts';
 import { InProcessScheduler } from './in-process-scheduler.ts';
 import { startMasterServer, type MasterServer } from './master-server.ts';
@@ -85,30 +85,37 @@ export async function up(o: UpOptions): Promise<Up> {
     // Its own agent serves files with the same certificate.
     ...(caFile !== undefined ? { agentCaFile: caFile } : {}),
     extend: async (app, core, gate, auth) => {
-      const service = await startAppsService({
-        transport: new InProcessScheduler(core, 'slipway-apps'),
-        // The config center starts after the services framework: asked once it is there.
-        config: { deliveryFor: (s, e, appId) => config?.center.deliveryFor(s, e, appId) },
-        dataDir: join(dataDir, 'apps'),
-        masterUrl: 'in-process',
-        ...(o.log !== undefined ? { log: o.log } : {}),
-      });
+      // The config center first: the services framework may launch (a deployment it resumes) as
+      // soon as it starts, and every launch of a linked app asks the config center for its files.
+      // Its ServicesPort reaches the framework once that is there; rollouts resume after.
+      const started: { framework?: AppsService['framework'] } = {};
+      const servicesPort = lateServicesPort(() => started.framework);
+      config = await startConfigService({ dataDir: join(dataDir, 'config'), sealer: secretBox, server: () => url, services: servicesPort, ...(o.log !== undefined ? { log: o.log } : {}) });
+      let service: AppsService;
+      try {
+        service = await startAppsService({
+          transport: new InProcessScheduler(core, 'slipway-apps'),
+          config: { deliveryFor: (s, e, appId) => config?.center.deliveryFor(s, e, appId) },
+          dataDir: join(dataDir, 'apps'),
+          masterUrl: 'in-process',
+          ...(o.log !== undefined ? { log: o.log } : {}),
+        });
+      } catch (e) {
+        await config.close();
+        throw e;
+      }
       apps = service;
+      started.framework = service.framework;
+      config.center.resumeRollouts();
       mountMarathonApi(app, service, { leader: () => url.replace(/^http:\/\//, ''), masterUrl: 'in-process', rootMetrics: false, gate });
       try {
         ci = await startCiService({ transport: new InProcessScheduler(core, 'slipway-ci'), dataDir: join(dataDir, 'ci'), serverUrl: () => url, secretBox, secretStore: auth.secrets, ...(caFile !== undefined ? { caFile } : {}), ...(o.log !== undefined ? { log: o.log } : {}), ...(o.ciClock !== undefined ? { clock: o.ciClock } : {}), ...(o.ciUser !== undefined ? { ciUser: o.ciUser } : {}) });
       } catch (e) {
         await service.close();
+        await config.close();
         throw e;
       }
       mountCiApi(app, ci, { gate, ...(o.ciMaxArtifactBytes !== undefined ? { maxArtifactBytes: o.ciMaxArtifactBytes } : {}) });
-      try {
-        config = await startConfigService({ dataDir: join(dataDir, 'config'), sealer: secretBox, server: () => url, services: servicesPortOf(service.framework), ...(o.log !== undefined ? { log: o.log } : {}) });
-      } catch (e) {
-        await ci.close();
-        await service.close();
-        throw e;
-      }
       mountConfigApi(app, config, { gate });
     },
   });

@@ -54,6 +54,8 @@ export const CONFIG_ACCESS_RULES: readonly RouteRule[] = [
   // A file's bytes hold the secrets rendered into it: `files` (as a sandbox's files), not only read.
   { method: 'GET', url: '/config/v1/files/:service/:env/:version/:name', access: (req) => [...(at('read', svcEnv) as (r: GateRequest) => Check[])(req), ...(at('files', svcEnv) as (r: GateRequest) => Check[])(req)] },
   { method: 'GET', url: '/config/v1/watch', access: at('read', queryScope) },
+  // Any caller: the stream holds the events of what it may read.
+  { method: 'GET', url: '/config/v1/events', access: () => [] },
   // The agent's fetcher at a task's launch: the URL's signature is the proof (ConfigCenter.fetchUrl).
   { method: 'GET', url: '/config/v1/fetch/:service/:env/:version/:name', access: 'own' },
 ];
@@ -74,8 +76,8 @@ function linkedApps(body: unknown): Check[] {
   const apps = typeof body === 'object' && body !== null && !Array.isArray(body) ? (body as Record<string, unknown>)['apps'] : undefined;
   if (typeof apps !== 'object' || apps === null || Array.isArray(apps)) return [];
   return Object.values(apps)
+    // Every one (the service's validation refuses an app of an environment that does not exist).
     .filter((id): id is string => typeof id === 'string')
-    .slice(0, 1000)
     .flatMap((id) => [
       { capability: 'restart' as const, resource: { kind: 'apps' as const, name: id } },
       { capability: 'read' as const, resource: { kind: 'apps' as const, name: id } },
@@ -238,6 +240,27 @@ function routes(app: FastifyInstance, center: ConfigCenter): void {
     if (!center.fetchAllowed(n.service, n.env, version, name, Number(q['expires']), q['sig'] ?? '')) throw new FetchRefused('the URL is not signed by this config center, or has expired: ask for the files again (GET /config/v1/files)');
     const f = center.fileContent(n.service, n.env, version, name);
     return reply.header('X-Slipway-Sha256', f.sha256).header('Cache-Control', 'no-store').type('application/octet-stream').send(Buffer.from(f.content, 'utf8'));
+  });
+
+  // Server-sent events of releases and rollouts (DESIGN.md, "Events"): `event: <type>`, `data: <json>`.
+  app.get('/config/v1/events', (req, reply) => {
+    const caller = identityOf(req);
+    const readable = (e: { service: string; env: string }) => caller === undefined || decide(caller.policies, 'read', { kind: 'config', name: `${e.service}/${e.env}` }).allowed;
+    const raw = reply.raw;
+    const stop = center.onEvent((e) => {
+      if (readable(e)) raw.write(`event: ${e.type}\ndata: ${JSON.stringify(e)}\n\n`);
+    });
+    reply.hijack();
+    raw.writeHead(200, { 'Content-Type': 'text/event-stream', 'Cache-Control': 'no-store', Connection: 'keep-alive' });
+    raw.write(': config events\n\n');
+    const keepAlive = setInterval(() => raw.write(': keep-alive\n\n'), 15_000);
+    const end = () => {
+      clearInterval(keepAlive);
+      stop();
+    };
+    raw.on('close', end);
+    if (raw.destroyed) end();
+    return reply;
   });
 
   // Long poll: held until a release newer than `since` (or `wait` seconds, at most 60), then 304.
