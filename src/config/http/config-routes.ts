@@ -244,6 +244,8 @@ function routes(app: FastifyInstance, center: ConfigCenter): void {
 
   // Server-sent events of releases and rollouts (DESIGN.md, "Events"): `event: <type>`, `data: <json>`.
   app.get('/config/v1/events', (req, reply) => {
+    // HEAD: the headers of the stream, and the end (a HEAD answer has no body to stream).
+    if (req.method === 'HEAD') return reply.code(200).header('Cache-Control', 'no-store').type('text/event-stream').send();
     const caller = identityOf(req);
     const readable = (e: { service: string; env: string }) => caller === undefined || decide(caller.policies, 'read', { kind: 'config', name: `${e.service}/${e.env}` }).allowed;
     const raw = reply.raw;
@@ -252,6 +254,7 @@ function routes(app: FastifyInstance, center: ConfigCenter): void {
     });
     reply.hijack();
     raw.writeHead(200, { 'Content-Type': 'text/event-stream', 'Cache-Control': 'no-store', Connection: 'keep-alive' });
+    raw.flushHeaders();
     raw.write(': config events\n\n');
     const keepAlive = setInterval(() => raw.write(': keep-alive\n\n'), 15_000);
     const end = () => {
@@ -272,6 +275,7 @@ function routes(app: FastifyInstance, center: ConfigCenter): void {
     const envName = configName(q['env'] ?? '', 'env');
     const since = q['since'] === undefined ? 0 : whole(q['since'], 'since');
     if (String(req.headers.accept ?? '').includes('text/event-stream')) {
+      if (req.method === 'HEAD') return reply.code(200).header('Cache-Control', 'no-store').type('text/event-stream').send();
       const current = center.current(service, envName);
       const raw = reply.raw;
       let last = since;
@@ -283,6 +287,7 @@ function routes(app: FastifyInstance, center: ConfigCenter): void {
       const stop = center.follow(service, envName, send);
       reply.hijack();
       raw.writeHead(200, { 'Content-Type': 'text/event-stream', 'Cache-Control': 'no-store', Connection: 'keep-alive' });
+      raw.flushHeaders();
       raw.write(': watching\n\n');
       if (current !== undefined) send(center.release(service, envName, current.version));
       const keepAlive = setInterval(() => raw.write(': keep-alive\n\n'), 15_000);
