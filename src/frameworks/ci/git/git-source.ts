@@ -1,13 +1,8 @@
-import { execFile } from 'node:child_process';
 import { mkdir, rm } from 'node:fs/promises';
-import { SlipwayError } from '../../../core/errors.ts';
+import { GitFailed, runGit } from '../../../lib/git.ts';
 
-/** A git command failed: the repository is unreachable, the ref unknown, ... */
-export class GitFailed extends SlipwayError {
-  readonly code = 'GIT_FAILED';
-  // The repository (another server) failed or could not be reached: a bad gateway, not a bug of ours.
-  readonly status = 502;
-}
+// GitFailed (502) and the runner are lib's, shared with the config center's templates.
+export { GitFailed };
 
 /** What a remote has: branch heads and tags (annotated tags peeled to their commit). */
 export interface RemoteRefs {
@@ -17,32 +12,12 @@ export interface RemoteRefs {
   head?: string;
 }
 
-const GIT_TIMEOUT_MS = 120_000;
-
 /**
- * Runs git with a clean, non-interactive environment: no prompt for credentials (a private repo
- * without them fails at once instead of hanging CI), no system or user config surprises beyond
- * what the executor's user has.
+ * Runs git with a clean, non-interactive environment (lib/git.ts runGit): no prompt for
+ * credentials, so a private repo without them fails at once instead of hanging CI.
  */
-function git(args: readonly string[], cwd?: string, timeoutMs = GIT_TIMEOUT_MS): Promise<string> {
-  return new Promise((resolve, reject) => {
-    execFile(
-      'git',
-      [...args],
-      { cwd, timeout: timeoutMs, maxBuffer: 64 * 1024 * 1024, env: { ...process.env, GIT_TERMINAL_PROMPT: '0', GIT_ASKPASS: 'true', LC_ALL: 'C' } },
-      (error, stdout, stderr) => {
-        if (error !== null) {
-          // git says what is wrong on its `fatal:`/`error:` lines; the hints around them are noise.
-          const lines = stderr.split('\n').map((l) => l.trim()).filter((l) => l !== '');
-          const key = lines.filter((l) => /^(fatal|error):/.test(l));
-          const why = (key.length > 0 ? key : lines).slice(0, 3).join(' ') || error.message;
-          reject(new GitFailed(`git ${args[0]} failed: ${why}`));
-          return;
-        }
-        resolve(stdout);
-      },
-    );
-  });
+function git(args: readonly string[], cwd?: string, timeoutMs?: number): Promise<string> {
+  return runGit(args, { ...(cwd !== undefined ? { cwd } : {}), ...(timeoutMs !== undefined ? { timeoutMs } : {}) });
 }
 
 /** The branches and tags of `repo` (a URL or a local path), as `git ls-remote` lists them. */
