@@ -1,8 +1,9 @@
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
+import { execFile, execFileSync } from 'node:child_process';
 import { chmodSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { after, before, describe, it } from 'node:test';
 import { pathSegment } from '../src/agent/path-segment.ts';
 import { up, type Up } from '../src/server/up.ts';
@@ -15,6 +16,7 @@ import { waitUntil } from './support/wait.ts';
 // ones not made, diffs, rollback byte for byte, the files contract, the long poll, secrets.
 
 const SECRET = 'pw-9c1e-horse';
+const BIN = fileURLToPath(new URL('../bin/slipway.js', import.meta.url));
 
 describe('the config center on `slipway up`: services, values, releases, diffs, rollback, watch', { timeout: 120_000 }, () => {
   let dir: string;
@@ -304,9 +306,15 @@ describe('the config center on `slipway up`: services, values, releases, diffs, 
     await waitUntil(healthyOn(1), 'the app healthy on release 1', 60_000);
 
     assert.equal((await api('PATCH', '/config/v1/services/svc/environments/dev/values', { set: { mode: 'bad' } })).status, 200);
-    const bad = await api('POST', '/config/v1/services/svc/environments/dev/releases', { deadlineSeconds: 8 });
-    assert.equal(bad.status, 201, bad.text);
-    const r2 = bad.json() as { release: { version: number; rollout: { id: string; state: string } } };
+    // Released from the CLI, which follows the rollout, and its way back, to the end.
+    const cliRun = new Promise<{ code: number | null; stderr: string; stdout: string }>((resolve) => {
+      execFile(process.execPath, [BIN, 'config', 'release', 'svc', 'dev', '--deadline', '8', '--master', base], (error, stdout, stderr) => resolve({ code: error === null ? 0 : ((error as { code?: number }).code ?? null), stdout, stderr }));
+    });
+    const r2 = await waitUntil(async () => {
+      const r = await api('GET', '/config/v1/services/svc/environments/dev/releases/2');
+      const release = r.status === 200 ? (r.json() as { version: number; rollout?: { id: string; state: string } }) : undefined;
+      return release?.rollout !== undefined ? { release: { ...release, rollout: release.rollout } } : undefined;
+    }, 'release 2, made by the CLI, and its rollout');
     assert.deepEqual([r2.release.version, r2.release.rollout.state], [2, 'running']);
     // One change of an environment at a time.
     assert.equal((await api('POST', '/config/v1/services/svc/environments/dev/releases')).status, 409);
@@ -337,6 +345,14 @@ describe('the config center on `slipway up`: services, values, releases, diffs, 
     const seen = [...eventText.matchAll(/event: (\w+)\ndata: (.*)\n/g)].map((m) => [m[1], (JSON.parse(m[2]!) as { version?: number; release?: number }).version ?? (JSON.parse(m[2]!) as { release: number }).release]).filter(([, v]) => (v as number) >= 2);
     // The way back is made (and started) before the failed rollout ends: no release comes in between.
     assert.deepEqual(seen, [['release_created', 2], ['rollout_started', 2], ['release_created', 3], ['rollout_started', 3], ['rollout_failed', 2], ['rollout_succeeded', 3]]);
+    // The CLI showed the progress, the failure and the way back, and exits 1.
+    const shown = await cliRun;
+    assert.equal(shown.code, 1, shown.stderr);
+    assert.match(shown.stdout, /release 2 of svc in dev: values-changed/);
+    assert.match(shown.stderr, /rollout svc\.dev\.2 of \/dev\/svc: 0\/1 on release 2 and healthy/);
+    assert.match(shown.stderr, /rollout svc\.dev\.2 of \/dev\/svc: failed after \d+ s: after \d+ s, 0 of 1 instance\(s\)/);
+    assert.match(shown.stderr, /going back to release 1: rollout svc\.dev\.3\n/);
+    assert.match(shown.stderr, /rollout svc\.dev\.3 of \/dev\/svc: succeeded after \d+ s/);
     assert.equal((await api('DELETE', '/v2/apps/dev/svc?force=true')).status, 200);
   });
 

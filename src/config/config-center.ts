@@ -22,8 +22,9 @@ import type { TemplateSource } from './template-source.ts';
  *        else ──► release v+1 (stored, audit commit) ──► watchers of (service, env) told at once
  *   POST rollback {to} ──► release v+1 with the files of `to`, byte for byte
  *
- * Contracts: a release is all or nothing (stored in one write, after rendering succeeded; the
- * audit commit comes first and a release that could not be stored leaves only an extra commit);
+ * Contracts: a release is all or nothing (stored in one write, after rendering succeeded); its
+ * audit commit follows (watchers are told first), and one that a crash left unmade is made at the
+ * next start;
  * releases of one (service, env) are made one at a time; secrets are sealed at rest, shown as
  * `{"$secret": "***"}`, and masked (`****`) in diffs and in the audit repository.
  */
@@ -64,7 +65,7 @@ const SHARED = '*';
 const scopeOf = (service: string, env: string) => `${service}/${env}`;
 const valueContext = (scope: string, key: string) => `config values ${scope} ${key}`;
 const fileContext = (service: string, env: string, version: number, name: string) => `config release ${service}/${env}#${version} ${name}`;
-/** How long a rollout has by default for every instance to run the release and be healthy. */
+/** How long a rollout has for every instance to run the release and be healthy, when neither the call nor the app says (services-port's rolloutDeadlineOf). */
 export const DEFAULT_ROLLOUT_DEADLINE_MS = 5 * 60 * 1000;
 /** How often a running rollout looks at the instances. */
 const ROLLOUT_CHECK_MS = 500;
@@ -146,6 +147,11 @@ export class ConfigCenter {
     }
     for (const r of loaded.releases.sort((a, b) => a.version - b.version)) c.listOf(c.releases, scopeOf(r.service, r.env)).push(r);
     for (const r of loaded.rollouts) c.rollouts.set(r.id, r);
+    try {
+      await c.recoverAudit();
+    } catch (e) {
+      o.log?.(`config: the missing audit copies could not be made now (again at the next start): ${e instanceof Error ? e.message : String(e)}`);
+    }
     return c;
   }
 
@@ -446,7 +452,7 @@ export class ConfigCenter {
       isRollback,
       state: 'running',
       startedAt: now,
-      deadline: now + (deadlineMs ?? DEFAULT_ROLLOUT_DEADLINE_MS),
+      deadline: now + (deadlineMs ?? this.o.services!.rolloutDeadlineMs(appId) ?? DEFAULT_ROLLOUT_DEADLINE_MS),
     };
     try {
       rollout.deploymentId = (await this.o.services!.restart(appId, { force: isRollback })).deploymentId;
@@ -532,11 +538,9 @@ export class ConfigCenter {
     } catch (e) {
       backProblem = e instanceof Error ? e.message : String(e);
     }
+    // Named before it ends: whoever sees it failed sees its way back too.
+    if (backId !== undefined) r.rolledBackBy = backId;
     await this.endRollout(r, 'failed', backProblem === undefined ? reason : `${reason}; the way back to release ${r.previous} failed: ${backProblem}`);
-    if (backId !== undefined) {
-      r.rolledBackBy = backId;
-      await this.o.store.saveRollout(r);
-    }
   }
 
   private async endRollout(r: StoredRollout, state: 'succeeded' | 'failed', reason: string | undefined): Promise<void> {
@@ -575,16 +579,6 @@ export class ConfigCenter {
     const s = this.service(o.service);
     const version = (this.current(o.service, o.env)?.version ?? 0) + 1;
     const at = this.o.clock.now();
-    // The audit copy first: a release that then fails to be stored leaves a commit too many, never a release without its copy.
-    const auditCommit = await this.o.audit.commit({
-      env: o.env,
-      service: o.service,
-      version,
-      files: o.files.map((f) => ({ name: f.name, content: this.mask(f.content) })),
-      author: o.by,
-      message: `${o.service} ${o.env} release ${version} (${o.change}${o.rolledBackTo !== undefined ? ` to ${o.rolledBackTo}` : ''})\n\ntemplates ${s.repo} ${s.ref} ${o.templateCommit}\nvalues v${o.valuesVersion}, shared v${o.sharedVersion}${o.note !== '' ? `\n\n${o.note}` : ''}\n`,
-      at,
-    });
     const release: StoredRelease = {
       service: o.service,
       env: o.env,
@@ -596,11 +590,11 @@ export class ConfigCenter {
       files: o.files.map((f) => ({ name: f.name, destination: f.destination, mode: f.mode, sha256: f.sha256, sealed: this.o.sealer.seal(f.content, fileContext(o.service, o.env, version, f.name)) })),
       change: o.change,
       ...(o.rolledBackTo !== undefined ? { rolledBackTo: o.rolledBackTo } : {}),
-      auditCommit,
       note: o.note,
       createdBy: o.by,
       createdAt: at,
     };
+    // One write: the release is there whole, or not at all.
     await this.o.store.appendRelease(release);
     this.listOf(this.releases, scopeOf(o.service, o.env)).push(release);
     for (const w of [...(this.watchers.get(scopeOf(o.service, o.env)) ?? [])]) {
@@ -612,7 +606,46 @@ export class ConfigCenter {
     }
     this.o.log?.(`config: ${o.service} in ${o.env}: release ${version} (${o.change}) by ${o.by}`);
     this.emit({ type: 'release_created', service: o.service, env: o.env, version, change: o.change, ...(o.rolledBackTo !== undefined ? { rolledBackTo: o.rolledBackTo } : {}), by: o.by, at: new Date(at).toISOString() });
+    // The audit copy after the watchers are told (a git commit is tens of ms they need not wait
+    // for); the release's answer waits for it. A release whose copy was not made (a crash in
+    // between, git failing) is committed at the next start (recoverAudit).
+    try {
+      await this.commitAudit(release);
+    } catch (e) {
+      this.o.log?.(`config: the audit copy of ${o.service}/${o.env} release ${version} failed (made again at the next start): ${e instanceof Error ? e.message : String(e)}`);
+    }
     return release;
+  }
+
+  /** Commits `release` to the audit repository and records the commit on it. */
+  private async commitAudit(release: StoredRelease): Promise<void> {
+    const s = this.services.get(release.service);
+    const files = release.files.map((f) => ({ name: f.name, content: this.mask(this.o.sealer.open(f.sealed, fileContext(release.service, release.env, release.version, f.name))) }));
+    const auditCommit = await this.o.audit.commit({
+      env: release.env,
+      service: release.service,
+      version: release.version,
+      files,
+      author: release.createdBy,
+      message: `${release.service} ${release.env} release ${release.version} (${release.change}${release.rolledBackTo !== undefined ? ` to ${release.rolledBackTo}` : ''})\n\ntemplates ${s?.repo ?? '(service deleted)'} ${release.templateRef} ${release.templateCommit}\nvalues v${release.valuesVersion}, shared v${release.sharedVersion}${release.note !== '' ? `\n\n${release.note}` : ''}\n`,
+      at: release.createdAt,
+    });
+    await this.o.store.recordAuditCommit(release.service, release.env, release.version, auditCommit);
+    release.auditCommit = auditCommit;
+    views.delete(release);
+  }
+
+  /**
+   * Makes the audit copies that a crash (or git failing) left unmade, oldest first. A crash after
+   * a copy's commit and before it was recorded leaves that release with two commits: at least one
+   * commit per release, never a release without its copy.
+   */
+  private async recoverAudit(): Promise<void> {
+    const missing = [...this.releases.values()].flat().filter((r) => r.auditCommit === undefined).sort((a, b) => a.createdAt - b.createdAt || a.version - b.version);
+    for (const r of missing) {
+      await this.commitAudit(r);
+      this.o.log?.(`config: made the missing audit copy of ${r.service}/${r.env} release ${r.version}`);
+    }
   }
 
   /** Unified diffs, per file, from release `a` to release `b` (secrets masked). */

@@ -81,6 +81,8 @@ export interface ConfigStore {
   deleteEnvironment(name: string): Promise<void>;
   appendValues(values: StoredValues): Promise<void>;
   appendRelease(release: StoredRelease): Promise<void>;
+  /** Records the audit commit of a stored release (the one thing of a release set after it is stored). */
+  recordAuditCommit(service: string, env: string, version: number, commit: string): Promise<void>;
   saveRollout(rollout: StoredRollout): Promise<void>;
   close(): Promise<void>;
 }

@@ -1,8 +1,8 @@
 /**
  * What the config center asks of the services framework (DESIGN.md: config reaches the services
  * framework through a port of its own, which `server` implements: in `slipway up`, over the
- * framework in the same process). Today: the instances of an app, with the release each started
- * with. Rollouts (restart through the framework's deployments) will come through here too.
+ * framework in the same process): the instances of an app, with the release each started with, and
+ * its restart through the framework's deployments (rollouts).
  */
 export interface ConfigInstance {
   taskId: string;
@@ -24,6 +24,33 @@ export interface ServicesPort {
    * the app still under way (the way back from a rollout that failed).
    */
   restart(appId: string, o: { force: boolean }): Promise<{ deploymentId: string }>;
+  /**
+   * How long a restart of the app may take before it counts as failed, from its health checks and
+   * upgradeStrategy (rolloutDeadlineOf); undefined when there is no such app.
+   */
+  rolloutDeadlineMs(appId: string): number | undefined;
   /** Whether the deployment is still under way. */
   deploymentRunning(id: string): boolean;
+}
+
+/** What a rollout adds to the health checks' time for every wave: fetch, launch and start. */
+export const ROLLOUT_LAUNCH_SLACK_MS = 30_000;
+/** The deadline of an app without health checks (running is enough, but launches take time). */
+export const ROLLOUT_DEADLINE_WITHOUT_CHECKS_MS = 5 * 60 * 1000;
+
+/**
+ * A rollout's deadline from the app (issue 13: "default from the app's health checks"): an
+ * instance has its checks' grace period, then `maxConsecutiveFailures` + 1 intervals and a timeout
+ * to pass (the slowest check counts); a restart replaces the instances in waves as wide as the
+ * upgradeStrategy lets (`instances` - ceil(instances x minimumHealthCapacity) stopped, plus
+ * floor(instances x maximumOverCapacity) started beside them, at least one); each wave adds
+ * ROLLOUT_LAUNCH_SLACK_MS. Without checks, ROLLOUT_DEADLINE_WITHOUT_CHECKS_MS.
+ */
+export function rolloutDeadlineOf(app: { instances: number; healthChecks: readonly { gracePeriodSeconds: number; intervalSeconds: number; timeoutSeconds: number; maxConsecutiveFailures: number }[]; upgradeStrategy: { minimumHealthCapacity: number; maximumOverCapacity: number } }): number {
+  if (app.healthChecks.length === 0) return ROLLOUT_DEADLINE_WITHOUT_CHECKS_MS;
+  const perInstanceS = Math.max(...app.healthChecks.map((h) => h.gracePeriodSeconds + h.intervalSeconds * (h.maxConsecutiveFailures + 1) + h.timeoutSeconds));
+  const n = Math.max(app.instances, 1);
+  const wave = Math.max(1, n - Math.ceil(n * app.upgradeStrategy.minimumHealthCapacity) + Math.floor(n * app.upgradeStrategy.maximumOverCapacity));
+  const waves = Math.ceil(n / wave);
+  return waves * (perInstanceS * 1000 + ROLLOUT_LAUNCH_SLACK_MS);
 }

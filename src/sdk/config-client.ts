@@ -24,6 +24,31 @@ export interface ConfigReleaseView {
   note: string;
   createdBy: string;
   createdAt: string;
+  rollout?: { id: string; state: 'running' | 'succeeded' | 'failed'; reason?: string };
+}
+
+/** How a release or rollback is made and rolled out. */
+export interface ReleaseOptions {
+  note?: string;
+  rollout?: 'restart' | 'hot' | 'none';
+  deadlineSeconds?: number;
+}
+
+export interface ConfigRolloutView {
+  id: string;
+  service: string;
+  env: string;
+  release: number;
+  appId: string;
+  previous?: number;
+  isRollback: boolean;
+  state: 'running' | 'succeeded' | 'failed';
+  reason?: string;
+  startedAt: number;
+  deadline: number;
+  endedAt?: number;
+  rolledBackBy?: string;
+  progress: { onRelease: number; wanted: number; deploymentRunning: boolean; waitingFor?: string };
 }
 
 /** A client of `/config/v1` (docs/config.md), for the CLI and tools. */
@@ -94,8 +119,8 @@ export class ConfigClient {
     return this.json('PATCH', this.valuesPath(service, env), change);
   }
 
-  release(service: string, env: string, note?: string): Promise<{ change: string; release?: ConfigReleaseView }> {
-    return this.json('POST', `${this.scope(service, env)}/releases`, note !== undefined ? { note } : {});
+  release(service: string, env: string, o: ReleaseOptions = {}): Promise<{ change: string; release?: ConfigReleaseView }> {
+    return this.json('POST', `${this.scope(service, env)}/releases`, o);
   }
 
   releases(service: string, env: string): Promise<{ releases: ConfigReleaseView[] }> {
@@ -110,8 +135,12 @@ export class ConfigClient {
     return this.json('POST', `${this.scope(service, env)}/preview`, {});
   }
 
-  rollback(service: string, env: string, to: number): Promise<ConfigReleaseView> {
-    return this.json('POST', `${this.scope(service, env)}/rollback`, { to });
+  rollback(service: string, env: string, to: number, o: ReleaseOptions = {}): Promise<ConfigReleaseView> {
+    return this.json('POST', `${this.scope(service, env)}/rollback`, { to, ...o });
+  }
+
+  rollout(service: string, env: string, id: string): Promise<ConfigRolloutView> {
+    return this.json('GET', `${this.scope(service, env)}/rollouts/${encodeURIComponent(id)}`);
   }
 
   instances(service: string, env: string): Promise<{ appId?: string; release?: number; instances: { taskId: string; host: string; state: string; release?: number; stale: boolean; why: string[] }[] }> {

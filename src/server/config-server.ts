@@ -5,7 +5,7 @@ import { ConfigCenter, type ConfigSealer } from '../config/config-center.ts';
 import { apolloRoutes, APOLLO_ACCESS_RULES } from '../config/http/apollo-routes.ts';
 import { configRoutes, CONFIG_ACCESS_RULES } from '../config/http/config-routes.ts';
 import { ReleaseRepository } from '../config/release-repository.ts';
-import type { ServicesPort } from '../config/services-port.ts';
+import { rolloutDeadlineOf, type ServicesPort } from '../config/services-port.ts';
 import type { AppsFramework } from '../frameworks/apps/apps-framework.ts';
 import { TemplateSource } from '../config/template-source.ts';
 import { SystemClock, type Clock } from '../core/clock.ts';
@@ -76,6 +76,10 @@ export function servicesPortOf(framework: AppsFramework): ServicesPort {
       const r = await framework.deploy((declared) => declared, { force: o.force, restart: [appId] });
       return { deploymentId: r.deploymentId };
     },
+    rolloutDeadlineMs: (appId) => {
+      const def = view.app(appId)?.def;
+      return def !== undefined ? rolloutDeadlineOf(def) : undefined;
+    },
     deploymentRunning: (id) => view.deployment(id) !== undefined,
   };
 }
@@ -97,6 +101,7 @@ export function lateServicesPort(framework: () => AppsFramework | undefined): Se
       if (p === undefined) throw new Error('the services framework is not started yet');
       return p.restart(appId, o);
     },
+    rolloutDeadlineMs: (appId) => port()?.rolloutDeadlineMs(appId),
     deploymentRunning: (id) => port()?.deploymentRunning(id) ?? false,
   };
 }

@@ -73,6 +73,15 @@ export class KyselyConfigStore implements ConfigStore {
     });
   }
 
+  recordAuditCommit(service: string, env: string, version: number, commit: string): Promise<void> {
+    return this.calls.run('record audit commit', async () => {
+      const row = await this.db.selectFrom('releases').select('doc').where('service', '=', service).where('env', '=', env).where('version', '=', version).executeTakeFirst();
+      if (row === undefined) return;
+      const doc = { ...(fromJson(row.doc) as StoredRelease), auditCommit: commit };
+      await this.db.updateTable('releases').set({ doc: toJson(doc) }).where('service', '=', service).where('env', '=', env).where('version', '=', version).execute();
+    });
+  }
+
   saveRollout(r: StoredRollout): Promise<void> {
     const doc = toJson(r);
     return this.calls.run('save rollout', async () => {

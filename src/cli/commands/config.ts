@@ -1,7 +1,7 @@
 import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { InvalidArgumentError, type Command } from 'commander';
-import { ConfigClient, ConfigRequestFailed, type ConfigReleaseView } from '../../sdk/config-client.ts';
+import { ConfigClient, ConfigRequestFailed, type ConfigReleaseView, type ConfigRolloutView, type ReleaseOptions } from '../../sdk/config-client.ts';
 import { pullRelease, readPulled } from '../../sdk/config-pull.ts';
 import { positiveInt } from '../options.ts';
 
@@ -15,6 +15,8 @@ export function registerConfig(program: Command): void {
   const MASTER = ['--master <url>', 'the server of the config center (slipway up)', 'http://127.0.0.1:5050'] as const;
   const client = (o: { master: string }) => new ConfigClient(o.master);
   const out = (o: { json?: boolean }, json: unknown, text: () => string) => process.stdout.write(o.json === true ? `${JSON.stringify(json, null, 2)}\n` : `${text()}\n`);
+  const ROLLOUT = ['--rollout <mode>', 'restart (the linked app, health-gated), hot (watchers only) or none; default: the service\'s'] as const;
+  const DEADLINE = ['--deadline <seconds>', 'how long a restart rollout has before it fails and goes back (default: from the app\'s health checks)', positiveInt('--deadline')] as const;
   const line = (r: ConfigReleaseView) => `release ${r.version} of ${r.service} in ${r.env}: ${r.change}${r.rolledBackTo !== undefined ? ` to ${r.rolledBackTo}` : ''}, templates ${r.templateCommit.slice(0, 12)}, values v${r.valuesVersion} (shared v${r.sharedVersion}), by ${r.createdBy} at ${r.createdAt}${r.note !== '' ? ` — ${r.note}` : ''}`;
 
   config
@@ -93,14 +95,20 @@ export function registerConfig(program: Command): void {
 
   config
     .command('release <service> <env>')
-    .description('render and release the files; says unchanged (and makes none) when they would be the same')
+    .description('render and release the files; says unchanged (and makes none) when they would be the same; follows the rollout and exits 1 if it fails')
     .option(...MASTER)
     .option('--note <text>', 'why')
-    .option('--json', 'the API answer')
-    .action((service: string, env: string, o: { master: string; note?: string; json?: boolean }) =>
+    .option(...ROLLOUT)
+    .option(...DEADLINE)
+    .option('--no-wait', 'answer once the release is made, without following its rollout')
+    .option('--json', 'the API answer (and the rollout as it ended)')
+    .action((service: string, env: string, o: RolloutFlags & { master: string; note?: string }) =>
       run(async () => {
-        const r = await client(o).release(service, env, o.note);
-        out(o, r, () => (r.change === 'unchanged' ? `unchanged: ${r.release !== undefined ? `release ${r.release.version} stays` : 'nothing to release'}` : line(r.release!)));
+        const c = client(o);
+        const r = await c.release(service, env, { ...(o.note !== undefined ? { note: o.note } : {}), ...rolloutOptions(o) });
+        if (o.json !== true) process.stdout.write(`${r.change === 'unchanged' ? `unchanged: ${r.release !== undefined ? `release ${r.release.version} stays` : 'nothing to release'}` : line(r.release!)}\n`);
+        const rollout = r.change !== 'unchanged' ? await followRollout(c, r.release!, o) : undefined;
+        if (o.json === true) out(o, { ...r, ...(rollout !== undefined ? { rollout } : {}) }, () => '');
       }),
     );
   config
@@ -130,11 +138,17 @@ export function registerConfig(program: Command): void {
     .description('a new release with the files of an earlier one, byte for byte')
     .requiredOption('--to <version>', 'the release to go back to', positiveInt('--to'))
     .option(...MASTER)
-    .option('--json', 'the API answer')
-    .action((service: string, env: string, o: { master: string; to: number; json?: boolean }) =>
+    .option(...ROLLOUT)
+    .option(...DEADLINE)
+    .option('--no-wait', 'answer once the release is made, without following its rollout')
+    .option('--json', 'the API answer (and the rollout as it ended)')
+    .action((service: string, env: string, o: RolloutFlags & { master: string; to: number }) =>
       run(async () => {
-        const r = await client(o).rollback(service, env, o.to);
-        out(o, r, () => line(r));
+        const c = client(o);
+        const r = await c.rollback(service, env, o.to, rolloutOptions(o));
+        if (o.json !== true) process.stdout.write(`${line(r)}\n`);
+        const rollout = await followRollout(c, r, o);
+        if (o.json === true) out(o, { ...r, ...(rollout !== undefined ? { rollout } : {}) }, () => '');
       }),
     );
   config
@@ -187,6 +201,53 @@ export function registerConfig(program: Command): void {
         }
       }),
     );
+}
+
+interface RolloutFlags {
+  rollout?: string;
+  deadline?: number;
+  wait: boolean;
+  json?: boolean;
+}
+
+function rolloutOptions(o: RolloutFlags): ReleaseOptions {
+  if (o.rollout !== undefined && o.rollout !== 'restart' && o.rollout !== 'hot' && o.rollout !== 'none') throw new InvalidArgumentError(`--rollout is restart, hot or none, not '${o.rollout}'`);
+  return { ...(o.rollout !== undefined ? { rollout: o.rollout } : {}), ...(o.deadline !== undefined ? { deadlineSeconds: o.deadline } : {}) };
+}
+
+/** How often the CLI looks at a rollout it follows. */
+const FOLLOW_MS = 500;
+
+/**
+ * Follows the rollout of `release` (if it has one and `wait`) to its end, showing its progress on
+ * stderr (one line redrawn on a terminal, a line per change otherwise), and through the automatic
+ * rollback a failure starts; a failure sets exit code 1. Answers the rollout as it ended.
+ */
+async function followRollout(c: ConfigClient, release: ConfigReleaseView, o: RolloutFlags): Promise<ConfigRolloutView | undefined> {
+  if (release.rollout === undefined) return undefined;
+  const own = release.rollout.id;
+  if (!o.wait) return c.rollout(release.service, release.env, own);
+  const tty = process.stderr.isTTY === true;
+  let id: string | undefined = own;
+  let shown = '';
+  while (id !== undefined) {
+    const r: ConfigRolloutView = await c.rollout(release.service, release.env, id);
+    const seconds = Math.round(((r.endedAt ?? Date.now()) - r.startedAt) / 1000);
+    const text = r.state === 'running' ? `rollout ${r.id} of ${r.appId}: ${r.progress.onRelease}/${r.progress.wanted} on release ${r.release} and healthy, ${seconds} s${r.progress.waitingFor !== undefined ? `; waiting for ${r.progress.waitingFor}` : ''}` : `rollout ${r.id} of ${r.appId}: ${r.state} after ${seconds} s${r.reason !== undefined ? `: ${r.reason}` : ''}`;
+    if (text !== shown) {
+      process.stderr.write(tty ? `\r\x1b[K${text}${r.state === 'running' ? '' : '\n'}` : `${text}\n`);
+      shown = text;
+    }
+    if (r.state === 'running') {
+      await new Promise((resolve) => setTimeout(resolve, FOLLOW_MS));
+      continue;
+    }
+    if (r.state === 'failed') process.exitCode = 1;
+    // A failed rollout's way back is a rollout too: followed, so that the command ends when the environment is settled.
+    id = r.rolledBackBy;
+    if (id !== undefined) process.stderr.write(`going back to release ${r.previous ?? '?'}: rollout ${id}\n`);
+  }
+  return c.rollout(release.service, release.env, own);
 }
 
 function split(pair: string): [string, string] {
