@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { createHmac } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
@@ -93,5 +94,144 @@ describe("Apollo's client API on `slipway up`", { timeout: 60_000 }, () => {
     assert.equal((await unauthenticatedFetch(`${base}/config/v1/services/web/environments/prod/releases`, asViewer)).status, 200, 'a viewer sees the releases');
     assert.equal((await unauthenticatedFetch(`${base}/config/v1/files/web/prod/1/application.properties`, asViewer)).status, 403, 'not the bytes, which hold secrets');
     assert.equal((await unauthenticatedFetch(`${base}/configs/web/prod/application`, asViewer)).status, 403);
+  });
+
+  it('refuses an Apollo signature for a service without an access key, even where anonymous requests may read', async () => {
+    const at = String(Date.now());
+    const signature = createHmac('sha1', 'some-key').update(`${at}\n/configs/web/prod/application`).digest('base64');
+    const r = await unauthenticatedFetch(`${base}/configs/web/prod/application`, { headers: { authorization: `Apollo web:${signature}`, timestamp: at } });
+    assert.equal(r.status, 401);
+    assert.match(((await r.json()) as { message: string }).message, /^no access key: appId 'web'/);
+  });
+});
+
+// Apollo's access-key signatures (apolloconfig/apollo: Signature, ClientAuthenticationFilter),
+// on a server that grants anonymous requests nothing: a signed request is read by its signature
+// alone. The signatures are computed here from Apollo's definition, not with Slipway's code:
+// Base64(HmacSHA1(access key, Timestamp + "\n" + path?query)), Timestamp in milliseconds.
+describe("Apollo's access-key signatures on `slipway up`", { timeout: 60_000 }, () => {
+  const KEY = 'df23df3f59884980844ff3dada30fa97';
+  let dir: string;
+  let server: Up;
+  let base: string;
+  let repo: TestRepo;
+  /** Every answer's text, to check the access key is in none of them. */
+  const answers: string[] = [];
+
+  const sign = (pathWithQuery: string, o: { key?: string; appId?: string; at?: number } = {}) => {
+    const at = String(o.at ?? Date.now());
+    return { authorization: `Apollo ${o.appId ?? 'web'}:${createHmac('sha1', o.key ?? KEY).update(`${at}\n${pathWithQuery}`).digest('base64')}`, timestamp: at };
+  };
+  const get = async (pathWithQuery: string, headers: Record<string, string>) => {
+    const r = await unauthenticatedFetch(`${base}${pathWithQuery}`, { headers });
+    const text = await r.text();
+    answers.push(text);
+    return { status: r.status, text };
+  };
+  const api = async (method: string, path: string, body?: unknown, token?: string) => {
+    const r = await fetch(`${base}${path}`, { method, headers: { ...(body !== undefined ? { 'Content-Type': 'application/json' } : {}), ...(token !== undefined ? { authorization: `Bearer ${token}` } : {}) }, ...(body !== undefined ? { body: JSON.stringify(body) } : {}) });
+    const text = await r.text();
+    answers.push(text);
+    return { status: r.status, text };
+  };
+  const ok = async (method: string, path: string, body?: unknown) => {
+    const r = await api(method, path, body);
+    assert.ok(r.status < 300, `${method} ${path}: ${r.status} ${r.text}`);
+    return r;
+  };
+  const files = (dirName: string) => [{ name: 'application.properties', template: `${dirName}/application.properties`, destination: 'application.properties' }];
+
+  before(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'slipway-apollo-keys-'));
+    repo = createTestRepo(join(dir, 'templates'));
+    repo.commit({ 'web/application.properties': 'server.port={{ port }}\n', 'api/application.properties': 'server.port=9000\n' });
+    server = await up({ host: '127.0.0.1', port: 0, dataDir: join(dir, 'data'), containerizers: ['process'], resources: 'cpus:1;mem:256;ports:[34710-34719]' });
+    base = server.master.url;
+    await ok('PUT', '/auth/v1/secrets/apollo/web', { value: KEY });
+    await ok('PUT', '/config/v1/environments/prod', {});
+    await ok('PUT', '/config/v1/services/web', { repo: repo.path, files: files('web'), apollo: { accessKeySecret: 'apollo/web' } });
+    await ok('PUT', '/config/v1/services/api', { repo: repo.path, files: files('api') });
+    await ok('PUT', '/config/v1/services/web/environments/prod/values', { port: 8080 });
+    await ok('POST', '/config/v1/services/web/environments/prod/releases', {});
+    await ok('POST', '/config/v1/services/api/environments/prod/releases', {});
+  });
+
+  after(async () => {
+    await server?.close();
+    killProcessesUnder(dir);
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('serves /configs, /configfiles/json, /configfiles and /notifications/v2 to signed requests without a token', async () => {
+    assert.equal((await get('/configs/web/prod/application', {})).status, 401, 'unsigned and without a token: nothing is granted to anonymous requests here');
+    const configs = await get('/configs/web/prod/application?ip=10.0.0.1', sign('/configs/web/prod/application?ip=10.0.0.1'));
+    assert.equal(configs.status, 200, configs.text);
+    assert.deepEqual((JSON.parse(configs.text) as { configurations: unknown }).configurations, { 'server.port': '8080' });
+    const json = await get('/configfiles/json/web/prod/application', sign('/configfiles/json/web/prod/application'));
+    assert.equal(json.status, 200, json.text);
+    assert.deepEqual(JSON.parse(json.text), { 'server.port': '8080' });
+    const text = await get('/configfiles/web/prod/application', sign('/configfiles/web/prod/application'));
+    assert.deepEqual([text.status, text.text], [200, 'server.port=8080\n']);
+    const n = `/notifications/v2?cluster=prod&appId=web&ip=10.0.0.1&notifications=${encodeURIComponent(JSON.stringify([{ namespaceName: 'application', notificationId: -1 }]))}`;
+    const notified = await get(n, sign(n));
+    assert.equal(notified.status, 200, notified.text);
+    assert.equal((JSON.parse(notified.text) as { notificationId: number }[])[0]!.notificationId, 1);
+  });
+
+  it('refuses a wrong key, a stale or missing Timestamp, and a signature of another path with 401 saying why', async () => {
+    const path = '/configs/web/prod/application';
+    const refused = async (headers: Record<string, string>, why: RegExp, at = path) => {
+      const r = await get(at, headers);
+      assert.equal(r.status, 401, r.text);
+      const body = JSON.parse(r.text) as { status: number; message: string };
+      assert.equal(body.status, 401);
+      assert.match(body.message, why);
+    };
+    await refused(sign(path, { key: 'not-the-key' }), /^Unauthorized: the signature is not that of this request/);
+    await refused(sign(path, { at: Date.now() - 120_000 }), /^RequestTimeTooSkewed: the Timestamp is 120 s old/);
+    const { authorization } = sign(path);
+    await refused({ authorization }, /Timestamp header is missing/);
+    await refused(sign('/configs/web/prod/settings.json'), /^Unauthorized/);
+    await refused(sign(`${path}?ip=10.0.0.1`), /^Unauthorized/, `${path}?ip=10.0.0.2`);
+    await refused(sign(path, { appId: 'api' }), /for appId 'api', the request for 'web'/);
+    await refused({ authorization: 'Apollo web', timestamp: String(Date.now()) }, /\{appId\}:\{signature\}/);
+  });
+
+  it('refuses signatures for an appId without an access key ("no access key"), which a token still reads', async () => {
+    const path = '/configs/api/prod/application';
+    const r = await get(path, sign(path, { appId: 'api' }));
+    assert.equal(r.status, 401, r.text);
+    assert.match(r.text, /no access key: appId 'api' has none/);
+    const missing = await get('/configs/nope/prod/application', sign('/configs/nope/prod/application', { appId: 'nope' }));
+    assert.equal(missing.status, 401, 'a service that does not exist has no key either');
+    assert.equal((await fetch(`${base}${path}`)).status, 200, 'with the admin token');
+  });
+
+  it('needs `use` on the secret to name it as an access key, and never answers its value', async () => {
+    const developer = (JSON.parse((await ok('POST', '/auth/v1/tokens', { name: 'dev', policies: ['developer'] })).text) as { token: string }).token;
+    const named = await api('PUT', '/config/v1/services/web2', { repo: repo.path, files: files('web'), apollo: { accessKeySecret: 'apollo/web' } }, developer);
+    assert.equal(named.status, 403, named.text);
+    assert.match(named.text, /use on secrets 'apollo\/web'/);
+    assert.equal((await api('PUT', '/config/v1/services/web2', { repo: repo.path, files: files('web') }, developer)).status, 201, 'the same service without the key');
+    const bad = await api('PUT', '/config/v1/services/web2', { repo: repo.path, files: files('web'), apollo: { accessKeySecret: 'not a name' } });
+    assert.equal(bad.status, 400);
+    assert.match(bad.text, /apollo\.accessKeySecret/);
+    const shown = await ok('GET', '/config/v1/services/web');
+    assert.deepEqual((JSON.parse(shown.text) as { apollo: unknown }).apollo, { accessKeySecret: 'apollo/web' });
+    await ok('GET', '/config/v1/services');
+    await ok('GET', '/auth/v1/secrets/apollo/web');
+    for (const a of answers) assert.ok(!a.includes(KEY), `an answer holds the access key: ${a.slice(0, 200)}`);
+  });
+
+  it('checks each request against the current version of the secret', async () => {
+    const path = '/configfiles/json/web/prod/application';
+    await ok('PUT', '/auth/v1/secrets/apollo/web', { value: 'rotated-key' });
+    assert.equal((await get(path, sign(path))).status, 401, 'the old key');
+    assert.equal((await get(path, sign(path, { key: 'rotated-key' }))).status, 200, 'the new key');
+    await ok('DELETE', '/auth/v1/secrets/apollo/web');
+    const gone = await get(path, sign(path, { key: 'rotated-key' }));
+    assert.equal(gone.status, 401);
+    assert.match(gone.text, /not in the secret store/);
+    await ok('PUT', '/auth/v1/secrets/apollo/web', { value: KEY });
   });
 });

@@ -245,7 +245,7 @@ describe('the config center on `slipway up`: services, values, releases, diffs, 
     assert.deepEqual(edited.instances[0]!.why, ['values edited since the release']);
     assert.equal((await api('POST', '/config/v1/services/api/environments/dev/releases', { rollout: 'none' })).status, 201);
     const released = (await api('GET', '/config/v1/services/api/environments/dev/instances')).json() as Instances;
-    assert.deepEqual(released.instances[0]!.why, [`started with release ${rel.release.version}; release ${rel.release.version + 1} is newer`]);
+    assert.deepEqual(released.instances[0]!.why, [`started with release ${rel.release.version}; it is to run release ${rel.release.version + 1}`]);
     assert.equal((await api('DELETE', '/v2/apps/dev/api?force=true')).status, 200);
 
     // Labels alone link nothing: an app the service does not name gets none of its files.

@@ -19,7 +19,8 @@ import type { Identity } from './tokens.ts';
  *   makes registration fail, so that nothing is open by omission): `public` (`/health`, `/ping`),
  *   `own` (the route proves its caller by its own means: a CI executor's token, a webhook's
  *   signature), or checks computed from the request (body included) that must all be allowed:
- *   else 403 naming what was missing.
+ *   else 403 naming what was missing; the checks may come with credentials of the route's own
+ *   (`OwnCredentials`: Apollo's signatures), which stand in for a token when a request carries them.
  * - Host: the `Host` header must name an IP address, `localhost`, or one of `hostNames` (DNS
  *   rebinding); else 421 (Misdirected Request).
  * - Cross-site: a state-changing request (not GET/HEAD/OPTIONS) that a browser marks cross-site
@@ -46,7 +47,29 @@ export interface GateRequest {
   identity: Identity;
 }
 
-export type RouteAccess = 'public' | 'own' | ((req: GateRequest) => Check[]);
+/** What a route's own credentials see of a request (before its body is read). */
+export interface ProofRequest {
+  method: string;
+  /** The path and query as the client sent them, undecoded: what a signature over the URL covers. */
+  url: string;
+  headers: Record<string, string | string[] | undefined>;
+  params: Record<string, string | undefined>;
+  query: Record<string, unknown>;
+}
+
+/**
+ * A route that takes a credential of its own besides Slipway's tokens (Apollo's access-key
+ * signature). `prove` answers the caller's identity when the request carries that credential and
+ * it holds, throws (Unauthenticated, 401) when it carries it and it does not hold, and answers
+ * undefined when the request does not carry it: then the usual credentials apply. Either way the
+ * checks then run against the identity, so the proof grants no more than its identity's policies.
+ */
+export interface OwnCredentials {
+  prove(req: ProofRequest): Identity | undefined;
+  checks(req: GateRequest): Check[];
+}
+
+export type RouteAccess = 'public' | 'own' | ((req: GateRequest) => Check[]) | OwnCredentials;
 
 export interface RouteRule {
   /** One method or several; HEAD follows GET. */
@@ -154,6 +177,13 @@ export class HttpGate {
     // Public routes and those with their own proof look at no credentials (a stale token sent
     // to /health must not make a load balancer see 401).
     if (access === 'public' || access === 'own') return;
+    if (typeof access === 'object') {
+      const proven = access.prove({ method: req.method, url: req.originalUrl, headers: req.headers, params: (req.params ?? {}) as Record<string, string | undefined>, query: (req.query ?? {}) as Record<string, unknown> });
+      if (proven !== undefined) {
+        identities.set(req.raw, proven);
+        return;
+      }
+    }
     const token = credentials(req);
     if (token === undefined) {
       const anon = this.o.anonymous;
@@ -179,7 +209,7 @@ export class HttpGate {
     // Not-found routes come here too: an authenticated caller hears the 404 of the handler.
     if (access === undefined) return;
     if (identity === undefined) throw new Unauthenticated('authentication required');
-    const checks = access({ method: req.method, params: (req.params ?? {}) as Record<string, string | undefined>, query: (req.query ?? {}) as Record<string, unknown>, body: req.body, identity });
+    const checks = (typeof access === 'function' ? access : access.checks)({ method: req.method, params: (req.params ?? {}) as Record<string, string | undefined>, query: (req.query ?? {}) as Record<string, unknown>, body: req.body, identity });
     this.authorize(identity, checks);
   }
 

@@ -4,7 +4,7 @@ import type { Clock, Timer } from '../core/clock.ts';
 import { SecretMask } from '../lib/secret-mask.ts';
 import { isSecretValue, parseEnvironment, parseService, parseValues, REDACTED, SECRET_KEY, type ConfigEnvironment, type ConfigService, type Json, type Rollout, type ValueInput } from './config-definitions.ts';
 import { ConfigConflict, ConfigNotFound, InvalidConfig, RenderFailed } from './config-errors.ts';
-import type { ConfigStore, StoredRelease, StoredRollout, StoredValue, StoredValues } from './config-store.ts';
+import type { ConfigStore, GrayTarget, StoredGray, StoredRelease, StoredRollout, StoredValue, StoredValues } from './config-store.ts';
 import type { ReleaseRepository } from './release-repository.ts';
 import type { ConfigInstance, ServicesPort } from './services-port.ts';
 import { renderFiles, type RenderedFile } from './render-files.ts';
@@ -52,12 +52,30 @@ export interface ReleaseView {
   createdAt: string;
   /** Its rollout, when it was rolled out through the services framework. */
   rollout?: { id: string; state: StoredRollout['state']; reason?: string };
+  /** When it is (or was) a gray release: for whom, and how it ended. */
+  gray?: GrayView;
+}
+
+export interface GrayView {
+  id: string;
+  state: StoredGray['state'];
+  main: number;
+  target: GrayTarget;
+  size?: number;
+  members: string[];
+  rollout?: { id: string; state: StoredRollout['state']; reason?: string };
+  reason?: string;
+  by: string;
+  startedAt: string;
+  endedAt?: string;
+  endedBy?: string;
 }
 
 /** What happens in the config center, as `/config/v1/events` streams it (one JSON object per event, with its `type`). */
 export type ConfigEvent =
-  | { type: 'release_created'; service: string; env: string; version: number; change: StoredRelease['change']; rolledBackTo?: number; by: string; at: string }
-  | { type: 'rollout_started' | 'rollout_succeeded' | 'rollout_failed'; service: string; env: string; id: string; release: number; appId: string; reason?: string; at: string };
+  | { type: 'release_created'; service: string; env: string; version: number; change: StoredRelease['change']; rolledBackTo?: number; gray?: true; by: string; at: string }
+  | { type: 'rollout_started' | 'rollout_succeeded' | 'rollout_failed'; service: string; env: string; id: string; release: number; appId: string; reason?: string; at: string }
+  | { type: 'gray_started' | 'gray_promoted' | 'gray_abandoned'; service: string; env: string; release: number; main: number; members: string[]; by: string; reason?: string; at: string };
 
 export type ReleaseOutcome = { change: 'unchanged'; release: ReleaseView | undefined } | { change: StoredRelease['change']; release: ReleaseView };
 
@@ -70,6 +88,10 @@ export const DEFAULT_ROLLOUT_DEADLINE_MS = 5 * 60 * 1000;
 /** How often a running rollout looks at the instances. */
 const ROLLOUT_CHECK_MS = 500;
 const rolloutId = (service: string, env: string, version: number) => `${service}.${env}.${version}`;
+const grayId = (service: string, env: string, version: number) => `${service}.${env}.${version}.gray`;
+/** How long a gray slot handed to a launch counts before its instance is seen (the plan may not have been carried out). */
+const HANDED_MS = 60_000;
+const ALIVE = new Set(['TASK_STAGING', 'TASK_STARTING', 'TASK_RUNNING']);
 
 /** How long a task's signed file URL is good for: its launch fetches it at once; a relaunch gets a new one. */
 export const FETCH_URL_TTL_MS = 60 * 60 * 1000;
@@ -114,8 +136,12 @@ export class ConfigCenter {
   private readonly values = new Map<string, StoredValues[]>();
   /** Every release by `service/env`, oldest first. */
   private readonly releases = new Map<string, StoredRelease[]>();
-  /** Watchers waiting for a release of `service/env`. */
-  private readonly watchers = new Map<string, Set<(r: StoredRelease) => void>>();
+  /** Watchers of `service/env`, told when what it serves changes (a release, a gray release promoted or abandoned). */
+  private readonly watchers = new Map<string, Set<() => void>>();
+  /** Gray releases by id; at most one `active` per `service/env`. */
+  private readonly grays = new Map<string, StoredGray>();
+  /** Launches handed a gray release, by task id, not yet seen as instances (deliveryFor). */
+  private readonly handed = new Map<string, { gray: string; at: number }>();
   /** The release under way per `service/env` (one at a time). */
   private readonly releasing = new Map<string, Promise<unknown>>();
   /** Every secret value seen, for the masks of diffs and of the audit copy. */
@@ -147,6 +173,11 @@ export class ConfigCenter {
     }
     for (const r of loaded.releases.sort((a, b) => a.version - b.version)) c.listOf(c.releases, scopeOf(r.service, r.env)).push(r);
     for (const r of loaded.rollouts) c.rollouts.set(r.id, r);
+    for (const g of loaded.grays) {
+      // Its record is written before its release: a crash in between leaves a gray release of nothing.
+      if (g.state === 'active' && c.releases.get(scopeOf(g.service, g.env))?.some((r) => r.version === g.release) !== true) continue;
+      c.grays.set(g.id, g);
+    }
     try {
       await c.recoverAudit();
     } catch (e) {
@@ -200,6 +231,8 @@ export class ConfigCenter {
     this.service(name);
     const running = [...this.rollouts.values()].find((r) => r.service === name && r.state === 'running');
     if (running !== undefined) throw new ConfigConflict(`the rollout ${running.id} of ${name} is under way: wait for it before deleting the service`);
+    const gray = [...this.grays.values()].find((g) => g.service === name && g.state === 'active');
+    if (gray !== undefined) throw new ConfigConflict(`the gray release ${gray.release} of ${name} in ${gray.env} is active: promote or abandon it before deleting the service`);
     await this.o.store.deleteService(name);
     this.services.delete(name);
   }
@@ -335,7 +368,26 @@ export class ConfigCenter {
   /** A release as shown, with its rollout's state. */
   private view(r: StoredRelease): ReleaseView {
     const rollout = this.rollouts.get(rolloutId(r.service, r.env, r.version));
-    return { ...viewOf(r), ...(rollout !== undefined ? { rollout: { id: rollout.id, state: rollout.state, ...(rollout.reason !== undefined ? { reason: rollout.reason } : {}) } } : {}) };
+    const gray = this.grays.get(grayId(r.service, r.env, r.version));
+    return { ...viewOf(r), ...(rollout !== undefined ? { rollout: rolloutSummary(rollout) } : {}), ...(gray !== undefined ? { gray: this.grayView(gray) } : {}) };
+  }
+
+  private grayView(g: StoredGray): GrayView {
+    const rollout = this.rollouts.get(g.id);
+    return {
+      id: g.id,
+      state: g.state,
+      main: g.main,
+      target: g.target,
+      ...(g.size !== undefined ? { size: g.size } : {}),
+      members: this.grayMembers(g),
+      ...(rollout !== undefined ? { rollout: rolloutSummary(rollout) } : {}),
+      ...(g.reason !== undefined ? { reason: g.reason } : {}),
+      by: g.by,
+      startedAt: new Date(g.startedAt).toISOString(),
+      ...(g.endedAt !== undefined ? { endedAt: new Date(g.endedAt).toISOString() } : {}),
+      ...(g.endedBy !== undefined ? { endedBy: g.endedBy } : {}),
+    };
   }
 
   private stored(service: string, env: string, version: number): StoredRelease {
@@ -345,9 +397,60 @@ export class ConfigCenter {
     return r;
   }
 
+  /**
+   * The environment's release: the newest one that is not a gray release still active or
+   * abandoned (a promoted one is the environment's from then on).
+   */
   current(service: string, env: string): StoredRelease | undefined {
+    const list = this.releases.get(scopeOf(service, env)) ?? [];
+    for (let i = list.length - 1; i >= 0; i--) {
+      const g = this.grays.get(grayId(service, env, list[i]!.version));
+      if (g === undefined || g.state === 'promoted') return list[i];
+    }
+    return undefined;
+  }
+
+  /** The newest release, gray or not (the next one's version follows it). */
+  private newest(service: string, env: string): StoredRelease | undefined {
     const list = this.releases.get(scopeOf(service, env));
     return list?.[list.length - 1];
+  }
+
+  /** The gray release of (`service`, `env`) under way, if any. */
+  activeGray(service: string, env: string): StoredGray | undefined {
+    for (const g of this.grays.values()) if (g.service === service && g.env === env && g.state === 'active') return g;
+    return undefined;
+  }
+
+  /** The instances of a gray release: those chosen at its start, those handed it at launch, and those that run it. */
+  private grayMembers(g: StoredGray, instances?: readonly ConfigInstance[]): string[] {
+    if (g.state !== 'active' || g.appId === undefined) return [...g.members];
+    const list = instances ?? this.o.services?.instancesOf(g.appId) ?? [];
+    const now = this.o.clock.now();
+    const out = new Set<string>();
+    // Chosen members count while they run (hot: they take the gray release from their watchers); for
+    // `restart` they are killed, and their replacements, started with the gray release, count instead.
+    const chosen = g.rollout !== 'restart';
+    for (const i of list) {
+      if (!ALIVE.has(i.state) || i.killing === true) continue;
+      if ((chosen && g.members.includes(i.taskId)) || (i.configRelease?.service === g.service && i.configRelease.env === g.env && i.configRelease.version === g.release)) out.add(i.taskId);
+    }
+    const seen = new Set(list.map((i) => i.taskId));
+    for (const [taskId, h] of this.handed) {
+      if (h.gray !== g.id) continue;
+      if (seen.has(taskId) || now - h.at > HANDED_MS) this.handed.delete(taskId);
+      else out.add(taskId);
+    }
+    return [...out].sort();
+  }
+
+  /** What an instance (`taskId`, if given) of (`service`, `env`) is to run: the gray release for its members, else the environment's. */
+  targetFor(service: string, env: string, taskId?: string): StoredRelease | undefined {
+    if (taskId !== undefined) {
+      const g = this.activeGray(service, env);
+      if (g !== undefined && this.grayMembers(g).includes(taskId)) return this.releases.get(scopeOf(service, env))?.find((r) => r.version === g.release);
+    }
+    return this.current(service, env);
   }
 
   release(service: string, env: string, version: number): ReleaseView {
@@ -402,17 +505,135 @@ export class ConfigCenter {
    * Makes a release of `service` in `env` from the templates at the ref and the values now; or
    * answers `unchanged` (and makes none) when the files would be the current release's.
    */
-  async makeRelease(service: string, env: string, o: { note?: string; by: string; rollout?: Rollout; deadlineMs?: number }): Promise<ReleaseOutcome> {
+  async makeRelease(service: string, env: string, o: { note?: string; by: string; rollout?: Rollout; deadlineMs?: number; gray?: GrayTarget }): Promise<ReleaseOutcome> {
     return this.oneAtATime(service, env, async () => {
       this.refuseDuringRollout(service, env);
-      const now = await this.renderNow(service, env);
       const last = this.current(service, env);
+      const mode = o.rollout ?? this.service(service).rollout;
+      const active = this.activeGray(service, env);
+      if (active !== undefined) throw new ConfigConflict(`the gray release ${active.release} of ${service} in ${env} is active: promote or abandon it before another release`);
+      const gray = o.gray !== undefined ? this.planGray(service, env, o.gray, last) : undefined;
+      const now = await this.renderNow(service, env);
       if (this.sameFiles(now.files, last)) return { change: 'unchanged' as const, release: last !== undefined ? this.view(last) : undefined };
       const change = last === undefined ? 'first' : last.templateCommit !== now.commit ? 'template-changed' : 'values-changed';
-      const release = await this.store({ service, env, files: now.files, templateCommit: now.commit, valuesVersion: now.valuesVersion, sharedVersion: now.sharedVersion, change, note: o.note ?? '', by: o.by });
-      await this.maybeRollOut(release, last?.version, o.rollout ?? this.service(service).rollout, o.deadlineMs, false);
+      const release = await this.store({ service, env, files: now.files, templateCommit: now.commit, valuesVersion: now.valuesVersion, sharedVersion: now.sharedVersion, change, note: o.note ?? '', by: o.by, ...(gray !== undefined ? { gray: { ...gray, rollout: mode } } : {}) });
+      if (gray !== undefined) await this.rollOutGray(this.grays.get(grayId(service, env, release.version))!, o.deadlineMs);
+      else await this.maybeRollOut(release, last?.version, mode, o.deadlineMs, false);
       return { change, release: this.view(release) };
     });
+  }
+
+  /**
+   * Who a gray release would be for, now: checked (a release before it, no other gray release,
+   * the named instances exist), its members chosen (the oldest task ids first for a count).
+   */
+  private planGray(service: string, env: string, target: GrayTarget, main: StoredRelease | undefined): Omit<StoredGray, 'id' | 'release' | 'rollout' | 'state' | 'by' | 'startedAt'> {
+    if (main === undefined) throw new ConfigConflict(`${service} has no release in ${env} yet: a gray release is tried beside one (make a release first)`);
+    const active = this.activeGray(service, env);
+    if (active !== undefined) throw new ConfigConflict(`the gray release ${active.release} of ${service} in ${env} is active: promote or abandon it first`);
+    const appId = this.service(service).apps[env];
+    const alive = (appId !== undefined ? (this.o.services?.instancesOf(appId) ?? []) : []).filter((i) => ALIVE.has(i.state));
+    const ids = alive.map((i) => i.taskId).sort();
+    let members: string[];
+    let size: number | undefined;
+    if (target.taskIds !== undefined) {
+      const unknown = target.taskIds.filter((t) => !ids.includes(t));
+      if (unknown.length > 0) throw new InvalidConfig(unknown.slice(0, 10).map((t) => ({ field: 'gray.taskIds', message: `${t.slice(0, 200)} is not a running instance of ${appId ?? `the app of ${service} in ${env} (none is linked)`}` })));
+      members = [...new Set(target.taskIds)].sort();
+      size = members.length;
+    } else if (target.agents !== undefined) {
+      const want = target.agents;
+      members = alive.filter((i) => agentMatches(want, i.host, i.attributes ?? {})).map((i) => i.taskId).sort();
+    } else {
+      const wanted = appId !== undefined ? (this.o.services?.wantedInstances(appId) ?? alive.length) : 0;
+      size = target.instances ?? Math.ceil((wanted * (target.percent ?? 0)) / 100);
+      members = ids.slice(0, size);
+    }
+    return { service, env, main: main.version, ...(appId !== undefined ? { appId } : {}), target, ...(size !== undefined ? { size } : {}), members };
+  }
+
+  /** With `restart`: the members are killed, and their replacements start with the gray release (deliveryFor); followed like a rollout. */
+  private async rollOutGray(g: StoredGray, deadlineMs: number | undefined): Promise<void> {
+    this.emit({ type: 'gray_started', service: g.service, env: g.env, release: g.release, main: g.main, members: [...g.members], by: g.by, at: new Date(g.startedAt).toISOString() });
+    this.notify(g.service, g.env);
+    if (g.rollout !== 'restart' || g.appId === undefined || g.members.length === 0 || this.o.services?.wantedInstances(g.appId) === undefined) return;
+    const now = this.o.clock.now();
+    const rollout: StoredRollout = {
+      id: g.id,
+      service: g.service,
+      env: g.env,
+      release: g.release,
+      appId: g.appId,
+      previous: g.main,
+      isRollback: false,
+      gray: true,
+      state: 'running',
+      startedAt: now,
+      deadline: now + (deadlineMs ?? this.o.services.rolloutDeadlineMs(g.appId) ?? DEFAULT_ROLLOUT_DEADLINE_MS),
+    };
+    try {
+      await this.o.services.killTasks(g.appId, g.members);
+    } catch (e) {
+      rollout.state = 'failed';
+      rollout.reason = `the members of the gray release could not be restarted: ${e instanceof Error ? e.message : String(e)}`;
+      rollout.endedAt = now;
+    }
+    await this.o.store.saveRollout(rollout);
+    this.rollouts.set(rollout.id, rollout);
+    this.emit({ type: rollout.state === 'running' ? 'rollout_started' : 'rollout_failed', service: rollout.service, env: rollout.env, id: rollout.id, release: rollout.release, appId: g.appId, ...(rollout.reason !== undefined ? { reason: rollout.reason } : {}), at: new Date(now).toISOString() });
+    if (rollout.state === 'running') this.scheduleCheck(rollout, ROLLOUT_CHECK_MS);
+  }
+
+  /**
+   * Completes the gray release `version`: it becomes the environment's release, rolled out to
+   * every instance as `rollout` says (the gray release's own mode by default).
+   */
+  async promote(service: string, env: string, version: number, o: { by: string; rollout?: Rollout; deadlineMs?: number }): Promise<ReleaseView> {
+    return this.oneAtATime(service, env, async () => {
+      const g = this.grayOf(service, env, version);
+      this.refuseDuringRollout(service, env);
+      await this.endGray(g, 'promoted', o.by, undefined);
+      await this.maybeRollOut(this.stored(service, env, version), g.main, o.rollout ?? g.rollout, o.deadlineMs, false);
+      return this.view(this.stored(service, env, version));
+    });
+  }
+
+  /** Ends the gray release `version`: its members go back to the environment's release (restarted when `rollout` is restart). */
+  async abandon(service: string, env: string, version: number, o: { by: string; rollout?: Rollout; reason?: string }): Promise<ReleaseView> {
+    return this.oneAtATime(service, env, async () => {
+      const g = this.grayOf(service, env, version);
+      this.refuseDuringRollout(service, env);
+      await this.abandonNow(g, o.by, o.rollout ?? g.rollout, o.reason);
+      return this.view(this.stored(service, env, version));
+    });
+  }
+
+  private grayOf(service: string, env: string, version: number): StoredGray {
+    this.stored(service, env, version);
+    const g = this.grays.get(grayId(service, env, version));
+    if (g === undefined) throw new ConfigConflict(`release ${version} of ${service} in ${env} is not a gray release`);
+    if (g.state !== 'active') throw new ConfigConflict(`the gray release ${version} of ${service} in ${env} was ${g.state} already`);
+    return g;
+  }
+
+  private async abandonNow(g: StoredGray, by: string, mode: Rollout, reason: string | undefined): Promise<void> {
+    const members = this.grayMembers(g);
+    await this.endGray(g, 'abandoned', by, reason);
+    if (mode === 'restart' && g.appId !== undefined && members.length > 0 && this.o.services?.wantedInstances(g.appId) !== undefined) {
+      // Killed and replaced: their replacements start with the environment's release.
+      await this.o.services.killTasks(g.appId, members);
+    }
+  }
+
+  private async endGray(g: StoredGray, state: 'promoted' | 'abandoned', by: string, reason: string | undefined): Promise<void> {
+    const members = this.grayMembers(g);
+    const ended: StoredGray = { ...g, members, state, endedAt: this.o.clock.now(), endedBy: by, ...(reason !== undefined ? { reason } : {}) };
+    await this.o.store.saveGray(ended);
+    Object.assign(g, ended);
+    for (const [taskId, h] of this.handed) if (h.gray === g.id) this.handed.delete(taskId);
+    this.o.log?.(`config: gray release ${g.release} of ${g.service} in ${g.env}: ${state} by ${by}${reason !== undefined ? ` (${reason})` : ''}`);
+    this.emit({ type: state === 'promoted' ? 'gray_promoted' : 'gray_abandoned', service: g.service, env: g.env, release: g.release, main: g.main, members, by, ...(reason !== undefined ? { reason } : {}), at: new Date(ended.endedAt!).toISOString() });
+    this.notify(g.service, g.env);
   }
 
   /** 409 while a rollout of (`service`, `env`) runs: one change of an environment at a time. */
@@ -426,6 +647,8 @@ export class ConfigCenter {
   async rollback(service: string, env: string, to: number, o: { note?: string; by: string; rollout?: Rollout; deadlineMs?: number }): Promise<ReleaseView> {
     return this.oneAtATime(service, env, async () => {
       this.refuseDuringRollout(service, env);
+      const active = this.activeGray(service, env);
+      if (active !== undefined) throw new ConfigConflict(`the gray release ${active.release} of ${service} in ${env} is active: promote or abandon it before a rollback`);
       const last = this.current(service, env);
       const target = this.stored(service, env, to);
       const files = target.files.map((f) => ({ name: f.name, destination: f.destination, mode: f.mode, sha256: f.sha256, content: this.o.sealer.open(f.sealed, fileContext(service, env, to, f.name)) }));
@@ -495,7 +718,8 @@ export class ConfigCenter {
   /** Where a running rollout stands: how many instances run the release and are healthy, of how many. */
   rolloutProgress(r: StoredRollout): { onRelease: number; wanted: number; deploymentRunning: boolean; waitingFor?: string } {
     const services = this.o.services;
-    const wanted = services?.wantedInstances(r.appId) ?? 0;
+    const gray = r.gray === true ? this.grays.get(r.id) : undefined;
+    const wanted = gray !== undefined ? (gray.size ?? gray.members.length) : (services?.wantedInstances(r.appId) ?? 0);
     const onRelease = (services?.instancesOf(r.appId) ?? []).filter((i) => i.configRelease?.service === r.service && i.configRelease.env === r.env && i.configRelease.version === r.release && i.state === 'TASK_RUNNING' && i.healthy !== false).length;
     const deploymentRunning = r.deploymentId !== undefined && services !== undefined && services.deploymentRunning(r.deploymentId);
     const waitingFor = r.state !== 'running' ? undefined : onRelease < wanted ? `${wanted - onRelease} of ${wanted} instance(s) to run release ${r.release} and be healthy` : deploymentRunning ? `the deployment ${r.deploymentId} to finish` : undefined;
@@ -520,6 +744,20 @@ export class ConfigCenter {
       return;
     }
     const reason = `after ${Math.round((now - r.startedAt) / 1000)} s, ${p.onRelease} of ${p.wanted} instance(s) run release ${r.release} and are healthy${p.deploymentRunning ? `; the deployment ${r.deploymentId} is still under way` : ''}`;
+    if (r.gray === true) {
+      // A gray release that fails goes no further: abandoned, its members back on the environment's release.
+      const g = this.grays.get(r.id);
+      let problem: string | undefined;
+      if (g?.state === 'active') {
+        try {
+          await this.abandonNow(g, 'slipway-config', 'restart', `its rollout failed: ${reason}`);
+        } catch (e) {
+          problem = e instanceof Error ? e.message : String(e);
+        }
+      }
+      await this.endRollout(r, 'failed', problem === undefined ? `${reason}; the gray release is abandoned` : `${reason}; abandoning the gray release failed: ${problem}`);
+      return;
+    }
     if (r.isRollback || r.previous === undefined) {
       await this.endRollout(r, 'failed', reason);
       return;
@@ -575,9 +813,9 @@ export class ConfigCenter {
     }
   }
 
-  private async store(o: { service: string; env: string; files: readonly { name: string; destination: string; mode: string; sha256: string; content: string }[]; templateCommit: string; valuesVersion: number; sharedVersion: number; change: StoredRelease['change']; rolledBackTo?: number; note: string; by: string }): Promise<StoredRelease> {
+  private async store(o: { service: string; env: string; files: readonly { name: string; destination: string; mode: string; sha256: string; content: string }[]; templateCommit: string; valuesVersion: number; sharedVersion: number; change: StoredRelease['change']; rolledBackTo?: number; note: string; by: string; gray?: Omit<StoredGray, 'id' | 'release' | 'state' | 'by' | 'startedAt'> }): Promise<StoredRelease> {
     const s = this.service(o.service);
-    const version = (this.current(o.service, o.env)?.version ?? 0) + 1;
+    const version = (this.newest(o.service, o.env)?.version ?? 0) + 1;
     const at = this.o.clock.now();
     const release: StoredRelease = {
       service: o.service,
@@ -594,18 +832,16 @@ export class ConfigCenter {
       createdBy: o.by,
       createdAt: at,
     };
-    // One write: the release is there whole, or not at all.
+    // A gray release's record first (one without its release is dropped at load), then the release
+    // in one write: it is there whole, or not at all; in memory both at once, before watchers hear.
+    const gray: StoredGray | undefined = o.gray !== undefined ? { ...o.gray, id: grayId(o.service, o.env, version), release: version, state: 'active', by: o.by, startedAt: at } : undefined;
+    if (gray !== undefined) await this.o.store.saveGray(gray);
     await this.o.store.appendRelease(release);
+    if (gray !== undefined) this.grays.set(gray.id, gray);
     this.listOf(this.releases, scopeOf(o.service, o.env)).push(release);
-    for (const w of [...(this.watchers.get(scopeOf(o.service, o.env)) ?? [])]) {
-      try {
-        w(release);
-      } catch (e) {
-        this.o.log?.(`config: a watcher of ${o.service}/${o.env} failed: ${e instanceof Error ? e.message : String(e)}`);
-      }
-    }
+    this.notify(o.service, o.env);
     this.o.log?.(`config: ${o.service} in ${o.env}: release ${version} (${o.change}) by ${o.by}`);
-    this.emit({ type: 'release_created', service: o.service, env: o.env, version, change: o.change, ...(o.rolledBackTo !== undefined ? { rolledBackTo: o.rolledBackTo } : {}), by: o.by, at: new Date(at).toISOString() });
+    this.emit({ type: 'release_created', service: o.service, env: o.env, version, change: o.change, ...(o.rolledBackTo !== undefined ? { rolledBackTo: o.rolledBackTo } : {}), ...(gray !== undefined ? { gray: true } : {}), by: o.by, at: new Date(at).toISOString() });
     // The audit copy after the watchers are told (a git commit is tens of ms they need not wait
     // for); the release's answer waits for it. A release whose copy was not made (a crash in
     // between, git failing) is committed at the next start (recoverAudit).
@@ -668,22 +904,43 @@ export class ConfigCenter {
 
   // --- delivery: the files of a release, and watchers ----------------------------------------
 
-  /** The files of the current release (or of `version`), with their digests. */
-  files(service: string, env: string, version?: number): { release: ReleaseView } {
+  /** The files of the current release (or of `version`, or of what instance `taskId` is to run), with their digests. */
+  files(service: string, env: string, version?: number, taskId?: string): { release: ReleaseView } {
     this.scope(service, env);
-    const r = version !== undefined ? this.stored(service, env, version) : this.current(service, env);
+    const r = version !== undefined ? this.stored(service, env, version) : this.targetFor(service, env, taskId);
     if (r === undefined) throw new ConfigNotFound(`${service} has no release in ${env} yet`);
     return { release: viewOf(r) };
   }
 
+  /** Tells the watchers of (`service`, `env`) that what it serves may have changed. */
+  private notify(service: string, env: string): void {
+    for (const w of [...(this.watchers.get(scopeOf(service, env)) ?? [])]) {
+      try {
+        w();
+      } catch (e) {
+        this.o.log?.(`config: a watcher of ${service}/${env} failed: ${e instanceof Error ? e.message : String(e)}`);
+      }
+    }
+  }
+
   /**
-   * Resolves with the first release of (`service`, `env`) newer than `since`: at once if there is
-   * one, else when it is made, or undefined after `timeoutMs` (at most MAX_WATCH_MS) or on `signal`.
+   * Whether `r`, what a watcher is to run now, is news to one that has `since`: newer; or, for an
+   * instance's watcher (`taskId`), any other release (a gray release abandoned sends its members
+   * back to an older one).
    */
-  watch(service: string, env: string, since: number, timeoutMs: number, signal?: AbortSignal): Promise<ReleaseView | undefined> {
+  private isNews(r: StoredRelease | undefined, since: number, taskId: string | undefined): r is StoredRelease {
+    return r !== undefined && (r.version > since || (taskId !== undefined && r.version !== since));
+  }
+
+  /**
+   * Resolves with what (`service`, `env`) serves (instance `taskId`, if given: a gray release's
+   * member gets it) once it is news to `since` (isNews): at once if it is, else when it changes,
+   * or undefined after `timeoutMs` (at most MAX_WATCH_MS) or on `signal`.
+   */
+  watch(service: string, env: string, since: number, timeoutMs: number, signal?: AbortSignal, taskId?: string): Promise<ReleaseView | undefined> {
     this.scope(service, env);
-    const last = this.current(service, env);
-    if (last !== undefined && last.version > since) return Promise.resolve(viewOf(last));
+    const now = this.targetFor(service, env, taskId);
+    if (this.isNews(now, since, taskId)) return Promise.resolve(viewOf(now));
     const key = scopeOf(service, env);
     if (signal?.aborted === true) return Promise.resolve(undefined);
     return new Promise((resolve) => {
@@ -696,7 +953,10 @@ export class ConfigCenter {
         signal?.removeEventListener('abort', abort);
         resolve(r !== undefined ? viewOf(r) : undefined);
       };
-      const on = (r: StoredRelease) => done(r);
+      const on = () => {
+        const r = this.targetFor(service, env, taskId);
+        if (this.isNews(r, since, taskId)) done(r);
+      };
       const abort = () => done(undefined);
       const timer = this.o.clock.setTimer(Math.min(Math.max(timeoutMs, 0), MAX_WATCH_MS), () => done(undefined));
       set.add(on);
@@ -706,14 +966,25 @@ export class ConfigCenter {
 
   /**
    * What an instance of (`service`, `env`) starts with (the services framework's ConfigPort): the
-   * current release's files, each with a signed URL the agent's fetcher uses without a token,
+   * current release's files (or, while a gray release is active, its files for the instances it
+   * is for: `placement`), each with a signed URL the agent's fetcher uses without a token,
    * good for FETCH_URL_TTL_MS. Undefined when there is no release (or no such service).
    */
-  deliveryFor(service: string, env: string, appId: string): { service: string; env: string; server: string; release: number; files: { name: string; destination: string; mode: string; sha256: string; url: string }[] } | undefined {
+  deliveryFor(service: string, env: string, appId: string, placement?: { taskId: string; hostname: string; attributes: Readonly<Record<string, string>> }): { service: string; env: string; server: string; release: number; files: { name: string; destination: string; mode: string; sha256: string; url: string }[] } | undefined {
     // Only to the app the service names in that environment: an app's labels alone link nothing.
     if (this.services.get(service)?.apps[env] !== appId) return undefined;
-    const r = this.environments.has(env) ? this.current(service, env) : undefined;
+    let r = this.environments.has(env) ? this.current(service, env) : undefined;
     if (r === undefined) return undefined;
+    const g = placement !== undefined ? this.activeGray(service, env) : undefined;
+    if (g !== undefined && placement !== undefined && g.appId === appId) {
+      // A gray release by agents goes to every instance on a matching agent; by count, while
+      // fewer than its size run it (those handed it in this pass counted, not yet instances).
+      const gets = g.target.agents !== undefined ? agentMatches(g.target.agents, placement.hostname, placement.attributes) : this.grayMembers(g).length < (g.size ?? 0);
+      if (gets) {
+        this.handed.set(placement.taskId, { gray: g.id, at: this.o.clock.now() });
+        r = this.stored(service, env, g.release);
+      }
+    }
     const expires = this.o.clock.now() + FETCH_URL_TTL_MS;
     return {
       service,
@@ -748,46 +1019,59 @@ export class ConfigCenter {
    * pending (values or shared values newer than the current release's, or the ref now at
    * another commit than the release's).
    */
-  async instances(service: string, env: string): Promise<{ appId: string | undefined; release: number | undefined; pending: { values: boolean; shared: boolean; templates: boolean }; instances: (ConfigInstance & { release: number | undefined; stale: boolean; why: string[] })[] }> {
+  async instances(service: string, env: string): Promise<{ appId: string | undefined; release: number | undefined; gray?: { release: number; members: string[] }; pending: { values: boolean; shared: boolean; templates: boolean }; instances: (ConfigInstance & { release: number | undefined; target?: number; gray?: true; stale: boolean; why: string[] })[] }> {
     const s = this.service(service);
     this.environment(env);
     const current = this.current(service, env);
+    // Pending edits: since the newest release (a gray release rendered them too).
+    const newest = this.newest(service, env);
     const own = this.latest(scopeOf(service, env))?.version ?? 0;
     const shared = this.latest(scopeOf(SHARED, env))?.version ?? 0;
     let templates = false;
-    if (current !== undefined) {
+    if (newest !== undefined) {
       try {
-        templates = (await this.o.templates.resolve(s.repo, s.ref)) !== current.templateCommit;
+        templates = (await this.o.templates.resolve(s.repo, s.ref)) !== newest.templateCommit;
       } catch {
         templates = false; // The repository cannot be read now: nothing known to be pending there.
       }
     }
-    const pending = { values: current !== undefined && own > current.valuesVersion, shared: current !== undefined && shared > current.sharedVersion, templates };
+    const pending = { values: newest !== undefined && own > newest.valuesVersion, shared: newest !== undefined && shared > newest.sharedVersion, templates };
     const appId = s.apps[env];
     const list = appId !== undefined ? (this.o.services?.instancesOf(appId) ?? []) : [];
+    const gray = this.activeGray(service, env);
+    const members = new Set(gray !== undefined ? this.grayMembers(gray, list) : []);
     return {
       appId,
       release: current?.version,
+      ...(gray !== undefined ? { gray: { release: gray.release, members: [...members] } } : {}),
       pending,
       instances: list.map((i) => {
         const release = i.configRelease !== undefined && i.configRelease.service === service && i.configRelease.env === env ? i.configRelease.version : undefined;
+        const target = gray !== undefined && members.has(i.taskId) ? gray.release : current?.version;
         const why: string[] = [];
-        if (current !== undefined && (release === undefined || release < current.version)) why.push(release === undefined ? 'started without a release of this service' : `started with release ${release}; release ${current.version} is newer`);
+        if (target !== undefined && release !== target) why.push(release === undefined ? 'started without a release of this service' : `started with release ${release}; it is to run release ${target}${target === gray?.release ? ' (gray)' : ''}`);
         if (pending.values) why.push('values edited since the release');
         if (pending.shared) why.push('shared values edited since the release');
         if (pending.templates) why.push(`templates changed at ${s.ref} since the release`);
-        return { ...i, release, stale: why.length > 0, why };
+        return { ...i, release, ...(target !== undefined ? { target } : {}), ...(gray !== undefined && members.has(i.taskId) ? { gray: true } : {}), stale: why.length > 0, why };
       }),
     };
   }
 
-  /** Calls `fn` with every release of (`service`, `env`) from now on, until the returned function is called. */
-  follow(service: string, env: string, fn: (r: ReleaseView) => void): () => void {
+  /**
+   * Calls `fn` with what (`service`, `env`) serves (to instance `taskId`, if given) each time it may
+   * have changed from now on (the same release may come again: the caller keeps what it sent),
+   * until the returned function is called.
+   */
+  follow(service: string, env: string, fn: (r: ReleaseView) => void, taskId?: string): () => void {
     this.scope(service, env);
     const key = scopeOf(service, env);
     const set = this.watchers.get(key) ?? new Set();
     this.watchers.set(key, set);
-    const on = (r: StoredRelease) => fn(viewOf(r));
+    const on = () => {
+      const r = this.targetFor(service, env, taskId);
+      if (r !== undefined) fn(viewOf(r));
+    };
     set.add(on);
     return () => {
       set.delete(on);
@@ -825,6 +1109,15 @@ export class ConfigCenter {
     await Promise.allSettled([...this.releasing.values()]);
     await this.o.store.close();
   }
+}
+
+function rolloutSummary(r: StoredRollout): { id: string; state: StoredRollout['state']; reason?: string } {
+  return { id: r.id, state: r.state, ...(r.reason !== undefined ? { reason: r.reason } : {}) };
+}
+
+/** Whether an agent (its hostname and attributes) has every pair of `want` (`hostname` matches the hostname unless the agent has an attribute of that name). */
+function agentMatches(want: Readonly<Record<string, string>>, hostname: string, attributes: Readonly<Record<string, string>>): boolean {
+  return Object.entries(want).every(([k, v]) => (Object.hasOwn(attributes, k) ? attributes[k] : k === 'hostname' ? hostname : undefined) === v);
 }
 
 function isSealed(v: StoredValue | undefined): v is { $sealed: string } {

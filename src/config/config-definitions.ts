@@ -1,9 +1,11 @@
+import { secretName } from '../core/secret-name.ts';
 import { InvalidConfig, type ConfigProblem } from './config-errors.ts';
 
 /**
  * The config center's documents, as `PUT` takes them and `GET` answers them (docs/config.md):
  *
- *   service      {repo, ref, files: [{name, template, destination, mode?}], apps?: {env: appId}, rollout?}
+ *   service      {repo, ref, files: [{name, template, destination, mode?}], apps?: {env: appId}, rollout?,
+ *                apollo?: {accessKeySecret: "<secret name>"}}
  *   environment  {description?}
  *   values       {"key": <any JSON>, "password": {"$secret": "..."}}   (per service and environment,
  *                and shared per environment)
@@ -37,6 +39,16 @@ export interface ConfigService {
   apps: Record<string, string>;
   /** How a release reaches running instances unless the release says otherwise. */
   rollout: Rollout;
+  /** Apollo's client API: absent, or the access key its clients sign with (docs/config.md). */
+  apollo?: ApolloSettings;
+}
+
+export interface ApolloSettings {
+  /**
+   * The name (never the value) of the secret store's secret that is the access key of the appId:
+   * Apollo clients that sign their requests with it (`apollo.access-key.secret`) need no token.
+   */
+  accessKeySecret: string;
 }
 
 export interface ConfigEnvironment {
@@ -89,7 +101,7 @@ export function parseService(name: string, json: unknown): ConfigService {
   const bad = (field: string, message: string) => void problems.push({ field, message });
   if (!isConfigName(name)) bad('name', `${JSON.stringify(name.slice(0, 120))} is not a valid service name: ${NAME_RULE}`);
   if (!isObject(json)) throw new InvalidConfig([...problems, { field: '', message: `the body must be a JSON object, not ${describe(json)}` }]);
-  unknownFields(json, ['name', 'repo', 'ref', 'files', 'apps', 'rollout'], '', bad);
+  unknownFields(json, ['name', 'repo', 'ref', 'files', 'apps', 'rollout', 'apollo'], '', bad);
   if (json['name'] !== undefined && json['name'] !== name) bad('name', `is ${JSON.stringify(json['name'])} in the body but ${JSON.stringify(name)} in the URL`);
   const service: ConfigService = { name, repo: '', ref: 'main', files: [], apps: {}, rollout: 'restart' };
   const repo = json['repo'];
@@ -152,6 +164,19 @@ export function parseService(name: string, json: unknown): ConfigService {
   if (rollout !== undefined) {
     if (typeof rollout !== 'string' || !(ROLLOUTS as readonly string[]).includes(rollout)) bad('rollout', `must be one of ${ROLLOUTS.join(', ')}`);
     else service.rollout = rollout as Rollout;
+  }
+  const apollo = json['apollo'];
+  if (apollo !== undefined) {
+    if (!isObject(apollo)) bad('apollo', `must be an object {"accessKeySecret": "<secret name>"}, not ${describe(apollo)}`);
+    else {
+      unknownFields(apollo, ['accessKeySecret'], 'apollo', bad);
+      const key = apollo['accessKeySecret'];
+      const n = typeof key === 'string' ? secretName(key) : undefined;
+      if (key === undefined) bad('apollo.accessKeySecret', 'is required: the name of a secret of the secret store (slipway secret put NAME)');
+      else if (n === undefined) bad('apollo.accessKeySecret', `must be the name of a secret of the secret store (slipway secret put NAME), not ${describe(key)}`);
+      else if ('problem' in n) bad('apollo.accessKeySecret', n.problem);
+      else service.apollo = { accessKeySecret: n.name };
+    }
   }
   if (problems.length > 0) throw new InvalidConfig(problems);
   return service;

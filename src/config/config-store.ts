@@ -71,10 +71,51 @@ export interface StoredRollout {
   endedAt?: number;
   /** The rollout of the rollback release a failure started. */
   rolledBackBy?: string;
+  /** The rollout of a gray release to its subset (a failure abandons the gray release instead of rolling back). */
+  gray?: boolean;
+}
+
+/**
+ * Who a gray release is for (exactly one): `instances` of the linked app, a `percent` of them
+ * (rounded up), the instances named by task id (`taskIds`), or those on agents whose attributes
+ * (or `hostname`) match every pair of `agents`.
+ */
+export interface GrayTarget {
+  instances?: number;
+  percent?: number;
+  taskIds?: string[];
+  agents?: Record<string, string>;
+}
+
+/**
+ * A gray release: release `release` for a subset of the linked app's instances while the others
+ * keep `main`, until it is promoted (it becomes the environment's release) or abandoned (the
+ * subset goes back to `main`). `members`: the instances chosen when it started; an instance that
+ * started with the gray release is one too, and a new instance gets it while fewer than `size`
+ * run it (for `agents`: when its agent matches).
+ */
+export interface StoredGray {
+  id: string;
+  service: string;
+  env: string;
+  release: number;
+  main: number;
+  appId?: string;
+  target: GrayTarget;
+  size?: number;
+  members: string[];
+  rollout: 'restart' | 'hot' | 'none';
+  state: 'active' | 'promoted' | 'abandoned';
+  reason?: string;
+  by: string;
+  startedAt: number;
+  endedAt?: number;
+  endedBy?: string;
 }
 
 export interface ConfigStore {
-  load(): Promise<{ services: ConfigService[]; environments: ConfigEnvironment[]; values: StoredValues[]; releases: StoredRelease[]; rollouts: StoredRollout[] }>;
+  load(): Promise<{ services: ConfigService[]; environments: ConfigEnvironment[]; values: StoredValues[]; releases: StoredRelease[]; rollouts: StoredRollout[]; grays: StoredGray[] }>;
+  saveGray(gray: StoredGray): Promise<void>;
   saveService(service: ConfigService): Promise<void>;
   deleteService(name: string): Promise<void>;
   saveEnvironment(env: ConfigEnvironment): Promise<void>;

@@ -7,7 +7,11 @@
 export interface ConfigInstance {
   taskId: string;
   host: string;
+  /** The attributes of the instance's agent, as its offers carry them (gray releases by attribute). */
+  attributes?: Record<string, string>;
   state: string;
+  /** Being killed (it counts no more). */
+  killing?: boolean;
   healthy?: boolean;
   /** The release the instance started with, when it got one. */
   configRelease?: { service: string; env: string; version: number };
@@ -29,6 +33,11 @@ export interface ServicesPort {
    * upgradeStrategy (rolloutDeadlineOf); undefined when there is no such app.
    */
   rolloutDeadlineMs(appId: string): number | undefined;
+  /**
+   * Kills these instances of the app, which the framework replaces (Marathon's kill without
+   * scale): a gray release's subset restarted onto it, or back onto the main release.
+   */
+  killTasks(appId: string, taskIds: readonly string[]): Promise<void>;
   /** Whether the deployment is still under way. */
   deploymentRunning(id: string): boolean;
 }

@@ -25,13 +25,15 @@ export interface ConfigReleaseView {
   createdBy: string;
   createdAt: string;
   rollout?: { id: string; state: 'running' | 'succeeded' | 'failed'; reason?: string };
+  gray?: { id: string; state: 'active' | 'promoted' | 'abandoned'; main: number; size?: number; members: string[]; rollout?: { id: string; state: 'running' | 'succeeded' | 'failed'; reason?: string }; reason?: string };
 }
 
-/** How a release or rollback is made and rolled out. */
+/** How a release or rollback is made and rolled out; `gray`: a gray release, for whom (release only). */
 export interface ReleaseOptions {
   note?: string;
   rollout?: 'restart' | 'hot' | 'none';
   deadlineSeconds?: number;
+  gray?: { instances: number } | { percent: number } | { taskIds: string[] } | { agents: Record<string, string> };
 }
 
 export interface ConfigRolloutView {
@@ -139,6 +141,16 @@ export class ConfigClient {
     return this.json('POST', `${this.scope(service, env)}/rollback`, { to, ...o });
   }
 
+  /** Completes a gray release: the environment's release from now on, rolled out to every instance. */
+  promote(service: string, env: string, version: number, o: Omit<ReleaseOptions, 'gray' | 'note'> = {}): Promise<ConfigReleaseView> {
+    return this.json('POST', `${this.scope(service, env)}/releases/${version}/promote`, o);
+  }
+
+  /** Ends a gray release: its instances go back to the environment's release. */
+  abandon(service: string, env: string, version: number, o: { rollout?: ReleaseOptions['rollout']; note?: string } = {}): Promise<ConfigReleaseView> {
+    return this.json('POST', `${this.scope(service, env)}/releases/${version}/abandon`, o);
+  }
+
   rollout(service: string, env: string, id: string): Promise<ConfigRolloutView> {
     return this.json('GET', `${this.scope(service, env)}/rollouts/${encodeURIComponent(id)}`);
   }
@@ -147,8 +159,9 @@ export class ConfigClient {
     return this.json('GET', `${this.scope(service, env)}/instances`);
   }
 
-  files(service: string, env: string): Promise<{ release: number; files: { name: string; destination: string; mode: string; sha256: string; url: string }[] }> {
-    return this.json('GET', `/config/v1/files?service=${encodeURIComponent(service)}&env=${encodeURIComponent(env)}`);
+  /** `instance`: the task asking (MESOS_TASK_ID), which a gray release may be for. */
+  files(service: string, env: string, instance?: string): Promise<{ release: number; files: { name: string; destination: string; mode: string; sha256: string; url: string }[] }> {
+    return this.json('GET', `/config/v1/files?service=${encodeURIComponent(service)}&env=${encodeURIComponent(env)}${instance !== undefined ? `&instance=${encodeURIComponent(instance)}` : ''}`);
   }
 
   async fileContent(url: string): Promise<string> {
@@ -156,8 +169,8 @@ export class ConfigClient {
   }
 
   /** Long poll: the first release newer than `since`, or undefined when none came within `waitSeconds`. */
-  async watch(service: string, env: string, since: number, waitSeconds: number, signal?: AbortSignal): Promise<ConfigReleaseView | undefined> {
-    const r = await this.call('GET', `/config/v1/watch?service=${encodeURIComponent(service)}&env=${encodeURIComponent(env)}&since=${since}&wait=${waitSeconds}`, undefined, signal);
+  async watch(service: string, env: string, since: number, waitSeconds: number, signal?: AbortSignal, instance?: string): Promise<ConfigReleaseView | undefined> {
+    const r = await this.call('GET', `/config/v1/watch?service=${encodeURIComponent(service)}&env=${encodeURIComponent(env)}&since=${since}&wait=${waitSeconds}${instance !== undefined ? `&instance=${encodeURIComponent(instance)}` : ''}`, undefined, signal);
     return r.status === 304 ? undefined : (JSON.parse(r.text) as { release: ConfigReleaseView }).release;
   }
 }

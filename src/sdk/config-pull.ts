@@ -38,10 +38,10 @@ function under(dir: string, destination: string): string {
 }
 
 /** Pulls the current release into `dir`; answers it and whether anything changed on disk. */
-export async function pullRelease(client: ConfigClient, service: string, env: string, dirIn: string): Promise<{ state: PulledState; changed: boolean }> {
+export async function pullRelease(client: ConfigClient, service: string, env: string, dirIn: string, instance?: string): Promise<{ state: PulledState; changed: boolean }> {
   const dir = resolve(dirIn);
   const before = await readPulled(dir);
-  const listing = await client.files(service, env);
+  const listing = await client.files(service, env, instance);
   const files: PulledState['files'] = [];
   let changed = before === undefined || before.release !== listing.release;
   for (const f of listing.files) {

@@ -1,9 +1,11 @@
 import type { FastifyInstance } from 'fastify';
 import { join } from 'node:path';
 import type { HttpGate } from '../auth/http-gate.ts';
+import type { SecretRegistry } from '../auth/secret-registry.ts';
 import { ConfigCenter, type ConfigSealer } from '../config/config-center.ts';
-import { apolloRoutes, APOLLO_ACCESS_RULES } from '../config/http/apollo-routes.ts';
+import { apolloAccessRules, apolloRoutes } from '../config/http/apollo-routes.ts';
 import { configRoutes, CONFIG_ACCESS_RULES } from '../config/http/config-routes.ts';
+import { pullScriptRoutes, PULL_SCRIPT_ACCESS_RULES } from '../config/http/pull-script.ts';
 import { ReleaseRepository } from '../config/release-repository.ts';
 import { rolloutDeadlineOf, type ServicesPort } from '../config/services-port.ts';
 import type { AppsFramework } from '../frameworks/apps/apps-framework.ts';
@@ -22,6 +24,8 @@ import { prepareDataDir } from './data-dir.ts';
 export interface ConfigService {
   center: ConfigCenter;
   dataDir: string;
+  /** The config center's clock (Apollo's signatures are held against it too). */
+  clock: Clock;
   close(): Promise<void>;
 }
 
@@ -29,6 +33,7 @@ export interface ConfigService {
 export async function startConfigService(o: { dataDir: string; sealer: ConfigSealer; server: () => string; services?: ServicesPort; clock?: Clock; log?: (line: string) => void }): Promise<ConfigService> {
   await prepareDataDir(o.dataDir, 'config center');
   const store = await KyselyConfigStore.open(sqliteDatabases(o.dataDir));
+  const clock = o.clock ?? new SystemClock();
   let center: ConfigCenter;
   try {
     center = await ConfigCenter.open({
@@ -36,7 +41,7 @@ export async function startConfigService(o: { dataDir: string; sealer: ConfigSea
       sealer: o.sealer,
       templates: new TemplateSource(join(o.dataDir, 'templates')),
       audit: new ReleaseRepository(join(o.dataDir, 'releases')),
-      clock: o.clock ?? new SystemClock(),
+      clock,
       // The key of the signed URLs of tasks' files: the config center's own, 0600, made on first start.
       fetchKey: loadSecretKey(join(o.dataDir, 'fetch.key'), { create: true }),
       server: o.server,
@@ -47,14 +52,20 @@ export async function startConfigService(o: { dataDir: string; sealer: ConfigSea
     await store.close();
     throw e;
   }
-  return { center, dataDir: o.dataDir, close: () => center.close() };
+  return { center, dataDir: o.dataDir, clock, close: () => center.close() };
 }
 
-/** `/config/v1` and Apollo's client API on `app`, behind `gate`. */
-export function mountConfigApi(app: FastifyInstance, service: ConfigService, o: { gate: HttpGate }): void {
+/**
+ * `/config/v1` and Apollo's client API on `app`, behind `gate`. `secrets`: the secret store, which
+ * holds the access keys of Apollo's appIds (the config center knows their names only, and asks
+ * for a value here, at each signed request, so that a new version of the secret holds at once).
+ */
+export function mountConfigApi(app: FastifyInstance, service: ConfigService, o: { gate: HttpGate; secrets: Pick<SecretRegistry, 'value'> }): void {
   o.gate.addRules(CONFIG_ACCESS_RULES);
-  o.gate.addRules(APOLLO_ACCESS_RULES);
+  o.gate.addRules(PULL_SCRIPT_ACCESS_RULES);
+  o.gate.addRules(apolloAccessRules(service.center, { secretValue: (name) => o.secrets.value(name), now: () => service.clock.now() }));
   configRoutes(app, service.center);
+  pullScriptRoutes(app);
   apolloRoutes(app, service.center);
 }
 
@@ -66,7 +77,9 @@ export function servicesPortOf(framework: AppsFramework): ServicesPort {
       view.instancesOf(appId).map((i) => ({
         taskId: i.taskId,
         host: i.host,
+        attributes: { ...(view.agents.get(i.agentId)?.attributes ?? {}) },
         state: i.state,
+        ...(i.killing ? { killing: true } : {}),
         // With a health check, healthy only once it passed; without one, running is enough.
         ...(i.hasHealthCheck ? { healthy: i.healthy === true } : {}),
         ...(i.configRelease !== undefined ? { configRelease: { ...i.configRelease } } : {}),
@@ -75,6 +88,9 @@ export function servicesPortOf(framework: AppsFramework): ServicesPort {
     restart: async (appId, o) => {
       const r = await framework.deploy((declared) => declared, { force: o.force, restart: [appId] });
       return { deploymentId: r.deploymentId };
+    },
+    killTasks: async (appId, taskIds) => {
+      await framework.killTasks((v) => taskIds.filter((id) => v.instance(id)?.appId === appId), {});
     },
     rolloutDeadlineMs: (appId) => {
       const def = view.app(appId)?.def;
@@ -100,6 +116,11 @@ export function lateServicesPort(framework: () => AppsFramework | undefined): Se
       const p = port();
       if (p === undefined) throw new Error('the services framework is not started yet');
       return p.restart(appId, o);
+    },
+    killTasks: async (appId, taskIds) => {
+      const p = port();
+      if (p === undefined) throw new Error('the services framework is not started yet');
+      return p.killTasks(appId, taskIds);
     },
     rolloutDeadlineMs: (appId) => port()?.rolloutDeadlineMs(appId),
     deploymentRunning: (id) => port()?.deploymentRunning(id) ?? false,

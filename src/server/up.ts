@@ -95,7 +95,7 @@ export async function up(o: UpOptions): Promise<Up> {
       try {
         service = await startAppsService({
           transport: new InProcessScheduler(core, 'slipway-apps'),
-          config: { deliveryFor: (s, e, appId) => config?.center.deliveryFor(s, e, appId) },
+          config: { deliveryFor: (s, e, appId, placement) => config?.center.deliveryFor(s, e, appId, placement) },
           dataDir: join(dataDir, 'apps'),
           masterUrl: 'in-process',
           ...(o.log !== undefined ? { log: o.log } : {}),
@@ -116,7 +116,7 @@ export async function up(o: UpOptions): Promise<Up> {
         throw e;
       }
       mountCiApi(app, ci, { gate, ...(o.ciMaxArtifactBytes !== undefined ? { maxArtifactBytes: o.ciMaxArtifactBytes } : {}) });
-      mountConfigApi(app, config, { gate });
+      mountConfigApi(app, config, { gate, secrets: auth.secrets });
     },
   });
   url = master.url;

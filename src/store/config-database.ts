@@ -1,6 +1,7 @@
 import type { ColumnType, Migration } from 'kysely';
 import { migration0001Config } from './migrations/config/0001-config.ts';
 import { migration0002Rollouts } from './migrations/config/0002-rollouts.ts';
+import { migration0003Grays } from './migrations/config/0003-grays.ts';
 
 /** The tables of the config center's database (`config.db`), as Kysely sees them, and its migrations. */
 
@@ -39,10 +40,12 @@ export interface ConfigDatabase {
   config_values: ConfigValuesTable;
   releases: ReleasesTable;
   rollouts: RolloutsTable;
+  grays: RolloutsTable;
 }
 
 /** Every migration of the config database, by name. Append only (see master-database.ts). */
 export const CONFIG_MIGRATIONS: Readonly<Record<string, Migration>> = {
   '0001-config': migration0001Config,
   '0002-rollouts': migration0002Rollouts,
+  '0003-grays': migration0003Grays,
 };

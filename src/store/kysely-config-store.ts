@@ -1,6 +1,6 @@
 import type { Kysely } from 'kysely';
 import type { ConfigEnvironment, ConfigService } from '../config/config-definitions.ts';
-import type { ConfigStore, StoredRelease, StoredRollout, StoredValues } from '../config/config-store.ts';
+import type { ConfigStore, StoredGray, StoredRelease, StoredRollout, StoredValues } from '../config/config-store.ts';
 import { CallQueue } from './call-queue.ts';
 import type { ConfigDatabase } from './config-database.ts';
 import { fromJson, toJson } from './json-column.ts';
@@ -29,7 +29,8 @@ export class KyselyConfigStore implements ConfigStore {
       const values = (await this.db.selectFrom('config_values').selectAll().orderBy('version').execute()).map((r) => fromJson(r.doc) as StoredValues);
       const releases = (await this.db.selectFrom('releases').selectAll().orderBy('version').execute()).map((r) => fromJson(r.doc) as StoredRelease);
       const rollouts = (await this.db.selectFrom('rollouts').selectAll().orderBy('started_at').execute()).map((r) => fromJson(r.doc) as StoredRollout);
-      return { services, environments, values, releases, rollouts };
+      const grays = (await this.db.selectFrom('grays').selectAll().orderBy('started_at').execute()).map((r) => fromJson(r.doc) as StoredGray);
+      return { services, environments, values, releases, rollouts, grays };
     });
   }
 
@@ -86,6 +87,13 @@ export class KyselyConfigStore implements ConfigStore {
     const doc = toJson(r);
     return this.calls.run('save rollout', async () => {
       await this.db.insertInto('rollouts').values({ id: r.id, started_at: r.startedAt, doc }).onConflict((oc) => oc.column('id').doUpdateSet({ doc })).execute();
+    });
+  }
+
+  saveGray(g: StoredGray): Promise<void> {
+    const doc = toJson(g);
+    return this.calls.run('save gray', async () => {
+      await this.db.insertInto('grays').values({ id: g.id, started_at: g.startedAt, doc }).onConflict((oc) => oc.column('id').doUpdateSet({ doc })).execute();
     });
   }
 

@@ -100,15 +100,50 @@ export function registerConfig(program: Command): void {
     .option('--note <text>', 'why')
     .option(...ROLLOUT)
     .option(...DEADLINE)
+    .option('--gray-instances <n>', 'a gray release for this many instances of the linked app', positiveInt('--gray-instances'))
+    .option('--gray-percent <p>', 'a gray release for this percentage of them (rounded up)', positiveInt('--gray-percent'))
+    .option('--gray-tasks <ids>', 'a gray release for these instances (task ids, comma-separated)')
+    .option('--gray-agents <k=v,...>', 'a gray release for the instances on agents with these attributes (or hostname)')
     .option('--no-wait', 'answer once the release is made, without following its rollout')
     .option('--json', 'the API answer (and the rollout as it ended)')
-    .action((service: string, env: string, o: RolloutFlags & { master: string; note?: string }) =>
+    .action((service: string, env: string, o: RolloutFlags & GrayFlags & { master: string; note?: string }) =>
       run(async () => {
         const c = client(o);
-        const r = await c.release(service, env, { ...(o.note !== undefined ? { note: o.note } : {}), ...rolloutOptions(o) });
+        const gray = grayOf(o);
+        const r = await c.release(service, env, { ...(o.note !== undefined ? { note: o.note } : {}), ...rolloutOptions(o), ...(gray !== undefined ? { gray } : {}) });
         if (o.json !== true) process.stdout.write(`${r.change === 'unchanged' ? `unchanged: ${r.release !== undefined ? `release ${r.release.version} stays` : 'nothing to release'}` : line(r.release!)}\n`);
-        const rollout = r.change !== 'unchanged' ? await followRollout(c, r.release!, o) : undefined;
+        const rollout = r.change !== 'unchanged' ? await followRollout(c, r.release!.gray?.rollout !== undefined ? { ...r.release!, rollout: r.release!.gray.rollout } : r.release!, o) : undefined;
         if (o.json === true) out(o, { ...r, ...(rollout !== undefined ? { rollout } : {}) }, () => '');
+      }),
+    );
+  config
+    .command('promote <service> <env> <version>')
+    .description('complete a gray release: the environment\'s release from now on, rolled out to every instance')
+    .option(...MASTER)
+    .option(...ROLLOUT)
+    .option(...DEADLINE)
+    .option('--no-wait', 'answer at once, without following the rollout')
+    .option('--json', 'the API answer (and the rollout as it ended)')
+    .action((service: string, env: string, version: string, o: RolloutFlags & { master: string }) =>
+      run(async () => {
+        const c = client(o);
+        const r = await c.promote(service, env, whole(version), rolloutOptions(o));
+        if (o.json !== true) process.stdout.write(`${line(r)} (gray release promoted)\n`);
+        const rollout = await followRollout(c, r, o);
+        if (o.json === true) out(o, { ...r, ...(rollout !== undefined ? { rollout } : {}) }, () => '');
+      }),
+    );
+  config
+    .command('abandon <service> <env> <version>')
+    .description('end a gray release: its instances go back to the environment\'s release')
+    .option(...MASTER)
+    .option(...ROLLOUT)
+    .option('--note <text>', 'why')
+    .option('--json', 'the API answer')
+    .action((service: string, env: string, version: string, o: { master: string; rollout?: string; note?: string; json?: boolean }) =>
+      run(async () => {
+        const r = await client(o).abandon(service, env, whole(version), { ...rolloutOptions({ ...(o.rollout !== undefined ? { rollout: o.rollout } : {}), wait: false }), ...(o.note !== undefined ? { note: o.note } : {}) });
+        out(o, r, () => `gray release ${r.version} of ${r.service} in ${r.env}: abandoned; its instances go back to release ${r.gray?.main ?? '?'}`);
       }),
     );
   config
@@ -172,8 +207,10 @@ export function registerConfig(program: Command): void {
     .action((service: string, env: string, o: { master: string; dir: string; watch?: boolean; exec?: string }) =>
       run(async () => {
         const c = client(o);
+        // In a task: its id, which a gray release may be for.
+        const instance = process.env['MESOS_TASK_ID'] !== undefined && process.env['MESOS_TASK_ID'] !== '' ? process.env['MESOS_TASK_ID'] : undefined;
         const once = async () => {
-          const { state, changed } = await pullRelease(c, service, env, o.dir);
+          const { state, changed } = await pullRelease(c, service, env, o.dir, instance);
           process.stderr.write(`${changed ? 'pulled' : 'up to date with'} release ${state.release} of ${service} in ${env} into ${o.dir}\n`);
           if (changed && o.exec !== undefined) await sh(o.exec);
           return state.release;
@@ -190,7 +227,7 @@ export function registerConfig(program: Command): void {
         let backoff = 1000;
         while (o.watch === true) {
           try {
-            const next = await c.watch(service, env, release, 60);
+            const next = await c.watch(service, env, release, 60, undefined, instance);
             backoff = 1000;
             if (next !== undefined) release = await once();
           } catch (e) {
@@ -208,6 +245,23 @@ interface RolloutFlags {
   deadline?: number;
   wait: boolean;
   json?: boolean;
+}
+
+interface GrayFlags {
+  grayInstances?: number;
+  grayPercent?: number;
+  grayTasks?: string;
+  grayAgents?: string;
+}
+
+function grayOf(o: GrayFlags): ReleaseOptions['gray'] {
+  const given = [o.grayInstances, o.grayPercent, o.grayTasks, o.grayAgents].filter((x) => x !== undefined).length;
+  if (given > 1) throw new InvalidArgumentError('one of --gray-instances, --gray-percent, --gray-tasks, --gray-agents');
+  if (o.grayInstances !== undefined) return { instances: o.grayInstances };
+  if (o.grayPercent !== undefined) return { percent: o.grayPercent };
+  if (o.grayTasks !== undefined) return { taskIds: o.grayTasks.split(',').filter((t) => t !== '') };
+  if (o.grayAgents !== undefined) return { agents: Object.fromEntries(o.grayAgents.split(',').filter((p) => p !== '').map(split)) };
+  return undefined;
 }
 
 function rolloutOptions(o: RolloutFlags): ReleaseOptions {

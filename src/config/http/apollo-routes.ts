@@ -1,10 +1,11 @@
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import type { Check, GateRequest, RouteRule } from '../../auth/http-gate.ts';
+import type { Check, GateRequest, OwnCredentials, RouteRule } from '../../auth/http-gate.ts';
 import { httpErrorReply } from '../../core/http-error-reply.ts';
 import type { ConfigCenter, ReleaseView } from '../config-center.ts';
 import { configName } from '../config-definitions.ts';
 import { ConfigNotFound, InvalidConfig } from '../config-errors.ts';
 import { parseProperties } from '../render-files.ts';
+import { apolloProof, type SecretValueOf } from './apollo-signature.ts';
 
 /**
  * Apollo's client API (apolloconfig.com, "Other language client access guide"), so that Apollo
@@ -21,10 +22,14 @@ import { parseProperties } from '../render-files.ts';
  *   held up to 60 s; answers the namespaces whose notificationId (the release version) is newer
  *   than the client's, else 304 (Apollo's long poll).
  *
- * Who may: read and files on config `appId/cluster`. Apollo clients send no Slipway token: give
- * them one through Basic where the client allows it, or grant the built-in `config-client` policy
- * to anonymous requests from this machine (`slipway up --anonymous-policy config-client
- * --anonymous-loopback-only`, docs/security.md): every local process then reads every release.
+ * Who may: read and files on config `appId/cluster`. Apollo clients send no Slipway token, but
+ * they sign with an access key (`apollo.access-key.secret`): a service that names one
+ * (`apollo.accessKeySecret`, a secret of the secret store) is read by requests whose signature
+ * holds, as `apollo:<appId>` (apollo-signature.ts); a signed request that does not hold is 401.
+ * Without a signature a token applies as everywhere (Basic where the client allows it), or the
+ * built-in `config-client` policy granted to anonymous requests from this machine
+ * (`slipway up --anonymous-policy config-client --anonymous-loopback-only`, docs/security.md):
+ * every local process then reads every release.
  */
 
 const scopeOf = (req: GateRequest): Check[] => {
@@ -39,12 +44,34 @@ const scopeOf = (req: GateRequest): Check[] => {
   ];
 };
 
-export const APOLLO_ACCESS_RULES: readonly RouteRule[] = [
-  { method: 'GET', url: '/configs/:appId/:cluster/:namespace', access: scopeOf },
-  { method: 'GET', url: '/configfiles/json/:appId/:cluster/:namespace', access: scopeOf },
-  { method: 'GET', url: '/configfiles/:appId/:cluster/:namespace', access: scopeOf },
-  { method: 'GET', url: '/notifications/v2', access: scopeOf },
-];
+/**
+ * The rules of Apollo's routes: the checks above, with Apollo's signatures as a credential of
+ * their own. `secretValue` is the secret store's (the server wires it); `now`, the clock the
+ * signatures' Timestamps are held against.
+ */
+export function apolloAccessRules(center: Pick<ConfigCenter, 'service'>, o: { secretValue: SecretValueOf; now: () => number }): RouteRule[] {
+  const access: OwnCredentials = {
+    prove: apolloProof({
+      secretOf: (appId) => {
+        try {
+          return center.service(appId).apollo?.accessKeySecret;
+        } catch (e) {
+          if (e instanceof ConfigNotFound) return undefined;
+          throw e;
+        }
+      },
+      valueOf: o.secretValue,
+      now: o.now,
+    }),
+    checks: scopeOf,
+  };
+  return [
+    { method: 'GET', url: '/configs/:appId/:cluster/:namespace', access },
+    { method: 'GET', url: '/configfiles/json/:appId/:cluster/:namespace', access },
+    { method: 'GET', url: '/configfiles/:appId/:cluster/:namespace', access },
+    { method: 'GET', url: '/notifications/v2', access },
+  ];
+}
 
 /** The file a namespace names in a release: itself, or `<namespace>.properties`. */
 function fileOf(release: ReleaseView, namespace: string): ReleaseView['files'][number] | undefined {

@@ -5,7 +5,10 @@ import { SlipwayError } from '../../core/errors.ts';
 import { httpErrorReply } from '../../core/http-error-reply.ts';
 import type { ConfigCenter } from '../config-center.ts';
 import { configName, type Rollout } from '../config-definitions.ts';
+import type { GrayTarget } from '../config-store.ts';
 import { FetchRefused, InvalidConfig } from '../config-errors.ts';
+import { accessKeySecretChecks } from './apollo-signature.ts';
+import { filesText, listingFormat, TEXT_TYPE, watchReleaseText } from './pull-script.ts';
 
 /**
  * `/config/v1`, the config center's API (docs/config.md). Errors answer `{code, message,
@@ -30,7 +33,8 @@ export const CONFIG_ACCESS_RULES: readonly RouteRule[] = [
   { method: 'GET', url: '/config/v1/services', access: () => [] },
   { method: 'GET', url: '/config/v1/services/:service', access: at('read', svc) },
   // Linking apps lets its releases restart them and list their instances: `restart` and `read` on each.
-  { method: 'PUT', url: '/config/v1/services/:service', access: (req) => [...(at('configure', svc) as (r: GateRequest) => Check[])(req), ...linkedApps(req.body)] },
+  // Naming an Apollo access key hands its value to whoever signs with it: `use` on that secret.
+  { method: 'PUT', url: '/config/v1/services/:service', access: (req) => [...(at('configure', svc) as (r: GateRequest) => Check[])(req), ...linkedApps(req.body), ...accessKeySecretChecks(req.body)] },
   { method: 'DELETE', url: '/config/v1/services/:service', access: at('configure', svc) },
   { method: 'GET', url: '/config/v1/environments', access: () => [] },
   { method: 'GET', url: '/config/v1/environments/:env', access: at('read', env) },
@@ -47,6 +51,8 @@ export const CONFIG_ACCESS_RULES: readonly RouteRule[] = [
   { method: 'GET', url: '/config/v1/services/:service/environments/:env/releases/:a/diff/:b', access: at('read', svcEnv) },
   { method: 'POST', url: '/config/v1/services/:service/environments/:env/preview', access: at('read', svcEnv) },
   { method: 'POST', url: '/config/v1/services/:service/environments/:env/rollback', access: at('publish-config', svcEnv) },
+  { method: 'POST', url: '/config/v1/services/:service/environments/:env/releases/:version/promote', access: at('publish-config', svcEnv) },
+  { method: 'POST', url: '/config/v1/services/:service/environments/:env/releases/:version/abandon', access: at('publish-config', svcEnv) },
   { method: 'GET', url: '/config/v1/services/:service/environments/:env/instances', access: at('read', svcEnv) },
   { method: 'GET', url: '/config/v1/services/:service/environments/:env/rollouts', access: at('read', svcEnv) },
   { method: 'GET', url: '/config/v1/services/:service/environments/:env/rollouts/:id', access: at('read', svcEnv) },
@@ -91,6 +97,36 @@ function whole(text: string | undefined, field: string, min = 0): number {
 
 function who(req: FastifyRequest): string {
   return identityOf(req)?.name ?? 'anonymous';
+}
+
+/**
+ * A gray release's target, exactly one of: `instances` (a count), `percent` (1-100 of the app's
+ * instances, rounded up), `taskIds` (named instances), `agents` (attribute -> value, `hostname`
+ * too, every pair matching).
+ */
+function parseGray(v: unknown): GrayTarget {
+  const problems: { field: string; message: string }[] = [];
+  const shape = 'is {"instances": N} | {"percent": P} | {"taskIds": [...]} | {"agents": {"attribute": "value"}}, exactly one';
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new InvalidConfig([{ field: 'gray', message: shape }]);
+  const g = v as Record<string, unknown>;
+  const keys = Object.keys(g);
+  for (const k of keys) if (!['instances', 'percent', 'taskIds', 'agents'].includes(k)) problems.push({ field: `gray.${k}`, message: 'unknown field (known: instances, percent, taskIds, agents)' });
+  if (keys.length !== 1) problems.push({ field: 'gray', message: shape });
+  const { instances, percent, taskIds, agents } = g;
+  if (instances !== undefined && (typeof instances !== 'number' || !Number.isInteger(instances) || instances < 1 || instances > 10_000)) problems.push({ field: 'gray.instances', message: 'must be a whole number from 1 to 10000' });
+  if (percent !== undefined && (typeof percent !== 'number' || !Number.isInteger(percent) || percent < 1 || percent > 100)) problems.push({ field: 'gray.percent', message: 'must be a whole number from 1 to 100' });
+  if (taskIds !== undefined && (!Array.isArray(taskIds) || taskIds.length === 0 || taskIds.length > 1000 || !taskIds.every((t) => typeof t === 'string' && t.length > 0 && t.length <= 500))) problems.push({ field: 'gray.taskIds', message: 'must be a list of 1 to 1000 task ids' });
+  if (agents !== undefined && (typeof agents !== 'object' || agents === null || Array.isArray(agents) || Object.keys(agents).length === 0 || Object.keys(agents).length > 20 || !Object.values(agents).every((x) => typeof x === 'string' && x.length <= 500))) problems.push({ field: 'gray.agents', message: 'must be an object of 1 to 20 attribute names to string values' });
+  if (problems.length > 0) throw new InvalidConfig(problems);
+  return instances !== undefined ? { instances: instances as number } : percent !== undefined ? { percent: percent as number } : taskIds !== undefined ? { taskIds: taskIds as string[] } : { agents: { ...(agents as Record<string, string>) } };
+}
+
+/** The `instance` of a files listing or a watch: a task id, for a gray release's members. */
+function instanceOf(q: Record<string, string | undefined>): string | undefined {
+  const v = q['instance'];
+  if (v === undefined) return undefined;
+  if (v === '' || v.length > 500) throw new InvalidConfig([{ field: 'instance', message: 'must be a task id (1 to 500 characters)' }]);
+  return v;
 }
 
 /** A release's or rollback's options: `note`, `rollout` (restart, hot, none) and `deadlineSeconds` of a rollout. */
@@ -181,7 +217,10 @@ function routes(app: FastifyInstance, center: ConfigCenter): void {
   });
   app.post('/config/v1/services/:service/environments/:env/releases', async (req, reply) => {
     const n = names(req);
-    const outcome = await center.makeRelease(n.service, n.env, { by: who(req), ...releaseOptions(req.body, ['note', 'rollout', 'deadlineSeconds']) });
+    const body = req.body as Record<string, unknown> | null | undefined;
+    const options = releaseOptions(body, ['note', 'rollout', 'deadlineSeconds', 'gray']);
+    const gray = body?.['gray'] !== undefined ? parseGray(body['gray']) : undefined;
+    const outcome = await center.makeRelease(n.service, n.env, { by: who(req), ...options, ...(gray !== undefined ? { gray } : {}) });
     return reply.code(outcome.change === 'unchanged' ? 200 : 201).send(outcome);
   });
   app.get('/config/v1/services/:service/environments/:env/releases/:version', (req) => {
@@ -203,6 +242,17 @@ function routes(app: FastifyInstance, center: ConfigCenter): void {
     if (typeof to !== 'number' || !Number.isSafeInteger(to) || to < 1) throw new InvalidConfig([{ field: 'to', message: 'is required: the version of the release to roll back to' }]);
     return reply.code(201).send(await center.rollback(n.service, n.env, to, { by: who(req), ...releaseOptions(body, ['to', 'note', 'rollout', 'deadlineSeconds']) }));
   });
+  // A gray release's end: promoted (the environment's release from now on) or abandoned (its instances back).
+  app.post('/config/v1/services/:service/environments/:env/releases/:version/promote', async (req) => {
+    const n = names(req);
+    const o = releaseOptions(req.body, ['rollout', 'deadlineSeconds']);
+    return center.promote(n.service, n.env, whole(p(req)['version'], 'version', 1), { by: who(req), ...(o.rollout !== undefined ? { rollout: o.rollout } : {}), ...(o.deadlineMs !== undefined ? { deadlineMs: o.deadlineMs } : {}) });
+  });
+  app.post('/config/v1/services/:service/environments/:env/releases/:version/abandon', async (req) => {
+    const n = names(req);
+    const o = releaseOptions(req.body, ['rollout', 'note']);
+    return center.abandon(n.service, n.env, whole(p(req)['version'], 'version', 1), { by: who(req), ...(o.rollout !== undefined ? { rollout: o.rollout } : {}), ...(o.note !== undefined ? { reason: o.note } : {}) });
+  });
   app.get('/config/v1/services/:service/environments/:env/rollouts', (req) => {
     const n = names(req);
     return { rollouts: center.listRollouts(n.service, n.env) };
@@ -218,13 +268,17 @@ function routes(app: FastifyInstance, center: ConfigCenter): void {
   });
 
   // The original contract: (service, env[, release]) -> the files, where they go, their digests and URLs.
-  app.get('/config/v1/files', (req) => {
+  app.get('/config/v1/files', (req, reply) => {
     const q = req.query as Record<string, string | undefined>;
+    const format = listingFormat(q);
     const service = configName(q['service'] ?? '', 'service');
     const envName = configName(q['env'] ?? '', 'env');
-    const { release } = center.files(service, envName, q['release'] !== undefined ? whole(q['release'], 'release', 1) : undefined);
+    const { release } = center.files(service, envName, q['release'] !== undefined ? whole(q['release'], 'release', 1) : undefined, instanceOf(q));
     const base = `/config/v1/files/${encodeURIComponent(service)}/${encodeURIComponent(envName)}/${release.version}`;
-    return { service, env: envName, release: release.version, files: release.files.map((f) => ({ ...f, url: `${base}/${encodeURIComponent(f.name)}` })) };
+    const listing = { service, env: envName, release: release.version, files: release.files.map((f) => ({ ...f, url: `${base}/${encodeURIComponent(f.name)}` })) };
+    if (format === 'json') return listing;
+    void reply.type(TEXT_TYPE);
+    return filesText(listing);
   });
   app.get('/config/v1/files/:service/:env/:version/:name', (req, reply) => {
     const n = names(req);
@@ -274,17 +328,21 @@ function routes(app: FastifyInstance, center: ConfigCenter): void {
     const service = configName(q['service'] ?? '', 'service');
     const envName = configName(q['env'] ?? '', 'env');
     const since = q['since'] === undefined ? 0 : whole(q['since'], 'since');
+    const format = listingFormat(q);
+    // An instance's watch (`instance=<task id>`, as pull sends MESOS_TASK_ID): a gray release's member gets it.
+    const instance = instanceOf(q);
     if (String(req.headers.accept ?? '').includes('text/event-stream')) {
       if (req.method === 'HEAD') return reply.code(200).header('Cache-Control', 'no-store').type('text/event-stream').send();
-      const current = center.current(service, envName);
+      const current = center.targetFor(service, envName, instance);
       const raw = reply.raw;
       let last = since;
+      // Newer releases; for an instance, any other (an abandoned gray release sends it back).
       const send = (r: { version: number }) => {
-        if (r.version <= last) return;
+        if (instance === undefined ? r.version <= last : r.version === last) return;
         last = r.version;
         raw.write(watchText(r).event);
       };
-      const stop = center.follow(service, envName, send);
+      const stop = center.follow(service, envName, send, instance);
       reply.hijack();
       raw.writeHead(200, { 'Content-Type': 'text/event-stream', 'Cache-Control': 'no-store', Connection: 'keep-alive' });
       raw.flushHeaders();
@@ -305,8 +363,9 @@ function routes(app: FastifyInstance, center: ConfigCenter): void {
     const abort = new AbortController();
     reply.raw.on('close', () => abort.abort());
     if (reply.raw.destroyed) abort.abort();
-    const release = await center.watch(service, envName, since, wait * 1000, abort.signal);
+    const release = await center.watch(service, envName, since, wait * 1000, abort.signal, instance);
     if (release === undefined) return reply.code(304).send();
+    if (format === 'text') return reply.type(TEXT_TYPE).send(watchReleaseText(release));
     return reply.type('application/json; charset=utf-8').send(watchText(release).poll);
   });
 }

@@ -25,14 +25,25 @@ export interface ConfigDelivery {
   files: { name: string; destination: string; mode: string; sha256: string; url: string }[];
 }
 
+/** Where the instance being launched goes (a gray release may be for some agents, or some instances). */
+export interface ConfigPlacement {
+  taskId: string;
+  agentId: string;
+  hostname: string;
+  attributes: Readonly<Record<string, string>>;
+}
+
 export interface ConfigPort {
   /**
    * The release to start an instance of app `appId`, linked to (`service`, `env`), with; undefined
    * when there is none, or when the service does not name `appId` as its app in `env` (a label
    * alone links nothing: else any app could ask for another service's files). Synchronous:
-   * launches are planned in one turn.
+   * launches are planned in one turn. Asked once per instance: while a gray release is active,
+   * the answer depends on where the instance goes and on how many already run it (the config
+   * center counts what it handed out, so two launches of one pass do not both take the last
+   * gray slot).
    */
-  deliveryFor(service: string, env: string, appId: string): ConfigDelivery | undefined;
+  deliveryFor(service: string, env: string, appId: string, placement: ConfigPlacement): ConfigDelivery | undefined;
 }
 
 /** The config service and environment an app's labels link it to, if any. */

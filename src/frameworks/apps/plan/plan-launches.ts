@@ -59,12 +59,12 @@ export function planLaunches(view: AppsView, offers: readonly Offer[], ctx: Laun
       b.change({ type: 'QUEUE', appId, entry: { ...stats, processedOffers: stats.processedOffers + offered.length, unusedOffers: stats.unusedOffers + offered.length - used } });
     }
     const version = view.versionOf(appId, spec);
-    // Every instance of this pass starts with the release current now.
     const link = configLinkOf(def.labels);
-    const config = link !== undefined ? ctx.config?.deliveryFor(link.service, link.env, appId) : undefined;
     for (const p of placements) {
       const offer = remaining.get(p.offerId)!;
       const taskId = newTaskId(appId, ctx.uuid());
+      // Each instance starts with the release current now for it (a gray release may be for some).
+      const config = link !== undefined ? ctx.config?.deliveryFor(link.service, link.env, appId, { taskId, agentId: p.agentId, hostname: offer.hostname, attributes: offer.attributes }) : undefined;
       const inst: Instance = {
         taskId,
         appId,
