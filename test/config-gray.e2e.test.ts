@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { after, before, describe, it } from 'node:test';
@@ -179,5 +179,24 @@ describe('gray releases of the config center', { timeout: 240_000 }, () => {
     const r4 = (await api('GET', `${g}/releases/4`)).json<{ gray: { state: string; endedBy: string } }>();
     assert.deepEqual([r4.gray.state, r4.gray.endedBy], ['abandoned', 'slipway-config']);
     await settledOn({ 2: 3 }, 'all three back on release 2, healthy');
+  });
+
+  it('gives a gray release by agent attributes to the instances on matching agents only', async () => {
+    await settledOn({ 2: 3 }, 'three on release 2');
+    assert.equal((await api('PATCH', `${g}/values`, { set: { mode: 'e' } })).status, 200);
+    // No agent has rack=r1 here: nobody gets it.
+    const none = await api('POST', `${g}/releases`, { gray: { agents: { rack: 'r1' } }, rollout: 'hot' });
+    assert.equal(none.status, 201, none.text);
+    assert.deepEqual((await instances()).gray, { release: 5, members: [] });
+    assert.equal((await api('POST', `${g}/releases/5/abandon`, {})).status, 200);
+    // This machine's agent, by its host name: every instance.
+    const all = await api('POST', `${g}/releases`, { gray: { agents: { hostname: hostname() } }, rollout: 'hot' });
+    assert.equal(all.status, 201, all.text);
+    const l = await instances();
+    assert.deepEqual(l.gray?.members, running(l).map((i) => i.taskId).sort());
+    const watched = await api('GET', `/config/v1/watch?service=g&env=dev&since=2&wait=1&instance=${encodeURIComponent(running(l)[0]!.taskId)}`);
+    assert.equal(watched.json<{ release: { version: number } }>().release.version, 6);
+    assert.equal((await api('POST', `${g}/releases/6/abandon`, { rollout: 'hot' })).status, 200);
+    assert.equal((await api('GET', '/config/v1/files?service=g&env=dev')).json<{ release: number }>().release, 2);
   });
 });
