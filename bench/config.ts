@@ -1,12 +1,12 @@
-import { execFileSync, spawn } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { accessSync, constants, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { Agent, request } from 'node:http';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { delimiter, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { percentile } from '../src/core/percentile.ts';
-import { runAuthorization } from '../src/sim/bench-token.ts';
+import { runAuthorization, unauthenticatedFetch } from '../src/sim/bench-token.ts';
 
 /**
  * `slipway bench config`: the config center of a real `slipway up` (its own process), driven over
@@ -18,6 +18,13 @@ import { runAuthorization } from '../src/sim/bench-token.ts';
  * - Fan-out: `watchers` long polls (`GET /config/v1/watch`), then as many server-sent-event
  *   streams, each on its own connection, wait for the next release; from the moment the release
  *   call is sent to each watcher's receipt of it, p50/p99/max.
+ * - etcd beside it, in the same run, when an `etcd` binary is installed (Debian's `etcd-server`):
+ *   one member of its own (a temp data dir, free ports on 127.0.0.1), as many watchers, each a
+ *   `POST /v3/watch` streaming on its own connection to etcd's JSON gateway, all created before
+ *   the clock starts; then one `POST /v3/kv/put` of the key, timed the same way, from the moment
+ *   the put is sent to each watcher's receipt of the event. The same client machinery as
+ *   Slipway's watchers (one node:http Agent of the same settings, the writer's call by `fetch`),
+ *   one round as each of Slipway's fan-outs is one release.
  */
 
 export interface ConfigBenchOptions {
@@ -33,16 +40,29 @@ export interface ConfigBenchResult {
   releaseMsMax: number;
   longPoll: FanOut;
   sse: FanOut;
+  /** The same fan-out through etcd's watch; null (and `etcdReason`) when it was not run. */
+  etcd: EtcdFanOut | null;
+  etcdReason?: string;
+}
+
+interface EtcdFanOut extends FanOut {
+  version: string;
+  /** Slipway's p99 over etcd's, per kind of watcher. */
+  p99Ratio: { longPoll: number; sse: number };
 }
 
 interface FanOut {
   received: number;
+  /** The first watcher's receipt: what the write took before any watcher was told, and one answer. */
+  firstMs: number;
   p50Ms: number;
   p99Ms: number;
   maxMs: number;
 }
 
-export const CONFIG_BENCH_TARGETS = { fanOutP99Ms: 100, releaseMs: 200 };
+export const CONFIG_BENCH_TARGETS = { fanOutP99Ms: 100, releaseMs: 200, etcdP99Ratio: 1.5 };
+/** After the watchers are connected (Slipway's) or created (etcd's), before the clock starts: the same for both. */
+const SETTLE_MS = 1500;
 const BIN = fileURLToPath(new URL('../bin/slipway.js', import.meta.url));
 
 function freePort(): Promise<number> {
@@ -68,12 +88,17 @@ function git(cwd: string, ...args: string[]): void {
 
 function stats(latencies: number[]): FanOut {
   const round = (x: number) => Math.round(x * 10) / 10;
-  return { received: latencies.length, p50Ms: round(percentile(latencies, 50)), p99Ms: round(percentile(latencies, 99)), maxMs: round(Math.max(...latencies)) };
+  return { received: latencies.length, firstMs: round(Math.min(...latencies)), p50Ms: round(percentile(latencies, 50)), p99Ms: round(percentile(latencies, 99)), maxMs: round(Math.max(...latencies)) };
+}
+
+/** The client side of every watcher, Slipway's and etcd's alike: a connection each, none reused. */
+function watcherAgent(): Agent {
+  return new Agent({ keepAlive: false, maxSockets: Infinity });
 }
 
 /** Opens `n` watchers of the next release (long polls or SSE); resolves with their receipt times once the release is made by `release` (which calls `start` as it sends the release call). */
 async function fanOut(port: number, n: number, since: number, kind: 'poll' | 'sse', release: (start: () => void) => Promise<void>): Promise<FanOut> {
-  const agent = new Agent({ keepAlive: false, maxSockets: Infinity });
+  const agent = watcherAgent();
   let connected = 0;
   let t0 = 0;
   const received: Promise<number>[] = [];
@@ -102,12 +127,135 @@ async function fanOut(port: number, n: number, since: number, kind: 'poll' | 'ss
   const deadline = Date.now() + 30_000;
   while (connected < n && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
   // Connected is not yet waiting on the server: give the server time to take every request in.
-  await new Promise((r) => setTimeout(r, 1500));
+  await new Promise((r) => setTimeout(r, SETTLE_MS));
   await release(() => (t0 = performance.now()));
   const times = await Promise.all(received);
   for (const r of requests) r.destroy();
   agent.destroy();
   return stats(times);
+}
+
+/** The `etcd` binary: on PATH, else Debian's /usr/bin/etcd; undefined when there is none. */
+function findEtcd(): string | undefined {
+  const dirs = [...(process.env['PATH'] ?? '').split(delimiter).filter((d) => d !== ''), '/usr/bin'];
+  for (const d of dirs) {
+    try {
+      accessSync(join(d, 'etcd'), constants.X_OK);
+      return join(d, 'etcd');
+    } catch {
+      // Not here.
+    }
+  }
+  return undefined;
+}
+
+/** Resolves when `child` has exited (or could not be started). */
+function exited(child: ChildProcess): Promise<void> {
+  return new Promise((resolve) => {
+    if (child.exitCode !== null || child.signalCode !== null) resolve();
+    child.once('exit', () => resolve());
+    child.once('error', () => resolve());
+  });
+}
+
+/**
+ * `n` watchers of one key through etcd's JSON gateway, each `POST /v3/watch` streaming on its own
+ * connection; resolves with their receipt times of the event once `put` (which calls `start` as it
+ * sends the put) is done. The clock starts only when every watcher has answered its creation.
+ */
+async function etcdFanOut(port: number, n: number, key: string, put: (start: () => void) => Promise<void>): Promise<FanOut> {
+  const agent = watcherAgent();
+  const body = JSON.stringify({ create_request: { key: Buffer.from(key).toString('base64') } });
+  let created = 0;
+  let t0 = 0;
+  let timing = false;
+  const received: Promise<number>[] = [];
+  const requests: ReturnType<typeof request>[] = [];
+  let failed: Error | undefined;
+  for (let i = 0; i < n; i++) {
+    const p = new Promise<number>((resolve, reject) => {
+      const req = request({ host: '127.0.0.1', port, agent, method: 'POST', path: '/v3/watch', headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) } }, (res) => {
+        let text = '';
+        let isCreated = false;
+        res.on('data', (d: Buffer) => {
+          text += d.toString();
+          if (!isCreated && text.includes('"created":true')) {
+            isCreated = true;
+            created++;
+          }
+          if (text.includes('"events":')) {
+            if (!timing) return reject(new Error(`etcd watcher ${i}: an event before the put: ${text.slice(0, 200)}`));
+            resolve(performance.now() - t0);
+            req.destroy();
+          }
+        });
+        res.on('end', () => reject(new Error(`etcd watcher ${i}: the stream ended: ${res.statusCode} ${text.slice(0, 200)}`)));
+      });
+      req.on('error', (e) => reject(e));
+      req.end(body);
+      requests.push(req);
+    });
+    p.catch((e: Error) => (failed ??= e));
+    received.push(p);
+  }
+  try {
+    const deadline = Date.now() + 30_000;
+    while (created < n && failed === undefined && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    if (failed !== undefined) throw failed;
+    if (created < n) throw new Error(`only ${created} of ${n} etcd watchers were created within 30 s`);
+    await new Promise((r) => setTimeout(r, SETTLE_MS));
+    timing = true;
+    await put(() => (t0 = performance.now()));
+    return stats(await Promise.all(received));
+  } finally {
+    for (const r of requests) r.destroy();
+    agent.destroy();
+  }
+}
+
+/** One etcd member of its own on free ports, the fan-out through it, then etcd killed and its dir removed (also on failure). */
+async function runEtcd(bin: string, n: number): Promise<{ version: string; fanOut: FanOut }> {
+  const dir = mkdtempSync(join(tmpdir(), 'slipway-bench-etcd-'));
+  const [client, peer] = [await freePort(), await freePort()];
+  const base = `http://127.0.0.1:${client}`;
+  const peerUrl = `http://127.0.0.1:${peer}`;
+  const etcd = spawn(bin, ['--name', 'bench', '--data-dir', join(dir, 'data'), '--listen-client-urls', base, '--advertise-client-urls', base, '--listen-peer-urls', peerUrl, '--initial-advertise-peer-urls', peerUrl, '--initial-cluster', `bench=${peerUrl}`, '--initial-cluster-state', 'new', '--logger', 'zap', '--log-outputs', 'stderr', '--log-level', 'error'], { stdio: ['ignore', 'ignore', 'pipe'] });
+  let log = '';
+  let startError: Error | undefined;
+  etcd.on('error', (e) => (startError = e));
+  etcd.stderr?.on('data', (d: Buffer) => (log = (log + d.toString()).slice(-2000)));
+  const gone = exited(etcd);
+  try {
+    let version = '';
+    for (let i = 0; ; i++) {
+      if (startError !== undefined) throw new Error(`etcd could not be started: ${startError.message}`);
+      if (etcd.exitCode !== null || etcd.signalCode !== null) throw new Error(`etcd exited during start-up (${etcd.exitCode ?? etcd.signalCode}): ${log.trim().slice(-500)}`);
+      try {
+        const health = (await (await unauthenticatedFetch(`${base}/health`)).json()) as { health?: string };
+        if (health.health === 'true') {
+          version = ((await (await unauthenticatedFetch(`${base}/version`)).json()) as { etcdserver?: string }).etcdserver ?? '?';
+          break;
+        }
+      } catch {
+        // Not up yet.
+      }
+      if (i > 200) throw new Error(`etcd did not answer within 20 s: ${log.trim().slice(-500)}`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    // etcd takes no token: `fetch` as Node has it (the bench's fetch adds Slipway's to loopback).
+    const key = 'slipway-bench/config';
+    const put = async (start: () => void) => {
+      start();
+      const r = await unauthenticatedFetch(`${base}/v3/kv/put`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ key: Buffer.from(key).toString('base64'), value: Buffer.from('round: 1000\n').toString('base64') }) });
+      const text = await r.text();
+      if (!r.ok) throw new Error(`etcd put: ${r.status} ${text}`);
+    };
+    return { version, fanOut: await etcdFanOut(client, n, key, put) };
+  } finally {
+    etcd.kill('SIGKILL');
+    await Promise.race([gone, new Promise((r) => setTimeout(r, 5000))]);
+    rmSync(dir, { recursive: true, force: true, maxRetries: 3 });
+  }
 }
 
 export async function runConfigBench(o: ConfigBenchOptions, progress?: (line: string) => void): Promise<ConfigBenchResult> {
@@ -155,7 +303,18 @@ export async function runConfigBench(o: ConfigBenchOptions, progress?: (line: st
     const sse = await fanOut(port, o.watchers, version, 'sse', (start) => releaseOnce(2000, start));
     progress?.(`server-sent events, ${o.watchers} watchers: p50 ${sse.p50Ms} ms, p99 ${sse.p99Ms} ms`);
     const warm = releaseTimes.slice(1);
-    return { watchers: o.watchers, files: o.files, releaseMsP50: Math.round(percentile(warm.length > 0 ? warm : releaseTimes, 50)), releaseMsMax: Math.round(Math.max(...releaseTimes)), longPoll, sse };
+    const slipway = { watchers: o.watchers, files: o.files, releaseMsP50: Math.round(percentile(warm.length > 0 ? warm : releaseTimes, 50)), releaseMsMax: Math.round(Math.max(...releaseTimes)), longPoll, sse };
+    const bin = findEtcd();
+    if (bin === undefined) return { ...slipway, etcd: null, etcdReason: 'no etcd binary on PATH or at /usr/bin/etcd (Debian: apt-get install etcd-server)' };
+    let etcd: Awaited<ReturnType<typeof runEtcd>>;
+    try {
+      etcd = await runEtcd(bin, o.watchers);
+    } catch (e) {
+      return { ...slipway, etcd: null, etcdReason: `${bin} failed: ${e instanceof Error ? e.message : String(e)}` };
+    }
+    const ratio = (x: number) => Math.round((x / Math.max(etcd.fanOut.p99Ms, 0.1)) * 100) / 100;
+    progress?.(`etcd ${etcd.version} watch, ${o.watchers} watchers: p50 ${etcd.fanOut.p50Ms} ms, p99 ${etcd.fanOut.p99Ms} ms`);
+    return { ...slipway, etcd: { version: etcd.version, ...etcd.fanOut, p99Ratio: { longPoll: ratio(longPoll.p99Ms), sse: ratio(sse.p99Ms) } } };
   } finally {
     up.kill('SIGKILL');
     rmSync(dir, { recursive: true, force: true, maxRetries: 3 });
@@ -165,11 +324,19 @@ export async function runConfigBench(o: ConfigBenchOptions, progress?: (line: st
 export function formatConfigBench(r: ConfigBenchResult): string {
   const t = CONFIG_BENCH_TARGETS;
   const ok = (v: number, target: number) => (v <= target ? 'met' : 'NOT met');
+  const e = r.etcd;
   return [
     `config bench: slipway up in its own process, over HTTP on 127.0.0.1`,
     `  render + release of ${r.files} files: p50 ${r.releaseMsP50} ms, max ${r.releaseMsMax} ms (target <= ${t.releaseMs} ms: ${ok(r.releaseMsP50, t.releaseMs)})`,
-    `  a release reaching ${r.watchers} long-poll watchers: p50 ${r.longPoll.p50Ms} ms, p99 ${r.longPoll.p99Ms} ms, max ${r.longPoll.maxMs} ms (target p99 <= ${t.fanOutP99Ms} ms: ${ok(r.longPoll.p99Ms, t.fanOutP99Ms)})`,
-    `  a release reaching ${r.watchers} SSE watchers:       p50 ${r.sse.p50Ms} ms, p99 ${r.sse.p99Ms} ms, max ${r.sse.maxMs} ms (target p99 <= ${t.fanOutP99Ms} ms: ${ok(r.sse.p99Ms, t.fanOutP99Ms)})`,
-    `  etcd's watch side by side: not run (no etcd binary installed here yet)`,
+    `  a release reaching ${r.watchers} long-poll watchers: first ${r.longPoll.firstMs} ms, p50 ${r.longPoll.p50Ms} ms, p99 ${r.longPoll.p99Ms} ms, max ${r.longPoll.maxMs} ms (target p99 <= ${t.fanOutP99Ms} ms: ${ok(r.longPoll.p99Ms, t.fanOutP99Ms)})`,
+    `  a release reaching ${r.watchers} SSE watchers:       first ${r.sse.firstMs} ms, p50 ${r.sse.p50Ms} ms, p99 ${r.sse.p99Ms} ms, max ${r.sse.maxMs} ms (target p99 <= ${t.fanOutP99Ms} ms: ${ok(r.sse.p99Ms, t.fanOutP99Ms)})`,
+    ...(e === null
+      ? [`  the same fan-out through etcd's watch: not run (${r.etcdReason ?? 'no reason given'})`]
+      : [
+          `  a put reaching ${r.watchers} etcd ${e.version} watchers (POST /v3/watch, each its own connection): first ${e.firstMs} ms, p50 ${e.p50Ms} ms, p99 ${e.p99Ms} ms, max ${e.maxMs} ms`,
+          `  side by side, p99 (ms)     Slipway   etcd    ratio (target <= ${t.etcdP99Ratio}x)`,
+          `    long poll             ${String(r.longPoll.p99Ms).padStart(8)} ${String(e.p99Ms).padStart(6)}    ${e.p99Ratio.longPoll}x: ${ok(e.p99Ratio.longPoll, t.etcdP99Ratio)}`,
+          `    server-sent events    ${String(r.sse.p99Ms).padStart(8)} ${String(e.p99Ms).padStart(6)}    ${e.p99Ratio.sse}x: ${ok(e.p99Ratio.sse, t.etcdP99Ratio)}`,
+        ]),
   ].join('\n');
 }

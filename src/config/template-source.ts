@@ -13,10 +13,18 @@ import { TemplateSourceFailed } from './config-errors.ts';
  *
  *   resolve(repo, ref) ──fetch──► the commit the ref names (a branch, a tag, or a commit id)
  *   read(repo, commit, path) ──► the file's text at that commit (`git show`)
+ *
+ * A ref resolved once is asked of the remote again with one `git ls-remote` of its branch and tag
+ * (one process, no pack negotiation, no maintenance after it): when both are the objects the cache
+ * held when it resolved the ref, the commit is the one it resolved then, and the fetch is skipped;
+ * when either moved (or appeared, or went), the repository is fetched as before. The remote is
+ * asked at every release either way: one that is down fails the release.
  */
 export class TemplateSource {
   /** One fetch at a time per repository (two releases at once would race in one cache). */
   private readonly fetching = new Map<string, Promise<void>>();
+  /** Per cache and ref: the ref's branch and tag objects in the cache when it was resolved, and the commit it resolved to. */
+  private readonly resolved = new Map<string, { refs: AdvertisedRefs; commit: string }>();
 
   constructor(private readonly cacheDir: string) {}
 
@@ -49,16 +57,41 @@ export class TemplateSource {
     return cache;
   }
 
-  /** The commit `ref` names in `repo`, fetched now. */
+  /** The commit `ref` names in `repo` now: fetched, unless the remote shows the ref where it was when last resolved. */
   async resolve(repo: string, ref: string): Promise<string> {
-    const cache = await this.fetch(repo);
-    for (const candidate of [`refs/heads/${ref}`, `refs/tags/${ref}`, ref]) {
+    const cache = this.cacheOf(repo);
+    const key = `${cache}\n${ref}`;
+    const known = this.resolved.get(key);
+    if (known !== undefined && existsSync(cache)) {
+      let remote: AdvertisedRefs;
       try {
-        return (await runGit(['--git-dir', cache, 'rev-parse', '--verify', '--quiet', `${candidate}^{commit}`])).trim();
+        remote = refsOf(await runGit(['ls-remote', '--', repo, `refs/heads/${ref}`, `refs/tags/${ref}`]), ref);
+      } catch (e) {
+        throw new TemplateSourceFailed(`the templates' repository ${repo} cannot be fetched: ${(e as Error).message}`);
+      }
+      // Neither a branch nor a tag: only a full commit id names the same commit whatever moved.
+      const stable = remote.head !== undefined || remote.tag !== undefined || OBJECT_ID.test(ref);
+      if (stable && remote.head === known.refs.head && remote.tag === known.refs.tag) return known.commit;
+    }
+    await this.fetch(repo);
+    // The branch and tag as the cache holds them, read once; the commit is resolved from these
+    // objects (not the names again), so what is remembered is what the commit came from even when
+    // another fetch moves the names meanwhile.
+    const refs = refsOf(await runGit(['--git-dir', cache, 'for-each-ref', '--format=%(objectname) %(refname)', `refs/heads/${ref}`, `refs/tags/${ref}`]), ref);
+    for (const candidate of [refs.head, refs.tag, ref]) {
+      if (candidate === undefined) continue;
+      let commit: string;
+      try {
+        commit = (await runGit(['--git-dir', cache, 'rev-parse', '--verify', '--quiet', `${candidate}^{commit}`])).trim();
       } catch (e) {
         if (!(e instanceof GitFailed)) throw e;
+        continue;
       }
+      if (candidate !== ref || OBJECT_ID.test(ref)) this.resolved.set(key, { refs, commit });
+      else this.resolved.delete(key);
+      return commit;
     }
+    this.resolved.delete(key);
     throw new TemplateSourceFailed(`the templates' repository ${repo} has no branch, tag or commit '${ref}'`);
   }
 
@@ -103,4 +136,25 @@ export class TemplateSource {
       child.stdin.end(paths.map((p) => (p.includes('\n') ? 'missing-path-with-newline' : `${commit}:${p}`)).join('\n') + '\n');
     });
   }
+}
+
+/** A branch and a tag of one name, as `git ls-remote` or `git for-each-ref` list them: the objects they point to. */
+interface AdvertisedRefs {
+  head: string | undefined;
+  tag: string | undefined;
+}
+
+/** A full object id (SHA-1 or SHA-256). */
+const OBJECT_ID = /^(?:[0-9a-f]{40}|[0-9a-f]{64})$/;
+
+/** `refs/heads/{ref}` and `refs/tags/{ref}` in lines of `<object> <refname>` (either separator); other names (their patterns match by suffix and prefix) ignored. */
+function refsOf(listing: string, ref: string): AdvertisedRefs {
+  const out: AdvertisedRefs = { head: undefined, tag: undefined };
+  for (const line of listing.split('\n')) {
+    const m = /^([0-9a-f]+)[\t ](\S+)$/.exec(line.trim());
+    if (m === null) continue;
+    if (m[2] === `refs/heads/${ref}`) out.head = m[1];
+    else if (m[2] === `refs/tags/${ref}`) out.tag = m[1];
+  }
+  return out;
 }
