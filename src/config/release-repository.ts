@@ -16,10 +16,21 @@ export class ReleaseRepository {
 
   constructor(readonly dir: string) {}
 
+  private ready = false;
+
   private async ensure(): Promise<void> {
-    if (existsSync(join(this.dir, '.git'))) return;
-    await privateDir(this.dir);
-    await runGit(['init', '--quiet', '--initial-branch=main', this.dir]);
+    if (this.ready) return;
+    if (existsSync(join(this.dir, '.git'))) {
+      // A git killed with its config center (kill -9) leaves its lock: this process is the
+      // repository's only writer (the data dir is locked), so a lock found at start is stale.
+      await rm(join(this.dir, '.git', 'index.lock'), { force: true });
+      await rm(join(this.dir, '.git', 'HEAD.lock'), { force: true });
+      await rm(join(this.dir, '.git', 'refs', 'heads', 'main.lock'), { force: true });
+    } else {
+      await privateDir(this.dir);
+      await runGit(['init', '--quiet', '--initial-branch=main', this.dir]);
+    }
+    this.ready = true;
   }
 
   /** Commits the files of one release of `service` in `env` (replacing what was there); answers the commit id. */
