@@ -1,5 +1,5 @@
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
-import { accessSync, constants, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { accessSync, chmodSync, constants, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { Agent, request } from 'node:http';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -7,6 +7,8 @@ import { delimiter, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { percentile } from '../src/core/percentile.ts';
 import { runAuthorization, unauthenticatedFetch } from '../src/sim/bench-token.ts';
+import { processesUnder } from '../src/sim/sandbox-processes.ts';
+import { killTaskProcesses, removeTaskCgroups } from './apps-cluster.ts';
 
 /**
  * `slipway bench config`: the config center of a real `slipway up` (its own process), driven over
@@ -25,13 +27,28 @@ import { runAuthorization, unauthenticatedFetch } from '../src/sim/bench-token.t
  *   the put is sent to each watcher's receipt of the event. The same client machinery as
  *   Slipway's watchers (one node:http Agent of the same settings, the writer's call by `fetch`),
  *   one round as each of Slipway's fan-outs is one release.
+ * - Rollout (after all of the above, so that none of its tasks run during the fan-outs): a service
+ *   of its own (one template, its own git repository) linked to the Marathon app `/bench/roll` of
+ *   `rolloutInstances` instances (process containerizer, HTTP health checks, upgradeStrategy
+ *   1/1), whose cmd serves HTTP only with the good config. Timed from the client, polling every
+ *   100 ms: the deploy on release 1 to all healthy; a good release (a value changed) rolled out
+ *   with `rollout: restart`, from the POST to its rollout `succeeded` (and to all instances on it
+ *   and healthy, by GET .../instances); a bad one with `deadlineSeconds`, from the POST to its
+ *   rollout `failed`, then from the failure to the automatic rollback's rollout (`rolledBackBy`)
+ *   `succeeded`. Then the app is deleted and no task process is left.
  */
 
 export interface ConfigBenchOptions {
   watchers: number;
   files: number;
   releases: number;
+  /** Instances of the app of the rollout part; 0 skips it. */
+  rolloutInstances?: number;
+  /** The bad release's `deadlineSeconds`. */
+  rolloutDeadlineSeconds?: number;
 }
+
+export const CONFIG_BENCH_DEFAULTS = { rolloutInstances: 10, rolloutDeadlineSeconds: 10 };
 
 export interface ConfigBenchResult {
   watchers: number;
@@ -43,6 +60,47 @@ export interface ConfigBenchResult {
   /** The same fan-out through etcd's watch; null (and `etcdReason`) when it was not run. */
   etcd: EtcdFanOut | null;
   etcdReason?: string;
+  /** The rollout part; null (and `rolloutReason`) when it was skipped or failed. */
+  rollout: RolloutBench | null;
+  rolloutReason?: string;
+}
+
+/** A rollout as the client saw it; times in ms from the moment named. */
+interface RolloutTimes {
+  release: number;
+  rolloutId: string;
+  /** The first poll that saw every instance on the release, TASK_RUNNING and healthy. */
+  allHealthyMs: number | null;
+  /** The first poll that saw the rollout end as it did. */
+  endedMs: number;
+  /** The rollout's own endedAt - startedAt (the config center's clock). */
+  serverMs: number | null;
+}
+
+interface RolloutBench {
+  appId: string;
+  instances: number;
+  cpus: number;
+  mem: number;
+  healthCheck: { protocol: string; gracePeriodSeconds: number; intervalSeconds: number; timeoutSeconds: number; maxConsecutiveFailures: number };
+  upgradeStrategy: { minimumHealthCapacity: number; maximumOverCapacity: number };
+  pollMs: number;
+  /** From the POST /v2/apps to all instances healthy on release 1. */
+  deployMs: number;
+  /** A good release (a value changed), `rollout: restart`: from the POST .../releases. */
+  good: RolloutTimes;
+  /** A bad release with `deadlineSeconds`: from the POST .../releases to the rollout `failed`. */
+  bad: RolloutTimes & { deadlineSeconds: number; reason: string };
+  /** The automatic rollback (`rolledBackBy`): from the poll that saw the bad rollout failed. */
+  rollback: RolloutTimes & { rolledBackTo: number | null };
+  /** From the bad release's POST to the rollback's rollout `succeeded`. */
+  badTotalMs: number;
+  /** The most instances (staging, starting, running) seen at once in the polls. */
+  peakInstances: number;
+  /** From the app's DELETE to no task process left under the agent's sandboxes (null: not within 30 s). */
+  deleteMs: number | null;
+  /** Task processes still there 30 s after the DELETE (then killed); 0 when all ended in time. */
+  leftAfterDelete: number;
 }
 
 interface EtcdFanOut extends FanOut {
@@ -64,6 +122,11 @@ export const CONFIG_BENCH_TARGETS = { fanOutP99Ms: 100, releaseMs: 200, etcdP99R
 /** After the watchers are connected (Slipway's) or created (etcd's), before the clock starts: the same for both. */
 const SETTLE_MS = 1500;
 const BIN = fileURLToPath(new URL('../bin/slipway.js', import.meta.url));
+/** The rollout part's instances: python3's http.server is about 19 MB resident, over 16 MB. */
+const ROLL_CPUS = 0.05;
+const ROLL_MEM = 32;
+const POLL_MS = 100;
+const ALIVE = new Set(['TASK_STAGING', 'TASK_STARTING', 'TASK_RUNNING']);
 
 function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -258,11 +321,150 @@ async function runEtcd(bin: string, n: number): Promise<{ version: string; fanOu
   }
 }
 
+type RollInstances = { instances: { taskId: string; release?: number; state: string; healthy?: boolean }[] };
+type RollRollout = { id: string; state: 'running' | 'succeeded' | 'failed'; reason?: string; rolledBackBy?: string; startedAt: number; endedAt?: number };
+
+/** Every `POLL_MS` (from the start of one poll to the next) until `fn` answers; `what` names it in the timeout's error. */
+async function pollUntil<T>(what: string, timeoutMs: number, fn: () => Promise<T | undefined>): Promise<T> {
+  const deadline = performance.now() + timeoutMs;
+  for (;;) {
+    const t = performance.now();
+    const r = await fn();
+    if (r !== undefined) return r;
+    if (performance.now() > deadline) throw new Error(`${what}: not within ${Math.round(timeoutMs / 1000)} s`);
+    await new Promise((resolve) => setTimeout(resolve, Math.max(0, POLL_MS - (performance.now() - t))));
+  }
+}
+
+/**
+ * The rollout part: the service `roll` linked to `/bench/roll` in `dev`, its deploy, a good release
+ * and a bad one with its automatic rollback, timed from this side; then the app deleted.
+ */
+async function runRollout(base: string, dir: string, n: number, deadlineSeconds: number, progress?: (line: string) => void): Promise<RolloutBench> {
+  const appId = '/bench/roll';
+  const repo = join(dir, 'roll-templates');
+  mkdirSync(join(repo, 'roll'), { recursive: true });
+  git(repo, 'init', '-q', '-b', 'main');
+  writeFileSync(join(repo, 'roll', 'mode.txt'), 'mode: {{ mode }}\nround: {{ round }}\n');
+  git(repo, 'add', '-A');
+  git(repo, 'commit', '-qm', 'templates');
+  const scope = '/config/v1/services/roll/environments/dev';
+  await call(base, 'PUT', '/config/v1/services/roll', { repo, files: [{ name: 'mode.txt', template: 'roll/mode.txt', destination: '/etc/roll/mode.txt' }], apps: { dev: appId }, rollout: 'restart' });
+  await call(base, 'PUT', `${scope}/values`, { mode: 'good', round: 1 });
+  await call(base, 'POST', `${scope}/releases`, {});
+  const healthCheck = { protocol: 'HTTP', path: '/', portIndex: 0, gracePeriodSeconds: 2, intervalSeconds: 1, timeoutSeconds: 1, maxConsecutiveFailures: 2 };
+  const upgradeStrategy = { minimumHealthCapacity: 1, maximumOverCapacity: 1 };
+  let peak = 0;
+  const instances = async () => {
+    const r = (await call(base, 'GET', `${scope}/instances`)).json as unknown as RollInstances;
+    peak = Math.max(peak, r.instances.filter((i) => ALIVE.has(i.state)).length);
+    return r.instances;
+  };
+  const healthyOn = (list: RollInstances['instances'], v: number) => list.filter((i) => i.release === v && i.state === 'TASK_RUNNING' && i.healthy === true).length;
+  const rolloutOf = async (id: string) => (await call(base, 'GET', `${scope}/rollouts/${encodeURIComponent(id)}`)).json as unknown as RollRollout;
+  /** Polls the rollout `id` and the instances from `t0` until the rollout is no longer running. */
+  const follow = async (id: string, release: number, t0: number, timeoutMs: number): Promise<{ times: RolloutTimes; rollout: RollRollout }> => {
+    let allHealthyMs: number | null = null;
+    const rollout = await pollUntil(`the rollout ${id} to end`, timeoutMs, async () => {
+      const [r, list] = await Promise.all([rolloutOf(id), instances()]);
+      if (allHealthyMs === null && healthyOn(list, release) >= n) allHealthyMs = performance.now() - t0;
+      return r.state !== 'running' ? r : undefined;
+    });
+    const endedMs = performance.now() - t0;
+    return { rollout, times: { release, rolloutId: id, allHealthyMs: allHealthyMs === null ? null : Math.round(allHealthyMs), endedMs: Math.round(endedMs), serverMs: rollout.endedAt !== undefined ? rollout.endedAt - rollout.startedAt : null } };
+  };
+  const release = async (set: Record<string, unknown>, body: Record<string, unknown>) => {
+    await call(base, 'PATCH', `${scope}/values`, { set });
+    const t0 = performance.now();
+    const r = (await call(base, 'POST', `${scope}/releases`, body)).json['release'] as { version: number; rollout?: { id: string; state: string } };
+    if (r.rollout === undefined) throw new Error(`release ${r.version} was not rolled out`);
+    return { t0, version: r.version, rolloutId: r.rollout.id };
+  };
+
+  try {
+    progress?.(`rollout: POST ${appId} with ${n} instances (HTTP checks every ${healthCheck.intervalSeconds} s, grace ${healthCheck.gracePeriodSeconds} s)...`);
+    const tDeploy = performance.now();
+    await call(base, 'POST', '/v2/apps', {
+      id: appId,
+      // Serves HTTP (healthy) only with the good config.
+      cmd: 'if grep -q "mode: good" "$SLIPWAY_CONFIG_DIR/etc/roll/mode.txt"; then exec python3 -m http.server $PORT0; else exec sleep 600; fi',
+      cpus: ROLL_CPUS,
+      mem: ROLL_MEM,
+      disk: 0,
+      instances: n,
+      labels: { SLIPWAY_CONFIG_SERVICE: 'roll', SLIPWAY_CONFIG_ENV: 'dev' },
+      healthChecks: [healthCheck],
+      upgradeStrategy,
+    });
+    await pollUntil(`${n} instances healthy on release 1`, 180_000, async () => (healthyOn(await instances(), 1) >= n ? true : undefined));
+    const deployMs = Math.round(performance.now() - tDeploy);
+    progress?.(`rollout: deploy on release 1, all ${n} healthy after ${(deployMs / 1000).toFixed(1)} s`);
+
+    const g = await release({ round: 2 }, { rollout: 'restart' });
+    const good = await follow(g.rolloutId, g.version, g.t0, 180_000);
+    if (good.rollout.state !== 'succeeded') throw new Error(`the good release's rollout ${g.rolloutId} ${good.rollout.state}: ${good.rollout.reason ?? ''}`);
+    progress?.(`rollout: good release ${g.version}, succeeded ${(good.times.endedMs / 1000).toFixed(1)} s after the POST`);
+
+    const b = await release({ mode: 'bad' }, { rollout: 'restart', deadlineSeconds });
+    const bad = await follow(b.rolloutId, b.version, b.t0, deadlineSeconds * 1000 + 120_000);
+    if (bad.rollout.state !== 'failed') throw new Error(`the bad release's rollout ${b.rolloutId} ${bad.rollout.state}`);
+    const backId = bad.rollout.rolledBackBy;
+    if (backId === undefined) throw new Error(`the bad release's rollout failed without a way back: ${bad.rollout.reason ?? ''}`);
+    progress?.(`rollout: bad release ${b.version} failed ${(bad.times.endedMs / 1000).toFixed(1)} s after the POST; back by ${backId}...`);
+    const tFailed = b.t0 + bad.times.endedMs;
+    const backVersion = Number(backId.split('.').pop());
+    const back = await follow(backId, backVersion, tFailed, deadlineSeconds * 1000 + 120_000);
+    if (back.rollout.state !== 'succeeded') throw new Error(`the rollback's rollout ${backId} ${back.rollout.state}: ${back.rollout.reason ?? ''}`);
+    const badTotalMs = Math.round(performance.now() - b.t0);
+    const backRelease = (await call(base, 'GET', `${scope}/releases/${backVersion}`)).json as { rolledBackTo?: number };
+    progress?.(`rollout: rollback ${backId} succeeded ${(back.times.endedMs / 1000).toFixed(1)} s after the failure`);
+    return {
+      appId,
+      instances: n,
+      cpus: ROLL_CPUS,
+      mem: ROLL_MEM,
+      healthCheck: { protocol: healthCheck.protocol, gracePeriodSeconds: healthCheck.gracePeriodSeconds, intervalSeconds: healthCheck.intervalSeconds, timeoutSeconds: healthCheck.timeoutSeconds, maxConsecutiveFailures: healthCheck.maxConsecutiveFailures },
+      upgradeStrategy,
+      pollMs: POLL_MS,
+      deployMs,
+      good: good.times,
+      bad: { ...bad.times, deadlineSeconds, reason: bad.rollout.reason ?? '' },
+      rollback: { ...back.times, rolledBackTo: backRelease.rolledBackTo ?? null },
+      badTotalMs,
+      peakInstances: peak,
+      ...(await deleteApp(base, appId, join(dir, 'data', 'agent'))),
+    };
+  } catch (e) {
+    await deleteApp(base, appId, join(dir, 'data', 'agent')).catch(() => undefined);
+    throw e;
+  }
+}
+
+/** DELETE of the app (force), then up to 30 s for its task processes to end; kills and counts those left. */
+async function deleteApp(base: string, appId: string, sandboxes: string): Promise<{ deleteMs: number | null; leftAfterDelete: number }> {
+  const t0 = performance.now();
+  await call(base, 'DELETE', `/v2/apps${appId}?force=true`);
+  const deadline = t0 + 30_000;
+  while (processesUnder(sandboxes).length > 0 && performance.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+  const left = processesUnder(sandboxes).length;
+  if (left > 0) await killTaskProcesses(sandboxes);
+  return { deleteMs: left === 0 ? Math.round(performance.now() - t0) : null, leftAfterDelete: left };
+}
+
 export async function runConfigBench(o: ConfigBenchOptions, progress?: (line: string) => void): Promise<ConfigBenchResult> {
   const dir = mkdtempSync(join(tmpdir(), 'slipway-bench-config-'));
+  // Tasks run as nobody (the agent is root): their sandboxes must be reachable by path.
+  chmodSync(dir, 0o711);
   const port = await freePort();
   const base = `http://127.0.0.1:${port}`;
-  const up = spawn(process.execPath, [BIN, 'up', '--port', String(port), '--data-dir', join(dir, 'data'), '--containerizers', 'process', '--resources', 'cpus:1;mem:256;ports:[31000-31010]'], { stdio: ['ignore', 'ignore', 'pipe'] });
+  const rolloutInstances = o.rolloutInstances ?? CONFIG_BENCH_DEFAULTS.rolloutInstances;
+  const deadlineSeconds = o.rolloutDeadlineSeconds ?? CONFIG_BENCH_DEFAULTS.rolloutDeadlineSeconds;
+  // Room for the rollout part: its instances three times over (the old, the new, and during the
+  // forced way back the stuck ones besides), beyond what the other parts had.
+  const room = 3 * rolloutInstances;
+  const resources = `cpus:${Math.round((1 + room * ROLL_CPUS) * 100) / 100};mem:${256 + room * ROLL_MEM};ports:[31000-${31010 + room}]`;
+  const up = spawn(process.execPath, [BIN, 'up', '--port', String(port), '--data-dir', join(dir, 'data'), '--containerizers', 'process', '--resources', resources], { stdio: ['ignore', 'ignore', 'pipe'] });
+  const upGone = exited(up);
   try {
     for (let i = 0; ; i++) {
       try {
@@ -304,19 +506,36 @@ export async function runConfigBench(o: ConfigBenchOptions, progress?: (line: st
     progress?.(`server-sent events, ${o.watchers} watchers: p50 ${sse.p50Ms} ms, p99 ${sse.p99Ms} ms`);
     const warm = releaseTimes.slice(1);
     const slipway = { watchers: o.watchers, files: o.files, releaseMsP50: Math.round(percentile(warm.length > 0 ? warm : releaseTimes, 50)), releaseMsMax: Math.round(Math.max(...releaseTimes)), longPoll, sse };
-    const bin = findEtcd();
-    if (bin === undefined) return { ...slipway, etcd: null, etcdReason: 'no etcd binary on PATH or at /usr/bin/etcd (Debian: apt-get install etcd-server)' };
-    let etcd: Awaited<ReturnType<typeof runEtcd>>;
-    try {
-      etcd = await runEtcd(bin, o.watchers);
-    } catch (e) {
-      return { ...slipway, etcd: null, etcdReason: `${bin} failed: ${e instanceof Error ? e.message : String(e)}` };
+    const etcdPart = await (async (): Promise<Pick<ConfigBenchResult, 'etcd' | 'etcdReason'>> => {
+      const bin = findEtcd();
+      if (bin === undefined) return { etcd: null, etcdReason: 'no etcd binary on PATH or at /usr/bin/etcd (Debian: apt-get install etcd-server)' };
+      let etcd: Awaited<ReturnType<typeof runEtcd>>;
+      try {
+        etcd = await runEtcd(bin, o.watchers);
+      } catch (e) {
+        return { etcd: null, etcdReason: `${bin} failed: ${e instanceof Error ? e.message : String(e)}` };
+      }
+      const ratio = (x: number) => Math.round((x / Math.max(etcd.fanOut.p99Ms, 0.1)) * 100) / 100;
+      progress?.(`etcd ${etcd.version} watch, ${o.watchers} watchers: p50 ${etcd.fanOut.p50Ms} ms, p99 ${etcd.fanOut.p99Ms} ms`);
+      return { etcd: { version: etcd.version, ...etcd.fanOut, p99Ratio: { longPoll: ratio(longPoll.p99Ms), sse: ratio(sse.p99Ms) } } };
+    })();
+    // Last, so that none of its tasks (nor their health checks) run during the fan-outs above.
+    let rolloutPart: Pick<ConfigBenchResult, 'rollout' | 'rolloutReason'>;
+    if (rolloutInstances === 0) rolloutPart = { rollout: null, rolloutReason: 'skipped: --rollout-instances 0' };
+    else {
+      try {
+        rolloutPart = { rollout: await runRollout(base, dir, rolloutInstances, deadlineSeconds, progress) };
+      } catch (e) {
+        rolloutPart = { rollout: null, rolloutReason: `failed: ${e instanceof Error ? e.message : String(e)}` };
+      }
     }
-    const ratio = (x: number) => Math.round((x / Math.max(etcd.fanOut.p99Ms, 0.1)) * 100) / 100;
-    progress?.(`etcd ${etcd.version} watch, ${o.watchers} watchers: p50 ${etcd.fanOut.p50Ms} ms, p99 ${etcd.fanOut.p99Ms} ms`);
-    return { ...slipway, etcd: { version: etcd.version, ...etcd.fanOut, p99Ratio: { longPoll: ratio(longPoll.p99Ms), sse: ratio(sse.p99Ms) } } };
+    return { ...slipway, ...etcdPart, ...rolloutPart };
   } finally {
     up.kill('SIGKILL');
+    await Promise.race([upGone, new Promise((r) => setTimeout(r, 5000))]);
+    // Tasks outlive `slipway up` by design (and its git children may be mid-run): none outlive the bench.
+    await killTaskProcesses(dir);
+    removeTaskCgroups(dir);
     rmSync(dir, { recursive: true, force: true, maxRetries: 3 });
   }
 }
@@ -338,5 +557,22 @@ export function formatConfigBench(r: ConfigBenchResult): string {
           `    long poll             ${String(r.longPoll.p99Ms).padStart(8)} ${String(e.p99Ms).padStart(6)}    ${e.p99Ratio.longPoll}x: ${ok(e.p99Ratio.longPoll, t.etcdP99Ratio)}`,
           `    server-sent events    ${String(r.sse.p99Ms).padStart(8)} ${String(e.p99Ms).padStart(6)}    ${e.p99Ratio.sse}x: ${ok(e.p99Ratio.sse, t.etcdP99Ratio)}`,
         ]),
+    ...formatRollout(r),
   ].join('\n');
+}
+
+function formatRollout(r: ConfigBenchResult): string[] {
+  const x = r.rollout;
+  if (x === null) return [`  rollout of a linked app: not run (${r.rolloutReason ?? 'no reason given'})`];
+  const s = (ms: number | null) => (ms === null ? 'never' : `${(ms / 1000).toFixed(1)} s`);
+  const h = x.healthCheck;
+  return [
+    `  rollout of ${x.appId}, ${x.instances} instances (${h.protocol} check every ${h.intervalSeconds} s, grace ${h.gracePeriodSeconds} s, ${h.maxConsecutiveFailures} failures; upgradeStrategy ${x.upgradeStrategy.minimumHealthCapacity}/${x.upgradeStrategy.maximumOverCapacity}; polled every ${x.pollMs} ms):`,
+    `    deploy on release 1: all ${x.instances} healthy ${s(x.deployMs)} after the POST /v2/apps`,
+    `    good release ${x.good.release} (rollout: restart), from the POST: all ${x.instances} on it and healthy ${s(x.good.allHealthyMs)}, rollout succeeded ${s(x.good.endedMs)} (the center's own: ${s(x.good.serverMs)})`,
+    `    bad release ${x.bad.release} (deadlineSeconds ${x.bad.deadlineSeconds}), from the POST: rollout failed ${s(x.bad.endedMs)} (the center's own: ${s(x.bad.serverMs)}): ${x.bad.reason}`,
+    `    automatic rollback, release ${x.rollback.release} (back to ${x.rollback.rolledBackTo ?? '?'}, ${x.rollback.rolloutId}), from the failure: all ${x.instances} on it and healthy ${s(x.rollback.allHealthyMs)}, rollout succeeded ${s(x.rollback.endedMs)} (the center's own, from its start: ${s(x.rollback.serverMs)})`,
+    `    bad release to healthy again, total: ${s(x.badTotalMs)}; peak ${x.peakInstances} instances at once`,
+    `    the app's DELETE: ${x.deleteMs !== null ? `no task process left after ${s(x.deleteMs)}` : `${x.leftAfterDelete} task process(es) still there after 30 s, killed`}`,
+  ];
 }

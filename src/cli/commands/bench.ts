@@ -84,14 +84,16 @@ export function registerBench(program: Command): void {
 
   bench
     .command('config')
-    .description('the config center of a real slipway up: render + release of a service of many files, and a release reaching many watchers (long poll and SSE)')
+    .description('the config center of a real slipway up: render + release of a service of many files, a release reaching many watchers (long poll and SSE), and the rollout of a linked app with HTTP checks and its automatic rollback')
     .option('--watchers <n>', 'watchers of each kind', positiveInt('--watchers'), 1000)
     .option('--files <n>', 'files of the service', positiveInt('--files'), 20)
     .option('--releases <n>', 'timed releases', positiveInt('--releases'), 5)
+    .option('--rollout-instances <n>', 'instances of the app rolled out (a good release, then a bad one and its automatic rollback); 0 skips it', nonNegativeInt('--rollout-instances'), 10)
+    .option('--rollout-deadline <s>', "the bad release's deadlineSeconds", positiveInt('--rollout-deadline'), 10)
     .option('--json', 'print one JSON object on stdout instead of text')
-    .action(async (opts: { watchers: number; files: number; releases: number; json?: boolean }) => {
+    .action(async (opts: { watchers: number; files: number; releases: number; rolloutInstances: number; rolloutDeadline: number; json?: boolean }) => {
       const { runConfigBench, formatConfigBench } = await import('../../../bench/config.ts');
-      const result = await runConfigBench({ watchers: opts.watchers, files: opts.files, releases: opts.releases }, opts.json ? undefined : (line) => process.stderr.write(line + '\n'));
+      const result = await runConfigBench({ watchers: opts.watchers, files: opts.files, releases: opts.releases, rolloutInstances: opts.rolloutInstances, rolloutDeadlineSeconds: opts.rolloutDeadline }, opts.json ? undefined : (line) => process.stderr.write(line + '\n'));
       process.stdout.write(opts.json ? JSON.stringify(result) + '\n' : formatConfigBench(result) + '\n');
     });
 
@@ -188,6 +190,14 @@ export function registerBench(program: Command): void {
         process.stdout.write(opts.json ? JSON.stringify(result) + '\n' : formatCiBench(result) + '\n');
       },
     );
+}
+
+function nonNegativeInt(name: string): (value: string) => number {
+  return (value) => {
+    const n = Number(value);
+    if (value.trim() === '' || !Number.isInteger(n) || n < 0) throw new InvalidArgumentError(`${name} must be a whole number (0 or more), got '${value}'`);
+    return n;
+  };
 }
 
 function fraction(name: string): (value: string) => number {
