@@ -225,11 +225,19 @@ describe("Apollo's access-key signatures on `slipway up`", { timeout: 60_000 }, 
 
   it('checks each request against the current version of the secret', async () => {
     const path = '/configfiles/json/web/prod/application';
-    await ok('PUT', '/auth/v1/secrets/apollo/web', { value: 'rotated-key' });
+    await ok('PUT', '/auth/v1/secrets/apollo/web', { value: 'rotated-key-0123456789' });
     assert.equal((await get(path, sign(path))).status, 401, 'the old key');
-    assert.equal((await get(path, sign(path, { key: 'rotated-key' }))).status, 200, 'the new key');
+    assert.equal((await get(path, sign(path, { key: 'rotated-key-0123456789' }))).status, 200, 'the new key');
+    // A short key signs for nobody (an empty one would sign for anyone); an empty secret is refused.
+    await ok('PUT', '/auth/v1/secrets/apollo/web', { value: 'short' });
+    const short = await get(path, sign(path, { key: 'short' }));
+    assert.equal(short.status, 401);
+    assert.match(short.text, /shorter than 16 characters/);
+    const empty = await api('PUT', '/auth/v1/secrets/apollo/web', { value: '' });
+    assert.equal(empty.status, 400);
+    assert.match(empty.text, /value is empty/);
     await ok('DELETE', '/auth/v1/secrets/apollo/web');
-    const gone = await get(path, sign(path, { key: 'rotated-key' }));
+    const gone = await get(path, sign(path, { key: 'rotated-key-0123456789' }));
     assert.equal(gone.status, 401);
     assert.match(gone.text, /not in the secret store/);
     await ok('PUT', '/auth/v1/secrets/apollo/web', { value: KEY });

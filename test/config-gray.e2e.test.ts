@@ -95,6 +95,10 @@ describe('gray releases of the config center', { timeout: 240_000 }, () => {
     }
 
     assert.equal((await api('PATCH', `${g}/values`, { set: { mode: 'b' } })).status, 200);
+    // Some instances, not all of them.
+    const all = await api('POST', `${g}/releases`, { gray: { instances: 3 } });
+    assert.equal(all.status, 409, all.text);
+    assert.match(all.text, /is for all of them/);
     const made = await api('POST', `${g}/releases`, { gray: { instances: 1 }, note: 'try b on one' });
     assert.equal(made.status, 201, made.text);
     const release = made.json<{ release: { version: number; gray: { id: string; state: string; main: number; size: number } } }>().release;
@@ -197,6 +201,31 @@ describe('gray releases of the config center', { timeout: 240_000 }, () => {
     const watched = await api('GET', `/config/v1/watch?service=g&env=dev&since=2&wait=1&instance=${encodeURIComponent(running(l)[0]!.taskId)}`);
     assert.equal(watched.json<{ release: { version: number } }>().release.version, 6);
     assert.equal((await api('POST', `${g}/releases/6/abandon`, { rollout: 'hot' })).status, 200);
+    assert.equal((await api('GET', '/config/v1/files?service=g&env=dev')).json<{ release: number }>().release, 2);
+  });
+
+  it('abandons a gray release while its own rollout runs, and ends one whose app is deleted', async () => {
+    await settledOn({ 2: 3 }, 'three on release 2');
+    assert.equal((await api('PATCH', `${g}/values`, { set: { mode: 'f' } })).status, 200);
+    const made = await api('POST', `${g}/releases`, { gray: { instances: 1 }, deadlineSeconds: 600 });
+    assert.equal(made.status, 201, made.text);
+    const v = made.json<{ release: { version: number; gray: { id: string } } }>().release;
+    const abandoned = await api('POST', `${g}/releases/${v.version}/abandon`, { note: 'changed my mind' });
+    assert.equal(abandoned.status, 200, abandoned.text);
+    const ended = (await api('GET', `${g}/rollouts/${v.gray.id}`)).json<{ state: string; reason: string }>();
+    assert.equal(ended.state, 'failed');
+    assert.match(ended.reason, /^the gray release was abandoned \(by .+\): changed my mind$/);
+    await settledOn({ 2: 3 }, 'all three back on release 2');
+
+    const again = await api('POST', `${g}/releases`, { gray: { instances: 1 }, deadlineSeconds: 600 });
+    assert.equal(again.status, 201, again.text);
+    const w = again.json<{ release: { version: number } }>().release.version;
+    assert.equal((await api('DELETE', '/v2/apps/dev/g?force=true')).status, 200);
+    const gone = await waitUntil(async () => {
+      const r = (await api('GET', `${g}/releases/${w}`)).json<{ gray: { state: string; reason?: string } }>();
+      return r.gray.state !== 'active' ? r.gray : undefined;
+    }, 'the gray release of the deleted app to end', 30_000);
+    assert.deepEqual([gone.state, gone.reason], ['abandoned', 'the app /dev/g is gone']);
     assert.equal((await api('GET', '/config/v1/files?service=g&env=dev')).json<{ release: number }>().release, 2);
   });
 });

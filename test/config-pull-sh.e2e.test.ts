@@ -115,10 +115,11 @@ const MOTD = 'hello from the templates\n';
 /**
  * A proxy in front of the config center that misbehaves as told: `tamper` changes the bytes of
  * the file `motd` (not its listed digest), `escape` makes the text listing's first destination
- * `../escape.txt`, `down` answers 503 to everything. It records the User-Agent of each request.
+ * `../escape.txt`, `dup` makes its second destination the first's file (`etc/./...`, which the
+ * config center refuses in a service), `down` answers 503 to everything. It records the User-Agent of each request.
  */
 class BadProxy {
-  mode: 'pass' | 'tamper' | 'escape' | 'down' = 'pass';
+  mode: 'pass' | 'tamper' | 'escape' | 'dup' | 'down' = 'pass';
   readonly agents: string[] = [];
   /** The paths (query included) of the requests, in the order they came. */
   readonly paths: string[] = [];
@@ -148,6 +149,12 @@ class BadProxy {
           if (proxy.mode === 'escape' && path === '/config/v1/files' && answer.statusCode === 200) {
             const lines = body.toString().split('\n');
             lines[1] = (lines[1] ?? '').split(' ').slice(0, 3).concat('../escape.txt').join(' ');
+            body = Buffer.from(lines.join('\n'));
+          }
+          if (proxy.mode === 'dup' && path === '/config/v1/files' && answer.statusCode === 200) {
+            const lines = body.toString().split('\n');
+            const first = (lines[1] ?? '').split(' ').slice(3).join(' ');
+            lines[2] = (lines[2] ?? '').split(' ').slice(0, 3).concat(`${first.replace(/^\/+/, '').replace('/', '/./')}`).join(' ');
             body = Buffer.from(lines.join('\n'));
           }
           const headers = { ...answer.headers, 'content-length': String(body.length) };
@@ -205,9 +212,11 @@ describe('pull.sh against `slipway up`', { timeout: 180_000 }, () => {
       await ok('PUT', `/config/v1/services/${service}/environments/dev/values`, { port: 8080, pw: { $secret: 'hunter2' } });
       await ok('POST', `/config/v1/services/${service}/environments/dev/releases`);
     }
-    // Two destinations that are one file under the directory (the config center tells them apart).
-    await ok('PUT', '/config/v1/services/dup', { repo: repo.path, files: [{ name: 'a', template: 'web/motd', destination: '/etc/dup.txt' }, { name: 'b', template: 'web/motd', destination: 'etc/./dup.txt' }] });
-    await ok('POST', '/config/v1/services/dup/environments/dev/releases');
+    // Two destinations that are one file under a directory: the config center refuses them (the
+    // script is tried with them through the proxy's `dup`).
+    const dup = await fetch(`${master}/config/v1/services/dup`, { method: 'PUT', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ repo: repo.path, files: [{ name: 'a', template: 'web/motd', destination: '/etc/dup.txt' }, { name: 'b', template: 'web/motd', destination: 'etc/./dup.txt' }] }) });
+    assert.equal(dup.status, 400);
+    assert.match(await dup.text(), /is the destination of another file/);
     const served = await fetch(`${master}/config/v1/pull.sh`);
     assert.equal(served.status, 200);
     script = join(dir, 'pull.sh');
@@ -317,11 +326,13 @@ describe('pull.sh against `slipway up`', { timeout: 180_000 }, () => {
       });
 
       it('refuses two destinations that are one file under the directory', async () => {
+        proxy.mode = 'dup';
         const fresh = join(dir, `dup-${box}`);
-        const r = await run(b(), ['--dir', fresh, '--service', 'dup']);
+        const r = await run(b(), ['--dir', fresh, '--server', proxy.url]);
+        proxy.mode = 'pass';
         assert.equal(r.code, 1, r.stderr);
-        assert.match(r.stderr, /refused: 'etc\/\.\/dup\.txt' is the file .*\/etc\/dup\.txt of another destination too; nothing written/);
-        assert.ok(!existsSync(join(fresh, 'etc', 'dup.txt')));
+        assert.match(r.stderr, /refused: 'etc\/\.\/web\/app\.yaml' is the file .*\/etc\/web\/app\.yaml of another destination too; nothing written/);
+        assert.ok(!existsSync(join(fresh, 'etc', 'web', 'app.yaml')));
         assert.deepEqual(leftovers(fresh), []);
       });
 

@@ -118,6 +118,8 @@ export class SecretRegistry {
   async put(reference: string, value: unknown, by: string): Promise<{ view: SecretView; created: boolean }> {
     const name = this.nameOf(reference);
     if (typeof value !== 'string') throw new InvalidSecret('value must be a string (the secret; binary data base64-encoded)');
+    // An empty secret is a mistake (a pipe whose producer failed), and as a key it would sign for anyone.
+    if (value === '') throw new InvalidSecret('value is empty: a secret has at least one character');
     if (Buffer.byteLength(value) > MAX_SECRET_BYTES) throw new InvalidSecret(`value is ${Buffer.byteLength(value)} bytes; a secret is at most ${MAX_SECRET_BYTES}`);
     if (value.includes('\u0000')) throw new InvalidSecret('value may not hold a NUL character (it could not be passed in an environment variable)');
     const now = this.clock.now();

@@ -149,6 +149,8 @@ export class ConfigCenter {
   /** Rollouts by id; those running are followed (`follow`). */
   private readonly rollouts = new Map<string, StoredRollout>();
   private readonly rolloutTimers = new Map<string, Timer>();
+  /** Rollouts being ended (their end is being stored). */
+  private readonly endingRollouts = new Set<string>();
   private closing = false;
   private readonly eventListeners = new Set<(e: ConfigEvent) => void>();
   /** The values write under way per scope (writes of a scope are serialized). */
@@ -174,8 +176,9 @@ export class ConfigCenter {
     for (const r of loaded.releases.sort((a, b) => a.version - b.version)) c.listOf(c.releases, scopeOf(r.service, r.env)).push(r);
     for (const r of loaded.rollouts) c.rollouts.set(r.id, r);
     for (const g of loaded.grays) {
-      // Its record is written before its release: a crash in between leaves a gray release of nothing.
-      if (g.state === 'active' && c.releases.get(scopeOf(g.service, g.env))?.some((r) => r.version === g.release) !== true) continue;
+      // Its record is written before its release, both stamped with one time: a record whose release
+      // is not there (a crash in between), or is another release of that version made since, is void.
+      if (c.releases.get(scopeOf(g.service, g.env))?.some((r) => r.version === g.release && r.createdAt === g.startedAt) !== true) continue;
       c.grays.set(g.id, g);
     }
     try {
@@ -422,6 +425,17 @@ export class ConfigCenter {
     return undefined;
   }
 
+  /** While watchers are told (notify): the members of each gray release, worked out once for all of them. */
+  private membersMemo: Map<string, Set<string>> | undefined;
+
+  private memberSet(g: StoredGray): Set<string> {
+    const memo = this.membersMemo?.get(g.id);
+    if (memo !== undefined) return memo;
+    const set = new Set(this.grayMembers(g));
+    this.membersMemo?.set(g.id, set);
+    return set;
+  }
+
   /** The instances of a gray release: those chosen at its start, those handed it at launch, and those that run it. */
   private grayMembers(g: StoredGray, instances?: readonly ConfigInstance[]): string[] {
     if (g.state !== 'active' || g.appId === undefined) return [...g.members];
@@ -448,7 +462,7 @@ export class ConfigCenter {
   targetFor(service: string, env: string, taskId?: string): StoredRelease | undefined {
     if (taskId !== undefined) {
       const g = this.activeGray(service, env);
-      if (g !== undefined && this.grayMembers(g).includes(taskId)) return this.releases.get(scopeOf(service, env))?.find((r) => r.version === g.release);
+      if (g !== undefined && this.memberSet(g).has(taskId)) return this.releases.get(scopeOf(service, env))?.find((r) => r.version === g.release);
     }
     return this.current(service, env);
   }
@@ -532,7 +546,9 @@ export class ConfigCenter {
     const active = this.activeGray(service, env);
     if (active !== undefined) throw new ConfigConflict(`the gray release ${active.release} of ${service} in ${env} is active: promote or abandon it first`);
     const appId = this.service(service).apps[env];
-    const alive = (appId !== undefined ? (this.o.services?.instancesOf(appId) ?? []) : []).filter((i) => ALIVE.has(i.state));
+    const wantedAll = appId !== undefined ? this.o.services?.wantedInstances(appId) : undefined;
+    if (appId === undefined || wantedAll === undefined) throw new ConfigConflict(`a gray release is for some instances of the app ${service} names in ${env}, and ${appId === undefined ? 'it names none (apps.' + env + ')' : `there is no app ${appId}`}`);
+    const alive = this.o.services!.instancesOf(appId).filter((i) => ALIVE.has(i.state));
     const ids = alive.map((i) => i.taskId).sort();
     let members: string[];
     let size: number | undefined;
@@ -545,9 +561,12 @@ export class ConfigCenter {
       const want = target.agents;
       members = alive.filter((i) => agentMatches(want, i.host, i.attributes ?? {})).map((i) => i.taskId).sort();
     } else {
-      const wanted = appId !== undefined ? (this.o.services?.wantedInstances(appId) ?? alive.length) : 0;
-      size = target.instances ?? Math.ceil((wanted * (target.percent ?? 0)) / 100);
+      size = target.instances ?? Math.ceil((wantedAll * (target.percent ?? 0)) / 100);
       members = ids.slice(0, size);
+    }
+    // Some, not none and not all: else it is a release (or nothing), and would block the environment's.
+    if (size !== undefined && (size < 1 || size >= wantedAll)) {
+      throw new ConfigConflict(`a gray release of ${size} instance(s) of ${appId}, which runs ${wantedAll}, ${size < 1 ? 'is for none' : 'is for all of them'}: a gray release is for some (1 to ${Math.max(wantedAll - 1, 0)}); release to all without gray`);
     }
     return { service, env, main: main.version, ...(appId !== undefined ? { appId } : {}), target, ...(size !== undefined ? { size } : {}), members };
   }
@@ -591,6 +610,8 @@ export class ConfigCenter {
   async promote(service: string, env: string, version: number, o: { by: string; rollout?: Rollout; deadlineMs?: number }): Promise<ReleaseView> {
     return this.oneAtATime(service, env, async () => {
       const g = this.grayOf(service, env, version);
+      await this.endOwnRollout(g, 'succeeded', `ended by the promotion of the gray release (by ${o.by})`);
+      this.stillActive(g);
       this.refuseDuringRollout(service, env);
       await this.endGray(g, 'promoted', o.by, undefined);
       await this.maybeRollOut(this.stored(service, env, version), g.main, o.rollout ?? g.rollout, o.deadlineMs, false);
@@ -602,10 +623,26 @@ export class ConfigCenter {
   async abandon(service: string, env: string, version: number, o: { by: string; rollout?: Rollout; reason?: string }): Promise<ReleaseView> {
     return this.oneAtATime(service, env, async () => {
       const g = this.grayOf(service, env, version);
+      await this.endOwnRollout(g, 'failed', `the gray release was abandoned (by ${o.by})${o.reason !== undefined ? `: ${o.reason}` : ''}`);
+      this.stillActive(g);
       this.refuseDuringRollout(service, env);
       await this.abandonNow(g, o.by, o.rollout ?? g.rollout, o.reason);
       return this.view(this.stored(service, env, version));
     });
+  }
+
+  /** Ends the gray release's own rollout, if it runs: a promotion or an abandon decides before its deadline. */
+  private async endOwnRollout(g: StoredGray, state: 'succeeded' | 'failed', reason: string): Promise<void> {
+    const r = this.rollouts.get(g.id);
+    if (r?.state !== 'running') return;
+    this.rolloutTimers.get(r.id)?.cancel();
+    this.rolloutTimers.delete(r.id);
+    await this.endRollout(r, state, reason);
+  }
+
+  /** 409 when the gray release ended meanwhile (its rollout's deadline abandoned it while we waited). */
+  private stillActive(g: StoredGray): void {
+    if (g.state !== 'active') throw new ConfigConflict(`the gray release ${g.release} of ${g.service} in ${g.env} was ${g.state} meanwhile${g.reason !== undefined ? ` (${g.reason})` : ''}`);
   }
 
   private grayOf(service: string, env: string, version: number): StoredGray {
@@ -732,6 +769,9 @@ export class ConfigCenter {
     const p = this.rolloutProgress(r);
     const now = this.o.clock.now();
     if (this.o.services?.wantedInstances(r.appId) === undefined) {
+      // A gray release of an app that is gone ends with it: else a new app of that id would start on it.
+      const g = r.gray === true ? this.grays.get(r.id) : undefined;
+      if (g?.state === 'active') await this.endGray(g, 'abandoned', 'slipway-config', `the app ${r.appId} is gone`);
       await this.endRollout(r, 'failed', `the app ${r.appId} is gone`);
       return;
     }
@@ -782,6 +822,17 @@ export class ConfigCenter {
   }
 
   private async endRollout(r: StoredRollout, state: 'succeeded' | 'failed', reason: string | undefined): Promise<void> {
+    // Ended once: a gray release's rollout may be ended by a promotion or an abandon while its check runs.
+    if (r.state !== 'running' || this.endingRollouts.has(r.id)) return;
+    this.endingRollouts.add(r.id);
+    try {
+      await this.endRolloutNow(r, state, reason);
+    } finally {
+      this.endingRollouts.delete(r.id);
+    }
+  }
+
+  private async endRolloutNow(r: StoredRollout, state: 'succeeded' | 'failed', reason: string | undefined): Promise<void> {
     const ended: StoredRollout = { ...r, state, endedAt: this.o.clock.now(), ...(reason !== undefined ? { reason } : {}) };
     await this.o.store.saveRollout(ended);
     Object.assign(r, ended);
@@ -914,12 +965,17 @@ export class ConfigCenter {
 
   /** Tells the watchers of (`service`, `env`) that what it serves may have changed. */
   private notify(service: string, env: string): void {
-    for (const w of [...(this.watchers.get(scopeOf(service, env)) ?? [])]) {
-      try {
-        w();
-      } catch (e) {
-        this.o.log?.(`config: a watcher of ${service}/${env} failed: ${e instanceof Error ? e.message : String(e)}`);
+    this.membersMemo = new Map();
+    try {
+      for (const w of [...(this.watchers.get(scopeOf(service, env)) ?? [])]) {
+        try {
+          w();
+        } catch (e) {
+          this.o.log?.(`config: a watcher of ${service}/${env} failed: ${e instanceof Error ? e.message : String(e)}`);
+        }
       }
+    } finally {
+      this.membersMemo = undefined;
     }
   }
 

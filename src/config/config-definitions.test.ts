@@ -63,3 +63,14 @@ describe('parseEnvironment and parseValues', () => {
     assert.deepEqual(Object.keys(proto), ['__proto__']);
   });
 });
+
+describe('destinations', () => {
+  const svc = (destinations: string[]) => () => parseService('web', { repo: '/r', files: destinations.map((d, i) => ({ name: `f${i}`, template: `t${i}`, destination: d })) });
+  it('refuses destinations that are one file, or a file and a directory of one another, under a sandbox', () => {
+    assert.match(problems(svc(['/etc/a', 'etc//./a']))[0]!.message, /is the destination of another file/);
+    assert.match(problems(svc(['conf', 'conf/two']))[0]!.message, /a file and a directory of one another/);
+    assert.match(problems(svc(['conf/two', '/conf']))[0]!.message, /a file and a directory of one another/);
+    assert.equal(problems(svc(['/./']))[0]!.field, 'files[0].destination');
+    assert.doesNotThrow(svc(['/etc/a', '/etc/ab', 'etc/b/c']));
+  });
+});

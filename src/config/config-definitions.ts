@@ -142,8 +142,16 @@ export function parseService(name: string, json: unknown): ConfigService {
       if (typeof destination !== 'string' || destination === '' || destination.includes('\0') || destination.split('/').includes('..') || destination.endsWith('/')) {
         ok = false;
         bad(`${at}.destination`, 'must be a file path in the container (absolute, or relative to the sandbox), without ..');
-      } else if (destinations.has(destination)) fail(`${at}.destination`, `'${destination}' is the destination of another file`);
-      else destinations.add(destination);
+      } else {
+        // The same file, or a file where another needs a directory, once placed under a sandbox
+        // (`/etc/a`, `etc/a` and `etc//./a` are one path there; `etc/a` and `etc/a/b` cannot both be).
+        const path = destination.split('/').filter((c) => c !== '' && c !== '.').join('/');
+        const parents = path.split('/').map((_, k, all) => all.slice(0, k).join('/')).filter((x) => x !== '');
+        const clash = destinations.has(path) ? path : (parents.find((x) => destinations.has(x)) ?? [...destinations].find((d) => d.startsWith(`${path}/`)));
+        if (path === '') fail(`${at}.destination`, 'must name a file, not the sandbox or the root');
+        else if (clash !== undefined) fail(`${at}.destination`, clash === path ? `'${destination}' is the destination of another file` : `'${destination}' and the destination of another file ('${clash}') are a file and a directory of one another`);
+        else destinations.add(path);
+      }
       if (typeof mode !== 'string' || !/^0?[0-7]{3}$/.test(mode)) fail(`${at}.mode`, 'must be an octal mode such as "0644"');
       if (ok) {
         service.files.push({ name: fname as string, template: tpath!, destination: destination as string, mode: (mode as string).padStart(4, '0') });

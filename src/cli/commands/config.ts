@@ -17,7 +17,7 @@ export function registerConfig(program: Command): void {
   const out = (o: { json?: boolean }, json: unknown, text: () => string) => process.stdout.write(o.json === true ? `${JSON.stringify(json, null, 2)}\n` : `${text()}\n`);
   const ROLLOUT = ['--rollout <mode>', 'restart (the linked app, health-gated), hot (watchers only) or none; default: the service\'s'] as const;
   const DEADLINE = ['--deadline <seconds>', 'how long a restart rollout has before it fails and goes back (default: from the app\'s health checks)', positiveInt('--deadline')] as const;
-  const line = (r: ConfigReleaseView) => `release ${r.version} of ${r.service} in ${r.env}: ${r.change}${r.rolledBackTo !== undefined ? ` to ${r.rolledBackTo}` : ''}, templates ${r.templateCommit.slice(0, 12)}, values v${r.valuesVersion} (shared v${r.sharedVersion}), by ${r.createdBy} at ${r.createdAt}${r.note !== '' ? ` — ${r.note}` : ''}`;
+  const line = (r: ConfigReleaseView) => `release ${r.version} of ${r.service} in ${r.env}: ${r.change}${r.rolledBackTo !== undefined ? ` to ${r.rolledBackTo}` : ''}, templates ${r.templateCommit.slice(0, 12)}, values v${r.valuesVersion} (shared v${r.sharedVersion}), by ${r.createdBy} at ${r.createdAt}${r.note !== '' ? ` — ${r.note}` : ''}${r.gray !== undefined ? ` [gray ${r.gray.state}, beside release ${r.gray.main}${r.gray.members.length > 0 ? `, ${r.gray.members.length} instance(s)` : ''}]` : ''}`;
 
   config
     .command('services')

@@ -29,7 +29,7 @@ describe("Apollo's access-key signature", () => {
 
 describe('apolloProof', () => {
   const now = 1_700_000_000_000;
-  const prove = apolloProof({ secretOf: (appId) => ({ web: 'apollo/web', gone: 'apollo/gone' })[appId], valueOf: (name) => (name === 'apollo/web' ? 'k3y' : undefined), now: () => now });
+  const prove = apolloProof({ secretOf: (appId) => ({ web: 'apollo/web', gone: 'apollo/gone' })[appId], valueOf: (name) => (name === 'apollo/web' ? 'k3y-0123456789abcdef' : undefined), now: () => now });
   const signed = (url: string, o: { appId?: string; secret?: string; at?: number; headers?: Record<string, string> } = {}): ProofRequest => {
     const ts = String(o.at ?? now);
     const path = url.split('?')[0]!;
@@ -37,7 +37,7 @@ describe('apolloProof', () => {
     return {
       method: 'GET',
       url,
-      headers: { authorization: `Apollo ${o.appId ?? appId}:${apolloSignature(ts, url, o.secret ?? 'k3y')}`, timestamp: ts, ...o.headers },
+      headers: { authorization: `Apollo ${o.appId ?? appId}:${apolloSignature(ts, url, o.secret ?? 'k3y-0123456789abcdef')}`, timestamp: ts, ...o.headers },
       params: path.startsWith('/notifications') ? {} : { appId, cluster: 'prod', namespace: 'application' },
       query: Object.fromEntries(new URLSearchParams(url.split('?')[1] ?? '')),
     };
@@ -79,7 +79,7 @@ describe('apolloProof', () => {
     assert.match(refusal(signed('/configs/api/prod/application')), /^no access key: appId 'api'/);
     assert.match(refusal(signed('/configs/gone/prod/application')), /not in the secret store/);
     assert.match(refusal({ ...signed('/configs/web/prod/application'), headers: { authorization: 'Apollo web', timestamp: String(now) } }), /\{appId\}:\{signature\}/);
-    for (const m of [refusal(signed('/configs/web/prod/application', { secret: 'other' })), refusal(signed('/configs/gone/prod/application'))]) assert.ok(!m.includes('k3y'));
+    for (const m of [refusal(signed('/configs/web/prod/application', { secret: 'other' })), refusal(signed('/configs/gone/prod/application'))]) assert.ok(!m.includes('k3y-0123456789abcdef'));
   });
 });
 

@@ -25,6 +25,9 @@ import { configName } from '../config-definitions.ts';
  * key"), where Apollo would ignore it, since ignoring it would serve the request as anonymous.
  */
 
+/** The shortest access key that signs (Apollo's portal makes 32 hex characters). */
+export const MIN_ACCESS_KEY_LENGTH = 16;
+
 /** How far a Timestamp may be from the server's clock (Apollo's default tolerance), exclusive. */
 export const APOLLO_TIMESTAMP_TOLERANCE_MS = 60_000;
 
@@ -96,6 +99,8 @@ export function apolloProof(keys: ApolloAccessKeys): (req: ProofRequest) => Iden
     if (name === undefined) throw new Unauthenticated(`no access key: appId '${appId}' has none in Slipway, so its signatures cannot be checked (name a secret in the service's apollo.accessKeySecret, or send a Slipway token instead)`);
     const secret = keys.valueOf(name);
     if (secret === undefined) throw new Unauthenticated(`the access key of appId '${appId}' is not in the secret store (put the secret its service names in apollo.accessKeySecret)`);
+    // A short key is guessable (an empty one signs for anyone): refused, whatever the signature.
+    if (secret.length < MIN_ACCESS_KEY_LENGTH) throw new Unauthenticated(`the access key of appId '${appId}' is shorter than ${MIN_ACCESS_KEY_LENGTH} characters: put a longer one (openssl rand -hex 16)`);
     const timestamp = req.headers['timestamp'];
     if (typeof timestamp !== 'string' || timestamp.trim() === '') throw new Unauthenticated('the Timestamp header is missing: a signed request carries the time it was signed, in milliseconds since the epoch');
     if (!MILLIS.test(timestamp)) throw new Unauthenticated(`the Timestamp header ${JSON.stringify(timestamp.slice(0, 40))} is not a time in milliseconds since the epoch`);

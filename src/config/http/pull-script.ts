@@ -348,7 +348,7 @@ pull() {
     url=\${rest%% *}
     dest=\${rest#* }
     case $sha in *[!0-9a-f]*) sha= ;; esac
-    case $mode in [0-7][0-7][0-7][0-7]) ;; *) mode= ;; esac
+    case $mode in 0[0-7][0-7][0-7]) ;; *) mode= ;; esac
     # Only this config center's own paths: the token goes nowhere else.
     case $url in /config/v1/files/*) ;; *) url= ;; esac
     if [ \${#sha} != 64 ] || [ -z "$mode" ] || [ -z "$url" ] || [ "$dest" = "$rest" ]; then
