@@ -64,6 +64,24 @@ describe('`slipway config` against `slipway up`', { timeout: 120_000 }, () => {
     assert.match(bad.stderr, /404 no config service 'nope'/);
   });
 
+  it('keeps what it pulled when the config center cannot be reached, and fails when it never pulled', async () => {
+    const out = join(dir, 'kept');
+    assert.equal((await cli(['config', 'pull', 'web', 'dev', '--dir', out])).code, 0);
+    const before = readFileSync(join(out, 'etc', 'web', 'app.yaml'), 'utf8');
+    const dead = `http://127.0.0.1:${await freePort()}`;
+    const away = (to: string) =>
+      new Promise<{ code: number; stderr: string }>((resolve) => {
+        execFile(process.execPath, [BIN, 'config', 'pull', 'web', 'dev', '--dir', to, '--master', dead], { cwd: dir }, (error, _stdout, stderr) => resolve({ code: error === null ? 0 : ((error as { code?: number }).code ?? 1), stderr }));
+      });
+    const kept = await away(out);
+    assert.equal(kept.code, 0, kept.stderr);
+    assert.match(kept.stderr, /not answering .*; release \d+ stays on disk/);
+    assert.equal(readFileSync(join(out, 'etc', 'web', 'app.yaml'), 'utf8'), before);
+    const none = await away(join(dir, 'never'));
+    assert.equal(none.code, 1);
+    assert.match(none.stderr, /cannot reach/);
+  });
+
   it('pulls the files under a directory, and with --watch rewrites them and runs --exec when a release comes', async () => {
     const out = join(dir, 'pulled');
     const marker = join(dir, 'reloaded');

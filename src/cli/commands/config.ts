@@ -219,8 +219,11 @@ export function registerConfig(program: Command): void {
         try {
           release = await once();
         } catch (e) {
-          const kept = await readPulled(o.dir);
-          if (o.watch !== true || kept === undefined) throw e;
+          // Away (no answer, or a 5xx) with a release pulled before: it stays, as pull.sh keeps it
+          // (Apollo's client cache). A refusal (401, 403, 404, a digest that does not match) fails.
+          const away = e instanceof ConfigRequestFailed && (e.status === 0 || e.status >= 500);
+          const kept = away ? await readPulled(o.dir) : undefined;
+          if (kept === undefined) throw e;
           process.stderr.write(`the config center is not answering (${(e as Error).message}); release ${kept.release} stays on disk\n`);
           release = kept.release;
         }
