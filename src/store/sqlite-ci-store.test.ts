@@ -187,8 +187,8 @@ function buildDoc(job: string, number: number, running: boolean): Build {
     label: 'default',
     pipeline: {
       steps: [
-        { name: 'test', commands: ['npm ci', 'npm test'], environment: { NODE_ENV: 'test' }, when: [], dependsOn: [], failure: 'fail' },
-        { name: 'package', image: 'node:20', commands: ['npm pack'], environment: {}, when: [{ event: ['tag'] }], dependsOn: ['test'], failure: 'fail' },
+        { name: 'test', kind: 'commands', commands: ['npm ci', 'npm test'], environment: { NODE_ENV: 'test' }, when: [], dependsOn: [], failure: 'fail' },
+        { name: 'package', kind: 'commands', image: 'node:20', commands: ['npm pack'], environment: {}, when: [{ event: ['tag'] }], dependsOn: ['test'], failure: 'fail' },
       ],
       artifacts: ['*.tgz'],
     },

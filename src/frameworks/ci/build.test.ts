@@ -46,6 +46,7 @@ const BUILD: Build = {
   hostname: 'host-1',
   error: 'none',
   artifacts: ['out.tgz'],
+  outputs: [{ kind: 'artifact', step: 'package', store: 'cdn', name: 'app/v1.2.3/out.tgz', sha256: 'ab'.repeat(32), size: 10, url: 'http://cdn/app/v1.2.3/out.tgz', contentUrl: `http://cdn/sha256/${'ab'.repeat(32)}` }],
   cancelRequested: false,
   seq: 12,
   logBytes: { whole: 2048, steps: { test: 1024, package: 1024 } },
@@ -55,7 +56,7 @@ describe('readBuild', () => {
   it('reads a stored build back equal, and names the build and the field of one that does not match', () => {
     assertReaderChecksEveryField(readBuild, BUILD, {
       kind: 'build',
-      optional: ['commit', 'branch', 'tag', 'pipeline', 'startedAt', 'finishedAt', 'executorId', 'agentId', 'hostname', 'error', 'cancelRequested', 'logBytes'],
+      optional: ['commit', 'branch', 'tag', 'pipeline', 'startedAt', 'finishedAt', 'executorId', 'agentId', 'hostname', 'error', 'outputs', 'cancelRequested', 'logBytes'],
     });
   });
 
@@ -64,7 +65,7 @@ describe('readBuild', () => {
       ['cause.kind', (b) => ((b.cause as { kind: string }).kind = 'whim')],
       ['steps[1].status', (b) => ((b.steps[1] as { status: string }).status = 'done')],
       ['steps[0].exitCode', (b) => ((b.steps[0] as { exitCode: unknown }).exitCode = 0.5)],
-      ['pipeline.steps[0].commands[1]', (b) => ((b.pipeline!.steps[0]!.commands as unknown[])[1] = 7)],
+      ['pipeline.steps[0].commands[1]', (b) => (((b.pipeline!.steps[0] as { commands: unknown[] }).commands)[1] = 7)],
       ['pipeline.steps[0].when[0].event', (b) => ((b.pipeline!.steps[0]!.when[0]!.event as string[])[0] = 'release')],
       ['pipeline.steps[1].failure', (b) => ((b.pipeline!.steps[1] as { failure: string }).failure = 'shrug')],
       ['logBytes.steps.test', (b) => ((b.logBytes!.steps as Record<string, unknown>)['test'] = '1024')],
@@ -77,5 +78,16 @@ describe('readBuild', () => {
       assert.equal(e.field, field, e.message);
       assert.match(e.message, /^stored build ci#3(\.5)? cannot be read/);
     }
+  });
+
+  it('reads the steps of a build stored before steps had a kind as commands steps, and checks the fields of each kind', () => {
+    const old = structuredClone(BUILD) as unknown as { pipeline: { steps: Record<string, unknown>[] } };
+    for (const s of old.pipeline.steps) delete s['kind'];
+    assert.deepEqual(readBuild(old), BUILD);
+    const kinds = structuredClone(BUILD);
+    kinds.pipeline = parsePipeline('steps:\n  - kind: publish\n    store: cdn\n    files: a\n    target: a\n  - kind: deploy\n    service: s\n    to: dev\n    deadline: 1m\n');
+    assert.deepEqual(readBuild(structuredClone(kinds)), kinds);
+    (kinds.pipeline.steps[0] as unknown as Record<string, unknown>)['target'] = 5;
+    assert.equal(failureOf(() => readBuild(kinds)).field, 'pipeline.steps[0].target');
   });
 });

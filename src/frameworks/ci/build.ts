@@ -1,5 +1,5 @@
 import { DocumentReader, type JsonObject } from '../../core/document-reader.ts';
-import type { BuildEvent, Pipeline, StepStatus } from './pipeline/pipeline.ts';
+import type { BuildEvent, Pipeline, StepKind, StepOutput, StepStatus } from './pipeline/pipeline.ts';
 
 /**
  * A build, as CI keeps it (the document the store holds for it).
@@ -58,6 +58,11 @@ export interface Build {
   hostname?: string;
   error?: string;
   artifacts: string[];
+  /**
+   * What its steps made that outlives it, in the order they finished: the files publish steps
+   * uploaded (store, name, sha256, size, URLs). Absent until a step reports one.
+   */
+  outputs?: StepOutput[];
   /** Set once a cancel was asked for a running build. */
   cancelRequested?: boolean;
   /** The highest report sequence number applied (executor protocol). */
@@ -83,6 +88,8 @@ const BUILD_EVENTS: ReadonlySet<BuildEvent> = new Set<BuildEvent>(['manual', 'pu
 const STEP_STATUSES: ReadonlySet<StepStatus> = new Set<StepStatus>(['pending', 'running', 'success', 'failure', 'skipped', 'cancelled', 'error']);
 const CONDITION_STATUSES: ReadonlySet<'success' | 'failure'> = new Set(['success', 'failure'] as const);
 const FAILURE_MODES: ReadonlySet<'fail' | 'ignore'> = new Set(['fail', 'ignore'] as const);
+const STEP_KINDS: ReadonlySet<StepKind> = new Set<StepKind>(['commands', 'build-image', 'deploy', 'publish']);
+const OUTPUT_KINDS: ReadonlySet<StepOutput['kind']> = new Set(['artifact'] as const);
 
 /**
  * Reads a stored build (the document of BUILD_SAVED) back: checks every field of `Build`, its
@@ -117,6 +124,7 @@ export function readBuild(doc: unknown): Build {
   r.optString(o, 'hostname');
   r.optString(o, 'error');
   r.strings(o, 'artifacts');
+  r.optObjects(o, 'outputs', checkOutput);
   r.optBoolean(o, 'cancelRequested');
   r.integer(o, 'seq');
   r.optNested(o, 'logBytes', checkLogBytes);
@@ -154,12 +162,48 @@ function checkPipeline(r: DocumentReader, p: JsonObject): void {
 
 function checkPipelineStep(r: DocumentReader, step: JsonObject): void {
   r.string(step, 'name');
-  r.optString(step, 'image');
-  r.strings(step, 'commands');
-  r.stringRecord(step, 'environment');
+  // Builds stored before steps had a kind hold `commands` steps without one: they are read as
+  // such (the one change made to a document read, so that the model's `kind` always holds).
+  if (step['kind'] === undefined) step['kind'] = 'commands';
+  const kind = r.oneOf(step, 'kind', STEP_KINDS);
+  switch (kind) {
+    case 'commands':
+      r.optString(step, 'image');
+      r.strings(step, 'commands');
+      r.stringRecord(step, 'environment');
+      break;
+    case 'build-image':
+      r.string(step, 'dockerfile');
+      r.string(step, 'context');
+      r.strings(step, 'tags');
+      r.string(step, 'registry');
+      r.stringRecord(step, 'buildArgs');
+      break;
+    case 'deploy':
+      r.string(step, 'service');
+      r.string(step, 'to');
+      r.optInteger(step, 'deadlineSeconds');
+      break;
+    case 'publish':
+      r.string(step, 'store');
+      r.strings(step, 'files');
+      r.string(step, 'target');
+      break;
+  }
   r.objects(step, 'when', checkCondition);
   r.strings(step, 'dependsOn');
   r.oneOf(step, 'failure', FAILURE_MODES);
+}
+
+function checkOutput(r: DocumentReader, output: JsonObject): void {
+  r.oneOf(output, 'kind', OUTPUT_KINDS);
+  r.string(output, 'step');
+  r.string(output, 'store');
+  r.string(output, 'name');
+  r.string(output, 'sha256');
+  r.integer(output, 'size');
+  r.string(output, 'url');
+  r.string(output, 'contentUrl');
 }
 
 function checkCondition(r: DocumentReader, condition: JsonObject): void {

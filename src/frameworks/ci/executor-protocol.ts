@@ -1,4 +1,5 @@
-import type { BuildEvent, Pipeline, StepStatus } from './pipeline/pipeline.ts';
+import type { ArtifactStoreAccess } from './engine/publish-step.ts';
+import type { BuildEvent, Pipeline, StepOutput, StepStatus } from './pipeline/pipeline.ts';
 
 /**
  * What a CI executor (`slipway ci-executor`, a task the CI framework launched on an agent) and
@@ -55,6 +56,11 @@ export interface BuildSpec {
    * CI masks them again in each piece it stores.
    */
   secrets?: Record<string, string>;
+  /**
+   * The job's artifact stores by name, for publish steps, each password read from the secret
+   * store as the build started (masked in the log like `secrets`, and given to no step's environment).
+   */
+  artifactStores?: Record<string, ArtifactStoreAccess>;
 }
 
 export type ExecutorToServer =
@@ -62,7 +68,19 @@ export type ExecutorToServer =
   | { type: 'HEARTBEAT' }
   | { type: 'STEP_STARTED'; job: string; number: number; seq: number; step: string; at: number }
   | { type: 'LOG'; job: string; number: number; seq: number; step: string; at: number; text: string }
-  | { type: 'STEP_FINISHED'; job: string; number: number; seq: number; step: string; at: number; status: StepStatus; exitCode?: number; error?: string }
+  | {
+      type: 'STEP_FINISHED';
+      job: string;
+      number: number;
+      seq: number;
+      step: string;
+      at: number;
+      status: StepStatus;
+      exitCode?: number;
+      error?: string;
+      /** What the step made that outlives the build (a publish step's artifacts): added to the build's `outputs`. */
+      outputs?: StepOutput[];
+    }
   | {
       type: 'BUILD_DONE';
       job: string;

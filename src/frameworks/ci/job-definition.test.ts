@@ -143,7 +143,7 @@ describe('parseJobDefinition', () => {
 
   it('refuses unknown fields, listing the known ones', () => {
     const problems = jobProblems('j', { repo: '/r', repository: 'x', triggers: { poll: { every: 3 }, github: true } });
-    assertRefused(problems, 'repository', 'unknown field (known: name, repo, branch, pipelineFile, pipeline, triggers, executor, concurrency, env, secrets, credentials)');
+    assertRefused(problems, 'repository', 'unknown field (known: name, repo, branch, pipelineFile, pipeline, triggers, executor, concurrency, env, secrets, credentials, artifactStores)');
     assertRefused(problems, 'triggers.poll.every', 'unknown field (known: intervalSeconds, tags, branch)');
     assertRefused(problems, 'triggers.github', 'unknown field (known: poll, cron, webhook)');
   });
@@ -270,6 +270,28 @@ describe('parseJobDefinition', () => {
     assertRefused(jobProblems('j', { repo: '/r', credentials: ['a'] }), 'credentials', 'must be an object');
     const many = Object.fromEntries(Array.from({ length: 101 }, (_, i) => [`C${i}`, 'x']));
     assertRefused(jobProblems('j', { repo: '/r', credentials: many }), 'credentials', 'at most 100');
+  });
+
+  it('reads artifact stores (URL, username, password secret) and checks inline publish steps against them', () => {
+    const pipeline = 'steps:\n  - kind: publish\n    store: cdn\n    files: a\n    target: a\n';
+    const job = parseJobDefinition('j', { repo: '/r', pipeline, artifactStores: { cdn: { url: 'https://cdn.example/agent//', username: 'ci', passwordSecret: '/ci/cdn' } } });
+    assert.deepEqual(job.artifactStores, { cdn: { url: 'https://cdn.example/agent', username: 'ci', passwordSecret: 'ci/cdn' } });
+    assert.equal(parseJobDefinition('j', { repo: '/r', artifactStores: {} }).artifactStores, undefined, 'absent when empty');
+    const problems = jobProblems('j', {
+      repo: '/r',
+      artifactStores: { a: { url: 'ftp://x/y' }, b: { url: 'http://u:p@x/' }, c: { url: 'http://x/?q=1' }, d: {}, e: { url: 'http://x', username: 'a:b', passwordSecret: 'bad name' }, f: 'http://x', 'g h': { url: 'http://x' }, i: { url: 'http://x', token: 't' } },
+    });
+    assertRefused(problems, 'artifactStores.a.url', 'must be an http:// or https:// URL');
+    assertRefused(problems, 'artifactStores.b.url', 'must not hold credentials');
+    assertRefused(problems, 'artifactStores.c.url', 'must not have a query');
+    assertRefused(problems, 'artifactStores.d.url', 'is required');
+    assertRefused(problems, 'artifactStores.e.username', 'must not contain `:`');
+    assertRefused(problems, 'artifactStores.e.passwordSecret', 'is not a secret name');
+    assertRefused(problems, 'artifactStores.f', 'must be an object');
+    assertRefused(problems, 'artifactStores.g h', 'is not a valid store name');
+    assertRefused(problems, 'artifactStores.i.token', 'unknown field');
+    const missing = jobProblems('j', { repo: '/r', pipeline, artifactStores: { other: { url: 'http://x' } } });
+    assert.deepEqual(missing, [{ field: 'pipeline', path: 'steps[0].store', message: `no artifact store "cdn" in the job's artifactStores (stores: other)` }]);
   });
 
   it('keeps a variable named __proto__ as a variable', () => {

@@ -7,6 +7,7 @@ import { InvalidCron, parseCron } from './cron-schedule.ts';
 import { isReservedVariableName } from './pipeline/ci-variables.ts';
 import { ENV_NAME_PATTERN, NAME_RULE, hasControlCharacter, isValidName } from './pipeline/names.ts';
 import { parsePipeline } from './pipeline/parse-pipeline.ts';
+import type { Pipeline } from './pipeline/pipeline.ts';
 
 // The JSON bodies of `PUT /ci/v1/jobs/{name}` and `PUT /ci/v1/executors/{label}`, checked and
 // with every default applied. docs/pipelines.md is the user's description; keep the two in step.
@@ -53,6 +54,23 @@ export interface JobDefinition<S = string> {
    * its logs like `secrets`. Absent when there are none.
    */
   credentials?: Record<string, string>;
+  /**
+   * Where the pipeline's publish steps upload (`store: NAME`): HTTP origins that take PUT, by
+   * name. Configured once here, so the pipeline in the repository names a store and never holds
+   * its URL or credentials. Absent when there are none.
+   */
+  artifactStores?: Record<string, ArtifactStoreConfig>;
+}
+
+/**
+ * An artifact store of a job: an HTTP origin that accepts PUT (WebDAV's; nginx's `dav_methods
+ * PUT`, CDN origins). With `passwordSecret` (a secret of the secret store, read when each build
+ * starts) the uploads carry Basic credentials, `username` (default empty) and that password.
+ */
+export interface ArtifactStoreConfig {
+  url: string;
+  username?: string;
+  passwordSecret?: string;
 }
 
 /** How builds start besides a manual trigger (API, CLI, Jenkins API), which always works. */
@@ -96,7 +114,9 @@ export interface WebhookTrigger<S = string> {
   branch: boolean;
 }
 
-export const JOB_FIELDS = ['name', 'repo', 'branch', 'pipelineFile', 'pipeline', 'triggers', 'executor', 'concurrency', 'env', 'secrets', 'credentials'] as const;
+export const JOB_FIELDS = ['name', 'repo', 'branch', 'pipelineFile', 'pipeline', 'triggers', 'executor', 'concurrency', 'env', 'secrets', 'credentials', 'artifactStores'] as const;
+/** The most artifact stores a job may have. */
+export const MAX_ARTIFACT_STORES = 20;
 /** Fields GET adds to a job, ignored in a PUT, so that a client can GET, edit and PUT it back. */
 export const JOB_READ_ONLY_FIELDS: readonly string[] = ['lastBuild'];
 export const DEFAULT_PIPELINE_FILE = '.slipway.yml';
@@ -152,13 +172,14 @@ export function parseJobDefinition(name: string, json: unknown): JobDefinition<S
 
   const inline = json['pipeline'];
   const file = json['pipelineFile'];
+  let inlinePipeline: Pipeline | undefined;
   if (inline !== undefined && inline !== null && file !== undefined && file !== null) {
     bad('pipelineFile', 'give `pipelineFile` (a file in the repo) or `pipeline` (inline YAML), not both');
   } else if (inline !== undefined && inline !== null) {
     if (typeof inline !== 'string') bad('pipeline', `must be the pipeline's YAML text (a string), not ${describeJson(inline)}`);
     else {
       try {
-        parsePipeline(inline);
+        inlinePipeline = parsePipeline(inline);
         job.pipeline = inline;
       } catch (e) {
         if (!(e instanceof InvalidPipeline)) throw e;
@@ -204,6 +225,20 @@ export function parseJobDefinition(name: string, json: unknown): JobDefinition<S
     const read = readCredentials(credentials, job.env, job.secrets, bad);
     if (Object.keys(read).length > 0) job.credentials = read;
   }
+
+  const stores = json['artifactStores'];
+  if (stores !== undefined && stores !== null) {
+    const read = readArtifactStores(stores, bad);
+    if (Object.keys(read).length > 0) job.artifactStores = read;
+  }
+  // An inline pipeline's publish steps are checked against the stores now; a pipeline file's
+  // when a build runs it (the step fails, naming the store).
+  inlinePipeline?.steps.forEach((s, i) => {
+    if (s.kind === 'publish' && !Object.hasOwn(job.artifactStores ?? {}, s.store)) {
+      const known = Object.keys(job.artifactStores ?? {});
+      problems.push({ field: 'pipeline', path: `steps[${i}].store`, message: `no artifact store ${JSON.stringify(s.store)} in the job's artifactStores (${known.length > 0 ? `stores: ${known.join(', ')}` : 'it has none'})` });
+    }
+  });
 
   if (problems.length > 0) throw new InvalidJob(problems);
   return job;
@@ -647,6 +682,80 @@ function readCredentials(json: unknown, env: Record<string, string>, secrets: Re
   return credentials;
 }
 
+/**
+ * A job's `artifactStores`: NAME (the rule for names) -> {url, username?, passwordSecret?}. The
+ * URL is http(s) with a host, without credentials (they go in `username` and the secret), query
+ * or fragment; a trailing `/` is dropped.
+ */
+function readArtifactStores(json: unknown, bad: (field: string, message: string) => void): Record<string, ArtifactStoreConfig> {
+  const stores: Record<string, ArtifactStoreConfig> = {};
+  if (!isPlainObject(json)) {
+    bad('artifactStores', `must be an object of NAME: {url, username?, passwordSecret?}, not ${describeJson(json)}`);
+    return stores;
+  }
+  if (Object.keys(json).length > MAX_ARTIFACT_STORES) {
+    bad('artifactStores', `has ${Object.keys(json).length} stores; a job has at most ${MAX_ARTIFACT_STORES}`);
+    return stores;
+  }
+  for (const [name, value] of Object.entries(json)) {
+    const f = `artifactStores.${name}`;
+    if (!isValidName(name)) {
+      bad(f, `is not a valid store name: ${NAME_RULE}`);
+      continue;
+    }
+    if (!isPlainObject(value)) {
+      bad(f, `must be an object {url, username?, passwordSecret?}, not ${describeJson(value)}`);
+      continue;
+    }
+    checkFields(value, f, ['url', 'username', 'passwordSecret'], bad);
+    const store: ArtifactStoreConfig = { url: '' };
+    const url = value['url'];
+    if (url === undefined || url === null) bad(`${f}.url`, 'is required: the http(s) URL files are PUT under');
+    else if (typeof url !== 'string') bad(`${f}.url`, `must be a string, not ${describeJson(url)}`);
+    else {
+      const problem = storeUrlProblem(url);
+      if (problem !== undefined) bad(`${f}.url`, problem);
+      else {
+        // Index scan, not /\/+$/ (quadratic on a long run of slashes not at the end).
+        let end = url.length;
+        while (end > 0 && url.charCodeAt(end - 1) === 0x2f) end--;
+        store.url = url.slice(0, end);
+      }
+    }
+    const username = value['username'];
+    if (username !== undefined && username !== null) {
+      if (typeof username !== 'string') bad(`${f}.username`, `must be a string, not ${describeJson(username)}`);
+      else if (username.includes(':') || hasControlCharacter(username)) bad(`${f}.username`, 'must not contain `:` or control characters (HTTP Basic)');
+      else store.username = username;
+    }
+    const secret = value['passwordSecret'];
+    if (secret !== undefined && secret !== null) {
+      if (typeof secret !== 'string') bad(`${f}.passwordSecret`, `must be the name of a secret of the secret store, not ${describeJson(secret)}`);
+      else {
+        const n = secretName(secret);
+        if ('problem' in n) bad(`${f}.passwordSecret`, n.problem);
+        else store.passwordSecret = n.name;
+      }
+    }
+    setOwnValue(stores, name, store);
+  }
+  return stores;
+}
+
+function storeUrlProblem(url: string): string | undefined {
+  let u: URL;
+  try {
+    u = new URL(url);
+  } catch {
+    return 'is not a URL: give http(s)://host[:port][/path]';
+  }
+  if (u.protocol !== 'http:' && u.protocol !== 'https:') return `must be an http:// or https:// URL, not ${u.protocol}`;
+  if (u.hostname === '') return 'needs a host';
+  if (u.username !== '' || u.password !== '') return 'must not hold credentials: give `username` and `passwordSecret` (a secret of the secret store)';
+  if (u.search !== '' || u.hash !== '' || url.includes('?') || url.includes('#')) return 'must not have a query or a fragment: files are PUT under its path';
+  return undefined;
+}
+
 /** A secret's value in a request: a string without NUL, or `{"encrypted": "..."}`. */
 function readSecretInput(value: unknown, field: string, bad: (field: string, message: string) => void): SecretInput | undefined {
   if (typeof value === 'string') {
@@ -755,6 +864,7 @@ export function readJobDocument(doc: unknown): StoredJobDocument {
   r.integer(o, 'concurrency');
   r.stringRecord(o, 'env');
   r.optNested(o, 'secrets', checkStoredSecrets);
+  r.optNested(o, 'artifactStores', checkArtifactStores);
   return o as unknown as StoredJobDocument;
 }
 
@@ -779,6 +889,16 @@ export function readExecutorSpecDocument(doc: unknown): ExecutorSpec {
   r.number(o, 'idleTerminationSeconds');
   r.objects(o, 'volumes', checkVolume);
   return o as unknown as ExecutorSpec;
+}
+
+function checkArtifactStores(r: DocumentReader, stores: JsonObject): void {
+  for (const name of Object.keys(stores)) r.nested(stores, name, checkArtifactStore);
+}
+
+function checkArtifactStore(r: DocumentReader, store: JsonObject): void {
+  r.string(store, 'url');
+  r.optString(store, 'username');
+  r.optString(store, 'passwordSecret');
 }
 
 function checkTriggers(r: DocumentReader, t: JsonObject): void {

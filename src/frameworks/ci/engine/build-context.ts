@@ -1,4 +1,4 @@
-import type { BuildEvent, PipelineStep } from '../pipeline/pipeline.ts';
+import type { BuildEvent, CommandsStep } from '../pipeline/pipeline.ts';
 import { stepEnvironment as ciStepEnvironment } from '../pipeline/ci-variables.ts';
 
 /** The build a pipeline runs for, as the engine needs it: names, cause, commit, job variables. */
@@ -50,7 +50,7 @@ export function defaultBuildId(jobName: string, number: number): string {
  * `workspace` is the same path in both kinds of step: an image step has the workspace mounted
  * where it is on the host (see image-step.ts for why).
  */
-export function stepEnvironment(step: PipelineStep, build: BuildContext, workspace: string, startedAt: Date): Record<string, string> {
+export function stepEnvironment(step: CommandsStep, build: BuildContext, workspace: string, startedAt: Date): Record<string, string> {
   const host: Record<string, string> = {};
   if (step.image === undefined) {
     host['PATH'] = process.env['PATH'] ?? DEFAULT_PATH;

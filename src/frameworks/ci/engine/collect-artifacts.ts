@@ -81,6 +81,28 @@ export async function collectArtifacts(workspace: string, patterns: readonly str
   return { files, skipped, unmatched };
 }
 
+/**
+ * The files of `workspace` that match `patterns`, as collectArtifacts finds them (the same rules:
+ * nothing outside the workspace, no directory behind a symbolic link), without copying: each
+ * file's workspace path and the file to read. For publish steps.
+ */
+export async function matchWorkspaceFiles(workspace: string, patterns: readonly string[]): Promise<{ files: { path: string; source: string }[]; skipped: { path: string; reason: string }[]; unmatched: string[] }> {
+  for (const pattern of patterns) {
+    const problem = artifactPatternProblem(pattern);
+    if (problem !== undefined) throw new InvalidArtifactPattern(pattern, problem);
+  }
+  const walker = new Walker(await realpath(workspace), '');
+  const unmatched: string[] = [];
+  for (const pattern of patterns) {
+    const before = walker.found.size + walker.skipped.size;
+    await walker.walkPattern(pattern);
+    if (walker.found.size + walker.skipped.size === before) unmatched.push(pattern);
+  }
+  const files = [...walker.found].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([path, source]) => ({ path, source }));
+  const skipped = [...walker.skipped].map(([path, reason]) => ({ path, reason })).sort((a, b) => (a.path < b.path ? -1 : 1));
+  return { files, skipped, unmatched };
+}
+
 class Walker {
   /** Relative path → the file to copy (its real path when reached through a symbolic link). */
   readonly found = new Map<string, string>();
@@ -88,6 +110,7 @@ class Walker {
 
   constructor(
     private readonly root: string,
+    /** A directory not walked (the copy's destination); '' for none. */
     private readonly dest: string,
   ) {}
 

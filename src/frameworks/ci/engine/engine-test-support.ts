@@ -1,7 +1,7 @@
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { Pipeline, PipelineStep } from '../pipeline/pipeline.ts';
+import type { CommandsStep, Pipeline, PipelineStep } from '../pipeline/pipeline.ts';
 import type { BuildContext } from './build-context.ts';
 import { runPipeline } from './run-pipeline.ts';
 import type { PipelineEvent, PipelineResult, RunPipelineOptions, StepResult } from './run-pipeline.ts';
@@ -9,8 +9,8 @@ import type { PipelineEvent, PipelineResult, RunPipelineOptions, StepResult } fr
 // Helpers of the engine's tests (run-pipeline.test.ts, image-step.test.ts): pipelines written
 // short, a fresh workspace per test, and a run that records its events.
 
-export function step(name: string, commands: string[], more: Partial<PipelineStep> = {}): PipelineStep {
-  return { name, commands, environment: {}, when: [], dependsOn: [], failure: 'fail', ...more };
+export function step(name: string, commands: string[], more: Partial<Omit<CommandsStep, 'kind'>> = {}): CommandsStep {
+  return { name, kind: 'commands', commands, environment: {}, when: [], dependsOn: [], failure: 'fail', ...more };
 }
 
 /** The pipeline's rule without `depends_on`: each step waits for the one before it. */

@@ -2,13 +2,14 @@ import { stat } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import type Dockerode from 'dockerode';
 import type { HostPath } from './host-paths.ts';
-import type { Pipeline, PipelineStep, StepStatus } from '../pipeline/pipeline.ts';
+import type { Pipeline, PipelineStep, StepOutput, StepStatus } from '../pipeline/pipeline.ts';
 import { findCycles } from '../pipeline/step-graph.ts';
 import { buildId, stepEnvironment } from './build-context.ts';
 import type { BuildContext } from './build-context.ts';
 import { evaluateWhen } from './evaluate-when.ts';
 import { CI_CONTAINER_LABELS, runImageStep } from './image-step.ts';
 import { runProcessStep } from './process-step.ts';
+import { runPublishStep, type ArtifactStoreAccess } from './publish-step.ts';
 import { StepLog } from './step-log.ts';
 import { SecretMask, SecretMasker } from '../../../lib/secret-mask.ts';
 import type { StepOutcome, StepRunSpec } from './step-outcome.ts';
@@ -31,6 +32,8 @@ export interface StepResult {
   error?: string;
   /** Why a `skipped` step did not run (its `when`, a failed step upstream, the build cancelled). */
   reason?: string;
+  /** What the step made that outlives the build (a publish step's artifacts); absent when nothing. */
+  outputs?: StepOutput[];
 }
 
 export interface PipelineResult {
@@ -76,6 +79,11 @@ export interface RunPipelineOptions {
   maxParallel?: number;
   /** On cancel, between SIGTERM (docker stop) and SIGKILL; default DEFAULT_KILL_GRACE_MS. */
   killGraceMs?: number;
+  /**
+   * The job's artifact stores by name, for publish steps (with their passwords, which are masked
+   * in every step's log like `build.secrets`); a store a step names that is not here fails it.
+   */
+  artifactStores?: Readonly<Record<string, ArtifactStoreAccess>>;
 }
 
 export const DEFAULT_KILL_GRACE_MS = 5_000;
@@ -126,7 +134,8 @@ class PipelineRun {
   constructor(pipeline: Pipeline, options: RunPipelineOptions, maxParallel: number) {
     this.#pipeline = pipeline;
     this.#options = options;
-    this.#secretMask = new SecretMask(Object.values(options.build.secrets ?? {}));
+    const storePasswords = Object.values(options.artifactStores ?? {}).flatMap((s) => (s.password !== undefined && s.password !== '' ? [s.password] : []));
+    this.#secretMask = new SecretMask([...Object.values(options.build.secrets ?? {}), ...storePasswords]);
     this.#maxParallel = maxParallel;
     this.#workspace = resolve(options.workspace);
     this.#signal = options.signal ?? new AbortController().signal;
@@ -180,7 +189,6 @@ class PipelineRun {
   }
 
   #start(step: PipelineStep): void {
-    const { build, docker, hostPath } = this.#options;
     const startedAt = Date.now();
     this.#running.add(step.name);
     this.#emit({ type: 'step-started', step: step.name, at: startedAt });
@@ -191,28 +199,7 @@ class PipelineRun {
       if (text !== '') this.#emit({ type: 'log', step: step.name, at: Date.now(), text });
     };
     const log = new StepLog((text) => emitLog(masker.push(text)));
-    const spec: StepRunSpec = {
-      step,
-      workspace: this.#workspace,
-      env: stepEnvironment(step, build, this.#workspace, new Date(this.#startedAt)),
-      signal: this.#signal,
-      killGraceMs: this.#killGraceMs,
-      output: (chunk) => log.write(chunk),
-    };
-    let outcome: Promise<StepOutcome>;
-    if (step.image === undefined) {
-      outcome = runProcessStep(spec);
-    } else if (docker === undefined) {
-      outcome = Promise.resolve({ status: 'error', error: `step ${step.name} needs a Docker engine for image ${step.image}, and this executor has none` });
-    } else {
-      const labels = {
-        [CI_CONTAINER_LABELS.build]: buildId(build),
-        [CI_CONTAINER_LABELS.job]: build.jobName,
-        [CI_CONTAINER_LABELS.buildNumber]: String(build.number),
-        [CI_CONTAINER_LABELS.step]: step.name,
-      };
-      outcome = runImageStep({ ...spec, docker, labels, ...(hostPath !== undefined ? { hostPath } : {}) });
-    }
+    const outcome = this.#outcome(step, (chunk) => log.write(chunk));
     void outcome
       .catch((e: unknown): StepOutcome => ({ status: 'error', error: e instanceof Error ? e.message : String(e) }))
       .then((o) => {
@@ -228,9 +215,45 @@ class PipelineRun {
           finishedAt,
           durationMs: finishedAt - startedAt,
           ...(o.error !== undefined ? { error: o.error } : {}),
+          ...(o.outputs !== undefined && o.outputs.length > 0 ? { outputs: o.outputs } : {}),
         });
         this.#schedule();
       });
+  }
+
+  /** Runs a step by its kind. */
+  #outcome(step: PipelineStep, output: (chunk: Buffer) => void): Promise<StepOutcome> {
+    const { build, docker, hostPath } = this.#options;
+    if (step.kind === 'publish') {
+      return runPublishStep({ step, workspace: this.#workspace, build, stores: this.#options.artifactStores ?? {}, signal: this.#signal, output });
+    }
+    if (step.kind !== 'commands') {
+      // Parsed (pipeline.ts), executed by later work: refused loudly rather than passed.
+      return Promise.resolve({ status: 'error', error: `kind ${step.kind} is not supported by this executor yet` });
+    }
+    const spec: StepRunSpec = {
+      step,
+      workspace: this.#workspace,
+      env: stepEnvironment(step, build, this.#workspace, new Date(this.#startedAt)),
+      signal: this.#signal,
+      killGraceMs: this.#killGraceMs,
+      output,
+    };
+    let outcome: Promise<StepOutcome>;
+    if (step.image === undefined) {
+      outcome = runProcessStep(spec);
+    } else if (docker === undefined) {
+      outcome = Promise.resolve({ status: 'error', error: `step ${step.name} needs a Docker engine for image ${step.image}, and this executor has none` });
+    } else {
+      const labels = {
+        [CI_CONTAINER_LABELS.build]: buildId(build),
+        [CI_CONTAINER_LABELS.job]: build.jobName,
+        [CI_CONTAINER_LABELS.buildNumber]: String(build.number),
+        [CI_CONTAINER_LABELS.step]: step.name,
+      };
+      outcome = runImageStep({ ...spec, docker, labels, ...(hostPath !== undefined ? { hostPath } : {}) });
+    }
+    return outcome;
   }
 
   #skip(step: PipelineStep, reason: string): void {

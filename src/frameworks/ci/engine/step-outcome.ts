@@ -1,8 +1,8 @@
-import type { PipelineStep } from '../pipeline/pipeline.ts';
+import type { CommandsStep, StepOutput } from '../pipeline/pipeline.ts';
 
 /** What a step runner gets: the step, where and with what it runs, and where its output goes. */
 export interface StepRunSpec {
-  step: PipelineStep;
+  step: CommandsStep;
   /** Absolute path of the workspace: the working directory (and, for an image step, the mount). */
   workspace: string;
   env: Record<string, string>;
@@ -18,4 +18,6 @@ export interface StepOutcome {
   status: 'success' | 'failure' | 'cancelled' | 'error';
   exitCode?: number;
   error?: string;
+  /** What the step made that outlives the build (a publish step's artifacts). */
+  outputs?: StepOutput[];
 }

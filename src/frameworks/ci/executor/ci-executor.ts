@@ -171,6 +171,7 @@ export async function runExecutor(o: ExecutorOptions): Promise<number> {
         },
         ...(o.docker !== undefined ? { docker: o.docker } : {}),
         ...(o.hostPath !== undefined ? { hostPath: o.hostPath } : {}),
+        ...(spec.artifactStores !== undefined ? { artifactStores: spec.artifactStores } : {}),
         signal: abort.signal,
         onEvent: (e: PipelineEvent) => {
           if (e.type === 'step-started') report({ type: 'STEP_STARTED', ...ids, step: e.step, at: e.at });
@@ -184,6 +185,7 @@ export async function runExecutor(o: ExecutorOptions): Promise<number> {
               status: e.result.status,
               ...(e.result.exitCode !== undefined ? { exitCode: e.result.exitCode } : {}),
               ...(e.result.error !== undefined ? { error: e.result.error } : {}),
+              ...(e.result.outputs !== undefined ? { outputs: e.result.outputs } : {}),
             });
         },
       });

@@ -1,4 +1,4 @@
-import type { BuildEvent, PipelineStep } from './pipeline.ts';
+import type { BuildEvent, CommandsStep, PipelineStep } from './pipeline.ts';
 
 // The environment variables CI gives every step, documented for users in docs/pipelines.md
 // ("Variables CI sets"). Names follow Woodpecker's where the meaning is the same; Slipway's unit of
@@ -89,7 +89,7 @@ export function ciVariables(build: CiBuildContext, step: Pick<PipelineStep, 'nam
  */
 export function stepEnvironment(
   build: CiBuildContext,
-  step: Pick<PipelineStep, 'name' | 'environment'>,
+  step: Pick<CommandsStep, 'name' | 'environment'>,
   jobEnv: Readonly<Record<string, string>>,
 ): Record<string, string> {
   return { ...jobEnv, ...step.environment, ...ciVariables(build, step) };

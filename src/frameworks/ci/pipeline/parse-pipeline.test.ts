@@ -4,7 +4,7 @@ import fc from 'fast-check';
 import { stringify } from 'yaml';
 import { InvalidPipeline, type PipelineProblem } from '../ci-errors.ts';
 import { parsePipeline } from './parse-pipeline.ts';
-import type { Pipeline, PipelineStep } from './pipeline.ts';
+import type { CommandsStep, Pipeline, PipelineStep } from './pipeline.ts';
 import { topologicalOrder } from './step-graph.ts';
 
 /** YAML text from lines, so that line numbers in the tests are easy to count. */
@@ -33,8 +33,8 @@ function assertProblem(problems: PipelineProblem[], path: string, line: number, 
   else assert.match(p.message, message);
 }
 
-function step(partial: Partial<PipelineStep> & { name: string }): PipelineStep {
-  return { commands: [], environment: {}, when: [], dependsOn: [], failure: 'fail', ...partial };
+function step(partial: Partial<Omit<CommandsStep, 'kind'>> & { name: string }): CommandsStep {
+  return { kind: 'commands', commands: [], environment: {}, when: [], dependsOn: [], failure: 'fail', ...partial };
 }
 
 describe('parsePipeline: valid pipelines', () => {
@@ -75,7 +75,7 @@ describe('parsePipeline: valid pipelines', () => {
         ['mid', ['alpha']],
       ],
     );
-    assert.equal(pipeline.steps[1]?.image, 'alpine:3');
+    assert.equal((pipeline.steps[1] as CommandsStep).image, 'alpine:3');
   });
 
   it('names unnamed steps of the list form step-1, step-2, ... by position', () => {
@@ -89,7 +89,7 @@ describe('parsePipeline: valid pipelines', () => {
   it('keeps an image step without commands: the image runs its own command', () => {
     const pipeline = parsePipeline(lines('steps:', '  - name: plugin', '    image: registry.local:5000/tools/notify:1.2'));
     assert.deepEqual(pipeline.steps, [step({ name: 'plugin', image: 'registry.local:5000/tools/notify:1.2' })]);
-    assert.deepEqual(parsePipeline(lines('steps:', '  - name: p', '    image: x', '    commands: []')).steps[0]?.commands, []);
+    assert.deepEqual((parsePipeline(lines('steps:', '  - name: p', '    image: x', '    commands: []')).steps[0] as CommandsStep).commands, []);
   });
 
   it('reads environment values of strings, numbers and booleans as written', () => {
@@ -109,7 +109,7 @@ describe('parsePipeline: valid pipelines', () => {
         '      __proto__: kept',
       ),
     );
-    const env = pipeline.steps[0]?.environment ?? {};
+    const env = (pipeline.steps[0] as CommandsStep).environment;
     assert.deepEqual(
       Object.entries(env),
       [
@@ -212,7 +212,7 @@ describe('parsePipeline: valid pipelines', () => {
 
   it('keeps multi-line block commands as one command', () => {
     const pipeline = parsePipeline(lines('steps:', '  - name: s', '    commands:', '      - |', '        for i in 1 2; do', '          echo $i', '        done'));
-    assert.deepEqual(pipeline.steps[0]?.commands, ['for i in 1 2; do\n  echo $i\ndone\n']);
+    assert.deepEqual((pipeline.steps[0] as CommandsStep).commands, ['for i in 1 2; do\n  echo $i\ndone\n']);
   });
 
   it('accepts a JSON document (YAML is a superset)', () => {
@@ -415,7 +415,7 @@ describe('parsePipeline: refused pipelines, each problem with its line and colum
     const problems = problemsOf(
       lines('steps:', '  - name: a', '    commands: [x]', '    privileged: true', '    secrets: [token]', 'services:', '  - name: db', 'pipeline: {}'),
     );
-    assertProblem(problems, 'steps[0].privileged', 4, 5, 'unknown key "privileged" (known: name, image, commands, environment, when, depends_on, failure)');
+    assertProblem(problems, 'steps[0].privileged', 4, 5, 'unknown key "privileged" (known: name, kind, image, commands, environment, when, depends_on, failure)');
     assertProblem(problems, 'steps[0].secrets', 5, 5, "secrets are the job's: set them in the job's `secrets`");
     assertProblem(problems, 'services', 6, 1, 'service containers are not supported');
     assertProblem(problems, 'pipeline', 8, 1, 'the list of steps is called `steps`');
@@ -635,3 +635,215 @@ function yamlish(): fc.Arbitrary<string> {
   );
   return fc.array(piece, { maxLength: 12 }).map((ls) => ls.join('\n'));
 }
+
+describe('parsePipeline: kinds of steps', () => {
+  it('gives a step without `kind` the kind commands, so every existing pipeline reads as before', () => {
+    const pipeline = parsePipeline(lines('steps:', '  - name: a', '    commands: [make]', '  - name: b', '    kind: commands', '    image: alpine:3', '    commands: [make test]'));
+    assert.deepEqual(pipeline.steps, [
+      step({ name: 'a', commands: ['make'] }),
+      step({ name: 'b', image: 'alpine:3', commands: ['make test'], dependsOn: ['a'] }),
+    ]);
+  });
+
+  it('reads a build-image step: dockerfile, context, tags with variables, registry, buildArgs', () => {
+    const pipeline = parsePipeline(
+      lines(
+        'steps:',
+        '  - name: image',
+        '    kind: build-image',
+        '    dockerfile: docker/Dockerfile',
+        '    context: .',
+        '    tags: ["{{tag}}", "sha-{{ commit }}", "{{tag}}"]',
+        '    registry: private',
+        '    buildArgs:',
+        '      VERSION: 1.10',
+        '    when: { event: tag }',
+      ),
+    );
+    assert.deepEqual(pipeline.steps, [
+      {
+        name: 'image',
+        kind: 'build-image',
+        dockerfile: 'docker/Dockerfile',
+        context: '.',
+        tags: ['{{tag}}', 'sha-{{ commit }}'],
+        registry: 'private',
+        buildArgs: { VERSION: '1.10' },
+        when: [{ event: ['tag'] }],
+        dependsOn: [],
+        failure: 'fail',
+      },
+    ] satisfies PipelineStep[]);
+    assert.deepEqual(parsePipeline(lines('steps:', '  - kind: build-image', '    dockerfile: Dockerfile', '    context: .', '    tags: latest', '    registry: r')).steps[0], {
+      name: 'step-1',
+      kind: 'build-image',
+      dockerfile: 'Dockerfile',
+      context: '.',
+      tags: ['latest'],
+      registry: 'r',
+      buildArgs: {},
+      when: [],
+      dependsOn: [],
+      failure: 'fail',
+    });
+  });
+
+  it('reads a deploy step, its deadline in seconds or with a unit', () => {
+    const pipeline = parsePipeline(
+      lines('steps:', '  deploy-dev:', '    kind: deploy', '    service: shop', '    to: dev', '    deadline: 10m', '  deploy-demo:', '    kind: deploy', '    service: shop', '    to: demo', '    deadline: 90', '  prod:', '    kind: deploy', '    service: shop', '    to: prod'),
+    );
+    assert.deepEqual(
+      pipeline.steps.map((s) => (s.kind === 'deploy' ? [s.name, s.service, s.to, s.deadlineSeconds] : undefined)),
+      [
+        ['deploy-dev', 'shop', 'dev', 600],
+        ['deploy-demo', 'shop', 'demo', 90],
+        ['prod', 'shop', 'prod', undefined],
+      ],
+    );
+    assert.ok(!('deadlineSeconds' in (pipeline.steps[2] as object)), 'no deadline: no field');
+  });
+
+  it('reads a publish step: store, files (a glob or a list), target with variables', () => {
+    const pipeline = parsePipeline(
+      lines('steps:', '  - name: pack', '    commands: [make agent.tar.gz]', '  - name: upload', '    kind: publish', '    store: cdn', '    files: out/*.tar.gz', '    target: agent/{{tag}}/agent.tar.gz', '    failure: ignore'),
+    );
+    assert.deepEqual(pipeline.steps[1], {
+      name: 'upload',
+      kind: 'publish',
+      store: 'cdn',
+      files: ['out/*.tar.gz'],
+      target: 'agent/{{tag}}/agent.tar.gz',
+      when: [],
+      dependsOn: ['pack'],
+      failure: 'ignore',
+    } satisfies PipelineStep);
+    const dir = parsePipeline(lines('steps:', '  - kind: publish', '    store: cdn', '    files: [dist/**, README.md]', '    target: builds/{{build}}/')).steps[0];
+    assert.deepEqual(dir?.kind === 'publish' ? [dir.files, dir.target] : undefined, [['dist/**', 'README.md'], 'builds/{{build}}/']);
+  });
+
+  it('gives JSON of every kind that parses back the same (what a stored build holds)', () => {
+    const text = lines('steps:', '  - kind: publish', '    store: cdn', '    files: a', '    target: a', '  - kind: deploy', '    service: s', '    to: dev', '    deadline: 1h');
+    const pipeline = parsePipeline(text);
+    assert.deepEqual(parsePipeline(JSON.stringify(pipeline).replace(/"dependsOn":\[[^\]]*\],?/g, '').replace(/"deadlineSeconds":3600/, '"deadline":3600')), pipeline);
+  });
+
+  it('refuses an unknown kind, and a kind that is not a string, at the value', () => {
+    const problems = problemsOf(lines('steps:', '  - name: a', '    kind: docker', '    image: x', '  - name: b', '    kind: [publish]', '    store: cdn'));
+    assertProblem(problems, 'steps[0].kind', 3, 11, 'is not a kind of step: "docker" (kinds: commands, build-image, deploy, publish)');
+    assertProblem(problems, 'steps[1].kind', 6, 11, 'must be a string, not a list');
+    assert.equal(problems.length, 2, JSON.stringify(problems));
+  });
+
+  it('refuses keys of another kind at the key, naming the kind they belong to', () => {
+    const problems = problemsOf(
+      lines(
+        'steps:',
+        '  - name: upload',
+        '    kind: publish',
+        '    store: cdn',
+        '    files: a.tgz',
+        '    target: a.tgz',
+        '    commands: [echo]',
+        '  - name: ship',
+        '    kind: deploy',
+        '    service: shop',
+        '    to: dev',
+        '    image: alpine:3',
+        '  - name: image',
+        '    kind: build-image',
+        '    image: app',
+        '    dockerfile: Dockerfile',
+        '    context: .',
+        '    tags: [latest]',
+        '    registry: r',
+        '  - name: c',
+        '    commands: [x]',
+        '    store: cdn',
+        '    environmnet: {}',
+      ),
+    );
+    assertProblem(problems, 'steps[0].commands', 7, 5, '`commands` belongs to steps of kind commands, not to a publish step (keys of a publish step: name, kind, store, files, target, when, depends_on, failure)');
+    assertProblem(problems, 'steps[1].image', 12, 5, '`image` belongs to steps of kind commands, not to a deploy step');
+    assertProblem(problems, 'steps[2].image', 15, 5, 'the image is what the step builds, named by `registry` and `tags`');
+    assertProblem(problems, 'steps[3].store', 22, 5, '`store` belongs to steps of kind publish, not to a commands step');
+    assertProblem(problems, 'steps[3].environmnet', 23, 5, 'unknown key "environmnet"');
+    assert.equal(problems.length, 5, JSON.stringify(problems));
+  });
+
+  it('refuses a delivery step without its required fields, at the step', () => {
+    const problems = problemsOf(lines('steps:', '  - name: upload', '    kind: publish', '  - name: ship', '    kind: deploy', '    service: shop', '  - name: image', '    kind: build-image', '    tags: []'));
+    assertProblem(problems, 'steps[0].store', 2, 5, 'is required: the name of an artifact store configured in the job');
+    assertProblem(problems, 'steps[0].files', 2, 5, 'is required');
+    assertProblem(problems, 'steps[0].target', 2, 5, 'is required');
+    assertProblem(problems, 'steps[1].to', 4, 5, 'is required: the environment to deploy to');
+    assertProblem(problems, 'steps[2].dockerfile', 7, 5, 'is required');
+    assertProblem(problems, 'steps[2].context', 7, 5, 'is required');
+    assertProblem(problems, 'steps[2].registry', 7, 5, 'is required');
+    assertProblem(problems, 'steps[2].tags', 9, 11, 'must not be an empty list (nothing would be pushed)');
+    assert.equal(problems.length, 8, JSON.stringify(problems));
+  });
+
+  it('refuses bad values of delivery steps at the value: names, paths, templates, targets, deadlines', () => {
+    const problems = problemsOf(
+      lines(
+        'steps:',
+        '  - kind: publish',
+        '    store: my cdn',
+        '    files: [../etc/passwd, /abs]',
+        '    target: agent/{{version}}/a.tgz',
+        '  - kind: publish',
+        '    store: cdn',
+        '    files: []',
+        '    target: sha256/abc',
+        '  - kind: publish',
+        '    store: cdn',
+        '    files: a',
+        '    target: a/../b',
+        '  - kind: publish',
+        '    store: cdn',
+        '    files: a',
+        '    target: /a',
+        '  - kind: publish',
+        '    store: cdn',
+        '    files: a',
+        '    target: "a/{{tag"',
+        '  - kind: build-image',
+        '    dockerfile: /Dockerfile',
+        '    context: ..',
+        '    tags: ["{{branch}}"]',
+        '    registry: r',
+        '    buildArgs: [A=1]',
+        '  - kind: deploy',
+        '    service: shop',
+        '    to: dev',
+        '    deadline: 2 weeks',
+        '  - kind: deploy',
+        '    service: shop',
+        '    to: dev',
+        '    deadline: 0',
+      ),
+    );
+    assertProblem(problems, 'steps[0].store', 3, 12, '"my cdn" is not a valid name');
+    assertProblem(problems, 'steps[0].files[0]', 4, 13, 'leaves the workspace');
+    assertProblem(problems, 'steps[0].files[1]', 4, 28, 'is absolute; paths are relative to the workspace');
+    assertProblem(problems, 'steps[0].target', 5, 13, '{{version}} is not a variable: the variables are {{tag}}, {{commit}}, {{build}}');
+    assertProblem(problems, 'steps[1].files', 8, 12, 'must not be an empty list (nothing would be uploaded)');
+    assertProblem(problems, 'steps[1].target', 9, 13, '`sha256/` is where the store keeps files by content hash');
+    assertProblem(problems, 'steps[2].target', 13, 13, 'must not have empty, `.` or `..` segments');
+    assertProblem(problems, 'steps[3].target', 17, 13, 'must be relative to the store\'s URL');
+    assertProblem(problems, 'steps[4].target', 21, 13, 'has a `{{` or `}}` that is not a variable reference');
+    assertProblem(problems, 'steps[5].dockerfile', 23, 17, 'is absolute');
+    assertProblem(problems, 'steps[5].context', 24, 14, 'leaves the workspace');
+    assertProblem(problems, 'steps[5].tags[0]', 25, 12, '{{branch}} is not a variable');
+    assertProblem(problems, 'steps[5].buildArgs', 27, 16, 'must be a map of NAME: value, not a list');
+    assertProblem(problems, 'steps[6].deadline', 31, 15, 'must be a duration: seconds, or a number with s, m or h (90s, 10m, 1h), not the string "2 weeks"');
+    assertProblem(problems, 'steps[7].deadline', 35, 15, 'must be from 1 second to 24 hours');
+    assert.equal(problems.length, 15, JSON.stringify(problems, null, 1));
+  });
+
+  it('checks names and depends_on across steps of every kind', () => {
+    const problems = problemsOf(lines('steps:', '  - name: up', '    kind: publish', '    store: cdn', '    files: a', '    target: a', '    depends_on: [nope]', '  - name: up', '    commands: [x]'));
+    assertProblem(problems, 'steps[0].depends_on', 7, 18, 'no step is named "nope"');
+    assertProblem(problems, 'steps[1].name', 8, 11, 'duplicate step name "up"');
+  });
+});

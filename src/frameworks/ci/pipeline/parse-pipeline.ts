@@ -2,8 +2,9 @@ import { InvalidPipeline } from '../ci-errors.ts';
 import { artifactPatternProblem } from '../engine/collect-artifacts.ts';
 import type { PipelineProblem } from '../ci-errors.ts';
 import { isReservedVariableName } from './ci-variables.ts';
-import { ENV_NAME_PATTERN, NAME_RULE, isValidName } from './names.ts';
-import type { BuildEvent, Pipeline, PipelineStep, SourcePosition, StepCondition } from './pipeline.ts';
+import { ENV_NAME_PATTERN, NAME_RULE, hasControlCharacter, isValidName } from './names.ts';
+import type { BuildEvent, CommandsStep, Pipeline, PipelineStep, SourcePosition, StepCondition, StepKind } from './pipeline.ts';
+import { templateProblem } from './step-template.ts';
 import { findCycles } from './step-graph.ts';
 import { childPath, readYamlTree } from './yaml-tree.ts';
 import type { YamlMap, YamlValue } from './yaml-tree.ts';
@@ -15,7 +16,20 @@ import type { YamlMap, YamlValue } from './yaml-tree.ts';
 // InvalidPipeline, so that a user fixes the file in one go.
 
 export const PIPELINE_KEYS = ['steps', 'artifacts', 'executor'] as const;
-export const STEP_KEYS = ['name', 'image', 'commands', 'environment', 'when', 'depends_on', 'failure'] as const;
+/** The keys of every kind of step. */
+export const COMMON_STEP_KEYS = ['name', 'kind', 'when', 'depends_on', 'failure'] as const;
+export const STEP_KINDS: readonly StepKind[] = ['commands', 'build-image', 'deploy', 'publish'];
+/** The keys of each kind of step beyond the common ones; a key of another kind is refused as misplaced. */
+export const STEP_KIND_KEYS: Readonly<Record<StepKind, readonly string[]>> = {
+  commands: ['image', 'commands', 'environment'],
+  'build-image': ['dockerfile', 'context', 'tags', 'registry', 'buildArgs'],
+  deploy: ['service', 'to', 'deadline'],
+  publish: ['store', 'files', 'target'],
+};
+/** The keys of a step of kind `commands` (the default kind). */
+export const STEP_KEYS = ['name', 'kind', ...STEP_KIND_KEYS.commands, 'when', 'depends_on', 'failure'] as const;
+/** The longest deploy deadline: a day. */
+export const MAX_DEPLOY_DEADLINE_SECONDS = 24 * 3600;
 export const CONDITION_KEYS = ['event', 'branch', 'status'] as const;
 
 /** The longest branch pattern of a `when` condition. */
@@ -160,54 +174,41 @@ function readStep(
   problems: Problems,
 ): StepDraft | undefined {
   if (value.kind !== 'map') {
-    problems.add(path, `a step must be a map (name, image, commands, ...), not ${describe(value)}`, value.pos);
+    problems.add(path, `a step must be a map (name, kind, commands, ...), not ${describe(value)}`, value.pos);
     return undefined;
   }
-  checkKeys(value, path, STEP_KEYS, problems);
+  const kind = readKind(value, path, problems);
+  checkStepKeys(value, path, kind, problems);
 
   const draft: StepDraft = {
-    step: { name: `step-${index + 1}`, commands: [], environment: {}, when: [], dependsOn: [], failure: 'fail' },
+    step: { name: `step-${index + 1}`, kind: 'commands', commands: [], environment: {}, when: [], dependsOn: [], failure: 'fail' },
     path,
     pos: value.pos,
     namePos: value.pos,
     namePath: keyName !== undefined ? path : childPath(path, 'name'),
     named: false,
   };
+  let name = draft.step.name;
   const nameValue = entry(value, 'name');
   if (keyName !== undefined) {
-    draft.step.name = keyName.name;
+    name = keyName.name;
     draft.namePos = keyName.pos;
     draft.named = true;
     if (nameValue !== undefined) {
       problems.add(childPath(path, 'name'), 'a step of the map form is named by its key: remove `name`', keyPosOf(value, 'name'));
     }
   } else if (nameValue !== undefined) {
-    const name = stringAt(nameValue, childPath(path, 'name'), problems);
-    if (name !== undefined) {
-      draft.step.name = name;
+    const text = stringAt(nameValue, childPath(path, 'name'), problems);
+    if (text !== undefined) {
+      name = text;
       draft.namePos = nameValue.pos;
       draft.named = true;
     }
   }
 
-  const image = entry(value, 'image');
-  if (image !== undefined) {
-    const text = stringAt(image, childPath(path, 'image'), problems);
-    if (text !== undefined) {
-      if (/^\s*$/.test(text)) problems.add(childPath(path, 'image'), 'must not be empty', image.pos);
-      else if (/\s/.test(text) || text.startsWith('-')) problems.add(childPath(path, 'image'), `is not an image reference: ${JSON.stringify(text)}`, image.pos);
-      else draft.step.image = text;
-    }
-  }
-
-  const commands = entry(value, 'commands');
-  if (commands !== undefined) draft.step.commands = readCommands(commands, childPath(path, 'commands'), problems);
-
-  const environment = entry(value, 'environment');
-  if (environment !== undefined) draft.step.environment = readEnvironment(environment, childPath(path, 'environment'), problems);
-
-  const when = entry(value, 'when');
-  if (when !== undefined) draft.step.when = readWhen(when, childPath(path, 'when'), problems);
+  let when: StepCondition[] = [];
+  const whenValue = entry(value, 'when');
+  if (whenValue !== undefined) when = readWhen(whenValue, childPath(path, 'when'), problems);
 
   const dependsOn = entry(value, 'depends_on');
   if (dependsOn !== undefined) {
@@ -215,27 +216,263 @@ function readStep(
     draft.dependsOn = { names: (names ?? []).map((n) => ({ name: n.value, pos: n.pos })), pos: dependsOn.pos };
   }
 
+  let failureMode: PipelineStep['failure'] = 'fail';
   const failure = entry(value, 'failure');
   if (failure !== undefined) {
     const mode = stringAt(failure, childPath(path, 'failure'), problems);
     if (mode !== undefined) {
-      if ((FAILURE_MODES as readonly string[]).includes(mode)) draft.step.failure = mode as PipelineStep['failure'];
+      if ((FAILURE_MODES as readonly string[]).includes(mode)) failureMode = mode as PipelineStep['failure'];
       else problems.add(childPath(path, 'failure'), `must be one of ${FAILURE_MODES.join(', ')}, not ${JSON.stringify(mode)}`, failure.pos);
     }
   }
 
+  // The model's field order, so that JSON of a step reads as the YAML does.
+  const common = { when, dependsOn: [] as string[], failure: failureMode };
+  const at: StepAt = { map: value, path, problems };
+  switch (kind) {
+    case undefined: // refused by readKind; the step is still named, for the checks of names and depends_on
+    case 'commands':
+      draft.step = { name, kind: 'commands', ...readCommandsFields(at, kind === undefined), ...common };
+      break;
+    case 'build-image':
+      draft.step = {
+        name,
+        kind,
+        dockerfile: required(at, 'dockerfile', 'the Dockerfile\'s path in the workspace', readWorkspacePath) ?? '',
+        context: required(at, 'context', 'the build context, a directory of the workspace (`.` for all of it)', readWorkspacePath) ?? '',
+        tags: required(at, 'tags', 'the tags to push: a tag or a list ({{tag}}, {{commit}}, {{build}} allowed)', readTemplates) ?? [],
+        registry: required(at, 'registry', 'the name of a registry configured in the job', readName) ?? '',
+        buildArgs: optional(at, 'buildArgs', readBuildArgs) ?? {},
+        ...common,
+      };
+      break;
+    case 'deploy': {
+      const deadline = optional(at, 'deadline', readDeadline);
+      draft.step = {
+        name,
+        kind,
+        service: required(at, 'service', 'the service to deploy', readName) ?? '',
+        to: required(at, 'to', 'the environment to deploy to', readName) ?? '',
+        ...(deadline !== undefined ? { deadlineSeconds: deadline } : {}),
+        ...common,
+      };
+      break;
+    }
+    case 'publish':
+      draft.step = {
+        name,
+        kind,
+        store: required(at, 'store', 'the name of an artifact store configured in the job (`artifactStores`)', readName) ?? '',
+        files: required(at, 'files', 'the workspace files to upload: a path or a list (globs allowed)', readFilePatterns) ?? [],
+        target: required(at, 'target', 'the name to upload under, e.g. agent/{{tag}}/agent.tar.gz (ending in `/`: a directory)', readTarget) ?? '',
+        ...common,
+      };
+      break;
+  }
+  return draft;
+}
+
+/** A step's `kind`: `commands` when absent; undefined (and a problem) when it names no kind. */
+function readKind(map: YamlMap, path: string, problems: Problems): StepKind | undefined {
+  const value = entry(map, 'kind');
+  if (value === undefined) return 'commands';
+  const text = stringAt(value, childPath(path, 'kind'), problems);
+  if (text === undefined) return undefined;
+  if ((STEP_KINDS as readonly string[]).includes(text)) return text as StepKind;
+  problems.add(childPath(path, 'kind'), `is not a kind of step: ${JSON.stringify(text)} (kinds: ${STEP_KINDS.join(', ')})`, value.pos);
+  return undefined;
+}
+
+/**
+ * Unknown keys, and keys of another kind than the step's (`commands` in a publish step): each
+ * refused at the key. A step whose kind is unknown is checked against every kind's keys.
+ */
+function checkStepKeys(map: YamlMap, path: string, kind: StepKind | undefined, problems: Problems): void {
+  const own = kind === undefined ? STEP_KINDS.flatMap((k) => STEP_KIND_KEYS[k]) : STEP_KIND_KEYS[kind];
+  const known = ['name', 'kind', ...own, 'when', 'depends_on', 'failure'];
+  for (const e of map.entries) {
+    if (known.includes(e.key)) continue;
+    const owner = STEP_KINDS.find((k) => STEP_KIND_KEYS[k].includes(e.key));
+    if (owner !== undefined && kind !== undefined) {
+      const hint = kind === 'build-image' && e.key === 'image' ? ': the image is what the step builds, named by `registry` and `tags`' : '';
+      problems.add(childPath(path, e.key), `\`${e.key}\` belongs to steps of kind ${owner}, not to a ${kind} step${hint} (keys of a ${kind} step: ${known.join(', ')})`, e.keyPos);
+      continue;
+    }
+    const hint = KEY_HINTS[e.key];
+    problems.add(childPath(path, e.key), `unknown key ${JSON.stringify(e.key)}${hint !== undefined ? `: ${hint}` : ''} (known: ${known.join(', ')})`, e.keyPos);
+  }
+}
+
+/** Where the fields of one step are read: its map, its path, the problems. */
+interface StepAt {
+  map: YamlMap;
+  path: string;
+  problems: Problems;
+}
+
+type FieldReader<T> = (value: YamlValue, path: string, problems: Problems) => T | undefined;
+
+function required<T>(at: StepAt, key: string, what: string, read: FieldReader<T>): T | undefined {
+  const value = entry(at.map, key);
+  if (value === undefined || isNull(value)) {
+    at.problems.add(childPath(at.path, key), `is required: ${what}`, value?.pos ?? at.map.pos);
+    return undefined;
+  }
+  return read(value, childPath(at.path, key), at.problems);
+}
+
+function optional<T>(at: StepAt, key: string, read: FieldReader<T>): T | undefined {
+  const value = entry(at.map, key);
+  return value === undefined ? undefined : read(value, childPath(at.path, key), at.problems);
+}
+
+/** The fields of a `commands` step. `quiet`: the step's kind was refused, so say nothing about missing commands. */
+function readCommandsFields(at: StepAt, quiet: boolean): Pick<CommandsStep, 'image' | 'commands' | 'environment'> {
+  const { map: value, path } = at;
+  let img: string | undefined;
+  const image = entry(value, 'image');
+  if (image !== undefined) {
+    const text = stringAt(image, childPath(path, 'image'), at.problems);
+    if (text !== undefined) {
+      if (/^\s*$/.test(text)) at.problems.add(childPath(path, 'image'), 'must not be empty', image.pos);
+      else if (/\s/.test(text) || text.startsWith('-')) at.problems.add(childPath(path, 'image'), `is not an image reference: ${JSON.stringify(text)}`, image.pos);
+      else img = text;
+    }
+  }
+
+  const commands = entry(value, 'commands');
+  const list = commands !== undefined ? readCommands(commands, childPath(path, 'commands'), at.problems) : [];
+
+  const environment = entry(value, 'environment');
+  const env = environment !== undefined ? readEnvironment(environment, childPath(path, 'environment'), at.problems) : {};
+
   // Woodpecker's rule: a step with an image and no commands runs the image's own command.
-  if (image === undefined && draft.step.commands.length === 0) {
+  if (!quiet && image === undefined && list.length === 0) {
     if (commands === undefined || isNull(commands)) {
-      problems.add(path, 'a step needs `commands`, an `image` (which then runs its own command), or both', value.pos);
+      at.problems.add(path, 'a step needs `commands`, an `image` (which then runs its own command), or both', value.pos);
     } else if (commands.kind === 'seq' && commands.items.length === 0) {
-      problems.add(childPath(path, 'commands'), 'is empty, and a step without an image needs commands', commands.pos);
+      at.problems.add(childPath(path, 'commands'), 'is empty, and a step without an image needs commands', commands.pos);
     } // else the commands were refused one by one already
   }
-  // The model's field order, so that JSON of a step reads as the YAML does.
-  const { name, image: img, commands: cmds, environment: env, when: conditions, dependsOn: deps, failure: mode } = draft.step;
-  draft.step = { name, ...(img !== undefined ? { image: img } : {}), commands: cmds, environment: env, when: conditions, dependsOn: deps, failure: mode };
-  return draft;
+  return { ...(img !== undefined ? { image: img } : {}), commands: list, environment: env };
+}
+
+// ---------------------------------------------------------------------------------------------
+// The fields of delivery steps
+// ---------------------------------------------------------------------------------------------
+
+/** A name of something the job configures (a registry, a store), a service or an environment: the rule for names. */
+function readName(value: YamlValue, path: string, problems: Problems): string | undefined {
+  const text = stringAt(value, path, problems);
+  if (text === undefined) return undefined;
+  if (!isValidName(text)) {
+    problems.add(path, `${JSON.stringify(text)} is not a valid name: ${NAME_RULE}`, value.pos);
+    return undefined;
+  }
+  return text;
+}
+
+/** A path inside the workspace (`.` for the workspace itself). */
+function readWorkspacePath(value: YamlValue, path: string, problems: Problems): string | undefined {
+  const text = stringAt(value, path, problems);
+  if (text === undefined) return undefined;
+  const problem = text === '.' ? undefined : artifactPatternProblem(text);
+  if (problem !== undefined) {
+    problems.add(path, problem.replace('artifact paths are', 'paths are'), value.pos);
+    return undefined;
+  }
+  return text;
+}
+
+function readFilePatterns(value: YamlValue, path: string, problems: Problems): string[] | undefined {
+  const list = nonEmptyList(value, path, problems, 'a path or a list of paths (globs allowed)', 'nothing would be uploaded');
+  if (list === undefined) return undefined;
+  const out: string[] = [];
+  let ok = true;
+  for (const p of list) {
+    const problem = artifactPatternProblem(p.value);
+    if (problem !== undefined) {
+      problems.add(p.path, problem.replace('artifact paths are', 'paths are'), p.pos);
+      ok = false;
+    } else if (!out.includes(p.value)) out.push(p.value);
+  }
+  return ok ? out : undefined;
+}
+
+function readTemplates(value: YamlValue, path: string, problems: Problems): string[] | undefined {
+  const list = nonEmptyList(value, path, problems, 'a tag or a list of tags', 'nothing would be pushed');
+  if (list === undefined) return undefined;
+  let ok = true;
+  for (const t of list) {
+    const problem = t.value.trim() === '' ? 'must not be empty' : templateProblem(t.value);
+    if (problem !== undefined) {
+      problems.add(t.path, problem, t.pos);
+      ok = false;
+    }
+  }
+  return ok ? unique(list.map((t) => t.value)) : undefined;
+}
+
+/**
+ * A publish step's `target`: a template (step-template.ts) naming a path in the store, relative,
+ * without `.` or `..` segments; ending in `/` it names a directory. `sha256/` is the store's
+ * content-addressed half, and not a name.
+ */
+function readTarget(value: YamlValue, path: string, problems: Problems): string | undefined {
+  const text = stringAt(value, path, problems);
+  if (text === undefined) return undefined;
+  const segments = text.replace(/\/$/, '').split('/');
+  const problem =
+    text.trim() === '' ? 'must not be empty'
+    : hasControlCharacter(text) || text.includes('\\') ? 'must not contain control characters or `\\`'
+    : text.startsWith('/') ? 'must be relative to the store\'s URL (no leading `/`)'
+    : segments.some((s) => s === '' || s === '.' || s === '..') ? 'must not have empty, `.` or `..` segments'
+    : segments[0] === 'sha256' ? '`sha256/` is where the store keeps files by content hash: choose another first segment'
+    : templateProblem(text);
+  if (problem !== undefined) {
+    problems.add(path, problem, value.pos);
+    return undefined;
+  }
+  return text;
+}
+
+/** `buildArgs`: NAME: value, as `environment` (values of strings, numbers and booleans as written). */
+function readBuildArgs(value: YamlValue, path: string, problems: Problems): Record<string, string> | undefined {
+  if (value.kind !== 'map') {
+    problems.add(path, `must be a map of NAME: value, not ${describe(value)}`, value.pos);
+    return undefined;
+  }
+  const args: Record<string, string> = {};
+  for (const e of value.entries) {
+    const argPath = childPath(path, e.key);
+    if (!ENV_NAME_PATTERN.test(e.key)) {
+      problems.add(argPath, 'is not a build argument name: letters, digits and `_`, not starting with a digit', e.keyPos);
+      continue;
+    }
+    const v = e.value;
+    if (v.kind === 'scalar' && v.value !== null) Object.defineProperty(args, e.key, { value: v.text, enumerable: true, writable: true, configurable: true });
+    else problems.add(argPath, `must be a string, number or boolean, ${v.kind === 'scalar' ? `it is empty (write '' for an empty value)` : `not ${describe(v)}`}`, v.pos);
+  }
+  return args;
+}
+
+/** A deploy deadline: seconds (a whole number), or `90s`, `10m`, `1h`. */
+function readDeadline(value: YamlValue, path: string, problems: Problems): number | undefined {
+  let seconds: number | undefined;
+  if (value.kind === 'scalar' && typeof value.value === 'number' && Number.isInteger(value.value)) seconds = value.value;
+  else if (value.kind === 'scalar' && typeof value.value === 'string') {
+    const m = /^(\d{1,6})(s|m|h)$/.exec(value.value.trim());
+    if (m !== null) seconds = Number(m[1]) * (m[2] === 'h' ? 3600 : m[2] === 'm' ? 60 : 1);
+  }
+  if (seconds === undefined) {
+    problems.add(path, `must be a duration: seconds, or a number with s, m or h (90s, 10m, 1h), not ${describe(value)}`, value.pos);
+    return undefined;
+  }
+  if (seconds < 1 || seconds > MAX_DEPLOY_DEADLINE_SECONDS) {
+    problems.add(path, `must be from 1 second to ${MAX_DEPLOY_DEADLINE_SECONDS / 3600} hours`, value.pos);
+    return undefined;
+  }
+  return seconds;
 }
 
 function readCommands(value: YamlValue, path: string, problems: Problems): string[] {
@@ -553,10 +790,10 @@ function stringList(value: YamlValue, path: string, problems: Problems, what: st
 }
 
 /** A string or a non-empty list of strings: an empty list would match nothing, and a step that can never run is a mistake. */
-function nonEmptyList(value: YamlValue, path: string, problems: Problems, what: string): Located[] | undefined {
+function nonEmptyList(value: YamlValue, path: string, problems: Problems, what: string, why = 'the step would never run'): Located[] | undefined {
   const list = stringList(value, path, problems, what);
   if (list !== undefined && list.length === 0) {
-    problems.add(path, 'must not be an empty list (the step would never run)', value.pos);
+    problems.add(path, `must not be an empty list (${why})`, value.pos);
     return undefined;
   }
   return list;

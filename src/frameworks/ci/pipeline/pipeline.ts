@@ -26,15 +26,21 @@ export interface StepCondition {
   status?: ('success' | 'failure')[];
 }
 
-export interface PipelineStep {
+/**
+ * What a step does (`kind:` in the YAML, default `commands`):
+ * - `commands`: shell commands, as a process on the executor's host or in `image`;
+ * - `build-image`: build a runtime image from a Dockerfile in the workspace and push it to a registry of the job;
+ * - `deploy`: deploy the image built to an environment, as a promotion;
+ * - `publish`: upload workspace files to an artifact store of the job (an HTTP origin that takes PUT).
+ * The engine runs `commands` and `publish`; `build-image` and `deploy` are parsed and refused at
+ * run time (issue 14: other work executes them).
+ */
+export type StepKind = 'commands' | 'build-image' | 'deploy' | 'publish';
+
+/** What every kind of step has. */
+interface StepCommon {
   /** Unique in the pipeline; `[a-zA-Z0-9_.-]+`. */
   name: string;
-  /** Docker image the commands run in, with the workspace mounted; absent: a process on the executor's host. */
-  image?: string;
-  /** Shell commands, run one after another by `sh -e` (the first that fails fails the step). */
-  commands: string[];
-  /** Variables for this step, on top of the build's (job env, CI_* variables). */
-  environment: Record<string, string>;
   /** Conditions: the step runs when any of them holds (Woodpecker's rule); empty: when the steps upstream succeeded. */
   when: StepCondition[];
   /**
@@ -45,6 +51,69 @@ export interface PipelineStep {
   dependsOn: string[];
   /** `ignore`: a failure of this step does not fail the build nor stop its dependents. */
   failure: 'fail' | 'ignore';
+}
+
+/** A step of shell commands (the only kind before `kind:` existed). */
+export interface CommandsStep extends StepCommon {
+  kind: 'commands';
+  /** Docker image the commands run in, with the workspace mounted; absent: a process on the executor's host. */
+  image?: string;
+  /** Shell commands, run one after another by `sh -e` (the first that fails fails the step). */
+  commands: string[];
+  /** Variables for this step, on top of the build's (job env, CI_* variables). */
+  environment: Record<string, string>;
+}
+
+/**
+ * Builds an image with the host's engine and pushes it. Paths are relative to the workspace;
+ * `tags` are templates (`{{tag}}`, `{{commit}}`, `{{build}}`: step-template.ts).
+ */
+export interface BuildImageStep extends StepCommon {
+  kind: 'build-image';
+  dockerfile: string;
+  context: string;
+  tags: string[];
+  /** The name of a registry configured in the job. */
+  registry: string;
+  buildArgs: Record<string, string>;
+}
+
+/** Deploys the image built to an environment (`to`), following the deployment to its end or its deadline. */
+export interface DeployStep extends StepCommon {
+  kind: 'deploy';
+  service: string;
+  to: string;
+  deadlineSeconds?: number;
+}
+
+/**
+ * Uploads the workspace files matching `files` (globs) to the artifact store `store` of the job,
+ * under `target` (a template; ending in `/`: a directory, each file under its workspace path) and
+ * under `sha256/<hex>` of its content.
+ */
+export interface PublishStep extends StepCommon {
+  kind: 'publish';
+  store: string;
+  files: string[];
+  target: string;
+}
+
+export type PipelineStep = CommandsStep | BuildImageStep | DeployStep | PublishStep;
+
+/**
+ * What a step made that outlives the build, recorded on the build (its `outputs`): a file
+ * published to an artifact store (later also an image's digest). `url` is where it is by name,
+ * `contentUrl` where it is by content hash.
+ */
+export interface StepOutput {
+  kind: 'artifact';
+  step: string;
+  store: string;
+  name: string;
+  sha256: string;
+  size: number;
+  url: string;
+  contentUrl: string;
 }
 
 export interface Pipeline {

@@ -108,6 +108,7 @@ export function planReports(view: CiView, reports: readonly { executorId: string
               }
             : s,
         );
+        if (m.outputs !== undefined && m.outputs.length > 0) next.outputs = [...(build.outputs ?? []), ...m.outputs];
         break;
       case 'BUILD_DONE': {
         next = finishedBuild({ ...next, artifacts: m.artifacts }, m.status, now, m.error !== undefined ? mask.mask(m.error) : undefined);

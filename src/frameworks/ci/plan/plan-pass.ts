@@ -5,6 +5,8 @@ import { planExecutorPool } from '../executor-pool.ts';
 import type { ExecutorRecord } from '../executor-record.ts';
 import { EXECUTOR_HEARTBEAT_SECONDS, MISSED_HEARTBEATS } from '../executor-protocol.ts';
 import { buildOf, CiPlanBuilder, type CiPlan } from './ci-plan.ts';
+import type { ArtifactStoreAccess } from '../engine/publish-step.ts';
+import { setOwnValue } from '../job-definition.ts';
 
 /** An executor that has not said HELLO this long after its launch is given up. */
 export const HELLO_TIMEOUT_MS = 60_000;
@@ -121,6 +123,17 @@ function dispatch(view: CiView, build: Build, e: ExecutorRecord, now: number, b:
     if (value === undefined) missing.push(`${variable} (secret '${name}')`);
     else credentials[variable] = value;
   }
+  // The passwords of its artifact stores, the same way: read now, given only to publish steps.
+  const artifactStores: Record<string, ArtifactStoreAccess> = {};
+  for (const [name, store] of Object.entries(job?.artifactStores ?? {})) {
+    const access: ArtifactStoreAccess = { url: store.url, ...(store.username !== undefined ? { username: store.username } : {}) };
+    if (store.passwordSecret !== undefined) {
+      const value = credential?.(store.passwordSecret);
+      if (value === undefined) missing.push(`artifactStores.${name}.passwordSecret (secret '${store.passwordSecret}')`);
+      else access.password = value;
+    }
+    setOwnValue(artifactStores, name, access);
+  }
   if (missing.length > 0) {
     b.finishBuild(build, 'error', now, `credentials not in the secret store: ${missing.join(', ')}`);
     b.pass();
@@ -142,6 +155,7 @@ function dispatch(view: CiView, build: Build, e: ExecutorRecord, now: number, b:
       pipeline,
       env: { ...(job?.env ?? {}) },
       secrets: { ...(job?.secrets ?? {}), ...credentials },
+      ...(Object.keys(artifactStores).length > 0 ? { artifactStores } : {}),
     },
   });
 }
