@@ -169,6 +169,13 @@ describe('the secret store (issue 12 §4): write-only, referenced by apps, hande
     const job = await call('PUT', '/ci/v1/jobs/steal', { token: ci, body: { repo: '/tmp', pipeline: 'steps:\n  - name: s\n    commands: [env]\n', credentials: { P: 'team-a/db-password' } } });
     assert.equal(job.status, 403, job.text);
     assert.match(job.text, /use on secrets 'team-a\/db-password'/);
+    // The password secrets of its artifact stores and registries too: its builds upload and push with them.
+    const store = await call('PUT', '/ci/v1/jobs/steal', { token: ci, body: { repo: '/tmp', artifactStores: { cdn: { url: 'http://127.0.0.1:9/', username: 'u', passwordSecret: 'team-a/db-password' } } } });
+    assert.equal(store.status, 403, store.text);
+    assert.match(store.text, /use on secrets 'team-a\/db-password'/);
+    const registry = await call('PUT', '/ci/v1/jobs/steal', { token: ci, body: { repo: '/tmp', registries: { r: { address: '127.0.0.1:5000', username: 'u', passwordSecret: '/team-a/db-password' } } } });
+    assert.equal(registry.status, 403, registry.text);
+    assert.match(registry.text, /use on secrets 'team-a\/db-password'/);
   });
 
   it('hands a process task its secret in the environment and as a 0600 file of its user; the files API does not serve the file', async () => {

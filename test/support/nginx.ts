@@ -103,7 +103,8 @@ http {
   };
 }
 
-function freePort(): Promise<number> {
+/** A port of 127.0.0.1 that nothing listens on (just now). */
+export function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const server = createServer();
     server.once('error', reject);

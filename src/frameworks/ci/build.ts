@@ -60,7 +60,8 @@ export interface Build {
   artifacts: string[];
   /**
    * What its steps made that outlives it, in the order they finished: the files publish steps
-   * uploaded (store, name, sha256, size, URLs). Absent until a step reports one.
+   * uploaded (store, name, sha256, size, URLs), the images build-image steps pushed (registry,
+   * name, digest). Absent until a step reports one.
    */
   outputs?: StepOutput[];
   /** Set once a cancel was asked for a running build. */
@@ -89,7 +90,7 @@ const STEP_STATUSES: ReadonlySet<StepStatus> = new Set<StepStatus>(['pending', '
 const CONDITION_STATUSES: ReadonlySet<'success' | 'failure'> = new Set(['success', 'failure'] as const);
 const FAILURE_MODES: ReadonlySet<'fail' | 'ignore'> = new Set(['fail', 'ignore'] as const);
 const STEP_KINDS: ReadonlySet<StepKind> = new Set<StepKind>(['commands', 'build-image', 'deploy', 'publish']);
-const OUTPUT_KINDS: ReadonlySet<StepOutput['kind']> = new Set(['artifact'] as const);
+const OUTPUT_KINDS: ReadonlySet<StepOutput['kind']> = new Set(['artifact', 'image'] as const);
 
 /**
  * Reads a stored build (the document of BUILD_SAVED) back: checks every field of `Build`, its
@@ -196,14 +197,22 @@ function checkPipelineStep(r: DocumentReader, step: JsonObject): void {
 }
 
 function checkOutput(r: DocumentReader, output: JsonObject): void {
-  r.oneOf(output, 'kind', OUTPUT_KINDS);
+  const kind = r.oneOf(output, 'kind', OUTPUT_KINDS);
   r.string(output, 'step');
-  r.string(output, 'store');
   r.string(output, 'name');
-  r.string(output, 'sha256');
-  r.integer(output, 'size');
-  r.string(output, 'url');
-  r.string(output, 'contentUrl');
+  switch (kind) {
+    case 'artifact':
+      r.string(output, 'store');
+      r.string(output, 'sha256');
+      r.integer(output, 'size');
+      r.string(output, 'url');
+      r.string(output, 'contentUrl');
+      break;
+    case 'image':
+      r.string(output, 'registry');
+      r.string(output, 'digest');
+      break;
+  }
 }
 
 function checkCondition(r: DocumentReader, condition: JsonObject): void {

@@ -244,9 +244,12 @@ export class CiFramework {
     if (input.credentials !== undefined && this.options.secretStore === undefined) {
       throw new InvalidJob([{ field: 'credentials', message: 'this CI has no secret store to read credentials from (it runs apart from the master): give the values in `secrets`, or run CI in `slipway up`' }]);
     }
-    const withSecret = Object.entries(input.artifactStores ?? {}).filter(([, s]) => s.passwordSecret !== undefined);
+    const withSecret = [
+      ...Object.entries(input.artifactStores ?? {}).flatMap(([name, s]) => (s.passwordSecret !== undefined ? [`artifactStores.${name}.passwordSecret`] : [])),
+      ...Object.entries(input.registries ?? {}).flatMap(([name, s]) => (s.passwordSecret !== undefined ? [`registries.${name}.passwordSecret`] : [])),
+    ];
     if (withSecret.length > 0 && this.options.secretStore === undefined) {
-      throw new InvalidJob(withSecret.map(([name]) => ({ field: `artifactStores.${name}.passwordSecret`, message: 'this CI has no secret store to read the password from (it runs apart from the master): run CI in `slipway up`' })));
+      throw new InvalidJob(withSecret.map((field) => ({ field, message: 'this CI has no secret store to read the password from (it runs apart from the master): run CI in `slipway up`' })));
     }
     const { created, job } = await this.turns.operation(() => planPutJob(this.state, input, this.options.secrets));
     this.triggers.jobSaved(job, created);

@@ -1,3 +1,4 @@
+import type { RegistryAccess } from './engine/build-image-step.ts';
 import type { ArtifactStoreAccess } from './engine/publish-step.ts';
 import type { BuildEvent, Pipeline, StepOutput, StepStatus } from './pipeline/pipeline.ts';
 
@@ -61,6 +62,8 @@ export interface BuildSpec {
    * store as the build started (masked in the log like `secrets`, and given to no step's environment).
    */
   artifactStores?: Record<string, ArtifactStoreAccess>;
+  /** The job's image registries by name, for build-image steps, each password read as the artifact stores' are. */
+  registries?: Record<string, RegistryAccess>;
 }
 
 export type ExecutorToServer =
@@ -78,7 +81,7 @@ export type ExecutorToServer =
       status: StepStatus;
       exitCode?: number;
       error?: string;
-      /** What the step made that outlives the build (a publish step's artifacts): added to the build's `outputs`. */
+      /** What the step made that outlives the build (a publish step's artifacts, a build-image step's images): added to the build's `outputs`. */
       outputs?: StepOutput[];
     }
   | {

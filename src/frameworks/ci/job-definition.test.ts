@@ -143,7 +143,7 @@ describe('parseJobDefinition', () => {
 
   it('refuses unknown fields, listing the known ones', () => {
     const problems = jobProblems('j', { repo: '/r', repository: 'x', triggers: { poll: { every: 3 }, github: true } });
-    assertRefused(problems, 'repository', 'unknown field (known: name, repo, branch, pipelineFile, pipeline, triggers, executor, concurrency, env, secrets, credentials, artifactStores)');
+    assertRefused(problems, 'repository', 'unknown field (known: name, repo, branch, pipelineFile, pipeline, triggers, executor, concurrency, env, secrets, credentials, artifactStores, registries)');
     assertRefused(problems, 'triggers.poll.every', 'unknown field (known: intervalSeconds, tags, branch)');
     assertRefused(problems, 'triggers.github', 'unknown field (known: poll, cron, webhook)');
   });
@@ -292,6 +292,30 @@ describe('parseJobDefinition', () => {
     assertRefused(problems, 'artifactStores.i.token', 'unknown field');
     const missing = jobProblems('j', { repo: '/r', pipeline, artifactStores: { other: { url: 'http://x' } } });
     assert.deepEqual(missing, [{ field: 'pipeline', path: 'steps[0].store', message: `no artifact store "cdn" in the job's artifactStores (stores: other)` }]);
+  });
+
+  it('reads registries (address, username, password secret) and checks inline build-image steps against them', () => {
+    const pipeline = 'steps:\n  - kind: build-image\n    dockerfile: Dockerfile\n    context: .\n    tags: web:1\n    registry: private\n';
+    const job = parseJobDefinition('j', { repo: '/r', pipeline, registries: { private: { address: '127.0.0.1:5000', username: 'ci', passwordSecret: '/ci/registry' }, hub: { address: 'registry.example.com' }, local: { address: 'localhost' }, v6: { address: '[::1]:5000' } } });
+    assert.deepEqual(job.registries, { private: { address: '127.0.0.1:5000', username: 'ci', passwordSecret: 'ci/registry' }, hub: { address: 'registry.example.com' }, local: { address: 'localhost' }, v6: { address: '[::1]:5000' } });
+    assert.equal(parseJobDefinition('j', { repo: '/r', registries: {} }).registries, undefined, 'absent when empty');
+    const problems = jobProblems('j', {
+      repo: '/r',
+      registries: { a: { address: 'https://r.example' }, b: { address: 'r.example/team' }, c: { address: 'registry' }, d: {}, e: { address: 'r.example', username: 'a:b', passwordSecret: 'bad name' }, f: 'r.example', 'g h': { address: 'r.example' }, i: { address: 'r.example', url: 'x' }, j: { address: 'r.example:99999' }, k: { address: 'bad_host.example' } },
+    });
+    assertRefused(problems, 'registries.a.address', 'must be host[:port] without a scheme (r.example)');
+    assertRefused(problems, 'registries.b.address', 'must be host[:port] only');
+    assertRefused(problems, 'registries.c.address', 'Docker would read it as a Docker Hub namespace');
+    assertRefused(problems, 'registries.d.address', 'is required');
+    assertRefused(problems, 'registries.e.username', 'must not contain `:`');
+    assertRefused(problems, 'registries.e.passwordSecret', 'is not a secret name');
+    assertRefused(problems, 'registries.f', 'must be an object');
+    assertRefused(problems, 'registries.g h', 'is not a valid registry name');
+    assertRefused(problems, 'registries.i.url', 'unknown field');
+    assertRefused(problems, 'registries.j.address', 'a port is 1 to 65535');
+    assertRefused(problems, 'registries.k.address', 'is not a host name');
+    const missing = jobProblems('j', { repo: '/r', pipeline, registries: { other: { address: 'r.example' } } });
+    assert.deepEqual(missing, [{ field: 'pipeline', path: 'steps[0].registry', message: `no registry "private" in the job's registries (registries: other)` }]);
   });
 
   it('keeps a variable named __proto__ as a variable', () => {

@@ -60,6 +60,23 @@ export interface JobDefinition<S = string> {
    * its URL or credentials. Absent when there are none.
    */
   artifactStores?: Record<string, ArtifactStoreConfig>;
+  /**
+   * Where the pipeline's build-image steps push (`registry: NAME`): Docker registries, by name.
+   * Configured once here, as artifact stores are. Absent when there are none.
+   */
+  registries?: Record<string, RegistryConfig>;
+}
+
+/**
+ * An image registry of a job: its address, `host[:port]` without a scheme (what goes before the
+ * repository in an image name: `127.0.0.1:5000`, `registry.example.com`). With `passwordSecret`
+ * (a secret of the secret store, read when each build starts) the engine logs in to it with
+ * `username` (default empty) and that password for the push.
+ */
+export interface RegistryConfig {
+  address: string;
+  username?: string;
+  passwordSecret?: string;
 }
 
 /**
@@ -114,9 +131,11 @@ export interface WebhookTrigger<S = string> {
   branch: boolean;
 }
 
-export const JOB_FIELDS = ['name', 'repo', 'branch', 'pipelineFile', 'pipeline', 'triggers', 'executor', 'concurrency', 'env', 'secrets', 'credentials', 'artifactStores'] as const;
+export const JOB_FIELDS = ['name', 'repo', 'branch', 'pipelineFile', 'pipeline', 'triggers', 'executor', 'concurrency', 'env', 'secrets', 'credentials', 'artifactStores', 'registries'] as const;
 /** The most artifact stores a job may have. */
 export const MAX_ARTIFACT_STORES = 20;
+/** The most registries a job may have. */
+export const MAX_REGISTRIES = 20;
 /** Fields GET adds to a job, ignored in a PUT, so that a client can GET, edit and PUT it back. */
 export const JOB_READ_ONLY_FIELDS: readonly string[] = ['lastBuild'];
 export const DEFAULT_PIPELINE_FILE = '.slipway.yml';
@@ -231,12 +250,21 @@ export function parseJobDefinition(name: string, json: unknown): JobDefinition<S
     const read = readArtifactStores(stores, bad);
     if (Object.keys(read).length > 0) job.artifactStores = read;
   }
-  // An inline pipeline's publish steps are checked against the stores now; a pipeline file's
-  // when a build runs it (the step fails, naming the store).
+  const registries = json['registries'];
+  if (registries !== undefined && registries !== null) {
+    const read = readRegistries(registries, bad);
+    if (Object.keys(read).length > 0) job.registries = read;
+  }
+  // An inline pipeline's publish and build-image steps are checked against the stores and
+  // registries now; a pipeline file's when a build runs it (the step ends in error, naming them).
   inlinePipeline?.steps.forEach((s, i) => {
     if (s.kind === 'publish' && !Object.hasOwn(job.artifactStores ?? {}, s.store)) {
       const known = Object.keys(job.artifactStores ?? {});
       problems.push({ field: 'pipeline', path: `steps[${i}].store`, message: `no artifact store ${JSON.stringify(s.store)} in the job's artifactStores (${known.length > 0 ? `stores: ${known.join(', ')}` : 'it has none'})` });
+    }
+    if (s.kind === 'build-image' && !Object.hasOwn(job.registries ?? {}, s.registry)) {
+      const known = Object.keys(job.registries ?? {});
+      problems.push({ field: 'pipeline', path: `steps[${i}].registry`, message: `no registry ${JSON.stringify(s.registry)} in the job's registries (${known.length > 0 ? `registries: ${known.join(', ')}` : 'it has none'})` });
     }
   });
 
@@ -742,6 +770,83 @@ function readArtifactStores(json: unknown, bad: (field: string, message: string)
   return stores;
 }
 
+/**
+ * A job's `registries`: NAME (the rule for names) -> {address, username?, passwordSecret?}, the
+ * address `host[:port]` (registryAddressProblem).
+ */
+function readRegistries(json: unknown, bad: (field: string, message: string) => void): Record<string, RegistryConfig> {
+  const registries: Record<string, RegistryConfig> = {};
+  if (!isPlainObject(json)) {
+    bad('registries', `must be an object of NAME: {address, username?, passwordSecret?}, not ${describeJson(json)}`);
+    return registries;
+  }
+  if (Object.keys(json).length > MAX_REGISTRIES) {
+    bad('registries', `has ${Object.keys(json).length} registries; a job has at most ${MAX_REGISTRIES}`);
+    return registries;
+  }
+  for (const [name, value] of Object.entries(json)) {
+    const f = `registries.${name}`;
+    if (!isValidName(name)) {
+      bad(f, `is not a valid registry name: ${NAME_RULE}`);
+      continue;
+    }
+    if (!isPlainObject(value)) {
+      bad(f, `must be an object {address, username?, passwordSecret?}, not ${describeJson(value)}`);
+      continue;
+    }
+    checkFields(value, f, ['address', 'username', 'passwordSecret'], bad);
+    const registry: RegistryConfig = { address: '' };
+    const address = value['address'];
+    if (address === undefined || address === null) bad(`${f}.address`, 'is required: host[:port] of the registry, as in image names (127.0.0.1:5000)');
+    else if (typeof address !== 'string') bad(`${f}.address`, `must be a string, not ${describeJson(address)}`);
+    else {
+      const problem = registryAddressProblem(address);
+      if (problem !== undefined) bad(`${f}.address`, problem);
+      else registry.address = address;
+    }
+    const username = value['username'];
+    if (username !== undefined && username !== null) {
+      if (typeof username !== 'string') bad(`${f}.username`, `must be a string, not ${describeJson(username)}`);
+      else if (username.includes(':') || hasControlCharacter(username)) bad(`${f}.username`, 'must not contain `:` or control characters');
+      else registry.username = username;
+    }
+    const secret = value['passwordSecret'];
+    if (secret !== undefined && secret !== null) {
+      if (typeof secret !== 'string') bad(`${f}.passwordSecret`, `must be the name of a secret of the secret store, not ${describeJson(secret)}`);
+      else {
+        const n = secretName(secret);
+        if ('problem' in n) bad(`${f}.passwordSecret`, n.problem);
+        else registry.passwordSecret = n.name;
+      }
+    }
+    setOwnValue(registries, name, registry);
+  }
+  return registries;
+}
+
+const DNS_LABEL = /^[a-zA-Z0-9](?:[a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?$/;
+
+/**
+ * Why `address` is not a registry address: `host[:port]`, the host a DNS name, an IPv4 address
+ * or `[IPv6]`, without scheme, path or credentials. It must hold a `.` or a `:`, or be
+ * `localhost`: Docker reads a first part without them as a Docker Hub namespace, not a host.
+ */
+export function registryAddressProblem(address: string): string | undefined {
+  if (/^[a-z][a-z0-9+.-]*:\/\//i.test(address)) return `must be host[:port] without a scheme (${address.replace(/^[a-z][a-z0-9+.-]*:\/\//i, '')}): the engine chooses HTTPS, or HTTP for an insecure registry`;
+  if (address.includes('/') || address.includes('@') || /\s/.test(address)) return 'must be host[:port] only: no path, credentials or spaces (give `username` and `passwordSecret`)';
+  if (address.length > 253 + 6) return 'is too long for a host[:port]';
+  const m = /^(\[[0-9a-fA-F:.]+\]|[^:]+)(?::(\d{1,5}))?$/.exec(address);
+  if (m === null) return 'is not host[:port]';
+  const host = m[1] as string;
+  const port = m[2];
+  if (port !== undefined && (Number(port) < 1 || Number(port) > 65535)) return `has port ${port}; a port is 1 to 65535`;
+  if (!host.startsWith('[') && !host.split('.').every((l) => DNS_LABEL.test(l))) return `host ${JSON.stringify(host)} is not a host name or an IPv4 address`;
+  if (port === undefined && !host.includes('.') && !host.startsWith('[') && host !== 'localhost') {
+    return `host ${JSON.stringify(host)} has no \`.\` and no port: Docker would read it as a Docker Hub namespace; give its full name or a port (${host}:5000)`;
+  }
+  return undefined;
+}
+
 function storeUrlProblem(url: string): string | undefined {
   let u: URL;
   try {
@@ -865,6 +970,7 @@ export function readJobDocument(doc: unknown): StoredJobDocument {
   r.stringRecord(o, 'env');
   r.optNested(o, 'secrets', checkStoredSecrets);
   r.optNested(o, 'artifactStores', checkArtifactStores);
+  r.optNested(o, 'registries', checkRegistries);
   return o as unknown as StoredJobDocument;
 }
 
@@ -893,6 +999,16 @@ export function readExecutorSpecDocument(doc: unknown): ExecutorSpec {
 
 function checkArtifactStores(r: DocumentReader, stores: JsonObject): void {
   for (const name of Object.keys(stores)) r.nested(stores, name, checkArtifactStore);
+}
+
+function checkRegistries(r: DocumentReader, registries: JsonObject): void {
+  for (const name of Object.keys(registries)) r.nested(registries, name, checkRegistry);
+}
+
+function checkRegistry(r: DocumentReader, registry: JsonObject): void {
+  r.string(registry, 'address');
+  r.optString(registry, 'username');
+  r.optString(registry, 'passwordSecret');
 }
 
 function checkArtifactStore(r: DocumentReader, store: JsonObject): void {

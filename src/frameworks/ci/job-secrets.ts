@@ -117,7 +117,7 @@ const masks = new WeakMap<JobDefinition, { credentials: string; mask: SecretMask
 /** The mask of the job's step secrets, its credentials' current values included (none for an unknown job). */
 export function jobSecretMask(job: JobDefinition | undefined, credential?: (name: string) => string | undefined): SecretMask {
   if (job === undefined) return NO_MASK;
-  const names = [...Object.values(job.credentials ?? {}), ...Object.values(job.artifactStores ?? {}).flatMap((s) => (s.passwordSecret !== undefined ? [s.passwordSecret] : []))];
+  const names = [...Object.values(job.credentials ?? {}), ...[...Object.values(job.artifactStores ?? {}), ...Object.values(job.registries ?? {})].flatMap((s) => (s.passwordSecret !== undefined ? [s.passwordSecret] : []))];
   const values = names.flatMap((name) => {
     const v = credential?.(name);
     return v !== undefined && v !== '' ? [v] : [];

@@ -4,7 +4,7 @@ import { createHash } from 'node:crypto';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
 import { join } from 'node:path';
-import type { PipelineStep, PublishStep } from '../pipeline/pipeline.ts';
+import type { BuildImageStep, PipelineStep, PublishStep } from '../pipeline/pipeline.ts';
 import { expandTemplate, templateProblem } from '../pipeline/step-template.ts';
 import { BUILD, dag, removeWorkspaces, run, step, workspace } from './engine-test-support.ts';
 import { storeMessage } from './publish-step.ts';
@@ -96,16 +96,28 @@ describe('publish steps', () => {
 });
 
 describe('steps of kinds the engine does not run yet', () => {
-  it('fails build-image and deploy steps with an error saying so, and skips what depends on them', async () => {
+  it('fails a deploy step with an error saying so, and skips what depends on it', async () => {
     const ws = await workspace();
-    const image: PipelineStep = { name: 'image', kind: 'build-image', dockerfile: 'Dockerfile', context: '.', tags: ['x'], registry: 'r', buildArgs: {}, when: [], dependsOn: [], failure: 'fail' };
-    const deploy: PipelineStep = { name: 'ship', kind: 'deploy', service: 's', to: 'dev', when: [], dependsOn: ['image'], failure: 'fail' };
-    const r = await run(dag(image, deploy, step('after', ['true'], { dependsOn: ['ship'] })), { workspace: ws });
-    assert.deepEqual([r.step('image').status, r.step('image').error], ['error', 'kind build-image is not supported by this executor yet']);
-    assert.equal(r.step('ship').status, 'skipped');
+    const deploy: PipelineStep = { name: 'ship', kind: 'deploy', service: 's', to: 'dev', when: [], dependsOn: [], failure: 'fail' };
+    const r = await run(dag(deploy, step('after', ['true'], { dependsOn: ['ship'] })), { workspace: ws });
+    assert.deepEqual([r.step('ship').status, r.step('ship').error], ['error', 'kind deploy is not supported by this executor yet']);
+    assert.equal(r.step('after').status, 'skipped');
     assert.equal(r.result.status, 'error');
-    const alone = await run(dag({ ...deploy, dependsOn: [] }), { workspace: ws });
-    assert.equal(alone.step('ship').error, 'kind deploy is not supported by this executor yet');
+  });
+
+  it('ends a build-image step in error before any build when its registry is not the job\'s, a template has no value, or a tag is no Docker tag', async () => {
+    const ws = await workspace();
+    const image = (name: string, more: Partial<BuildImageStep> = {}): BuildImageStep => ({ name, kind: 'build-image', dockerfile: 'Dockerfile', context: '.', tags: ['web:1'], registry: 'r', buildArgs: {}, when: [], dependsOn: [], failure: 'fail', ...more });
+    const r = await run(dag(image('noreg', { registry: 'gone' }), image('notag', { tags: ['web:{{tag}}'] }), image('badtag', { tags: ['web:{{commit}}', 'Web:x'] }), image('nodocker')), {
+      workspace: ws,
+      registries: { r: { address: '127.0.0.1:5000', password: 'x' } },
+    });
+    assert.deepEqual([r.step('noreg').status, r.step('noreg').error], ['error', 'registry gone is not configured in job shop (its registries: r)']);
+    assert.equal(r.step('notag').error, 'tag web:{{tag}}: {{tag}} has no value: build #7 was not started by a tag (event push)');
+    assert.match(r.step('badtag').error ?? '', /^tag Web:x is Web:x in this build: repository "Web" is not a Docker repository name/);
+    assert.equal(r.step('nodocker').error, 'step nodocker builds an image, and this executor has no Docker engine (no /var/run/docker.sock on its host)');
+    const slash = await run(dag(image('slash', { tags: ['web:{{tag}}'] })), { workspace: ws, build: { ...BUILD, event: 'tag', tag: 'release/1.0' }, registries: { r: { address: 'h:1' } } });
+    assert.match(slash.step('slash').error ?? '', /^tag web:\{\{tag\}\} is web:release\/1\.0 in this build: tag "release\/1\.0" is not a Docker tag/);
   });
 });
 

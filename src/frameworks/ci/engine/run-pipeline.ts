@@ -5,6 +5,7 @@ import type { HostPath } from './host-paths.ts';
 import type { Pipeline, PipelineStep, StepOutput, StepStatus } from '../pipeline/pipeline.ts';
 import { findCycles } from '../pipeline/step-graph.ts';
 import { buildId, stepEnvironment } from './build-context.ts';
+import { runBuildImageStep, type RegistryAccess } from './build-image-step.ts';
 import type { BuildContext } from './build-context.ts';
 import { evaluateWhen } from './evaluate-when.ts';
 import { CI_CONTAINER_LABELS, runImageStep } from './image-step.ts';
@@ -84,6 +85,11 @@ export interface RunPipelineOptions {
    * in every step's log like `build.secrets`); a store a step names that is not here fails it.
    */
   artifactStores?: Readonly<Record<string, ArtifactStoreAccess>>;
+  /**
+   * The job's registries by name, for build-image steps (with their passwords, masked in every
+   * step's log like `build.secrets`); a registry a step names that is not here fails it.
+   */
+  registries?: Readonly<Record<string, RegistryAccess>>;
 }
 
 export const DEFAULT_KILL_GRACE_MS = 5_000;
@@ -134,7 +140,7 @@ class PipelineRun {
   constructor(pipeline: Pipeline, options: RunPipelineOptions, maxParallel: number) {
     this.#pipeline = pipeline;
     this.#options = options;
-    const storePasswords = Object.values(options.artifactStores ?? {}).flatMap((s) => (s.password !== undefined && s.password !== '' ? [s.password] : []));
+    const storePasswords = [...Object.values(options.artifactStores ?? {}), ...Object.values(options.registries ?? {})].flatMap((s) => (s.password !== undefined && s.password !== '' ? [s.password] : []));
     this.#secretMask = new SecretMask([...Object.values(options.build.secrets ?? {}), ...storePasswords]);
     this.#maxParallel = maxParallel;
     this.#workspace = resolve(options.workspace);
@@ -226,6 +232,9 @@ class PipelineRun {
     const { build, docker, hostPath } = this.#options;
     if (step.kind === 'publish') {
       return runPublishStep({ step, workspace: this.#workspace, build, stores: this.#options.artifactStores ?? {}, signal: this.#signal, output });
+    }
+    if (step.kind === 'build-image') {
+      return runBuildImageStep({ step, workspace: this.#workspace, build, docker, registries: this.#options.registries ?? {}, signal: this.#signal, output });
     }
     if (step.kind !== 'commands') {
       // Parsed (pipeline.ts), executed by later work: refused loudly rather than passed.

@@ -172,6 +172,7 @@ export async function runExecutor(o: ExecutorOptions): Promise<number> {
         ...(o.docker !== undefined ? { docker: o.docker } : {}),
         ...(o.hostPath !== undefined ? { hostPath: o.hostPath } : {}),
         ...(spec.artifactStores !== undefined ? { artifactStores: spec.artifactStores } : {}),
+        ...(spec.registries !== undefined ? { registries: spec.registries } : {}),
         signal: abort.signal,
         onEvent: (e: PipelineEvent) => {
           if (e.type === 'step-started') report({ type: 'STEP_STARTED', ...ids, step: e.step, at: e.at });

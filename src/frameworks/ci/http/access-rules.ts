@@ -16,8 +16,8 @@ const all = (capability: Capability) => () => [job(capability, '*')];
 
 /**
  * PUT of a job: configure on it, and `use` on each secret its `credentials` and the
- * `passwordSecret`s of its `artifactStores` name (its builds get the values, so whoever writes its
- * pipeline can read them). A PUT replaces the whole job, so the body's are all there is to check.
+ * `passwordSecret`s of its `artifactStores` and `registries` name (its builds get the values, so
+ * whoever writes its pipeline can read them). A PUT replaces the whole job, so the body's are all there is to check.
  */
 function putJobChecks(req: GateRequest): Check[] {
   const checks = [job('configure', req.params['name'])];
@@ -33,19 +33,20 @@ function putJobChecks(req: GateRequest): Check[] {
     }
     for (const name of names) checks.push({ capability: 'use', resource: { kind: 'secrets', name } });
   }
-  // The password secrets of its artifact stores too: its builds upload with them.
-  const stores = typeof body === 'object' && body !== null && !Array.isArray(body) ? (body as Record<string, unknown>)['artifactStores'] : undefined;
-  if (typeof stores === 'object' && stores !== null && !Array.isArray(stores)) {
-    const names = new Set<string>();
-    for (const store of Object.values(stores)) {
-      const v = typeof store === 'object' && store !== null ? (store as Record<string, unknown>)['passwordSecret'] : undefined;
+  // The password secrets of its artifact stores and registries too: its builds upload and push with them.
+  const fields = typeof body === 'object' && body !== null && !Array.isArray(body) ? (body as Record<string, unknown>) : {};
+  const names = new Set<string>();
+  for (const configured of [fields['artifactStores'], fields['registries']]) {
+    if (typeof configured !== 'object' || configured === null || Array.isArray(configured)) continue;
+    for (const entry of Object.values(configured)) {
+      const v = typeof entry === 'object' && entry !== null ? (entry as Record<string, unknown>)['passwordSecret'] : undefined;
       if (typeof v !== 'string') continue; // Refused by the job's validation, with its field.
       const n = secretName(v);
       names.add('name' in n ? n.name : v);
     }
-    for (const name of names) {
-      if (!checks.some((c) => c.capability === 'use' && c.resource.name === name)) checks.push({ capability: 'use', resource: { kind: 'secrets', name } });
-    }
+  }
+  for (const name of names) {
+    if (!checks.some((c) => c.capability === 'use' && c.resource.name === name)) checks.push({ capability: 'use', resource: { kind: 'secrets', name } });
   }
   return checks;
 }

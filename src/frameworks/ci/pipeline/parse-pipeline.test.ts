@@ -653,7 +653,7 @@ describe('parsePipeline: kinds of steps', () => {
         '    kind: build-image',
         '    dockerfile: docker/Dockerfile',
         '    context: .',
-        '    tags: ["{{tag}}", "sha-{{ commit }}", "{{tag}}"]',
+        '    tags: ["web:{{tag}}", "team/web:sha-{{ commit }}", "web:{{tag}}"]',
         '    registry: private',
         '    buildArgs:',
         '      VERSION: 1.10',
@@ -666,7 +666,7 @@ describe('parsePipeline: kinds of steps', () => {
         kind: 'build-image',
         dockerfile: 'docker/Dockerfile',
         context: '.',
-        tags: ['{{tag}}', 'sha-{{ commit }}'],
+        tags: ['web:{{tag}}', 'team/web:sha-{{ commit }}'],
         registry: 'private',
         buildArgs: { VERSION: '1.10' },
         when: [{ event: ['tag'] }],
@@ -674,18 +674,40 @@ describe('parsePipeline: kinds of steps', () => {
         failure: 'fail',
       },
     ] satisfies PipelineStep[]);
-    assert.deepEqual(parsePipeline(lines('steps:', '  - kind: build-image', '    dockerfile: Dockerfile', '    context: .', '    tags: latest', '    registry: r')).steps[0], {
+    assert.deepEqual(parsePipeline(lines('steps:', '  - kind: build-image', '    dockerfile: Dockerfile', '    context: .', '    tags: web:latest', '    registry: r')).steps[0], {
       name: 'step-1',
       kind: 'build-image',
       dockerfile: 'Dockerfile',
       context: '.',
-      tags: ['latest'],
+      tags: ['web:latest'],
       registry: 'r',
       buildArgs: {},
       when: [],
       dependsOn: [],
       failure: 'fail',
     });
+  });
+
+  it('refuses build-image tags that are not REPOSITORY:TAG, and a Dockerfile outside the context, at the value', () => {
+    const problems = problemsOf(
+      lines(
+        'steps:',
+        '  - kind: build-image',
+        '    dockerfile: docker/Dockerfile',
+        '    context: app',
+        '    tags: ["{{tag}}", "Web:1", "web:-x", "web:", "127.0.0.1:5000/web:1", "team/web:{{tag}}", "{{commit}}/x:sha-{{build}}"]',
+        '    registry: r',
+      ),
+    );
+    assertProblem(problems, 'steps[0].dockerfile', 3, 17, '"docker/Dockerfile" is not inside the context "app"');
+    assertProblem(problems, 'steps[0].tags[0]', 5, 12, 'must be REPOSITORY:TAG');
+    assertProblem(problems, 'steps[0].tags[1]', 5, 23, 'repository "Web" is not a Docker repository name');
+    assertProblem(problems, 'steps[0].tags[2]', 5, 32, 'tag "-x" is not a Docker tag');
+    assertProblem(problems, 'steps[0].tags[3]', 5, 42, 'tag "" is not a Docker tag');
+    assertProblem(problems, 'steps[0].tags[4]', 5, 50, 'repository "127.0.0.1:5000/web" is not a Docker repository name');
+    assert.equal(problems.length, 6, JSON.stringify(problems));
+    const ok = parsePipeline(lines('steps:', '  - kind: build-image', '    dockerfile: app/docker/Dockerfile', '    context: ./app/', '    tags: web:1', '    registry: r')).steps[0];
+    assert.equal(ok?.kind === 'build-image' ? ok.dockerfile : undefined, 'app/docker/Dockerfile');
   });
 
   it('reads a deploy step, its deadline in seconds or with a unit', () => {
@@ -754,7 +776,7 @@ describe('parsePipeline: kinds of steps', () => {
         '    image: app',
         '    dockerfile: Dockerfile',
         '    context: .',
-        '    tags: [latest]',
+        '    tags: [app:latest]',
         '    registry: r',
         '  - name: c',
         '    commands: [x]',
@@ -810,7 +832,7 @@ describe('parsePipeline: kinds of steps', () => {
         '  - kind: build-image',
         '    dockerfile: /Dockerfile',
         '    context: ..',
-        '    tags: ["{{branch}}"]',
+        '    tags: ["web:{{branch}}"]',
         '    registry: r',
         '    buildArgs: [A=1]',
         '  - kind: deploy',

@@ -1,9 +1,11 @@
+import { posix } from 'node:path';
 import { InvalidPipeline } from '../ci-errors.ts';
 import { artifactPatternProblem } from '../engine/collect-artifacts.ts';
 import type { PipelineProblem } from '../ci-errors.ts';
 import { isReservedVariableName } from './ci-variables.ts';
 import { ENV_NAME_PATTERN, NAME_RULE, hasControlCharacter, isValidName } from './names.ts';
 import type { BuildEvent, CommandsStep, Pipeline, PipelineStep, SourcePosition, StepCondition, StepKind } from './pipeline.ts';
+import { imageTagTemplateProblem } from './image-tag.ts';
 import { templateProblem } from './step-template.ts';
 import { findCycles } from './step-graph.ts';
 import { childPath, readYamlTree } from './yaml-tree.ts';
@@ -234,18 +236,24 @@ function readStep(
     case 'commands':
       draft.step = { name, kind: 'commands', ...readCommandsFields(at, kind === undefined), ...common };
       break;
-    case 'build-image':
+    case 'build-image': {
+      const dockerfile = required(at, 'dockerfile', 'the Dockerfile\'s path in the workspace', readWorkspacePath) ?? '';
+      const context = required(at, 'context', 'the build context, a directory of the workspace (`.` for all of it)', readWorkspacePath) ?? '';
+      if (dockerfile !== '' && context !== '' && !insideContext(dockerfile, context)) {
+        problems.add(childPath(path, 'dockerfile'), `${JSON.stringify(dockerfile)} is not inside the context ${JSON.stringify(context)}: the engine reads the Dockerfile from the context it is sent`, entry(value, 'dockerfile')?.pos ?? value.pos);
+      }
       draft.step = {
         name,
         kind,
-        dockerfile: required(at, 'dockerfile', 'the Dockerfile\'s path in the workspace', readWorkspacePath) ?? '',
-        context: required(at, 'context', 'the build context, a directory of the workspace (`.` for all of it)', readWorkspacePath) ?? '',
-        tags: required(at, 'tags', 'the tags to push: a tag or a list ({{tag}}, {{commit}}, {{build}} allowed)', readTemplates) ?? [],
+        dockerfile,
+        context,
+        tags: required(at, 'tags', 'the tags to push, REPOSITORY:TAG: one or a list (web:{{tag}}; {{tag}}, {{commit}}, {{build}} allowed)', readImageTags) ?? [],
         registry: required(at, 'registry', 'the name of a registry configured in the job', readName) ?? '',
         buildArgs: optional(at, 'buildArgs', readBuildArgs) ?? {},
         ...common,
       };
       break;
+    }
     case 'deploy': {
       const deadline = optional(at, 'deadline', readDeadline);
       draft.step = {
@@ -372,6 +380,12 @@ function readName(value: YamlValue, path: string, problems: Problems): string | 
   return text;
 }
 
+/** Whether the workspace path `file` is under the directory `context` (`.`: the whole workspace). */
+function insideContext(file: string, context: string): boolean {
+  const dir = posix.normalize(context).replace(/\/+$/, '');
+  return dir === '.' || posix.normalize(file).startsWith(`${dir}/`);
+}
+
 /** A path inside the workspace (`.` for the workspace itself). */
 function readWorkspacePath(value: YamlValue, path: string, problems: Problems): string | undefined {
   const text = stringAt(value, path, problems);
@@ -399,12 +413,13 @@ function readFilePatterns(value: YamlValue, path: string, problems: Problems): s
   return ok ? out : undefined;
 }
 
-function readTemplates(value: YamlValue, path: string, problems: Problems): string[] | undefined {
+/** A build-image step's `tags`: `REPOSITORY:TAG` templates (image-tag.ts). */
+function readImageTags(value: YamlValue, path: string, problems: Problems): string[] | undefined {
   const list = nonEmptyList(value, path, problems, 'a tag or a list of tags', 'nothing would be pushed');
   if (list === undefined) return undefined;
   let ok = true;
   for (const t of list) {
-    const problem = t.value.trim() === '' ? 'must not be empty' : templateProblem(t.value);
+    const problem = t.value.trim() === '' ? 'must not be empty' : imageTagTemplateProblem(t.value);
     if (problem !== undefined) {
       problems.add(t.path, problem, t.pos);
       ok = false;

@@ -32,8 +32,8 @@ export interface StepCondition {
  * - `build-image`: build a runtime image from a Dockerfile in the workspace and push it to a registry of the job;
  * - `deploy`: deploy the image built to an environment, as a promotion;
  * - `publish`: upload workspace files to an artifact store of the job (an HTTP origin that takes PUT).
- * The engine runs `commands` and `publish`; `build-image` and `deploy` are parsed and refused at
- * run time (issue 14: other work executes them).
+ * The engine runs `commands`, `build-image` and `publish`; `deploy` is parsed and refused at run
+ * time (issue 14: other work executes it).
  */
 export type StepKind = 'commands' | 'build-image' | 'deploy' | 'publish';
 
@@ -65,13 +65,16 @@ export interface CommandsStep extends StepCommon {
 }
 
 /**
- * Builds an image with the host's engine and pushes it. Paths are relative to the workspace;
- * `tags` are templates (`{{tag}}`, `{{commit}}`, `{{build}}`: step-template.ts).
+ * Builds an image with the host's engine and pushes it. Paths are relative to the workspace, the
+ * Dockerfile inside the context; `tags` are templates (`{{tag}}`, `{{commit}}`, `{{build}}`:
+ * step-template.ts) of `REPOSITORY:TAG` (`web:{{tag}}`, `team/web:sha-{{commit}}`), each pushed
+ * as `<registry address>/REPOSITORY:TAG`.
  */
 export interface BuildImageStep extends StepCommon {
   kind: 'build-image';
   dockerfile: string;
   context: string;
+  /** `REPOSITORY:TAG` templates, the repository under the registry's address. */
   tags: string[];
   /** The name of a registry configured in the job. */
   registry: string;
@@ -101,11 +104,13 @@ export interface PublishStep extends StepCommon {
 export type PipelineStep = CommandsStep | BuildImageStep | DeployStep | PublishStep;
 
 /**
- * What a step made that outlives the build, recorded on the build (its `outputs`): a file
- * published to an artifact store (later also an image's digest). `url` is where it is by name,
- * `contentUrl` where it is by content hash.
+ * What a step made that outlives the build, recorded on the build (its `outputs`), by `kind`: a
+ * file published to an artifact store, or an image pushed to a registry.
  */
-export interface StepOutput {
+export type StepOutput = ArtifactOutput | ImageOutput;
+
+/** A file a publish step stored: `url` is where it is by name, `contentUrl` where it is by content hash. */
+export interface ArtifactOutput {
   kind: 'artifact';
   step: string;
   store: string;
@@ -114,6 +119,19 @@ export interface StepOutput {
   size: number;
   url: string;
   contentUrl: string;
+}
+
+/**
+ * An image a build-image step pushed: `name` is the full reference pushed
+ * (`127.0.0.1:5000/web:v1.2.0`), `digest` the manifest's digest in that registry
+ * (`sha256:...`), so `<address>/<repository>@<digest>` names exactly these bytes.
+ */
+export interface ImageOutput {
+  kind: 'image';
+  step: string;
+  registry: string;
+  name: string;
+  digest: string;
 }
 
 export interface Pipeline {

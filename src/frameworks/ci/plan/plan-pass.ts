@@ -5,6 +5,7 @@ import { planExecutorPool } from '../executor-pool.ts';
 import type { ExecutorRecord } from '../executor-record.ts';
 import { EXECUTOR_HEARTBEAT_SECONDS, MISSED_HEARTBEATS } from '../executor-protocol.ts';
 import { buildOf, CiPlanBuilder, type CiPlan } from './ci-plan.ts';
+import type { RegistryAccess } from '../engine/build-image-step.ts';
 import type { ArtifactStoreAccess } from '../engine/publish-step.ts';
 import { setOwnValue } from '../job-definition.ts';
 
@@ -134,6 +135,17 @@ function dispatch(view: CiView, build: Build, e: ExecutorRecord, now: number, b:
     }
     setOwnValue(artifactStores, name, access);
   }
+  // And of its registries, for build-image steps.
+  const registries: Record<string, RegistryAccess> = {};
+  for (const [name, registry] of Object.entries(job?.registries ?? {})) {
+    const access: RegistryAccess = { address: registry.address, ...(registry.username !== undefined ? { username: registry.username } : {}) };
+    if (registry.passwordSecret !== undefined) {
+      const value = credential?.(registry.passwordSecret);
+      if (value === undefined) missing.push(`registries.${name}.passwordSecret (secret '${registry.passwordSecret}')`);
+      else access.password = value;
+    }
+    setOwnValue(registries, name, access);
+  }
   if (missing.length > 0) {
     b.finishBuild(build, 'error', now, `credentials not in the secret store: ${missing.join(', ')}`);
     b.pass();
@@ -156,6 +168,7 @@ function dispatch(view: CiView, build: Build, e: ExecutorRecord, now: number, b:
       env: { ...(job?.env ?? {}) },
       secrets: { ...(job?.secrets ?? {}), ...credentials },
       ...(Object.keys(artifactStores).length > 0 ? { artifactStores } : {}),
+      ...(Object.keys(registries).length > 0 ? { registries } : {}),
     },
   });
 }
