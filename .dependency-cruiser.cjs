@@ -6,14 +6,14 @@
 //   lib             core (runtime helpers any layer may use: the write queue, Docker errors)
 //   protocol        core, lib
 //   master, agent,  core, lib, protocol. Never each other; a framework reaches the master only
-//   config          through the scheduler API. Never store (each owns a narrow interface for what
-//                   it persists, and store implements it).
+//   config,         through the scheduler API. Never store (each owns a narrow interface for what
+//   delivery        it persists, and store implements it).
 //   frameworks/kit  core, protocol (what every framework shares: session, offer manners,
 //                   constraints, the plan applier)
 //   frameworks/X    core, lib, protocol, frameworks/kit. frameworks/X never imports frameworks/Y.
 //   sim             core, lib, protocol, master, agent (simulated agents and frameworks, and the
 //                   images and on-disk helpers that tests and benches share)
-//   store           core, lib, protocol, master, agent, frameworks, config (it implements their
+//   store           core, lib, protocol, master, agent, frameworks, config, delivery (it implements their
 //                   interfaces)
 //   server          anything under src except cli and web (composition roots)
 //   sdk             core, lib, protocol
@@ -44,6 +44,7 @@ const KNOWN_SRC_FOLDERS = [
   'agent',
   'frameworks/[^/]+',
   'config',
+  'delivery',
   'store',
   'server',
   'sdk',
@@ -108,9 +109,9 @@ module.exports = {
     ),
     layer(
       'master-agent-config-import-only-core-and-protocol',
-      '^src/(master|agent|config)/',
+      '^src/(master|agent|config|delivery)/',
       ['^src/($1|core|lib|protocol|auth)/'],
-      'src/master, src/agent and src/config may import only src/core, src/lib, src/protocol and src/auth (their HTTP layers check tokens and capabilities): never ' +
+      'src/master, src/agent, src/config and src/delivery may import only src/core, src/lib, src/protocol and src/auth (their HTTP layers check tokens and capabilities): never ' +
         'each other, never a framework, never store/server/sdk/cli/web/sim. What they persist ' +
         'goes through a narrow interface of their own that src/store implements.',
     ),
@@ -140,9 +141,9 @@ module.exports = {
     layer(
       'store-implements-interfaces-only',
       '^src/store/',
-      ['^src/(store|core|lib|protocol|master|agent|frameworks|config|auth)/'],
+      ['^src/(store|core|lib|protocol|master|agent|frameworks|config|delivery|auth)/'],
       'src/store may import src/core, src/lib, src/protocol and the persistence interfaces of ' +
-        'master/agent/frameworks/config; never server/sdk/cli/web/sim, test/ or bench/.',
+        'master/agent/frameworks/config/delivery; never server/sdk/cli/web/sim, test/ or bench/.',
     ),
     layer(
       'server-does-not-import-cli-or-web',

@@ -30,6 +30,7 @@ export type Capability = (typeof CAPABILITIES)[number];
  * - `apps`: Marathon apps, groups, pods, tasks and deployments, by app id (`/team-a/web`);
  * - `ci`: CI jobs and their builds, logs, artifacts and executors, by job name;
  * - `config`: config center services, by `service/environment`;
+ * - `delivery`: delivery's services, releases and promotions, by `service/environment`;
  * - `frameworks`: Mesos frameworks, by role (`register` = SUBSCRIBE in that role);
  * - `agents`: agents joining the cluster (`register`), by hostname;
  * - `cluster`: cluster operations, by name (`state`, `weights`, `quota`, `maintenance`, `teardown`, `files`);
@@ -38,7 +39,7 @@ export type Capability = (typeof CAPABILITIES)[number];
  *   value: no capability reads one back), `configure` writes, `delete`, and `use` names a secret
  *   in an app, a CI job or a task, which is then given its value (so `use` is as good as reading it).
  */
-export const RESOURCE_KINDS = ['apps', 'ci', 'config', 'frameworks', 'agents', 'cluster', 'tokens', 'secrets'] as const;
+export const RESOURCE_KINDS = ['apps', 'ci', 'config', 'delivery', 'frameworks', 'agents', 'cluster', 'tokens', 'secrets'] as const;
 export type ResourceKind = (typeof RESOURCE_KINDS)[number];
 
 export interface Resource {
@@ -87,7 +88,7 @@ export const BUILT_IN_POLICIES: Readonly<Record<string, Policy>> = {
   viewer: {
     name: 'viewer',
     description: 'reads everything but logs, sandboxes, tokens and secret values (it lists the names of secrets)',
-    rules: all(['read'], ['apps', 'ci', 'config', 'frameworks', 'agents', 'cluster', 'secrets']),
+    rules: all(['read'], ['apps', 'ci', 'config', 'delivery', 'frameworks', 'agents', 'cluster', 'secrets']),
   },
   developer: {
     name: 'developer',
@@ -99,6 +100,7 @@ export const BUILT_IN_POLICIES: Readonly<Record<string, Policy>> = {
       ...all(['read', 'deploy', 'restart', 'kill', 'read-logs', 'files'], ['apps']),
       ...all(['read', 'configure', 'trigger', 'read-logs'], ['ci']),
       ...all(['read', 'configure'], ['config']),
+      ...all(['read', 'configure', 'deploy'], ['delivery']),
     ],
   },
   deployer: {
@@ -110,6 +112,7 @@ export const BUILT_IN_POLICIES: Readonly<Record<string, Policy>> = {
       ...all(['read', 'deploy', 'restart', 'read-logs'], ['apps']),
       ...all(['read', 'trigger', 'read-logs'], ['ci']),
       ...all(['read', 'publish-config', 'approve'], ['config']),
+      ...all(['read', 'deploy', 'approve'], ['delivery']),
     ],
   },
   operator: {
@@ -119,7 +122,7 @@ export const BUILT_IN_POLICIES: Readonly<Record<string, Policy>> = {
       ...all(['read', 'admin'], ['cluster', 'agents']),
       ...all(['read', 'kill', 'restart', 'read-logs', 'files'], ['apps', 'frameworks']),
       ...all(['read', 'read-logs'], ['ci', 'config']),
-      ...all(['read'], ['secrets']),
+      ...all(['read'], ['secrets', 'delivery']),
     ],
   },
   admin: { name: 'admin', description: 'everything, tokens and policies included', rules: all(['admin']) },

@@ -673,11 +673,23 @@ export class ConfigCenter {
     this.notify(g.service, g.env);
   }
 
-  /** 409 while a rollout of (`service`, `env`) runs: one change of an environment at a time. */
+  /**
+   * 409 while a rollout of (`service`, `env`) runs: one change of an environment at a time; and
+   * while delivery promotes the linked app (a promotion and a config rollout of one app take turns).
+   */
   private refuseDuringRollout(service: string, env: string): void {
     for (const r of this.rollouts.values()) {
       if (r.service === service && r.env === env && r.state === 'running') throw new ConfigConflict(`the rollout ${r.id} of release ${r.release} of ${service} in ${env} is under way: wait for it (GET .../rollouts/${r.id}) before another release`);
     }
+    const appId = this.services.get(service)?.apps[env];
+    const promotion = appId !== undefined ? this.o.services?.promotionOf?.(appId) : undefined;
+    if (promotion !== undefined) throw new ConfigConflict(`delivery's promotion ${promotion} of app ${appId} is under way: a config release waits for it to end`);
+  }
+
+  /** The rollout under way on the app, if any (delivery asks before a promotion of it). */
+  runningRolloutOf(appId: string): string | undefined {
+    for (const r of this.rollouts.values()) if (r.appId === appId && r.state === 'running') return r.id;
+    return undefined;
   }
 
   /** A new release with the files of release `to`, byte for byte. */

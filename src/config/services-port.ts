@@ -40,6 +40,8 @@ export interface ServicesPort {
   killTasks(appId: string, taskIds: readonly string[]): Promise<void>;
   /** Whether the deployment is still under way. */
   deploymentRunning(id: string): boolean;
+  /** Delivery's promotion under way on the app, if any (a config release then waits: 409). */
+  promotionOf?(appId: string): string | undefined;
 }
 
 /** What a rollout adds to the health checks' time for every wave: fetch, launch and start. */

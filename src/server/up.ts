@@ -7,6 +7,7 @@ import { mountCiApi, startCiService, type CiService } from './ci-server.ts';
 import { TRAVERSE_ONLY_DIR_MODE } from '../lib/private-files.ts';
 import { openSecretBox } from '../lib/secret-box.ts';
 import { lateServicesPort, mountConfigApi, startConfigService, type ConfigService } from './config-server.ts';
+import { deliveryServicesPort, mountDeliveryApi, startDeliveryService, type DeliveryService } from './delivery-server.ts';
 import { prepareDataDir } from './data-dir.ts';
 import { InProcessScheduler } from './in-process-scheduler.ts';
 import { startMasterServer, type MasterServer } from './master-server.ts';
@@ -55,6 +56,7 @@ export interface Up {
   apps: AppsService;
   ci: CiService;
   config: ConfigService;
+  delivery: DeliveryService;
   agent: AgentServer;
   close(): Promise<void>;
 }
@@ -71,6 +73,7 @@ export async function up(o: UpOptions): Promise<Up> {
   let apps: AppsService | undefined;
   let ci: CiService | undefined;
   let config: ConfigService | undefined;
+  let delivery: DeliveryService | undefined;
   let url = '';
   const master = await startMasterServer({
     host: o.host,
@@ -89,8 +92,16 @@ export async function up(o: UpOptions): Promise<Up> {
       // soon as it starts, and every launch of a linked app asks the config center for its files.
       // Its ServicesPort reaches the framework once that is there; rollouts resume after.
       const started: { framework?: AppsService['framework'] } = {};
-      const servicesPort = lateServicesPort(() => started.framework);
+      // A config release and a promotion of one app take turns: each asks the other.
+      const servicesPort = { ...lateServicesPort(() => started.framework), promotionOf: (appId: string) => delivery?.center.promotionOnApp(appId) };
       config = await startConfigService({ dataDir: join(dataDir, 'config'), sealer: secretBox, server: () => url, services: servicesPort, ...(o.log !== undefined ? { log: o.log } : {}) });
+      try {
+        delivery = await startDeliveryService({ dataDir: join(dataDir, 'delivery'), services: deliveryServicesPort(() => started.framework, () => config?.center), ...(o.log !== undefined ? { log: o.log } : {}) });
+      } catch (e) {
+        await config.close();
+        throw e;
+      }
+      const deliveryService = delivery;
       let service: AppsService;
       try {
         service = await startAppsService({
@@ -101,22 +112,26 @@ export async function up(o: UpOptions): Promise<Up> {
           ...(o.log !== undefined ? { log: o.log } : {}),
         });
       } catch (e) {
+        await deliveryService.close();
         await config.close();
         throw e;
       }
       apps = service;
       started.framework = service.framework;
       config.center.resumeRollouts();
+      deliveryService.center.resume();
       mountMarathonApi(app, service, { leader: () => url.replace(/^http:\/\//, ''), masterUrl: 'in-process', rootMetrics: false, gate });
       try {
         ci = await startCiService({ transport: new InProcessScheduler(core, 'slipway-ci'), dataDir: join(dataDir, 'ci'), serverUrl: () => url, secretBox, secretStore: auth.secrets, ...(caFile !== undefined ? { caFile } : {}), ...(o.log !== undefined ? { log: o.log } : {}), ...(o.ciClock !== undefined ? { clock: o.ciClock } : {}), ...(o.ciUser !== undefined ? { ciUser: o.ciUser } : {}) });
       } catch (e) {
         await service.close();
+        await deliveryService.close();
         await config.close();
         throw e;
       }
       mountCiApi(app, ci, { gate, ...(o.ciMaxArtifactBytes !== undefined ? { maxArtifactBytes: o.ciMaxArtifactBytes } : {}) });
       mountConfigApi(app, config, { gate, secrets: auth.secrets });
+      mountDeliveryApi(app, deliveryService, { gate });
     },
   });
   url = master.url;
@@ -125,6 +140,7 @@ export async function up(o: UpOptions): Promise<Up> {
   const appsService = apps!;
   const ciService = ci!;
   const configService = config!;
+  const deliveryService = delivery!;
   let agent: AgentServer;
   try {
     agent = await startAgentServer({
@@ -142,6 +158,7 @@ export async function up(o: UpOptions): Promise<Up> {
       ...(o.log !== undefined ? { log: o.log } : {}),
     });
   } catch (e) {
+    await deliveryService.close();
     await configService.close();
     await ciService.close();
     await appsService.close();
@@ -155,7 +172,9 @@ export async function up(o: UpOptions): Promise<Up> {
     ci: ciService,
     agent,
     config: configService,
+    delivery: deliveryService,
     async close() {
+      await deliveryService.close();
       await configService.close();
       await ciService.close();
       await appsService.close();

@@ -20,6 +20,7 @@ export const SQLITE_FILES: { readonly [O in StoreOwner]: string } = {
   ci: 'ci.db',
   auth: 'auth.db',
   config: 'config.db',
+  delivery: 'delivery.db',
 };
 
 /**

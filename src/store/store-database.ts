@@ -7,6 +7,8 @@ import type { CiDatabase } from './ci-database.ts';
 import type { ConfigDatabase } from './config-database.ts';
 import { CONFIG_MIGRATIONS } from './config-database.ts';
 import { CI_MIGRATIONS } from './ci-database.ts';
+import type { DeliveryDatabase } from './delivery-database.ts';
+import { DELIVERY_MIGRATIONS } from './delivery-database.ts';
 import type { MasterDatabase } from './master-database.ts';
 import { MASTER_MIGRATIONS } from './master-database.ts';
 
@@ -43,6 +45,7 @@ export interface OwnerDatabases {
   ci: CiDatabase;
   auth: AuthDatabase;
   config: ConfigDatabase;
+  delivery: DeliveryDatabase;
 }
 
 /** Who owns a database: the master, the services framework, CI, authentication, the config center. Each has a database of its own. */
@@ -58,6 +61,7 @@ export const OWNER_MIGRATIONS: { readonly [O in StoreOwner]: Readonly<Record<str
   ci: CI_MIGRATIONS,
   auth: AUTH_MIGRATIONS,
   config: CONFIG_MIGRATIONS,
+  delivery: DELIVERY_MIGRATIONS,
 };
 
 /**
