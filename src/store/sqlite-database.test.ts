@@ -175,6 +175,7 @@ describe('sqliteDatabases (the SQLite factory)', () => {
     const ci = await databases.open('ci');
     const auth = await databases.open('auth');
     const config = await databases.open('config');
+    const delivery = await databases.open('delivery');
     try {
       assert.equal(master.dialect, 'sqlite');
       await master.db.insertInto('weights').values({ role: 'web', weight: 2 }).execute();
@@ -182,11 +183,12 @@ describe('sqliteDatabases (the SQLite factory)', () => {
       await ci.db.insertInto('job_numbers').values({ job: 'j', last_number: 3 }).execute();
       await auth.db.insertInto('tokens').values({ id: 't', name: 'n', policies: '[]', hash: 'h', created_at: 1, expires_at: null, revoked_at: null }).execute();
       await config.db.insertInto('environments').values({ name: 'dev', doc: '{}' }).execute();
+      await delivery.db.insertInto('releases').values({ service: 's', version: 'v1', created_at: 1, doc: '{}' }).execute();
     } finally {
-      await Promise.all([master.close(), apps.close(), ci.close(), auth.close(), config.close()]);
+      await Promise.all([master.close(), apps.close(), ci.close(), auth.close(), config.close(), delivery.close()]);
     }
-    assert.deepEqual((await readdir(dataDir)).filter((f) => f.endsWith('.db')).sort(), ['apps.db', 'auth.db', 'ci.db', 'config.db', 'slipway.db']);
-    assert.deepEqual(SQLITE_FILES, { master: 'slipway.db', apps: 'apps.db', ci: 'ci.db', auth: 'auth.db', config: 'config.db' });
+    assert.deepEqual((await readdir(dataDir)).filter((f) => f.endsWith('.db')).sort(), ['apps.db', 'auth.db', 'ci.db', 'config.db', 'delivery.db', 'slipway.db']);
+    assert.deepEqual(SQLITE_FILES, { master: 'slipway.db', apps: 'apps.db', ci: 'ci.db', auth: 'auth.db', config: 'config.db', delivery: 'delivery.db' });
   });
 
   it("refuses, and leaves nothing open, a file that another owner's migrations wrote", async () => {
