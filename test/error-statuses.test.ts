@@ -39,6 +39,7 @@ const ARGUMENTS: Record<string, unknown[]> = {
   InvalidJob: [[{ field: 'repo', message: 'a local path must be absolute' }]],
   InvalidExecutorSpec: [[{ field: 'cpus', message: 'must be a number' }]],
   InvalidConfig: [[{ field: 'files[0].template', message: 'must be a path in the repository' }]],
+  InvalidDelivery: [[{ field: 'gate.healthyMinutes', message: 'must be a whole number of minutes' }]],
   RenderFailed: [[{ field: 'files.app.yaml', message: 'undefined variable: db_host, line:3, col:9' }]],
   InvalidArtifactPattern: ['/etc/passwd', 'is absolute'],
   JobNotFound: ['hello'],
