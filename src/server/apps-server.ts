@@ -11,6 +11,9 @@ import { AppsFramework } from '../frameworks/apps/apps-framework.ts';
 import { eventsRoute } from '../frameworks/apps/events/events-route.ts';
 import { MarathonEventBus } from '../frameworks/apps/events/marathon-event-bus.ts';
 import { marathonRoutes } from '../frameworks/apps/http/marathon-routes.ts';
+import { HttpMasterAgents, readMasterAgents, type MasterAgents } from '../frameworks/kit/master-agents.ts';
+import type { Master } from '../master/master.ts';
+import { operatorState } from '../master/http/operator-routes.ts';
 import type { SchedulerTransport } from '../protocol/scheduler-transport.ts';
 import { HttpScheduler } from '../sdk/http-scheduler.ts';
 import { KyselyAppsStore } from '../store/kysely-apps-store.ts';
@@ -38,6 +41,16 @@ export interface AppsServiceOptions {
   log?: (line: string) => void;
   /** The config center, for apps linked to a config service (`slipway up`'s). */
   config?: ConfigPort;
+  /** The master's agents, for POST /v2/plan (in process in `slipway up`, over HTTP in `slipway apps`). */
+  masterAgents?: MasterAgents;
+}
+
+/**
+ * The master's agents in process (`slipway up`): the answer of GET_AGENTS, from the same function
+ * that answers `POST /api/v1`, read as a framework in its own process reads it over HTTP.
+ */
+export function inProcessMasterAgents(master: Master): MasterAgents {
+  return { agents: async () => readMasterAgents(operatorState(master, VERSION).get_agents.agents) };
 }
 
 /** Loads the framework's state and subscribes (resolves once subscribed). */
@@ -52,6 +65,7 @@ export async function startAppsService(o: AppsServiceOptions): Promise<AppsServi
     ...(o.role !== undefined ? { role: o.role } : {}),
     ...(o.log !== undefined ? { log: o.log } : {}),
     ...(o.config !== undefined ? { config: o.config } : {}),
+    ...(o.masterAgents !== undefined ? { masterAgents: o.masterAgents } : {}),
   });
   try {
     await framework.start();
@@ -108,6 +122,8 @@ export interface AppsServer {
 export async function startAppsServer(o: AppsServerOptions): Promise<AppsServer> {
   const service = await startAppsService({
     transport: new HttpScheduler(o.masterUrl, o.token ?? defaultToken()),
+    // With its own token, which needs read on cluster state for GET_AGENTS (else /v2/plan is 503).
+    masterAgents: new HttpMasterAgents(o.masterUrl, o.token ?? defaultToken()),
     dataDir: o.dataDir,
     masterUrl: o.masterUrl,
     ...(o.role !== undefined ? { role: o.role } : {}),

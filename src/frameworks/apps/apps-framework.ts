@@ -6,6 +6,7 @@ import type { Event } from '../../protocol/scheduler.ts';
 import type { SchedulerTransport } from '../../protocol/scheduler-transport.ts';
 import { FrameworkSession } from '../kit/framework-session.ts';
 import { FrameworkTurns } from '../kit/framework-turns.ts';
+import { MasterAgentsUnavailable, type MasterAgents } from '../kit/master-agents.ts';
 import type { AppDefinition } from './app-definition.ts';
 import { AppsState, toStoreChange, type AppsStateChange, type AppsView } from './apps-state.ts';
 import type { AppsChange, AppsStore } from './apps-store.ts';
@@ -14,6 +15,7 @@ import { AppsPlanBuilder, type AppsPlan } from './plan/apps-plan.ts';
 import { planLaunches } from './plan/plan-launches.ts';
 import { planCancelDeployment, planDeploy, planKillTasks, planReadinessResult, planResetDelay, type DeployResult, type KillResult } from './plan/plan-operations.ts';
 import { planPass, planSubscribed } from './plan/plan-pass.ts';
+import { previewDeploy, type PlanPreview } from './plan/plan-preview.ts';
 import type { ConfigPort } from './config-port.ts';
 import { planUpdates } from './plan/plan-updates.ts';
 import { ReadinessProber } from './readiness-prober.ts';
@@ -38,6 +40,8 @@ export interface AppsFrameworkOptions {
   log?: (line: string) => void;
   /** The config center, for apps linked to a config service (config-port.ts); absent: no config is delivered. */
   config?: ConfigPort;
+  /** The master's agents (GET_AGENTS), for previews (POST /v2/plan); absent: previews answer 503. */
+  masterAgents?: MasterAgents;
 }
 
 /** A pass runs at least this often, for what changes with time (backoff delays, unreachable strategies, retries). */
@@ -171,6 +175,20 @@ export class AppsFramework {
   /** See planKillTasks: `select` names the tasks from the state at the turn's time. */
   killTasks(select: (view: AppsView) => readonly string[], opts: { scale?: boolean; wipe?: boolean; force?: boolean } = {}): Promise<KillResult> {
     return this.turns.operation(() => planKillTasks(this.state, select, opts, this.context()));
+  }
+
+  /**
+   * What `deploy(edit)` would do now, and whether its new instances can be placed on the master's
+   * agents (plan/plan-preview.ts). Changes nothing: no turn, no store, no version. Rejects with
+   * MasterAgentsUnavailable (503) when the master's agents cannot be read, and with the errors
+   * `edit` and planning throw (422 for a bad definition or a dependency cycle).
+   */
+  async preview(edit: (declared: Map<string, AppDefinition>) => ReadonlyMap<string, AppDefinition>): Promise<PlanPreview> {
+    const source = this.options.masterAgents;
+    if (source === undefined) throw new MasterAgentsUnavailable('this services framework has no view of the master\'s agents (no GET_AGENTS source is wired)');
+    const agents = await source.agents();
+    // Read after the agents came: the state as it is now (memory changes only with durable writes).
+    return previewDeploy({ view: this.state, edit, agents, role: this.role, now: this.clock.now(), seed: this.state.seed });
   }
 
   resetDelay(appId: string): Promise<void> {

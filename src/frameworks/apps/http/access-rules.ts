@@ -155,6 +155,8 @@ export function marathonAccessRules(view: AppsView, o: { rootMetrics: boolean })
       { method, url: '/v2/groups', access: (req) => groupBodyChecks(view, '/', req.body) },
       { method, url: '/v2/groups/*', access: (req) => groupBodyChecks(view, resolveGroupId(wildcard(req), '/'), req.body) },
     ]),
+    // A dry run of a deploy: what POST /v2/apps (an app) or PUT /v2/groups (a group) would ask.
+    { method: 'POST', url: '/v2/plan', access: (req) => (isGroupBody(req.body) ? groupBodyChecks(view, '/', req.body) : appChecks(view, req)) },
     { method: 'DELETE', url: '/v2/groups', access: () => [on('delete', '/')] },
     { method: 'DELETE', url: '/v2/groups/*', access: (req) => [on('delete', groupName(resolveGroupId(wildcard(req), '/')))] },
     { method: 'GET', url: '/v2/deployments', access: () => [] },
@@ -176,6 +178,12 @@ export function marathonAccessRules(view: AppsView, o: { rootMetrics: boolean })
     { method: 'GET', url: '/v2/queue', access: () => [] },
     { method: 'DELETE', url: '/v2/queue/*', access: (req) => [on('deploy', appIdOfPath(wildcard(req)))] },
   ];
+}
+
+/** A body of POST /v2/plan is a group when it has `apps` or `groups` (as the route reads it). */
+function isGroupBody(body: unknown): boolean {
+  const g = record(body);
+  return g !== undefined && (g['apps'] !== undefined || g['groups'] !== undefined);
 }
 
 function groupBodyChecks(view: AppsView, groupId: string, body: unknown): Check[] {

@@ -382,6 +382,33 @@ function registerRoutes(app: FastifyInstance, o: MarathonRoutesOptions): void {
   app.delete('/v2/groups', deleteGroup);
   app.delete('/v2/groups/*', deleteGroup);
 
+  // --- POST /v2/plan: Slipway's preview of a deployment (README.md, "POST /v2/plan") ----------
+
+  // An app as POST /v2/apps takes it (created if new, replaced whole if it exists), or a group as
+  // PUT /v2/groups takes it (its apps replace those under it). Nothing is changed: the answer is
+  // what a deploy would do and whether its new instances can be placed now (plan-preview.ts).
+  app.post('/v2/plan', async (req) => {
+    const body = req.body;
+    if (body === null || typeof body !== 'object' || Array.isArray(body)) throw new MarathonValidationError([{ path: '/', errors: ['error.expected.jsobject'] }]);
+    const b = body as { apps?: unknown; groups?: unknown; scaleBy?: unknown; version?: unknown };
+    if (b.apps === undefined && b.groups === undefined) {
+      if (b.scaleBy !== undefined) throw new MarathonValidationError([{ path: '/scaleBy', errors: ['not supported by POST /v2/plan: send the group with its apps scaled'] }]);
+      const def = parseAppDefinition(body);
+      return fw.preview((target) => {
+        checkNotAGroup(view, target, def.id);
+        return target.set(def.id, def);
+      });
+    }
+    const group = parseGroupDefinition(body, '/');
+    const prefix = group.id === '/' ? '/' : `${group.id}/`;
+    for (const a of group.apps) if (!a.id.startsWith(prefix)) throw new InvalidAppsRequest(`app ${a.id} is not inside group ${group.id}`);
+    return fw.preview((target) => {
+      for (const id of [...target.keys()].filter((x) => x.startsWith(prefix))) target.delete(id);
+      for (const a of group.apps) target.set(a.id, a);
+      return target;
+    });
+  });
+
   // --- deployments, tasks, queue --------------------------------------------------------------
 
   // A deployment is shown to a caller who may read every app it affects.

@@ -108,7 +108,8 @@ export function planLaunches(view: AppsView, offers: readonly Offer[], ctx: Laun
   return b.plan;
 }
 
-function placementApp(def: AppDefinition): PlacementApp {
+/** What placement reads of an app definition (planLaunches and the preview of POST /v2/plan place by the same). */
+export function placementApp(def: AppDefinition): PlacementApp {
   const fixed = def.requirePorts && def.portDefinitions.every((p) => p.port !== 0) ? def.portDefinitions.map((p) => p.port) : undefined;
   return {
     id: def.id,
