@@ -69,11 +69,15 @@ export function deliveryServicesPort(framework: () => AppsFramework | undefined,
       const { version: _v, versionInfo: _i, ...json } = appToJSON(app.def) as unknown as JsonObject;
       return json;
     },
-    // Not yet the placement preflight of issue 14 (POST /v2/plan, under way): the definition is
-    // checked as the framework will check it, and whether it can be placed is not asked.
-    preflight: (app) => {
-      parsed(app);
-      return Promise.resolve({ fits: true });
+    // POST /v2/plan's preview of the deploy below (the same edit): the definition is checked as
+    // the framework checks it (422), and whether its new instances can be placed now on the
+    // master's agents is answered with the reasons per agent of each app that cannot be.
+    preflight: async (app) => {
+      const def = parsed(app);
+      const preview = await f().preview((declared) => declared.set(def.id, def));
+      if (preview.fits) return { fits: true };
+      const unplaced = preview.apps.filter((a) => a.unplaced > 0).map(({ id, unplaced, message, reasons }) => ({ id, unplaced, ...(message !== undefined ? { message } : {}), reasons }));
+      return { fits: false, reasons: unplaced };
     },
     deploy: async (app, o) => {
       const def = parsed(app);

@@ -2,7 +2,7 @@ import { join, resolve } from 'node:path';
 import type { Clock } from '../core/clock.ts';
 import type { HttpServerLimits } from '../lib/http-server-limits.ts';
 import { startAgentServer, type AgentServer } from './agent-server.ts';
-import { mountMarathonApi, startAppsService, type AppsService } from './apps-server.ts';
+import { inProcessMasterAgents, mountMarathonApi, startAppsService, type AppsService } from './apps-server.ts';
 import { mountCiApi, startCiService, type CiService } from './ci-server.ts';
 import { TRAVERSE_ONLY_DIR_MODE } from '../lib/private-files.ts';
 import { openSecretBox } from '../lib/secret-box.ts';
@@ -106,6 +106,7 @@ export async function up(o: UpOptions): Promise<Up> {
       try {
         service = await startAppsService({
           transport: new InProcessScheduler(core, 'slipway-apps'),
+          masterAgents: inProcessMasterAgents(core),
           config: { deliveryFor: (s, e, appId, placement) => config?.center.deliveryFor(s, e, appId, placement) },
           dataDir: join(dataDir, 'apps'),
           masterUrl: 'in-process',
