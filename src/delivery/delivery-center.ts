@@ -272,7 +272,7 @@ export class DeliveryCenter {
    * Asks for `release` of `service` in `to`. Answers the promotion: waiting for an approval (a
    * manual gate), or deploying. See the class comment for what is refused.
    */
-  async promote(service: string, body: { release: string; to: string }, by: string, o: { auto?: boolean; isRollback?: boolean } = {}): Promise<StoredPromotion> {
+  async promote(service: string, body: { release: string; to: string; deadlineSeconds?: number }, by: string, o: { auto?: boolean; isRollback?: boolean } = {}): Promise<StoredPromotion> {
     const s = this.service(service);
     const env = this.environment(body.to);
     const release = this.release(service, body.release);
@@ -285,13 +285,13 @@ export class DeliveryCenter {
     if (this.asking.has(slot)) throw new DeliveryConflict(`a promotion of ${service} to ${env.name} is being started now; one at a time per environment and service`);
     this.asking.add(slot);
     try {
-      return await this.promoteChecked(s, env, release, by, o);
+      return await this.promoteChecked(s, env, release, by, { ...o, ...(body.deadlineSeconds !== undefined ? { deadlineMs: body.deadlineSeconds * 1000 } : {}) });
     } finally {
       this.asking.delete(slot);
     }
   }
 
-  private async promoteChecked(s: DeliveryService, env: DeliveryEnvironment, release: DeliveryRelease, by: string, o: { auto?: boolean; isRollback?: boolean }): Promise<StoredPromotion> {
+  private async promoteChecked(s: DeliveryService, env: DeliveryEnvironment, release: DeliveryRelease, by: string, o: { auto?: boolean; isRollback?: boolean; deadlineMs?: number }): Promise<StoredPromotion> {
     const service = s.name;
     const now = this.o.clock.now();
     const appId = appIdIn(env, service);
@@ -309,6 +309,7 @@ export class DeliveryCenter {
       by,
       ...(o.auto === true ? { auto: true } : {}),
       ...(o.isRollback === true ? { isRollback: true } : {}),
+      ...(o.deadlineMs !== undefined ? { askedDeadlineMs: o.deadlineMs } : {}),
       createdAt: now,
     };
     if (p.state === 'waiting-approval') {
@@ -375,7 +376,7 @@ export class DeliveryCenter {
     const now = this.o.clock.now();
     const previous = this.lastSucceeded(p.service, p.env);
     const previousApp = this.o.services.appDefinition(p.appId);
-    const deadlineMs = env.deadlineSeconds !== undefined ? env.deadlineSeconds * 1000 : this.o.services.deadlineMs(app);
+    const deadlineMs = p.askedDeadlineMs ?? (env.deadlineSeconds !== undefined ? env.deadlineSeconds * 1000 : this.o.services.deadlineMs(app));
     const configRelease = s.configService !== undefined ? this.o.services.configReleaseOf?.(s.configService, env.configEnv) : undefined;
     const deploying: StoredPromotion = {
       ...p,

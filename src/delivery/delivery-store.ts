@@ -33,6 +33,8 @@ export interface StoredPromotion {
   /** Milliseconds since the epoch past which a deployment not yet healthy is rolled back. */
   deadline?: number;
   deadlineMs?: number;
+  /** The deadline the promotion asked for (a deploy step's `deadline`), which wins over the environment's and the app's. */
+  askedDeadlineMs?: number;
   deploymentId?: string;
   /** The app's definition as the deployment set it (its `lastConfigChangeAt`: what the new instances carry). */
   configVersion?: string;

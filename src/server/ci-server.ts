@@ -7,6 +7,7 @@ import { guardJsonBodies } from '../lib/json-depth.ts';
 import type { HttpGate } from '../auth/http-gate.ts';
 import { CI_ACCESS_RULES } from '../frameworks/ci/http/access-rules.ts';
 import { defaultToken } from '../sdk/credentials.ts';
+import type { DeployTokens } from '../frameworks/ci/deploy-tokens.ts';
 import { remoteGate, type AuthOptions } from './local-auth.ts';
 import { readTls, type TlsOptions } from './tls-options.ts';
 import type { Clock } from '../core/clock.ts';
@@ -66,6 +67,8 @@ export interface CiServiceOptions {
   secretKeyFile?: string;
   /** The master's secret store, for the jobs' `credentials` (in `slipway up`); absent: jobs with credentials are refused. */
   secretStore?: { value(name: string): string | undefined };
+  /** Tokens for deploy steps (in `slipway up`: ciDeployTokens); absent: deploy steps are refused one. */
+  deployTokens?: DeployTokens;
 }
 
 export async function startCiService(o: CiServiceOptions): Promise<CiService> {
@@ -94,6 +97,7 @@ export async function startCiService(o: CiServiceOptions): Promise<CiService> {
     ...(o.clock !== undefined ? { clock: o.clock } : {}),
     ...(o.mirrorRepo !== undefined ? { mirrorRepo: o.mirrorRepo } : {}),
     ...(o.secretStore !== undefined ? { secretStore: o.secretStore } : {}),
+    ...(o.deployTokens !== undefined ? { deployTokens: o.deployTokens } : {}),
   });
   try {
     await framework.start();

@@ -94,6 +94,9 @@ export function deliveryAccessRules(center: DeliveryCenter): RouteRule[] {
   ];
 }
 
+/** The longest deadline a promotion may ask for: a day (an environment's own is bounded alike). */
+const MAX_PROMOTION_DEADLINE_S = 24 * 3600;
+
 const iso = (t: number | undefined) => (t !== undefined ? new Date(t).toISOString() : undefined);
 
 export function releaseJson(r: DeliveryRelease): JsonObject {
@@ -102,7 +105,7 @@ export function releaseJson(r: DeliveryRelease): JsonObject {
 
 /** A promotion as the API answers it: times in ISO 8601, the app before it left out (its `previousRelease` says what it was). */
 export function promotionJson(p: StoredPromotion, progress?: JsonObject): JsonObject {
-  const { previousApp: _previous, createdAt, startedAt, deadline, healthyAt, endedAt, deadlineMs, ...rest } = p;
+  const { previousApp: _previous, createdAt, startedAt, deadline, healthyAt, endedAt, deadlineMs, askedDeadlineMs: _asked, ...rest } = p;
   return {
     ...rest,
     createdAt: iso(createdAt),
@@ -181,9 +184,15 @@ function routes(app: FastifyInstance, center: DeliveryCenter): void {
     const problems = [];
     if (typeof b['release'] !== 'string') problems.push({ field: 'release', message: 'is required: the version of a release of the service' });
     if (typeof b['to'] !== 'string') problems.push({ field: 'to', message: 'is required: the environment to promote it to' });
-    for (const k of Object.keys(b)) if (k !== 'release' && k !== 'to') problems.push({ field: k, message: 'unknown field (known: release, to)' });
+    const d = b['deadlineSeconds'];
+    if (d !== undefined && !(typeof d === 'number' && Number.isInteger(d) && d >= 1 && d <= MAX_PROMOTION_DEADLINE_S)) problems.push({ field: 'deadlineSeconds', message: `must be an integer from 1 to ${MAX_PROMOTION_DEADLINE_S}` });
+    for (const k of Object.keys(b)) if (k !== 'release' && k !== 'to' && k !== 'deadlineSeconds') problems.push({ field: k, message: 'unknown field (known: release, to, deadlineSeconds)' });
     if (problems.length > 0) throw new InvalidDelivery(problems);
-    const promotion = await center.promote(service(req), { release: releaseVersion(b['release'] as string, 'release'), to: deliveryName(b['to'] as string, 'to') }, by(req));
+    const promotion = await center.promote(
+      service(req),
+      { release: releaseVersion(b['release'] as string, 'release'), to: deliveryName(b['to'] as string, 'to'), ...(typeof d === 'number' ? { deadlineSeconds: d } : {}) },
+      by(req),
+    );
     return reply.code(201).send(promotionJson(promotion, center.progressOf(promotion)));
   });
   app.get('/deliver/v1/services/:service/promotions/:id', (req) => {

@@ -90,7 +90,7 @@ const STEP_STATUSES: ReadonlySet<StepStatus> = new Set<StepStatus>(['pending', '
 const CONDITION_STATUSES: ReadonlySet<'success' | 'failure'> = new Set(['success', 'failure'] as const);
 const FAILURE_MODES: ReadonlySet<'fail' | 'ignore'> = new Set(['fail', 'ignore'] as const);
 const STEP_KINDS: ReadonlySet<StepKind> = new Set<StepKind>(['commands', 'build-image', 'deploy', 'publish']);
-const OUTPUT_KINDS: ReadonlySet<StepOutput['kind']> = new Set(['artifact', 'image'] as const);
+const OUTPUT_KINDS: ReadonlySet<StepOutput['kind']> = new Set(['artifact', 'image', 'release'] as const);
 
 /**
  * Reads a stored build (the document of BUILD_SAVED) back: checks every field of `Build`, its
@@ -211,6 +211,12 @@ function checkOutput(r: DocumentReader, output: JsonObject): void {
     case 'image':
       r.string(output, 'registry');
       r.string(output, 'digest');
+      break;
+    case 'release':
+      r.string(output, 'service');
+      r.string(output, 'env');
+      r.string(output, 'promotion');
+      r.string(output, 'state');
       break;
   }
 }

@@ -47,6 +47,16 @@ export class ArtifactUploadForbidden extends SlipwayError {
   readonly status = 403;
 }
 
+/**
+ * A deploy token asked for by someone other than the executor running the build, for a build that
+ * is not running, for a service the job does not list in `deploys` or no step of its pipeline
+ * deploys, or of a CI server without delivery.
+ */
+export class DeployTokenRefused extends SlipwayError {
+  readonly code = 'CI_FORBIDDEN';
+  readonly status = 403;
+}
+
 /** An artifact larger than the server takes (`maxArtifactBytes`): said by its length, or found while it streams. */
 export class ArtifactTooLarge extends SlipwayError {
   readonly code = 'CI_ARTIFACT_TOO_LARGE';

@@ -11,7 +11,7 @@ import { FrameworkTurns } from '../kit/framework-turns.ts';
 import { buildKey, readBuild, type Build, type BuildCause } from './build.ts';
 import { BuildLogStore } from './build-log-store.ts';
 import { resolveBuildSource } from './build-planner.ts';
-import { BuildNotFound, InvalidJob, JobNotFound } from './ci-errors.ts';
+import { BuildNotFound, DeployTokenRefused, InvalidJob, JobNotFound } from './ci-errors.ts';
 import { CiState, toStoreChange, type CiStateChange, type CiView } from './ci-state.ts';
 import type { CiChange, CiStore } from './ci-store.ts';
 import { ExecutorHub, type ExecutorReport } from './executor-hub.ts';
@@ -28,6 +28,7 @@ import { planCancel, planDeleteJob, planPutExecutorSpec, planPutJob, planQueueBu
 import { planPass } from './plan/plan-pass.ts';
 import { TriggerRunner, type TriggerStateChange, type TriggerStatus, type WebhookOutcome } from './triggers/trigger-runner.ts';
 import type { Headers } from './triggers/webhook-request.ts';
+import { DEPLOY_TOKEN_MARGIN_MS, DEPLOY_TOKEN_TTL_MS, type DeployTokens } from './deploy-tokens.ts';
 
 export interface CiFrameworkOptions {
   transport: SchedulerTransport;
@@ -64,6 +65,8 @@ export interface CiFrameworkOptions {
    * token, good while it lives.
    */
   executorTokenTtlMs?: number;
+  /** Tokens for deploy steps, and where delivery is (`slipway up`: its own tokens and `/deliver/v1`). Absent: deploy steps are refused a token. */
+  deployTokens?: DeployTokens;
   /** Attempts of a store write before the change is refused with 503 (default 10). */
   writeAttempts?: number;
   log?: (line: string) => void;
@@ -312,6 +315,31 @@ export class CiFramework {
   async listBuilds(job: string, limit: number, before?: number): Promise<Build[]> {
     const stored = await this.options.store.builds(job, { limit, ...(before !== undefined ? { before } : {}) });
     return stored.map((s) => this.state.builds.get(buildKey(s.job, s.number)) ?? readBuild(s.doc));
+  }
+
+  /**
+   * A token for a deploy step of a running build (`POST /ci/v1/jobs/{job}/builds/{n}/deploy-token`),
+   * asked by the executor that runs it, proved by its token. Refused (DeployTokenRefused, 403)
+   * unless the build runs on that executor, the job lists the service in `deploys`, and a deploy
+   * step of the build's pipeline names it. The token lives the longest deadline of those steps
+   * (or DEPLOY_TOKEN_TTL_MS) plus DEPLOY_TOKEN_MARGIN_MS.
+   */
+  async deployToken(job: string, number: number, proof: { executor: string; token: string }, service: string): Promise<{ url: string; token: string; expiresAt: string }> {
+    const e = this.hub.authenticate(proof.executor, proof.token)?.executor;
+    const build = this.state.builds.get(buildKey(job, number));
+    if (e === undefined || build === undefined || build.status !== 'running' || e.build !== buildKey(job, number)) {
+      throw new DeployTokenRefused('only the executor running the build may ask for its deploy tokens');
+    }
+    const definition = this.state.jobs.get(job);
+    if (!(definition?.deploys ?? []).includes(service)) throw new DeployTokenRefused(`job ${job} may not deploy ${service}: it is not in the job's deploys (${(definition?.deploys ?? []).join(', ') || 'none'})`);
+    const steps = (build.pipeline?.steps ?? []).filter((s) => s.kind === 'deploy' && s.service === service);
+    if (steps.length === 0) throw new DeployTokenRefused(`no deploy step of build ${job}#${number} deploys ${service}`);
+    const tokens = this.options.deployTokens;
+    if (tokens === undefined) throw new DeployTokenRefused('this CI server has no delivery to deploy with (run CI in `slipway up`)');
+    const longest = Math.max(...steps.map((s) => (s.kind === 'deploy' && s.deadlineSeconds !== undefined ? s.deadlineSeconds * 1000 : DEPLOY_TOKEN_TTL_MS)));
+    const minted = await tokens.mint({ service, job, build: number, ttlMs: longest + DEPLOY_TOKEN_MARGIN_MS });
+    this.log(`ci framework: build ${job}#${number} got a token to deploy ${service}, until ${new Date(minted.expiresAt).toISOString()}`);
+    return { url: tokens.deliveryUrl(), token: minted.token, expiresAt: new Date(minted.expiresAt).toISOString() };
   }
 
   /** `POST /ci/v1/hooks/{job}`: see TriggerRunner.webhook for what it checks and throws. */

@@ -143,7 +143,7 @@ describe('parseJobDefinition', () => {
 
   it('refuses unknown fields, listing the known ones', () => {
     const problems = jobProblems('j', { repo: '/r', repository: 'x', triggers: { poll: { every: 3 }, github: true } });
-    assertRefused(problems, 'repository', 'unknown field (known: name, repo, branch, pipelineFile, pipeline, triggers, executor, concurrency, env, secrets, credentials, artifactStores, registries)');
+    assertRefused(problems, 'repository', 'unknown field (known: name, repo, branch, pipelineFile, pipeline, triggers, executor, concurrency, env, secrets, credentials, artifactStores, registries, deploys)');
     assertRefused(problems, 'triggers.poll.every', 'unknown field (known: intervalSeconds, tags, branch)');
     assertRefused(problems, 'triggers.github', 'unknown field (known: poll, cron, webhook)');
   });

@@ -65,6 +65,12 @@ export interface JobDefinition<S = string> {
    * Configured once here, as artifact stores are. Absent when there are none.
    */
   registries?: Record<string, RegistryConfig>;
+  /**
+   * The delivery services (`/deliver/v1`) the pipeline's deploy steps may deploy (`service: NAME`).
+   * Saving the job asks `deploy` on each (`delivery` `NAME/*`) of whoever saves it; a build's deploy
+   * step gets a token for its service alone, and only for a service listed here. Absent when none.
+   */
+  deploys?: string[];
 }
 
 /**
@@ -131,11 +137,13 @@ export interface WebhookTrigger<S = string> {
   branch: boolean;
 }
 
-export const JOB_FIELDS = ['name', 'repo', 'branch', 'pipelineFile', 'pipeline', 'triggers', 'executor', 'concurrency', 'env', 'secrets', 'credentials', 'artifactStores', 'registries'] as const;
+export const JOB_FIELDS = ['name', 'repo', 'branch', 'pipelineFile', 'pipeline', 'triggers', 'executor', 'concurrency', 'env', 'secrets', 'credentials', 'artifactStores', 'registries', 'deploys'] as const;
 /** The most artifact stores a job may have. */
 export const MAX_ARTIFACT_STORES = 20;
 /** The most registries a job may have. */
 export const MAX_REGISTRIES = 20;
+/** The most delivery services a job may deploy. */
+export const MAX_DEPLOYS = 20;
 /** Fields GET adds to a job, ignored in a PUT, so that a client can GET, edit and PUT it back. */
 export const JOB_READ_ONLY_FIELDS: readonly string[] = ['lastBuild'];
 export const DEFAULT_PIPELINE_FILE = '.slipway.yml';
@@ -255,9 +263,18 @@ export function parseJobDefinition(name: string, json: unknown): JobDefinition<S
     const read = readRegistries(registries, bad);
     if (Object.keys(read).length > 0) job.registries = read;
   }
-  // An inline pipeline's publish and build-image steps are checked against the stores and
-  // registries now; a pipeline file's when a build runs it (the step ends in error, naming them).
+  const deploys = json['deploys'];
+  if (deploys !== undefined && deploys !== null) {
+    const read = readDeploys(deploys, bad);
+    if (read.length > 0) job.deploys = read;
+  }
+  // An inline pipeline's publish, build-image and deploy steps are checked against the stores,
+  // registries and services now; a pipeline file's when a build runs it (the step ends in error,
+  // naming them).
   inlinePipeline?.steps.forEach((s, i) => {
+    if (s.kind === 'deploy' && !(job.deploys ?? []).includes(s.service)) {
+      problems.push({ field: 'pipeline', path: `steps[${i}].service`, message: `${JSON.stringify(s.service)} is not in the job's deploys (${(job.deploys ?? []).length > 0 ? `it deploys: ${job.deploys!.join(', ')}` : 'it deploys none'})` });
+    }
     if (s.kind === 'publish' && !Object.hasOwn(job.artifactStores ?? {}, s.store)) {
       const known = Object.keys(job.artifactStores ?? {});
       problems.push({ field: 'pipeline', path: `steps[${i}].store`, message: `no artifact store ${JSON.stringify(s.store)} in the job's artifactStores (${known.length > 0 ? `stores: ${known.join(', ')}` : 'it has none'})` });
@@ -770,6 +787,25 @@ function readArtifactStores(json: unknown, bad: (field: string, message: string)
   return stores;
 }
 
+/** A job's `deploys`: delivery service names (the rule for names), each once, at most MAX_DEPLOYS. */
+function readDeploys(json: unknown, bad: (field: string, message: string) => void): string[] {
+  if (!Array.isArray(json)) {
+    bad('deploys', `must be a list of delivery service names, not ${describeJson(json)}`);
+    return [];
+  }
+  if (json.length > MAX_DEPLOYS) {
+    bad('deploys', `lists ${json.length} services; a job deploys at most ${MAX_DEPLOYS}`);
+    return [];
+  }
+  const out: string[] = [];
+  json.forEach((v: unknown, i) => {
+    if (typeof v !== 'string' || !isValidName(v)) bad(`deploys[${i}]`, `is not a delivery service name: ${NAME_RULE}`);
+    else if (out.includes(v)) bad(`deploys[${i}]`, `${JSON.stringify(v)} is listed twice`);
+    else out.push(v);
+  });
+  return out;
+}
+
 /**
  * A job's `registries`: NAME (the rule for names) -> {address, username?, passwordSecret?}, the
  * address `host[:port]` (registryAddressProblem).
@@ -971,6 +1007,7 @@ export function readJobDocument(doc: unknown): StoredJobDocument {
   r.optNested(o, 'secrets', checkStoredSecrets);
   r.optNested(o, 'artifactStores', checkArtifactStores);
   r.optNested(o, 'registries', checkRegistries);
+  r.optStrings(o, 'deploys');
   return o as unknown as StoredJobDocument;
 }
 

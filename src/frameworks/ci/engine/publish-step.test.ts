@@ -4,9 +4,9 @@ import { createHash } from 'node:crypto';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
 import { join } from 'node:path';
-import type { BuildImageStep, PipelineStep, PublishStep } from '../pipeline/pipeline.ts';
+import type { BuildImageStep, PublishStep } from '../pipeline/pipeline.ts';
 import { expandTemplate, templateProblem } from '../pipeline/step-template.ts';
-import { BUILD, dag, removeWorkspaces, run, step, workspace } from './engine-test-support.ts';
+import { BUILD, dag, removeWorkspaces, run, workspace } from './engine-test-support.ts';
 import { storeMessage } from './publish-step.ts';
 
 // Publish steps in the engine, against an in-process HTTP origin that records what it is sent
@@ -95,16 +95,7 @@ describe('publish steps', () => {
   });
 });
 
-describe('steps of kinds the engine does not run yet', () => {
-  it('fails a deploy step with an error saying so, and skips what depends on it', async () => {
-    const ws = await workspace();
-    const deploy: PipelineStep = { name: 'ship', kind: 'deploy', service: 's', to: 'dev', when: [], dependsOn: [], failure: 'fail' };
-    const r = await run(dag(deploy, step('after', ['true'], { dependsOn: ['ship'] })), { workspace: ws });
-    assert.deepEqual([r.step('ship').status, r.step('ship').error], ['error', 'kind deploy is not supported by this executor yet']);
-    assert.equal(r.step('after').status, 'skipped');
-    assert.equal(r.result.status, 'error');
-  });
-
+describe('build-image steps that cannot run', () => {
   it('ends a build-image step in error before any build when its registry is not the job\'s, a template has no value, or a tag is no Docker tag', async () => {
     const ws = await workspace();
     const image = (name: string, more: Partial<BuildImageStep> = {}): BuildImageStep => ({ name, kind: 'build-image', dockerfile: 'Dockerfile', context: '.', tags: ['web:1'], registry: 'r', buildArgs: {}, when: [], dependsOn: [], failure: 'fail', ...more });

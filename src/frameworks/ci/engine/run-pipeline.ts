@@ -6,6 +6,7 @@ import type { Pipeline, PipelineStep, StepOutput, StepStatus } from '../pipeline
 import { findCycles } from '../pipeline/step-graph.ts';
 import { buildId, stepEnvironment } from './build-context.ts';
 import { runBuildImageStep, type RegistryAccess } from './build-image-step.ts';
+import { runDeployStep, type DeliveryAccess } from './deploy-step.ts';
 import type { BuildContext } from './build-context.ts';
 import { evaluateWhen } from './evaluate-when.ts';
 import { CI_CONTAINER_LABELS, runImageStep } from './image-step.ts';
@@ -90,6 +91,8 @@ export interface RunPipelineOptions {
    * step's log like `build.secrets`); a registry a step names that is not here fails it.
    */
   registries?: Readonly<Record<string, RegistryAccess>>;
+  /** Delivery, for deploy steps (a token per service, asked of the CI server); without it a deploy step ends in `error`. */
+  delivery?: DeliveryAccess;
 }
 
 export const DEFAULT_KILL_GRACE_MS = 5_000;
@@ -236,9 +239,11 @@ class PipelineRun {
     if (step.kind === 'build-image') {
       return runBuildImageStep({ step, workspace: this.#workspace, build, docker, registries: this.#options.registries ?? {}, signal: this.#signal, output });
     }
-    if (step.kind !== 'commands') {
-      // Parsed (pipeline.ts), executed by later work: refused loudly rather than passed.
-      return Promise.resolve({ status: 'error', error: `kind ${step.kind} is not supported by this executor yet` });
+    if (step.kind === 'deploy') {
+      // In pipeline order: a release's first image is the one a service takes by default.
+      const before = new Set(this.#upstream.get(step.name) ?? []);
+      const upstream = this.#pipeline.steps.filter((s) => before.has(s.name)).flatMap((s) => this.#results.get(s.name)?.outputs ?? []);
+      return runDeployStep({ step, build, delivery: this.#options.delivery, upstream, signal: this.#signal, output });
     }
     const spec: StepRunSpec = {
       step,

@@ -173,6 +173,8 @@ export async function runExecutor(o: ExecutorOptions): Promise<number> {
         ...(o.hostPath !== undefined ? { hostPath: o.hostPath } : {}),
         ...(spec.artifactStores !== undefined ? { artifactStores: spec.artifactStores } : {}),
         ...(spec.registries !== undefined ? { registries: spec.registries } : {}),
+        // Asked for when a deploy step runs, with the token this executor holds then.
+        delivery: { open: (service: string) => deployToken(o, token, spec, service) },
         signal: abort.signal,
         onEvent: (e: PipelineEvent) => {
           if (e.type === 'step-started') report({ type: 'STEP_STARTED', ...ids, step: e.step, at: e.at });
@@ -250,3 +252,22 @@ async function upload(o: ExecutorOptions, token: string, spec: BuildSpec, path: 
   if (!r.ok) throw new Error(`artifact ${path} not stored by CI: ${r.status} ${await r.text()}`);
 }
 
+/** A deploy step's token for `service`, from CI (which checks that this executor runs the build and the job deploys it). */
+async function deployToken(o: ExecutorOptions, token: string, spec: BuildSpec, service: string): Promise<{ url: string; token: string }> {
+  const url = new URL(`/ci/v1/jobs/${encodeURIComponent(spec.job)}/builds/${spec.number}/deploy-token`, o.serverUrl);
+  const r = await fetch(url, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ executor: o.id, token, service }), signal: AbortSignal.timeout(30_000) });
+  const text = await r.text();
+  if (r.status !== 201) {
+    let message = text.slice(0, 500);
+    try {
+      const m = (JSON.parse(text) as { message?: unknown }).message;
+      if (typeof m === 'string') message = m;
+    } catch {
+      // Not JSON: the text as it is.
+    }
+    throw new Error(`CI refused a deploy token (${r.status}): ${message}`);
+  }
+  const answer = JSON.parse(text) as { url?: unknown; token?: unknown };
+  if (typeof answer.url !== 'string' || typeof answer.token !== 'string') throw new Error('CI answered a deploy token without url and token');
+  return { url: answer.url, token: answer.token };
+}

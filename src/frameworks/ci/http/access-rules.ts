@@ -6,18 +6,19 @@ import { secretName } from '../../../core/secret-name.ts';
  * What each route of CI's API and of its Jenkins API asks of its caller (src/auth/http-gate.ts;
  * docs/security.md). Resources are jobs by name; the lists (`GET /ci/v1/jobs`, `/ci/v1/queue`,
  * Jenkins's job list and queue) answer the jobs the caller may read; the executors need read on
- * every job (`*`). Three routes
- * prove their caller by their own means (`own`): an executor's stream and its artifact uploads
- * (the executor's token, bound to it), and webhooks (the job's webhook secret, a signature).
+ * every job (`*`). Four routes
+ * prove their caller by their own means (`own`): an executor's stream, its artifact uploads and
+ * its deploy tokens (the executor's token, bound to it), and webhooks (the job's webhook secret, a signature).
  */
 const job = (capability: Capability, name: string | undefined): Check => ({ capability, resource: { kind: 'ci', name: name ?? '*' } });
 const byName = (capability: Capability) => (req: GateRequest) => [job(capability, req.params['name'])];
 const all = (capability: Capability) => () => [job(capability, '*')];
 
 /**
- * PUT of a job: configure on it, and `use` on each secret its `credentials` and the
+ * PUT of a job: configure on it, `use` on each secret its `credentials` and the
  * `passwordSecret`s of its `artifactStores` and `registries` name (its builds get the values, so
- * whoever writes its pipeline can read them). A PUT replaces the whole job, so the body's are all there is to check.
+ * whoever writes its pipeline can read them), and `deploy` on each delivery service its
+ * `deploys` lists (`NAME/*`: its builds release and promote it). A PUT replaces the whole job, so the body's are all there is to check.
  */
 function putJobChecks(req: GateRequest): Check[] {
   const checks = [job('configure', req.params['name'])];
@@ -48,6 +49,14 @@ function putJobChecks(req: GateRequest): Check[] {
   for (const name of names) {
     if (!checks.some((c) => c.capability === 'use' && c.resource.name === name)) checks.push({ capability: 'use', resource: { kind: 'secrets', name } });
   }
+  // The delivery services it deploys: its builds get a token to release and promote each.
+  const deploys = fields['deploys'];
+  if (Array.isArray(deploys)) {
+    // The job's validation refuses more than MAX_DEPLOYS (with its field): no need to check more.
+    for (const service of new Set(deploys.slice(0, 21))) {
+      if (typeof service === 'string') checks.push({ capability: 'deploy', resource: { kind: 'delivery', name: `${service}/*` } });
+    }
+  }
   return checks;
 }
 
@@ -65,6 +74,7 @@ export const CI_ACCESS_RULES: readonly RouteRule[] = [
   { method: 'GET', url: '/ci/v1/jobs/:name/builds/:n/log', access: byName('read-logs') },
   { method: 'GET', url: '/ci/v1/jobs/:name/builds/:n/artifacts/*', access: byName('read') },
   { method: 'PUT', url: '/ci/v1/jobs/:name/builds/:n/artifacts/*', access: 'own' },
+  { method: 'POST', url: '/ci/v1/jobs/:name/builds/:n/deploy-token', access: 'own' },
   { method: 'POST', url: '/ci/v1/hooks/:job', access: 'own' },
   { method: 'GET', url: '/ci/v1/jobs/:name/triggers', access: byName('read') },
   { method: 'PUT', url: '/ci/v1/executors/:label', access: () => [job('configure', 'executors')] },

@@ -135,6 +135,16 @@ function routes(app: FastifyInstance, o: CiRoutesOptions): void {
     if (!(await ci.cancel(name, b.number))) throw new CiConflict(`build ${name} #${b.number} has ended (${b.status})`);
     return reply.code(202).send(await buildOf(name, n));
   });
+  // A deploy step's token (CiFramework.deployToken): the executor running the build proves itself
+  // with its own token, in the body (never in the URL, which logs keep).
+  app.post('/ci/v1/jobs/:name/builds/:n/deploy-token', async (req, reply) => {
+    const { name, n } = req.params as { name: string; n: string };
+    const b = await buildOf(name, n);
+    const body = (typeof req.body === 'object' && req.body !== null && !Array.isArray(req.body) ? req.body : {}) as Record<string, unknown>;
+    const { executor, token, service } = body;
+    if (typeof executor !== 'string' || typeof token !== 'string' || typeof service !== 'string') throw new CiBadRequest('the body must be {executor, token, service}: the executor running the build, its token, and the delivery service');
+    return reply.code(201).header('cache-control', 'no-store').send(await ci.deployToken(name, b.number, { executor, token }, service));
+  });
   app.post('/ci/v1/jobs/:name/builds/:n/rebuild', async (req, reply) => {
     const { name, n } = req.params as { name: string; n: string };
     const b = await buildOf(name, n);
@@ -238,7 +248,24 @@ function routes(app: FastifyInstance, o: CiRoutesOptions): void {
       return reply.code(201).header('Location', `/ci/v1/jobs/${job}/builds/${first.number}`).send({ message: outcome.message, builds: outcome.builds });
     });
   });
-  app.get('/ci/v1/jobs/:name/triggers', (req) => ci.triggerStatus(jobOf((req.params as { name: string }).name)));
+  // What the triggers have seen, and for each tag built the releases its builds made (deploy
+  // steps' outputs), newest build first, from the job's last 100 builds.
+  app.get('/ci/v1/jobs/:name/triggers', async (req) => {
+    const job = jobOf((req.params as { name: string }).name);
+    const status = ci.triggerStatus(job);
+    // A Map, then an object of own entries: a tag may be named `__proto__`.
+    const releases = new Map<string, { build: number; service: string; version: string; env: string; promotion: string; state: string }[]>();
+    for (const b of await ci.listBuilds(job.name, 100)) {
+      if (b.tag === undefined) continue;
+      for (const o of b.outputs ?? []) {
+        if (o.kind !== 'release') continue;
+        const list = releases.get(b.tag) ?? [];
+        list.push({ build: b.number, service: o.service, version: o.name, env: o.env, promotion: o.promotion, state: o.state });
+        releases.set(b.tag, list);
+      }
+    }
+    return { ...status, releases: Object.fromEntries(releases) };
+  });
 
   // --- executors and the queue --------------------------------------------------------------
 

@@ -32,8 +32,8 @@ export interface StepCondition {
  * - `build-image`: build a runtime image from a Dockerfile in the workspace and push it to a registry of the job;
  * - `deploy`: deploy the image built to an environment, as a promotion;
  * - `publish`: upload workspace files to an artifact store of the job (an HTTP origin that takes PUT).
- * The engine runs `commands`, `build-image` and `publish`; `deploy` is parsed and refused at run
- * time (issue 14: other work executes it).
+ * The engine runs each; a deploy step needs the CI server's delivery access (a token scoped to
+ * its service, given to the executor for the step).
  */
 export type StepKind = 'commands' | 'build-image' | 'deploy' | 'publish';
 
@@ -107,7 +107,7 @@ export type PipelineStep = CommandsStep | BuildImageStep | DeployStep | PublishS
  * What a step made that outlives the build, recorded on the build (its `outputs`), by `kind`: a
  * file published to an artifact store, or an image pushed to a registry.
  */
-export type StepOutput = ArtifactOutput | ImageOutput;
+export type StepOutput = ArtifactOutput | ImageOutput | ReleaseOutput;
 
 /** A file a publish step stored: `url` is where it is by name, `contentUrl` where it is by content hash. */
 export interface ArtifactOutput {
@@ -132,6 +132,21 @@ export interface ImageOutput {
   registry: string;
   name: string;
   digest: string;
+}
+
+/**
+ * The release a deploy step made of the build's images (or found with the same images: a build
+ * run again), `name` its version, and its promotion to `env`: its id and the state it ended in
+ * (`succeeded`, `failed`, `rejected`; or the last seen when the step was cancelled).
+ */
+export interface ReleaseOutput {
+  kind: 'release';
+  step: string;
+  service: string;
+  name: string;
+  env: string;
+  promotion: string;
+  state: string;
 }
 
 export interface Pipeline {
