@@ -4,6 +4,7 @@ import type { HttpServerLimits } from '../lib/http-server-limits.ts';
 import { startAgentServer, type AgentServer } from './agent-server.ts';
 import { inProcessMasterAgents, mountMarathonApi, startAppsService, type AppsService } from './apps-server.ts';
 import { mountCiApi, startCiService, type CiService } from './ci-server.ts';
+import { ciDeployTokens } from './ci-deploy-tokens.ts';
 import { TRAVERSE_ONLY_DIR_MODE } from '../lib/private-files.ts';
 import { openSecretBox } from '../lib/secret-box.ts';
 import { lateServicesPort, mountConfigApi, startConfigService, type ConfigService } from './config-server.ts';
@@ -123,7 +124,7 @@ export async function up(o: UpOptions): Promise<Up> {
       deliveryService.center.resume();
       mountMarathonApi(app, service, { leader: () => url.replace(/^http:\/\//, ''), masterUrl: 'in-process', rootMetrics: false, gate });
       try {
-        ci = await startCiService({ transport: new InProcessScheduler(core, 'slipway-ci'), dataDir: join(dataDir, 'ci'), serverUrl: () => url, secretBox, secretStore: auth.secrets, ...(caFile !== undefined ? { caFile } : {}), ...(o.log !== undefined ? { log: o.log } : {}), ...(o.ciClock !== undefined ? { clock: o.ciClock } : {}), ...(o.ciUser !== undefined ? { ciUser: o.ciUser } : {}) });
+        ci = await startCiService({ transport: new InProcessScheduler(core, 'slipway-ci'), dataDir: join(dataDir, 'ci'), serverUrl: () => url, secretBox, secretStore: auth.secrets, deployTokens: ciDeployTokens({ tokens: auth.tokens, policies: auth.policies, deliveryUrl: () => url }), ...(caFile !== undefined ? { caFile } : {}), ...(o.log !== undefined ? { log: o.log } : {}), ...(o.ciClock !== undefined ? { clock: o.ciClock } : {}), ...(o.ciUser !== undefined ? { ciUser: o.ciUser } : {}) });
       } catch (e) {
         await service.close();
         await deliveryService.close();
