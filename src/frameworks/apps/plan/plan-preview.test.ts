@@ -9,8 +9,8 @@ import { planPlacements } from '../placement/placement.ts';
 import { freeCapacity, previewDeploy, type PreviewView } from './plan-preview.ts';
 import { placementApp } from './plan-launches.ts';
 
-function agent(id: string, over: Partial<MasterAgent> & { total?: string; usedText?: string } = {}): MasterAgent {
-  const { total, usedText, ...rest } = over;
+function agent(id: string, over: Omit<Partial<MasterAgent>, 'total' | 'used'> & { totalText?: string; usedText?: string } = {}): MasterAgent {
+  const { totalText, usedText, ...rest } = over;
   return {
     id,
     hostname: `${id}.example`,
@@ -18,7 +18,7 @@ function agent(id: string, over: Partial<MasterAgent> & { total?: string; usedTe
     active: true,
     state: 'ACTIVE',
     deactivated: false,
-    total: Resources.parse(total ?? 'cpus:2;mem:1024;disk:1000;ports:[31000-31099]'),
+    total: Resources.parse(totalText ?? 'cpus:2;mem:1024;disk:1000;ports:[31000-31099]'),
     used: usedText !== undefined ? Resources.parse(usedText) : Resources.EMPTY,
     ...rest,
   };
@@ -76,7 +76,7 @@ describe('previewDeploy (POST /v2/plan)', () => {
   });
 
   it('says which agents lack cpus, counting what their tasks use', () => {
-    const p = preview(view([]), put(app({ id: '/big', cpus: 1 })), [agent('a1', { usedText: 'cpus:1.5' }), agent('a2', { total: 'cpus:0.5;mem:1024' })]);
+    const p = preview(view([]), put(app({ id: '/big', cpus: 1 })), [agent('a1', { usedText: 'cpus:1.5' }), agent('a2', { totalText: 'cpus:0.5;mem:1024' })]);
     assert.equal(p.fits, false);
     const web = p.apps[0]!;
     assert.equal(web.unplaced, 1);
@@ -88,7 +88,7 @@ describe('previewDeploy (POST /v2/plan)', () => {
 
   it('names mem and disk too, and refuses agents that are unreachable, draining or deactivated', () => {
     const agents = [
-      agent('a1', { total: 'cpus:4;mem:100;disk:10' }),
+      agent('a1', { totalText: 'cpus:4;mem:100;disk:10' }),
       agent('a2', { state: 'UNREACHABLE', active: false }),
       agent('a3', { deactivated: true, drain: 'DRAINING' }),
       agent('a4', { deactivated: true }),
@@ -115,7 +115,7 @@ describe('previewDeploy (POST /v2/plan)', () => {
   });
 
   it('tells a required port in use from one the agent does not offer', () => {
-    const agents = [agent('a1', { total: 'cpus:2;mem:1024;ports:[8000-8100]', usedText: 'ports:[8080-8080]' }), agent('a2', { total: 'cpus:2;mem:1024;ports:[31000-31099]' })];
+    const agents = [agent('a1', { totalText: 'cpus:2;mem:1024;ports:[8000-8100]', usedText: 'ports:[8080-8080]' }), agent('a2', { totalText: 'cpus:2;mem:1024;ports:[31000-31099]' })];
     const p = preview(view([]), put(app({ id: '/fixed', requirePorts: true, portDefinitions: [{ port: 8080 }] })), agents);
     assert.equal(p.fits, false);
     assert.deepEqual(
@@ -125,7 +125,7 @@ describe('previewDeploy (POST /v2/plan)', () => {
   });
 
   it('counts dynamic ports, and only resources of the accepted roles', () => {
-    const agents = [agent('a1', { total: 'cpus:2;mem:1024;ports:[31000-31000]' }), agent('a2', { total: 'cpus(slipway):0.5;cpus:4;mem:1024;ports:[31000-31099]' })];
+    const agents = [agent('a1', { totalText: 'cpus:2;mem:1024;ports:[31000-31000]' }), agent('a2', { totalText: 'cpus(slipway):0.5;cpus:4;mem:1024;ports:[31000-31099]' })];
     const p = preview(view([]), put(app({ id: '/r', portDefinitions: [{ port: 0 }, { port: 0 }], acceptedResourceRoles: ['slipway'] })), agents);
     assert.equal(p.fits, false);
     assert.deepEqual(
@@ -224,7 +224,7 @@ describe('previewDeploy (POST /v2/plan)', () => {
       fc.property(fc.array(agentArb, { maxLength: 5 }), appArb, fc.integer({ min: 0, max: 1000 }), (specs, a, seed) => {
         const agents = specs.map((s, i) =>
           agent(`a${i}`, {
-            total: `cpus:${s.cpus};mem:${s.mem};ports:[31000-31009]`,
+            totalText: `cpus:${s.cpus};mem:${s.mem};ports:[31000-31009]`,
             usedText: `cpus:${Math.min(s.usedCpus, s.cpus)}`,
             attributes: { rack: s.rack },
             active: s.active,
