@@ -6,7 +6,7 @@ import { readMasterAgents, type MasterAgent } from '../../kit/master-agents.ts';
 import { parseAppDefinition, type AppDefinition } from '../app-definition.ts';
 import type { Instance } from '../instance.ts';
 import { planPlacements } from '../placement/placement.ts';
-import { freeCapacity, previewDeploy, type PreviewView } from './plan-preview.ts';
+import { MAX_PREVIEW_INSTANCES, freeCapacity, previewDeploy, type PreviewView } from './plan-preview.ts';
 import { placementApp } from './plan-launches.ts';
 
 function agent(id: string, over: Omit<Partial<MasterAgent>, 'total' | 'used'> & { totalText?: string; usedText?: string } = {}): MasterAgent {
@@ -186,6 +186,12 @@ describe('previewDeploy (POST /v2/plan)', () => {
     assert.equal(stuck.fits, false);
     for (const r of stuck.apps[0]!.reasons) assert.deepEqual(r.reasons, ['constraint hostname:UNIQUE already has an instance on this agent']);
     assert.equal(preview(v, put({ ...web, cmd: 'sleep 3', upgradeStrategy: { minimumHealthCapacity: 0.5, maximumOverCapacity: 0 } }), [agent('a1'), agent('a2')]).fits, true);
+  });
+
+  it('refuses to preview more instances of an app than it places one by one (413), however little each asks', () => {
+    const tiny = app({ id: '/many', cpus: 0.001, mem: 0, instances: MAX_PREVIEW_INSTANCES + 1 });
+    assert.throws(() => preview(view([]), put(tiny), [agent('a1')]), (e: unknown) => (e as { status?: number }).status === 413 && /at most 10000 instances per app/.test((e as Error).message));
+    assert.equal(preview(view([]), put({ ...tiny, instances: 50 }), [agent('a1')]).fits, true);
   });
 
   it('reads GET_AGENTS as the master answers it: free is total - (allocated - offered)', () => {

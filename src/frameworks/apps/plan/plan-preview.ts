@@ -4,6 +4,7 @@ import { InstanceTally, fieldValue, type Location } from '../../kit/instance-tal
 import type { MasterAgent } from '../../kit/master-agents.ts';
 import type { AppDefinition } from '../app-definition.ts';
 import { isInactive, killOrder } from '../app-reconciler.ts';
+import { TooManyInRequest } from '../apps-errors.ts';
 import type { AppsView } from '../apps-state.ts';
 import { planDeployment, type DeploymentActionName } from '../deployment/deployment-plan.ts';
 import { decideRollingUpgrade } from '../deployment/rolling-upgrade.ts';
@@ -133,6 +134,19 @@ function capacitiesOf(agents: readonly MasterAgent[], role: string): Map<string,
   return out;
 }
 
+/**
+ * The most instances of one app a preview places one by one. Placement takes an instance at a
+ * time, and an app that asks for no resources fits any number of times: without a bound, a
+ * definition of 2^31 instances would hold the event loop (docs/reliability.md).
+ */
+export const MAX_PREVIEW_INSTANCES = 10_000;
+
+/**
+ * Answers what a deploy of `input.edit` would do now (see the top of this file). Throws what
+ * the deploy would throw for the edit (the edit's own refusals, DeploymentCycle 422,
+ * ServicePortsExhausted 409), and TooManyInRequest (413) for an app of more than
+ * MAX_PREVIEW_INSTANCES instances.
+ */
 export function previewDeploy(input: PreviewInput): PlanPreview {
   const { view, now } = input;
   const original = view.declared();
@@ -142,6 +156,10 @@ export function previewDeploy(input: PreviewInput): PlanPreview {
   const target = assignServicePorts(original, edited, undefined, touched, (port) => view.namesServicePort(port));
   const plan = planDeployment(original, target, { id: 'preview', version: new Date(now).toISOString() }, touched);
 
+  for (const id of plan.affectedApps) {
+    const n = target.get(id)?.instances ?? 0;
+    if (n > MAX_PREVIEW_INSTANCES) throw new TooManyInRequest(`app ${id} asks for ${n} instances: POST /v2/plan previews at most ${MAX_PREVIEW_INSTANCES} instances per app`);
+  }
   const capacities = capacitiesOf(input.agents, input.role);
   let seed = input.seed;
   const locate = (i: Instance): Location => capacities.get(i.agentId)?.location ?? { agentId: i.agentId, hostname: i.host, attributes: {} };
