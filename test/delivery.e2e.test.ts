@@ -7,6 +7,7 @@ import { after, before, describe, it } from 'node:test';
 import Dockerode from 'dockerode';
 import { up, type Up } from '../src/server/up.ts';
 import { ensureBusyboxImage } from '../src/sim/busybox-image.ts';
+import { createTestRepo } from './support/git-repo.ts';
 import { killProcessesUnder } from './support/sandbox-processes.ts';
 import { waitUntil } from './support/wait.ts';
 
@@ -261,5 +262,26 @@ describe('delivery on `slipway up`: a release promoted dev → demo → prod by 
     const done = await ended('shop', p.id, 'the promotion begun before the restart to end');
     assert.equal(done.state, 'succeeded', JSON.stringify(done));
     assert.deepEqual(await served('/dev/shop'), { image: `${REGISTRY}/${REPO}@${digests['v1.2.0']}`, texts: ['v1.2.0', 'v1.2.0'] });
+  });
+
+  it('gives the config center the app id of each environment (one mapping, defined by the environment)', { skip }, async () => {
+    const repo = createTestRepo(join(dir, 'config-repo'));
+    repo.commit({ 'shop.conf': 'greeting={{ greeting }}\n' });
+    assert.equal((await api('PUT', '/config/v1/environments/dev', { description: 'dev' })).status, 201);
+    const files = [{ name: 'shop.conf', template: 'shop.conf', destination: '/tmp/shop.conf' }];
+    assert.equal((await api('PUT', '/config/v1/services/shopcfg', { repo: repo.path, files })).status, 201);
+    assert.deepEqual((await api('GET', '/config/v1/services/shopcfg')).json()['linkedApps'], {}, 'no delivery service takes its files yet');
+    const svc = (await api('GET', '/deliver/v1/services/shop')).json();
+    const put = await api('PUT', '/deliver/v1/services/shop', { image: svc['image'], app: svc['app'], configService: 'shopcfg' });
+    assert.equal(put.status, 200, put.text);
+    const got = (await api('GET', '/config/v1/services/shopcfg')).json();
+    assert.deepEqual(got['linkedApps'], { dev: '/dev/shop' }, "delivery's dev gives it /dev/shop");
+    // GET, PUT back: linkedApps is read-only and ignored.
+    assert.equal((await api('PUT', '/config/v1/services/shopcfg', got)).status, 200);
+    const contradicting = await api('PUT', '/config/v1/services/shopcfg', { repo: repo.path, files, apps: { dev: '/dev/elsewhere' } });
+    assert.equal(contradicting.status, 400, contradicting.text);
+    assert.deepEqual((contradicting.json()['details'] as { field: string }[]).map((d) => d.field), ['apps.dev']);
+    assert.match(contradicting.text, /defined once, by delivery's environment/);
+    assert.equal((await api('PUT', '/config/v1/services/shopcfg', { repo: repo.path, files, apps: { dev: '/dev/shop' } })).status, 200, 'saying the same is fine');
   });
 });

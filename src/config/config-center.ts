@@ -220,10 +220,36 @@ export class ConfigCenter {
     return s;
   }
 
+  /**
+   * The app the service's files go to in `env`: the one delivery's environment gives it (issue 14:
+   * which app id a service has in an environment is defined once, by delivery's environment, for
+   * the delivery service whose `configService` this is), else the service's own `apps[env]` (a
+   * service delivery does not deploy).
+   */
+  appOf(service: ConfigService, env: string): string | undefined {
+    return this.o.services?.appIdOf?.(service.name, env) ?? (Object.hasOwn(service.apps, env) ? service.apps[env] : undefined);
+  }
+
+  /** The service's apps per environment as they hold: its own `apps`, delivery's mapping over them. */
+  appsOf(service: ConfigService): Record<string, string> {
+    const out = new Map(Object.entries(service.apps));
+    for (const env of this.environments.keys()) {
+      const id = this.appOf(service, env);
+      if (id !== undefined) out.set(env, id);
+    }
+    return Object.fromEntries(out);
+  }
+
   async putService(name: string, body: unknown): Promise<{ service: ConfigService; created: boolean }> {
     const service = parseService(name, body);
     const unknownEnvs = Object.keys(service.apps).filter((e) => !this.environments.has(e));
     if (unknownEnvs.length > 0) throw new InvalidConfig(unknownEnvs.map((e) => ({ field: `apps.${e}`, message: `no environment '${e}' (PUT /config/v1/environments/${e} first)` })));
+    // The app id is defined once: an entry that says otherwise than delivery's environment is refused.
+    const contradicting = Object.entries(service.apps).flatMap(([env, id]) => {
+      const delivered = this.o.services?.appIdOf?.(name, env);
+      return delivered !== undefined && delivered !== id ? [{ field: `apps.${env}`, message: `delivery's environment gives service ${name} the app ${delivered} in ${env}: the app id is defined once, by delivery's environment (leave apps.${env} out)` }] : [];
+    });
+    if (contradicting.length > 0) throw new InvalidConfig(contradicting);
     await this.o.store.saveService(service);
     const created = !this.services.has(name);
     this.services.set(name, service);
@@ -545,7 +571,7 @@ export class ConfigCenter {
     if (main === undefined) throw new ConfigConflict(`${service} has no release in ${env} yet: a gray release is tried beside one (make a release first)`);
     const active = this.activeGray(service, env);
     if (active !== undefined) throw new ConfigConflict(`the gray release ${active.release} of ${service} in ${env} is active: promote or abandon it first`);
-    const appId = this.service(service).apps[env];
+    const appId = this.appOf(this.service(service), env);
     const wantedAll = appId !== undefined ? this.o.services?.wantedInstances(appId) : undefined;
     if (appId === undefined || wantedAll === undefined) throw new ConfigConflict(`a gray release is for some instances of the app ${service} names in ${env}, and ${appId === undefined ? 'it names none (apps.' + env + ')' : `there is no app ${appId}`}`);
     const alive = this.o.services!.instancesOf(appId).filter((i) => ALIVE.has(i.state));
@@ -681,7 +707,8 @@ export class ConfigCenter {
     for (const r of this.rollouts.values()) {
       if (r.service === service && r.env === env && r.state === 'running') throw new ConfigConflict(`the rollout ${r.id} of release ${r.release} of ${service} in ${env} is under way: wait for it (GET .../rollouts/${r.id}) before another release`);
     }
-    const appId = this.services.get(service)?.apps[env];
+    const known = this.services.get(service);
+    const appId = known !== undefined ? this.appOf(known, env) : undefined;
     const promotion = appId !== undefined ? this.o.services?.promotionOf?.(appId) : undefined;
     if (promotion !== undefined) throw new ConfigConflict(`delivery's promotion ${promotion} of app ${appId} is under way: a config release waits for it to end`);
   }
@@ -711,7 +738,7 @@ export class ConfigCenter {
 
   /** Rolls `release` out when asked (`restart`) and there is a linked app to restart. */
   private async maybeRollOut(release: StoredRelease, previous: number | undefined, mode: Rollout, deadlineMs: number | undefined, isRollback: boolean): Promise<void> {
-    const appId = this.service(release.service).apps[release.env];
+    const appId = this.appOf(this.service(release.service), release.env);
     if (mode !== 'restart' || appId === undefined || this.o.services?.wantedInstances(appId) === undefined) return;
     const now = this.o.clock.now();
     const rollout: StoredRollout = {
@@ -1040,7 +1067,8 @@ export class ConfigCenter {
    */
   deliveryFor(service: string, env: string, appId: string, placement?: { taskId: string; hostname: string; attributes: Readonly<Record<string, string>> }): { service: string; env: string; server: string; release: number; files: { name: string; destination: string; mode: string; sha256: string; url: string }[] } | undefined {
     // Only to the app the service names in that environment: an app's labels alone link nothing.
-    if (this.services.get(service)?.apps[env] !== appId) return undefined;
+    const known = this.services.get(service);
+    if (known === undefined || this.appOf(known, env) !== appId) return undefined;
     let r = this.environments.has(env) ? this.current(service, env) : undefined;
     if (r === undefined) return undefined;
     const g = placement !== undefined ? this.activeGray(service, env) : undefined;
@@ -1104,7 +1132,7 @@ export class ConfigCenter {
       }
     }
     const pending = { values: newest !== undefined && own > newest.valuesVersion, shared: newest !== undefined && shared > newest.sharedVersion, templates };
-    const appId = s.apps[env];
+    const appId = this.appOf(s, env);
     const list = appId !== undefined ? (this.o.services?.instancesOf(appId) ?? []) : [];
     const gray = this.activeGray(service, env);
     const members = new Set(gray !== undefined ? this.grayMembers(gray, list) : []);

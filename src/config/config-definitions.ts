@@ -101,7 +101,8 @@ export function parseService(name: string, json: unknown): ConfigService {
   const bad = (field: string, message: string) => void problems.push({ field, message });
   if (!isConfigName(name)) bad('name', `${JSON.stringify(name.slice(0, 120))} is not a valid service name: ${NAME_RULE}`);
   if (!isObject(json)) throw new InvalidConfig([...problems, { field: '', message: `the body must be a JSON object, not ${describe(json)}` }]);
-  unknownFields(json, ['name', 'repo', 'ref', 'files', 'apps', 'rollout', 'apollo'], '', bad);
+  // `linkedApps` is what GET adds (read-only): accepted and ignored, so that GET, edit, PUT works.
+  unknownFields(json, ['name', 'repo', 'ref', 'files', 'apps', 'rollout', 'apollo', 'linkedApps'], '', bad);
   if (json['name'] !== undefined && json['name'] !== name) bad('name', `is ${JSON.stringify(json['name'])} in the body but ${JSON.stringify(name)} in the URL`);
   const service: ConfigService = { name, repo: '', ref: 'main', files: [], apps: {}, rollout: 'restart' };
   const repo = json['repo'];

@@ -42,6 +42,12 @@ export interface ServicesPort {
   deploymentRunning(id: string): boolean;
   /** Delivery's promotion under way on the app, if any (a config release then waits: 409). */
   promotionOf?(appId: string): string | undefined;
+  /**
+   * The app id delivery's environment gives the config service in `env` (the delivery service
+   * whose `configService` it is, in the delivery environment whose `configEnv` it is), if any:
+   * it wins over the config service's own `apps`.
+   */
+  appIdOf?(configService: string, env: string): string | undefined;
 }
 
 /** What a rollout adds to the health checks' time for every wave: fetch, launch and start. */

@@ -156,6 +156,19 @@ export class DeliveryCenter {
   }
 
   /**
+   * The app id the config center's service `configService` has in its environment `configEnv`:
+   * the app of the delivery service whose `configService` it is, in the delivery environment
+   * whose `configEnv` it is (the first of each, in name and then environment order), if any. The
+   * config center takes this over its own `apps` (one mapping, defined by the environments).
+   */
+  appIdForConfig(configService: string, configEnv: string): string | undefined {
+    const services = this.listServices().filter((s) => s.configService === configService);
+    if (services.length === 0) return undefined;
+    const env = this.listEnvironments().find((e) => e.configEnv === configEnv);
+    return env !== undefined ? appIdIn(env, services[0]!.name) : undefined;
+  }
+
+  /**
    * The app ids an environment document would give each service (for the access check of its
    * PUT); none when the document is invalid (the PUT refuses it, with its fields).
    */

@@ -94,7 +94,12 @@ export async function up(o: UpOptions): Promise<Up> {
       // Its ServicesPort reaches the framework once that is there; rollouts resume after.
       const started: { framework?: AppsService['framework'] } = {};
       // A config release and a promotion of one app take turns: each asks the other.
-      const servicesPort = { ...lateServicesPort(() => started.framework), promotionOf: (appId: string) => delivery?.center.promotionOnApp(appId) };
+      // And the app a config service has in an environment is delivery's, when delivery deploys it.
+      const servicesPort = {
+        ...lateServicesPort(() => started.framework),
+        promotionOf: (appId: string) => delivery?.center.promotionOnApp(appId),
+        appIdOf: (configService: string, env: string) => delivery?.center.appIdForConfig(configService, env),
+      };
       config = await startConfigService({ dataDir: join(dataDir, 'config'), sealer: secretBox, server: () => url, services: servicesPort, ...(o.log !== undefined ? { log: o.log } : {}) });
       try {
         delivery = await startDeliveryService({ dataDir: join(dataDir, 'delivery'), services: deliveryServicesPort(() => started.framework, () => config?.center), ...(o.log !== undefined ? { log: o.log } : {}) });

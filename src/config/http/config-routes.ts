@@ -4,7 +4,7 @@ import { decide, type Capability } from '../../auth/policy.ts';
 import { SlipwayError } from '../../core/errors.ts';
 import { httpErrorReply } from '../../core/http-error-reply.ts';
 import type { ConfigCenter } from '../config-center.ts';
-import { configName, type Rollout } from '../config-definitions.ts';
+import { configName, type ConfigService, type Rollout } from '../config-definitions.ts';
 import type { GrayTarget } from '../config-store.ts';
 import { FetchRefused, InvalidConfig } from '../config-errors.ts';
 import { accessKeySecretChecks } from './apollo-signature.ts';
@@ -164,12 +164,15 @@ function routes(app: FastifyInstance, center: ConfigCenter): void {
   app.get('/config/v1/services', (req) => {
     const caller = identityOf(req);
     const readable = (s: string) => caller === undefined || decide(caller.policies, 'read', { kind: 'config', name: `${s}/*` }).allowed;
-    return { services: center.listServices().filter((s) => readable(s.name)) };
+    return { services: center.listServices().filter((s) => readable(s.name)).map(withLinkedApps) };
   });
-  app.get('/config/v1/services/:service', (req) => center.service(configName(p(req)['service'] ?? '', 'service')));
+  // `linkedApps`: the app its files go to in each environment as it holds (delivery's
+  // environments' mapping over the service's own `apps`); read-only, ignored in a PUT.
+  const withLinkedApps = <S extends ConfigService>(s: S) => ({ ...s, linkedApps: center.appsOf(s) });
+  app.get('/config/v1/services/:service', (req) => withLinkedApps(center.service(configName(p(req)['service'] ?? '', 'service'))));
   app.put('/config/v1/services/:service', async (req, reply) => {
     const { service, created } = await center.putService(p(req)['service'] ?? '', req.body);
-    return reply.code(created ? 201 : 200).send(service);
+    return reply.code(created ? 201 : 200).send(withLinkedApps(service));
   });
   app.delete('/config/v1/services/:service', async (req, reply) => {
     await center.deleteService(configName(p(req)['service'] ?? '', 'service'));
