@@ -3,6 +3,7 @@ import { fileURLToPath } from 'node:url';
 import { InvalidArgumentError, type Command } from 'commander';
 import { APPS_BENCH_DEFAULTS, type AppsBenchPart } from '../../../bench/apps-options.ts';
 import { CI_BENCH_DEFAULTS, CI_BENCH_PARTS, type CiBenchPart } from '../../../bench/ci-options.ts';
+import { DELIVER_BENCH_DEFAULTS, DELIVER_BENCH_PARTS, type DeliverBenchPart } from '../../../bench/deliver-options.ts';
 import { FUZZ_BENCH_DEFAULTS } from '../../../bench/fuzz-options.ts';
 import { positiveInt, positiveNumber } from '../options.ts';
 import { authenticateLoopbackFetch, runToken } from '../../sim/bench-token.ts';
@@ -95,6 +96,26 @@ export function registerBench(program: Command): void {
       const { runConfigBench, formatConfigBench } = await import('../../../bench/config.ts');
       const result = await runConfigBench({ watchers: opts.watchers, files: opts.files, releases: opts.releases, rolloutInstances: opts.rolloutInstances, rolloutDeadlineSeconds: opts.rolloutDeadline }, opts.json ? undefined : (line) => process.stderr.write(line + '\n'));
       process.stdout.write(opts.json ? JSON.stringify(result) + '\n' : formatConfigBench(result) + '\n');
+    });
+
+  bench
+    .command('deliver')
+    .description('delivery on a real slipway up with Docker and the registry: tag (webhook) → new version healthy in dev, a promotion dev → demo, an automatic rollback, and many services promoted at once')
+    .option('--instances <n>', 'instances of the sample service', positiveInt('--instances'), DELIVER_BENCH_DEFAULTS.instances)
+    .option('--services <n>', 'services released and promoted at once (cpus 0.01, mem 16, one instance each)', positiveInt('--services'), DELIVER_BENCH_DEFAULTS.services)
+    .option('--rollback-deadline <s>', "dev's deadlineSeconds for the bad release", positiveInt('--rollback-deadline'), DELIVER_BENCH_DEFAULTS.rollbackDeadlineSeconds)
+    .option('--skip <parts>', `comma-separated parts to skip: ${DELIVER_BENCH_PARTS.join(', ')} (the tag part runs anyway when another needs its image)`, '')
+    .option('--json', 'print one JSON object on stdout instead of text')
+    .action(async (opts: { instances: number; services: number; rollbackDeadline: number; skip: string; json?: boolean }) => {
+      const skip = opts.skip.split(',').map((s) => s.trim()).filter((s) => s !== '');
+      for (const s of skip) if (!(DELIVER_BENCH_PARTS as readonly string[]).includes(s)) program.error(`--skip takes ${DELIVER_BENCH_PARTS.join(', ')}; got '${s}'`);
+      const { runDeliverBench, formatDeliverBench } = await import('../../../bench/deliver.ts');
+      const result = await runDeliverBench(
+        { instances: opts.instances, services: opts.services, rollbackDeadlineSeconds: opts.rollbackDeadline, skip: skip as DeliverBenchPart[] },
+        // Progress on stderr either way: stdout carries only the figures (or the JSON).
+        (line) => process.stderr.write(line + '\n'),
+      );
+      process.stdout.write(opts.json ? JSON.stringify(result) + '\n' : formatDeliverBench(result) + '\n');
     });
 
   bench
