@@ -55,7 +55,9 @@ interface TagFigures {
   /** Webhook POST sent → the client saw every instance on the new digest and healthy. */
   totalSeconds: number;
   /** Each piece in seconds; they add up to about `totalSeconds` (the rest: `otherSeconds`). */
-  split: { trigger: number; checkout: number; prepare: number; build: number; push: number; release: number; deploy: number; health: number; seen: number; other: number };
+  split: { trigger: number; checkout: number; prepare: number; build: number; push: number; release: number; deploy: number; health: number; other: number };
+  /** From the client seeing every instance healthy to the promotion's healthyAt (delivery looks every 500 ms; negative: it saw it first). */
+  deliveryNoticedSeconds: number;
   /** Whether an executor was idle when the webhook came (no executor on a fresh `slipway up`). */
   executor: 'cold';
   digest: string;
@@ -80,6 +82,8 @@ interface RollbackFigures {
   /** From the deadline to the client seeing it `failed`. */
   seenFailedAfterDeadlineSeconds: number;
   reason: string;
+  /** Instances the app runs after the rollback that were not there before the bad release: the rollback's deployment replaced the healthy ones too. */
+  instancesReplaced: number;
 }
 
 interface ParallelRound {
@@ -111,6 +115,13 @@ interface ParallelFigures {
 const REGISTRY = process.env['SLIPWAY_REGISTRY'] ?? '127.0.0.1:5000';
 const POLL_MS = 50;
 const SECRET = 'bench-hook-secret';
+/**
+ * The sample serves its version with busybox httpd, and exits on SIGTERM as a service should: a
+ * PID 1 without a handler ignores it (the kernel's rule for a namespace's init), and every kill
+ * (each old instance of a deployment, each bad one of a rollback) then waits out the agent's grace
+ * period before SIGKILL, which the first runs measured (docs/benchmarks.md).
+ */
+const serve = (version: string) => `trap 'exit 0' TERM; mkdir -p /tmp/www && ${version} > /tmp/www/index.html && httpd -f -p $PORT0 -h /tmp/www & wait`;
 const HEALTH = { protocol: 'HTTP', path: '/', portIndex: 0, gracePeriodSeconds: 2, intervalSeconds: 1, timeoutSeconds: 1, maxConsecutiveFailures: 2 };
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const secs = (ms: number) => Math.round(ms) / 1000;
@@ -242,7 +253,8 @@ export async function runDeliverBench(options: Partial<DeliverBenchOptions> = {}
     await must('PUT', '/deliver/v1/services/shop', {
       image: `${ns}/shop`,
       app: {
-        cmd: '[ -e /app/bad ] && exec sleep 600; mkdir -p /tmp/www && cat /app/version > /tmp/www/index.html && exec httpd -f -p $PORT0 -h /tmp/www',
+        // A bad release runs but never answers its health check.
+        cmd: `if [ -e /app/bad ]; then trap 'exit 0' TERM; sleep 600 & wait; fi; ${serve('cat /app/version')}`,
         container: { type: 'DOCKER', docker: { network: 'HOST', parameters: [{ key: 'label', value: label }] } },
         cpus: 0.1,
         mem: 32,
@@ -306,14 +318,14 @@ export async function runDeliverBench(options: Partial<DeliverBenchOptions> = {}
         push: secs(image.end - pushLine),
         release: secs(at(p.createdAt) - deploy.start),
         deploy: secs(at(p.startedAt) - at(p.createdAt)),
-        health: secs(at(p.healthyAt) - at(p.startedAt)),
-        seen: secs(seenAt.t - at(p.healthyAt)),
+        // To the client's sight of every instance healthy: delivery records healthyAt at its next check.
+        health: secs(seenAt.t - at(p.startedAt)),
         other: 0,
       };
       const total = secs(seenAt.t - sent);
       const parts = Object.entries(split).filter(([k]) => k !== 'other').reduce((sum, [, v]) => sum + v, 0);
       split.other = Math.round((total - parts) * 1000) / 1000;
-      if (!skip.has('tag')) result.tag = { totalSeconds: total, split, executor: 'cold', digest, promotion: promotionId };
+      if (!skip.has('tag')) result.tag = { totalSeconds: total, split, deliveryNoticedSeconds: secs(at(p.healthyAt) - seenAt.t), executor: 'cold', digest, promotion: promotionId };
       progress(`  ${total} s (${Object.entries(split).map(([k, v]) => `${k} ${v}`).join(', ')})`);
     }
 
@@ -336,6 +348,8 @@ export async function runDeliverBench(options: Partial<DeliverBenchOptions> = {}
     if (!skip.has('rollback')) {
       progress(`tag v1.1.0-bad (never healthy), dev's deadlineSeconds ${o.rollbackDeadlineSeconds}: the automatic rollback`);
       await must('PUT', '/deliver/v1/environments/dev', { order: 1, deadlineSeconds: o.rollbackDeadlineSeconds });
+      const taskIds = async () => new Set((await must<{ app: { tasks: { id: string }[] } }>('GET', '/v2/apps/dev/shop?embed=apps.tasks')).app.tasks.map((t) => t.id));
+      const before = await taskIds();
       const { number } = await tagAndHook('v1.1.0-bad');
       const started = await until('the promotion of v1.1.0-bad to start', 240_000, async () => {
         const list = await must<{ promotions: Promotion[] }>('GET', '/deliver/v1/services/shop/promotions?env=dev');
@@ -364,6 +378,7 @@ export async function runDeliverBench(options: Partial<DeliverBenchOptions> = {}
         failedAfterDeadlineSeconds: secs(at(ended!.endedAt) - deadline),
         seenFailedAfterDeadlineSeconds: secs(seenFailed! - deadline),
         reason: ended!.reason ?? '',
+        instancesReplaced: [...(await taskIds())].filter((id) => !before.has(id)).length,
       };
       await buildEnd(number);
       await must('PUT', '/deliver/v1/environments/dev', { order: 1, deadlineSeconds: 120 });
@@ -378,7 +393,7 @@ export async function runDeliverBench(options: Partial<DeliverBenchOptions> = {}
         await must('PUT', `/deliver/v1/services/${name}`, {
           image: `${ns}/shop`,
           app: {
-            cmd: 'mkdir -p /tmp/www && cat /app/version > /tmp/www/index.html && exec httpd -f -p $PORT0 -h /tmp/www',
+            cmd: serve('cat /app/version'),
             container: { type: 'DOCKER', docker: { network: 'HOST', parameters: [{ key: 'label', value: label }] } },
             cpus: 0.01,
             mem: 16,
@@ -531,11 +546,11 @@ export function formatDeliverBench(r: DeliverBenchResult): string {
       push: 'push (to the registry)',
       release: 'release (deploy step → promotion created)',
       deploy: 'deploy (promotion created → deployment started)',
-      health: 'health (→ all healthy)',
-      seen: 'seen by the client (poll)',
+      health: 'health (deployment started → all healthy, as the client polls)',
       other: 'between steps, rounding',
     };
     for (const [k, v] of Object.entries(r.tag.split)) rows.push([`  ${names[k as keyof TagFigures['split']]}`, `${v} s`, '']);
+    rows.push(['  (delivery recorded healthyAt after the client saw it)', `${r.tag.deliveryNoticedSeconds} s`, '']);
   }
   if (r.promote !== null) {
     rows.push([`promotion dev → demo, ${r.instances} instance(s), no rebuild`, `${r.promote.totalSeconds} s (server ${r.promote.serverSeconds} s, of which start ${r.promote.startSeconds} s)`, `<= ${t.promoteSeconds} s: ${met(r.promote.totalSeconds <= t.promoteSeconds)}`]);
@@ -543,6 +558,7 @@ export function formatDeliverBench(r: DeliverBenchResult): string {
   if (r.rollback !== null) {
     const b = r.rollback;
     rows.push([`automatic rollback, deadline ${b.deadlineSeconds} s: deadline → app back on the previous release`, `${b.appBackAfterDeadlineSeconds} s`, `<= ${t.rollbackAfterDeadlineSeconds} s: ${met(b.appBackAfterDeadlineSeconds <= t.rollbackAfterDeadlineSeconds)}`]);
+    rows.push(['  instances of the previous release replaced by the rollback (of the healthy ones it ran)', `${b.instancesReplaced} of ${r.instances}`, '']);
     rows.push(['  deadline → promotion failed (server / seen)', `${b.failedAfterDeadlineSeconds} / ${b.seenFailedAfterDeadlineSeconds} s`, `<= ${t.rollbackAfterDeadlineSeconds} s: ${met(b.failedAfterDeadlineSeconds <= t.rollbackAfterDeadlineSeconds)}`]);
   }
   if (r.parallel !== null) {
