@@ -76,7 +76,8 @@ describe('20 delivery services promoted at once', { timeout: 300_000 }, () => {
       const r = await api('PUT', `/deliver/v1/services/${name}`, {
         image: `${NS}/par`,
         app: {
-          cmd: `mkdir -p /tmp/www && echo ${name} > /tmp/www/index.html && exec httpd -f -p $PORT0 -h /tmp/www`,
+          // Exits on SIGTERM (a PID 1 without a handler ignores it, and each kill of the upgrade would wait out the grace period).
+          cmd: `trap 'exit 0' TERM; mkdir -p /tmp/www && echo ${name} > /tmp/www/index.html && httpd -f -p $PORT0 -h /tmp/www & wait`,
           container: { type: 'DOCKER', docker: { network: 'HOST', parameters: [{ key: 'label', value: LABEL }] } },
           cpus: 0.01,
           mem: 16,
