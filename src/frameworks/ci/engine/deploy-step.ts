@@ -1,3 +1,4 @@
+import { setTimeout as delay } from 'node:timers/promises';
 import type { DeployStep, ImageOutput, ArtifactOutput, StepOutput } from '../pipeline/pipeline.ts';
 import type { BuildContext } from './build-context.ts';
 import type { StepOutcome } from './step-outcome.ts';
@@ -139,7 +140,8 @@ export async function runDeployStep(spec: DeployStepSpec): Promise<StepOutcome> 
     const outputOf = (x: Promotion): StepOutput[] => [{ kind: 'release', step: step.name, service: step.service, name: version, env: step.to, promotion: x.id, state: x.state }];
     let last = describe(p);
     while (!ENDED.has(p.state)) {
-      await pause(spec.pollMs ?? 1000, spec.signal);
+      // An abort ends the wait at once (and is looked at just below).
+      await delay(spec.pollMs ?? 1000, undefined, { signal: spec.signal }).catch(() => undefined);
       if (spec.signal.aborted) return stop('cancelled', `the build was cancelled; promotion ${p.id} goes on in delivery (${describe(p)})`, outputOf(p));
       p = await call<Promotion>('GET', `/deliver/v1/services/${service}/promotions/${encodeURIComponent(p.id)}`);
       const now = describe(p);
@@ -159,18 +161,4 @@ function describe(p: Promotion): string {
   const g = p.progress;
   const counts = g !== undefined && typeof g.wanted === 'number' ? ` (${g.healthyOnVersion ?? 0}/${g.wanted} healthy${(g.old ?? 0) > 0 ? `, ${g.old} old` : ''})` : '';
   return `${p.state}${counts}${p.reason !== undefined && p.state !== 'deploying' ? `: ${p.reason}` : ''}`;
-}
-
-/** Resolves after `ms`, or at once when `signal` aborts. */
-function pause(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    if (signal.aborted) return resolve();
-    const t = setTimeout(done, ms);
-    function done(): void {
-      clearTimeout(t);
-      signal.removeEventListener('abort', done);
-      resolve();
-    }
-    signal.addEventListener('abort', done, { once: true });
-  });
 }
