@@ -170,12 +170,13 @@ describe('publish steps on `slipway up`, against a real nginx', { timeout: 240_0
     assert.equal(b.status, 'error');
   });
 
-  it('fails a deploy step at run time: not supported by this executor yet', async () => {
+  it('ends a deploy step without an image upstream in error, saying so (deploy steps: test/ci-deploy.e2e.test.ts)', async () => {
     const pipeline = ['steps:', '  - name: ship', '    kind: deploy', '    service: shop', '    to: dev', ''].join('\n');
-    assert.equal((await api('PUT', '/ci/v1/jobs/later', { repo, pipeline })).status, 201);
+    const put = await api('PUT', '/ci/v1/jobs/later', { repo, pipeline, deploys: ['shop'] });
+    assert.equal(put.status, 201, put.text);
     const { build: b } = await build('later');
     assert.equal(b.status, 'error', JSON.stringify(b));
-    assert.equal(step(b, 'ship')?.error, 'kind deploy is not supported by this executor yet');
+    assert.equal(step(b, 'ship')?.error, 'step ship deploys the images of the steps before it, and none pushed one (add a build-image step it depends on)');
   });
 
   it('refuses at save an inline pipeline whose publish step names a store the job does not have, and a store URL with credentials', async () => {
